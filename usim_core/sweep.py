@@ -1,0 +1,245 @@
+"""Sweep files and their expansion into cells (no torch).
+
+A sweep names a base run config and rounds of overrides. A grid round is the product of its axes
+(dotted key -> values); a list round is named override sets. Each cell gets a stable, readable name
+(`round_a_lr3e-4_w5pct`), tags, the overrides that differ from the base, the fully resolved config and a
+config hash. Cells whose resolved configs are identical are reported as duplicates, and an axis whose
+values never change the resolved config is refused.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field, ValidationError, model_validator
+
+from usim_core.config import (
+    ConfigError,
+    RunConfig,
+    Strict,
+    deep_merge,
+    format_validation_error,
+    get_dotted,
+    load_tree,
+    set_dotted,
+    validate,
+)
+
+
+class Axis(Strict):
+    key: str = Field(description="dotted run-config key, e.g. stages.operator.lr")
+    name: str = Field(description="tag name, e.g. lr or warmup")
+    short: str | None = Field(None, description="prefix in the cell name (default: name)")
+    values: list[Any] = Field(min_length=1)
+    format: Literal["sci", "pct", "plain"] = "plain"
+
+
+class Round(Strict):
+    name: str = Field(pattern=r"^[a-z0-9_]+$")
+    # YAML keys `set` and `list` (aliases: those names would shadow builtins here)
+    common: dict[str, Any] = Field(default_factory=dict, alias="set", description="overrides for every cell of the round")
+    grid: list[Axis] = Field(default_factory=list)
+    items: dict[str, dict[str, Any]] = Field(default_factory=dict, alias="list", description="named override sets")
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> Round:
+        if bool(self.grid) == bool(self.items):
+            raise ValueError(f"round {self.name} needs exactly one of grid: or list:")
+        return self
+
+
+class ProviderSettings(Strict):
+    kind: Literal["local", "vast"] = "local"
+    gpu: str = "RTX 4090"
+    num_gpus: int = Field(1, ge=1)
+    max_dph: float = Field(0.45, gt=0, description="highest $/h accepted for an offer")
+    min_reliability: float = Field(0.98, ge=0, le=1)
+    verified: bool = True
+    disk_gb: int = Field(64, ge=8)
+    image: str = "pytorch/pytorch:2.5.1-cuda12.4-cudnn9-runtime"
+    install: str = Field("usim", description="pip requirement installed on the host: 'usim==0.1.0' or a git URL@ref")
+    price_per_hour: float = Field(0.35, ge=0, description="local provider: notional $/h so budget burn is real")
+    startup_deadline_s: float = Field(900, gt=0, description="no started marker by then -> destroy, relaunch")
+    max_runtime_s: float = Field(3 * 3600, gt=0, description="hard deadline per attempt")
+
+
+class Planning(Strict):
+    price_per_hour: float = Field(0.35, gt=0, description="assumed $/h for planning")
+    hours_per_cell: float = Field(1.0, gt=0, description="assumed wall-clock per cell")
+
+
+class SweepSpec(Strict):
+    name: str = Field(pattern=r"^[A-Za-z0-9_\-]+$")
+    description: str = ""
+    base: str = Field(description="run config, relative to the sweep file")
+    common: dict[str, Any] = Field(default_factory=dict, alias="set", description="overrides for every cell")
+    tags: list[str] = Field(default_factory=list)
+    budget: float = Field(gt=0, description="dollars; nothing launches past it, everything stops at it")
+    concurrency: int = Field(4, ge=1)
+    max_attempts: int = Field(3, ge=1, description="attempts per cell before it is marked failed")
+    provider: ProviderSettings = Field(default_factory=ProviderSettings)
+    planning: Planning = Field(default_factory=Planning)
+    rounds: list[Round] = Field(min_length=1)
+
+    @property
+    def planned_cost_per_cell(self) -> float:
+        return self.planning.price_per_hour * self.planning.hours_per_cell
+
+
+@dataclass
+class Cell:
+    name: str
+    round: str
+    tags: list[str]
+    overrides: dict[str, Any]
+    config: dict[str, Any]
+    config_hash: str
+    duplicate_of: str | None = None
+    run_id: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "round": self.round,
+            "tags": self.tags,
+            "overrides": self.overrides,
+            "config": self.config,
+            "config_hash": self.config_hash,
+            "duplicate_of": self.duplicate_of,
+            "run_id": self.run_id,
+        }
+
+
+@dataclass
+class Sweep:
+    spec: SweepSpec
+    path: Path
+    cells: list[Cell] = field(default_factory=list)
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    def cell(self, name: str) -> Cell:
+        for c in self.cells:
+            if c.name == name:
+                return c
+        raise KeyError(f"sweep {self.name} has no cell {name!r}; cells: {', '.join(c.name for c in self.cells)}")
+
+    @property
+    def duplicates(self) -> list[Cell]:
+        return [c for c in self.cells if c.duplicate_of]
+
+
+def format_value(value: Any, fmt: str) -> tuple[str, str]:
+    """(text in the cell name, text in the tag) for one axis value. Never truncates: 3e-4 stays 3e-4."""
+    if fmt == "sci":
+        mantissa, exp = f"{float(value):.6e}".split("e")
+        mantissa = mantissa.rstrip("0").rstrip(".")
+        text = f"{mantissa}e{int(exp)}"
+        return text, text
+    if fmt == "pct":
+        pct = f"{float(value) * 100:.4f}".rstrip("0").rstrip(".")
+        return f"{pct}pct", f"{pct}%"
+    text = str(value)
+    return text, text
+
+
+def load_sweep_spec(path: str | Path) -> SweepSpec:
+    tree, origins = load_tree(path)
+    try:
+        return SweepSpec.model_validate(tree)
+    except ValidationError as exc:
+        raise ConfigError(format_validation_error(exc, path, origins, SweepSpec)) from None
+
+
+def _resolve(base_tree: dict[str, Any], base_origins: dict[str, Path], overrides: dict[str, Any],
+             where: str) -> RunConfig:
+    tree = deep_merge(base_tree, {})
+    for dotted, value in overrides.items():
+        set_dotted(tree, dotted, value)
+    try:
+        return validate(tree, where, base_origins)
+    except ConfigError as exc:
+        raise ConfigError(f"{where}:\n{exc}") from None
+
+
+def _diff(base: dict[str, Any], resolved: dict[str, Any], keys: list[str]) -> dict[str, Any]:
+    out = {}
+    for key in keys:
+        try:
+            before = get_dotted(base, key)
+        except (KeyError, TypeError):
+            before = object()
+        after = get_dotted(resolved, key)
+        if before != after:
+            out[key] = after
+    return out
+
+
+def expand(path: str | Path) -> Sweep:
+    """Expand a sweep file into cells, with duplicates marked."""
+    path = Path(path)
+    spec = load_sweep_spec(path)
+    base_path = (path.parent / spec.base).resolve()
+    base_tree, base_origins = load_tree(base_path)
+    base_resolved = validate(base_tree, base_path, base_origins).to_dict()
+    sweep = Sweep(spec=spec, path=path)
+    seen: dict[str, str] = {}
+
+    def add(name: str, rnd: Round, tags: list[str], overrides: dict[str, Any]) -> None:
+        merged = {**spec.common, **rnd.common, **overrides}
+        cfg = _resolve(base_tree, base_origins, merged, f"{path} (cell {name})")
+        run_id = hashlib.sha256(f"{spec.name}/{name}".encode()).hexdigest()[:12]
+        wb = cfg.tracking.wandb
+        cfg.tracking.wandb = wb.model_copy(update={
+            "run_name": name, "group": wb.group or spec.name, "run_id": run_id,
+            "tags": sorted({*wb.tags, *spec.tags, *tags}),
+        })
+        resolved = cfg.to_dict()
+        cell = Cell(name=name, round=rnd.name, tags=tags, overrides=_diff(base_resolved, resolved, list(merged)),
+                    config=resolved, config_hash=cfg.config_hash(), run_id=run_id)
+        if name in {c.name for c in sweep.cells}:
+            raise ConfigError(f"{path}: two cells are named {name!r}; give the rounds or list items distinct names")
+        cell.duplicate_of = seen.get(cell.config_hash)
+        seen.setdefault(cell.config_hash, name)
+        sweep.cells.append(cell)
+
+    for rnd in spec.rounds:
+        round_tag = rnd.name.replace("_", "-")
+        if rnd.grid:
+            _check_axes_change_config(path, base_tree, base_origins, spec, rnd)
+            for combo in itertools.product(*(axis.values for axis in rnd.grid)):
+                parts, tags, overrides = [rnd.name], [round_tag], {}
+                for axis, value in zip(rnd.grid, combo, strict=True):
+                    in_name, in_tag = format_value(value, axis.format)
+                    parts.append(f"{axis.short if axis.short is not None else axis.name}{in_name}")
+                    tags.append(f"{axis.name}={in_tag}")
+                    overrides[axis.key] = value
+                add("_".join(parts), rnd, tags, overrides)
+        else:
+            for item, overrides in rnd.items.items():
+                add(f"{rnd.name}_{item}", rnd, [round_tag, item], overrides)
+    return sweep
+
+
+def _check_axes_change_config(path: Path, base_tree: dict[str, Any], base_origins: dict[str, Path],
+                              spec: SweepSpec, rnd: Round) -> None:
+    """Refuse an axis whose values all resolve to the same config (the earlier night's w5 == w6)."""
+    for axis in rnd.grid:
+        if len(axis.values) < 2:
+            continue
+        hashes = set()
+        for value in axis.values:
+            cfg = _resolve(base_tree, base_origins, {**spec.common, **rnd.common, axis.key: value},
+                           f"{path} (round {rnd.name}, {axis.key}={value!r})")
+            hashes.add(cfg.config_hash())
+        if len(hashes) < len(axis.values):
+            raise ConfigError(
+                f"{path}: round {rnd.name}: axis {axis.key} has values {axis.values} that resolve to the same "
+                "config; every value of an axis must change the experiment"
+            )

@@ -1,0 +1,85 @@
+"""Read-only views of the ledger that the app and the report render (no Textual, no torch).
+
+`Ledger.snapshot(sweep)` builds one SweepSnapshot; the app owns no state the ledger does not have.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+# Cell states shown in the coverage grid and leaderboards.
+CELL_STATES = ("pending", "launching", "running", "finished", "failed", "duplicate")
+
+
+@dataclass(frozen=True)
+class AttemptView:
+    attempt_id: int                  # ledger primary key; the app's row key
+    cell: str
+    attempt: int
+    state: str                       # provider state (providers.base.STATES) or "destroyed"
+    reason: str | None               # taxonomy: no_capacity, startup_timeout, container_error, exited_error,
+                                     # offline, outbid, budget, user, finished
+    provider_id: str | None
+    label: str
+    gpu: str | None
+    machine_id: str | None
+    price_per_hour: float
+    created_at: float | None
+    started_at: float | None
+    ended_at: float | None
+    stage: str | None                # current training stage from the events
+    epoch: int | None
+    step: int | None
+    last_loss: float | None
+    loss_history: tuple[float, ...] = ()   # downsampled train loss, for sparklines
+    spent: float = 0.0
+
+
+@dataclass(frozen=True)
+class CellView:
+    name: str
+    round: str
+    tags: tuple[str, ...]
+    overrides: dict[str, Any]
+    state: str                       # one of CELL_STATES
+    attempts: int
+    duplicate_of: str | None = None
+    metrics: dict[str, float] = field(default_factory=dict)   # from the eval event/JSON (nrmse_rollout, ...)
+    cost: float = 0.0
+    reason: str | None = None        # why it failed, when it did
+
+
+@dataclass(frozen=True)
+class BudgetView:
+    budget: float
+    spent: float
+    committed: float                 # remaining expected cost of live attempts
+    burn_per_hour: float             # $/h of everything live now
+    storage_per_hour: float          # $/h of stopped instances (the money people forget)
+    projected_total: float
+    projected_finish: float | None   # unix time
+
+
+@dataclass(frozen=True)
+class EventView:
+    t: float
+    attempt_id: int | None
+    cell: str | None
+    kind: str
+    message: str
+
+
+@dataclass(frozen=True)
+class SweepSnapshot:
+    sweep: str
+    provider: str
+    now: float
+    paused: bool
+    auto: bool
+    cells: tuple[CellView, ...]
+    attempts: tuple[AttemptView, ...]
+    budget: BudgetView
+    events: tuple[EventView, ...] = ()
+    provider_status: str = "ok"      # "ok" or a one-line description of the last failing poll
+    crash_loop: str | None = None    # the shared error when launching was paused for a crash loop
