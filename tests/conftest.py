@@ -1,0 +1,19 @@
+"""Shared test settings: W&B never reaches the network, and runs are isolated in tmp dirs."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+os.environ.setdefault("WANDB_MODE", "offline")
+os.environ.setdefault("WANDB_SILENT", "true")
+os.environ.pop("WANDB_API_KEY", None)
+os.environ.pop("VAST_API_KEY", None)
+
+
+@pytest.fixture
+def repo() -> Path:
+    return REPO

@@ -1,0 +1,119 @@
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from usim_core.config import ConfigError
+from usim_core.sweep import expand, format_value
+
+REPO = Path(__file__).resolve().parents[2]
+SOTA = REPO / "configs/sweeps/overnight_sota.yaml"
+
+
+def test_overnight_sweep_has_the_fifteen_cells_of_the_night():
+    sweep = expand(SOTA)
+    names = [c.name for c in sweep.cells]
+    lrs = ["2e-4", "3e-4", "4.5e-4"]
+    expected_a = [f"round_a_lr{lr}_w{w}pct" for lr in lrs for w in (3, 5, 6)]
+    assert names == expected_a + ["round_b_cap64", "round_b_cap96", "round_b_cap128",
+                                  "round_c_cap128_ttc", "round_c_extended", "round_c_tokens48"]
+    assert not any("29e5" in n for n in names)
+    by = {c.name: c for c in sweep.cells}
+    op = by["round_a_lr4.5e-4_w6pct"].config["stages"]["operator"]
+    assert op["lr"] == pytest.approx(4.5e-4) and op["warmup"] == pytest.approx(0.06)
+    assert by["round_a_lr4.5e-4_w6pct"].tags == ["round-a", "lr=4.5e-4", "warmup=6%"]
+    assert by["round_b_cap128"].config["model"]["operator"]["heads"] == 8
+    assert by["round_b_cap64"].config["model"]["operator"]["hidden_dim"] == 64
+    ttc = by["round_c_cap128_ttc"].config["eval"]["ttc"]
+    assert (ttc["candidates"], ttc["max_evaluations"]) == (12, 200)
+    ext = by["round_c_extended"].config["stages"]
+    assert [ext[s]["epochs"] for s in ("operator", "diffusion_residual", "consistency_distill")] == [35, 10, 10]
+    t48 = by["round_c_tokens48"].config
+    assert t48["model"]["codec"]["latent_tokens"] == 48 and t48["stages"]["operator"]["batch_size"] == 10
+    assert sweep.spec.budget == 5.25 and sweep.spec.planning.price_per_hour == 0.35
+    assert sweep.spec.provider.gpu == "RTX 4090"
+
+
+def test_round_b_cap96_is_reported_as_the_duplicate_it_is():
+    sweep = expand(SOTA)
+    dups = {c.name: c.duplicate_of for c in sweep.duplicates}
+    assert dups == {"round_b_cap96": "round_a_lr3e-4_w5pct"}
+    a = sweep.cell("round_a_lr3e-4_w5pct")
+    assert sweep.cell("round_b_cap96").config_hash == a.config_hash
+    # names and tags differ, the experiment does not
+    assert sweep.cell("round_b_cap96").config["tracking"] != a.config["tracking"]
+
+
+def test_cells_carry_stable_run_ids_and_tracking():
+    one, two = expand(SOTA), expand(SOTA)
+    assert [c.run_id for c in one.cells] == [c.run_id for c in two.cells]
+    assert len({c.run_id for c in one.cells}) == 15
+    cell = one.cells[0]
+    wb = cell.config["tracking"]["wandb"]
+    assert wb["run_name"] == cell.name and wb["group"] == "overnight_sota" and wb["run_id"] == cell.run_id
+    assert "round-a" in wb["tags"] and "overnight" in wb["tags"]
+
+
+def test_format_value_never_truncates():
+    assert format_value(3e-4, "sci") == ("3e-4", "3e-4")
+    assert format_value(2.9e-4, "sci") == ("2.9e-4", "2.9e-4")
+    assert format_value(0.05, "pct") == ("5pct", "5%")
+    assert format_value(0.055, "pct") == ("5.5pct", "5.5%")
+
+
+def _sweep(tmp_path: Path, rounds: list, base: str | None = None) -> Path:
+    spec = {"name": "t", "base": base or str(REPO / "configs/runs/burgers_tiny.yaml"), "budget": 1.0,
+            "rounds": rounds}
+    path = tmp_path / "sweep.yaml"
+    path.write_text(yaml.safe_dump(spec))
+    return path
+
+
+def test_axis_that_does_not_change_the_config_is_refused(tmp_path):
+    path = _sweep(tmp_path, [{"name": "r", "grid": [
+        {"key": "stages.operator.warmup", "name": "warmup", "values": [0.05, 0.050]}]}])
+    with pytest.raises(ConfigError, match="resolve to the same config"):
+        expand(path)
+
+
+def test_unknown_override_key_is_refused_with_suggestion(tmp_path):
+    path = _sweep(tmp_path, [{"name": "r", "grid": [
+        {"key": "stages.operator.warmup_epochs", "name": "w", "values": [1, 2]}]}])
+    with pytest.raises(ConfigError) as err:
+        expand(path)
+    assert "stages.operator.warmup_epochs" in str(err.value)
+    assert "did you mean stages.operator.warmup" in str(err.value)
+
+
+def test_sweep_file_typos_are_refused(tmp_path):
+    path = tmp_path / "sweep.yaml"
+    path.write_text(yaml.safe_dump({"name": "t", "base": "x.yaml", "budjet": 1, "rounds": []}))
+    with pytest.raises(ConfigError) as err:
+        expand(path)
+    assert "did you mean budget?" in str(err.value)
+
+
+def test_cli_expand_json_and_exit_codes(tmp_path):
+    out = subprocess.run([sys.executable, "-m", "usim_core", "sweep", "expand", str(SOTA), "--json"],
+                         capture_output=True, text=True, check=True)
+    cells = json.loads(out.stdout)
+    assert len(cells) == 15
+    assert {"name", "round", "tags", "overrides", "config"} <= set(cells[0])
+    assert cells[0]["overrides"]["stages.operator.lr"] == pytest.approx(2e-4)
+    table = subprocess.run([sys.executable, "-m", "usim_core", "sweep", "expand", str(SOTA)],
+                           capture_output=True, text=True, check=True).stdout
+    assert "DUPLICATE of round_a_lr3e-4_w5pct" in table
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("stages:\n  operator:\n    lr: fast\n")
+    res = subprocess.run([sys.executable, "-m", "usim_core", "config", "validate", str(bad)],
+                         capture_output=True, text=True)
+    assert res.returncode == 2
+    assert "stages.operator.lr" in res.stderr and "expected a number" in res.stderr
+    ok = subprocess.run([sys.executable, "-m", "usim_core", "config", "validate",
+                         str(REPO / "configs/runs/burgers_base.yaml")], capture_output=True, text=True)
+    assert ok.returncode == 0 and "ok" in ok.stdout
