@@ -1,0 +1,112 @@
+"""Autoregressive rollouts in latent space, decoded to physical fields, with optional test-time compute.
+
+One loop serves every mode, with and without TTC, so the TTC gain compares like with like:
+  operator     z' = step(z)
+  diffusion    z' = step(z) + K-step diffusion residual sample
+  consistency  z' = step(z) + 1-2 step consistency student sample
+TTC (stochastic modes only): per trajectory and step, draw n candidates z', score each by the physics reward
+of its decoded frame (plus `lookahead` further operator steps), keep the best for THAT trajectory.
+Budget: at most `max_evaluations` reward evaluations per trajectory; a step scores n = min(candidates,
+remaining // (1 + lookahead)) candidates, and once fewer than 2 fit it takes one unscored sample.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import torch
+from torch import Tensor
+
+from usim_core.config import TTCConfig
+from usim_core.eval.rewards import physics_reward
+
+MODES = ("operator", "diffusion", "consistency")
+
+
+class Stepper(Protocol):
+    """What a rollout needs from a model (the Surrogate, or a stand-in in tests). Fields are physical."""
+
+    def encode(self, u: Tensor, nu: Tensor) -> Tensor: ...
+    def decode(self, z: Tensor) -> Tensor: ...
+    def step(self, z: Tensor, nu: Tensor, dt: Tensor) -> Tensor: ...
+    def sample_residual(self, z_pred: Tensor, nu: Tensor, dt: Tensor, mode: str,
+                        generator: torch.Generator | None = None, noise_scale: float = 1.0) -> Tensor: ...
+
+
+@dataclass
+class TTCStats:
+    evaluations: Tensor  # (B,) reward evaluations spent per trajectory
+    scored_steps: int = 0  # steps at which candidates were scored
+    choices: list[Tensor] = field(default_factory=list)  # (B,) chosen candidate index per scored step
+
+
+def _advance(model: Stepper, z: Tensor, nu: Tensor, dt: Tensor, mode: str, gen: torch.Generator | None,
+             noise_scale: float = 1.0) -> Tensor:
+    z_pred = model.step(z, nu, dt)
+    if mode == "operator":
+        return z_pred
+    return model.sample_residual(z_pred, nu, dt, mode, generator=gen, noise_scale=noise_scale)
+
+
+@torch.no_grad()
+def rollout(model: Stepper, u0: Tensor, nu: Tensor, dt: Tensor, steps: int, mode: str = "operator",
+            ttc: TTCConfig | None = None, generator: torch.Generator | None = None
+            ) -> tuple[Tensor, TTCStats]:
+    """Predicted frames (B, steps, nx) after u0 (B, nx); nu, dt (B,). TTC only applies to stochastic modes."""
+    if mode not in MODES:
+        raise ValueError(f"unknown rollout mode {mode!r}; allowed: {', '.join(MODES)}")
+    if ttc is not None and mode == "operator":
+        raise ValueError("TTC needs a stochastic corrector: use mode 'diffusion' or 'consistency'")
+    b = u0.shape[0]
+    stats = TTCStats(evaluations=torch.zeros(b, dtype=torch.long))
+    z = model.encode(u0, nu)
+    prev = u0
+    frames = []
+    for s in range(steps):
+        look = min(ttc.lookahead, steps - s - 1) if ttc else 0
+        cost = 1 + look
+        remaining = int((ttc.max_evaluations - stats.evaluations).min()) if ttc else 0
+        n = min(ttc.candidates, remaining // cost) if ttc else 1
+        if n < 2:
+            z = _advance(model, z, nu, dt, mode, generator, ttc.noise_scale if ttc else 1.0)
+            prev = model.decode(z)
+            frames.append(prev)
+            continue
+        z, prev, idx = _choose(model, z, prev, u0, nu, dt, mode, generator, ttc, n, look)
+        stats.evaluations += n * cost
+        stats.scored_steps += 1
+        stats.choices.append(idx)
+        frames.append(prev)
+    return torch.stack(frames, dim=1), stats
+
+
+def _choose(model: Stepper, z: Tensor, prev: Tensor, u0: Tensor, nu: Tensor, dt: Tensor, mode: str,
+            gen: torch.Generator | None, ttc: TTCConfig, n: int, look: int) -> tuple[Tensor, Tensor, Tensor]:
+    """n candidates per trajectory, scored per trajectory; returns the chosen (z, decoded frame, index)."""
+    b = z.shape[0]
+    rep = lambda t: t.repeat_interleave(n, dim=0)  # noqa: E731  candidates of trajectory i are rows i*n..i*n+n-1
+    nu_r, dt_r, u0_r = rep(nu), rep(dt), rep(u0)
+    cand = _advance(model, rep(z), nu_r, dt_r, mode, gen, ttc.noise_scale)
+    u_cand = model.decode(cand)
+    score = physics_reward(rep(prev), u_cand, u0_r, nu_r, dt_r, ttc.weights)
+    zz, uu = cand, u_cand
+    for _ in range(look):  # deterministic operator lookahead: does this candidate stay physical?
+        zz = model.step(zz, nu_r, dt_r)
+        u_next = model.decode(zz)
+        score = score + physics_reward(uu, u_next, u0_r, nu_r, dt_r, ttc.weights)
+        uu = u_next
+    idx = score.view(b, n).argmax(dim=1)
+    pick = torch.arange(b) * n + idx
+    return cand[pick], u_cand[pick], idx
+
+
+@torch.no_grad()
+def one_step(model: Stepper, u: Tensor, nu: Tensor, dt: Tensor, mode: str = "operator",
+             generator: torch.Generator | None = None) -> Tensor:
+    """Teacher-forced one-step predictions from every true frame: u (B, T, nx) -> (B, T-1, nx)."""
+    b, t, nx = u.shape
+    src = u[:, :-1].reshape(-1, nx)
+    nu_r, dt_r = nu.repeat_interleave(t - 1), dt.repeat_interleave(t - 1)
+    z = _advance(model, model.encode(src, nu_r), nu_r, dt_r, mode, generator)
+    return model.decode(z).reshape(b, t - 1, nx)
