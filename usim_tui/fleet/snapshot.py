@@ -34,6 +34,7 @@ class AttemptView:
     last_loss: float | None
     loss_history: tuple[float, ...] = ()   # downsampled train loss, for sparklines
     spent: float = 0.0
+    message: str | None = None       # why it ended (error line, status_msg, exit code), when it did
 
 
 @dataclass(frozen=True)

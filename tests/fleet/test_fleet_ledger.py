@@ -1,0 +1,78 @@
+"""The ledger: migrations, idempotent sweep recording, snapshots, metric series, command queue."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from usim_core.sweep import expand
+from usim_tui.fleet.ledger import SCHEMA_VERSION, Ledger, event_digest
+
+DEMO = Path(__file__).resolve().parents[2] / "configs/sweeps/demo.yaml"
+
+
+@pytest.fixture
+def ledger(tmp_path):
+    led = Ledger(tmp_path / "l.sqlite")
+    led.ensure_sweep(expand(DEMO))
+    return led
+
+
+def test_wal_and_schema_version(ledger, tmp_path):
+    assert ledger.q1("PRAGMA journal_mode")[0] == "wal"
+    assert ledger.q1("PRAGMA user_version")[0] == SCHEMA_VERSION
+    Ledger(tmp_path / "l.sqlite")  # reopening does not re-run migrations
+    db = sqlite3.connect(tmp_path / "l.sqlite")
+    db.execute(f"PRAGMA user_version={SCHEMA_VERSION + 1}")
+    db.close()
+    with pytest.raises(RuntimeError, match="newer"):
+        Ledger(tmp_path / "l.sqlite")
+
+
+def test_ensure_sweep_idempotent_and_load_back(ledger):
+    sweep = expand(DEMO)
+    ledger.ensure_sweep(sweep)
+    assert len(ledger.cells("demo")) == len(sweep.cells) == 4
+    back = ledger.load_sweep("demo")
+    assert [c.name for c in back.cells] == [c.name for c in sweep.cells]
+    assert back.cells[1].config == sweep.cells[1].config
+    assert back.spec.budget == sweep.spec.budget
+
+
+def test_snapshot_states_costs_and_series(ledger):
+    cells = [c["name"] for c in ledger.cells("demo")]
+    a = ledger.new_attempt("demo", cells[0], 1, "usim:demo:x:1", "/tmp/x", t=100.0)
+    ledger.set_attempt(a, state="running", price_per_hour=0.5, spent=0.25, provider_id="p1", started_at=110.0)
+    for step in range(10):
+        ledger.add_metrics(a, step, {"codec/loss": 1.0 / (step + 1)}, t=None)
+    snap = ledger.snapshot("demo", now=200.0)
+    by = {c.name: c for c in snap.cells}
+    assert by[cells[0]].state == "running" and by[cells[0]].cost == 0.25 and by[cells[0]].attempts == 1
+    assert by[cells[1]].state == "pending"
+    assert snap.budget.spent == 0.25 and snap.budget.burn_per_hour == 0.5
+    assert snap.attempts[0].loss_history[0] == 1.0 and snap.attempts[0].loss_history[-1] == pytest.approx(0.1)
+    series = ledger.metric_series([a], max_points=4)[a]["codec/loss"]
+    assert len(series) == 4 and series[0] == (0, 1.0) and series[-1][0] == 9
+    assert ledger.intents("demo")[0]["action"] == "create" and ledger.intents("demo")[0]["outcome"] is None
+
+
+def test_events_deduplicated_by_digest(ledger):
+    ev = {"kind": "metric", "step": 3, "t": 1.0, "loss": 0.5}
+    d = event_digest(7, ev)
+    assert ledger.add_event("demo", 1.0, "metric", "m", attempt_id=7, digest=d)
+    assert not ledger.add_event("demo", 1.0, "metric", "m", attempt_id=7, digest=d)
+    assert len(ledger.attempt_events(7)) == 1
+
+
+def test_command_queue(ledger):
+    i = ledger.enqueue("demo", "pause")
+    ledger.enqueue("demo", "destroy", attempt_id=3)
+    with pytest.raises(ValueError, match="allowed"):
+        ledger.enqueue("demo", "explode")
+    taken = ledger.take_commands("demo", t=1.0)
+    assert [(c, a) for _, c, a in taken] == [("pause", {}), ("destroy", {"attempt_id": 3})]
+    assert ledger.take_commands("demo", t=2.0) == []
+    ledger.finish_command(i, "ok")
+    assert ledger.command(i)["result"] == "ok"
