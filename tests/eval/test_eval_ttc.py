@@ -35,8 +35,8 @@ class OffsetStepper:
     def sample_residual(self, z_pred, nu, dt, mode, generator=None, noise_scale=1.0):
         b, n = self.offsets.shape
         if z_pred.shape[0] == b * n:
-            return z_pred + self.offsets.reshape(-1, 1)
-        return z_pred + self.offsets[:, :1]  # an unscored sample is candidate 0
+            return self.offsets.reshape(-1, 1).expand_as(z_pred)
+        return self.offsets[:, :1].expand_as(z_pred)  # an unscored sample is candidate 0
 
 
 class NoiseStepper(OffsetStepper):
@@ -44,7 +44,7 @@ class NoiseStepper(OffsetStepper):
         super().__init__(torch.zeros(1, 1))
 
     def sample_residual(self, z_pred, nu, dt, mode, generator=None, noise_scale=1.0):
-        return z_pred + noise_scale * 0.1 * torch.randn(z_pred.shape, generator=generator)
+        return noise_scale * 0.1 * torch.randn(z_pred.shape, generator=generator)
 
 
 def batch(b: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:

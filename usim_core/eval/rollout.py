@@ -31,7 +31,8 @@ class Stepper(Protocol):
     def decode(self, z: Tensor) -> Tensor: ...
     def step(self, z: Tensor, nu: Tensor, dt: Tensor) -> Tensor: ...
     def sample_residual(self, z_pred: Tensor, nu: Tensor, dt: Tensor, mode: str,
-                        generator: torch.Generator | None = None, noise_scale: float = 1.0) -> Tensor: ...
+                        generator: torch.Generator | None = None, noise_scale: float = 1.0) -> Tensor:
+        """A sample of the operator's latent error: the corrected latent is z_pred + this."""
 
 
 @dataclass
@@ -46,7 +47,7 @@ def _advance(model: Stepper, z: Tensor, nu: Tensor, dt: Tensor, mode: str, gen: 
     z_pred = model.step(z, nu, dt)
     if mode == "operator":
         return z_pred
-    return model.sample_residual(z_pred, nu, dt, mode, generator=gen, noise_scale=noise_scale)
+    return z_pred + model.sample_residual(z_pred, nu, dt, mode, generator=gen, noise_scale=noise_scale)
 
 
 @torch.no_grad()
