@@ -1,0 +1,106 @@
+"""Plain records the report is built from: gathered from the ledger and eval JSONs by `data.py`,
+or built by hand in tests. No I/O, no Textual, no torch."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+# The seed night's physics triage gates (original_pipeline_lessons.md section 6), in physical space here.
+MASS_GATE = 0.01        # |relative mass drift| must stay below
+ENERGY_GATE = 0.05      # energy increase (violation of non-increase) must stay below
+PRIMARY = "nrmse_rollout"
+
+
+@dataclass
+class Phase:
+    """One span of an instance's life on the timeline."""
+
+    state: str          # pending, loading, running, exited, destroyed
+    start: float
+    end: float
+
+
+@dataclass
+class AttemptRecord:
+    attempt_id: int
+    cell: str
+    attempt: int
+    state: str                      # provider state or "destroyed"
+    reason: str | None              # taxonomy of usim_tui.fleet (finished, startup_timeout, ...)
+    price_per_hour: float
+    created_at: float | None
+    started_at: float | None
+    ended_at: float | None
+    spent: float = 0.0
+    gpu: str | None = None
+    machine_id: str | None = None
+    error: str | None = None        # message of the run's `error` event, or the provider's status
+    phases: list[Phase] = field(default_factory=list)
+
+    @property
+    def label(self) -> str:
+        return f"{self.cell}#{self.attempt}"
+
+
+@dataclass
+class EvalRecord:
+    """One eval JSON (small or full) of a cell's finishing attempt."""
+
+    split: str                                  # "full" or "small"
+    metrics: dict[str, float]
+    baselines: dict[str, dict[str, float]] = field(default_factory=dict)   # persistence, fno
+    ttc_gain: float | None = None
+    source: str = ""                            # the file it came from (or "ledger")
+
+
+@dataclass
+class CellRecord:
+    name: str
+    round: str
+    state: str                                  # pending, launching, running, finished, failed, duplicate
+    tags: list[str] = field(default_factory=list)
+    overrides: dict[str, Any] = field(default_factory=dict)
+    attempts: int = 0
+    duplicate_of: str | None = None
+    reason: str | None = None
+    cost: float = 0.0
+    config_hash: str = ""
+    params: dict[str, Any] = field(default_factory=dict)   # capacity etc. from the resolved config
+    evals: list[EvalRecord] = field(default_factory=list)  # full first when present
+    train_seconds: float | None = None
+    curves: dict[str, list[tuple[int, float]]] = field(default_factory=dict)   # metric key -> (step, value)
+    wandb_url: str | None = None
+
+    @property
+    def eval(self) -> EvalRecord | None:
+        return self.evals[0] if self.evals else None
+
+    @property
+    def metrics(self) -> dict[str, float]:
+        return self.eval.metrics if self.eval else {}
+
+    def axis_values(self) -> dict[str, str]:
+        """Grid axes from tags: `lr=1e-3` -> {"lr": "1e-3"}."""
+        return dict(t.split("=", 1) for t in self.tags if "=" in t)
+
+
+@dataclass
+class ReportData:
+    sweep: str
+    provider: str
+    now: float
+    budget: float
+    spent: float
+    planned_cost_per_cell: float
+    cells: list[CellRecord]
+    attempts: list[AttemptRecord]
+    crash_loop: str | None = None
+    startup_deadline_s: float | None = None
+    wandb_note: str | None = None       # why there are no W&B links, when there are none
+
+    def cell(self, name: str) -> CellRecord:
+        for c in self.cells:
+            if c.name == name:
+                return c
+        raise KeyError(name)

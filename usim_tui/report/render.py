@@ -1,0 +1,256 @@
+"""The report itself: sections 1-8 of the analysis as a Doc, figures beside it, written as report.md
+(and report.html on request)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import yaml
+
+from usim_tui.report import analysis as A
+from usim_tui.report import figures
+from usim_tui.report.doc import Doc, to_html, to_markdown
+from usim_tui.report.model import ENERGY_GATE, MASS_GATE, PRIMARY, ReportData
+
+
+def _f(x: float | None, fmt: str = ".4g") -> str:
+    return "n/a" if x is None else format(x, fmt)
+
+
+def _usd(x: float | None) -> str:
+    return "n/a" if x is None else f"${x:.3f}"
+
+
+def _gate(value: float | None, limit: float, absolute: bool = False) -> str:
+    if value is None:
+        return "n/a"
+    v = abs(value) if absolute else value
+    return f"{value:.3g} {'pass' if v < limit else 'FAIL'}"
+
+
+def _when(t: float) -> str:
+    return dt.datetime.fromtimestamp(t, dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
+
+
+def _summary(doc: Doc, data: ReportData, s: A.Summary) -> None:
+    doc.h2("1. Summary")
+    state = "complete" if s.complete else "**in progress or incomplete: the figures below cover what exists so far**"
+    doc.p(f"Sweep `{data.sweep}` on provider `{data.provider}`, report of {_when(data.now)}: {state}.")
+    over = " (**over budget**)" if s.spent > s.budget else ""
+    doc.table(["", "value"], [
+        ["cells finished", f"{s.finished} / {s.total}"],
+        ["cells running", str(s.running)],
+        ["cells failed", str(s.failed)],
+        ["cells not started", str(s.not_started)],
+        ["duplicates (not run)", str(s.duplicates)],
+        ["spend / budget", f"{_usd(s.spent)} / {_usd(s.budget)} ({100 * s.spent / s.budget:.0f}%){over}"],
+        ["cost per finished config", f"{_usd(s.cost_per_finished)} (planned {_usd(s.planned_cost_per_cell)})"],
+        ["wall-clock", A.format_seconds(s.wall_clock_s)],
+    ])
+    if s.missing:
+        doc.h3("What is missing")
+        doc.p(f"{len(s.missing)} of {s.total} cells have no result yet; comparisons below use only the "
+              f"{s.finished} finished cells.")
+        doc.table(["cell", "state", "attempts", "reason"],
+                  [[c.name, c.state, str(c.attempts), c.reason or ""] for c in s.missing])
+
+
+def _coverage(doc: Doc, data: ReportData, out: Path) -> None:
+    doc.h2("2. Coverage")
+    for cov in A.coverage(data):
+        doc.h3(f"Round `{cov.round}`")
+        if cov.axes:
+            a0, a1 = cov.axes[0], (cov.axes[1] if len(cov.axes) > 1 else "")
+            rows = []
+            for r in cov.rows:
+                row = [r]
+                for c in cov.cols:
+                    cell = cov.grid.get((r, c))
+                    v = cell.metrics.get(PRIMARY) if cell else None
+                    row.append("—" if cell is None else cell.state + (f" {v:.4g}" if v is not None else ""))
+                rows.append(row)
+            doc.table([f"{a0} \\ {a1}" if a1 else a0, *(cov.cols if a1 else [PRIMARY])], rows)
+            name = figures.coverage_map(cov, out)
+            if name:
+                doc.image(name, f"coverage of {cov.round}")
+        else:
+            doc.table(["cell", "state", "overrides", PRIMARY],
+                      [[c.name, c.state + (f" (= {c.duplicate_of})" if c.duplicate_of else ""),
+                        ", ".join(f"{k}={v}" for k, v in c.overrides.items()), _f(c.metrics.get(PRIMARY))]
+                       for c in cov.cells])
+
+
+def _leaderboard(doc: Doc, data: ReportData) -> None:
+    doc.h2("3. Leaderboard")
+    board = A.leaderboard(data)
+    champ = A.champion(data)
+    if not board:
+        doc.p("No cell has an evaluation yet.")
+        return
+    doc.p(f"Lower is better. Gates: |mass drift| < {MASS_GATE}, energy violation < {ENERGY_GATE}. "
+          "`split` says whether the numbers come from the full (test) or the small (val) eval.")
+    rows = []
+    for c in board:
+        m = c.metrics
+        mark = " **champion**" if c is champ else ""
+        rows.append([c.name + mark, c.eval.split if c.eval else "", _f(m.get(PRIMARY)), _f(m.get("nrmse_1step")),
+                     _gate(m.get("mass_drift"), MASS_GATE, absolute=True),
+                     _gate(m.get("energy_violation"), ENERGY_GATE),
+                     _f(c.eval.ttc_gain if c.eval else None, ".2%"),
+                     A.format_seconds(c.train_seconds), _usd(c.cost)])
+    for name, m in A.baselines(data).items():
+        rows.append([f"baseline: {name}", "", _f(m.get(PRIMARY)), _f(m.get("nrmse_1step")),
+                     "", "", "", "", ""])
+    doc.table(["cell", "split", "rollout nRMSE", "1-step nRMSE", "mass drift", "energy violation", "TTC gain",
+               "train time", "cost"], rows)
+    if champ:
+        base = A.baselines(data).get("persistence", {}).get(PRIMARY)
+        vs = f", {base / champ.metrics[PRIMARY]:.2f}× better than persistence" if base else ""
+        doc.p(f"Champion: `{champ.name}` with rollout nRMSE {champ.metrics[PRIMARY]:.4g}{vs}.")
+
+
+def _comparisons(doc: Doc, data: ReportData, out: Path) -> None:
+    doc.h2("4. Comparisons")
+    noise = A.run_noise(data)
+    if noise.std is None:
+        doc.p("Run-to-run noise: **unknown** (no repeated configuration finished), so no difference below can be "
+              "called real yet; section 7 suggests repeats.")
+    else:
+        doc.p(f"Run-to-run noise: pooled std {noise.std:.4g} of {PRIMARY} over {noise.dof} degrees of freedom "
+              f"from repeats {', '.join('/'.join(g) for g in noise.groups)}.")
+    stats = {axis: A.group_stats(data, axis) for axis in A.axes(data)}
+    for axis, groups in stats.items():
+        if not groups:
+            continue
+        doc.h3(f"By `{axis}`")
+        doc.table([axis, "cells", f"mean {PRIMARY}", "std", "min", "max"],
+                  [[g.value, str(g.n), _f(g.mean), _f(g.std), _f(g.lo), _f(g.hi)] for g in groups])
+        verdict = A.exceeds_noise(groups, noise)
+        if len(groups) < 2:
+            doc.p(f"Only one `{axis}` group has finished cells: nothing to compare yet.")
+        else:
+            best = min(groups, key=lambda g: g.mean)
+            spread = max(g.mean for g in groups) - best.mean
+            said = {None: "cannot be compared with run-to-run noise (no repeats)",
+                    True: "**exceeds** run-to-run noise (more than 2 standard errors)",
+                    False: "is **within** run-to-run noise"}[verdict]
+            doc.p(f"Best `{axis}` = {best.value}; the spread of group means ({spread:.4g}) {said}.")
+    name = figures.groups(stats, out)
+    if name:
+        doc.image(name, "metric by axis value")
+    rows = A.capacity_rows(data)
+    if len({c.params["hidden_dim"] for c in rows}) >= 2:
+        doc.h3("Capacity against cost")
+        doc.table(["cell", "operator hidden", "latent tokens", PRIMARY, "cost", "train time"],
+                  [[c.name, str(c.params["hidden_dim"]), str(c.params.get("latent_tokens", "")),
+                    _f(c.metrics[PRIMARY]), _usd(c.cost), A.format_seconds(c.train_seconds)] for c in rows])
+        name = figures.capacity(rows, out)
+        if name:
+            doc.image(name, "capacity against cost")
+    else:
+        doc.p("Capacity against cost: fewer than two capacities have finished.")
+
+
+def _curves(doc: Doc, data: ReportData, out: Path) -> None:
+    doc.h2("5. Training curves and instance timeline")
+    files = figures.loss_curves(data, out)
+    if not files:
+        doc.p("No loss curves recorded for finished cells yet.")
+    for name, stage in files:
+        doc.image(name, f"{stage} loss")
+    name = figures.timeline(data, out)
+    if name:
+        doc.image(name, "instance timeline")
+    doc.table(["attempt", "gpu", "machine", "$/h", "state", "reason", "ran", "spent"],
+              [[a.label, a.gpu or "", a.machine_id or "", f"{a.price_per_hour:.3f}", a.state, a.reason or "",
+                A.format_seconds(((a.ended_at or data.now) - a.created_at) if a.created_at else None),
+                _usd(a.spent)] for a in data.attempts])
+
+
+def _failures(doc: Doc, data: ReportData) -> None:
+    doc.h2("6. Failures")
+    by = A.failures_by_reason(data)
+    if not by:
+        doc.p("No attempt failed.")
+    else:
+        doc.table(["reason", "attempts", "cost"], [[r, str(n), _usd(c)] for r, (n, c) in by.items()])
+    if data.crash_loop:
+        doc.p(f"**Crash loop**: launching was paused on the shared error `{data.crash_loop}`.")
+    for err, labels in A.shared_errors(data):
+        doc.p(f"Shared error of {len(labels)} attempts ({', '.join(labels)}): `{err}`")
+    stuck = A.stuck_attempts(data)
+    if stuck:
+        doc.h3("Stuck instances")
+        doc.table(["attempt", "waited", "cost", "ended"],
+                  [[s.attempt.label, A.format_seconds(s.seconds), _usd(s.cost), s.attempt.reason or "still waiting"]
+                   for s in stuck])
+        doc.p(f"Stuck instances cost {_usd(sum(s.cost for s in stuck))} in total.")
+
+
+def _next(doc: Doc, data: ReportData) -> None:
+    doc.h2("7. Next steps")
+    ns = A.next_steps(data)
+    basis = "observed" if ns.observed else "planned (nothing finished yet)"
+    price = f" at an observed ${ns.price_per_hour:.3f}/h" if ns.price_per_hour else ""
+    items = []
+    if ns.champion:
+        cfg = ", ".join(f"`{k}={v}`" for k, v in ns.champion.overrides.items()) or "the base config"
+        items.append(f"Best configuration: `{ns.champion.name}` ({cfg}), rollout nRMSE "
+                     f"{ns.champion.metrics[PRIMARY]:.4g}.")
+    else:
+        items.append("No configuration has finished yet: there is no best configuration.")
+    if ns.uncovered:
+        items.append(f"{len(ns.uncovered)} cells remain uncovered ({', '.join(c.name for c in ns.uncovered)}); "
+                     f"at {_usd(ns.cost_per_cell)} per finished config ({basis}){price} they would cost about "
+                     f"{_usd(ns.cost_per_cell * len(ns.uncovered))}.")
+    else:
+        items.append("Every cell is covered.")
+    if A.run_noise(data).std is None and ns.champion:
+        items.append(f"Repeat `{ns.champion.name}` with two more seeds to measure run-to-run noise "
+                     f"(about {_usd(2 * ns.cost_per_cell)}).")
+    doc.bullets(items)
+    if ns.next_round:
+        doc.p(f"Suggested next round around the champion ({ns.next_cells} cells, about "
+              f"{_usd(ns.next_cells * ns.cost_per_cell)}), to paste under `rounds:` of a sweep file:")
+        doc.code(yaml.safe_dump([ns.next_round], sort_keys=False, default_flow_style=None), "yaml")
+
+
+def _wandb(doc: Doc, data: ReportData) -> None:
+    links = [c for c in data.cells if c.wandb_url]
+    doc.h2("8. W&B runs")
+    if links:
+        doc.bullets([f"[{c.name}]({c.wandb_url})" for c in links])
+    else:
+        doc.p(data.wandb_note or "No W&B links: tracking.wandb.mode is not online.")
+
+
+def build(data: ReportData, out: Path) -> Doc:
+    """The whole report as a Doc; figures are written into `out` as a side effect."""
+    doc = Doc(title=f"Sweep report: {data.sweep}")
+    s = A.summarize(data)
+    _summary(doc, data, s)
+    _coverage(doc, data, out)
+    _leaderboard(doc, data)
+    _comparisons(doc, data, out)
+    _curves(doc, data, out)
+    _failures(doc, data)
+    _next(doc, data)
+    _wandb(doc, data)
+    return doc
+
+
+def write_report(data: ReportData, out: str | Path, fmt: str = "md") -> list[Path]:
+    """Write report.md (and report.html for fmt 'html') with PNGs beside it; returns the files written."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    for pattern in figures.PATTERNS:  # figures of an earlier report that may no longer apply
+        for old in out.glob(pattern):
+            old.unlink()
+    doc = build(data, out)
+    written = [out / "report.md"]
+    written[0].write_text(to_markdown(doc))
+    if fmt == "html":
+        written.append(out / "report.html")
+        written[1].write_text(to_html(doc))
+    return written + [out / name for name in doc.images()]
