@@ -1,0 +1,120 @@
+"""UsimApp: renders ledger snapshots and sends commands; polls in a worker that never overlaps itself.
+
+The app owns no fleet state: kill it and restart, and the ledger has everything. When it runs the sweep
+(`usim-tui SWEEP`), the controller loop runs here as an async worker; attached (`--ledger`), commands go
+through the ledger's command queue.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from textual.app import App
+
+from usim_tui.app.messages import PollFailed, SnapshotReady
+from usim_tui.app.screens.main import MainScreen
+from usim_tui.app.source import Source
+from usim_tui.fleet.clock import Clock, RealClock
+
+POLL_INTERVAL = 1.0
+
+
+class UsimApp(App):
+    CSS_PATH = "app.tcss"
+    TITLE = "usim"
+    ENABLE_COMMAND_PALETTE = False
+
+    def __init__(self, source: Source, *, clock: Clock | None = None, read_only: bool = False,
+                 poll_interval: float = POLL_INTERVAL, mode: str = "") -> None:
+        super().__init__()
+        self.source, self.clock, self.read_only = source, clock or RealClock(), read_only
+        self.poll_interval = poll_interval
+        self.mode = mode or ("read-only" if read_only else "running the controller" if source.in_process else "attached")
+        self.polls = 0
+        self._polling = False
+        self._poll_again = False
+        self._timer = None
+        self.controller_error: str | None = None
+
+    @property
+    def main(self) -> MainScreen:
+        return self.get_screen("main")  # type: ignore[return-value]
+
+    def on_mount(self) -> None:
+        self.install_screen(MainScreen(), "main")
+        self.push_screen("main")
+        if self.source.in_process:
+            self.run_worker(self._controller(), group="controller", exit_on_error=False)
+
+    async def _controller(self) -> None:
+        try:
+            await self.source.run()
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # shown, never a traceback: the ledger keeps the truth for a restart
+            self.controller_error = f"{type(exc).__name__}: {exc}"
+            self.notify(f"controller stopped: {self.controller_error}", severity="error", timeout=30)
+        else:
+            self.notify("controller finished: every cell is finished, failed or stopped by the budget")
+
+    # -- polling: one at a time; the next is scheduled when this one ends ---------------------------------
+    def poll_now(self) -> None:
+        if self._polling:
+            self._poll_again = True
+            return
+        if self._timer is not None:
+            self._timer.stop()
+            self._timer = None
+        self._polling = True
+        self.run_worker(self._poll(), group="poll", exit_on_error=False)
+
+    def _read(self, ids: list[int], events_for: int | None) -> SnapshotReady:
+        snap = self.source.snapshot(now=self.clock.now())
+        series = self.source.metric_series(ids) if ids else {}
+        events = self.source.attempt_events(events_for, limit=50) if events_for is not None else []
+        return SnapshotReady(snap, series, events, events_for)
+
+    async def _poll(self) -> None:
+        try:
+            ids, events_for = self.main.wanted()
+            result = await asyncio.to_thread(self._read, ids, events_for)
+            self.polls += 1
+            self.main.on_snapshot_ready(result)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # a locked or missing ledger is a status, not a crash
+            self.main.on_poll_failed(PollFailed(f"{type(exc).__name__}: {exc}"))
+        finally:
+            self._polling = False
+            if self._poll_again:
+                self._poll_again = False
+                self.call_later(self.poll_now)
+            elif self.is_running:
+                self._timer = self.set_timer(self.poll_interval, self.poll_now)
+
+    # -- commands -----------------------------------------------------------------------------------------
+    def send(self, command: str, **args: Any) -> None:
+        if self.read_only:
+            self.notify("read-only: actions are disabled", severity="warning")
+            return
+        self.run_worker(self._send(command, args), group="command", exit_on_error=False)
+
+    async def _send(self, command: str, args: dict[str, Any]) -> None:
+        try:
+            done = await self.source.send(command, **args)
+        except Exception as exc:
+            self.main.status(f"[red]{command} failed: {exc}[/]")
+            self.notify(f"{command} failed: {exc}", severity="error")
+            return
+        self.main.status(done)
+        self.poll_now()
+
+    async def on_unmount(self) -> None:
+        for w in list(self.workers):
+            if w.group == "controller":
+                w.cancel()
+        try:
+            await self.source.close()
+        except Exception:  # closing a provider session must not hide the exit
+            pass

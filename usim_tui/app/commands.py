@@ -1,0 +1,44 @@
+"""The default subcommand `app`: `usim-tui [SWEEP] [--provider local|vast] [--ledger PATH] [--read-only]
+[--rehearse PROFILE]`. Imports nothing heavy at import time; Textual and the fleet load in the handler."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from usim_core.config import ConfigError
+
+DEMO = Path("configs") / "sweeps" / "demo.yaml"
+
+
+def demo_sweep() -> Path:
+    """configs/sweeps/demo.yaml in the working directory, else next to the installed package (a clone)."""
+    candidates = [Path.cwd() / DEMO, Path(__file__).resolve().parents[2] / DEMO]
+    for path in candidates:
+        if path.is_file():
+            return path
+    raise ConfigError("no sweep given and the demo sweep is missing; looked for "
+                      + ", ".join(str(p) for p in candidates) + ". Pass a sweep file: usim-tui configs/sweeps/<name>.yaml")
+
+
+def default_ledger(sweep_name: str) -> Path:
+    return Path("runs") / sweep_name / "ledger.sqlite"
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("app", help=argparse.SUPPRESS, description="The interactive app (the default command).")
+    p.add_argument("sweep", nargs="?", help="sweep file to run (default: the demo sweep, unless --ledger attaches)")
+    p.add_argument("--provider", choices=("local", "vast"), help="override the sweep's provider")
+    p.add_argument("--ledger", help="ledger file; alone: attach to a sweep a controller runs or ran elsewhere")
+    p.add_argument("--read-only", action="store_true", help="view only: every action is disabled")
+    p.add_argument("--rehearse", metavar="PROFILE", help="show a rehearsal on the emulator's virtual clock")
+    p.add_argument("--poll", type=float, default=1.0, help="seconds between ledger reads (default 1)")
+    p.set_defaults(func=run_app)
+
+
+def run_app(args: argparse.Namespace) -> int:
+    from usim_tui.app.launch import build
+
+    app = build(args)
+    app.run()
+    return 0

@@ -1,0 +1,57 @@
+"""`enter`: one attempt (or a cell without attempts) in full: state, machine, timings, overrides, metrics."""
+
+from __future__ import annotations
+
+from rich.table import Table
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import VerticalScroll
+from textual.screen import ModalScreen
+from textual.widgets import Static
+
+from usim_tui.app.format import clock_time, duration, loss, money
+from usim_tui.fleet.snapshot import AttemptView, CellView
+
+
+def details_table(cell: CellView | None, attempt: AttemptView | None, now: float) -> Table:
+    t = Table(show_header=False, box=None, padding=(0, 2), expand=True)
+    t.add_column(style="bold cyan", width=16)
+    t.add_column()
+    if cell is not None:
+        t.add_row("cell", cell.name)
+        t.add_row("round / state", f"{cell.round} / {cell.state}" + (f" ({cell.reason})" if cell.reason else ""))
+        t.add_row("tags", ", ".join(cell.tags) or "-")
+        t.add_row("overrides", "\n".join(f"{k} = {v}" for k, v in cell.overrides.items()) or "(base config)")
+        t.add_row("attempts / cost", f"{cell.attempts} / {money(cell.cost)}")
+        if cell.duplicate_of:
+            t.add_row("duplicate of", cell.duplicate_of)
+        for k, v in sorted(cell.metrics.items()):
+            t.add_row(f"  {k}", f"{v:.5g}")
+    if attempt is not None:
+        end = attempt.ended_at if attempt.ended_at is not None else now
+        t.add_row("", "")
+        t.add_row("attempt", f"#{attempt.attempt} (id {attempt.attempt_id}) {attempt.label}")
+        t.add_row("state", attempt.state + (f" ({attempt.reason})" if attempt.reason else ""))
+        t.add_row("provider id", attempt.provider_id or "-")
+        t.add_row("machine / GPU", f"{attempt.machine_id or '-'} / {attempt.gpu or '-'}")
+        t.add_row("price / spent", f"{money(attempt.price_per_hour)}/h / {money(attempt.spent)}")
+        t.add_row("created", clock_time(attempt.created_at))
+        t.add_row("started", clock_time(attempt.started_at))
+        t.add_row("ended", clock_time(attempt.ended_at))
+        t.add_row("uptime", duration(end - attempt.started_at if attempt.started_at else None))
+        t.add_row("progress", f"stage {attempt.stage or '-'} epoch {attempt.epoch if attempt.epoch is not None else '-'} "
+                              f"step {attempt.step if attempt.step is not None else '-'} loss {loss(attempt.last_loss)}")
+    return t
+
+
+class DetailsScreen(ModalScreen[None]):
+    BINDINGS = [Binding("escape,enter,q", "dismiss", "Close")]
+
+    def __init__(self, cell: CellView | None, attempt: AttemptView | None, now: float) -> None:
+        super().__init__()
+        self.cell, self.attempt, self.now = cell, attempt, now
+
+    def compose(self) -> ComposeResult:
+        with VerticalScroll(id="details") as box:
+            box.border_title = f"details · {self.cell.name if self.cell else self.attempt.cell if self.attempt else ''}"
+            yield Static(details_table(self.cell, self.attempt, self.now))

@@ -1,0 +1,270 @@
+"""The main screen: header, budget, instances, loss curves, coverage, leaderboard, events; every key."""
+
+from __future__ import annotations
+
+from textual import on
+from textual.app import ComposeResult
+from textual.containers import Container, Horizontal, Vertical
+from textual.screen import Screen
+from textual.widgets import DataTable, Footer, Input, Static
+
+from usim_tui.app.bindings import MAIN, MUTATING
+from usim_tui.app.format import LIVE
+from usim_tui.app.messages import PollFailed, SnapshotReady
+from usim_tui.app.screens.confirm import ConfirmScreen
+from usim_tui.app.screens.details import DetailsScreen
+from usim_tui.app.screens.help import HelpScreen
+from usim_tui.app.screens.logs import LogsScreen
+from usim_tui.app.widgets.budget import BudgetPane
+from usim_tui.app.widgets.coverage import CoverageGrid
+from usim_tui.app.widgets.curves import LossCurves
+from usim_tui.app.widgets.events import EventsPane
+from usim_tui.app.widgets.header import SweepHeader
+from usim_tui.app.widgets.instances import InstancesTable
+from usim_tui.app.widgets.leaderboard import Leaderboard
+from usim_tui.fleet.snapshot import AttemptView, CellView, SweepSnapshot
+
+PANE_TITLES = {"instances": "1 instances", "curves": "2 loss curves", "coverage": "3 grid coverage",
+               "budget": "4 budget", "leaderboard": "5 leaderboard", "events": "6 events"}
+
+
+def pane(name: str, widget) -> Container:
+    box = Container(widget, id=f"pane-{name}", classes="pane")
+    box.border_title = PANE_TITLES[name]
+    return box
+
+
+class MainScreen(Screen):
+    BINDINGS = MAIN
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.snap: SweepSnapshot | None = None
+        self.marked: set[str] = set()
+        self.query_text = ""
+        self.poll_error: str | None = None
+        self.last_series: dict[int, dict[str, list[tuple[int, float]]]] = {}
+
+    def compose(self) -> ComposeResult:
+        yield SweepHeader(id="header")
+        with Horizontal(id="body"):
+            with Vertical(id="left"):
+                yield pane("instances", InstancesTable(id="instances"))
+                yield pane("curves", LossCurves(id="curves"))
+                yield pane("events", EventsPane(id="events"))
+            with Vertical(id="right"):
+                yield pane("budget", BudgetPane(id="budget"))
+                yield pane("coverage", CoverageGrid(id="coverage"))
+                yield pane("leaderboard", Leaderboard(id="leaderboard"))
+        yield Input(placeholder="filter: cell, state, reason, GPU or stage (enter keeps it, esc clears)", id="filter")
+        yield Static("", id="status")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.query_one("#filter").display = False
+        self.query_one(SweepHeader).show(None, self.app.clock.now(), self.app.mode)  # type: ignore[attr-defined]
+        self.table.focus()
+        self.app.poll_now()  # type: ignore[attr-defined]
+
+    # -- data ---------------------------------------------------------------------------------------------
+    @property
+    def table(self) -> InstancesTable:
+        return self.query_one(InstancesTable)
+
+    def attempt(self, key: str | None) -> AttemptView | None:
+        if self.snap is None or key is None or not key.isdigit():
+            return None
+        return next((a for a in self.snap.attempts if a.attempt_id == int(key)), None)
+
+    def cell(self, name: str | None) -> CellView | None:
+        return next((c for c in self.snap.cells if c.name == name), None) if self.snap and name else None
+
+    def selected_keys(self) -> list[str]:
+        """The marked rows, or else the row under the cursor."""
+        if self.marked:
+            return [k.value for k in self.table.rows if k.value in self.marked]  # type: ignore[misc]
+        key = self.table.selected_key
+        return [key] if key else []
+
+    def selected_cells(self) -> list[str]:
+        names = []
+        for key in self.selected_keys():
+            a = self.attempt(key)
+            name = a.cell if a else key.removeprefix("cell:")
+            if name not in names:
+                names.append(name)
+        return names
+
+    def selected_attempts(self) -> list[AttemptView]:
+        found = [self.attempt(k) for k in self.selected_keys()]
+        return [a for a in found if a is not None]
+
+    def wanted(self) -> tuple[list[int], int | None]:
+        """What the next poll reads besides the snapshot: curve series and the events of the cursor row."""
+        cursor = self.attempt(self.table.selected_key)
+        ids = [int(k) for k in self.marked if k.isdigit()] or ([cursor.attempt_id] if cursor else [])
+        return sorted(ids), cursor.attempt_id if cursor else None
+
+    def on_snapshot_ready(self, message: SnapshotReady) -> None:
+        snap, now = message.snapshot, message.snapshot.now
+        self.snap, self.poll_error = snap, None
+        self.marked &= {str(a.attempt_id) for a in snap.attempts} | {f"cell:{c.name}" for c in snap.cells}
+        self.query_one(SweepHeader).show(snap, now, self.app.mode)  # type: ignore[attr-defined]
+        self.query_one(BudgetPane).show(snap.budget)
+        self.table.apply(snap, now, self.marked, self.query_text)
+        self.query_one(CoverageGrid).show(snap.cells)
+        self.query_one(Leaderboard).show(snap.cells)
+        self.last_series = message.series
+        names = {a.attempt_id: f"{a.cell}#{a.attempt}" for a in snap.attempts}
+        self.query_one(LossCurves).show(message.series, names)
+        cursor = self.attempt(self.table.selected_key)
+        if cursor is not None and message.events_for == cursor.attempt_id:
+            self.query_one(EventsPane).show(f"{cursor.cell} #{cursor.attempt}", message.events)
+        elif cursor is None:
+            self.query_one(EventsPane).show("sweep", snap.events)
+
+    def on_poll_failed(self, message: PollFailed) -> None:
+        self.poll_error = message.error
+        self.query_one(SweepHeader).show(self.snap, self.app.clock.now(), self.app.mode, message.error)  # type: ignore[attr-defined]
+
+    @on(DataTable.RowHighlighted, "#instances")
+    def _row_moved(self) -> None:
+        self.app.poll_now()  # type: ignore[attr-defined]  # the curves and events follow the cursor
+
+    @on(DataTable.RowSelected, "#instances")
+    def _row_selected(self) -> None:
+        self.action_details()
+
+    def status(self, text: str) -> None:
+        self.query_one("#status", Static).update(text)
+
+    # -- actions ------------------------------------------------------------------------------------------
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action in MUTATING and self.app.read_only:  # type: ignore[attr-defined]
+            return None  # shown greyed out in the footer, does nothing
+        return True
+
+    def action_launch(self) -> None:
+        cells = self.selected_cells()
+        if not cells:
+            self.notify("select a cell to launch", severity="warning")
+        for name in cells:
+            self.app.send("launch", cell=name)  # type: ignore[attr-defined]
+
+    def action_relaunch(self) -> None:
+        for name in self.selected_cells():
+            self.app.send("relaunch", cell=name)  # type: ignore[attr-defined]
+
+    def _destroy_targets(self) -> list[AttemptView]:
+        targets = [a for a in self.selected_attempts() if a.state in LIVE | {"exited", "offline", "failed"}]
+        if not targets:
+            self.notify("no live instance selected", severity="warning")
+        return targets
+
+    def _destroy(self, targets: list[AttemptView]) -> None:
+        for a in targets:
+            self.app.send("destroy", attempt_id=a.attempt_id)  # type: ignore[attr-defined]
+
+    def action_destroy(self) -> None:
+        targets = self._destroy_targets()
+        if not targets:
+            return
+        names = ", ".join(f"{a.cell} #{a.attempt}" for a in targets[:6]) + (" …" if len(targets) > 6 else "")
+        question = f"Destroy {len(targets)} instance(s)?\n{names}\nTheir disks and checkpoints on the host are lost."
+
+        def done(yes: bool | None) -> None:
+            if yes:
+                self._destroy(targets)
+
+        self.app.push_screen(ConfirmScreen(question, yes="Destroy"), done)
+
+    def action_destroy_now(self) -> None:
+        self._destroy(self._destroy_targets())
+
+    def action_pause(self) -> None:
+        paused = bool(self.snap and self.snap.paused)
+        self.app.send("resume" if paused else "pause")  # type: ignore[attr-defined]
+
+    def action_auto(self) -> None:
+        on_now = bool(self.snap is None or self.snap.auto)
+        self.app.send("auto", on=not on_now)  # type: ignore[attr-defined]
+
+    def action_logs(self) -> None:
+        a = self.attempt(self.table.selected_key)
+        if a is None:
+            self.notify("select an instance to see its logs", severity="warning")
+            return
+        self.app.push_screen(LogsScreen(a.attempt_id, f"{a.cell} #{a.attempt}"))
+
+    def action_details(self) -> None:
+        key = self.table.selected_key
+        a = self.attempt(key)
+        c = self.cell(a.cell if a else (key or "").removeprefix("cell:"))
+        if a is None and c is None:
+            return
+        self.app.push_screen(DetailsScreen(c, a, self.snap.now if self.snap else self.app.clock.now()))  # type: ignore[attr-defined]
+
+    def action_mark(self) -> None:
+        key = self.table.selected_key
+        if key is None:
+            return
+        self.marked ^= {key}
+        if self.snap is not None:
+            self.table.apply(self.snap, self.snap.now, self.marked, self.query_text)
+        self.app.poll_now()  # type: ignore[attr-defined]
+
+    def action_filter(self) -> None:
+        box = self.query_one("#filter", Input)
+        box.display = True
+        box.focus()
+
+    @on(Input.Changed, "#filter")
+    def _filter_changed(self, event: Input.Changed) -> None:
+        self.query_text = event.value
+        if self.snap is not None:
+            self.table.apply(self.snap, self.snap.now, self.marked, self.query_text)
+
+    @on(Input.Submitted, "#filter")
+    def _filter_done(self) -> None:
+        box = self.query_one("#filter", Input)
+        box.display = bool(box.value)
+        self.table.focus()
+
+    def on_key(self, event) -> None:
+        box = self.query_one("#filter", Input)
+        if event.key == "escape" and box.has_focus:
+            box.value = ""
+            box.display = False
+            self.table.focus()
+            event.stop()
+
+    def action_log_scale(self) -> None:
+        curves = self.query_one(LossCurves)
+        curves.log_y = not curves.log_y
+
+    def action_stage(self) -> None:
+        curves = self.query_one(LossCurves)
+        stages = curves.stages(self.last_series)
+        curves.stage = stages[(stages.index(curves.stage) + 1) % len(stages)] if curves.stage in stages else ""
+        curves.show(self.last_series, {a.attempt_id: f"{a.cell}#{a.attempt}" for a in (self.snap.attempts if self.snap else ())})
+
+    def action_focus_pane(self, name: str) -> None:
+        self.query_one(f"#{name}").focus()
+
+    def action_help(self) -> None:
+        self.app.push_screen(HelpScreen(self.app.read_only))  # type: ignore[attr-defined]
+
+    def action_quit_app(self) -> None:
+        live = [a for a in (self.snap.attempts if self.snap else ()) if a.state in LIVE]
+        if not (live and self.app.source.in_process and not self.app.read_only):  # type: ignore[attr-defined]
+            self.app.exit()
+            return
+        question = (f"{len(live)} paid instance(s) are running and the controller stops with this app:\n"
+                    "nothing will destroy them at the budget or when they finish until you start usim-tui again.\n"
+                    "Quit anyway?")
+
+        def done(yes: bool | None) -> None:
+            if yes:
+                self.app.exit()
+
+        self.app.push_screen(ConfirmScreen(question, yes="Quit"), done)

@@ -1,0 +1,132 @@
+"""Where the app reads snapshots and sends commands: the ledger, with or without an in-process controller.
+
+The app keeps no state of its own: every pane is drawn from `snapshot()`, and every action becomes a
+controller call (the controller runs in this process) or a row in the ledger's command queue (attached to a
+controller running elsewhere). The blocking reads are called from a worker thread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+from typing import Any, Protocol
+
+from usim_tui.fleet.snapshot import EventView, SweepSnapshot
+
+COMMANDS = ("launch", "destroy", "relaunch", "pause", "resume", "auto")
+
+
+class Source(Protocol):
+    sweep: str
+    in_process: bool  # True: the controller lives in this app and stops when it quits
+
+    def snapshot(self, now: float | None = None) -> SweepSnapshot: ...
+
+    def metric_series(self, attempt_ids: list[int], max_points: int = 400) -> dict[int, dict[str, list[tuple[int, float]]]]: ...
+
+    def attempt_events(self, attempt_id: int, limit: int = 200) -> list[EventView]: ...
+
+    async def send(self, command: str, **args: Any) -> str: ...
+
+    async def provider_logs(self, attempt_id: int) -> str | None: ...
+
+    async def run(self) -> None: ...
+
+    async def close(self) -> None: ...
+
+
+class LedgerSource:
+    """The real source: a Ledger, plus the Controller when this app runs the sweep."""
+
+    def __init__(self, ledger: Any, sweep: str | None = None, controller: Any | None = None,
+                 provider: Any | None = None) -> None:
+        self.ledger, self.controller, self.provider = ledger, controller, provider
+        self.sweep = sweep or ""  # attached without a name: the ledger's sweep, learnt from the first snapshot
+        self.in_process = controller is not None
+
+    def snapshot(self, now: float | None = None) -> SweepSnapshot:
+        snap = self.ledger.snapshot(self.sweep or None, now=now)
+        self.sweep = self.sweep or snap.sweep
+        return snap
+
+    def metric_series(self, attempt_ids: list[int], max_points: int = 400) -> dict[int, dict[str, list[tuple[int, float]]]]:
+        if not attempt_ids:
+            return {}
+        return self.ledger.metric_series(attempt_ids, max_points=max_points)
+
+    def attempt_events(self, attempt_id: int, limit: int = 200) -> list[EventView]:
+        return self.ledger.attempt_events(attempt_id, limit=limit)
+
+    async def send(self, command: str, **args: Any) -> str:
+        if command not in COMMANDS:
+            raise ValueError(f"unknown command {command!r}; allowed: {', '.join(COMMANDS)}")
+        detail = " ".join(f"{k}={v}" for k, v in args.items())
+        if self.controller is None:
+            cid = await asyncio.to_thread(self.ledger.enqueue, self.sweep, command, **args)
+            return f"queued {command} {detail} (#{cid})".strip()
+        c = self.controller
+        call = {
+            "launch": lambda: c.launch(args["cell"]),
+            "destroy": lambda: c.destroy(args["attempt_id"], reason=args.get("reason", "user")),
+            "relaunch": lambda: c.relaunch(args["cell"]),
+            "pause": c.pause,
+            "resume": c.resume,
+            "auto": lambda: c.set_auto(args["on"]),
+        }[command]
+        result = call()
+        if inspect.isawaitable(result):
+            await result
+        return f"{command} {detail}".strip()
+
+    async def provider_logs(self, attempt_id: int) -> str | None:
+        """The provider's own log tail (only when the provider is in this process)."""
+        if self.provider is None:
+            return None
+        snap = await asyncio.to_thread(self.snapshot)
+        att = next((a for a in snap.attempts if a.attempt_id == attempt_id), None)
+        if att is None or not att.provider_id:
+            return None
+        return await self.provider.logs(att.provider_id, tail=2000)
+
+    async def run(self) -> None:
+        if self.controller is not None:
+            await self.controller.run()
+
+    async def close(self) -> None:
+        if self.provider is not None:
+            await self.provider.close()
+
+
+class StaticSource:
+    """A fixed snapshot (demos, snapshot tests, benchmarks); commands are recorded, not executed."""
+
+    def __init__(self, snapshot: SweepSnapshot, series: dict[int, dict[str, list[tuple[int, float]]]] | None = None,
+                 events: dict[int, list[EventView]] | None = None, in_process: bool = False) -> None:
+        self.sweep = snapshot.sweep
+        self.in_process = in_process
+        self.current = snapshot
+        self.series = series or {}
+        self.events = events or {}
+        self.sent: list[tuple[str, dict[str, Any]]] = []
+
+    def snapshot(self, now: float | None = None) -> SweepSnapshot:
+        return self.current
+
+    def metric_series(self, attempt_ids: list[int], max_points: int = 400) -> dict[int, dict[str, list[tuple[int, float]]]]:
+        return {i: self.series[i] for i in attempt_ids if i in self.series}
+
+    def attempt_events(self, attempt_id: int, limit: int = 200) -> list[EventView]:
+        return self.events.get(attempt_id, [])[-limit:]
+
+    async def send(self, command: str, **args: Any) -> str:
+        self.sent.append((command, args))
+        return f"{command} " + " ".join(f"{k}={v}" for k, v in args.items())
+
+    async def provider_logs(self, attempt_id: int) -> str | None:
+        return None
+
+    async def run(self) -> None:
+        return None
+
+    async def close(self) -> None:
+        return None

@@ -1,0 +1,71 @@
+"""Loss curves of the selected (or marked) attempts: one line per attempt and key, per stage, log-y toggle."""
+
+from __future__ import annotations
+
+from textual.reactive import reactive
+from textual_plotext import PlotextPlot
+
+MAX_LINES = 8
+
+
+def stage_of(key: str) -> str:
+    """Metric keys are `<stage>/<name>` (e.g. operator/train_loss); keys without a stage belong to 'all'."""
+    return key.split("/", 1)[0] if "/" in key else ""
+
+
+def is_loss(key: str) -> bool:
+    return "loss" in key.rsplit("/", 1)[-1]
+
+
+class LossCurves(PlotextPlot):
+    can_focus = True
+    log_y: reactive[bool] = reactive(False)
+    stage: reactive[str] = reactive("")   # "" = every stage
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.lines: dict[str, tuple[list[int], list[float]]] = {}
+
+    def stages(self, series: dict[int, dict[str, list[tuple[int, float]]]]) -> list[str]:
+        found = {stage_of(k) for per in series.values() for k in per if is_loss(k)}
+        return [""] + sorted(s for s in found if s)
+
+    def show(self, series: dict[int, dict[str, list[tuple[int, float]]]], names: dict[int, str]) -> None:
+        lines: dict[str, tuple[list[int], list[float]]] = {}
+        for aid, per in series.items():
+            for key, points in sorted(per.items()):
+                if not is_loss(key) or (self.stage and stage_of(key) != self.stage) or not points:
+                    continue
+                label = f"{names.get(aid, aid)} {key}" if len(series) > 1 else key
+                lines[label] = ([p[0] for p in points], [p[1] for p in points])
+                if len(lines) >= MAX_LINES:
+                    break
+        if lines != self.lines:
+            self.lines = lines
+            self.redraw()
+
+    def redraw(self) -> None:
+        plt = self.plt
+        plt.clear_data()
+        plt.clear_figure()
+        plt.title(f"loss · stage {self.stage or 'all'}{' · log y' if self.log_y else ''}")
+        plt.xlabel("step")
+        if self.log_y:
+            plt.yscale("log")
+        drawn = 0
+        for label, (xs, ys) in self.lines.items():
+            if self.log_y:
+                pairs = [(x, y) for x, y in zip(xs, ys, strict=True) if y > 0]
+                xs, ys = [p[0] for p in pairs], [p[1] for p in pairs]
+            if xs:
+                plt.plot(xs, ys, label=label, marker="braille")
+                drawn += 1
+        if not drawn:
+            plt.text("no loss points yet for the selection", 0, 0)
+        self.refresh()
+
+    def watch_log_y(self) -> None:
+        self.redraw()
+
+    def watch_stage(self) -> None:
+        self.redraw()

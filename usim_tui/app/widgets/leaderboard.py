@@ -1,0 +1,64 @@
+"""Finished cells ranked by rollout nRMSE, with the physics gates (mass, energy) and their cost."""
+
+from __future__ import annotations
+
+import math
+
+from rich.table import Table
+from rich.text import Text
+from textual.widgets import Static
+
+from usim_tui.app.format import money
+from usim_tui.fleet.snapshot import CellView
+
+RANK_BY = "nrmse_rollout"
+# Gates, stated in the help screen: |relative mass drift| <= 1e-2 (mass is conserved), relative energy drift
+# <= 1e-3 (viscous Burgers energy never grows). An explicit gate_mass/gate_energy metric wins over these.
+MASS_TOL = 1e-2
+ENERGY_TOL = 1e-3
+
+
+def gate(metrics: dict[str, float], name: str) -> bool | None:
+    if f"gate_{name}" in metrics:
+        return bool(metrics[f"gate_{name}"])
+    drift = metrics.get(f"{name}_drift")
+    if drift is None or not math.isfinite(drift):
+        return None
+    return abs(drift) <= MASS_TOL if name == "mass" else drift <= ENERGY_TOL
+
+
+def gate_text(name: str, ok: bool | None) -> Text:
+    mark = Text("?", style="dim") if ok is None else Text("✓", style="green") if ok else Text("✗", style="bold red")
+    return Text.assemble(name, mark)
+
+
+def ranked(cells: tuple[CellView, ...]) -> list[CellView]:
+    done = [c for c in cells if c.state == "finished" and RANK_BY in c.metrics]
+    return sorted(done, key=lambda c: c.metrics[RANK_BY])
+
+
+class Leaderboard(Static):
+    can_focus = True
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self._key: tuple | None = None
+
+    def show(self, cells: tuple[CellView, ...]) -> None:
+        rows = ranked(cells)
+        key = tuple((c.name, tuple(sorted(c.metrics.items())), c.cost) for c in rows)
+        if key == self._key:
+            return
+        self._key = key
+        if not rows:
+            self.update(Text("no finished cell with a rollout nRMSE yet", style="dim"))
+            return
+        table = Table(expand=True, box=None, padding=(0, 1), header_style="bold")
+        table.add_column("cell", ratio=1, no_wrap=True, overflow="ellipsis")
+        table.add_column("nRMSE", justify="right", no_wrap=True)
+        table.add_column("gates", no_wrap=True)
+        table.add_column("cost", justify="right", no_wrap=True)
+        for c in rows:
+            gates = gate_text("M", gate(c.metrics, "mass")) + " " + gate_text("E", gate(c.metrics, "energy"))
+            table.add_row(c.name, f"{c.metrics[RANK_BY]:.3g}", gates, money(c.cost))
+        self.update(table)
