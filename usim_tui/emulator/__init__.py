@@ -1,0 +1,1 @@
+"""A Vast.ai-compatible loopback emulator (aiohttp.web) with fault profiles, and `usim-tui rehearse`."""

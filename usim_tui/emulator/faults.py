@@ -1,0 +1,105 @@
+"""Fault profiles (`configs/faults/*.yaml`): what goes wrong, how often and for how long, in the emulator.
+
+Probabilities are per instance unless said otherwise; durations are [low, high] seconds drawn uniformly.
+Every draw comes from a generator seeded by (seed, instance label), so two policies rehearsed with the
+same seed meet the same machines for the same cell and attempt.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import random
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import Field, ValidationError, field_validator
+
+from usim_core.config import ConfigError, Strict, format_validation_error
+
+Span = tuple[float, float]
+
+
+class _Span(Strict):
+    @field_validator("*", mode="after")
+    @classmethod
+    def _ordered(cls, v: Any) -> Any:
+        if isinstance(v, tuple) and len(v) == 2 and v[0] > v[1]:
+            raise ValueError(f"range [{v[0]}, {v[1]}] must be [low, high]")
+        return v
+
+
+class Chance(_Span):
+    p: float = Field(0.0, ge=0, le=1, description="probability per instance")
+
+
+class Timed(Chance):
+    duration_s: Span = Field((0.0, 0.0), description="how long it lasts")
+
+
+class AfterStart(Chance):
+    after_s: Span = Field((600.0, 1800.0), description="seconds after reaching running")
+
+
+class BadBuild(_Span):
+    cells: int = Field(0, ge=0, description="cells (drawn by seed) whose every attempt crashes at start-up")
+    p: float = Field(0.0, ge=0, le=1, description="or: probability per cell")
+    exit_after_s: Span = Field((10.0, 60.0))
+
+
+class Stages(_Span):
+    codec: Span = (300.0, 420.0)
+    operator: Span = (600.0, 900.0)
+    diffusion_residual: Span = (300.0, 480.0)
+    consistency_distill: Span = (180.0, 300.0)
+    eval_small: Span = (60.0, 120.0)
+    eval_full: Span = (180.0, 300.0)
+
+
+class ApiFaults(Strict):
+    burst_429_p: float = Field(0.0, ge=0, le=1, description="chance a request starts a burst of 429s")
+    burst_len: int = Field(3, ge=1, description="requests answered 429 in a burst")
+    error_5xx_p: float = Field(0.0, ge=0, le=1, description="chance a request is answered 502/503")
+    drop_p: float = Field(0.0, ge=0, le=1, description="chance a connection is dropped without an answer")
+
+
+class FaultProfile(_Span):
+    name: str
+    description: str = ""
+    provisioning_s: Span = Field((5.0, 30.0), description="null/created before loading")
+    image_pull_s: Span = Field((30.0, 120.0), description="normal loading time")
+    slow_pull: Timed = Field(default_factory=Timed, description="loading takes duration_s instead")
+    stuck_loading: Timed = Field(default_factory=Timed, description="loading for duration_s (hours), then runs")
+    oci_error: Chance = Field(default_factory=Chance, description="stays `created` with OCI runtime create failed")
+    offline: AfterStart = Field(default_factory=AfterStart, description="host goes offline mid-run")
+    outbid: AfterStart = Field(default_factory=AfterStart, description="stopped triple mid-run (spot)")
+    bad_build: BadBuild = Field(default_factory=BadBuild)
+    eval_failure: Chance = Field(default_factory=Chance, description="full eval exits non-zero after training")
+    stages: Stages = Field(default_factory=Stages)
+    api: ApiFaults = Field(default_factory=ApiFaults)
+
+
+def load_faults(path: str | Path) -> FaultProfile:
+    path = Path(path)
+    if not path.exists():
+        raise ConfigError(f"{path}: fault profile not found (see configs/faults/)")
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {exc}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: the top level must be a mapping of keys")
+    data.setdefault("name", path.stem)
+    try:
+        return FaultProfile.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(format_validation_error(exc, path, model=FaultProfile)) from None
+
+
+def rng_for(seed: int, key: str) -> random.Random:
+    digest = hashlib.sha256(f"{seed}:{key}".encode()).digest()
+    return random.Random(int.from_bytes(digest[:8], "big"))
+
+
+def draw(rng: random.Random, span: Span) -> float:
+    return rng.uniform(span[0], span[1])

@@ -1,0 +1,310 @@
+"""The emulator's state: offers, instances, billing, rate limits and API faults, all read off one clock.
+
+Synthetic instances follow a Plan drawn at create time (see timeline.py); executing instances run their
+onstart script as a local subprocess (see process.py) and record their phases as they happen.
+"""
+
+from __future__ import annotations
+
+import random
+import secrets
+from dataclasses import dataclass, field
+from typing import Any
+
+from usim_tui.emulator.faults import FaultProfile, rng_for
+from usim_tui.emulator.offers import Machine, catalogue
+from usim_tui.emulator.timeline import Phase, Plan, plan_instance
+from usim_tui.fleet.clock import Clock, RealClock
+from usim_tui.fleet.providers.base import parse_label
+
+# Minimum seconds between calls per identity and endpoint group (vast_api.md section 6). Search is 10/min.
+THRESHOLDS = {"search": 6.0, "create": 4.5, "list": 1.0, "show": 2.0, "destroy": 3.0, "put": 1.0}
+CREATE_PENALTY_S = 12.0
+ONSTART_MAX = 4048
+GPU_STATES = ("running", "frozen")
+TRAP_MARK = "usim-bootstrap"   # onstart scripts carrying it stop their container when they end
+
+
+@dataclass
+class Instance:
+    id: int
+    machine: Machine
+    dph_total: float
+    storage_per_hour: float
+    label: str | None
+    image: str
+    disk: float
+    onstart: str
+    env: dict[str, str]
+    created_at: float
+    api_key: str
+    plan: Plan
+    executing: bool = False
+    destroyed_at: float | None = None
+    log_path: str | None = None
+    proc: Any = None
+    stop_requested: bool = False
+
+    @property
+    def gpu_per_hour(self) -> float:
+        return max(0.0, self.dph_total - self.storage_per_hour)
+
+    def billed(self, until: float) -> float:
+        end = min(until, self.destroyed_at) if self.destroyed_at is not None else until
+        total = 0.0
+        phases = self.plan.phases
+        for i, p in enumerate(phases):
+            a = max(p.at, self.created_at)
+            b = min(phases[i + 1].at if i + 1 < len(phases) else end, end)
+            if b <= a:
+                continue
+            if p.actual != "offline":
+                total += self.storage_per_hour * (b - a) / 3600
+            if p.actual in GPU_STATES:
+                total += self.gpu_per_hour * (b - a) / 3600
+        return total
+
+
+@dataclass
+class Calls:
+    by_group: dict[str, int] = field(default_factory=dict)
+    rate_limited: int = 0
+    faults: int = 0
+
+    def count(self, group: str) -> None:
+        self.by_group[group] = self.by_group.get(group, 0) + 1
+
+    @property
+    def total(self) -> int:
+        return sum(self.by_group.values())
+
+
+class Emulator:
+    def __init__(self, clock: Clock | None = None, *, faults: FaultProfile | None = None, seed: int = 0,
+                 api_keys: tuple[str, ...] = ("emulator-key",), machines: list[Machine] | None = None,
+                 execute: bool = False, workdir: str | None = None, rate_limits: bool = True,
+                 credit: float = 1000.0, log_polls: int = 1, race: bool = False,
+                 auth_404: bool = False) -> None:
+        self.clock = clock or RealClock()
+        self.faults = faults or FaultProfile(name="none")
+        self.seed = seed
+        self.api_keys = set(api_keys)
+        self.machines = machines if machines is not None else catalogue(seed)
+        self.execute = execute
+        self.workdir = workdir
+        self.rate_limits = rate_limits
+        self.initial_credit = credit
+        self.log_polls = log_polls        # result_url answers 404 this many times before the text
+        self.race = race                  # a second buy of one offer "succeeds" and never starts
+        self.auth_404 = auth_404          # bad keys get 404 auth_error on instance routes (vast-cli#378)
+        self.base_url = ""                # set by serve()
+        self.instances: dict[int, Instance] = {}
+        self.calls = Calls()
+        self.logs: dict[str, dict[str, Any]] = {}
+        self._next_id = 27_071_000
+        self._next_offer = 5_000_000
+        self._last: dict[tuple[str, str], float] = {}
+        self._blocked: dict[tuple[str, str], float] = {}
+        self._api_rng = random.Random(seed * 7919 + 1)
+        self._burst = 0
+        self.bad_cells: set[tuple[str, str]] = set()
+        self._sold: dict[int, Machine] = {}   # offer id -> machine, for the race mode
+        for m in self.machines:
+            self._relist(m)
+
+    # ------------------------------------------------------------ identity, limits, faults
+    def identity(self, key: str | None) -> str | None:
+        if key in self.api_keys:
+            return key
+        for inst in self.instances.values():
+            if inst.destroyed_at is None and key == inst.api_key:
+                return key
+        return None
+
+    def rate_check(self, identity: str, group: str) -> float | None:
+        """None if the call may go ahead, else the threshold to put in the 429 body."""
+        threshold = THRESHOLDS.get(group)
+        if not self.rate_limits or threshold is None:
+            return None
+        now = self.clock.now()
+        k = (identity, group)
+        if now < self._blocked.get(k, float("-inf")) - 1e-6:
+            return CREATE_PENALTY_S if group == "create" else threshold
+        last = self._last.get(k)
+        if last is not None and now - last < threshold - 1e-6:
+            if group == "create":
+                self._blocked[k] = now + CREATE_PENALTY_S
+            return threshold
+        self._last[k] = now
+        return None
+
+    def api_fault(self) -> str | None:
+        """'429', '5xx', 'drop' or None for this request, drawn from the profile's api section."""
+        api = self.faults.api
+        if self._burst > 0:
+            self._burst -= 1
+            return "429"
+        r = self._api_rng.random()
+        if r < api.burst_429_p:
+            self._burst = api.burst_len - 1
+            return "429"
+        r -= api.burst_429_p
+        if r < api.error_5xx_p:
+            return "5xx"
+        r -= api.error_5xx_p
+        if r < api.drop_p:
+            return "drop"
+        return None
+
+    # ------------------------------------------------------------ offers
+    def _relist(self, m: Machine) -> None:
+        self._next_offer += 1
+        m.offer_id = self._next_offer
+        m.rented = False
+
+    def offers(self, storage_gb: float) -> list[dict[str, Any]]:
+        return [m.offer(storage_gb) for m in self.machines if not m.rented]
+
+    def gpu_names(self) -> list[str]:
+        return sorted({m.gpu_name for m in self.machines})
+
+    def register_sweep(self, sweep: str, cells: list[str]) -> None:
+        """Pick the profile's `bad_build.cells` cells of this sweep (seeded) whose every attempt crashes."""
+        n = min(self.faults.bad_build.cells, len(cells))
+        chosen = rng_for(self.seed, f"bad:{sweep}").sample(sorted(cells), n)
+        self.bad_cells.update((sweep, c) for c in chosen)
+
+    def is_bad_build(self, label: str | None) -> bool:
+        parsed = parse_label(label)
+        if not parsed:
+            return False
+        sweep, cell, _ = parsed
+        p = self.faults.bad_build.p
+        return (sweep, cell) in self.bad_cells or (p > 0 and rng_for(self.seed, f"bad:{sweep}:{cell}").random() < p)
+
+    # ------------------------------------------------------------ instances
+    def create(self, offer_id: int, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+        now = self.clock.now()
+        machine = next((m for m in self.machines if m.offer_id == offer_id and not m.rented), None)
+        raced = False
+        if machine is None and self.race and offer_id in self._sold:
+            machine, raced = self._sold[offer_id], True
+        if machine is None:
+            return 404, {"success": False, "error": "no_such_ask",
+                         "msg": f"Offer {offer_id} is no longer available."}
+        onstart = body.get("onstart") or body.get("onstart_cmd") or ""
+        if len(onstart) > ONSTART_MAX:
+            return 400, {"success": False, "error": "invalid_args",
+                         "msg": f"onstart is {len(onstart)} characters; the limit is {ONSTART_MAX}."}
+        disk = float(body.get("disk") or 10)
+        offer = machine.offer(disk)
+        self._next_id += 1
+        iid = self._next_id
+        label = body.get("label") or None
+        env = _parse_env(body.get("env"))
+        traps = TRAP_MARK in onstart
+        if raced:
+            plan = Plan([Phase(now, None), Phase(now + 5, "loading", "Pulling image layers")], faults=["race"])
+        elif self.execute:
+            plan = Plan([Phase(now, None)])
+        else:
+            plan = plan_instance(self.faults, rng_for(self.seed, label or str(iid)), now, label=label or "",
+                                 bad_build=self.is_bad_build(label), traps=traps)
+        inst = Instance(
+            id=iid, machine=machine, dph_total=offer["dph_total"], storage_per_hour=offer["storage_total_cost"],
+            label=label, image=str(body.get("image") or ""), disk=disk, onstart=onstart, env=env,
+            created_at=now, api_key=secrets.token_hex(16), plan=plan, executing=self.execute and not raced)
+        self.instances[iid] = inst
+        if not raced:
+            machine.rented = True
+            self._sold[offer_id] = machine
+        return 200, {"success": True, "new_contract": iid, "instance_api_key": inst.api_key}
+
+    def live(self, iid: int) -> Instance | None:
+        inst = self.instances.get(iid)
+        return inst if inst is not None and inst.destroyed_at is None else None
+
+    def destroy(self, iid: int) -> bool:
+        inst = self.live(iid)
+        if inst is None:
+            return False
+        now = self.clock.now()
+        inst.destroyed_at = now
+        inst.plan.cut(now)
+        if not any(i.machine is inst.machine and i.destroyed_at is None for i in self.instances.values()):
+            self._relist(inst.machine)
+        return True
+
+    def set_state(self, inst: Instance, state: str) -> None:
+        now = self.clock.now()
+        inst.plan.cut(now)
+        if state == "stopped":
+            inst.stop_requested = True
+            inst.plan.phases.append(Phase(now, "exited", "stopped by request", "stopped", "stopped"))
+        elif state == "running":
+            inst.stop_requested = False
+            inst.plan.phases.append(Phase(now, "running", "", "running", "running"))
+
+    def status(self, inst: Instance) -> Phase:
+        return inst.plan.phase_at(self.clock.now())
+
+    def log_text(self, inst: Instance, tail: int) -> str:
+        now = self.clock.now()
+        if inst.executing:
+            try:
+                with open(inst.log_path or "", errors="replace") as f:
+                    lines = f.read().splitlines()
+            except OSError:
+                lines = []
+        else:
+            lines = [line for at, line in inst.plan.logs if at <= now]
+        return "\n".join(lines[-tail:]) + ("\n" if lines else "")
+
+    def spent(self) -> float:
+        now = self.clock.now()
+        return sum(i.billed(now) for i in self.instances.values())
+
+    def credit(self) -> float:
+        return self.initial_credit - self.spent()
+
+    def row(self, inst: Instance) -> dict[str, Any]:
+        """One instance as /api/v1/instances/ and show-one return it."""
+        p = self.status(inst)
+        m = inst.machine
+        running = p.actual == "running"
+        return {
+            "id": inst.id, "machine_id": m.machine_id, "host_id": m.host_id, "label": inst.label,
+            "actual_status": p.actual, "intended_status": p.intended, "cur_state": p.cur, "next_state": p.cur,
+            "status_msg": p.msg, "start_date": inst.created_at, "end_date": None,
+            "uptime_mins": round((self.clock.now() - inst.created_at) / 60, 2),
+            "image_uuid": inst.image, "image_args": [], "image_runtype": "ssh", "onstart": inst.onstart,
+            "extra_env": [[k, v] for k, v in inst.env.items()], "template_id": None, "template_hash_id": None,
+            "template_name": None, "num_gpus": m.num_gpus, "gpu_name": m.gpu_name, "gpu_arch": "nvidia",
+            "gpu_ram": m.gpu_ram, "gpu_util": 87.0 if running else 0.0, "gpu_temp": 61.0 if running else None,
+            "vmem_usage": None, "cuda_max_good": 12.8, "driver_version": "570.124.06",
+            "cpu_cores_effective": 16.0, "cpu_util": 0.0, "cpu_ram": 128000, "mem_usage": None,
+            "mem_limit": None, "disk_space": inst.disk, "disk_usage": None, "disk_util": None,
+            "ssh_host": f"ssh{inst.id % 9}.vast.ai" if running else None,
+            "ssh_port": 20000 + inst.id % 10000 if running else None, "ssh_idx": str(inst.id % 9),
+            "public_ipaddr": "127.0.0.1", "local_ipaddrs": "127.0.0.1", "direct_port_start": -1,
+            "direct_port_end": -1, "ports": {"22/tcp": None}, "inet_up": 0.0, "inet_down": 0.0,
+            "jupyter_token": None, "dph_total": inst.dph_total, "dph_base": round(m.dph_base, 4),
+            "storage_cost": m.storage_cost, "storage_total_cost": inst.storage_per_hour,
+            "inet_up_cost": 0.002, "inet_down_cost": 0.002, "reliability2": m.reliability2,
+            "verification": "verified" if m.verified else "unverified", "geolocation": m.geolocation,
+            "is_bid": False, "volume_info": None,
+        }
+
+
+def _parse_env(env: Any) -> dict[str, str]:
+    """env as a dict, or a docker-option string `-e K=V -p 8080:8080` (ports are not environment)."""
+    if isinstance(env, dict):
+        return {str(k): str(v) for k, v in env.items() if not str(k).startswith("-")}
+    out: dict[str, str] = {}
+    if isinstance(env, str):
+        parts = env.split()
+        for i, tok in enumerate(parts):
+            if tok == "-e" and i + 1 < len(parts) and "=" in parts[i + 1]:
+                k, v = parts[i + 1].split("=", 1)
+                out[k] = v
+    return out

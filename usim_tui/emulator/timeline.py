@@ -1,0 +1,131 @@
+"""Synthetic instance lives drawn from a fault profile: status changes and `@usim` log lines at set times.
+
+A plan is fixed at create time; the emulator reads it at the current clock time, so a virtual clock can jump
+hours at once. `traps` says whether the onstart stops the container when the script ends (usim's bootstrap
+does; a bare `set -e; train; poweroff` script does not, and its dead container keeps billing the GPU).
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from dataclasses import dataclass, field
+
+from usim_tui.emulator.faults import FaultProfile, draw
+
+OCI_MSG = ("Error response from daemon: failed to create task for container: failed to create shim task: "
+           "OCI runtime create failed: runc create failed: unable to start container process: "
+           "error during container init: nvidia-container-cli: initialization error")
+STAGES = ("codec", "operator", "diffusion_residual", "consistency_distill")
+
+
+@dataclass
+class Phase:
+    at: float
+    actual: str | None
+    msg: str = ""
+    intended: str = "running"
+    cur: str = "running"
+
+
+@dataclass
+class Plan:
+    phases: list[Phase]
+    logs: list[tuple[float, str]] = field(default_factory=list)
+    faults: list[str] = field(default_factory=list)   # what was drawn, for rehearsal reports
+
+    def phase_at(self, t: float) -> Phase:
+        current = self.phases[0]
+        for p in self.phases:
+            if p.at <= t:
+                current = p
+        return current
+
+    def cut(self, t: float) -> None:
+        """Forget everything planned after t (the instance was stopped or destroyed)."""
+        self.phases = [p for p in self.phases if p.at <= t] or self.phases[:1]
+        self.logs = [(at, line) for at, line in self.logs if at <= t]
+
+
+def _event(t: float, kind: str, **fields) -> tuple[float, str]:
+    return t, "@usim " + json.dumps({"v": 1, "kind": kind, "t": round(t, 3), **fields}, separators=(",", ":"))
+
+
+def plan_instance(profile: FaultProfile, rng: random.Random, t0: float, *, label: str,
+                  bad_build: bool, traps: bool) -> Plan:
+    prov = draw(rng, profile.provisioning_s)
+    plan = Plan([Phase(t0, None, ""), Phase(t0 + prov * 0.3, "created", "Creating container")])
+    t = t0 + prov
+    if rng.random() < profile.oci_error.p:
+        plan.phases.append(Phase(t, "created", OCI_MSG))
+        plan.faults.append("oci_error")
+        return plan
+    load = draw(rng, profile.image_pull_s)
+    if rng.random() < profile.stuck_loading.p:
+        load = draw(rng, profile.stuck_loading.duration_s)
+        plan.faults.append("stuck_loading")
+    elif rng.random() < profile.slow_pull.p:
+        load = draw(rng, profile.slow_pull.duration_s)
+        plan.faults.append("slow_pull")
+    plan.phases.append(Phase(t, "loading", "Pulling image layers"))
+    t_run = t + load
+    plan.phases.append(Phase(t_run, "running", ""))
+    logs = plan.logs
+    logs.append(_event(t_run + 1, "bootstrap", label=label))
+
+    # What interrupts the run from outside, if anything (drawn up front so the draw order is fixed).
+    offline_at = t_run + draw(rng, profile.offline.after_s) if rng.random() < profile.offline.p else None
+    outbid_at = t_run + draw(rng, profile.outbid.after_s) if rng.random() < profile.outbid.p else None
+    eval_fails = rng.random() < profile.eval_failure.p
+
+    end, code = _script(profile, rng, logs, t_run + 2, bad_build=bad_build, eval_fails=eval_fails)
+    if bad_build:
+        plan.faults.append("bad_build")
+    elif eval_fails:
+        plan.faults.append("eval_failure")
+    interrupt = min((x for x in (offline_at, outbid_at) if x is not None), default=None)
+    if interrupt is not None and interrupt < end:
+        plan.logs = [(at, line) for at, line in logs if at <= interrupt]
+        if interrupt == offline_at:
+            plan.phases.append(Phase(interrupt, "offline", "host offline: no heartbeat"))
+            plan.faults.append("offline")
+        else:
+            plan.phases.append(Phase(interrupt, "stopped", "outbid: instance stopped", "stopped", "stopped"))
+            plan.faults.append("outbid")
+        return plan
+    logs.append(_event(end, "exit", code=code))
+    if traps:
+        plan.phases.append(Phase(end + 1, "exited", f"container exited ({code})", "stopped", "stopped"))
+    return plan
+
+
+def _script(profile: FaultProfile, rng: random.Random, logs: list[tuple[float, str]], t: float, *,
+            bad_build: bool, eval_fails: bool) -> tuple[float, int]:
+    """Append the trainer's output; return (time the script ends, its exit code)."""
+    if bad_build:
+        t_end = t + draw(rng, profile.bad_build.exit_after_s)
+        logs.append((t_end - 0.5, "ImportError: cannot import name 'LazyLinear' from 'torch.nn.modules.linear'"))
+        logs.append(_event(t_end - 0.2, "error", stage="startup", message="ImportError at start-up"))
+        return t_end, 1
+    logs.append(_event(t, "started"))
+    step = 0
+    for stage in STAGES:
+        span = getattr(profile.stages, stage)
+        dur = draw(rng, span)
+        logs.append(_event(t, "stage_start", stage=stage))
+        loss = 1.0 + rng.random()
+        for i in range(1, 5):
+            step += 25
+            loss *= 0.7
+            logs.append(_event(t + dur * i / 5, "metric", stage=stage, step=step, loss=round(loss, 5)))
+        t += dur
+        logs.append(_event(t, "stage_end", stage=stage, step=step))
+    t += draw(rng, profile.stages.eval_small)
+    logs.append(_event(t, "eval", split="small", metrics={"nrmse": round(0.05 + 0.05 * rng.random(), 4)}))
+    t += draw(rng, profile.stages.eval_full)
+    if eval_fails:
+        logs.append(_event(t, "error", stage="eval_full", message="full evaluation exited with status 1"))
+        return t + 1, 1
+    logs.append(_event(t, "eval", split="full", metrics={"nrmse": round(0.05 + 0.05 * rng.random(), 4)}))
+    logs.append(_event(t + 1, "done"))
+    return t + 2, 0
