@@ -71,3 +71,106 @@ def data() -> ReportData:
     return ReportData(sweep="hand", provider="local", now=T0 + 4000, budget=1.0,
                       spent=sum(a.spent for a in attempts), planned_cost_per_cell=0.35, cells=cells,
                       attempts=attempts, crash_loop=None, startup_deadline_s=900)
+
+
+# ---------------------------------------------------------------- a real ledger, driven like the controller does
+METRIC_KEYS = ("nrmse_1step", "nrmse_rollout", "rmse", "max_err", "crmse", "brmse", "frmse_low", "frmse_mid",
+               "frmse_high", "mass_drift", "energy_violation", "pde_residual")
+
+
+def eval_json(name: str, rollout: float, seed: int) -> dict:
+    """An eval report in the schema of usim_core/eval/schema.py (validated by the tests)."""
+    metrics = {k: round(0.001 * (i + 1) + 0.0001 * seed, 6) for i, k in enumerate(METRIC_KEYS)}
+    metrics["nrmse_rollout"] = rollout
+    persistence = {k: 0.5 for k in METRIC_KEYS}
+
+    def mode(m: dict) -> dict:
+        return {"metrics": m, "nrmse_by_horizon": {"1": m["nrmse_1step"], "16": m["nrmse_rollout"]},
+                "nrmse_curve": [m["nrmse_1step"], m["nrmse_rollout"]]}
+
+    return {"schema_version": 1, "name": name, "checkpoint": "checkpoints/consistency_distill.pt",
+            "stage": "consistency_distill", "step": 60, "config_hash": "c" * 12, "architecture": "a" * 12,
+            "manifest_hash": "m" * 12, "split": "test" if name == "full" else "val", "rows_hash": "r" * 12,
+            "trajectories": 4, "steps": 40, "horizons": [1, 16], "dt": 0.05, "primary_mode": "consistency",
+            "metrics": metrics, "modes": {"consistency": mode(metrics)},
+            "baselines": {"persistence": mode(persistence), "fno": None, "fno_note": "no FNO checkpoint"},
+            "ttc": {"enabled": True, "candidates": 4, "max_evaluations": 40, "evaluations": 12.0,
+                    "gain": 0.01 * seed, "mode": "diffusion"},
+            "pictures": [], "seconds": 3.0}
+
+
+@pytest.fixture
+def demo_ledger(tmp_path, repo):
+    """Build runs/demo/ledger.sqlite under tmp_path through the real Ledger API: `finished` cells ran to `done`
+    with eval JSONs in their run dirs, the next one is running, the rest never started. Returns (path, rollouts)."""
+    import json
+
+    from usim_core.events import format_event
+    from usim_core.sweep import expand
+    from usim_tui.fleet.ledger import Ledger, event_digest
+
+    def build(finished: int = 4, failed_first: bool = False):
+        sweep = expand(repo / "configs/sweeps/demo.yaml")
+        path = tmp_path / "runs" / "demo" / "ledger.sqlite"
+        led = Ledger(path)
+        led.ensure_sweep(sweep)
+        rollouts = {}
+        t = T0
+        for i, c in enumerate(sweep.cells):
+            if i > finished:
+                break
+            attempts = [("exited_error", 1), ("finished", 2)] if failed_first and i == 0 else [("finished", 1)]
+            if i == finished:
+                attempts = [(None, 1)]  # still running
+            for reason, n in attempts:
+                run_dir = tmp_path / "runs" / "demo" / c.name / str(n)
+                label = f"usim:demo:{c.name}:{n}"
+                aid = led.new_attempt("demo", c.name, n, label, str(run_dir), t)
+                started = t + 30
+                led.set_attempt(aid, state="running", provider_id=f"local-{aid}", machine_id="localhost",
+                                gpu="cpu", price_per_hour=0.35, started_at=started)
+                led.close_create_intent(aid, "ok", t + 1)
+
+                def event(kind, when, aid=aid, c=c, **fields):
+                    e = json.loads(format_event(kind, **fields)[len("@usim "):])
+                    e["t"] = when
+                    led.add_event("demo", when, kind, fields.get("message", kind), attempt_id=aid, cell=c.name,
+                                  data=e, digest=event_digest(aid, e))
+
+                event("started", started + 1)
+                if reason == "exited_error":
+                    event("error", started + 5, message="ImportError: cannot import name 'LazyLinear'")
+                    end = started + 10
+                    led.set_attempt(aid, state="destroyed", reason=reason, ended_at=end,
+                                    error_event="ImportError: cannot import name 'LazyLinear'",
+                                    spent=round(0.35 * (end - t) / 3600, 6))
+                    t = end
+                    continue
+                for s, stage in enumerate(("codec", "operator")):
+                    event("stage_start", started + 2 + 100 * s, stage=stage)
+                    for step in range(0, 50, 10):
+                        loss = (1.0 + s) / (1 + step) + 0.01 * i
+                        led.add_metrics(aid, step, {f"{stage}/loss": loss}, started + step)
+                        if step % 20 == 0:
+                            led.add_metrics(aid, step, {f"{stage}/val_loss": 1.1 * loss}, started + step)
+                    event("stage_end", started + 90 + 100 * s, stage=stage)
+                if reason is None:
+                    led.set_attempt(aid, stage="operator", step=40, spent=round(0.35 * 300 / 3600, 6))
+                    continue
+                rollout = round(0.2 + 0.05 * i, 4)
+                rollouts[c.name] = rollout
+                (run_dir / "eval").mkdir(parents=True, exist_ok=True)
+                for name in ("small", "full"):
+                    doc = eval_json(name, rollout if name == "full" else rollout + 0.1, i + 1)
+                    (run_dir / "eval" / f"{name}.json").write_text(json.dumps(doc))
+                event("eval", started + 250, name="full", nrmse_rollout=rollout)
+                event("done", started + 260)
+                end = started + 270
+                led.set_attempt(aid, state="destroyed", reason="finished", ended_at=end, done_event=1,
+                                spent=round(0.35 * (end - t) / 3600, 6))
+                led.set_cell("demo", c.name, state="finished", metrics={"nrmse_rollout": rollout})
+                t = end
+        led.close()
+        return path, rollouts
+
+    return build
