@@ -21,9 +21,11 @@ CELL_STYLE = {
 }
 ATTEMPT_STYLE = {
     "pending": "yellow", "loading": "yellow", "running": "bold cyan", "stopped": "bold dark_orange",
-    "exited": "green", "offline": "red", "failed": "bold red", "destroyed": "dim",
+    "exited": "green", "offline": "red", "failed": "bold red", "destroyed": "dim", "launching": "yellow",
+    "destroying": "dark_orange", "not_created": "dim", "leaked": "bold red reverse",
 }
-LIVE = frozenset({"pending", "loading", "running", "stopped"})  # states that bill (or will)
+# Attempt states that bill (or will): quitting with these while the controller runs here asks first.
+LIVE = frozenset({"pending", "loading", "running", "stopped", "launching", "destroying", "leaked"})
 
 
 def sparkline(values: tuple[float, ...] | list[float], width: int = 12) -> str:

@@ -38,17 +38,19 @@ def run_sweep(args: argparse.Namespace, Ledger) -> UsimApp:
     sweep = expand(args.sweep or demo_sweep())
     if args.provider:
         sweep.spec.provider = sweep.spec.provider.model_copy(update={"kind": args.provider})
-    ledger = Ledger(Path(args.ledger) if args.ledger else default_ledger(sweep.name))
+    path = Path(args.ledger) if args.ledger else default_ledger(sweep.name)
+    ledger = Ledger(path)
     ledger.ensure_sweep(sweep)
+    reader = Ledger(path)  # its own connection: snapshots are read in a worker thread while the controller writes
     if args.read_only:
-        return UsimApp(LedgerSource(ledger, sweep.name), read_only=True, poll_interval=args.poll)
+        return UsimApp(LedgerSource(reader, sweep.name), read_only=True, poll_interval=args.poll)
     make_provider = _fleet("providers", "make_provider")
     Controller = _fleet("controller", "Controller")
     clock = RealClock()
     provider = make_provider(sweep.spec.provider, clock=clock, root=Path("runs"))
     messages: list[str] = []
-    controller = Controller(ledger, provider, sweep, clock, log=messages.append)
-    source = LedgerSource(ledger, sweep.name, controller=controller, provider=provider)
+    controller = Controller(ledger, provider, sweep, clock, log=messages.append, runs_root="runs")
+    source = LedgerSource(reader, sweep.name, controller=controller, provider=provider)
     return UsimApp(source, clock=clock, poll_interval=args.poll)
 
 

@@ -78,7 +78,9 @@ class InstancesTable(DataTable):
     def apply(self, snap: SweepSnapshot, now: float, marked: set[str], query: str = "") -> None:
         """Diff the table against the snapshot: update changed cells, add new rows, remove gone ones."""
         wanted = wanted_rows(snap, now, marked, query)
-        for key in [k.value for k in self.rows if k.value not in wanted]:
+        cursor = self.selected_key
+        gone = [k.value for k in self.rows if k.value not in wanted]
+        for key in gone:
             self.remove_row(key)
         for key, values in wanted.items():
             if key in self.rows:
@@ -88,6 +90,8 @@ class InstancesTable(DataTable):
                         self.update_cell(key, col, new)
             else:
                 self.add_row(*values, key=key)
+        if gone and cursor in wanted:  # removing a row above the cursor would move it onto another attempt
+            self.move_cursor(row=self.get_row_index(cursor), animate=False)
 
     @property
     def selected_key(self) -> str | None:

@@ -1,0 +1,305 @@
+"""Pilot tests: every key binding, the confirm dialog, read-only, and commands reaching the ledger's queue."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+
+from textual.widgets import DataTable, Input
+
+from usim_tui.app.app import UsimApp
+from usim_tui.app.bindings import MAIN
+from usim_tui.app.screens.confirm import ConfirmScreen
+from usim_tui.app.screens.details import DetailsScreen
+from usim_tui.app.screens.help import HelpScreen
+from usim_tui.app.screens.logs import LogsScreen
+from usim_tui.app.source import LedgerSource
+from usim_tui.app.widgets.curves import LossCurves
+
+SIZE = (160, 50)
+
+
+async def ready(app: UsimApp, pilot) -> None:
+    for _ in range(50):
+        await pilot.pause(0.02)
+        if app.polls and app.main.table.row_count:
+            return
+    raise AssertionError("the first poll never reached the screen")
+
+
+def cursor_to(app: UsimApp, key: str) -> None:
+    table = app.main.table
+    table.move_cursor(row=table.get_row_index(key))
+
+
+async def test_every_binding_is_tested_here():
+    tested = {"launch", "destroy", "destroy_now", "relaunch", "logs", "details", "mark", "filter", "pause", "auto",
+              "log_scale", "stage", "focus_pane", "help", "quit_app"}
+    assert {b.action.split("(")[0] for b in MAIN} == tested
+
+
+async def test_launch_relaunch_marks_and_destroy_confirm(source, clock):
+    app = UsimApp(source, clock=clock)
+    async with app.run_test(size=SIZE) as pilot:
+        await ready(app, pilot)
+        cursor_to(app, "cell:round_a_lr4.5e-4_w3pct")
+        await pilot.press("l")
+        await pilot.pause()
+        assert ("launch", {"cell": "round_a_lr4.5e-4_w3pct"}) in source.sent
+
+        # space marks two rows; l then launches both cells, r relaunches both
+        source.sent.clear()
+        cursor_to(app, "cell:round_b_cap96")
+        await pilot.press("space")
+        cursor_to(app, "cell:round_b_cap128")
+        await pilot.press("space")
+        assert app.main.marked == {"cell:round_b_cap96", "cell:round_b_cap128"}
+        await pilot.press("l", "r")
+        await pilot.pause()
+        assert sorted(source.sent, key=str) == sorted([("launch", {"cell": "round_b_cap96"}),
+                                                       ("launch", {"cell": "round_b_cap128"}),
+                                                       ("relaunch", {"cell": "round_b_cap96"}),
+                                                       ("relaunch", {"cell": "round_b_cap128"})], key=str)
+        await pilot.press("space")  # unmark the one under the cursor
+        assert app.main.marked == {"cell:round_b_cap96"}
+        cursor_to(app, "cell:round_b_cap96")
+        await pilot.press("space")
+        assert not app.main.marked
+
+        # d asks first; "n" cancels, "y" destroys
+        source.sent.clear()
+        running = next(a for a in source.current.attempts if a.state == "running")
+        cursor_to(app, str(running.attempt_id))
+        await pilot.press("d")
+        await pilot.pause()
+        assert isinstance(app.screen, ConfirmScreen)
+        assert running.cell in str(app.screen.question)
+        await pilot.press("n")
+        await pilot.pause()
+        assert not isinstance(app.screen, ConfirmScreen) and source.sent == []
+        await pilot.press("d")
+        await pilot.pause()
+        await pilot.click("#yes")
+        await pilot.pause()
+        assert source.sent == [("destroy", {"attempt_id": running.attempt_id})]
+
+        # D destroys without asking
+        source.sent.clear()
+        await pilot.press("D")
+        await pilot.pause()
+        assert not isinstance(app.screen, ConfirmScreen)
+        assert source.sent == [("destroy", {"attempt_id": running.attempt_id})]
+
+        # a row with no instance has nothing to destroy: no dialog, no command
+        source.sent.clear()
+        cursor_to(app, "cell:round_b_cap96")
+        await pilot.press("d", "D")
+        await pilot.pause()
+        assert not isinstance(app.screen, ConfirmScreen) and source.sent == []
+
+
+async def test_pause_and_auto_toggle_from_the_snapshot(source, clock):
+    app = UsimApp(source, clock=clock)
+    async with app.run_test(size=SIZE) as pilot:
+        await ready(app, pilot)
+        await pilot.press("p", "a")
+        await pilot.pause()
+        assert source.sent == [("pause", {}), ("auto", {"on": False})]
+        source.current = dataclasses.replace(source.current, paused=True, auto=False)
+        app.poll_now()
+        await pilot.pause(0.2)
+        assert "PAUSED" in str(app.main.query_one("#header").render())
+        source.sent.clear()
+        await pilot.press("p", "a")
+        await pilot.pause()
+        assert source.sent == [("resume", {}), ("auto", {"on": True})]
+
+
+async def test_details_logs_help_and_panes(source, clock):
+    app = UsimApp(source, clock=clock)
+    async with app.run_test(size=SIZE) as pilot:
+        await ready(app, pilot)
+        first = source.current.attempts[0]
+        cursor_to(app, str(first.attempt_id))
+        await pilot.press("enter")
+        await pilot.pause()
+        assert isinstance(app.screen, DetailsScreen) and app.screen.attempt == first
+        await pilot.press("escape")
+        await pilot.press("L")
+        await pilot.pause()
+        assert isinstance(app.screen, LogsScreen)
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        lines = "\n".join(str(line.text) for line in app.screen.query_one("#logs").lines)
+        assert "operator/train_loss 0.0123 step 590" in lines and "events (5)" in lines
+        await pilot.press("escape")
+        await pilot.press("question_mark")
+        await pilot.pause()
+        assert isinstance(app.screen, HelpScreen)
+        await pilot.press("escape")
+        await pilot.pause()
+        for key, pane in zip("123456", ("instances", "curves", "coverage", "budget", "leaderboard", "events"),
+                             strict=True):
+            await pilot.press(key)
+            assert app.focused is not None and app.focused.id == pane
+
+
+async def test_curves_follow_selection_log_scale_and_stage(source, clock):
+    app = UsimApp(source, clock=clock)
+    async with app.run_test(size=SIZE) as pilot:
+        await ready(app, pilot)
+        curves = app.main.query_one(LossCurves)
+        cursor_to(app, "1")
+        await pilot.pause(0.3)
+        assert set(curves.lines) == {"codec/train_loss", "operator/train_loss", "operator/val_loss"}
+        await pilot.press("y")
+        assert curves.log_y
+        await pilot.press("s")  # all -> codec
+        await pilot.pause()
+        assert curves.stage == "codec" and set(curves.lines) == {"codec/train_loss"}
+        await pilot.press("s", "s")  # -> operator -> all
+        assert curves.stage == ""
+        # two marked attempts overlay, each line labelled with its cell and attempt
+        await pilot.press("space")
+        cursor_to(app, "2")
+        await pilot.press("space")
+        await pilot.pause(0.3)
+        assert {label.split(" ")[0] for label in curves.lines} == {"round_a_lr2e-4_w3pct#1", "round_a_lr2e-4_w5pct#1"}
+
+
+async def test_filter_hides_rows_and_escape_clears(source, clock):
+    app = UsimApp(source, clock=clock)
+    async with app.run_test(size=SIZE) as pilot:
+        await ready(app, pilot)
+        total = app.main.table.row_count
+        await pilot.press("slash")
+        assert app.focused is app.main.query_one("#filter", Input)
+        await pilot.press(*"running")
+        await pilot.pause()
+        states = [app.main.table.get_row(k)[2].plain for k in app.main.table.rows]
+        assert states and set(states) == {"running"}
+        await pilot.press("escape")
+        await pilot.pause()
+        assert app.main.table.row_count == total and app.focused is app.main.table
+
+
+async def test_refresh_keeps_the_cursor_and_updates_rows_in_place(source, clock):
+    app = UsimApp(source, clock=clock)
+    async with app.run_test(size=SIZE) as pilot:
+        await ready(app, pilot)
+        table = app.main.table
+        cursor_to(app, "3")
+        snap = source.current
+        changed = tuple(dataclasses.replace(a, state="exited", reason="finished") if a.attempt_id == 6 else a
+                        for a in snap.attempts)
+        new = dataclasses.replace(changed[0], attempt_id=99, cell="round_b_cap96", state="pending")
+        gone = snap.attempts[1].attempt_id
+        source.current = dataclasses.replace(snap, attempts=tuple(a for a in changed if a.attempt_id != gone) + (new,))
+        app.poll_now()
+        await pilot.pause(0.3)
+        assert table.selected_key == "3"
+        assert table.get_row("6")[2].plain == "exited" and table.get_row("6")[3] == "finished"
+        assert "99" in [k.value for k in table.rows] and str(gone) not in [k.value for k in table.rows]
+        assert "cell:round_b_cap96" not in [k.value for k in table.rows]  # its attempt row replaces it
+
+
+async def test_read_only_disables_every_action(source, clock):
+    app = UsimApp(source, clock=clock, read_only=True)
+    async with app.run_test(size=SIZE) as pilot:
+        await ready(app, pilot)
+        cursor_to(app, "3")
+        await pilot.press("l", "d", "D", "r", "p", "a")
+        await pilot.pause()
+        assert source.sent == [] and not isinstance(app.screen, ConfirmScreen)
+        await pilot.press("q")  # read-only never asks: it controls nothing
+        await pilot.pause()
+    assert app.return_code == 0
+
+
+async def test_quit_asks_when_paid_instances_run_here(source, clock):
+    app = UsimApp(source, clock=clock)
+    async with app.run_test(size=SIZE) as pilot:
+        await ready(app, pilot)
+        await pilot.press("q")
+        await pilot.pause()
+        assert isinstance(app.screen, ConfirmScreen) and "paid instance" in app.screen.question
+        await pilot.press("n")
+        await pilot.pause()
+        assert app.is_running
+        await pilot.press("q", "y")
+        await pilot.pause()
+    assert not app.is_running
+
+
+async def test_quit_without_live_instances_does_not_ask(source, clock):
+    source.current = dataclasses.replace(source.current, attempts=tuple(
+        dataclasses.replace(a, state="destroyed") for a in source.current.attempts))
+    app = UsimApp(source, clock=clock)
+    async with app.run_test(size=SIZE) as pilot:
+        await ready(app, pilot)
+        await pilot.press("q")
+        await pilot.pause()
+        assert not isinstance(app.screen, ConfirmScreen)
+    assert not app.is_running
+
+
+async def test_attached_commands_land_in_the_ledger_queue(demo_ledger, clock):
+    led, sweep, (a1, a2) = demo_ledger
+    app = UsimApp(LedgerSource(led), clock=clock)  # attached: no controller in this process
+    async with app.run_test(size=SIZE) as pilot:
+        await ready(app, pilot)
+        assert app.main.snap.sweep == "demo"
+        cursor_to(app, str(a1))
+        await pilot.press("D", "r", "p")
+        cursor_to(app, f"cell:{sweep.cells[2].name}")
+        await pilot.press("l")
+        await pilot.pause(0.3)
+        await app.workers.wait_for_complete()
+        taken = [(c, a) for _, c, a in led.take_commands("demo", clock.now())]
+        assert taken == [("destroy", {"attempt_id": a1}), ("relaunch", {"cell": sweep.cells[0].name}),
+                         ("pause", {}), ("launch", {"cell": sweep.cells[2].name})]
+        await pilot.press("q")  # attached: the controller lives elsewhere, quitting needs no confirm
+        await pilot.pause()
+    assert not app.is_running
+
+
+async def test_a_failing_ledger_is_a_status_not_a_crash(source, clock):
+    calls = {"n": 0}
+    real = source.snapshot
+
+    def flaky(now=None):
+        calls["n"] += 1
+        if calls["n"] >= 2:
+            raise OSError("database is locked")
+        return real(now)
+
+    source.snapshot = flaky
+    app = UsimApp(source, clock=clock, poll_interval=0.05)
+    async with app.run_test(size=SIZE) as pilot:
+        await ready(app, pilot)
+        await pilot.pause(0.3)
+        assert calls["n"] >= 3  # it kept polling after the failure
+        assert "database is locked" in str(app.main.query_one("#header").render())
+        assert app.main.table.row_count > 0  # the last good snapshot stays on screen
+
+
+async def test_polls_never_overlap(source, clock):
+    active, peak = [0], [0]
+    real = source.snapshot
+
+    def slow(now=None):
+        active[0] += 1
+        peak[0] = max(peak[0], active[0])
+        __import__("time").sleep(0.05)
+        active[0] -= 1
+        return real(now)
+
+    source.snapshot = slow
+    app = UsimApp(source, clock=clock, poll_interval=0.01)
+    async with app.run_test(size=SIZE) as pilot:
+        for _ in range(20):  # force polls while one is in flight
+            app.poll_now()
+            await asyncio.sleep(0.01)
+        await pilot.pause(0.2)
+        assert app.polls >= 3 and peak[0] == 1
+        assert isinstance(app.main.query_one("#instances"), DataTable)
