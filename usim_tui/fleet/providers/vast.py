@@ -406,3 +406,9 @@ def _raise_auth(status: int, data: Any, path: str) -> None:
     if status == 401 or (status in (403, 404) and ("auth_error" in text or "session expired" in text)):
         raise AuthError(f"Vast API: the API key was refused on {path} (HTTP {status}: {_describe(data)}); "
                         "check VAST_API_KEY or `vastai set api-key`")
+
+
+def make_vast_provider(settings: Any, *, clock: Clock | None = None, sweep: str | None = None,
+                       **kwargs: Any) -> VastProvider:
+    """The factory make_provider calls: key from the environment or the vastai key files, VAST_URL honoured."""
+    return VastProvider(settings, clock=clock, sweep=sweep, **kwargs)

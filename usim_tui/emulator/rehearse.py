@@ -1,0 +1,180 @@
+"""`usim-tui rehearse`: one night on the virtual clock, the real controller against the emulator over HTTP,
+and the naive policy on an identical emulator (same seed, same faults per cell and attempt).
+
+Spend is what the emulator bills (the truth), not the controller's estimate; both are reported.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import resource
+import statistics
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from usim_core.sweep import Sweep
+from usim_tui.emulator.faults import FaultProfile
+from usim_tui.emulator.naive import naive_onstart, run_naive
+from usim_tui.emulator.offers import catalogue
+from usim_tui.emulator.server import serve
+from usim_tui.emulator.state import Emulator
+from usim_tui.fleet.clock import VirtualClock
+from usim_tui.fleet.providers.base import parse_label
+from usim_tui.fleet.providers.vast import VastProvider
+
+KEY = "rehearsal-key"   # the emulator's own key: not a secret
+
+
+@dataclass
+class PolicyResult:
+    policy: str
+    cells: int
+    budget: float
+    finished: int = 0
+    spent: float = 0.0
+    estimated: float | None = None
+    instances: int = 0
+    hours: float = 0.0
+    api_calls: int = 0
+    polls: int = 0
+    stuck: list[float | None] = field(default_factory=list)   # seconds from a stuck instance to its replacement
+    faults: dict[str, int] = field(default_factory=dict)
+    note: str = ""
+
+    @property
+    def cost_per_finished(self) -> float | None:
+        return self.spent / self.finished if self.finished else None
+
+    @property
+    def overshoot(self) -> float:
+        return max(0.0, self.spent - self.budget)
+
+    def to_dict(self) -> dict[str, Any]:
+        replaced = [s for s in self.stuck if s is not None]
+        return {
+            "policy": self.policy, "finished": self.finished, "cells": self.cells, "spent": round(self.spent, 4),
+            "budget": self.budget, "cost_per_finished": None if self.cost_per_finished is None
+            else round(self.cost_per_finished, 4), "overshoot": round(self.overshoot, 4),
+            "estimated_spend": None if self.estimated is None else round(self.estimated, 4),
+            "instances": self.instances, "night_hours": round(self.hours, 2), "api_calls": self.api_calls,
+            "polls": self.polls, "stuck_instances": len(self.stuck), "stuck_replaced": len(replaced),
+            "stuck_to_replacement_s": {"median": round(statistics.median(replaced), 1) if replaced else None,
+                                       "max": round(max(replaced), 1) if replaced else None,
+                                       "never": len(self.stuck) - len(replaced)},
+            "faults": self.faults, "note": self.note,
+        }
+
+
+def _summarise(emu: Emulator, res: PolicyResult, t0: float) -> None:
+    res.spent = emu.spent()
+    res.instances = len(emu.instances)
+    res.hours = (emu.clock.now() - t0) / 3600
+    res.api_calls = emu.calls.total
+    by_cell: dict[str, list[Any]] = {}
+    for inst in emu.instances.values():
+        for f in inst.plan.faults:
+            res.faults[f] = res.faults.get(f, 0) + 1
+        parsed = parse_label(inst.label)
+        if parsed:
+            by_cell.setdefault(parsed[1], []).append(inst)
+    for insts in by_cell.values():
+        insts.sort(key=lambda i: i.created_at)
+        for i, inst in enumerate(insts):
+            if "stuck_loading" in inst.plan.faults:
+                nxt = insts[i + 1] if i + 1 < len(insts) else None
+                res.stuck.append(None if nxt is None else nxt.created_at - inst.created_at)
+
+
+def _emulator(sweep: Sweep, profile: FaultProfile, seed: int, per_gpu: int) -> Emulator:
+    emu = Emulator(VirtualClock(), faults=profile, seed=seed, api_keys=(KEY,), machines=catalogue(seed, per_gpu))
+    emu.register_sweep(sweep.name, [c.name for c in sweep.cells])
+    return emu
+
+
+async def rehearse_usim(sweep: Sweep, profile: FaultProfile, seed: int = 0, *, night_h: float = 12.0,
+                        poll_interval: float = 30.0, per_gpu: int = 120, root: str | Path | None = None,
+                        on_tick: Any = None) -> PolicyResult:
+    from usim_tui.fleet.controller import Controller
+    from usim_tui.fleet.ledger import Ledger
+
+    emu = _emulator(sweep, profile, seed, per_gpu)
+    clock = emu.clock
+    t0 = clock.now()
+    res = PolicyResult("usim", len(sweep.cells), sweep.spec.budget)
+    with tempfile.TemporaryDirectory(prefix="usim-rehearse-") as tmp:
+        base = Path(root or tmp)
+        async with serve(emu) as url:
+            provider = VastProvider(sweep.spec.provider, clock=clock, api_key=KEY, base_url=url, sweep=sweep.name,
+                                    seed=seed)
+            ledger = Ledger(base / "ledger.sqlite")
+            ctl = Controller(ledger, provider, sweep, clock, poll_interval=poll_interval, run_preflight=False,
+                             log=lambda msg: None, runs_root=base / "runs")
+            try:
+                while clock.now() - t0 < night_h * 3600:
+                    await ctl.tick()
+                    res.polls += 1
+                    if on_tick:
+                        on_tick(ctl, emu, provider)
+                    if ctl.done:
+                        break
+                    if why := ctl.stalled:
+                        res.note = why
+                        break
+                    await clock.sleep(poll_interval)
+                else:
+                    res.note = f"night over after {night_h:g} h"
+                rows = ledger.attempts(sweep.name)
+                res.finished = sum(1 for c in ledger.cells(sweep.name) if c["state"] == "finished")
+                res.estimated = sum(float(a["spent"] or 0.0) for a in rows)
+            finally:
+                _morning(emu)
+                await provider.close()
+                ledger.close()
+    _summarise(emu, res, t0)
+    return res
+
+
+async def rehearse_naive(sweep: Sweep, profile: FaultProfile, seed: int = 0, *, night_h: float = 12.0,
+                         poll_interval: float = 300.0, per_gpu: int = 120) -> PolicyResult:
+    emu = _emulator(sweep, profile, seed, per_gpu)
+    clock = emu.clock
+    t0 = clock.now()
+    res = PolicyResult("naive", len(sweep.cells), sweep.spec.budget)
+    async with serve(emu) as url:
+        provider = VastProvider(sweep.spec.provider, clock=clock, api_key=KEY, base_url=url, sweep=sweep.name,
+                                seed=seed, onstart=naive_onstart)
+        try:
+            out = await run_naive(provider, sweep, clock, until=t0 + night_h * 3600, poll_interval=poll_interval)
+            res.finished = len(out.finished)
+            res.polls = -1
+        finally:
+            _morning(emu)
+            await provider.close()
+    _summarise(emu, res, t0)
+    return res
+
+
+def _morning(emu: Emulator) -> None:
+    """Whatever is still alive when the rehearsal ends is destroyed now (and billed up to now)."""
+    for inst in list(emu.instances.values()):
+        emu.destroy(inst.id)
+
+
+async def rehearse(sweep: Sweep, profile: FaultProfile, seed: int = 0, **kw: Any) -> dict[str, dict[str, Any]]:
+    night_h = kw.pop("night_h", 12.0)
+    t = time.process_time()
+    usim = await rehearse_usim(sweep, profile, seed, night_h=night_h, **kw)
+    cpu_usim = time.process_time() - t
+    naive = await rehearse_naive(sweep, profile, seed, night_h=night_h, per_gpu=kw.get("per_gpu", 120))
+    out = {"usim": usim.to_dict(), "naive": naive.to_dict()}
+    out["usim"]["cpu_s"] = round(cpu_usim, 2)
+    out["meta"] = {"sweep": sweep.name, "faults": profile.name, "seed": seed, "night_h": night_h,
+                   "max_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)}
+    return out
+
+
+def run(sweep: Sweep, profile: FaultProfile, seed: int = 0, **kw: Any) -> dict[str, dict[str, Any]]:
+    return asyncio.run(rehearse(sweep, profile, seed, **kw))
