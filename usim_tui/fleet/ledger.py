@@ -44,7 +44,7 @@ MIGRATIONS: list[str] = [
         overrides_json TEXT NOT NULL, config_json TEXT NOT NULL, config_hash TEXT NOT NULL,
         duplicate_of TEXT, run_id TEXT NOT NULL, ord INTEGER NOT NULL,
         state TEXT NOT NULL DEFAULT 'pending', reason TEXT, metrics_json TEXT NOT NULL DEFAULT '{}',
-        not_before REAL NOT NULL DEFAULT 0, wanted INTEGER NOT NULL DEFAULT 1,
+        not_before REAL NOT NULL DEFAULT 0, counted_from INTEGER NOT NULL DEFAULT 0,
         PRIMARY KEY (sweep, name)
     );
     CREATE TABLE attempts (

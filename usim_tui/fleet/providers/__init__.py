@@ -1,0 +1,23 @@
+"""Provider factory. `local` is built here; the Vast engineer adds the `vast` branch."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from usim_core.sweep import ProviderSettings
+from usim_tui.fleet.clock import Clock
+from usim_tui.fleet.providers.base import Provider
+
+
+def make_provider(settings: ProviderSettings, *, clock: Clock | None = None, root: str | Path = "runs",
+                  concurrency: int = 1, sweep: str | None = None) -> Provider:
+    if settings.kind == "local":
+        from usim_tui.fleet.providers.local import LocalProvider
+
+        # 2 cores shared by several trainers: one thread each, or they thrash
+        return LocalProvider(root, settings.price_per_hour, threads=1 if concurrency > 1 else None)
+    if settings.kind == "vast":
+        from usim_tui.fleet.providers.vast import VastProvider
+
+        return VastProvider(settings, clock=clock, sweep=sweep)
+    raise ValueError(f"unknown provider kind {settings.kind!r}; allowed: local, vast")

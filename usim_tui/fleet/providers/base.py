@@ -72,6 +72,7 @@ class Observed:
     created_at: float | None = None
     started_at: float | None = None  # reached running
     exit_code: int | None = None
+    cost: float | None = None       # the provider's own billed total for this instance, where it reports one
     raw: dict[str, Any] = field(default_factory=dict)
 
 

@@ -1,0 +1,193 @@
+"""The controller over the simulated provider and a virtual clock: every policy and provider error path."""
+
+from __future__ import annotations
+
+import pytest
+
+from usim_tui.fleet.clock import VirtualClock
+from usim_tui.fleet.controller import Controller
+from usim_tui.fleet.ledger import Ledger
+from usim_tui.fleet.providers.sim import Script, SimProvider
+
+
+def make(tmp_path, sweep, script_for=None, **kw):
+    clock = VirtualClock()
+    prov = SimProvider(clock, script_for, **kw)
+    led = Ledger(tmp_path / "l.sqlite")
+    ctl = Controller(led, prov, sweep, clock, poll_interval=5.0, run_preflight=False, log=lambda m: None,
+                     runs_root=tmp_path / "runs")
+    return clock, prov, led, ctl
+
+
+async def drive(ctl, clock, ticks=400):
+    for _ in range(ticks):
+        await ctl.tick()
+        if ctl.done or ctl.stalled:
+            return
+        clock.advance(ctl.poll_interval)
+    raise AssertionError("sweep did not settle")
+
+
+def cells(led):
+    return {c.name: c for c in led.snapshot().cells}
+
+
+async def test_all_cells_finish_with_metrics_and_cost(tmp_path, demo_sweep):
+    clock, prov, led, ctl = make(tmp_path, demo_sweep)
+    await drive(ctl, clock)
+    snap = led.snapshot()
+    assert {c.state for c in snap.cells} == {"finished"}
+    for c in snap.cells:
+        assert 0.1 <= c.metrics["nrmse_rollout"] < 0.2 and c.cost > 0
+    assert not prov.alive()                       # every finished instance destroyed
+    assert all(a.reason == "finished" and a.state == "destroyed" for a in snap.attempts)
+    assert snap.budget.spent == pytest.approx(prov.true_cost(), rel=0.35)
+    assert snap.budget.spent >= prov.true_cost() - 1e-6   # never under-counts (view rounds to 1e-6)
+    a = snap.attempts[0]
+    series = led.metric_series([a.attempt_id])[a.attempt_id]["codec/loss"]
+    assert len(series) >= 5 and series[0][1] > series[-1][1]
+    intents = led.intents("demo")
+    assert all(i["outcome"] for i in intents)     # every side effect has its outcome
+    assert {i["action"] for i in intents} == {"create", "destroy"}
+
+
+@pytest.mark.parametrize("outcome,reason", [
+    ("crash", "exited_error"), ("error", "exited_error"), ("offline", "offline"), ("outbid", "outbid"),
+    ("oci", "container_error"), ("stuck", "startup_timeout"), ("silent", "startup_timeout"),
+])
+async def test_failures_relaunch_until_max_attempts(tmp_path, demo_sweep, outcome, reason):
+    first = demo_sweep.cells[0].name
+
+    def script(spec):
+        return Script(outcome, run_s=10_000 if outcome == "silent" else 60) if spec.cell == first else Script()
+    clock, prov, led, ctl = make(tmp_path, demo_sweep, script)
+    await drive(ctl, clock, ticks=600)
+    c = cells(led)[first]
+    assert c.state == "failed" and c.reason == reason and c.attempts == demo_sweep.spec.max_attempts
+    atts = [a for a in led.snapshot().attempts if a.cell == first]
+    assert all(a.reason == reason and a.state == "destroyed" for a in atts)
+    assert [a.attempt for a in atts] == [1, 2]
+    if reason in ("offline", "container_error", "startup_timeout"):
+        assert atts[0].machine_id in led.excluded_machines("demo")
+    assert sum(c.state == "finished" for c in led.snapshot().cells) == 3
+    assert not prov.alive()
+
+
+async def test_crash_loop_pauses_launching_and_surfaces_the_error(tmp_path, demo_sweep):
+    from usim_core.sweep import Cell
+    sweep = demo_sweep
+    extra = [Cell(name=f"extra{i}", round="r", tags=[], overrides={}, config=sweep.cells[0].config,
+                  config_hash=f"h{i}") for i in range(4)]
+    sweep.cells += extra
+    sweep.spec.max_attempts = 3
+    clock, prov, led, ctl = make(tmp_path, sweep, lambda spec: Script("crash", run_s=20))
+    await drive(ctl, clock)
+    snap = led.snapshot()
+    assert snap.crash_loop and "LazyLinear" in snap.crash_loop
+    assert len(prov.instances) <= 4                 # stopped early: not 8 cells x 3 attempts
+    assert ctl.stalled and not prov.alive()
+    launched = len(prov.instances)
+    ctl.resume()                                    # the user fixed it: launching goes on
+    await ctl.tick()
+    assert len(prov.instances) > launched and led.snapshot().crash_loop is None
+
+
+async def test_no_capacity_backs_off_and_does_not_use_attempts(tmp_path, demo_sweep):
+    clock, prov, led, ctl = make(tmp_path, demo_sweep)
+    prov.no_capacity = 3
+    await drive(ctl, clock, ticks=800)
+    snap = led.snapshot()
+    assert {c.state for c in snap.cells} == {"finished"}
+    assert sum(a.reason == "no_capacity" and a.state == "not_created" for a in snap.attempts) == 3
+
+
+async def test_create_timeout_that_succeeded_is_adopted_by_label(tmp_path, demo_sweep):
+    clock, prov, led, ctl = make(tmp_path, demo_sweep)
+    prov.create_then_fail = 1
+    await ctl.tick()
+    first = led.snapshot().attempts[0]
+    assert first.state == "launching" and first.provider_id is None
+    clock.advance(5)
+    await ctl.tick()
+    first = led.snapshot().attempts[0]
+    assert first.provider_id == "1001" and first.state in ("pending", "loading")
+    await drive(ctl, clock)
+    assert len(prov.instances) == 4                 # no second instance for that cell
+
+
+async def test_list_failure_is_surfaced_and_billed_conservatively(tmp_path, demo_sweep):
+    clock, prov, led, ctl = make(tmp_path, demo_sweep)
+    await ctl.tick()
+    prov.fail_next["list"] = 3
+    for _ in range(3):
+        clock.advance(5)
+        await ctl.tick()
+        assert led.snapshot().provider_status.startswith("list failed")
+    assert led.snapshot().budget.spent >= prov.true_cost()
+    clock.advance(5)
+    await ctl.tick()
+    assert led.snapshot().provider_status == "ok"
+
+
+async def test_failed_destroy_leaks_blocks_relaunch_and_is_retried(tmp_path, demo_sweep):
+    first = demo_sweep.cells[0].name
+    clock, prov, led, ctl = make(tmp_path, demo_sweep,
+                                 lambda spec: Script("crash", run_s=10) if spec.cell == first else Script("done"))
+    prov.fail_next["destroy"] = 6        # the crash at t=25 s: destroy fails there and on the retries
+    for _ in range(7):
+        await ctl.tick()
+        clock.advance(5)
+    atts = [a for a in led.snapshot().attempts if a.cell == first]
+    assert atts[0].state == "leaked" and len(atts) == 1   # never relaunched over a leak
+    assert any("ALERT" in e.message for e in led.snapshot().events)
+    await drive(ctl, clock)
+    atts = [a for a in led.snapshot().attempts if a.cell == first]
+    assert atts[0].state == "destroyed" and len(atts) == 2 and not prov.alive()
+
+
+async def test_orphan_instance_is_recorded_and_destroyed(tmp_path, demo_sweep):
+    from usim_tui.fleet.providers.base import LaunchSpec
+    clock, prov, led, ctl = make(tmp_path, demo_sweep)
+    await prov.create(LaunchSpec(label="usim:demo:ghost:1", sweep="demo", cell="ghost", attempt=1, config={},
+                                 run_dir="x"))
+    await ctl.tick()
+    ghost = next(a for a in led.snapshot().attempts if a.cell == "ghost")
+    assert ghost.reason == "orphan" and ghost.state == "destroying"
+    assert prov.instances["1001"].destroyed_at is not None
+
+
+async def test_budget_cap_destroys_everything(tmp_path, demo_sweep):
+    demo_sweep.spec.budget = 0.03
+    clock, prov, led, ctl = make(tmp_path, demo_sweep, lambda spec: Script("done", run_s=3000), price=2.0)
+    await drive(ctl, clock)
+    snap = led.snapshot()
+    assert any(a.reason == "budget" for a in snap.attempts) and not prov.alive()
+    assert prov.true_cost() <= 0.03 + 2 * 2.02 * 5 / 3600
+
+
+async def test_commands_pause_destroy_relaunch(tmp_path, demo_sweep):
+    demo_sweep.spec.concurrency = 4
+    clock, prov, led, ctl = make(tmp_path, demo_sweep, lambda spec: Script("done", run_s=600))
+    led.enqueue("demo", "pause")
+    await ctl.tick()
+    assert led.snapshot().paused and not prov.instances
+    led.enqueue("demo", "resume")
+    await ctl.tick()
+    snap = led.snapshot()
+    assert len(snap.attempts) == 4
+    target = snap.attempts[0]
+    cid = led.enqueue("demo", "destroy", cell=target.cell)
+    clock.advance(5)
+    await ctl.tick()
+    assert led.command(cid)["result"] == "ok"
+    assert cells(led)[target.cell].state == "failed" and cells(led)[target.cell].reason == "user"
+    led.enqueue("demo", "relaunch", cell=target.cell)
+    for _ in range(3):
+        clock.advance(5)
+        await ctl.tick()
+    atts = [a for a in led.snapshot().attempts if a.cell == target.cell]
+    assert len(atts) == 2 and atts[1].state not in ("destroyed",)
+    live_per_cell = {}
+    for i in prov.alive():
+        live_per_cell[i.label.split(":")[2]] = live_per_cell.get(i.label.split(":")[2], 0) + 1
+    assert max(live_per_cell.values()) == 1

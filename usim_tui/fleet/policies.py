@@ -1,0 +1,157 @@
+"""Policies: pure functions from observations + ledger state + the time to decisions. No I/O.
+
+The controller feeds them ledger rows (mappings) and provider observations and carries out what they return.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from usim_core.sweep import ProviderSettings
+from usim_tui.fleet.providers.base import EXITED, FAILED, OFFLINE, RUNNING, STOPPED, Observed
+
+REASONS = ("finished", "no_capacity", "startup_timeout", "container_error", "exited_error", "offline", "outbid",
+           "budget", "user", "max_runtime", "preflight", "orphan")
+# Failures that say something about the code or image (a crash loop), not about a machine or the market.
+CRASH_REASONS = frozenset({"exited_error", "container_error"})
+# Attempts ended for these reasons do not use up one of the cell's max_attempts.
+FREE_REASONS = frozenset({"no_capacity", "budget", "user", "orphan", "preflight"})
+LIVE_BLOCKING = ("launching", "destroying", "leaked")
+OCI_FAILURE = "OCI runtime create failed"
+
+
+@dataclass(frozen=True)
+class Verdict:
+    outcome: str                 # "finished" or "failed"
+    reason: str                  # one of REASONS
+    message: str = ""
+    exclude_machine: bool = False
+
+
+def error_line(text: str) -> str:
+    """The line that best explains a failure: the last traceback-style `SomethingError: ...` line, else the
+    last non-empty line."""
+    lines = [ln.strip() for ln in text.splitlines() if ln.strip() and not ln.lstrip().startswith("@usim ")]
+    for ln in reversed(lines):
+        if re.match(r"^[\w.]*(Error|Exception|Interrupt)\b.*", ln) or "Error:" in ln:
+            return ln[:300]
+    return lines[-1][:300] if lines else ""
+
+
+def signature(reason: str, message: str) -> str:
+    """What two failures must share to count as the same crash: reason + the message with numbers, hex ids
+    and paths blurred."""
+    m = re.sub(r"0x[0-9a-fA-F]+|\b[0-9a-f]{8,}\b", "#", message)
+    m = re.sub(r"(/[\w.\-]+)+", "<path>", m)
+    m = re.sub(r"\d+(\.\d+)?", "N", m)
+    return f"{reason}: {m.strip()[:200]}"
+
+
+def assess(attempt: Mapping[str, Any], obs: Observed | None, now: float, settings: ProviderSettings,
+           log_tail: str = "") -> Verdict | None:
+    """Is this live attempt finished, failed (and why), or fine for now?"""
+    if attempt["done_event"]:
+        return Verdict("finished", "finished")
+    if attempt["error_event"]:
+        return Verdict("failed", "exited_error", attempt["error_event"])
+    if obs is None:
+        return None
+    msg = obs.status_msg or ""
+    if OCI_FAILURE in msg:
+        return Verdict("failed", "container_error", msg[:300], exclude_machine=True)
+    if obs.state == FAILED:
+        return Verdict("failed", "container_error", msg[:300] or "instance failed to start", exclude_machine=True)
+    if obs.state == OFFLINE:
+        return Verdict("failed", "offline", msg[:300] or "host offline / no heartbeat", exclude_machine=True)
+    if obs.state == STOPPED:
+        return Verdict("failed", "outbid", msg[:300] or "stopped (outbid): storage still billing")
+    if obs.state == EXITED:
+        line = error_line(log_tail)
+        code = f"exit code {obs.exit_code}" if obs.exit_code is not None else "exited"
+        return Verdict("failed", "exited_error", f"{code} without a done event" + (f": {line}" if line else ""))
+    created = attempt["created_at"] or now
+    if not attempt["started_event"] and now - created > settings.startup_deadline_s:
+        return Verdict("failed", "startup_timeout",
+                       f"no started event within {settings.startup_deadline_s:.0f}s (state {obs.state}"
+                       + (f": {msg}" if msg else "") + ")", exclude_machine=True)
+    begun = attempt["started_at"] or created
+    if obs.state == RUNNING and now - begun > settings.max_runtime_s:
+        return Verdict("failed", "max_runtime", f"ran past max_runtime_s={settings.max_runtime_s:.0f}")
+    return None
+
+
+@dataclass(frozen=True)
+class Failure:
+    cell: str
+    reason: str
+    message: str
+    t: float
+
+
+def crash_loop(failures: Iterable[Failure], now: float, window_s: float = 900.0, min_cells: int = 3,
+               min_failures: int = 3) -> str | None:
+    """The shared error when attempts failed the same way within the window, across at least `min_cells`
+    cells, or `min_failures` times across at least two cells (one broken import kills every relaunch: stop
+    paying for it)."""
+    cells_by_sig: dict[str, set[str]] = {}
+    count: dict[str, int] = {}
+    example: dict[str, str] = {}
+    for f in failures:
+        if f.reason not in CRASH_REASONS or now - f.t > window_s:
+            continue
+        sig = signature(f.reason, f.message)
+        cells_by_sig.setdefault(sig, set()).add(f.cell)
+        count[sig] = count.get(sig, 0) + 1
+        example[sig] = f"{f.reason}: {f.message}"
+    for sig, cells in cells_by_sig.items():
+        if len(cells) >= min_cells or (len(cells) >= 2 and count[sig] >= min_failures):
+            return f"{len(cells)} cells failed the same way within {window_s / 60:.0f} min: {example[sig]}"
+    return None
+
+
+def attempts_used(attempts: Sequence[Mapping[str, Any]], counted_from: int = 0) -> int:
+    """Attempts that count against max_attempts (not those that never ran for reasons outside the cell)."""
+    return sum(1 for a in attempts if a["attempt"] > counted_from and a["state"] != "not_created"
+               and a["reason"] not in FREE_REASONS)
+
+
+def is_live(attempt: Mapping[str, Any]) -> bool:
+    return attempt["state"] not in ("destroyed", "not_created")
+
+
+def next_launches(cells: Sequence[Mapping[str, Any]], attempts_by_cell: Mapping[str, Sequence[Mapping[str, Any]]],
+                  now: float, *, concurrency: int, max_attempts: int, blocked: bool) -> list[str]:
+    """Cells to start now: pending, no live attempt (a leaked or unconfirmed destroy counts as live: never
+    relaunch over it), attempts left, past any back-off, within concurrency; fresh cells before relaunches."""
+    if blocked:
+        return []
+    live = sum(1 for atts in attempts_by_cell.values() for a in atts if is_live(a))
+    out: list[str] = []
+    used = {c["name"]: attempts_used(attempts_by_cell.get(c["name"], ()), c["counted_from"]) for c in cells}
+    for c in sorted(cells, key=lambda c: used[c["name"]]):
+        if live + len(out) >= concurrency:
+            break
+        atts = attempts_by_cell.get(c["name"], ())
+        if c["state"] != "pending" or c["not_before"] > now or any(is_live(a) for a in atts):
+            continue
+        if used[c["name"]] >= max_attempts:
+            continue
+        out.append(c["name"])
+    return out
+
+
+def surplus_live(attempts: Sequence[Mapping[str, Any]]) -> list[int]:
+    """Attempt ids to destroy when one cell has more than one live attempt: keep the one that has started
+    (else the earliest)."""
+    live = [a for a in attempts if is_live(a) and a["state"] not in ("destroying", "leaked") and a["provider_id"]]
+    if len(live) < 2:
+        return []
+    keep = max(live, key=lambda a: (bool(a["started_event"]), -a["attempt"]))
+    return [a["id"] for a in live if a["id"] != keep["id"]]
+
+
+def backoff_s(consecutive_not_created: int, poll_interval: float) -> float:
+    return min(900.0, max(60.0, 6 * poll_interval) * 2 ** max(0, consecutive_not_created - 1))
