@@ -230,7 +230,7 @@ def failures_by_reason(data: ReportData) -> dict[str, tuple[int, float]]:
     return dict(sorted(out.items(), key=lambda kv: -kv[1][0]))
 
 
-def _first_line(text: str) -> str:
+def first_line(text: str) -> str:
     line = next((x for x in text.strip().splitlines() if x.strip()), "")
     return line.strip()[:240]
 
@@ -240,7 +240,7 @@ def shared_errors(data: ReportData, min_count: int = 2) -> list[tuple[str, list[
     by: dict[str, list[str]] = defaultdict(list)
     for a in data.attempts:
         if a.error and a.reason != "finished":
-            by[_first_line(a.error)].append(a.label)
+            by[first_line(a.error)].append(a.label)
     return sorted(((e, ls) for e, ls in by.items() if len(ls) >= min_count), key=lambda x: -len(x[1]))
 
 

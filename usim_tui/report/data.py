@@ -7,6 +7,7 @@ import json
 import math
 import netrc
 import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +23,7 @@ def _numbers(d: dict[str, Any] | None) -> dict[str, float]:
     """The finite numeric entries of a metrics dict (null = a diverged rollout, left out)."""
     out = {}
     for k, v in (d or {}).items():
-        if isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v):
+        if not k.startswith("_") and isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v):
             out[k] = float(v)
     return out
 
@@ -68,6 +69,23 @@ def _phases(a: AttemptView, exit_t: float | None, now: float) -> list[Phase]:
         out.append(Phase("running", started, stop))
         if stop < end:
             out.append(Phase("exited", stop, end))
+    if a.ended_at is not None and a.state in ("destroyed", "not_created"):
+        out.append(Phase("destroyed", a.ended_at, a.ended_at))
+    return [p for p in out if p.end >= p.start]
+
+
+TRANSITION = re.compile(r"(\w+) -> (\w+)\s*$")
+
+
+def _phases_from_events(a: AttemptView, events: list[Any], now: float) -> list[Phase] | None:
+    """Phases from the controller's `state` events (`cell #n: loading -> running`); None when it wrote none."""
+    moves = [(e.t, m.group(2)) for e in events if e.kind == "state" and (m := TRANSITION.search(e.message))]
+    if not moves or a.created_at is None:
+        return None
+    end = a.ended_at or now
+    points = [(a.created_at, "pending"), *sorted(moves)]
+    out = [Phase(state, max(t, a.created_at), min(nxt, end))
+           for (t, state), (nxt, _) in zip(points, [*points[1:], (end, "")], strict=True)]
     if a.ended_at is not None and a.state in ("destroyed", "not_created"):
         out.append(Phase("destroyed", a.ended_at, a.ended_at))
     return [p for p in out if p.end >= p.start]
@@ -139,7 +157,7 @@ def gather(ledger: Ledger, sweep: str | None = None, *, now: float | None = None
             attempt_id=a.attempt_id, cell=a.cell, attempt=a.attempt, state=a.state, reason=a.reason,
             price_per_hour=a.price_per_hour, created_at=a.created_at, started_at=a.started_at, ended_at=a.ended_at,
             spent=a.spent, gpu=a.gpu, machine_id=a.machine_id, error=err,
-            phases=_phases(a, exit_t, snap.now)))
+            phases=_phases_from_events(a, events, snap.now) or _phases(a, exit_t, snap.now)))
 
     finishing = {}  # cell -> the attempt whose results count: the finished one, else the latest
     for a in snap.attempts:

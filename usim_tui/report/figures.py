@@ -78,17 +78,24 @@ def timeline(data: ReportData, out: Path) -> str | None:
     seen = set()
     for i, a in enumerate(attempts):
         for p in a.phases:
+            if p.state == "destroyed":
+                continue
             label = p.state if p.state not in seen else None
             seen.add(p.state)
             ax.barh(i, (p.end - p.start) / 60, left=(p.start - t0) / 60, height=0.6,
                     color=STATE_COLOURS.get(p.state, "#333333"), label=label)
         end = max(p.end for p in a.phases)
+        if any(p.state == "destroyed" for p in a.phases):
+            ax.plot([(end - t0) / 60], [i], marker="x", color=STATE_COLOURS["destroyed"],
+                    label=None if "destroyed" in seen else "destroyed")
+            seen.add("destroyed")
         ax.text((end - t0) / 60, i, f" ${a.spent:.3f} {a.reason or ''}", va="center", fontsize=7)
     ax.set_yticks(range(len(attempts)), [a.label for a in attempts], fontsize=7)
     ax.invert_yaxis()
     ax.set(xlabel="minutes since the first launch", title="instances by state, with spend and end reason")
-    ax.legend(fontsize=7, loc="lower right")
-    ax.margins(x=0.25)
+    span = max(p.end for a in attempts for p in a.phases) - t0
+    ax.set_xlim(0, span / 60 * 1.3 + 0.1)   # room for the spend labels
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0))
     fig.tight_layout()
     fig.savefig(out / "timeline.png", dpi=90)
     plt.close(fig)

@@ -86,7 +86,14 @@ def _leaderboard(doc: Doc, data: ReportData) -> None:
     board = A.leaderboard(data)
     champ = A.champion(data)
     if not board:
-        doc.p("No cell has an evaluation yet.")
+        doc.p(f"No cell has a `{PRIMARY}` evaluation yet.")
+        other = [c for c in data.cells if c.metrics]
+        if other:
+            keys = sorted({k for c in other for k in c.metrics})
+            doc.p(f"{len(other)} cells reported eval metrics without `{PRIMARY}` (not in the eval schema of "
+                  "usim_core/eval/schema.py), shown as recorded:")
+            doc.table(["cell", "source", *keys], [[c.name, c.eval.source if c.eval else "",
+                                                   *(_f(c.metrics.get(k)) for k in keys)] for c in other])
         return
     doc.p(f"Lower is better. Gates: |mass drift| < {MASS_GATE}, energy violation < {ENERGY_GATE}. "
           "`split` says whether the numbers come from the full (test) or the small (val) eval.")
@@ -107,7 +114,9 @@ def _leaderboard(doc: Doc, data: ReportData) -> None:
     if champ:
         base = A.baselines(data).get("persistence", {}).get(PRIMARY)
         vs = f", {base / champ.metrics[PRIMARY]:.2f}× better than persistence" if base else ""
-        doc.p(f"Champion: `{champ.name}` with rollout nRMSE {champ.metrics[PRIMARY]:.4g}{vs}.")
+        gated = A.passes_gates(champ.metrics)
+        warn = " **No finished cell passes the physics gates**: this is only the lowest error." if gated is False else ""
+        doc.p(f"Champion: `{champ.name}` with rollout nRMSE {champ.metrics[PRIMARY]:.4g}{vs}.{warn}")
 
 
 def _comparisons(doc: Doc, data: ReportData, out: Path) -> None:
@@ -175,10 +184,16 @@ def _failures(doc: Doc, data: ReportData) -> None:
         doc.p("No attempt failed.")
     else:
         doc.table(["reason", "attempts", "cost"], [[r, str(n), _usd(c)] for r, (n, c) in by.items()])
+    failed = [a for a in data.attempts if a.reason and a.reason not in ("finished", "user")]
+    if failed:
+        doc.table(["attempt", "reason", "cost", "error"],
+                  [[a.label, a.reason or "", _usd(a.spent), "`" + A.first_line(a.error).replace("`", "'") + "`" if a.error else ""]
+                   for a in failed])
     if data.crash_loop:
         doc.p(f"**Crash loop**: launching was paused on the shared error `{data.crash_loop}`.")
     for err, labels in A.shared_errors(data):
-        doc.p(f"Shared error of {len(labels)} attempts ({', '.join(labels)}): `{err}`")
+        shown = ", ".join(labels[:6]) + (f" and {len(labels) - 6} more" if len(labels) > 6 else "")
+        doc.p(f"Shared error of {len(labels)} attempts ({shown}): `{err}`")
     stuck = A.stuck_attempts(data)
     if stuck:
         doc.h3("Stuck instances")
@@ -199,7 +214,7 @@ def _next(doc: Doc, data: ReportData) -> None:
         items.append(f"Best configuration: `{ns.champion.name}` ({cfg}), rollout nRMSE "
                      f"{ns.champion.metrics[PRIMARY]:.4g}.")
     else:
-        items.append("No configuration has finished yet: there is no best configuration.")
+        items.append(f"No finished cell has a `{PRIMARY}` evaluation yet: there is no best configuration.")
     if ns.uncovered:
         items.append(f"{len(ns.uncovered)} cells remain uncovered ({', '.join(c.name for c in ns.uncovered)}); "
                      f"at {_usd(ns.cost_per_cell)} per finished config ({basis}){price} they would cost about "
