@@ -45,6 +45,6 @@ def help_rows() -> list[tuple[str, str]]:
             panes.append(b)
             continue
         rows.append((key_label(b), b.tooltip))
-    rows.insert(len(rows) - 2, ("1-6", "focus a pane: " + ", ".join(f"{b.key} {b.description.lower()}" for b in panes)))
+    rows.insert(len(rows) - 2, ("1-6", "panes: " + " ".join(f"{b.key} {b.description.lower()}" for b in panes)))
     rows.append(("esc", "close a dialog or screen"))
     return rows

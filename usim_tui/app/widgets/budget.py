@@ -36,9 +36,9 @@ class BudgetPane(Static):
         pct = (b.spent + b.committed) / b.budget * 100 if b.budget > 0 else 100.0
         t = gauge(b)
         t.append(f" {pct:.0f} %\n")
-        t.append(f"spent {money(b.spent)} + committed {money(b.committed)} of {money(b.budget)}\n")
-        t.append(f"burn {money(b.burn_per_hour)}/h · projected {money(b.projected_total)}")
-        t.append(f", done {clock_time(b.projected_finish)}\n" if b.projected_finish else "\n")
-        t.append("storage (stopped) ")
+        t.append(f"spent {money(b.spent)} + committed {money(b.committed)} / {money(b.budget)}\n")
+        t.append(f"burn {money(b.burn_per_hour)}/h · proj. {money(b.projected_total)}")
+        t.append(f" at {clock_time(b.projected_finish)[:5]}\n" if b.projected_finish else "\n")
+        t.append("stopped (storage) ")
         t.append(f"{money(b.storage_per_hour)}/h", style="bold dark_orange" if b.storage_per_hour > 0 else "dim")
         self.update(t)

@@ -50,7 +50,7 @@ def render(cells: tuple[CellView, ...]) -> Group:
         axes = grid_axes(members)
         if axes:
             a_name, a_vals, b_name, b_vals = axes
-            table = Table(title=f"{name}: {a_name} (rows) × {b_name} (columns)", title_justify="left",
+            table = Table(title=f"{name}: {a_name} ↓  {b_name} →", title_justify="left",
                           expand=False, show_edge=True, padding=(0, 1))
             table.add_column(a_name, style="bold")
             for b in b_vals:
