@@ -18,6 +18,7 @@ from usim_tui.emulator.state import Emulator
 
 STORED_COLUMNS = {"id", "label", "actual_status", "intended_status", "gpu_name", "verification", "machine_id"}
 PAGE_MAX = 25
+EMU = web.AppKey("emu", Emulator)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
@@ -42,7 +43,7 @@ def api(group: str, *, instance_route: bool = False) -> Callable[[Callable[..., 
 
     def wrap(fn: Callable[..., Any]) -> Handler:
         async def handler(request: web.Request) -> web.StreamResponse:
-            emu: Emulator = request.app["emu"]
+            emu: Emulator = request.app[EMU]
             ident = emu.identity(_key(request))
             if ident is None:
                 if instance_route and emu.auth_404:
@@ -155,7 +156,7 @@ def _order(rows: list[dict[str, Any]], order: Any) -> list[dict[str, Any]]:
 
 # ------------------------------------------------------------------ endpoints
 async def gpu_names(request: web.Request) -> web.Response:
-    return reply({"gpu_names": request.app["emu"].gpu_names()})
+    return reply({"gpu_names": request.app[EMU].gpu_names()})
 
 
 @api("user")
@@ -302,7 +303,7 @@ async def request_logs(request: web.Request, emu: Emulator) -> web.Response:
 
 
 async def log_result(request: web.Request) -> web.Response:
-    emu: Emulator = request.app["emu"]
+    emu: Emulator = request.app[EMU]
     entry = emu.logs.get(request.match_info["token"])
     if entry is None:
         return web.Response(status=404, text="NoSuchKey")
@@ -314,7 +315,7 @@ async def log_result(request: web.Request) -> web.Response:
 
 def make_app(emu: Emulator) -> web.Application:
     app = web.Application()
-    app["emu"] = emu
+    app[EMU] = emu
     r = app.router
     r.add_get("/api/v0/gpu_names/unique/", gpu_names)
     r.add_get("/api/v0/users/current", current_user)

@@ -128,6 +128,7 @@ class VastProvider:
         self._rng = random.Random(seed)
         self._log = log or (lambda msg: None)
         self._session: aiohttp.ClientSession | None = None
+        self._once: aiohttp.ClientSession | None = None
         self._next: dict[str, float] = {}
         self._locks: dict[str, asyncio.Lock] = {}
         self._buy = asyncio.Lock()
@@ -142,7 +143,15 @@ class VastProvider:
         return f"VastProvider(base_url={self.base_url!r}, sweep={self.sweep!r})"
 
     # ------------------------------------------------------------------ HTTP
-    async def _http(self) -> aiohttp.ClientSession:
+    async def _http(self, once: bool = False) -> aiohttp.ClientSession:
+        """The pooled session, or (once=True) one that never reuses a connection: aiohttp silently re-sends
+        an idempotent-looking PUT when a reused connection drops, and a create PUT must never go twice."""
+        if once:
+            if self._once is None or self._once.closed:
+                self._once = aiohttp.ClientSession(headers={"User-Agent": "usim/0.1.0"}, timeout=self.timeout,
+                                                   connector=aiohttp.TCPConnector(force_close=True))
+                self._once._retry_connection = False   # aiohttp 3.14 re-sends PUTs on ServerDisconnected
+            return self._once
         if self._session is None or self._session.closed:
             self._session = aiohttp.ClientSession(headers={"User-Agent": "usim/0.1.0"}, timeout=self.timeout)
         return self._session
@@ -162,7 +171,7 @@ class VastProvider:
                     body: dict[str, Any] | None = None, retry: bool = True) -> tuple[int, Any]:
         """One API call with pacing and retries. Returns (status, parsed body) for answers that are not
         429/5xx; raises AuthError, RateLimited, or ProviderError (the key never appears in messages)."""
-        session = await self._http()
+        session = await self._http(once=not retry)
         url = self.base_url + path
         headers = {"Authorization": f"Bearer {self._key.value}", "Accept": "application/json"}
         last = ""
@@ -382,9 +391,10 @@ class VastProvider:
         return float(data.get("credit") or data.get("balance") or 0.0)
 
     async def close(self) -> None:
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
+        for session in (self._session, self._once):
+            if session is not None:
+                await session.close()
+        self._session = self._once = None
 
 
 def _parse(text: str) -> Any:

@@ -1,0 +1,213 @@
+"""VastProvider against the emulator over real loopback HTTP, on a shared virtual clock."""
+
+from __future__ import annotations
+
+import json
+
+import aiohttp
+import pytest
+from aiohttp import web
+
+from usim_core.sweep import ProviderSettings
+from usim_tui.emulator.faults import FaultProfile
+from usim_tui.emulator.server import serve
+from usim_tui.emulator.state import Emulator
+from usim_tui.fleet.clock import VirtualClock
+from usim_tui.fleet.providers.base import (
+    EXITED,
+    FAILED,
+    LOADING,
+    RUNNING,
+    AuthError,
+    LaunchSpec,
+    ProviderError,
+    make_label,
+)
+from usim_tui.fleet.providers.vast import VastProvider, resolve_api_key
+
+KEY = "k-test-1234567890"
+KEY2 = "k-test-other-0987"
+SETTINGS = ProviderSettings(kind="vast")
+
+
+def spec(cell: str, attempt: int = 1, **kw) -> LaunchSpec:
+    return LaunchSpec(label=make_label("s", cell, attempt), sweep="s", cell=cell, attempt=attempt,
+                      config={"seed": 1}, run_dir=f"runs/s/{cell}/{attempt}", **kw)
+
+
+def provider(emu: Emulator, url: str, **kw) -> VastProvider:
+    return VastProvider(SETTINGS, clock=emu.clock, api_key=KEY, base_url=url, sweep="s", **kw)
+
+
+def emulator(**kw) -> Emulator:
+    kw.setdefault("faults", FaultProfile(name="t"))
+    return Emulator(VirtualClock(), api_keys=(KEY, KEY2), **kw)
+
+
+async def test_lifecycle_create_list_logs_destroy_and_billing():
+    emu = emulator()
+    async with serve(emu) as url:
+        p = provider(emu, url)
+        a = await p.create(spec("a", env={"WANDB_API_KEY": "wandb-secret-value"}))
+        b = await p.create(spec("b"))
+        assert a.machine_id != b.machine_id, "a bought machine is excluded from the next pick"
+        seen = {o.label: o for o in await p.list()}
+        assert set(seen) == {a.label, b.label}
+        assert "wandb-secret-value" not in json.dumps(seen[a.label].raw), "instance env is redacted"
+        emu.clock.advance(150)                     # past provisioning + a normal image pull
+        states = {o.state for o in await p.list()}
+        assert states <= {LOADING, RUNNING}
+        emu.clock.advance(4 * 3600)
+        obs = {o.label: o for o in await p.list()}
+        assert obs[a.label].state == EXITED
+        log = await p.logs(obs[a.label].provider_id)
+        kinds = [json.loads(line[6:])["kind"] for line in log.splitlines() if line.startswith("@usim ")]
+        assert kinds[0] == "bootstrap" and kinds[-2:] == ["done", "exit"]
+        spent_before = emu.spent()
+        assert spent_before > 0
+        for o in obs.values():
+            await p.destroy(o.provider_id)
+        await p.destroy(obs[a.label].provider_id)     # already gone counts as done
+        assert await p.list() == []
+        emu.clock.advance(3600)
+        assert emu.spent() == pytest.approx(spent_before, abs=1e-3), "destroy ends all billing"
+        assert await p.credit() == pytest.approx(emu.initial_credit - emu.spent(), abs=1e-3)
+        await p.close()
+
+
+async def test_list_pages_by_25_and_is_scoped_to_the_sweep():
+    emu = emulator(rate_limits=True)
+    async with serve(emu) as url:
+        p = provider(emu, url, offer_cache_s=10_000)
+        for i in range(30):
+            await p.create(spec(f"c{i}"))
+        other = VastProvider(SETTINGS, clock=emu.clock, api_key=KEY2, base_url=url, sweep="other")
+        await other.create(LaunchSpec(label=make_label("other", "x", 1), sweep="other", cell="x", attempt=1,
+                                      config={}, run_dir="r"))
+        before = emu.calls.by_group.get("list", 0)
+        listed = await p.list()
+        assert len(listed) == 30 and all(o.label.startswith("usim:s:") for o in listed)
+        assert emu.calls.by_group["list"] - before == 2, "one paged sweep: ceil(30/25) requests"
+        assert emu.calls.rate_limited == 0, "the provider paces itself to the thresholds"
+        await p.close()
+        await other.close()
+
+
+async def test_oci_failure_and_stuck_loading_map_to_states():
+    emu = emulator(faults=FaultProfile(name="t", oci_error={"p": 1.0}))
+    async with serve(emu) as url:
+        p = provider(emu, url)
+        await p.create(spec("a"))
+        emu.clock.advance(120)
+        (o,) = await p.list()
+        assert o.state == FAILED and "OCI runtime create failed" in o.status_msg
+        await p.close()
+
+
+async def test_bad_key_is_an_auth_error_without_the_key():
+    emu = emulator(auth_404=True)
+    async with serve(emu) as url:
+        bad = VastProvider(SETTINGS, clock=emu.clock, api_key="wrong-key-abcdef", base_url=url, sweep="s")
+        with pytest.raises(AuthError) as exc:
+            await bad.list()
+        with pytest.raises(AuthError) as exc404:
+            await bad.destroy("27071001")       # 404 auth_error on instance routes is auth, not "gone"
+        for e in (exc.value, exc404.value):
+            assert "wrong-key-abcdef" not in str(e)
+        assert "wrong-key-abcdef" not in repr(bad)
+        await bad.close()
+
+
+async def test_a_list_without_instances_is_an_error_never_empty():
+    async def deprecated(request):
+        return web.json_response({"success": False, "error": "deprecated_endpoint", "msg": "use v1"})
+    app = web.Application()
+    app.router.add_get("/api/v1/instances/", deprecated)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]
+    p = VastProvider(SETTINGS, clock=VirtualClock(), api_key=KEY, base_url=f"http://127.0.0.1:{port}")
+    with pytest.raises(ProviderError, match="deprecated_endpoint"):
+        await p.list()
+    await p.close()
+    await runner.cleanup()
+
+
+async def test_emulator_enforces_intervals_with_threshold_body_and_v0_list_is_deprecated():
+    emu = emulator()
+    async with serve(emu) as url, aiohttp.ClientSession(headers={"Authorization": f"Bearer {KEY}"}) as s:
+        async with s.get(url + "/api/v1/instances/") as r1:
+            assert r1.status == 200
+        async with s.get(url + "/api/v1/instances/") as r2:
+            assert r2.status == 429 and "Retry-After" not in r2.headers
+            assert "threshold=1" in await r2.text()
+        async with s.get(url + "/api/v0/instances/?owner=me") as r3:
+            assert (await r3.json())["error"] == "deprecated_endpoint"
+        emu.clock.advance(2)
+        async with s.get(url + '/api/v1/instances/?select_filters={"dph_total":{"lte":1}}') as r4:
+            assert r4.status == 400
+        async with s.get(url + "/api/v0/instances/999/?owner=me") as r5:
+            assert r5.status == 200 and (await r5.json())["instances"] is None
+
+
+async def test_provider_rides_out_429_bursts_and_5xx():
+    emu = emulator(faults=FaultProfile(name="t", api={"burst_429_p": 0.3, "burst_len": 2, "error_5xx_p": 0.2}), seed=3)
+    async with serve(emu) as url:
+        p = provider(emu, url, max_tries=8)
+        for _ in range(10):
+            await p.list()
+        assert emu.calls.faults > 0
+        await p.close()
+
+
+class DropFirstCreate(Emulator):
+    """Answers nothing to the first create, after doing it (the create did happen)."""
+    dropped = False
+
+    def api_fault(self):
+        if not self.dropped and self.calls.by_group.get("create"):
+            self.dropped = True
+            return "drop"
+        return None
+
+
+async def test_create_without_an_answer_lists_by_label_and_never_buys_twice():
+    emu = DropFirstCreate(VirtualClock(), faults=FaultProfile(name="t"), api_keys=(KEY,))
+    async with serve(emu) as url:
+        p = provider(emu, url)
+        o = await p.create(spec("a"))
+        assert len(emu.instances) == 1 and o.provider_id == str(next(iter(emu.instances)))
+        await p.close()
+
+
+async def test_taken_offer_moves_to_the_next_and_long_onstart_is_refused():
+    emu = emulator()
+    async with serve(emu) as url:
+        p1, p2 = provider(emu, url), provider(emu, url)
+        await p2._search(spec("b"))           # p2 saw the catalogue before p1 bought its cheapest offer
+        a = await p1.create(spec("a"))
+        b = await p2.create(spec("b"))
+        assert a.machine_id != b.machine_id and len(emu.instances) == 2
+        long = provider(emu, url, onstart=lambda s: "x" * 5000)
+        with pytest.raises(ProviderError, match="invalid_args"):
+            await long.create(spec("c"))
+        for x in (p1, p2, long):
+            await x.close()
+
+
+def test_api_key_resolution_order(tmp_path):
+    xdg = tmp_path / "xdg"
+    (xdg / "vastai").mkdir(parents=True)
+    (xdg / "vastai" / "vast_api_key").write_text("from-xdg\n")
+    (tmp_path / ".vast_api_key").write_text("from-home\n")
+    env = {"HOME": str(tmp_path), "XDG_CONFIG_HOME": str(xdg)}
+    assert resolve_api_key("explicit", env) == "explicit"
+    assert resolve_api_key(None, {**env, "VAST_API_KEY": "from-env"}) == "from-env"
+    assert resolve_api_key(None, env) == "from-xdg"
+    (xdg / "vastai" / "vast_api_key").unlink()
+    assert resolve_api_key(None, env) == "from-home"
+    (tmp_path / ".vast_api_key").unlink()
+    with pytest.raises(AuthError, match="VAST_API_KEY"):
+        resolve_api_key(None, env)
