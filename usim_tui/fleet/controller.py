@@ -123,6 +123,17 @@ class Controller:
                                      self.poll_interval), budget.burn_per_hour(rows),
                                      sum(reported) if reported else None)
 
+    async def observe(self) -> None:
+        """Refresh the ledger from one listing and the logs, deciding nothing (for one-shot CLI commands)."""
+        now = self.clock.now()
+        try:
+            observed = await self.provider.list()
+        except ProviderError as exc:
+            self._set_status(f"list failed: {exc}", now)
+            return
+        await self._reconcile(observed, now)
+        await self._read_events(now)
+
     def _set_status(self, status: str, now: float) -> None:
         if status != self._row()["provider_status"]:
             self.ledger.set_sweep(self.name, provider_status=status)

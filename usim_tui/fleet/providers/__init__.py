@@ -17,7 +17,7 @@ def make_provider(settings: ProviderSettings, *, clock: Clock | None = None, roo
         # 2 cores shared by several trainers: one thread each, or they thrash
         return LocalProvider(root, settings.price_per_hour, threads=1 if concurrency > 1 else None)
     if settings.kind == "vast":
-        from usim_tui.fleet.providers.vast import VastProvider
+        from usim_tui.fleet.providers.vast import make_vast_provider
 
-        return VastProvider(settings, clock=clock, sweep=sweep)
+        return make_vast_provider(settings, clock=clock, sweep=sweep)
     raise ValueError(f"unknown provider kind {settings.kind!r}; allowed: local, vast")

@@ -1,0 +1,44 @@
+"""Property: over random fault schedules, what the provider really bills never exceeds the budget by more than
+one poll interval of burn, and the sweep always settles with nothing left running."""
+
+from __future__ import annotations
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from usim_tui.fleet.clock import VirtualClock
+from usim_tui.fleet.controller import Controller
+from usim_tui.fleet.ledger import Ledger
+from usim_tui.fleet.providers.sim import OUTCOMES, Script, SimProvider
+
+POLL = 5.0
+scripts = st.builds(Script, outcome=st.sampled_from(OUTCOMES), pending_s=st.floats(0, 30),
+                    loading_s=st.floats(0, 60), run_s=st.floats(1, 900))
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(plan=st.lists(scripts, min_size=1, max_size=12), budget=st.floats(0.01, 0.3),
+       list_faults=st.lists(st.integers(0, 200), max_size=10), no_capacity=st.integers(0, 3),
+       price=st.floats(0.1, 3.0))
+async def test_spend_never_exceeds_budget_by_more_than_one_poll(tmp_path_factory, demo_sweep, plan, budget,
+                                                                 list_faults, no_capacity, price):
+    demo_sweep.spec.budget = budget
+    clock = VirtualClock()
+    it = iter(plan * 10)
+    sim = SimProvider(clock, lambda spec: next(it, Script()), price=price, storage=0.05)
+    sim.no_capacity = no_capacity
+    led = Ledger(tmp_path_factory.mktemp("b") / "l.sqlite")
+    ctl = Controller(led, sim, demo_sweep, clock, poll_interval=POLL, run_preflight=False, log=lambda m: None,
+                     runs_root="runs")
+    worst_burn = demo_sweep.spec.concurrency * (price + 0.05)
+    faults = set(list_faults)
+    for tick in range(800):
+        sim.fail_next["list"] = 1 if tick in faults else 0
+        await ctl.tick()
+        assert sim.true_cost() <= budget + worst_burn * POLL / 3600 + 1e-9
+        if ctl.done or ctl.stalled:
+            break
+        clock.advance(POLL)
+    assert ctl.done or ctl.stalled
+    assert not sim.alive()
+    assert led.snapshot().budget.spent >= sim.true_cost() - 1e-6

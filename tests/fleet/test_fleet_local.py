@@ -1,0 +1,117 @@
+"""The local provider and the controller with real subprocesses (a protocol-speaking stand-in trainer)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from usim_tui.fleet.clock import RealClock
+from usim_tui.fleet.controller import Controller
+from usim_tui.fleet.ledger import Ledger
+from usim_tui.fleet.providers.base import EXITED, RUNNING, LaunchSpec, ProviderError
+from usim_tui.fleet.providers.local import LocalProvider
+
+FAKE = str(Path(__file__).parent / "data" / "fake_trainer.py")
+CMD = [sys.executable, FAKE, "--config", "{config}"]
+
+
+def spec(root: Path, cell: str = "c", attempt: int = 1, **env) -> LaunchSpec:
+    return LaunchSpec(label=f"usim:s:{cell}:{attempt}", sweep="s", cell=cell, attempt=attempt,
+                      config={"seed": 1}, run_dir=str(root / "s" / cell / str(attempt)), env=env)
+
+
+async def wait_state(prov, pid, state, timeout=20.0):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        obs = {o.provider_id: o for o in await prov.list()}
+        if obs[pid].state == state:
+            return obs[pid]
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"{pid} never reached {state}")
+
+
+async def test_lifecycle_exit_code_logs_and_rediscovery(tmp_path):
+    prov = LocalProvider(tmp_path, 0.35, command=CMD, threads=1)
+    o = await prov.create(spec(tmp_path, FAKE_MODE="crash", WANDB_API_KEY="secret-key-value"))
+    assert o.state == RUNNING and o.provider_id == "s/c/1" and o.price_per_hour == 0.35
+    run_dir = tmp_path / "s/c/1"
+    assert (run_dir / "config.yaml").read_text().strip() == "seed: 1"
+    assert "secret-key-value" not in (run_dir / "instance.json").read_text()
+    done = await wait_state(prov, o.provider_id, EXITED)
+    assert done.exit_code == 1
+    text = await prov.logs(o.provider_id)
+    assert '"threads": "1"' in text and "ImportError" in text
+    fresh = LocalProvider(tmp_path, 0.35, command=CMD)    # a restarted controller: not the parent any more
+    again = {x.provider_id: x for x in await fresh.list()}["s/c/1"]
+    assert again.state == EXITED and again.exit_code == 1 and again.label == "usim:s:c:1"
+    await fresh.destroy(o.provider_id)
+    await fresh.destroy(o.provider_id)                   # idempotent
+    assert await fresh.list() == []
+    with pytest.raises(ProviderError, match="already holds"):
+        await prov.create(spec(tmp_path))
+
+
+async def test_destroy_kills_the_process_group(tmp_path):
+    prov = LocalProvider(tmp_path, 0.35, command=CMD)
+    o = await prov.create(spec(tmp_path, FAKE_MODE="hang"))
+    await asyncio.sleep(0.3)
+    pid = int(__import__("json").loads((tmp_path / "s/c/1/instance.json").read_text())["pid"])
+    await prov.destroy(o.provider_id)
+    with pytest.raises(ProcessLookupError):
+        os.killpg(pid, 0)
+    assert await prov.list() == []
+
+
+async def test_errors_are_provider_errors(tmp_path):
+    prov = LocalProvider(tmp_path, command=["/nonexistent/trainer"])
+    with pytest.raises(ProviderError, match="not under"):
+        await prov.create(LaunchSpec(label="usim:s:c:1", sweep="s", cell="c", attempt=1, config={},
+                                     run_dir="/elsewhere/x"))
+    with pytest.raises(ProviderError, match="outside"):
+        await prov.logs("../../etc")
+    with pytest.raises(ProviderError, match="no log"):
+        await prov.logs("s/none/1")
+    o = await prov.create(spec(tmp_path))   # the shell starts, the trainer does not: exit 127, seen as EXITED
+    assert (await wait_state(prov, o.provider_id, EXITED)).exit_code == 127
+
+
+@pytest.mark.slow
+async def test_controller_runs_demo_on_local_subprocesses(tmp_path, demo_sweep):
+    prov = LocalProvider(tmp_path / "runs", 0.35, command=CMD, threads=1)
+    led = Ledger(tmp_path / "runs/demo/ledger.sqlite")
+    ctl = Controller(led, prov, demo_sweep, RealClock(), poll_interval=0.3, run_preflight=False,
+                     runs_root=tmp_path / "runs", log=lambda m: None)
+    await asyncio.wait_for(ctl.run(), 60)
+    snap = led.snapshot()
+    assert all(c.state == "finished" and c.metrics["nrmse_rollout"] == 0.2 and c.cost > 0 for c in snap.cells)
+    assert all(a.state == "destroyed" and a.reason == "finished" and a.step == 5 for a in snap.attempts)
+    assert all((tmp_path / "runs/demo" / c.name / "1/destroyed").exists() for c in snap.cells)
+
+
+async def test_preflight_failure_launches_nothing(tmp_path, demo_sweep):
+    prov = LocalProvider(tmp_path / "runs", 0.35, command=CMD)
+    led = Ledger(tmp_path / "l.sqlite")
+    bad = [sys.executable, "-c", "import sys; print('RuntimeError: architecture mismatch'); sys.exit(3)"]
+    ctl = Controller(led, prov, demo_sweep, RealClock(), poll_interval=0.1, runs_root=tmp_path / "runs",
+                     log=lambda m: None, preflight_cmd=bad)
+    await ctl.run()
+    snap = led.snapshot()
+    assert not snap.attempts and {c.state for c in snap.cells} == {"failed"}
+    assert {c.reason for c in snap.cells} == {"preflight"}
+    assert any("architecture mismatch" in e.message for e in snap.events)
+    assert ctl.done
+
+
+async def test_sigint_like_kill_of_trainer_is_an_exit_without_done(tmp_path):
+    prov = LocalProvider(tmp_path, command=CMD)
+    o = await prov.create(spec(tmp_path, FAKE_MODE="hang"))
+    await asyncio.sleep(0.3)
+    info = __import__("json").loads((tmp_path / "s/c/1/instance.json").read_text())
+    os.killpg(info["pid"], signal.SIGKILL)
+    assert (await wait_state(prov, o.provider_id, EXITED)).exit_code in (None, -9, 137)
