@@ -36,6 +36,7 @@ class UsimApp(App):
         self._poll_again = False
         self._timer = None
         self.controller_error: str | None = None
+        self._last_log: str | None = None
 
     @property
     def main(self) -> MainScreen:
@@ -81,6 +82,10 @@ class UsimApp(App):
             result = await asyncio.to_thread(self._read, ids, events_for)
             self.polls += 1
             self.main.on_snapshot_ready(result)
+            log = self.source.log
+            if log and log[-1] != self._last_log:  # the controller's latest message
+                self._last_log = log[-1]
+                self.main.status(log[-1])
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # a locked or missing ledger is a status, not a crash

@@ -33,6 +33,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--read-only", action="store_true", help="view only: every action is disabled")
     p.add_argument("--rehearse", metavar="PROFILE", help="show a rehearsal on the emulator's virtual clock")
     p.add_argument("--poll", type=float, default=1.0, help="seconds between ledger reads (default 1)")
+    p.add_argument("--controller-poll", type=float, help="seconds between provider listings (default: 3 local, 10 vast)")
+    p.add_argument("--no-preflight", action="store_true", help="skip `usim-core preflight` per architecture")
+    p.add_argument("--runs", default="runs", help="root of the local run directories (default: runs)")
     p.set_defaults(func=run_app)
 
 

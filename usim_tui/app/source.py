@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+from collections import deque
 from typing import Any, Protocol
 
 from usim_tui.fleet.snapshot import EventView, SweepSnapshot
@@ -39,8 +40,9 @@ class LedgerSource:
     """The real source: a Ledger, plus the Controller when this app runs the sweep."""
 
     def __init__(self, ledger: Any, sweep: str | None = None, controller: Any | None = None,
-                 provider: Any | None = None) -> None:
+                 provider: Any | None = None, log: deque[str] | None = None) -> None:
         self.ledger, self.controller, self.provider = ledger, controller, provider
+        self.log: deque[str] = log if log is not None else deque(maxlen=200)  # the controller's own messages
         self.sweep = sweep or ""  # attached without a name: the ledger's sweep, learnt from the first snapshot
         self.in_process = controller is not None
 
@@ -61,10 +63,12 @@ class LedgerSource:
         if command not in COMMANDS:
             raise ValueError(f"unknown command {command!r}; allowed: {', '.join(COMMANDS)}")
         detail = " ".join(f"{k}={v}" for k, v in args.items())
-        if self.controller is None:
+        if not self.in_process:
             cid = await asyncio.to_thread(self.ledger.enqueue, self.sweep, command, **args)
             return f"queued {command} {detail} (#{cid})".strip()
         c = self.controller
+        if c is None:
+            raise RuntimeError("the rehearsal's controller has not started yet")
         call = {
             "launch": lambda: c.launch(args["cell"]),
             "destroy": lambda: c.destroy(args["attempt_id"], reason=args.get("reason", "user")),
@@ -108,6 +112,7 @@ class StaticSource:
         self.series = series or {}
         self.events = events or {}
         self.sent: list[tuple[str, dict[str, Any]]] = []
+        self.log: deque[str] = deque(maxlen=200)
 
     def snapshot(self, now: float | None = None) -> SweepSnapshot:
         return self.current
