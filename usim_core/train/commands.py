@@ -1,0 +1,84 @@
+"""`usim-core train` and `usim-core preflight`. Nothing heavy is imported until a handler runs."""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+import traceback
+from pathlib import Path
+
+from usim_core.config import STAGES, ConfigError, load_config
+
+EXIT_TERMINATED = 143
+
+
+class Terminated(BaseException):
+    """SIGTERM, raised in the main thread so the run ends with an `error` event."""
+
+
+def _on_sigterm(signum, frame) -> None:
+    raise Terminated()
+
+
+def _last_frame(exc: BaseException) -> str:
+    tb = traceback.extract_tb(exc.__traceback__)
+    return f"{tb[-1].filename}:{tb[-1].lineno} in {tb[-1].name}" if tb else ""
+
+
+def _train(args: argparse.Namespace) -> int:
+    from usim_core.events import EventLog
+
+    run_dir = Path(args.run_dir)
+    events = EventLog(run_dir)
+    signal.signal(signal.SIGTERM, _on_sigterm)
+    try:
+        cfg = load_config(args.config)
+        from usim_core.train.run import train_run
+
+        train_run(cfg, run_dir, stage=args.stage, resume=args.resume, device=args.device, events=events)
+        return 0
+    except Terminated:
+        events.emit("error", reason="terminated", frame="SIGTERM")
+        return EXIT_TERMINATED
+    except ConfigError as exc:
+        reason = str(exc).splitlines()[0] if str(exc) else "config error"
+        events.emit("error", reason=f"config: {reason}", frame=_last_frame(exc))
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except BaseException as exc:  # never a silent failure: every exit has its error event
+        reason = f"{type(exc).__name__}: {exc}".splitlines()[0]
+        events.emit("error", reason=reason, frame=_last_frame(exc))
+        traceback.print_exc()
+        return 1
+
+
+def _preflight(args: argparse.Namespace) -> int:
+    try:
+        cfg = load_config(args.config)
+        from usim_core.train.preflight import preflight
+
+        print(preflight(cfg, args.root))
+        return 0
+    except ConfigError as exc:
+        print(f"preflight FAILED: {args.config}: {exc}", file=sys.stderr)
+        return 2
+    except Exception as exc:
+        print(f"preflight FAILED: {args.config}: {type(exc).__name__}: {exc} (at {_last_frame(exc)})",
+              file=sys.stderr)
+        return 1
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("train", help="train the surrogate's stages, then run the configured evaluations")
+    p.add_argument("--config", required=True, help="run config YAML")
+    p.add_argument("--run-dir", required=True, help="output folder (config.yaml, events, metrics, checkpoints)")
+    p.add_argument("--stage", choices=STAGES, help="train only this stage (earlier stages' checkpoints needed)")
+    p.add_argument("--resume", action="store_true", help="skip finished stages; continue the unfinished one")
+    p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    p.set_defaults(func=_train)
+
+    q = sub.add_parser("preflight", help="CPU smoke test of a config: every model, stage, checkpoint, rollout")
+    q.add_argument("--config", required=True, help="run config YAML")
+    q.add_argument("--root", default=".", help="folder that relative data.files paths are resolved against")
+    q.set_defaults(func=_preflight)

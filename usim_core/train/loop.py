@@ -1,0 +1,209 @@
+"""One stage: AdamW with warmup + cosine, accumulation, clipping, EMA, bf16 autocast on CUDA, a validation
+loss (EMA weights) every epoch with early stopping on it, a `<stage>.last.pt` every epoch for exact resume,
+and the final `<stage>.pt` (best-validation EMA weights copied into the model)."""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import time
+import zlib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+
+from usim_core.config import RunConfig
+from usim_core.models.surrogate import STAGE_MODULES, Surrogate
+from usim_core.train.batches import Windows, windows
+from usim_core.train.checkpoint import load_checkpoint, rng_state, save_checkpoint
+from usim_core.train.ema import copy_modules, ema_update
+from usim_core.train.losses import STAGE_LOSS, fit_residual_stats, stage_horizon
+from usim_core.train.schedule import lr_at
+
+VAL_CAP = 512  # validation windows per epoch (a fixed subset), so val stays cheap on big splits
+LOGS_PER_EPOCH = 4
+
+
+@dataclass
+class RunContext:
+    cfg: RunConfig
+    run_dir: Path
+    bundle: Any
+    device: torch.device
+    emit: Callable[..., Any]                    # EventLog.emit-like
+    log_metrics: Callable[[dict[str, Any]], None]
+    step_offset: dict[str, int] = field(default_factory=dict)  # global step at each stage's start
+
+    @property
+    def ckpt_dir(self) -> Path:
+        return self.run_dir / "checkpoints"
+
+
+def stage_seed(seed: int, stage: str, epoch: int) -> int:
+    return (seed * 1_000_003 + zlib.crc32(stage.encode()) * 1009 + epoch) % (2**63)
+
+
+def plan_steps(cfg: RunConfig, stage: str, n_train: int) -> tuple[int, int]:
+    """(optimizer steps per epoch, total steps of the stage)."""
+    sc = getattr(cfg.stages, stage)
+    per_epoch = math.ceil(n_train / (sc.batch_size * sc.accum_steps))
+    total = per_epoch * sc.epochs
+    return per_epoch, min(total, sc.max_steps) if sc.max_steps else total
+
+
+def _autocast(device: torch.device):
+    if device.type == "cuda":
+        return torch.autocast("cuda", dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+@torch.no_grad()
+def validate(ctx: RunContext, stage: str, model: Surrogate, data: Windows) -> float:
+    model.eval()
+    loss_fn = STAGE_LOSS[stage]
+    gen = torch.Generator().manual_seed(stage_seed(ctx.cfg.seed, stage, -1))
+    rows = torch.randperm(len(data), generator=gen)[:VAL_CAP]
+    bs = getattr(ctx.cfg.stages, stage).batch_size
+    total, count = 0.0, 0
+    for i in range(0, len(rows), bs):
+        u, nu, dt = data.batch(rows[i:i + bs], ctx.device)
+        with _autocast(ctx.device):
+            loss = loss_fn(model, u, nu, dt, ctx.cfg, gen)
+        total += float(loss) * len(u)
+        count += len(u)
+    return total / max(count, 1)
+
+
+def _prepare_stage(ctx: RunContext, stage: str, model: Surrogate, ema: Surrogate, train: Windows) -> None:
+    if stage == "diffusion_residual":
+        rows = torch.randperm(len(train), generator=torch.Generator().manual_seed(ctx.cfg.seed))[:2048]
+        fit_residual_stats(model, *train.batch(rows, ctx.device))
+        ema.r_mean.copy_(model.r_mean)
+        ema.r_std.copy_(model.r_std)
+    if stage == "consistency_distill":  # the student starts as its teacher
+        model.student.load_state_dict(model.denoiser.state_dict())
+        ema.student.load_state_dict(model.denoiser.state_dict())
+
+
+def run_stage(ctx: RunContext, stage: str, model: Surrogate, ema: Surrogate, resume_from: Path | None = None,
+              on_epoch: Callable[[str, int], None] | None = None) -> dict[str, Any]:
+    cfg, dev = ctx.cfg, ctx.device
+    sc = getattr(cfg.stages, stage)
+    modules = STAGE_MODULES[stage]
+    horizon = stage_horizon(stage, cfg)
+    train = windows(ctx.bundle.train, horizon, ctx.bundle.dt)
+    val = windows(ctx.bundle.val, horizon, ctx.bundle.dt)
+    per_epoch, total = plan_steps(cfg, stage, len(train))
+
+    for p in model.parameters():
+        p.requires_grad_(False)
+    params = [p for name in modules for p in getattr(model, name).parameters()]
+    for p in params:
+        p.requires_grad_(True)
+    opt = torch.optim.AdamW(params, lr=sc.lr, betas=tuple(sc.betas), weight_decay=sc.weight_decay)
+
+    state = {"epoch": 0, "step": 0, "best_val": math.inf, "bad_epochs": 0, "stopped": False, "best": None}
+    if resume_from is not None:
+        ck = load_checkpoint(resume_from, map_location=dev)
+        model.load_state_dict(ck["model"])
+        ema.load_state_dict(ck["ema"])
+        opt.load_state_dict(ck["optimizer"])
+        state.update(ck["extra"]["loop"])
+    else:
+        _prepare_stage(ctx, stage, model, ema, train)
+
+    offset = ctx.step_offset.get(stage, 0)
+    initial: dict[str, Any] = {}
+    if resume_from is None:  # the untrained stage's validation loss: the baseline its training must beat
+        initial = {"val_loss_initial": validate(ctx, stage, ema, val)}
+        ctx.log_metrics({"step": offset, "stage": stage, "stage_step": 0,
+                         f"val/{stage}/loss": initial["val_loss_initial"]})
+    ctx.emit("stage_start", stage=stage, epochs=sc.epochs, steps=total, steps_per_epoch=per_epoch,
+             resumed_at_step=state["step"] if resume_from else None, **initial)
+    loss_fn = STAGE_LOSS[stage]
+    log_every = max(1, per_epoch // LOGS_PER_EPOCH)
+    samples, t_mark = 0, time.perf_counter()
+
+    while state["epoch"] < sc.epochs and state["step"] < total and not state["stopped"]:
+        epoch = state["epoch"]
+        gen = torch.Generator().manual_seed(stage_seed(cfg.seed, stage, epoch))
+        perm = torch.randperm(len(train), generator=gen)
+        model.train()
+        chunk = sc.batch_size
+        pos = 0
+        train_loss = math.nan
+        while pos < len(perm) and state["step"] < total:
+            step = state["step"]
+            lr = lr_at(step, total, sc.lr, sc.warmup, sc.min_lr)
+            for g in opt.param_groups:
+                g["lr"] = lr
+            opt.zero_grad(set_to_none=True)
+            acc = 0.0
+            for _ in range(sc.accum_steps):
+                rows = perm[pos:pos + chunk]
+                if len(rows) == 0:
+                    break
+                pos += chunk
+                u, nu, dt = train.batch(rows, dev)
+                with _autocast(dev):
+                    loss = loss_fn(model, u, nu, dt, cfg, gen) / sc.accum_steps
+                loss.backward()
+                acc += float(loss.detach())
+                samples += len(rows)
+            grad_norm = float(torch.nn.utils.clip_grad_norm_(params, sc.grad_clip if sc.grad_clip > 0 else math.inf))
+            opt.step()
+            ema_update(ema, model, modules, sc.ema_decay, step)
+            state["step"] = step + 1
+            train_loss = acc
+            if state["step"] % log_every == 0:
+                now = time.perf_counter()
+                metrics = {f"train/{stage}/loss": acc, "lr": lr, "grad_norm": grad_norm,
+                           "samples_per_s": samples / max(now - t_mark, 1e-9), "epoch": epoch}
+                samples, t_mark = 0, now
+                ctx.log_metrics({"step": offset + state["step"], "stage": stage, "stage_step": state["step"],
+                                 **metrics})
+                ctx.emit("metric", stage=stage, epoch=epoch, step=state["step"], total_steps=total,
+                         metrics=metrics)
+
+        val_loss = validate(ctx, stage, ema, val)
+        improved = val_loss < state["best_val"]
+        if improved:
+            state["best_val"], state["bad_epochs"] = val_loss, 0
+            state["best"] = {n: getattr(ema, n).state_dict() for n in modules}
+        else:
+            state["bad_epochs"] += 1
+            state["stopped"] = state["bad_epochs"] >= sc.patience
+        state["epoch"] = epoch + 1
+        metrics = {f"train/{stage}/loss": train_loss, f"val/{stage}/loss": val_loss,
+                   f"val/{stage}/best": state["best_val"], "epoch": epoch}
+        ctx.log_metrics({"step": offset + state["step"], "stage": stage, "stage_step": state["step"], **metrics})
+        ctx.emit("metric", stage=stage, epoch=epoch, step=state["step"], total_steps=total, metrics=metrics)
+        _save(ctx, ctx.ckpt_dir / f"{stage}.last.pt", stage, state, model, ema, opt, completed=False)
+        if on_epoch:
+            on_epoch(stage, epoch)
+
+    # the stage's result: its best-validation EMA weights, in both the model and the EMA copy
+    if state["best"] is not None:
+        for n in modules:
+            getattr(ema, n).load_state_dict(state["best"][n])
+    copy_modules(model, ema, modules)
+    final = ctx.ckpt_dir / f"{stage}.pt"
+    _save(ctx, final, stage, state, model, ema, None, completed=True)
+    (ctx.ckpt_dir / f"{stage}.last.pt").unlink(missing_ok=True)
+    summary = {"stage": stage, "step": state["step"], "epochs_run": state["epoch"],
+               "best_val": None if math.isinf(state["best_val"]) else state["best_val"],
+               "stopped_early": state["stopped"], "checkpoint": str(final)}
+    ctx.emit("stage_end", **summary)
+    return summary
+
+
+def _save(ctx: RunContext, path: Path, stage: str, state: dict[str, Any], model: Surrogate, ema: Surrogate,
+          opt: torch.optim.Optimizer | None, completed: bool) -> None:
+    b = ctx.bundle
+    loop = {k: v for k, v in state.items() if completed is False or k != "best"}
+    save_checkpoint(path, stage=stage, step=state["step"], cfg=ctx.cfg, model=model, ema=ema, optimizer=opt,
+                    stats=b.stats, manifest_hash=b.manifest_hash, rng=rng_state(),
+                    extra={"loop": loop, "completed": completed, "dt": float(b.dt),
+                           "manifest": getattr(b, "manifest", None)})

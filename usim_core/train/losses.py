@@ -1,0 +1,86 @@
+"""The loss of each stage, in normalised units. `gen` supplies all randomness (noise, levels) so a stage
+epoch is reproducible from its seed alone (exact resume)."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from usim_core.config import RunConfig
+from usim_core.models.diffusion import sample_student, sample_teacher
+from usim_core.models.surrogate import Surrogate
+
+
+def codec_loss(m: Surrogate, u: Tensor, nu: Tensor, dt: Tensor, cfg: RunConfig, gen: torch.Generator) -> Tensor:
+    u_n = m.normalise(u[:, 0])
+    return F.mse_loss(m.decode_n(m.encode_n(u_n, nu)), u_n)
+
+
+def operator_loss(m: Surrogate, u: Tensor, nu: Tensor, dt: Tensor, cfg: RunConfig,
+                  gen: torch.Generator) -> Tensor:
+    """Latent one-step MSE + decoded MSE, plus unroll_weight x the same over the unrolled steps 2..H."""
+    u_n = m.normalise(u)
+    b, h1, nx = u_n.shape
+    with torch.no_grad():  # the codec is frozen in this stage
+        z_true = m.encode_n(u_n.reshape(b * h1, nx), nu.repeat_interleave(h1)).reshape(b, h1, m.tokens, -1)
+    z = z_true[:, 0]
+    losses = []
+    for k in range(1, h1):
+        z = m.step(z, nu, dt)
+        losses.append(F.mse_loss(z, z_true[:, k]) + F.mse_loss(m.decode_n(z), u_n[:, k]))
+    one = losses[0]
+    if len(losses) == 1:
+        return one
+    return one + cfg.stages.operator.unroll_weight * torch.stack(losses[1:]).mean()
+
+
+@torch.no_grad()
+def residual_pairs(m: Surrogate, u: Tensor, nu: Tensor, dt: Tensor) -> tuple[Tensor, Tensor]:
+    """(operator prediction z_pred, raw latent residual z_{t+1} - z_pred) for pairs u (B, 2, nx)."""
+    z0 = m.encode(u[:, 0], nu)
+    z1 = m.encode(u[:, 1], nu)
+    z_pred = m.step(z0, nu, dt)
+    return z_pred, z1 - z_pred
+
+
+def diffusion_loss(m: Surrogate, u: Tensor, nu: Tensor, dt: Tensor, cfg: RunConfig,
+                   gen: torch.Generator) -> Tensor:
+    z_pred, r = residual_pairs(m, u, nu, dt)
+    r_n = (r - m.r_mean) / m.r_std
+    level = torch.randint(0, len(m.denoiser.sigmas), (r.shape[0],), generator=gen).to(r.device)
+    eps = torch.randn(r.shape, generator=gen).to(r.device)
+    return m.denoiser.loss(r_n, z_pred, nu, dt, level, eps)
+
+
+def consistency_loss(m: Surrogate, u: Tensor, nu: Tensor, dt: Tensor, cfg: RunConfig,
+                     gen: torch.Generator) -> Tensor:
+    """Student (1-2 steps) vs the frozen K-step teacher sampled from the same noise."""
+    z_pred, _ = residual_pairs(m, u, nu, dt)
+    noise = torch.randn(z_pred.shape, generator=gen).to(z_pred.device)
+    noise2 = torch.randn(z_pred.shape, generator=gen).to(z_pred.device)
+    with torch.no_grad():
+        target = sample_teacher(m.denoiser, z_pred, nu, dt, noise)
+    student = sample_student(m.student, z_pred, nu, dt, noise, cfg.model.consistency.steps, noise2)
+    return F.mse_loss(student, target)
+
+
+STAGE_LOSS = {
+    "codec": codec_loss,
+    "operator": operator_loss,
+    "diffusion_residual": diffusion_loss,
+    "consistency_distill": consistency_loss,
+}
+
+
+def stage_horizon(stage: str, cfg: RunConfig) -> int:
+    return {"codec": 0, "operator": cfg.stages.operator.unroll}.get(stage, 1)
+
+
+@torch.no_grad()
+def fit_residual_stats(m: Surrogate, u: Tensor, nu: Tensor, dt: Tensor) -> None:
+    """Per-channel mean/std of the operator's residual on training pairs: the diffusion's unit scale."""
+    _, r = residual_pairs(m, u, nu, dt)
+    flat = r.reshape(-1, r.shape[-1])
+    m.r_mean.copy_(flat.mean(0))
+    m.r_std.copy_(flat.std(0).clamp_min(1e-6))

@@ -1,0 +1,167 @@
+"""The run driver behind `usim-core train`: data, stages in order (resuming where asked), evaluations,
+and the progress protocol from `started` to exactly one `done` or `error`."""
+
+from __future__ import annotations
+
+import copy
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from usim_core.config import STAGES, ConfigError, RunConfig, save_config
+from usim_core.events import EventLog
+from usim_core.models.surrogate import Surrogate
+from usim_core.train.checkpoint import load_checkpoint
+from usim_core.train.loop import RunContext, plan_steps, run_stage
+from usim_core.train.losses import stage_horizon
+from usim_core.train.progress import Display, MetricsFile
+from usim_core.train.tracking import Tracker
+
+
+def set_threads() -> None:
+    """USIM_THREADS (default: all cores); local sweeps run two trainers side by side."""
+    n = os.environ.get("USIM_THREADS")
+    torch.set_num_threads(max(1, int(n)) if n else (os.cpu_count() or 1))
+
+
+def pick_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("--device cuda: no CUDA device is available here (use --device cpu or auto)")
+    return torch.device(name)
+
+
+def flatten(d: dict[str, Any], prefix: str = "") -> dict[str, float]:
+    out: dict[str, float] = {}
+    for k, v in d.items():
+        key = f"{prefix}{k}"
+        if isinstance(v, dict):
+            out.update(flatten(v, key + "/"))
+        elif isinstance(v, bool):
+            continue
+        elif isinstance(v, int | float):
+            out[key] = v
+    return out
+
+
+def load_bundle(cfg: RunConfig):
+    from usim_core.data import prepare_data
+
+    return prepare_data(cfg)
+
+
+def train_run(cfg: RunConfig, run_dir: str | Path, *, stage: str | None = None, resume: bool = False,
+              device: str = "auto", bundle: Any = None, events: EventLog | None = None,
+              run_evals: bool = True, quiet: bool = False) -> dict[str, Any]:
+    """Train the stages (all, or just `stage`) and run the configured evals. Raises on failure; the caller
+    turns exceptions into the `error` event."""
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    events = events or EventLog(run_dir)
+    display = Display(run_dir / "train.log", quiet=quiet)
+    tracker = None
+    t0 = time.time()
+
+    def emit(kind: str, **fields: Any) -> dict[str, Any]:
+        ev = events.emit(kind, **fields)
+        display.on_event(kind, ev)
+        return ev
+
+    try:
+        if stage is not None and stage not in STAGES:
+            raise ConfigError(f"--stage {stage!r}: allowed values are {', '.join(STAGES)}")
+        cfg_path = run_dir / "config.yaml"
+        if resume and cfg_path.exists():
+            from usim_core.config import load_config
+
+            old = load_config(cfg_path)
+            if old.config_hash() != cfg.config_hash():
+                raise ConfigError(f"{cfg_path}: --resume with a different config (hash {cfg.config_hash()} vs "
+                                  f"{old.config_hash()} in the run dir); use a new --run-dir")
+        save_config(cfg, cfg_path)
+        set_threads()
+        dev = pick_device(device)
+        emit("started", config_hash=cfg.config_hash(), architecture=cfg.architecture_fingerprint(),
+             device=str(dev), resume=resume, stage=stage, pid=os.getpid(), threads=torch.get_num_threads())
+        if bundle is None:
+            bundle = load_bundle(cfg)
+        tracker = Tracker(cfg, run_dir)
+        metrics_file = MetricsFile(run_dir)
+
+        def log_metrics(rec: dict[str, Any]) -> None:
+            metrics_file.write(rec)
+            tracker.log(rec)
+
+        ctx = RunContext(cfg, run_dir, bundle, dev, emit, log_metrics)
+        offset = 0
+        for s in STAGES:
+            ctx.step_offset[s] = offset
+            n = bundle.train.u.shape[0] * (bundle.train.u.shape[1] - stage_horizon(s, cfg))
+            offset += plan_steps(cfg, s, n)[1]
+
+        torch.manual_seed(cfg.seed)
+        nx = int(bundle.train.u.shape[-1])
+        model = Surrogate(cfg, nx, bundle.stats).to(dev)
+        ema = copy.deepcopy(model)
+        selected = STAGES if stage is None else (stage,)
+        summaries = []
+        for s in STAGES:
+            final = ctx.ckpt_dir / f"{s}.pt"
+            last = ctx.ckpt_dir / f"{s}.last.pt"
+            if s not in selected:
+                if STAGES.index(s) < STAGES.index(selected[0]):
+                    _load_into(final, model, ema, dev, needed_by=selected[0])
+                continue
+            if resume and final.exists():
+                _load_into(final, model, ema, dev)
+                emit("stage_end", stage=s, step=load_checkpoint(final)["step"], skipped=True,
+                     checkpoint=str(final))
+                continue
+            summary = run_stage(ctx, s, model, ema, resume_from=last if resume and last.exists() else None)
+            summaries.append(summary)
+            tracker.artifact(final, s)
+
+        final_ckpt = ctx.ckpt_dir / f"{selected[-1]}.pt"
+        if run_evals and selected[-1] == STAGES[-1]:
+            _evaluate(cfg, run_dir, final_ckpt, str(dev), emit, tracker)
+        done = emit("done", checkpoint=str(final_ckpt), seconds=round(time.time() - t0, 1))
+        if tracker:
+            tracker.finish(0)
+        return done
+    except BaseException:
+        if tracker:
+            tracker.finish(1)
+        raise
+    finally:
+        display.close()
+
+
+def _load_into(path: Path, model: Surrogate, ema: Surrogate, dev: torch.device, needed_by: str | None = None
+               ) -> None:
+    if not path.exists():
+        need = f" (needed by --stage {needed_by})" if needed_by else ""
+        raise ConfigError(f"{path}: checkpoint of an earlier stage not found{need}; train it first")
+    ck = load_checkpoint(path, map_location=dev)
+    model.load_state_dict(ck["model"])
+    ema.load_state_dict(ck["ema"])
+
+
+def _evaluate(cfg: RunConfig, run_dir: Path, ckpt: Path, device: str, emit, tracker) -> None:
+    try:
+        from usim_core.eval.evaluate import evaluate_checkpoint
+    except ImportError as exc:
+        emit("warning", reason=f"evaluation skipped: usim_core.eval.evaluate not importable ({exc})")
+        return
+    for name in ("small", "full"):
+        es = getattr(cfg.eval, name)
+        if not es.enabled:
+            continue
+        result = evaluate_checkpoint(ckpt, es.split, eval_set=es, out=run_dir / "eval" / f"{name}.json",
+                                     device=device)
+        metrics = flatten(result.get("metrics", result))
+        emit("eval", name=name, metrics=metrics, path=str(run_dir / "eval" / f"{name}.json"))
+        tracker.summary({f"eval/{name}/{k}": v for k, v in metrics.items()})
