@@ -1,0 +1,117 @@
+"""The eval JSON, as a strict pydantic model (no torch). `validate_report(d)` checks a written report;
+`EvalReport.model_json_schema()` is the documented JSON schema (docs/eval.md)."""
+
+from __future__ import annotations
+
+import math
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+SCHEMA_VERSION = 1
+METRIC_KEYS: tuple[str, ...] = (
+    "nrmse_1step", "nrmse_rollout", "rmse", "max_err", "crmse", "brmse",
+    "frmse_low", "frmse_mid", "frmse_high", "mass_drift", "energy_violation", "pde_residual",
+)
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Metrics(Strict):
+    """Averages over trajectories of per-trajectory values (definitions in docs/eval.md). Non-negative;
+    NaN or inf is written as null (a diverged rollout), never as a number."""
+
+    nrmse_1step: float | None = Field(ge=0)
+    nrmse_rollout: float | None = Field(ge=0)
+    rmse: float | None = Field(ge=0)
+    max_err: float | None = Field(ge=0)
+    crmse: float | None = Field(ge=0)
+    brmse: float | None = Field(ge=0)
+    frmse_low: float | None = Field(ge=0)
+    frmse_mid: float | None = Field(ge=0)
+    frmse_high: float | None = Field(ge=0)
+    mass_drift: float | None = Field(ge=0)
+    energy_violation: float | None = Field(ge=0)
+    pde_residual: float | None = Field(ge=0)
+
+
+class TTCResult(Strict):
+    mode: str = Field(description="the stochastic mode TTC was applied to")
+    candidates: int = Field(ge=1)
+    max_evaluations: int = Field(ge=1, description="budget of reward evaluations per trajectory")
+    lookahead: int = Field(ge=0)
+    evaluations: float = Field(ge=0, description="mean reward evaluations spent per trajectory")
+    max_evaluations_spent: int = Field(ge=0, description="most spent by any trajectory (<= budget)")
+    scored_steps: int = Field(ge=0)
+    distinct_choices: int = Field(ge=0, description="distinct candidate indices chosen across trajectories")
+    nrmse_rollout_without: float | None = Field(ge=0)
+    nrmse_rollout_with: float | None = Field(ge=0)
+    gain: float | None = Field(description="(without - with) / without on the same trajectories; may be <= 0")
+
+
+class ModeResult(Strict):
+    metrics: Metrics
+    nrmse_by_horizon: dict[str, float | None] = Field(description="per-frame nRMSE at each horizon (steps)")
+    nrmse_curve: list[float | None] = Field(description="per-frame nRMSE for every step 1..T (for plots)")
+    ttc: TTCResult | None = None
+
+
+class Baselines(Strict):
+    persistence: ModeResult
+    fno: ModeResult | None = None
+    fno_note: str | None = Field(None, description="why the FNO baseline is absent, when it is")
+
+
+class TTCSummary(Strict):
+    enabled: bool
+    candidates: int = Field(ge=1)
+    max_evaluations: int = Field(ge=1)
+    evaluations: float = Field(ge=0, description="mean per trajectory, in the primary TTC mode")
+    gain: float | None = Field(description="gain of the primary TTC mode; null when TTC did not run")
+    mode: str | None = None
+
+
+class EvalReport(Strict):
+    schema_version: Literal[1] = SCHEMA_VERSION
+    name: str = Field(description="small | full | a free label")
+    checkpoint: str
+    stage: str
+    step: int = Field(ge=0)
+    config_hash: str = Field(description="config hash of the checkpoint's own run config")
+    architecture: str = Field(description="architecture fingerprint of the checkpoint")
+    manifest_hash: str = Field(description="hash of the data manifest (files, rows per split, settings)")
+    split: Literal["val", "test"]
+    rows_hash: str = Field(description="hash of the evaluated (file hash, row) list")
+    trajectories: int = Field(ge=1)
+    steps: int = Field(ge=1, description="rollout length (frames after the initial state)")
+    horizons: list[int]
+    dt: float = Field(gt=0)
+    primary_mode: str = Field(description="the mode whose numbers are in `metrics`")
+    metrics: Metrics
+    modes: dict[str, ModeResult] = Field(description="operator, diffusion, consistency and <mode>+ttc")
+    skipped_modes: dict[str, str] = Field(default_factory=dict, description="mode -> why it was not run")
+    baselines: Baselines
+    ttc: TTCSummary
+    pictures: list[str] = Field(default_factory=list, description="PNG files beside the JSON")
+    seconds: float = Field(ge=0)
+
+    @field_validator("modes")
+    @classmethod
+    def _at_least_one(cls, v: dict[str, ModeResult]) -> dict[str, ModeResult]:
+        if not v:
+            raise ValueError("at least one mode must have been evaluated")
+        return v
+
+
+def clean(x: float) -> float | None:
+    """NaN/inf -> None, so the JSON stays valid and a diverged run is visible as null."""
+    return x if math.isfinite(x) else None
+
+
+def validate_report(data: dict) -> EvalReport:
+    try:
+        return EvalReport.model_validate(data)
+    except ValidationError as exc:
+        raise ValueError(f"eval report does not match schema v{SCHEMA_VERSION}:\n{exc}") from None
