@@ -81,7 +81,7 @@ async def test_kill_and_restart_at_random_points(tmp_path, demo_sweep):
         prov = Crashing(sim, rng)
         path = tmp_path / f"l{seed}.sqlite"
 
-        def fresh():
+        def fresh(path=path, prov=prov, clock=clock):
             return Controller(Ledger(path), prov, demo_sweep, clock, poll_interval=5.0, run_preflight=False,
                               log=lambda m: None, runs_root=tmp_path / "runs")
         ctl = fresh()

@@ -59,7 +59,7 @@ def committed(spec: SweepSpec, attempts: Sequence[Mapping[str, Any]], now: float
         if not _is_live(a) or a["state"] == "destroying":
             continue
         price = a["price_per_hour"] or launch_price(spec)
-        begun = a["started_at"] or a["created_at"] or now
+        begun = next((x for x in (a["started_at"], a["created_at"]) if x is not None), now)
         remaining_s = max(spec.planning.hours_per_cell * 3600 - (now - begun), poll_interval)
         total += worst_rate(price, a["storage_per_hour"] or 0.0) * remaining_s / 3600
     return total

@@ -25,6 +25,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--no-preflight", action="store_true", help="skip `usim-core preflight` per architecture")
     p.add_argument("--poll", type=float, default=None, help="poll interval in seconds (default 2 local, 10 vast)")
     p.add_argument("--runs-root", default="runs", help="where run directories go (default runs/)")
+    p.add_argument("--local-command", help="local provider: the trainer command line, with {config} and "
+                   "{run_dir} placeholders (default: python -m usim_core train --config {config} --run-dir {run_dir})")
     p.set_defaults(func=_run)
 
     p = sub.add_parser("status", help="the sweep's cells, attempts and spend from the ledger")
@@ -89,6 +91,10 @@ def _run(args: argparse.Namespace) -> int:
     ledger = Ledger(args.ledger or Path(args.runs_root) / sweep.name / "ledger.sqlite")
     provider = make_provider(sweep.spec.provider, root=args.runs_root, concurrency=sweep.spec.concurrency,
                              sweep=sweep.name)
+    if args.local_command and provider.name == "local":
+        import shlex
+
+        provider.command = shlex.split(args.local_command)  # type: ignore[attr-defined]
     poll = args.poll or (2.0 if sweep.spec.provider.kind == "local" else 10.0)
     env = {k: os.environ[k] for k in ("WANDB_API_KEY", "WANDB_MODE", "WANDB_BASE_URL") if k in os.environ}
     ctl = Controller(ledger, provider, sweep, poll_interval=poll, run_preflight=not args.no_preflight,

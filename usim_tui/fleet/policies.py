@@ -72,12 +72,12 @@ def assess(attempt: Mapping[str, Any], obs: Observed | None, now: float, setting
         line = error_line(log_tail)
         code = f"exit code {obs.exit_code}" if obs.exit_code is not None else "exited"
         return Verdict("failed", "exited_error", f"{code} without a done event" + (f": {line}" if line else ""))
-    created = attempt["created_at"] or now
+    created = now if attempt["created_at"] is None else attempt["created_at"]
     if not attempt["started_event"] and now - created > settings.startup_deadline_s:
         return Verdict("failed", "startup_timeout",
                        f"no started event within {settings.startup_deadline_s:.0f}s (state {obs.state}"
                        + (f": {msg}" if msg else "") + ")", exclude_machine=True)
-    begun = attempt["started_at"] or created
+    begun = created if attempt["started_at"] is None else attempt["started_at"]
     if obs.state == RUNNING and now - begun > settings.max_runtime_s:
         return Verdict("failed", "max_runtime", f"ran past max_runtime_s={settings.max_runtime_s:.0f}")
     return None

@@ -1,0 +1,70 @@
+"""The headless CLI as a user runs it: real `usim-tui` subprocesses, a real SIGKILL of the controller."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+TUI = str(Path(sys.executable).parent / "usim-tui")
+FAKE = Path(__file__).parent / "data" / "fake_trainer.py"
+
+
+def run(args, cwd, env=None, **kw):
+    return subprocess.run([TUI, *args], cwd=cwd, capture_output=True, text=True, timeout=120,
+                          env={**os.environ, **(env or {})}, **kw)
+
+
+def status(cwd):
+    out = run(["status", "--json"], cwd)
+    assert out.returncode == 0, out.stderr
+    return json.loads(out.stdout)
+
+
+@pytest.mark.slow
+def test_run_headless_then_status_json(tmp_path):
+    cmd = f"{sys.executable} {FAKE} --config {{config}}"
+    out = run(["run", str(REPO / "configs/sweeps/demo.yaml"), "--provider", "local", "--headless",
+               "--no-preflight", "--poll", "0.3", "--local-command", cmd], tmp_path)
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "finished" in out.stdout and "launched" in out.stdout
+    snap = status(tmp_path)
+    assert len(snap["cells"]) == 4
+    for c in snap["cells"]:
+        assert c["state"] == "finished" and c["metrics"]["nrmse_rollout"] == 0.2 and c["cost"] > 0
+    text = run(["status"], tmp_path).stdout
+    assert "finished" in text and "spent $" in text
+    assert "no cell 'nope'" in run(["relaunch", "nope"], tmp_path).stderr
+
+
+@pytest.mark.slow
+def test_sigkill_controller_then_restart_reattaches(tmp_path):
+    cmd = f"{sys.executable} {FAKE} --config {{config}}"
+    args = ["run", str(REPO / "configs/sweeps/demo.yaml"), "--headless", "--no-preflight", "--poll", "0.3",
+            "--local-command", cmd]
+    env = {**os.environ, "FAKE_STEP_S": "0.8"}
+    proc = subprocess.Popen([TUI, *args], cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env)
+    ledger = tmp_path / "runs/demo/ledger.sqlite"
+    deadline = time.time() + 30
+    while time.time() < deadline and not list((tmp_path / "runs/demo").glob("*/1/instance.json")):
+        time.sleep(0.1)
+    time.sleep(0.5)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert ledger.exists()
+    out = run(args, tmp_path, env={"FAKE_STEP_S": "0.8"})
+    assert out.returncode == 0, out.stdout
+    snap = status(tmp_path)
+    assert all(c["state"] == "finished" for c in snap["cells"])
+    per_cell = {}
+    for a in snap["attempts"]:
+        per_cell.setdefault(a["cell"], []).append(a)
+    # the instances launched before the kill were re-attached, not relaunched beside a second copy
+    assert all(len(v) == 1 for v in per_cell.values()), per_cell

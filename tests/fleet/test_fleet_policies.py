@@ -1,0 +1,96 @@
+"""Pure policies and budget math, one behaviour per test."""
+
+from __future__ import annotations
+
+from usim_core.sweep import ProviderSettings
+from usim_tui.fleet import budget, policies
+from usim_tui.fleet.providers.base import (
+    EXITED,
+    FAILED,
+    LOADING,
+    OFFLINE,
+    PENDING,
+    RUNNING,
+    STOPPED,
+    Observed,
+)
+
+S = ProviderSettings(startup_deadline_s=100, max_runtime_s=1000)
+
+
+def att(**kw):
+    base = dict(id=1, cell="c", attempt=1, state=RUNNING, reason=None, done_event=0, error_event=None,
+                started_event=1, created_at=0.0, started_at=10.0, provider_id="p", price_per_hour=1.0,
+                storage_per_hour=0.0, spent=0.0)
+    return {**base, **kw}
+
+
+def obs(state, msg="", code=None):
+    return Observed(provider_id="p", label="usim:s:c:1", state=state, status_msg=msg, exit_code=code)
+
+
+def test_assess_each_terminal_signature():
+    assert policies.assess(att(done_event=1), obs(EXITED, code=0), 50, S).reason == "finished"
+    assert policies.assess(att(error_event="boom"), obs(RUNNING), 50, S).message == "boom"
+    v = policies.assess(att(), obs(PENDING, "x: OCI runtime create failed: y"), 50, S)
+    assert v.reason == "container_error" and v.exclude_machine
+    assert policies.assess(att(), obs(FAILED), 50, S).reason == "container_error"
+    assert policies.assess(att(), obs(OFFLINE), 50, S).reason == "offline"
+    assert policies.assess(att(), obs(STOPPED), 50, S).reason == "outbid"
+    v = policies.assess(att(), obs(EXITED, code=1), 50, S, "Traceback\nImportError: no module x\n")
+    assert v.reason == "exited_error" and "exit code 1" in v.message and "ImportError: no module x" in v.message
+    assert policies.assess(att(), obs(RUNNING), 50, S) is None
+
+
+def test_assess_deadlines():
+    assert policies.assess(att(started_event=0), obs(LOADING), 99, S) is None
+    v = policies.assess(att(started_event=0), obs(LOADING, "Pulling image"), 101, S)
+    assert v.reason == "startup_timeout" and v.exclude_machine and "Pulling image" in v.message
+    assert policies.assess(att(), obs(RUNNING), 1011, S).reason == "max_runtime"
+
+
+def test_crash_loop_needs_the_same_error_across_cells():
+    f = policies.Failure
+    same = [f("a", "exited_error", "ImportError: x at 0x7f3a1", 0), f("b", "exited_error", "ImportError: x at 0x9", 1),
+            f("c", "exited_error", "ImportError: x at 0x11", 2)]
+    assert "ImportError" in policies.crash_loop(same, 10)
+    assert policies.crash_loop(same, 10_000) is None                       # outside the window
+    assert policies.crash_loop(same[:2], 10) is None                       # two failures, two cells: not yet
+    assert policies.crash_loop([*same[:2], f("a", "exited_error", "ImportError: x at 0x5", 3)], 10)  # 3 across 2 cells
+    mixed = [f("a", "exited_error", "ImportError", 0), f("b", "exited_error", "KeyError", 0),
+             f("c", "offline", "ImportError", 0)]
+    assert policies.crash_loop(mixed, 10) is None
+
+
+def test_next_launches_respects_concurrency_attempts_backoff_and_live():
+    cells = [dict(name=n, state="pending", not_before=0, counted_from=0) for n in "abcd"]
+    cells[3]["not_before"] = 100
+    by = {"a": [att(cell="a", state="leaked")],                            # unconfirmed destroy: never relaunch
+          "b": [att(cell="b", state="destroyed", reason="exited_error"),
+                att(cell="b", attempt=2, state="destroyed", reason="exited_error")]}
+    assert policies.next_launches(cells, by, 50, concurrency=4, max_attempts=2, blocked=False) == ["c"]
+    assert policies.next_launches(cells, by, 50, concurrency=1, max_attempts=2, blocked=False) == []
+    assert policies.next_launches(cells, by, 150, concurrency=4, max_attempts=3, blocked=False) == ["c", "d", "b"]
+    assert policies.next_launches(cells, by, 150, concurrency=4, max_attempts=3, blocked=True) == []
+
+
+def test_surplus_live_keeps_the_started_attempt():
+    a1 = att(id=1, attempt=1, started_event=0)
+    a2 = att(id=2, attempt=2, started_event=1)
+    assert policies.surplus_live([a1, a2]) == [1]
+    assert policies.surplus_live([a1]) == []
+
+
+def test_budget_accrual_launch_and_cap(demo_sweep):
+    spec = demo_sweep.spec
+    assert budget.accrue(PENDING, RUNNING, 1.0, 0.1, 3600) == 1.1       # higher of the two rates
+    assert budget.accrue(STOPPED, STOPPED, 1.0, 0.1, 3600) == 0.1        # storage bills while stopped
+    assert budget.accrue(OFFLINE, OFFLINE, 1.0, 0.1, 3600) == 0.0
+    live = [att(started_at=0.0, spent=0.4)]
+    ok, why = budget.can_launch(spec, live, now=0.0)
+    assert ok  # 0.4 + 0.05 h x $1 + 0.0175 <= 0.5
+    ok, why = budget.can_launch(spec, [att(started_at=0.0, spent=0.45)], now=0.0)
+    assert not ok and "budget" in why
+    assert budget.committed(spec, live, now=10_000) == 1.0 * 5.0 / 3600  # at least one poll of burn
+    assert budget.at_cap(spec, [att(spent=0.499)])
+    assert not budget.at_cap(spec, [att(spent=0.49)])
