@@ -35,16 +35,22 @@ def install_arg(install: str) -> str:
     return shlex.quote(req)
 
 
+def host_run_dir(spec: LaunchSpec) -> str:
+    """runs/<sweep>/<cell>/<attempt> under the host's workdir (the laptop's absolute path means nothing there)."""
+    return f"runs/{spec.sweep}/{spec.cell}/{spec.attempt}"
+
+
 def render(spec: LaunchSpec, settings: Any) -> str:
     """The full bootstrap script for one attempt."""
     config = yaml.safe_dump(spec.config, sort_keys=False).rstrip("\n")
     if "USIM_CONFIG_EOF" in config:
         raise ValueError("the run config contains the heredoc terminator USIM_CONFIG_EOF")
-    for value in spec.env.values():
-        if value and len(value) >= 8 and (value in config or value in spec.label):
+    for name, value in spec.env.items():
+        secret = any(h in name.upper() for h in _SECRET_HINTS)
+        if secret and value and len(value) >= 8 and (value in config or value in spec.label):
             raise ValueError("a secret from the instance env appears in the config or label; refusing to ship it")
     script = TEMPLATE.read_text()
-    for key, value in {"__RUN_DIR__": shlex.quote(spec.run_dir), "__LABEL__": spec.label,
+    for key, value in {"__RUN_DIR__": shlex.quote(host_run_dir(spec)), "__LABEL__": spec.label,
                        "__INSTALL__": install_arg(settings.install),
                        "__MAX_RUNTIME__": str(int(settings.max_runtime_s)), "__CONFIG__": config}.items():
         script = script.replace(key, value)

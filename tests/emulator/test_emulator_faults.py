@@ -1,0 +1,71 @@
+"""Fault profiles: strict validation, seeded draws, and what the shipped profiles produce."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from usim_core.config import ConfigError
+from usim_tui.cli import main
+from usim_tui.emulator.faults import FaultProfile, load_faults, rng_for
+from usim_tui.emulator.timeline import plan_instance
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_unknown_key_and_bad_values_name_file_and_key(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("stuck_loadin: {p: 0.5}\n")
+    with pytest.raises(ConfigError, match=r"bad.yaml.*stuck_loadin.*stuck_loading"):
+        load_faults(bad)
+    bad.write_text("offline: {p: 1.5}\n")
+    with pytest.raises(ConfigError, match=r"offline.p"):
+        load_faults(bad)
+    bad.write_text("image_pull_s: [100, 10]\n")
+    with pytest.raises(ConfigError, match=r"low, high"):
+        load_faults(bad)
+
+
+def test_draws_are_seeded_per_label_and_seed_night_is_the_earlier_night():
+    night = load_faults(ROOT / "configs/faults/seed_night.yaml")
+    assert load_faults(ROOT / "configs/faults/none.yaml").stuck_loading.p == 0
+    plans = [plan_instance(night, rng_for(7, f"usim:s:c{i}:1"), 0.0, label="x", bad_build=False, traps=True)
+             for i in range(400)]
+    again = plan_instance(night, rng_for(7, "usim:s:c3:1"), 0.0, label="x", bad_build=False, traps=True)
+    assert again.phases == plans[3].phases and again.logs == plans[3].logs
+    stuck = sum("stuck_loading" in p.faults for p in plans) / len(plans)
+    assert 0.4 < stuck < 0.6
+    for p in plans:
+        if "stuck_loading" in p.faults:
+            running = next(ph.at for ph in p.phases if ph.actual == "running")
+            assert running > 3 * 3600, "stuck for hours"
+    bad = plan_instance(night, rng_for(1, "b"), 0.0, label="x", bad_build=True, traps=True)
+    run_at = next(ph.at for ph in bad.phases if ph.actual == "running")
+    exit_at = next(ph.at for ph in bad.phases if ph.actual == "exited")
+    assert exit_at - run_at <= 62 or "stuck_loading" in bad.faults
+
+
+def test_without_the_trap_a_dead_script_keeps_the_gpu_billing():
+    prof = FaultProfile(name="t", eval_failure={"p": 1.0})
+    trapped = plan_instance(prof, rng_for(0, "a"), 0.0, label="a", bad_build=False, traps=True)
+    bare = plan_instance(prof, rng_for(0, "a"), 0.0, label="a", bad_build=False, traps=False)
+    assert trapped.phases[-1].actual == "exited" and bare.phases[-1].actual == "running"
+
+
+def test_rehearse_cli_json_compares_usim_and_naive(capsys):
+    rc = main(["rehearse", str(ROOT / "configs/sweeps/overnight_sota.yaml"), "--faults",
+               str(ROOT / "configs/faults/seed_night.yaml"), "--seed", "3", "--json"])
+    assert rc == 0
+    out = json.loads(capsys.readouterr().out)
+    for policy in ("usim", "naive"):
+        for key in ("finished", "cells", "spent", "budget", "cost_per_finished", "overshoot"):
+            assert key in out[policy]
+    u, n = out["usim"], out["naive"]
+    assert u["cells"] == n["cells"] == 15
+    assert u["overshoot"] == 0 and u["spent"] <= u["budget"]
+    assert u["stuck_instances"] > 0 and u["stuck_to_replacement_s"]["max"] < 1800, \
+        "a stuck instance is replaced within the startup deadline plus a few polls"
+    assert n["stuck_to_replacement_s"]["never"] == n["stuck_instances"], "naive never replaces"
+    assert u["spent"] < n["spent"]
