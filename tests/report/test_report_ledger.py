@@ -8,7 +8,7 @@ import sqlite3
 from pathlib import Path
 
 import pytest
-from conftest import eval_json
+from conftest import T0, eval_json
 
 from usim_core.eval.schema import validate_report
 from usim_core.sweep import expand
@@ -104,3 +104,22 @@ def test_bad_input_fails_with_a_clear_message(argv, needle, capsys, tmp_path, mo
     monkeypatch.chdir(tmp_path)
     assert main(argv) == 2
     assert needle in capsys.readouterr().err
+
+
+def test_crash_loop_and_cells_waiting_for_a_relaunch(demo_ledger, tmp_path):
+    from usim_tui.fleet.ledger import Ledger
+
+    path, _ = demo_ledger(finished=1, failed_first=True)
+    led = Ledger(path)
+    loop = "3 cells failed the same way within 15 min: exited_error: ImportError"
+    led.set_sweep("demo", crash_loop=loop, paused=1)
+    second = led.cells("demo")[1]["name"]
+    aid = led.attempts("demo", second)[0]["id"]
+    led.set_attempt(aid, state="destroyed", reason="exited_error", ended_at=T0 + 2000)   # the running one failed
+    led.close()
+    md = report(path, tmp_path / "rep")
+    summary = section(md, "1. Summary")
+    assert f"**Launching is paused by a crash loop**: `{loop}`" in summary
+    assert "| cells waiting for a relaunch | 1 |" in summary and "| cells not started | 2 |" in summary
+    assert re.search(rf"^\| {second} \| pending \| 1 \| exited_error \|$", summary, flags=re.M)
+    assert f"**Crash loop**: launching was paused on the shared error `{loop}`" in section(md, "6. Failures")

@@ -37,7 +37,8 @@ class Summary:
     finished: int
     running: int
     failed: int
-    not_started: int
+    not_started: int                 # never attempted
+    retrying: int                    # attempted, failed, waiting for a relaunch (backoff or paused)
     duplicates: int
     spent: float
     budget: float
@@ -58,7 +59,8 @@ def summarize(data: ReportData) -> Summary:
     wall = ((data.now if live else max(ends)) - min(starts)) if starts else None
     return Summary(
         total=len(cells), finished=finished, running=sum(by[s] for s in RUNNING), failed=by["failed"],
-        not_started=sum(by[s] for s in NOT_STARTED), duplicates=len(data.cells) - len(cells),
+        not_started=sum(1 for c in cells if c.state in NOT_STARTED and not c.attempts),
+        retrying=sum(1 for c in cells if c.state in NOT_STARTED and c.attempts), duplicates=len(data.cells) - len(cells),
         spent=data.spent, budget=data.budget,
         cost_per_finished=data.spent / finished if finished else None,
         planned_cost_per_cell=data.planned_cost_per_cell, wall_clock_s=wall,

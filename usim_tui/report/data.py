@@ -171,7 +171,8 @@ def gather(ledger: Ledger, sweep: str | None = None, *, now: float | None = None
         cfg = cells_cfg.get(cv.name)
         rec = CellRecord(name=cv.name, round=cv.round, state=cv.state, tags=list(cv.tags),
                          overrides=dict(cv.overrides), attempts=cv.attempts, duplicate_of=cv.duplicate_of,
-                         reason=cv.reason, cost=cv.cost, config_hash=cfg.config_hash if cfg else "",
+                         reason=cv.reason or (finishing[cv.name].reason if cv.name in finishing else None),
+                         cost=cv.cost, config_hash=cfg.config_hash if cfg else "",
                          params=_params(cfg.config) if cfg else {})
         a = finishing.get(cv.name)
         if a is not None:
@@ -191,4 +192,4 @@ def gather(ledger: Ledger, sweep: str | None = None, *, now: float | None = None
     return ReportData(
         sweep=snap.sweep, provider=snap.provider, now=snap.now, budget=snap.budget.budget, spent=snap.budget.spent,
         planned_cost_per_cell=spec.planned_cost_per_cell, cells=cells, attempts=attempts,
-        crash_loop=snap.crash_loop, startup_deadline_s=spec.provider.startup_deadline_s, wandb_note=note)
+        crash_loop=snap.crash_loop, paused=snap.paused, startup_deadline_s=spec.provider.startup_deadline_s, wandb_note=note)

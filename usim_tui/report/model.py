@@ -96,6 +96,7 @@ class ReportData:
     cells: list[CellRecord]
     attempts: list[AttemptRecord]
     crash_loop: str | None = None
+    paused: bool = False                # launching paused (by the user or a crash loop)
     startup_deadline_s: float | None = None
     wandb_note: str | None = None       # why there are no W&B links, when there are none
 

@@ -38,10 +38,15 @@ def _summary(doc: Doc, data: ReportData, s: A.Summary) -> None:
     state = "complete" if s.complete else "**in progress or incomplete: the figures below cover what exists so far**"
     doc.p(f"Sweep `{data.sweep}` on provider `{data.provider}`, report of {_when(data.now)}: {state}.")
     over = " (**over budget**)" if s.spent > s.budget else ""
+    if data.crash_loop:
+        doc.p(f"**Launching is paused by a crash loop**: `{data.crash_loop}` (section 6).")
+    elif data.paused:
+        doc.p("**Launching is paused.**")
     doc.table(["", "value"], [
         ["cells finished", f"{s.finished} / {s.total}"],
         ["cells running", str(s.running)],
         ["cells failed", str(s.failed)],
+        ["cells waiting for a relaunch", str(s.retrying)],
         ["cells not started", str(s.not_started)],
         ["duplicates (not run)", str(s.duplicates)],
         ["spend / budget", f"{_usd(s.spent)} / {_usd(s.budget)} ({100 * s.spent / s.budget:.0f}%){over}"],
@@ -52,7 +57,7 @@ def _summary(doc: Doc, data: ReportData, s: A.Summary) -> None:
         doc.h3("What is missing")
         doc.p(f"{len(s.missing)} of {s.total} cells have no result yet; comparisons below use only the "
               f"{s.finished} finished cells.")
-        doc.table(["cell", "state", "attempts", "reason"],
+        doc.table(["cell", "state", "attempts", "last reason"],
                   [[c.name, c.state, str(c.attempts), c.reason or ""] for c in s.missing])
 
 
