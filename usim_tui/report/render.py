@@ -128,8 +128,9 @@ def _comparisons(doc: Doc, data: ReportData, out: Path) -> None:
     doc.h2("4. Comparisons")
     noise = A.run_noise(data)
     if noise.std is None:
+        hint = "; section 7 suggests repeats" if A.champion(data) else ""
         doc.p("Run-to-run noise: **unknown** (no repeated configuration finished), so no difference below can be "
-              "called real yet; section 7 suggests repeats.")
+              f"called real yet{hint}.")
     else:
         doc.p(f"Run-to-run noise: pooled std {noise.std:.4g} of {PRIMARY} over {noise.dof} degrees of freedom "
               f"from repeats {', '.join('/'.join(g) for g in noise.groups)}.")
