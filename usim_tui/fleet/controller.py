@@ -291,7 +291,7 @@ class Controller:
                 elif kind == "done":
                     fields["done_event"] = 1
                 elif kind == "error":
-                    fields["error_event"] = str(e.get("message") or e.get("error") or _describe(e))[:500]
+                    fields["error_event"] = str(e.get("message") or e.get("reason") or e.get("error") or _describe(e))[:500]
             if fields:
                 self.ledger.set_attempt(a["id"], **fields)
             if cell_metrics is not None:
