@@ -1,0 +1,105 @@
+"""Fleet bench: the earlier night rehearsed over 20 seeds (usim vs naive), and a 1000-cell sweep with 200
+concurrent instances (API calls, controller CPU per poll, memory). Run: .venv/bin/python bench/fleet.py
+[--seeds N] [--cells N] [--concurrency N] [--polls N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import copy
+import math
+import resource
+import statistics
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from usim_core.sweep import Cell, expand  # noqa: E402
+from usim_tui.emulator.faults import load_faults  # noqa: E402
+from usim_tui.emulator.rehearse import rehearse_naive, rehearse_usim  # noqa: E402
+
+
+def night(seeds: int) -> None:
+    sweep = expand(ROOT / "configs/sweeps/overnight_sota.yaml")
+    prof = load_faults(ROOT / "configs/faults/seed_night.yaml")
+    rows = {"usim": [], "naive": []}
+    t = time.time()
+    for seed in range(seeds):
+        rows["usim"].append(asyncio.run(rehearse_usim(sweep, prof, seed)).to_dict())
+        rows["naive"].append(asyncio.run(rehearse_naive(sweep, prof, seed)).to_dict())
+    print(f"== overnight_sota under seed_night, {seeds} seeds ({time.time() - t:.0f} s)")
+    print(f"{'':26}{'usim':>12}{'naive':>12}{'naive/usim':>12}")
+    stats = {}
+    for name, key in (("finished /15 (mean)", "finished"), ("spent $ (mean)", "spent"),
+                      ("overshoot $ (mean)", "overshoot")):
+        u = statistics.mean(r[key] for r in rows["usim"])
+        n = statistics.mean(r[key] for r in rows["naive"])
+        stats[key] = (u, n)
+        print(f"{name:26}{u:12.2f}{n:12.2f}{(n / u if u else float('nan')):12.2f}")
+    cpf = {p: sum(r["spent"] for r in rows[p]) / max(1, sum(r["finished"] for r in rows[p])) for p in rows}
+    print(f"{'$ per finished config':26}{cpf['usim']:12.3f}{cpf['naive']:12.3f}{cpf['naive'] / cpf['usim']:12.2f}")
+    for p in rows:
+        over = sum(r["overshoot"] > 0 for r in rows[p])
+        worst = max(r["finished"] for r in rows[p]), min(r["finished"] for r in rows[p])
+        print(f"{p}: seeds over budget {over}/{seeds}; finished range {worst[1]}..{worst[0]}")
+    delays = [r["stuck_to_replacement_s"]["median"] for r in rows["usim"] if r["stuck_to_replacement_s"]["median"]]
+    if delays:
+        print(f"usim stuck->replacement median over seeds: {statistics.median(delays) / 60:.1f} min")
+    notes = {r["note"] for r in rows["usim"] if r["note"]}
+    if notes:
+        print("usim notes:", "; ".join(sorted(notes)))
+
+
+def scale(cells: int, concurrency: int, polls: int) -> None:
+    base = expand(ROOT / "configs/sweeps/overnight_sota.yaml")
+    sweep = copy.copy(base)
+    sweep.spec = base.spec.model_copy(update={"name": "scale", "concurrency": concurrency, "budget": 1e6})
+    template = base.cells[0]
+    sweep.cells = [Cell(name=f"c{i:04d}", round="r", tags=[], overrides={}, config=template.config,
+                        config_hash=f"{i:016x}") for i in range(cells)]
+    prof = load_faults(ROOT / "configs/faults/none.yaml")
+    samples: list[tuple[int, float, int]] = []
+    last = {"calls": 0, "cpu": time.process_time()}
+
+    def on_tick(ctl, emu, provider) -> None:
+        now_cpu = time.process_time()
+        live = sum(1 for i in emu.instances.values() if i.destroyed_at is None)
+        samples.append((emu.calls.total - last["calls"], now_cpu - last["cpu"], live))
+        last["calls"], last["cpu"] = emu.calls.total, now_cpu
+        if len(samples) >= polls:
+            raise _Stop
+
+    t = time.time()
+    try:
+        asyncio.run(rehearse_usim(sweep, prof, 0, per_gpu=max(120, 3 * concurrency), poll_interval=30.0,
+                                  on_tick=on_tick))
+    except _Stop:
+        pass
+    steady = [s for s in samples if s[2] >= concurrency * 0.95] or samples[-3:]
+    calls = statistics.median(s[0] for s in steady)
+    cpu = statistics.median(s[1] for s in steady)
+    list_calls = math.ceil(concurrency / 25)
+    print(f"== scale: {cells} cells, {concurrency} concurrent, {len(samples)} polls ({time.time() - t:.0f} s)")
+    print(f"API calls per steady poll: {calls:.0f}  (ceil(N/25) = {list_calls}; ratio {calls / list_calls:.1f}; "
+          "logs are read per running attempt by the controller)")
+    print(f"controller+emulator CPU per steady poll: {cpu * 1000:.0f} ms; max RSS "
+          f"{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB")
+
+
+class _Stop(Exception):
+    pass
+
+
+if __name__ == "__main__":
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--seeds", type=int, default=20)
+    ap.add_argument("--cells", type=int, default=1000)
+    ap.add_argument("--concurrency", type=int, default=200)
+    ap.add_argument("--polls", type=int, default=12)
+    a = ap.parse_args()
+    night(a.seeds)
+    scale(a.cells, a.concurrency, a.polls)
