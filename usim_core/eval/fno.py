@@ -87,7 +87,7 @@ def train_fno(u: np.ndarray, nu: np.ndarray, mean: float, std: float, *, budget_
         nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
         step += 1
-        loss_ema = float(loss) if loss_ema is None else 0.98 * loss_ema + 0.02 * float(loss)
+        loss_ema = float(loss.detach()) if loss_ema is None else 0.98 * loss_ema + 0.02 * float(loss.detach())
         if log and step % 100 == 0:
             log(f"fno step {step} loss {loss_ema:.4g} ({time.monotonic() - start:.0f}s/{budget_s:.0f}s)")
     model.eval()

@@ -73,6 +73,16 @@ class TTCSummary(Strict):
     mode: str | None = None
 
 
+class GateResult(Strict):
+    status: Literal["pass", "fail", "self", "incomparable"]
+    metric: str
+    tolerance: float
+    value: float | None
+    champion_value: float | None
+    champion_source: str
+    reason: str
+
+
 class EvalReport(Strict):
     schema_version: Literal[1] = SCHEMA_VERSION
     name: str = Field(description="small | full | a free label")
@@ -96,6 +106,7 @@ class EvalReport(Strict):
     ttc: TTCSummary
     pictures: list[str] = Field(default_factory=list, description="PNG files beside the JSON")
     seconds: float = Field(ge=0)
+    gate: GateResult | None = Field(None, description="set by `usim-core gate`: comparison with a frozen champion")
 
     @field_validator("modes")
     @classmethod

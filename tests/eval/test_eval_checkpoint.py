@@ -1,0 +1,169 @@
+"""evaluate_checkpoint end to end on a checkpoint from a real (tiny, step-capped) training run."""
+
+from __future__ import annotations
+
+import copy
+import io
+import json
+import os
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+import torch
+
+from usim_core.config import ConfigError, EvalSetConfig, validate
+from usim_core.eval.evaluate import evaluate_checkpoint
+from usim_core.eval.schema import METRIC_KEYS, EvalReport, validate_report
+
+os.environ.setdefault("USIM_THREADS", "1")
+
+TINY = {
+    "seed": 5,
+    "data": {"nu": [0.01]},
+    "model": {
+        "codec": {"latent_tokens": 4, "latent_dim": 8, "hidden_dim": 16, "depth": 1},
+        "operator": {"hidden_dim": 16, "heads": 2, "depth": 1},
+        "diffusion": {"hidden_dim": 16, "heads": 2, "depth": 1, "steps": 3},
+    },
+    "stages": {s: {"epochs": 1, "batch_size": 16, "lr": 3e-3, "max_steps": 12, "ema_decay": 0.5}
+               for s in ("codec", "operator", "diffusion_residual", "consistency_distill")},
+    "eval": {"small": {"trajectories": 3, "horizons": [1, 3]}, "full": {"horizons": [1, 4, 99]},
+             "ttc": {"enabled": True, "candidates": 3, "max_evaluations": 10, "lookahead": 1}},
+}
+NX, NT, DT = 32, 9, 0.05
+
+
+def _split(rng: np.random.Generator, tag: str, n: int) -> SimpleNamespace:
+    """Advected, decaying Fourier modes; rows are labelled per split so they are disjoint by construction."""
+    x, t = np.arange(NX) / NX, np.arange(NT) * DT
+    u = np.zeros((n, NT, NX), np.float32)
+    for i in range(n):
+        for k in (1, 2, 3):
+            a, ph, c = rng.normal() / k, rng.uniform(0, 2 * np.pi), rng.uniform(0.2, 0.5)
+            u[i] += a * np.exp(-0.01 * (2 * np.pi * k) ** 2 * t)[:, None] * np.sin(
+                2 * np.pi * k * (x[None] - c * t[:, None]) + ph)
+    return SimpleNamespace(u=u, nu=np.full(n, 0.01, np.float32), rows=[(f"file-{tag}", i) for i in range(n)])
+
+
+def make_bundle() -> SimpleNamespace:
+    rng = np.random.default_rng(0)
+    train = _split(rng, "a", 16)
+    return SimpleNamespace(train=train, val=_split(rng, "b", 4), test=_split(rng, "c", 5), x=np.arange(NX) / NX,
+                           dt=DT, stats={"mean": float(train.u.mean()), "std": float(train.u.std())},
+                           manifest={"files": []}, manifest_hash="m-eval-test")
+
+
+@pytest.fixture(scope="session")
+def trained(tmp_path_factory) -> tuple[Path, SimpleNamespace]:
+    from usim_core.eval.fno import save_fno, train_fno
+    from usim_core.events import EventLog
+    from usim_core.train.run import train_run
+
+    torch.set_num_threads(1)
+    run = tmp_path_factory.mktemp("evalrun") / "cell" / "0"
+    bundle = make_bundle()
+    train_run(validate(copy.deepcopy(TINY)), run, bundle=bundle, device="cpu", run_evals=False, quiet=True,
+              events=EventLog(run, stream=io.StringIO()))
+    fno, info = train_fno(bundle.train.u, bundle.train.nu, 0.0, 1.0, budget_s=30, max_steps=3, batch_size=8,
+                          hparams={"n_modes": 4, "hidden_channels": 4, "n_layers": 1})
+    save_fno(run / "baselines" / "fno.pt", fno, dt=DT, manifest_hash=bundle.manifest_hash,
+             train_rows=bundle.train.rows, config_hash="x", info=info)
+    return run / "checkpoints" / "consistency_distill.pt", bundle
+
+
+@pytest.fixture(scope="session")
+def full_report(trained) -> dict:
+    ckpt, bundle = trained
+    return evaluate_checkpoint(ckpt, "test", bundle=bundle, out=ckpt.parent.parent / "eval" / "full.json")
+
+
+def test_full_eval_report_is_complete_and_valid(trained, full_report):
+    ckpt, bundle = trained
+    rep = full_report
+    out = ckpt.parent.parent / "eval" / "full.json"
+    assert json.loads(out.read_text()) == rep
+    validate_report(rep)
+    assert rep["trajectories"] == 5 and rep["steps"] == NT - 1
+    assert rep["horizons"] == [1, 4, NT - 1]  # 99 is beyond the trajectory: dropped; the end is always there
+    assert set(rep["modes"]) == {"operator", "diffusion", "consistency", "diffusion+ttc", "consistency+ttc"}
+    assert rep["primary_mode"] == "consistency" and rep["metrics"] == rep["modes"]["consistency"]["metrics"]
+    assert rep["manifest_hash"] == bundle.manifest_hash
+    assert rep["config_hash"] == validate(copy.deepcopy(TINY)).config_hash()
+    for res in (*rep["modes"].values(), rep["baselines"]["persistence"], rep["baselines"]["fno"]):
+        assert set(res["metrics"]) == set(METRIC_KEYS)
+        assert all(v is not None and v >= 0 for v in res["metrics"].values())
+        assert list(res["nrmse_by_horizon"]) == ["1", "4", str(NT - 1)]
+    for name in rep["pictures"]:
+        assert (out.parent / name).stat().st_size > 1000
+    assert len(rep["pictures"]) == 2
+
+
+def test_persistence_baseline_matches_a_hand_computation(trained, full_report):
+    _, bundle = trained
+    u = bundle.test.u.astype(np.float64)
+    err = u[:, 1:] - u[:, :1]
+    den = np.maximum(np.sqrt((u[:, 1:] ** 2).mean(axis=(1, 2))), 1e-2 * np.sqrt((u[:, 0] ** 2).mean(-1)))
+    expected = (np.sqrt((err**2).mean(axis=(1, 2))) / den).mean()
+    got = full_report["baselines"]["persistence"]["metrics"]["nrmse_rollout"]
+    assert got == pytest.approx(expected, rel=1e-6)
+    assert full_report["baselines"]["persistence"]["metrics"]["mass_drift"] == pytest.approx(0, abs=1e-9)
+
+
+def test_ttc_is_reported_per_trajectory_within_budget(full_report):
+    for mode in ("diffusion", "consistency"):
+        t = full_report["modes"][f"{mode}+ttc"]["ttc"]
+        assert t["max_evaluations_spent"] <= t["max_evaluations"] == 10
+        assert t["scored_steps"] >= 1
+        without = full_report["modes"][mode]["metrics"]["nrmse_rollout"]
+        assert t["nrmse_rollout_without"] == without
+        assert t["gain"] == pytest.approx((without - t["nrmse_rollout_with"]) / without)
+    assert full_report["ttc"]["enabled"] and full_report["ttc"]["mode"] == "consistency"
+
+
+def test_small_eval_uses_the_val_subset_and_can_drop_ttc(trained):
+    ckpt, bundle = trained
+    rep = evaluate_checkpoint(ckpt, "val", bundle=bundle, ttc=False)
+    assert rep["split"] == "val" and rep["trajectories"] == 3
+    assert "diffusion+ttc" not in rep["modes"] and "diffusion+ttc" in rep["skipped_modes"]
+    assert not rep["ttc"]["enabled"] and rep["ttc"]["gain"] is None
+    assert rep["baselines"]["fno"] is not None  # same rows, same dt: the saved FNO is included
+
+
+def test_an_earlier_stage_checkpoint_runs_only_its_modes(trained):
+    ckpt, bundle = trained
+    es = EvalSetConfig(split="val", trajectories=2, horizons=[2])
+    rep = evaluate_checkpoint(ckpt.parent / "operator.pt", "val", eval_set=es, bundle=bundle)
+    assert set(rep["modes"]) == {"operator"} and rep["primary_mode"] == "operator"
+    assert set(rep["skipped_modes"]) == {"diffusion", "consistency"}
+
+
+def test_eval_refuses_rows_that_were_in_the_training_data(trained):
+    ckpt, bundle = trained
+    leaky = copy.copy(bundle)
+    test = bundle.test
+    # the earlier pipeline's bug: "test" rows taken from the training shard
+    leaky.test = SimpleNamespace(u=test.u, nu=test.nu, rows=[bundle.train.rows[7], *test.rows[1:]])
+    with pytest.raises(ConfigError, match=r"1 of the 5 test trajectories were in its training data.*file-a#7"):
+        evaluate_checkpoint(ckpt, "test", bundle=leaky)
+
+
+def test_eval_refuses_when_disjointness_cannot_be_proven(trained):
+    ckpt, bundle = trained
+    other = copy.copy(bundle)
+    other.manifest_hash = "some-other-data"
+    with pytest.raises(ConfigError, match="cannot prove"):
+        evaluate_checkpoint(ckpt, "test", bundle=other)
+
+
+def test_schema_rejects_missing_and_unknown_keys(full_report):
+    bad = copy.deepcopy(full_report)
+    del bad["metrics"]["pde_residual"]
+    with pytest.raises(ValueError, match="pde_residual"):
+        validate_report(bad)
+    bad = copy.deepcopy(full_report)
+    bad["metrics"]["nrmse"] = 0.1
+    with pytest.raises(ValueError, match="nrmse"):
+        validate_report(bad)
+    assert "metrics" in EvalReport.model_json_schema()["required"]
