@@ -3,84 +3,20 @@
 from __future__ import annotations
 
 import copy
-import io
 import json
-import os
-from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
 import pytest
-import torch
 
 from usim_core.config import ConfigError, EvalSetConfig, validate
 from usim_core.eval.evaluate import evaluate_checkpoint
 from usim_core.eval.schema import METRIC_KEYS, EvalReport, validate_report
 
-os.environ.setdefault("USIM_THREADS", "1")
 
-TINY = {
-    "seed": 5,
-    "data": {"nu": [0.01]},
-    "model": {
-        "codec": {"latent_tokens": 4, "latent_dim": 8, "hidden_dim": 16, "depth": 1},
-        "operator": {"hidden_dim": 16, "heads": 2, "depth": 1},
-        "diffusion": {"hidden_dim": 16, "heads": 2, "depth": 1, "steps": 3},
-    },
-    "stages": {s: {"epochs": 1, "batch_size": 16, "lr": 3e-3, "max_steps": 12, "ema_decay": 0.5}
-               for s in ("codec", "operator", "diffusion_residual", "consistency_distill")},
-    "eval": {"small": {"trajectories": 3, "horizons": [1, 3]}, "full": {"horizons": [1, 4, 99]},
-             "ttc": {"enabled": True, "candidates": 3, "max_evaluations": 10, "lookahead": 1}},
-}
-NX, NT, DT = 32, 9, 0.05
-
-
-def _split(rng: np.random.Generator, tag: str, n: int) -> SimpleNamespace:
-    """Advected, decaying Fourier modes; rows are labelled per split so they are disjoint by construction."""
-    x, t = np.arange(NX) / NX, np.arange(NT) * DT
-    u = np.zeros((n, NT, NX), np.float32)
-    for i in range(n):
-        for k in (1, 2, 3):
-            a, ph, c = rng.normal() / k, rng.uniform(0, 2 * np.pi), rng.uniform(0.2, 0.5)
-            u[i] += a * np.exp(-0.01 * (2 * np.pi * k) ** 2 * t)[:, None] * np.sin(
-                2 * np.pi * k * (x[None] - c * t[:, None]) + ph)
-    return SimpleNamespace(u=u, nu=np.full(n, 0.01, np.float32), rows=[(f"file-{tag}", i) for i in range(n)])
-
-
-def make_bundle() -> SimpleNamespace:
-    rng = np.random.default_rng(0)
-    train = _split(rng, "a", 16)
-    return SimpleNamespace(train=train, val=_split(rng, "b", 4), test=_split(rng, "c", 5), x=np.arange(NX) / NX,
-                           dt=DT, stats={"mean": float(train.u.mean()), "std": float(train.u.std())},
-                           manifest={"files": []}, manifest_hash="m-eval-test")
-
-
-@pytest.fixture(scope="session")
-def trained(tmp_path_factory) -> tuple[Path, SimpleNamespace]:
-    from usim_core.eval.fno import save_fno, train_fno
-    from usim_core.events import EventLog
-    from usim_core.train.run import train_run
-
-    torch.set_num_threads(1)
-    run = tmp_path_factory.mktemp("evalrun") / "cell" / "0"
-    bundle = make_bundle()
-    train_run(validate(copy.deepcopy(TINY)), run, bundle=bundle, device="cpu", run_evals=False, quiet=True,
-              events=EventLog(run, stream=io.StringIO()))
-    fno, info = train_fno(bundle.train.u, bundle.train.nu, 0.0, 1.0, budget_s=30, max_steps=3, batch_size=8,
-                          hparams={"n_modes": 4, "hidden_channels": 4, "n_layers": 1})
-    save_fno(run / "baselines" / "fno.pt", fno, dt=DT, manifest_hash=bundle.manifest_hash,
-             train_rows=bundle.train.rows, config_hash="x", info=info)
-    return run / "checkpoints" / "consistency_distill.pt", bundle
-
-
-@pytest.fixture(scope="session")
-def full_report(trained) -> dict:
+def test_full_eval_report_is_complete_and_valid(trained, full_report, tiny_tree):
     ckpt, bundle = trained
-    return evaluate_checkpoint(ckpt, "test", bundle=bundle, out=ckpt.parent.parent / "eval" / "full.json")
-
-
-def test_full_eval_report_is_complete_and_valid(trained, full_report):
-    ckpt, bundle = trained
+    NT = bundle.test.u.shape[1]
     rep = full_report
     out = ckpt.parent.parent / "eval" / "full.json"
     assert json.loads(out.read_text()) == rep
@@ -90,7 +26,7 @@ def test_full_eval_report_is_complete_and_valid(trained, full_report):
     assert set(rep["modes"]) == {"operator", "diffusion", "consistency", "diffusion+ttc", "consistency+ttc"}
     assert rep["primary_mode"] == "consistency" and rep["metrics"] == rep["modes"]["consistency"]["metrics"]
     assert rep["manifest_hash"] == bundle.manifest_hash
-    assert rep["config_hash"] == validate(copy.deepcopy(TINY)).config_hash()
+    assert rep["config_hash"] == validate(copy.deepcopy(tiny_tree)).config_hash()
     for res in (*rep["modes"].values(), rep["baselines"]["persistence"], rep["baselines"]["fno"]):
         assert set(res["metrics"]) == set(METRIC_KEYS)
         assert all(v is not None and v >= 0 for v in res["metrics"].values())
