@@ -52,9 +52,11 @@ def _split(rng: np.random.Generator, tag: str, n: int) -> SimpleNamespace:
 def make_bundle() -> SimpleNamespace:
     rng = np.random.default_rng(0)
     train = _split(rng, "a", 16)
-    return SimpleNamespace(train=train, val=_split(rng, "b", 4), test=_split(rng, "c", 5), x=np.arange(NX) / NX,
-                           dt=DT, stats={"mean": float(train.u.mean()), "std": float(train.u.std())},
-                           manifest={"files": []}, manifest_hash="m-eval-test")
+    val, test = _split(rng, "b", 4), _split(rng, "c", 5)
+    splits = {name: [list(r) for r in sp.rows] for name, sp in (("train", train), ("val", val), ("test", test))}
+    return SimpleNamespace(train=train, val=val, test=test, x=np.arange(NX) / NX, dt=DT,
+                           stats={"mean": float(train.u.mean()), "std": float(train.u.std())},
+                           manifest={"files": [], "splits": splits}, manifest_hash="m-eval-test")
 
 
 @pytest.fixture(scope="session")

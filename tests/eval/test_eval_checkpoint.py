@@ -8,6 +8,7 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
+import torch
 
 from usim_core.config import ConfigError, EvalSetConfig, validate
 from usim_core.eval.evaluate import evaluate_checkpoint
@@ -85,12 +86,17 @@ def test_eval_refuses_rows_that_were_in_the_training_data(trained):
         evaluate_checkpoint(ckpt, "test", bundle=leaky)
 
 
-def test_eval_refuses_when_disjointness_cannot_be_proven(trained):
+def test_eval_refuses_when_disjointness_cannot_be_proven(trained, tmp_path):
     ckpt, bundle = trained
+    blob = torch.load(ckpt, weights_only=True)
+    blob["extra"].pop("manifest")  # an older checkpoint: only the manifest hash
+    bare = tmp_path / "bare.pt"
+    torch.save(blob, bare)
+    assert evaluate_checkpoint(bare, "test", bundle=bundle)["trajectories"] == 5  # same data hash: provable
     other = copy.copy(bundle)
     other.manifest_hash = "some-other-data"
     with pytest.raises(ConfigError, match="cannot prove"):
-        evaluate_checkpoint(ckpt, "test", bundle=other)
+        evaluate_checkpoint(bare, "test", bundle=other)
 
 
 def test_schema_rejects_missing_and_unknown_keys(full_report):

@@ -38,10 +38,10 @@ def train_rows(meta: dict[str, Any], bundle: Any) -> set[tuple[str, int]] | None
     """The training rows the checkpoint was fitted on: from its stored manifest, or, when the checkpoint only
     has the manifest hash and it equals the data's, the data's own train split. None = unknown."""
     man = meta.get("manifest") or {}
-    rows = man.get("rows") if isinstance(man, dict) else None
-    train = rows.get("train") if isinstance(rows, dict) else None
-    if train is None and isinstance(man, dict) and isinstance(man.get("splits"), dict):
-        train = (man["splits"].get("train") or {}).get("rows")
+    splits = (man.get("splits") or man.get("rows")) if isinstance(man, dict) else None
+    train = splits.get("train") if isinstance(splits, dict) else None  # [[file hash, row], ...]
+    if isinstance(train, dict):
+        train = train.get("rows")
     if train is not None:
         return {(str(r[0]), int(r[1])) for r in train}
     if meta.get("manifest_hash") == bundle.manifest_hash:
