@@ -8,11 +8,13 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
+import torch
 import yaml
 
 from usim_core.config import RunConfig, validate
 
 os.environ.setdefault("USIM_THREADS", "1")  # tiny models: one thread beats two contended ones
+torch.set_num_threads(1)
 
 TINY = {
     "seed": 3,
