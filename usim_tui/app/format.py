@@ -29,16 +29,17 @@ LIVE = frozenset({"pending", "loading", "running", "stopped", "launching", "dest
 
 
 def sparkline(values: tuple[float, ...] | list[float], width: int = 12) -> str:
+    """The series squeezed into `width` buckets (bucket means), one block character each."""
     vals = [v for v in values if v is not None and math.isfinite(v)]
     if not vals:
         return ""
-    if len(vals) > width:  # keep the last `width` buckets, each the mean of its slice
-        step = len(vals) / width
-        vals = [sum(chunk) / len(chunk) for chunk in
-                (vals[int(i * step):max(int((i + 1) * step), int(i * step) + 1)] for i in range(width))]
+    n = len(vals)
+    if n > width:
+        edges = [n * i // width for i in range(width + 1)]
+        vals = [sum(vals[lo:hi]) / (hi - lo) for lo, hi in zip(edges, edges[1:], strict=False) if hi > lo]
     lo, hi = min(vals), max(vals)
-    span = hi - lo or 1.0
-    return "".join(BLOCKS[min(7, int((v - lo) / span * 7.999))] for v in vals)
+    scale = 7.999 / (hi - lo) if hi > lo else 0.0
+    return "".join([BLOCKS[int((v - lo) * scale)] for v in vals])
 
 
 def money(x: float) -> str:
@@ -48,10 +49,8 @@ def money(x: float) -> str:
 def duration(seconds: float | None) -> str:
     if seconds is None or seconds < 0:
         return "-"
-    s = int(seconds)
-    if s < 3600:
-        return f"{s // 60}m{s % 60:02d}s"
-    return f"{s // 3600}h{(s % 3600) // 60:02d}m"
+    m = int(seconds) // 60  # minutes: a row changes once a minute, not on every poll
+    return f"{m}m" if m < 60 else f"{m // 60}h{m % 60:02d}m"
 
 
 def clock_time(t: float | None) -> str:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from rich.text import Text
 from textual.widgets import DataTable
+from textual.widgets.data_table import ColumnKey, RowKey
 
 from usim_tui.app.format import ATTEMPT_STYLE, CELL_STYLE, duration, loss, sparkline
 from usim_tui.fleet.snapshot import AttemptView, CellView, SweepSnapshot
@@ -24,22 +25,51 @@ def cell_label(name: str, marked: bool) -> Text:
     return Text.assemble(("● " if marked else "  ", "bold magenta"), name)
 
 
-def row_values(a: AttemptView, now: float, marked: bool) -> tuple[object, ...]:
+def uptime(a: AttemptView, now: float) -> str:
     end = a.ended_at if a.ended_at is not None else now
-    uptime = end - a.started_at if a.started_at is not None else None
-    return (
-        cell_label(a.cell, marked),
-        str(a.attempt),
-        Text(a.state, style=ATTEMPT_STYLE.get(a.state, "")),
-        a.reason or "",
-        a.gpu or "-",
-        f"{a.price_per_hour:.2f}",
-        duration(uptime),
-        STAGE_SHORT.get(a.stage, a.stage) if a.stage else "-",
-        "-" if a.epoch is None else str(a.epoch),
-        loss(a.last_loss),
-        Text(sparkline(a.loss_history, 10), style="cyan"),
-    )
+    return duration(end - a.started_at if a.started_at is not None else None)
+
+
+# Per column: the raw input (cheap attribute reads) and its formatter. A cell is formatted only when its input
+# changed since the last poll, so a poll that moves 1000 losses builds 1000 loss texts and nothing else.
+RAW = {
+    "cell": lambda a, now, m: (a.cell, m),
+    "attempt": lambda a, now, m: a.attempt,
+    "state": lambda a, now, m: a.state,
+    "reason": lambda a, now, m: a.reason,
+    "gpu": lambda a, now, m: a.gpu,
+    "price": lambda a, now, m: a.price_per_hour,
+    "uptime": lambda a, now, m: uptime(a, now),
+    "stage": lambda a, now, m: a.stage,
+    "epoch": lambda a, now, m: a.epoch,
+    "loss": lambda a, now, m: a.last_loss,
+    "spark": lambda a, now, m: a.loss_history,
+}
+FORMAT = {
+    "cell": lambda raw: cell_label(*raw),
+    "attempt": str,
+    "state": lambda st: Text(st, style=ATTEMPT_STYLE.get(st, "")),
+    "reason": lambda r: r or "",
+    "gpu": lambda g: g or "-",
+    "price": lambda p: f"{p:.2f}",
+    "uptime": lambda u: u,
+    "stage": lambda st: STAGE_SHORT.get(st, st) if st else "-",
+    "epoch": lambda e: "-" if e is None else str(e),
+    "loss": loss,
+    "spark": lambda h: Text(sparkline(h, 10), style="cyan"),
+}
+
+
+def row_values_from_raw(raw: tuple[object, ...]) -> tuple[object, ...]:
+    return tuple(FORMAT[col](r) for (col, _, _), r in zip(COLUMNS, raw, strict=True))
+
+
+def raw_attempt(a: AttemptView, now: float, marked: bool) -> tuple[object, ...]:
+    return tuple(RAW[col](a, now, marked) for col, _, _ in COLUMNS)
+
+
+def row_values(a: AttemptView, now: float, marked: bool) -> tuple[object, ...]:
+    return row_values_from_raw(raw_attempt(a, now, marked))
 
 
 def cell_row_values(c: CellView, marked: bool) -> tuple[object, ...]:
@@ -54,13 +84,14 @@ def matches(query: str, *fields: str | None) -> bool:
 
 
 def wanted_rows(snap: SweepSnapshot, now: float, marked: set[str], query: str) -> dict[str, tuple[object, ...]]:
+    """Row key -> raw inputs per column (attempt rows) or finished values (rows of cells with no attempt)."""
     rows: dict[str, tuple[object, ...]] = {}
     with_attempts = set()
     for a in snap.attempts:
         with_attempts.add(a.cell)
         key = str(a.attempt_id)
         if matches(query, a.cell, a.state, a.reason, a.gpu, a.stage):
-            rows[key] = row_values(a, now, key in marked)
+            rows[key] = raw_attempt(a, now, key in marked)
     for c in snap.cells:
         key = f"cell:{c.name}"
         if c.name not in with_attempts and matches(query, c.name, c.state, c.reason):
@@ -69,6 +100,10 @@ def wanted_rows(snap: SweepSnapshot, now: float, marked: set[str], query: str) -
 
 
 class InstancesTable(DataTable):
+    def __init__(self, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self._raw: dict[str, tuple[object, ...]] = {}   # what each row was drawn from
+
     def on_mount(self) -> None:
         self.cursor_type = "row"
         self.zebra_stripes = True
@@ -82,16 +117,34 @@ class InstancesTable(DataTable):
         gone = [k.value for k in self.rows if k.value not in wanted]
         for key in gone:
             self.remove_row(key)
-        for key, values in wanted.items():
-            if key in self.rows:
-                current = self.get_row(key)
-                for (col, _, _), old, new in zip(COLUMNS, current, values, strict=True):
-                    if old != new:
-                        self.update_cell(key, col, new)
+            self._raw.pop(key, None)
+        changed = False
+        for key, raw in wanted.items():
+            old = self._raw.get(key)
+            if old == raw:
+                continue
+            attempt_row = not key.startswith("cell:")
+            if old is None:
+                self.add_row(*(row_values_from_raw(raw) if attempt_row else raw), key=key)
             else:
-                self.add_row(*values, key=key)
+                for (col, _, _), before, after in zip(COLUMNS, old, raw, strict=True):
+                    if before != after:
+                        self._set_cell(key, col, FORMAT[col](after) if attempt_row else after)
+                        changed = True
+            self._raw[key] = raw
+        if changed:  # one repaint for the whole poll, not one per cell
+            self._update_count += 1
+            self.refresh()
         if gone and cursor in wanted:  # removing a row above the cursor would move it onto another attempt
             self.move_cursor(row=self.get_row_index(cursor), animate=False)
+
+    def _set_cell(self, key: str, col: str, value: object) -> None:
+        """DataTable.update_cell without its per-call refresh (a poll can touch thousands of cells)."""
+        self._data[RowKey(key)][ColumnKey(col)] = value
+
+    def clear(self, columns: bool = False) -> DataTable:
+        self._raw.clear()
+        return super().clear(columns)
 
     @property
     def selected_key(self) -> str | None:

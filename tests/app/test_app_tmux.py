@@ -1,0 +1,108 @@
+"""End to end in a real terminal: `usim-tui` with no argument (the demo sweep, local provider) inside tmux.
+
+Instances appear and reach running, the loss curves draw, `d` + confirm destroys one, and `q` (confirmed,
+because paid instances run and the controller stops with the app) leaves a ledger that reopens consistently.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+BIN = Path(sys.executable).parent / "usim-tui"
+
+pytestmark = [pytest.mark.slow, pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed")]
+
+
+def tmux(*args: str) -> str:
+    return subprocess.run(["tmux", "-f", "/dev/null", *args], capture_output=True, text=True, timeout=30).stdout
+
+
+def screen(session: str) -> str:
+    return tmux("capture-pane", "-p", "-t", session)
+
+
+def rows(db: Path, sql: str) -> list[sqlite3.Row]:
+    con = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=10)
+    con.row_factory = sqlite3.Row
+    try:
+        return con.execute(sql).fetchall()
+    except sqlite3.OperationalError:  # not created yet
+        return []
+    finally:
+        con.close()
+
+
+def wait_for(what: str, check, timeout: float, session: str) -> object:
+    end = time.time() + timeout
+    while time.time() < end:
+        got = check()
+        if got:
+            return got
+        time.sleep(0.5)
+    raise AssertionError(f"timed out waiting for {what}; screen:\n{screen(session)}")
+
+
+def test_demo_sweep_in_tmux(tmp_path):
+    session = f"usim-e2e-{os.getpid()}"
+    db = tmp_path / "runs" / "demo" / "ledger.sqlite"
+    env = f"env WANDB_MODE=offline WANDB_DIR={tmp_path} TERM=xterm-256color"
+    cmd = f"cd {tmp_path} && {env} {BIN} --no-preflight --poll 0.5 --controller-poll 1; echo EXITED $?; sleep 30"
+    tmux("new-session", "-d", "-s", session, "-x", "160", "-y", "50", cmd)
+    tmux("resize-window", "-t", session, "-x", "160", "-y", "50")
+    try:
+        wait_for("the app", lambda: "sweep demo" in screen(session), 60, session)
+        # the controller launches up to concurrency (2) attempts; the first reaches running and logs a loss
+        wait_for("two instances", lambda: len(rows(db, "SELECT id FROM attempts")) >= 2, 60, session)
+        first = wait_for("a running instance with loss points", lambda: rows(
+            db, "SELECT a.id, a.cell FROM attempts a WHERE a.state='running' AND "
+                "EXISTS (SELECT 1 FROM metrics m WHERE m.attempt_id=a.id) ORDER BY a.id LIMIT 1"), 180, session)[0]
+        wait_for("the running row on screen", lambda: "running" in screen(session), 20, session)
+        # put the cursor on that row: it is keyed by attempt id, rows in ledger order
+        order = [r["id"] for r in rows(db, "SELECT id FROM attempts ORDER BY id")]
+        tmux("send-keys", "-t", session, "1")
+        for _ in range(order.index(first["id"])):
+            tmux("send-keys", "-t", session, "Down")
+        wait_for("loss curves", lambda: "loss · stage all" in screen(session)
+                 and any("\u2800" <= ch <= "\u28ff" for ch in screen(session)), 30, session)
+
+        tmux("send-keys", "-t", session, "d")
+        wait_for("the confirm dialog", lambda: "Destroy 1 instance" in screen(session), 20, session)
+        assert first["cell"] in screen(session)
+        tmux("send-keys", "-t", session, "y")
+        wait_for("the destroy", lambda: rows(db, f"SELECT 1 FROM attempts WHERE id={first['id']} AND reason='user' "
+                                                 "AND state IN ('destroying', 'destroyed')"), 30, session)
+
+        tmux("send-keys", "-t", session, "q")
+        wait_for("the quit dialog", lambda: "paid instance" in screen(session), 20, session)
+        tmux("send-keys", "-t", session, "y")
+        wait_for("the app to exit", lambda: "EXITED 0" in screen(session), 30, session)
+
+        # the ledger reopens: every create intent has an outcome, the destroyed one is recorded as the user's
+        assert rows(db, "PRAGMA integrity_check")[0][0] == "ok"
+        assert not rows(db, "SELECT id FROM intents WHERE action='create' AND outcome IS NULL")
+        from usim_tui.fleet.ledger import Ledger
+        snap = Ledger(db).snapshot("demo")
+        destroyed = next(a for a in snap.attempts if a.attempt_id == first["id"])
+        assert destroyed.reason == "user" and destroyed.state in ("destroying", "destroyed")
+        assert len(snap.cells) == 4
+    finally:
+        tmux("kill-session", "-t", session)
+        from usim_tui.fleet.providers.local import LocalProvider
+
+        async def cleanup() -> None:  # the instances this test started keep running in their own sessions
+            provider = LocalProvider(tmp_path / "runs", 0.35)
+            for inst in await provider.list():
+                await provider.destroy(inst.provider_id)
+            await provider.close()
+
+        asyncio.run(cleanup())
