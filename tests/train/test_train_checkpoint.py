@@ -6,8 +6,8 @@ import copy
 
 import pytest
 import torch
-
 from conftest import tiny_config
+
 from usim_core.models.surrogate import Surrogate
 from usim_core.train import checkpoint as ck
 from usim_core.train.checkpoint import CheckpointError, load_checkpoint, load_surrogate, save_checkpoint

@@ -6,6 +6,7 @@ import argparse
 import signal
 import sys
 import traceback
+from collections.abc import Callable
 from pathlib import Path
 
 from usim_core.config import STAGES, ConfigError, load_config
@@ -26,17 +27,12 @@ def _last_frame(exc: BaseException) -> str:
     return f"{tb[-1].filename}:{tb[-1].lineno} in {tb[-1].name}" if tb else ""
 
 
-def _train(args: argparse.Namespace) -> int:
-    from usim_core.events import EventLog
-
-    run_dir = Path(args.run_dir)
-    events = EventLog(run_dir)
+def run_guarded(events, body: Callable[[], object]) -> int:
+    """Run `body` so that every way out has its event: 0 (body emitted `done`), 2 config error, 1 any other
+    failure, 143 on SIGTERM; failures emit `error` with a one-line reason and the traceback's last frame."""
     signal.signal(signal.SIGTERM, _on_sigterm)
     try:
-        cfg = load_config(args.config)
-        from usim_core.train.run import train_run
-
-        train_run(cfg, run_dir, stage=args.stage, resume=args.resume, device=args.device, events=events)
+        body()
         return 0
     except Terminated:
         events.emit("error", reason="terminated", frame="SIGTERM")
@@ -51,6 +47,21 @@ def _train(args: argparse.Namespace) -> int:
         events.emit("error", reason=reason, frame=_last_frame(exc))
         traceback.print_exc()
         return 1
+
+
+def _train(args: argparse.Namespace) -> int:
+    from usim_core.events import EventLog
+
+    run_dir = Path(args.run_dir)
+    events = EventLog(run_dir)
+
+    def body() -> None:
+        cfg = load_config(args.config)
+        from usim_core.train.run import train_run
+
+        train_run(cfg, run_dir, stage=args.stage, resume=args.resume, device=args.device, events=events)
+
+    return run_guarded(events, body)
 
 
 def _preflight(args: argparse.Namespace) -> int:
