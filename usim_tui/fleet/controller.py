@@ -273,6 +273,8 @@ class Controller:
                     fields["started_event"] = 1
                 elif kind == "metric":
                     values = _numbers(e)
+                    if isinstance(e.get("metrics"), dict):  # the trainer nests them (train/codec/loss, lr, ...)
+                        values.update(_numbers(e["metrics"]))
                     keyed = {f"{stage}/{k}" if stage and "/" not in k else k: v for k, v in values.items()}
                     self.ledger.add_metrics(a["id"], int(e.get("step") or 0), keyed, e.get("t"))
                     loss = next((v for k, v in values.items() if k == "loss" or k.endswith("/loss")), None)
