@@ -55,7 +55,7 @@ def wait_for(what: str, check, timeout: float, session: str) -> object:
 def test_demo_sweep_in_tmux(tmp_path):
     session = f"usim-e2e-{os.getpid()}"
     db = tmp_path / "runs" / "demo" / "ledger.sqlite"
-    env = f"env WANDB_MODE=offline WANDB_DIR={tmp_path} TERM=xterm-256color"
+    env = f"env -u COLUMNS -u LINES WANDB_MODE=offline WANDB_DIR={tmp_path} TERM=xterm-256color"
     cmd = f"cd {tmp_path} && {env} {BIN} --no-preflight --poll 0.5 --controller-poll 1; echo EXITED $?; sleep 30"
     tmux("new-session", "-d", "-s", session, "-x", "160", "-y", "50", cmd)
     tmux("resize-window", "-t", session, "-x", "160", "-y", "50")

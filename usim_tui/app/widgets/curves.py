@@ -5,12 +5,19 @@ from __future__ import annotations
 from textual.reactive import reactive
 from textual_plotext import PlotextPlot
 
+from usim_core.config import STAGES
+
 MAX_LINES = 8
 
 
 def stage_of(key: str) -> str:
-    """Metric keys are `<stage>/<name>` (e.g. operator/train_loss); keys without a stage belong to 'all'."""
-    return key.split("/", 1)[0] if "/" in key else ""
+    """The training stage named in a metric key (`train/codec/loss`, `operator/val_loss`), or "" for none."""
+    parts = key.split("/")[:-1]
+    named = [p for p in parts if p in STAGES]
+    if named:
+        return named[-1]
+    rest = [p for p in parts if p not in ("train", "val")]
+    return rest[0] if rest else ""
 
 
 def is_loss(key: str) -> bool:

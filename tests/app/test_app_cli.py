@@ -1,0 +1,75 @@
+"""The `app` command: how it starts (demo, run, attach, read-only, rehearse) and how it fails."""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from usim_core.config import ConfigError
+from usim_tui.app import commands
+from usim_tui.app.launch import build
+from usim_tui.app.rehearsal import RehearsalSource
+from usim_tui.cli import main
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def args(**kw) -> argparse.Namespace:
+    base = dict(sweep=None, provider=None, ledger=None, read_only=False, rehearse=None, poll=1.0,
+                controller_poll=None, no_preflight=True, runs="runs")
+    return argparse.Namespace(**{**base, **kw})
+
+
+def test_imports_stay_light():
+    code = ("import sys, usim_tui.app.commands; a = 'textual' in sys.modules; import usim_tui.app.app; "
+            "print(a, 'torch' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
+    assert out == ["False", "False"]
+
+
+def test_demo_sweep_is_found_from_any_directory(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert commands.demo_sweep() == REPO / "configs" / "sweeps" / "demo.yaml"
+    monkeypatch.setattr(commands, "DEMO", Path("configs") / "sweeps" / "gone.yaml")
+    with pytest.raises(ConfigError, match="demo sweep is missing.*gone.yaml"):
+        commands.demo_sweep()
+
+
+def test_missing_ledger_fails_clearly(tmp_path, capsys):
+    assert main(["--ledger", str(tmp_path / "nope.sqlite")]) == 2
+    assert "nope.sqlite: no such file" in capsys.readouterr().err
+
+
+def test_unknown_provider_is_refused(capsys):
+    with pytest.raises(SystemExit):
+        main(["configs/sweeps/demo.yaml", "--provider", "aws"])
+    assert "invalid choice: 'aws'" in capsys.readouterr().err
+
+
+def test_read_only_run_and_attach_build_ledger_sources(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    app = build(args(read_only=True))  # the demo sweep, recorded in runs/demo/ledger.sqlite
+    assert app.read_only and not app.source.in_process
+    ledger = tmp_path / "runs" / "demo" / "ledger.sqlite"
+    assert app.source.snapshot().sweep == "demo" and len(app.source.snapshot().cells) == 4
+    attached = build(args(ledger=str(ledger)))
+    assert not attached.read_only and not attached.source.in_process and attached.mode == "attached"
+    assert attached.source.snapshot().sweep == "demo"
+
+
+def test_running_a_sweep_puts_the_controller_in_the_app(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    app = build(args(sweep=str(REPO / "configs" / "sweeps" / "demo.yaml"), runs=str(tmp_path / "runs")))
+    assert app.source.in_process and app.source.controller.poll_interval == 3.0
+    assert not app.source.controller.run_preflight
+
+
+def test_rehearse_names_a_profile_or_fails_naming_it(tmp_path):
+    app = build(args(rehearse="seed_night"))
+    assert isinstance(app.source, RehearsalSource) and "rehearsal (seed_night" in app.mode
+    with pytest.raises(ConfigError, match="nope"):
+        build(args(rehearse=str(tmp_path / "nope.yaml")))

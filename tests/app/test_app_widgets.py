@@ -1,0 +1,65 @@
+"""The panes' pure parts: sparkline, grid axes, leaderboard ranking and gates, budget thresholds, stages, help."""
+
+from __future__ import annotations
+
+import dataclasses
+
+from conftest import make_snapshot
+
+from usim_tui.app.bindings import MAIN, help_rows
+from usim_tui.app.format import AMBER_AT, BLOCKS, RED_AT, duration, sparkline
+from usim_tui.app.widgets.budget import level
+from usim_tui.app.widgets.coverage import grid_axes
+from usim_tui.app.widgets.curves import stage_of
+from usim_tui.app.widgets.leaderboard import gate, ranked
+
+
+def test_sparkline_follows_the_shape_and_width():
+    assert sparkline([]) == "" and sparkline([float("nan")]) == ""
+    down = sparkline([10 - i for i in range(100)], width=10)
+    assert len(down) == 10 and down[0] == BLOCKS[-1] and down[-1] == BLOCKS[0]
+    assert list(down) == sorted(down, reverse=True)
+    assert sparkline([1.0, 1.0, 1.0]) == BLOCKS[0] * 3
+
+
+def test_duration_is_minutes():
+    assert duration(None) == "-" and duration(59) == "0m" and duration(61 * 60) == "1h01m"
+
+
+def test_grid_axes_come_from_the_tags_in_sweep_order():
+    snap, _, _ = make_snapshot()
+    a = [c for c in snap.cells if c.round == "round_a"]
+    assert grid_axes(a) == ("lr", ["2e-4", "3e-4", "4.5e-4"], "warmup", ["3%", "5%", "6%"])
+    assert grid_axes([c for c in snap.cells if c.round == "round_b"]) is None  # a list round
+
+
+def test_leaderboard_ranks_finished_cells_and_applies_the_gates():
+    snap, _, _ = make_snapshot()
+    order = [c.name for c in ranked(snap.cells)]
+    assert order[0] == "round_b_cap64" and len(order) == 3
+    by = {c.name: c for c in snap.cells}
+    assert gate(by["round_b_cap64"].metrics, "mass") is False          # drift 0.02 > 1e-2
+    assert gate(by["round_a_lr2e-4_w5pct"].metrics, "energy") is False  # energy grew
+    assert gate({"gate_mass": 1.0, "mass_drift": 9.0}, "mass") is True  # an explicit gate wins
+    assert gate({}, "energy") is None
+
+
+def test_budget_levels_at_the_stated_thresholds():
+    snap, _, _ = make_snapshot()
+    b = snap.budget
+    at = lambda used: dataclasses.replace(b, spent=used * b.budget, committed=0.0)  # noqa: E731
+    assert level(at(AMBER_AT - 0.01)) == "ok"
+    assert level(at(AMBER_AT)) == "warn" and level(at(RED_AT - 0.01)) == "warn"
+    assert level(at(RED_AT)) == "danger"
+
+
+def test_stage_of_metric_keys():
+    assert [stage_of(k) for k in ("train/codec/loss", "val/operator/loss", "operator/train_loss", "loss")] == \
+        ["codec", "operator", "operator", ""]
+
+
+def test_help_lists_every_key():
+    text = " ".join(f"{k} {w}" for k, w in help_rows())
+    for b in MAIN:
+        assert (b.key_display or b.key) in text or b.action.startswith("focus_pane")
+    assert "1-6" in text
