@@ -1,0 +1,47 @@
+"""PDEBench-style random initial conditions for 1D Burgers on the periodic domain [0, 1).
+
+Per sample: two wavenumbers drawn from 1..4 (a repeated draw doubles that wavenumber, as in PDEBench's
+one-hot sum), amplitudes U(0, 1), phases U(0, 2pi); then |u| with probability 0.1, a random sign, a tanh
+window on [xL, xR] (xL ~ U(0.1, 0.45), xR ~ U(0.55, 0.9), width 0.01) with probability 0.5, and a random
+mean offset U(-0.5, 0.5). Unlike PDEBench, the wavenumbers use the exact period 1, so u0 is periodic.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+K_TOT = 4
+N_MODES = 2
+WINDOW_WIDTH = 0.01
+MAX_OFFSET = 0.5
+
+
+def grid(nx: int) -> np.ndarray:
+    """Cell centres of [0, 1), PDEBench's x-coordinate."""
+    return (np.arange(nx) + 0.5) / nx
+
+
+def sample_initial(n: int, nx: int, seed: int, start: int = 0) -> np.ndarray:
+    """(n, nx) float64 initial conditions of rows start .. start+n-1. Each row has its own random stream
+    (seed, row), so a row is the same whatever n, start or nx (the same function on another grid)."""
+    x = grid(nx)
+    out = np.empty((n, nx))
+    for i in range(n):
+        out[i] = _one(np.random.default_rng([seed, start + i]), x)
+    return out
+
+
+def _one(rng: np.random.Generator, x: np.ndarray) -> np.ndarray:
+    picks = rng.integers(1, K_TOT + 1, size=N_MODES)
+    counts = np.bincount(picks, minlength=K_TOT + 1)[1:]
+    k = 2 * np.pi * np.arange(1, K_TOT + 1) * counts
+    amp = rng.uniform(0, 1, K_TOT)
+    phase = rng.uniform(0, 2 * np.pi, K_TOT)
+    u = (amp[:, None] * np.sin(k[:, None] * x[None, :] + phase[:, None]) * (counts > 0)[:, None]).sum(0)
+    if rng.uniform() < 0.1:
+        u = np.abs(u)
+    u *= rng.choice([-1.0, 1.0])
+    if rng.uniform() < 0.5:
+        xl, xr = rng.uniform(0.1, 0.45), rng.uniform(0.55, 0.9)
+        u *= 0.5 * (np.tanh((x - xl) / WINDOW_WIDTH) - np.tanh((x - xr) / WINDOW_WIDTH))
+    return u + rng.uniform(-MAX_OFFSET, MAX_OFFSET)
