@@ -19,7 +19,8 @@ def codec_loss(m: Surrogate, u: Tensor, nu: Tensor, dt: Tensor, cfg: RunConfig, 
 
 def operator_loss(m: Surrogate, u: Tensor, nu: Tensor, dt: Tensor, cfg: RunConfig,
                   gen: torch.Generator) -> Tensor:
-    """Latent one-step MSE + decoded MSE, plus unroll_weight x the same over the unrolled steps 2..H."""
+    """Per step k: latent MSE relative to the true latent change z_k - z_0 (so a persistence-like operator
+    scores ~1 however small dt is) + decoded MSE; one-step term + unroll_weight x mean of steps 2..H."""
     u_n = m.normalise(u)
     b, h1, nx = u_n.shape
     with torch.no_grad():  # the codec is frozen in this stage
@@ -28,7 +29,8 @@ def operator_loss(m: Surrogate, u: Tensor, nu: Tensor, dt: Tensor, cfg: RunConfi
     losses = []
     for k in range(1, h1):
         z = m.step(z, nu, dt)
-        losses.append(F.mse_loss(z, z_true[:, k]) + F.mse_loss(m.decode_n(z), u_n[:, k]))
+        scale = ((z_true[:, k] - z_true[:, 0]) ** 2).mean().clamp_min(1e-8)
+        losses.append(F.mse_loss(z, z_true[:, k]) / scale + F.mse_loss(m.decode_n(z), u_n[:, k]))
     one = losses[0]
     if len(losses) == 1:
         return one
