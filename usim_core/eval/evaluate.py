@@ -185,6 +185,7 @@ def evaluate_checkpoint(checkpoint: str | Path, split: str = "val", *, eval_set:
         "schema_version": 1, "name": name, "checkpoint": str(checkpoint), "stage": meta["stage"],
         "step": int(meta["step"]), "config_hash": meta["config_hash"],
         "architecture": meta["architecture_fingerprint"], "manifest_hash": bundle.manifest_hash,
+        "checkpoint_manifest_hash": str(meta["manifest_hash"]),
         "split": split, "rows_hash": rows_hash(rows), "trajectories": n, "steps": steps, "horizons": horizons,
         "dt": dt, "primary_mode": primary, "metrics": modes[primary]["metrics"], "modes": modes,
         "skipped_modes": skipped, "baselines": baselines,

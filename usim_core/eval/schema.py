@@ -91,7 +91,8 @@ class EvalReport(Strict):
     step: int = Field(ge=0)
     config_hash: str = Field(description="config hash of the checkpoint's own run config")
     architecture: str = Field(description="architecture fingerprint of the checkpoint")
-    manifest_hash: str = Field(description="hash of the data manifest (files, rows per split, settings)")
+    manifest_hash: str = Field(description="hash of the evaluated data's manifest (files, rows per split, settings)")
+    checkpoint_manifest_hash: str = Field(description="manifest hash of the data the checkpoint was trained on")
     split: Literal["val", "test"]
     rows_hash: str = Field(description="hash of the evaluated (file hash, row) list")
     trajectories: int = Field(ge=1)
