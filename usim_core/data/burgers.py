@@ -22,6 +22,7 @@ PE_SPECTRAL = 1.5      # above this the 1024-point viscous shock is not resolved
 CFL_SPECTRAL = 1.5     # dt = CFL * eps / max|u|^2, a fraction of the viscous shock's crossing time
 CFL_FV = 0.4
 MAX_AUTO_REFINE = 2
+K_FLOOR = 2 * np.pi * 32
 CONTOUR_POINTS = 32
 
 
@@ -81,7 +82,7 @@ def solve(u0: np.ndarray, nu: float, t: np.ndarray, method: str = "auto", cfl: f
             steps += n
             dt_used = max(dt_used, dt)
         now = target
-        out[:, j] = stepper.to_field(state)
+        out[:, j] = u0 if target == 0 else stepper.to_field(state)
     return Solution(out, method, dt_used, steps)
 
 
@@ -99,8 +100,9 @@ class _Spectral:
     def dt_max(self, umax: float) -> float:
         # ETDRK4 integrates the stiff viscous modes exactly, so the step follows the shock's time scale
         # (width eps/U crossed at speed U), not the grid's highest wavenumber.
+        # K_FLOOR keeps steps small enough for the advection of the initial modes when viscosity is large.
         kmax = self.k[self.dealias][-1]
-        return self.cfl / (umax * min(kmax, umax / self.eps))
+        return self.cfl / (umax * min(kmax, max(umax / self.eps, K_FLOOR)))
 
     def _shift(self, m: np.ndarray, n_from: int, n_to: int) -> np.ndarray:
         # Fourier coefficients of samples at cell centres (j + 1/2)/n_from -> those at (i + 1/2)/n_to
