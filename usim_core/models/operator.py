@@ -1,7 +1,11 @@
-"""Latent operator: z_t -> z_{t+dt} = z_t + f(z_t; nu, dt), a transformer over the latent tokens."""
+"""Latent operator: z_t -> z_{t+dt} = z_t + s * f(z_t; nu, dt), a transformer over the latent tokens.
+
+s (buffer `dz_scale`, per latent channel) is the RMS of the true one-step latent change on the training data,
+fitted when the operator stage starts, so f works at unit scale however small dt makes the change."""
 
 from __future__ import annotations
 
+import torch
 from torch import Tensor, nn
 
 from usim_core.config import OperatorConfig
@@ -14,6 +18,7 @@ class LatentOperator(nn.Module):
         self.cond = CondEmbed(cfg.hidden_dim)
         self.net = TokenTransformer(latent_dim, latent_dim, cfg.hidden_dim, cfg.heads, cfg.depth, cfg.mlp_ratio,
                                     tokens)
+        self.register_buffer("dz_scale", torch.ones(latent_dim))
 
     def forward(self, z: Tensor, nu: Tensor, dt: Tensor) -> Tensor:
-        return z + self.net(z, self.cond(nu, dt))
+        return z + self.dz_scale * self.net(z, self.cond(nu, dt))

@@ -43,7 +43,7 @@ def run_guarded(events, body: Callable[[], object]) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except BaseException as exc:  # never a silent failure: every exit has its error event
-        reason = f"{type(exc).__name__}: {exc}".splitlines()[0]
+        reason = " ".join(f"{type(exc).__name__}: {exc}".split())[:400]
         events.emit("error", reason=reason, frame=_last_frame(exc))
         traceback.print_exc()
         return 1

@@ -20,7 +20,7 @@ from usim_core.models.surrogate import STAGE_MODULES, Surrogate
 from usim_core.train.batches import Windows, windows
 from usim_core.train.checkpoint import load_checkpoint, rng_state, save_checkpoint
 from usim_core.train.ema import copy_modules, ema_update
-from usim_core.train.losses import STAGE_LOSS, fit_residual_stats, stage_horizon
+from usim_core.train.losses import STAGE_LOSS, fit_increment_scale, fit_residual_stats, stage_horizon
 from usim_core.train.schedule import lr_at
 
 VAL_CAP = 512  # validation windows per epoch (a fixed subset), so val stays cheap on big splits
@@ -78,6 +78,12 @@ def validate(ctx: RunContext, stage: str, model: Surrogate, data: Windows) -> fl
 
 
 def _prepare_stage(ctx: RunContext, stage: str, model: Surrogate, ema: Surrogate, train: Windows) -> None:
+    if stage == "operator":
+        pairs = windows(ctx.bundle.train, 1, ctx.bundle.dt)
+        rows = torch.randperm(len(pairs), generator=torch.Generator().manual_seed(ctx.cfg.seed))[:2048]
+        u, nu, _ = pairs.batch(rows, ctx.device)
+        fit_increment_scale(model, u, nu)
+        ema.operator.dz_scale.copy_(model.operator.dz_scale)
     if stage == "diffusion_residual":
         rows = torch.randperm(len(train), generator=torch.Generator().manual_seed(ctx.cfg.seed))[:2048]
         fit_residual_stats(model, *train.batch(rows, ctx.device))

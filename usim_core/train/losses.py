@@ -86,3 +86,10 @@ def fit_residual_stats(m: Surrogate, u: Tensor, nu: Tensor, dt: Tensor) -> None:
     flat = r.reshape(-1, r.shape[-1])
     m.r_mean.copy_(flat.mean(0))
     m.r_std.copy_(flat.std(0).clamp_min(1e-6))
+
+
+@torch.no_grad()
+def fit_increment_scale(m: Surrogate, u: Tensor, nu: Tensor) -> None:
+    """Per-channel RMS of the true one-step latent change on training pairs u (B, 2, nx)."""
+    dz = m.encode(u[:, 1], nu) - m.encode(u[:, 0], nu)
+    m.operator.dz_scale.copy_(dz.pow(2).mean(dim=(0, 1)).sqrt().clamp_min(1e-6))

@@ -1,0 +1,106 @@
+"""Training throughput and peak memory of every stage, base vs tiny config, measured in this process's
+children (one per config x stage, so peak RSS is per stage). Prints samples/s, peak memory and tiny/base ratios.
+
+    .venv/bin/python bench/train.py [--device cpu|cuda] [--steps 6]
+
+On CPU peak memory is the child's max RSS (includes the interpreter and torch, ~300 MB); on CUDA it is
+torch.cuda.max_memory_allocated. Synthetic data with the config's grid, frames and batch size.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+CONFIGS = {"base": ROOT / "configs/runs/burgers_base.yaml", "tiny": ROOT / "configs/runs/burgers_tiny.yaml"}
+STAGES = ("codec", "operator", "diffusion_residual", "consistency_distill")
+
+
+def measure(config: str, stage: str, device: str, steps: int) -> dict:
+    import torch
+
+    from usim_core.config import load_config
+    from usim_core.models.surrogate import STAGE_MODULES, Surrogate
+    from usim_core.train.batches import windows
+    from usim_core.train.losses import STAGE_LOSS, fit_residual_stats, stage_horizon
+    from usim_core.train.preflight import synthetic_bundle
+
+    cfg = load_config(CONFIGS[config])
+    dev = torch.device(device)
+    nx = math.ceil(cfg.data.generate.nx / cfg.data.x_stride)
+    nt = math.ceil(cfg.data.generate.nt / cfg.data.t_stride)
+    sc = getattr(cfg.stages, stage)
+    bundle = synthetic_bundle(nx, nt, cfg.data.nu, n=max(2, sc.batch_size // max(1, nt - 4) + 1))
+    torch.manual_seed(0)
+    model = Surrogate(cfg, nx, bundle.stats).to(dev)
+    data = windows(bundle.train, stage_horizon(stage, cfg), bundle.dt)
+    rows = torch.arange(sc.batch_size) % len(data)
+    u, nu, dt = data.batch(rows, dev)
+    if stage in ("diffusion_residual", "consistency_distill"):
+        fit_residual_stats(model, u[:, :2], nu, dt)
+    params = [p for n in STAGE_MODULES[stage] for p in getattr(model, n).parameters()]
+    opt = torch.optim.AdamW(params, lr=sc.lr)
+    gen = torch.Generator().manual_seed(0)
+    amp = torch.autocast("cuda", dtype=torch.bfloat16) if dev.type == "cuda" else None
+
+    def one() -> None:
+        opt.zero_grad(set_to_none=True)
+        if amp:
+            with amp:
+                loss = STAGE_LOSS[stage](model, u, nu, dt, cfg, gen)
+        else:
+            loss = STAGE_LOSS[stage](model, u, nu, dt, cfg, gen)
+        loss.backward()
+        opt.step()
+
+    for _ in range(2):
+        one()
+    if dev.type == "cuda":
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats()
+    t = time.perf_counter()
+    for _ in range(steps):
+        one()
+    if dev.type == "cuda":
+        torch.cuda.synchronize()
+    secs = time.perf_counter() - t
+    peak = (torch.cuda.max_memory_allocated() if dev.type == "cuda"
+            else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)
+    return {"samples_per_s": steps * sc.batch_size / secs, "peak_mb": peak / 2**20, "batch": sc.batch_size}
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
+    ap.add_argument("--steps", type=int, default=6)
+    ap.add_argument("--one", nargs=2, metavar=("CONFIG", "STAGE"), help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.one:
+        print(json.dumps(measure(*args.one, args.device, args.steps)))
+        return 0
+    results: dict[tuple[str, str], dict] = {}
+    for config in CONFIGS:
+        for stage in STAGES:
+            out = subprocess.run([sys.executable, __file__, "--one", config, stage, "--device", args.device,
+                                  "--steps", str(args.steps)], capture_output=True, text=True, check=True)
+            results[config, stage] = json.loads(out.stdout.strip().splitlines()[-1])
+    print(f"device {args.device}, {args.steps} timed steps per stage (after 2 warm-up steps)")
+    print(f"{'stage':<22}{'base samples/s':>15}{'tiny samples/s':>15}{'tiny/base':>10}"
+          f"{'base MB':>9}{'tiny MB':>9}{'tiny/base':>10}")
+    for stage in STAGES:
+        b, t = results["base", stage], results["tiny", stage]
+        print(f"{stage:<22}{b['samples_per_s']:>15.1f}{t['samples_per_s']:>15.1f}"
+              f"{t['samples_per_s'] / b['samples_per_s']:>10.2f}{b['peak_mb']:>9.0f}{t['peak_mb']:>9.0f}"
+              f"{t['peak_mb'] / b['peak_mb']:>10.2f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
