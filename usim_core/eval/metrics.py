@@ -55,7 +55,8 @@ def crmse(pred: Tensor, true: Tensor) -> Tensor:
 
 def brmse(pred: Tensor, true: Tensor, cells: int = 1) -> Tensor:
     """RMSE on the first and last `cells` grid cells (PDEBench's boundary error)."""
-    idx = torch.cat([torch.arange(cells), torch.arange(pred.shape[-1] - cells, pred.shape[-1])])
+    n = pred.shape[-1]
+    idx = torch.cat([torch.arange(cells), torch.arange(n - cells, n)]).to(pred.device)
     return _rms((pred - true)[..., idx], (-2, -1))
 
 
@@ -66,7 +67,7 @@ def frmse(pred: Tensor, true: Tensor) -> dict[str, Tensor]:
     nx = pred.shape[-1]
     spec = torch.fft.rfft(pred - true, dim=-1) / nx
     power = spec.abs().pow(2)
-    w = torch.full((power.shape[-1],), 2.0, dtype=power.dtype)
+    w = torch.full((power.shape[-1],), 2.0, dtype=power.dtype, device=power.device)
     w[0] = 1.0
     if nx % 2 == 0:
         w[-1] = 1.0

@@ -98,7 +98,7 @@ def _choose(model: Stepper, z: Tensor, prev: Tensor, u0: Tensor, nu: Tensor, dt:
         score = score + physics_reward(uu, u_next, u0_r, nu_r, dt_r, ttc.weights)
         uu = u_next
     idx = score.view(b, n).argmax(dim=1)
-    pick = torch.arange(b) * n + idx
+    pick = torch.arange(b, device=idx.device) * n + idx
     return cand[pick], u_cand[pick], idx
 
 
