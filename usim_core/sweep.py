@@ -80,7 +80,9 @@ class SweepSpec(Strict):
     tags: list[str] = Field(default_factory=list)
     budget: float = Field(gt=0, description="dollars; nothing launches past it, everything stops at it")
     concurrency: int = Field(4, ge=1)
-    max_attempts: int = Field(3, ge=1, description="attempts per cell before it is marked failed")
+    max_attempts: int = Field(3, ge=1, description="failed runs per cell (exit/error) before it is marked failed")
+    max_machine_faults: int = Field(6, ge=0, description="machine faults per cell (startup_timeout, container_error, "
+                                    "offline, outbid) before it is marked failed; they do not use max_attempts")
     provider: ProviderSettings = Field(default_factory=ProviderSettings)
     planning: Planning = Field(default_factory=Planning)
     rounds: list[Round] = Field(min_length=1)

@@ -51,36 +51,57 @@ async def test_all_cells_finish_with_metrics_and_cost(tmp_path, demo_sweep):
     assert {i["action"] for i in intents} == {"create", "destroy"}
 
 
-@pytest.mark.parametrize("outcome,reason", [
-    ("crash", "exited_error"), ("error", "exited_error"), ("offline", "offline"), ("outbid", "outbid"),
-    ("oci", "container_error"), ("stuck", "startup_timeout"), ("silent", "startup_timeout"),
+def with_cells(sweep, n):
+    from usim_core.sweep import Cell
+    sweep.cells += [Cell(name=f"extra{i}", round="r", tags=[], overrides={}, config=sweep.cells[0].config,
+                         config_hash=f"h{i}") for i in range(n)]
+    return sweep
+
+
+@pytest.mark.parametrize("outcome,reason,machine", [
+    ("crash", "exited_error", False), ("error", "exited_error", False), ("offline", "offline", True),
+    ("outbid", "outbid", True), ("oci", "container_error", True), ("stuck", "startup_timeout", True),
+    ("silent", "startup_timeout", True),
 ])
-async def test_failures_relaunch_until_max_attempts(tmp_path, demo_sweep, outcome, reason):
+async def test_failures_relaunch_until_their_limit(tmp_path, demo_sweep, outcome, reason, machine):
+    """Run failures use max_attempts (2 here); machine faults their own max_machine_faults (3 here)."""
     first = demo_sweep.cells[0].name
+    demo_sweep.spec.max_machine_faults = 3
 
     def script(spec):
         return Script(outcome, run_s=10_000 if outcome == "silent" else 60) if spec.cell == first else Script()
     clock, prov, led, ctl = make(tmp_path, demo_sweep, script)
     await drive(ctl, clock, ticks=600)
+    limit = 3 if machine else demo_sweep.spec.max_attempts
     c = cells(led)[first]
-    assert c.state == "failed" and c.reason == reason and c.attempts == demo_sweep.spec.max_attempts
+    assert c.state == "failed" and c.reason == reason and c.attempts == limit
     atts = [a for a in led.snapshot().attempts if a.cell == first]
     assert all(a.reason == reason and a.state == "destroyed" for a in atts)
-    assert [a.attempt for a in atts] == [1, 2]
-    if reason in ("offline", "container_error", "startup_timeout"):
-        assert atts[0].machine_id in led.excluded_machines("demo")
+    assert [a.attempt for a in atts] == list(range(1, limit + 1))
+    if machine:   # the bad machine is never used again by this sweep
+        assert {a.machine_id for a in atts} <= led.excluded_machines("demo")
     assert sum(c.state == "finished" for c in led.snapshot().cells) == 3
     assert not prov.alive()
 
 
+async def test_machine_faults_do_not_use_up_max_attempts(tmp_path, demo_sweep):
+    """Two stuck machines and an OCI error, then a crash, then a good run: the cell still finishes with
+    max_attempts=2 (only the crash counted against it)."""
+    first = demo_sweep.cells[0].name
+    plan = iter([Script("stuck"), Script("oci"), Script("stuck"), Script("crash", run_s=30), Script()])
+    clock, prov, led, ctl = make(tmp_path, demo_sweep, lambda spec: next(plan) if spec.cell == first else Script())
+    await drive(ctl, clock, ticks=800)
+    atts = [a for a in led.snapshot().attempts if a.cell == first]
+    assert [a.reason for a in atts] == ["startup_timeout", "container_error", "startup_timeout", "exited_error",
+                                        "finished"]
+    assert cells(led)[first].state == "finished"
+
+
 async def test_crash_loop_pauses_launching_and_surfaces_the_error(tmp_path, demo_sweep):
-    from usim_core.sweep import Cell
-    sweep = demo_sweep
-    extra = [Cell(name=f"extra{i}", round="r", tags=[], overrides={}, config=sweep.cells[0].config,
-                  config_hash=f"h{i}") for i in range(4)]
-    sweep.cells += extra
+    sweep = with_cells(demo_sweep, 4)
     sweep.spec.max_attempts = 3
-    clock, prov, led, ctl = make(tmp_path, sweep, lambda spec: Script("crash", run_s=20))
+    # the bad build of the earlier night: an ImportError at start-up, before any training step
+    clock, prov, led, ctl = make(tmp_path, sweep, lambda spec: Script("crash", run_s=5))
     await drive(ctl, clock)
     snap = led.snapshot()
     assert snap.crash_loop and "LazyLinear" in snap.crash_loop
@@ -90,6 +111,42 @@ async def test_crash_loop_pauses_launching_and_surfaces_the_error(tmp_path, demo
     ctl.resume()                                    # the user fixed it: launching goes on
     await ctl.tick()
     assert len(prov.instances) > launched and led.snapshot().crash_loop is None
+
+
+async def test_independent_late_failures_are_not_a_crash_loop(tmp_path, demo_sweep):
+    """Every cell's first attempt trains, then its full eval exits the same way: relaunched, not paused."""
+    sweep = with_cells(demo_sweep, 2)
+    sweep.spec.concurrency = 6
+    eval_fail = "full evaluation exited with status 1"
+    clock, prov, led, ctl = make(tmp_path, sweep, lambda spec: Script("error", run_s=60, message=eval_fail)
+                                 if spec.attempt == 1 else Script())
+    await drive(ctl, clock)
+    snap = led.snapshot()
+    assert snap.crash_loop is None
+    assert sum(a.reason == "exited_error" for a in snap.attempts) == 6
+    assert {c.state for c in snap.cells} == {"finished"}
+
+
+async def test_log_reads_are_bounded_per_poll_and_miss_nothing(tmp_path, demo_sweep):
+    """Paid logs: at most log_reads_per_poll fetches per poll plus one final read per ended attempt; a start-up
+    deadline is judged only after a fresh read, so unread running attempts are not killed as stuck."""
+    sweep = with_cells(demo_sweep, 6)
+    sweep.spec.concurrency = 10
+    sweep.spec.provider.startup_deadline_s = 20      # running at 15 s: most are unread at the deadline
+    clock, prov, led, ctl = make(tmp_path, sweep, lambda spec: Script(run_s=120), logs_are_cheap=False)
+    ctl.log_reads_per_poll = 1
+    for _ in range(400):
+        before = prov.log_calls
+        ended = sum(1 for i in prov.alive() if i.phase(clock.now())[0] == "exited")
+        await ctl.tick()
+        assert prov.log_calls - before <= 1 + ended
+        if ctl.done:
+            break
+        clock.advance(ctl.poll_interval)
+    snap = led.snapshot()
+    assert {c.state for c in snap.cells} == {"finished"}
+    assert all(a.reason == "finished" for a in snap.attempts), [a.reason for a in snap.attempts]
+    assert all(0.1 <= c.metrics["nrmse_rollout"] < 0.2 for c in snap.cells)   # read at exit
 
 
 async def test_no_capacity_backs_off_and_does_not_use_attempts(tmp_path, demo_sweep):

@@ -21,7 +21,7 @@ S = ProviderSettings(startup_deadline_s=100, max_runtime_s=1000)
 def att(**kw):
     base = dict(id=1, cell="c", attempt=1, state=RUNNING, reason=None, done_event=0, error_event=None,
                 started_event=1, created_at=0.0, started_at=10.0, provider_id="p", price_per_hour=1.0,
-                storage_per_hour=0.0, spent=0.0)
+                storage_per_hour=0.0, spent=0.0, step=None)
     return {**base, **kw}
 
 
@@ -60,6 +60,24 @@ def test_crash_loop_needs_the_same_error_across_cells():
     mixed = [f("a", "exited_error", "ImportError", 0), f("b", "exited_error", "KeyError", 0),
              f("c", "offline", "ImportError", 0)]
     assert policies.crash_loop(mixed, 10) is None
+    late = [f(c, "exited_error", "full evaluation exited with status 1", 0, early=False) for c in "abcd"]
+    assert policies.crash_loop(late, 10) is None                           # after training progress: independent
+    oci = [f(c, "container_error", "OCI runtime create failed", 0) for c in "abcd"]
+    assert policies.crash_loop(oci, 10) is None                            # a machine fault, not the build
+    assert policies.is_early(att(step=None)) and not policies.is_early(att(step=40))
+
+
+def test_machine_faults_have_their_own_limit():
+    def a(n, reason, state="destroyed"):
+        return att(attempt=n, reason=reason, state=state)
+    atts = [a(1, "startup_timeout"), a(2, "offline"), a(3, "exited_error"), a(4, "outbid"), a(5, "no_capacity"),
+            a(6, "container_error"), a(7, None, RUNNING)]
+    assert policies.attempts_used(atts) == 2                               # the crash and the live one
+    assert policies.machine_faults_used(atts) == 4
+    assert policies.exhausted(atts, 0, max_attempts=3, max_machine_faults=6) is None
+    assert "max_attempts=2" in policies.exhausted(atts, 0, max_attempts=2, max_machine_faults=6)
+    assert "max_machine_faults=4" in policies.exhausted(atts, 0, max_attempts=3, max_machine_faults=4)
+    assert policies.exhausted(atts, 4, max_attempts=2, max_machine_faults=2) is None   # relaunch resets counts
 
 
 def test_next_launches_respects_concurrency_attempts_backoff_and_live():

@@ -35,6 +35,8 @@ from usim_tui.fleet.ledger import (
 )
 from usim_tui.fleet.providers.base import (
     RUNNING,
+    STOPPED,
+    TERMINAL,
     AuthError,
     LaunchSpec,
     NoCapacity,
@@ -46,26 +48,32 @@ from usim_tui.fleet.providers.base import (
 )
 
 LEAK_AFTER_POLLS = 3          # a destroyed instance still listed after this many polls is leaked
-EVENT_META = {"v", "t", "kind", "step", "epoch", "stage"}
+LOG_READS_PER_POLL = 4        # paid log fetches per poll besides one final read per ended attempt
+EVENT_META = {"v", "t", "kind", "step", "epoch", "stage", "total_steps", "steps", "epochs", "steps_per_epoch"}
 
 
 class Controller:
     def __init__(self, ledger: Ledger, provider: Provider, sweep: Sweep, clock: Clock | None = None, *,
                  poll_interval: float = 5.0, run_preflight: bool = True, log: Callable[[str], None] = print,
                  runs_root: str | Path = "runs", env: Mapping[str, str] | None = None,
-                 preflight_cmd: list[str] | None = None, log_tail: int = 2000) -> None:
+                 preflight_cmd: list[str] | None = None, log_tail: int = 2000,
+                 log_reads_per_poll: int = LOG_READS_PER_POLL) -> None:
         self.ledger, self.provider, self.sweep = ledger, provider, sweep
         self.clock = clock or RealClock()
         self.poll_interval, self.run_preflight, self.log = poll_interval, run_preflight, log
         self.runs_root = Path(runs_root).resolve()
         self.env = dict(env or {})   # passed to instances only (secrets live here, never in the ledger)
         self.preflight_cmd = preflight_cmd or [sys.executable, "-m", "usim_core", "preflight", "--config"]
-        self.log_tail = log_tail
+        self.log_tail, self.log_reads_per_poll = log_tail, log_reads_per_poll
         self.name, self.spec = sweep.name, sweep.spec
         self._obs: dict[str, Observed] = {}
         self._seen: dict[int, set[str]] = {}
         self._budget_note = ""
         self._tails: dict[int, str] = {}
+        self._read_at: dict[int, float] = {}      # attempt -> when its log was last fetched (or tried)
+        self._read_state: dict[int, str] = {}     # attempt -> its state at that fetch
+        self._final_read: set[int] = set()        # ended attempts whose last events have been read
+        self._urgent: set[int] = set()            # a start-up deadline waits on a fresh read of these
         ledger.ensure_sweep(sweep)
 
     # ---- state ---------------------------------------------------------------------------------------------
@@ -181,6 +189,8 @@ class Controller:
             self._event(now, "destroyed", f"{a['cell']} #{a['attempt']}: destroy confirmed", a)
         else:  # vanished without our destroy (destroyed outside usim, or the host is gone)
             self._accrue(a, a["state"], now, None)
+            if a["machine_id"] and not a["reason"]:
+                self.ledger.exclude_machine(self.name, a["machine_id"], "offline", now)
             self.ledger.set_attempt(a["id"], state=DESTROYED, ended_at=now, reason=a["reason"] or "offline",
                                     message=a["message"] or "instance disappeared from the provider's listing")
             self._event(now, "vanished", f"{a['cell']} #{a['attempt']}: instance disappeared", a)
@@ -211,16 +221,21 @@ class Controller:
             fields["provider_cost"] = o.cost
         self.ledger.set_attempt(a["id"], **fields)
         if state not in (DESTROYED, NOT_CREATED):
-            self._accrue(self.ledger.attempt(a["id"]), o.state, now, o)
+            self._accrue(self.ledger.attempt(a["id"]), o.state, now, o, prev=state)
         if o.state != state and state not in (LAUNCHING, DESTROYING, LEAKED, DESTROYED, NOT_CREATED):
             self._event(now, "state", f"{a['cell']} #{a['attempt']}: {state} -> {o.state}", a)
 
-    def _accrue(self, a: Mapping[str, Any], state: str, now: float, o: Observed | None) -> None:
+    def _accrue(self, a: Mapping[str, Any], state: str, now: float, o: Observed | None,
+                prev: str | None = None) -> None:
+        """Bill the interval since the last observation at the higher rate of `prev` (the state recorded before
+        this listing) and `state` (the one observed now)."""
         since = a["billed_until"] or a["created_at"] or now
         dt = now - since
-        cost = budget.accrue(a["state"] if a["state"] not in (LAUNCHING, DESTROYING, LEAKED) else state, state,
-                             a["price_per_hour"], a["storage_per_hour"], dt)
-        if o is not None and o.started_at and o.started_at > since and state != RUNNING and a["state"] != RUNNING:
+        prev = prev or a["state"]
+        if prev in (LAUNCHING, DESTROYING, LEAKED):
+            prev = state
+        cost = budget.accrue(prev, state, a["price_per_hour"], a["storage_per_hour"], dt)
+        if o is not None and o.started_at and o.started_at > since and state != RUNNING and prev != RUNNING:
             cost += a["price_per_hour"] * (now - o.started_at) / 3600   # ran and stopped between two polls
         spent = a["spent"] + cost
         if a["provider_cost"] is not None:
@@ -239,15 +254,39 @@ class Controller:
 
     # ---- events from the logs -----------------------------------------------------------------------------
     async def _read_events(self, now: float) -> None:
+        """Fetch new event lines. Every attempt that has ended is read once (its final events decide finished
+        or failed). Running ones: all of them when the provider's logs are cheap (local files); otherwise at
+        most `log_reads_per_poll` per poll (each is an API call), most urgent first: a start-up deadline
+        waiting on evidence, a state change since the last read, not yet started, then the longest unread."""
+        final, running = [], []
         for a in self.ledger.live_attempts(self.name):
             if not a["provider_id"] or a["state"] in (DESTROYING, LEAKED, "pending", "loading"):
                 continue
-            try:
-                text = await self.provider.logs(a["provider_id"], tail=self.log_tail)
-            except ProviderError:
-                continue
-            self._tails[a["id"]] = text
-            self._ingest(a, parse_lines(text), now)
+            if a["state"] in TERMINAL or a["state"] == STOPPED:
+                if a["id"] not in self._final_read:
+                    final.append(a)
+            else:
+                running.append(a)
+        if not getattr(self.provider, "logs_are_cheap", False):
+            running.sort(key=lambda a: (a["id"] not in self._urgent, self._read_state.get(a["id"]) == a["state"],
+                                        bool(a["started_event"]), self._read_at.get(a["id"], float("-inf"))))
+            running = running[:self.log_reads_per_poll]
+        for a in final:
+            if await self._read_log(a, now):
+                self._final_read.add(a["id"])
+        for a in running:
+            await self._read_log(a, now)
+
+    async def _read_log(self, a: Mapping[str, Any], now: float) -> bool:
+        self._read_at[a["id"]], self._read_state[a["id"]] = now, a["state"]
+        self._urgent.discard(a["id"])
+        try:
+            text = await self.provider.logs(a["provider_id"], tail=self.log_tail)
+        except ProviderError:
+            return False
+        self._tails[a["id"]] = text
+        self._ingest(a, parse_lines(text), now)
+        return True
 
     def _ingest(self, a: Mapping[str, Any], events: list[dict[str, Any]], now: float) -> None:
         seen = self._seen.setdefault(a["id"], set())
@@ -277,7 +316,7 @@ class Controller:
                         values.update(_numbers(e["metrics"]))
                     keyed = {f"{stage}/{k}" if stage and "/" not in k else k: v for k, v in values.items()}
                     self.ledger.add_metrics(a["id"], int(e.get("step") or 0), keyed, e.get("t"))
-                    loss = next((v for k, v in values.items() if k == "loss" or k.endswith("/loss")), None)
+                    loss = next((v for k, v in keyed.items() if k.endswith("/loss") and not _is_val(k)), None)
                     if loss is not None:
                         fields["last_loss"] = loss
                 elif kind == "eval":
@@ -315,8 +354,14 @@ class Controller:
             if cell is None or (cell["state"] != "pending" and not a["done_event"]):
                 await self._destroy(a, "orphan", "the cell is not wanted (unknown, finished or failed)", now)
                 continue
-            v = policies.assess(a, self._obs.get(a["label"]), now, self.spec.provider, self._tails.get(a["id"], ""))
+            obs = self._obs.get(a["label"])
+            v = policies.assess(a, obs, now, self.spec.provider, self._tails.get(a["id"], ""))
             if v is None:
+                continue
+            deadline = (a["created_at"] or now) + self.spec.provider.startup_deadline_s
+            if v.reason == "startup_timeout" and obs is not None and obs.state == RUNNING \
+                    and self._read_at.get(a["id"], float("-inf")) < deadline:
+                self._urgent.add(a["id"])   # no read of its log since the deadline: read it first, then judge
                 continue
             if v.exclude_machine and a["machine_id"]:
                 self.ledger.exclude_machine(self.name, a["machine_id"], v.reason, now)
@@ -342,12 +387,14 @@ class Controller:
         cell = next((c for c in self.ledger.cells(self.name) if c["name"] == a["cell"]), None)
         if cell is None or cell["state"] != "pending":
             return
-        used = policies.attempts_used(self.ledger.attempts(self.name, a["cell"]), cell["counted_from"])
-        if used >= self.spec.max_attempts:
+        why = policies.exhausted(self.ledger.attempts(self.name, a["cell"]), cell["counted_from"],
+                                 self.spec.max_attempts, self.spec.max_machine_faults)
+        if why:
             self.ledger.set_cell(self.name, a["cell"], state="failed", reason=a["reason"])
-            self._event(now, "cell_failed", f"{a['cell']}: failed after {used} attempts ({a['reason']})", a)
+            self._event(now, "cell_failed", f"{a['cell']}: failed after {why}; last: {a['reason']}", a)
         row = self._row()
-        failures = [policies.Failure(r["cell"], r["reason"], r["message"] or "", r["ended_at"] or now)
+        failures = [policies.Failure(r["cell"], r["reason"], r["message"] or "", r["ended_at"] or now,
+                                     early=policies.is_early(r))
                     for r in self.ledger.attempts(self.name)
                     if r["reason"] in policies.CRASH_REASONS and (r["ended_at"] or now) > row["crash_loop_cleared_at"]]
         n_cells = sum(1 for c in self.ledger.cells(self.name) if not c["duplicate_of"])
@@ -402,7 +449,8 @@ class Controller:
         for a in self.ledger.attempts(self.name):
             by_cell.setdefault(a["cell"], []).append(a)
         for name in policies.next_launches(cells, by_cell, now, concurrency=self.spec.concurrency,
-                                           max_attempts=self.spec.max_attempts, blocked=blocked):
+                                           max_attempts=self.spec.max_attempts, blocked=blocked,
+                                           max_machine_faults=self.spec.max_machine_faults):
             if not await self._launch(name, now):
                 break
 
@@ -595,6 +643,10 @@ async def _run_preflight(cmd: list[str], cwd: Path, timeout: float = 900.0) -> t
     if proc.returncode == 0:
         return True, ""
     return False, f"exit {proc.returncode}: {policies.error_line(text) or 'no output'} (log: {cwd / 'preflight.log'})"
+
+
+def _is_val(key: str) -> bool:
+    return key.startswith("val/") or "/val_" in key or "/val/" in key
 
 
 def _numbers(d: Mapping[str, Any]) -> dict[str, float]:

@@ -354,7 +354,8 @@ class Ledger:
         if not attempt_ids:
             return {}
         rows = self.q(f"SELECT attempt_id, value FROM metrics WHERE attempt_id IN ({','.join('?' * len(attempt_ids))}) "
-                      "AND (key='loss' OR key LIKE '%/loss') ORDER BY attempt_id, rowid", *attempt_ids)
+                      "AND (key='loss' OR key LIKE '%/loss') AND key NOT LIKE 'val/%' AND key NOT LIKE '%/val_loss' "
+                      "ORDER BY attempt_id, rowid", *attempt_ids)
         series: dict[int, list[float]] = {}
         for r in rows:
             series.setdefault(r["attempt_id"], []).append(r["value"])

@@ -15,9 +15,13 @@ from usim_tui.fleet.providers.base import EXITED, FAILED, OFFLINE, RUNNING, STOP
 
 REASONS = ("finished", "no_capacity", "startup_timeout", "container_error", "exited_error", "offline", "outbid",
            "budget", "user", "max_runtime", "preflight", "orphan")
-# Failures that say something about the code or image (a crash loop), not about a machine or the market.
-CRASH_REASONS = frozenset({"exited_error", "container_error"})
-# Attempts ended for these reasons do not use up one of the cell's max_attempts.
+# Failures of the run itself (exited_error, max_runtime) use up the cell's max_attempts; the same exit at
+# start-up across cells is a crash loop.
+CRASH_REASONS = frozenset({"exited_error"})
+# Failures of the machine or the market, not of the cell: the machine is excluded and they use up the cell's
+# own, larger max_machine_faults allowance instead.
+MACHINE_REASONS = frozenset({"startup_timeout", "container_error", "offline", "outbid"})
+# Attempts ended for these reasons use up neither limit.
 FREE_REASONS = frozenset({"no_capacity", "budget", "user", "orphan", "preflight"})
 LIVE_BLOCKING = ("launching", "destroying", "leaked")
 OCI_FAILURE = "OCI runtime create failed"
@@ -67,7 +71,7 @@ def assess(attempt: Mapping[str, Any], obs: Observed | None, now: float, setting
     if obs.state == OFFLINE:
         return Verdict("failed", "offline", msg[:300] or "host offline / no heartbeat", exclude_machine=True)
     if obs.state == STOPPED:
-        return Verdict("failed", "outbid", msg[:300] or "stopped (outbid): storage still billing")
+        return Verdict("failed", "outbid", msg[:300] or "stopped (outbid): storage still billing", exclude_machine=True)
     if obs.state == EXITED:
         line = error_line(log_tail)
         code = f"exit code {obs.exit_code}" if obs.exit_code is not None else "exited"
@@ -89,18 +93,26 @@ class Failure:
     reason: str
     message: str
     t: float
+    early: bool = True           # before any training progress (no metric step): a start-up crash
+
+
+def is_early(attempt: Mapping[str, Any]) -> bool:
+    """Did this attempt die before any training progress? Progress is a metric step read from its events
+    (the final log tail is always read at exit, so a finished stage is never missed)."""
+    return attempt["step"] is None
 
 
 def crash_loop(failures: Iterable[Failure], now: float, window_s: float = 900.0, min_cells: int = 3,
                min_failures: int = 3) -> str | None:
-    """The shared error when attempts failed the same way within the window, across at least `min_cells`
-    cells, or `min_failures` times across at least two cells (one broken import kills every relaunch: stop
-    paying for it)."""
+    """The shared error when attempts died the same way at start-up (before any training progress) within the
+    window, across at least `min_cells` cells, or `min_failures` times across at least two cells (one broken
+    import kills every relaunch: stop paying for it). Late failures (an eval exiting non-zero after hours of
+    training) are independent, however alike their messages: they never count."""
     cells_by_sig: dict[str, set[str]] = {}
     count: dict[str, int] = {}
     example: dict[str, str] = {}
     for f in failures:
-        if f.reason not in CRASH_REASONS or now - f.t > window_s:
+        if f.reason not in CRASH_REASONS or not f.early or now - f.t > window_s:
             continue
         sig = signature(f.reason, f.message)
         cells_by_sig.setdefault(sig, set()).add(f.cell)
@@ -113,9 +125,27 @@ def crash_loop(failures: Iterable[Failure], now: float, window_s: float = 900.0,
 
 
 def attempts_used(attempts: Sequence[Mapping[str, Any]], counted_from: int = 0) -> int:
-    """Attempts that count against max_attempts (not those that never ran for reasons outside the cell)."""
+    """Attempts that count against max_attempts: every created attempt except those ended by a machine fault
+    or for reasons outside the cell (a live attempt counts: it may yet fail)."""
     return sum(1 for a in attempts if a["attempt"] > counted_from and a["state"] != "not_created"
-               and a["reason"] not in FREE_REASONS)
+               and a["reason"] not in FREE_REASONS and a["reason"] not in MACHINE_REASONS)
+
+
+def machine_faults_used(attempts: Sequence[Mapping[str, Any]], counted_from: int = 0) -> int:
+    """Attempts lost to the machine or the market (they count against max_machine_faults)."""
+    return sum(1 for a in attempts if a["attempt"] > counted_from and a["reason"] in MACHINE_REASONS)
+
+
+def exhausted(attempts: Sequence[Mapping[str, Any]], counted_from: int, max_attempts: int,
+              max_machine_faults: int) -> str | None:
+    """Why the cell may not be launched again (a limit used up), else None."""
+    used = attempts_used(attempts, counted_from)
+    if used >= max_attempts:
+        return f"{used} failed runs (max_attempts={max_attempts})"
+    faults = machine_faults_used(attempts, counted_from)
+    if faults >= max_machine_faults:
+        return f"{faults} machine faults (max_machine_faults={max_machine_faults})"
+    return None
 
 
 def is_live(attempt: Mapping[str, Any]) -> bool:
@@ -123,21 +153,24 @@ def is_live(attempt: Mapping[str, Any]) -> bool:
 
 
 def next_launches(cells: Sequence[Mapping[str, Any]], attempts_by_cell: Mapping[str, Sequence[Mapping[str, Any]]],
-                  now: float, *, concurrency: int, max_attempts: int, blocked: bool) -> list[str]:
+                  now: float, *, concurrency: int, max_attempts: int, blocked: bool,
+                  max_machine_faults: int = 6) -> list[str]:
     """Cells to start now: pending, no live attempt (a leaked or unconfirmed destroy counts as live: never
-    relaunch over it), attempts left, past any back-off, within concurrency; fresh cells before relaunches."""
+    relaunch over it), attempts and machine faults left, past any back-off, within concurrency; fresh cells
+    before relaunches."""
     if blocked:
         return []
     live = sum(1 for atts in attempts_by_cell.values() for a in atts if is_live(a))
     out: list[str] = []
-    used = {c["name"]: attempts_used(attempts_by_cell.get(c["name"], ()), c["counted_from"]) for c in cells}
-    for c in sorted(cells, key=lambda c: used[c["name"]]):
+    tried = {c["name"]: attempts_used(attempts_by_cell.get(c["name"], ()), c["counted_from"])
+             + machine_faults_used(attempts_by_cell.get(c["name"], ()), c["counted_from"]) for c in cells}
+    for c in sorted(cells, key=lambda c: tried[c["name"]]):
         if live + len(out) >= concurrency:
             break
         atts = attempts_by_cell.get(c["name"], ())
         if c["state"] != "pending" or c["not_before"] > now or any(is_live(a) for a in atts):
             continue
-        if used[c["name"]] >= max_attempts:
+        if exhausted(atts, c["counted_from"], max_attempts, max_machine_faults):
             continue
         out.append(c["name"])
     return out

@@ -41,6 +41,7 @@ def _proc_start(pid: int) -> str | None:
 
 class LocalProvider:
     name = "local"
+    logs_are_cheap = True    # a file read, not an API call: every running attempt is read every poll
 
     def __init__(self, root: str | Path = "runs", price_per_hour: float = 0.0, *, command: list[str] | None = None,
                  threads: int | None = None) -> None:

@@ -86,8 +86,11 @@ class SimProvider:
     name = "sim"
 
     def __init__(self, clock: Clock, script_for: Callable[[LaunchSpec], Script] | None = None, *,
-                 price: float = 0.4, storage: float = 0.02, report_cost: bool = False) -> None:
+                 price: float = 0.4, storage: float = 0.02, report_cost: bool = False,
+                 logs_are_cheap: bool = True) -> None:
         self.clock = clock
+        self.logs_are_cheap = logs_are_cheap     # False: the controller budgets log reads as for Vast
+        self.log_calls = 0
         self.script_for = script_for or (lambda spec: Script())
         self.price, self.storage, self.report_cost = price, storage, report_cost
         self.instances: dict[str, SimInstance] = {}
@@ -145,6 +148,7 @@ class SimProvider:
 
     async def logs(self, provider_id: str, tail: int = 1000) -> str:
         self._maybe_fail("logs")
+        self.log_calls += 1
         i = self.instances[provider_id]
         now = self.clock.now()
         state, _, started = i.phase(now)

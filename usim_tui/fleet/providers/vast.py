@@ -110,6 +110,7 @@ def _redact(row: dict[str, Any]) -> dict[str, Any]:
 
 class VastProvider:
     name = "vast"
+    logs_are_cheap = False   # each read is request_logs + a result_url fetch: the controller budgets them
 
     def __init__(self, settings: Any, *, clock: Clock | None = None, api_key: str | None = None,
                  base_url: str | None = None, sweep: str | None = None, onstart: Any = None,
