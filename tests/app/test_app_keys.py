@@ -176,7 +176,7 @@ async def test_filter_hides_rows_and_escape_clears(source, clock):
         assert app.focused is app.main.query_one("#filter", Input)
         await pilot.press(*"running")
         await pilot.pause()
-        states = [app.main.table.get_row(k)[2].plain for k in app.main.table.rows]
+        states = [app.main.table.row_text(k.value)[2].plain for k in app.main.table.rows]
         assert states and set(states) == {"running"}
         await pilot.press("escape")
         await pilot.pause()
@@ -198,7 +198,7 @@ async def test_refresh_keeps_the_cursor_and_updates_rows_in_place(source, clock)
         app.poll_now()
         await pilot.pause(0.3)
         assert table.selected_key == "3"
-        assert table.get_row("6")[2].plain == "exited" and table.get_row("6")[3] == "finished"
+        assert table.row_text("6")[2].plain == "exited" and table.row_text("6")[3] == "finished"
         assert "99" in [k.value for k in table.rows] and str(gone) not in [k.value for k in table.rows]
         assert "cell:round_b_cap96" not in [k.value for k in table.rows]  # its attempt row replaces it
 

@@ -30,7 +30,12 @@ def gauge(b: BudgetView, width: int = 30) -> Text:
 class BudgetPane(Static):
     can_focus = True
 
+    _last: BudgetView | None = None
+
     def show(self, b: BudgetView) -> None:
+        if b == self._last:
+            return
+        self._last = b
         for name in ("ok", "warn", "danger"):
             self.set_class(level(b) == name, f"-{name}")
         pct = (b.spent + b.committed) / b.budget * 100 if b.budget > 0 else 100.0

@@ -11,6 +11,13 @@ from usim_tui.fleet.snapshot import SweepSnapshot
 
 class SweepHeader(Static):
     DEFAULT_CSS = "SweepHeader { height: 1; background: $panel; padding: 0 1; }"
+    _last: Text | None = None
+
+    def update(self, content=None, **kwargs) -> None:  # type: ignore[override]
+        if isinstance(content, Text) and content == self._last:
+            return  # unchanged: no repaint
+        self._last = content if isinstance(content, Text) else None
+        super().update(content, **kwargs)
 
     def show(self, snap: SweepSnapshot | None, now: float, mode: str, poll_error: str | None = None) -> None:
         t = Text()
