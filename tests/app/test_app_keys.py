@@ -303,3 +303,22 @@ async def test_polls_never_overlap(source, clock):
         await pilot.pause(0.2)
         assert app.polls >= 3 and peak[0] == 1
         assert isinstance(app.main.query_one("#instances"), DataTable)
+
+
+async def test_rows_off_screen_are_brought_up_to_date_when_scrolled_into_view(source, clock):
+    snap = source.current
+    many = tuple(dataclasses.replace(snap.attempts[2], attempt_id=100 + i, cell=f"round_x_c{i}") for i in range(80))
+    source.current = dataclasses.replace(snap, attempts=many, cells=())
+    app = UsimApp(source, clock=clock, poll_interval=3600)
+    async with app.run_test(size=SIZE) as pilot:
+        await ready(app, pilot)
+        table = app.main.table
+        source.current = dataclasses.replace(source.current, attempts=tuple(
+            dataclasses.replace(a, state="exited", epoch=99) for a in many))
+        app.poll_now()
+        await pilot.pause(0.3)
+        assert table.get_row("100")[2].plain == "exited"      # on screen: updated at once
+        assert table.get_row("179")[2].plain == "running"     # off screen: not formatted yet
+        table.move_cursor(row=79)                              # scrolls it into view
+        await pilot.pause(0.2)
+        assert table.get_row("179")[2].plain == "exited" and table.get_row("179")[8] == "99"
