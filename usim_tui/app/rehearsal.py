@@ -33,7 +33,7 @@ class RehearsalSource(LedgerSource):
     def __init__(self, rehearse_usim: Any, sweep: Any, profile: Any) -> None:
         self.root = Path(tempfile.mkdtemp(prefix="usim-rehearsal-"))
         self.path = self.root / "ledger.sqlite"
-        super().__init__(None, sweep.name, log=deque(maxlen=200))
+        super().__init__(None, sweep.name, log=deque([f"rehearsal ledger: {self.path}"], maxlen=200))
         self.rehearse_usim, self.sweep_obj, self.profile = rehearse_usim, sweep, profile
         self.clock = FollowClock()
         self.controller: Any = None
