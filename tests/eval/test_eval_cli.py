@@ -44,3 +44,15 @@ def test_eval_command_bad_input(trained, tmp_path, capsys):
     assert exit_info.value.code == 2 and "invalid choice: 'train'" in capsys.readouterr().err
     assert main(["eval", "--checkpoint", str(tmp_path / "nope.pt")]) == 2
     assert "nope.pt: checkpoint not found" in capsys.readouterr().err
+
+
+def test_fno_default_budget_is_the_runs_own_training_time(trained):
+    from usim_core.eval.commands import _budget_from_run
+    from usim_core.events import read_events
+
+    ckpt, _ = trained
+    run = ckpt.parent.parent
+    events = read_events(run)
+    start = next(e["t"] for e in events if e["kind"] == "started")
+    end = [e["t"] for e in events if e["kind"] == "stage_end"][-1]
+    assert _budget_from_run(run) == pytest.approx(end - start) and end > start
