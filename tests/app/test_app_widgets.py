@@ -42,6 +42,7 @@ def test_leaderboard_ranks_finished_cells_and_applies_the_gates():
     assert gate(by["round_a_lr2e-4_w5pct"].metrics, "energy") is False  # energy grew
     assert gate({"gate_mass": 1.0, "mass_drift": 9.0}, "mass") is True  # an explicit gate wins
     assert gate({}, "energy") is None
+    assert gate({"energy_violation": 0.0}, "energy") is True and gate({"energy_violation": 0.01}, "energy") is False
 
 
 def test_budget_levels_at_the_stated_thresholds():

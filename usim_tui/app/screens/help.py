@@ -27,7 +27,7 @@ def help_table(read_only: bool) -> Table:
                            "(spent + committed); storage of stopped instances is shown apart")
     keys.add_row("cells", Text("  ").join(Text(s, style=st) for s, st in CELL_STYLE.items()))
     keys.add_row("states", Text("  ").join(Text(s, style=st) for s, st in ATTEMPT_STYLE.items()))
-    keys.add_row("gates", f"mass: |relative drift| ≤ {MASS_TOL:g}; energy: relative drift ≤ {ENERGY_TOL:g}")
+    keys.add_row("gates", f"mass: |relative drift| ≤ {MASS_TOL:g}; energy: relative increase (energy_violation) ≤ {ENERGY_TOL:g}")
     return keys
 
 
