@@ -19,7 +19,7 @@ import numpy as np
 import scipy.fft as sfft
 
 PE_SPECTRAL = 1.5      # above this the 1024-point viscous shock is not resolved by Fourier modes
-CFL_SPECTRAL = 1.5     # dt = CFL * eps / max|u|^2, a fraction of the viscous shock's crossing time
+CFL_SPECTRAL = 2.5     # dt = CFL * eps / max|u|^2, a fraction of the viscous shock's crossing time
 CFL_FV = 0.4
 MAX_AUTO_REFINE = 2
 K_FLOOR = 2 * np.pi * 32
@@ -61,10 +61,12 @@ def solve(u0: np.ndarray, nu: float, t: np.ndarray, method: str = "auto", cfl: f
         raise ValueError("t must be a non-empty increasing 1-D array of times >= 0")
     if not np.all(np.isfinite(u0)):
         raise ValueError("u0 contains NaN or Inf")
+    refine = 1
     if method == "auto":
         method = choose_method(u0, nu)
+        refine = refinement(u0, nu) if method == "spectral" else 1
     if method == "spectral":
-        stepper = _Spectral(u0.shape[-1], nu / np.pi, cfl or CFL_SPECTRAL, refinement(u0, nu))
+        stepper = _Spectral(u0.shape[-1], nu / np.pi, cfl or CFL_SPECTRAL, refine)
     elif method == "fv":
         stepper = _FiniteVolume(u0.shape[-1], nu / np.pi, cfl or CFL_FV)
     else:
