@@ -127,7 +127,7 @@ def train_run(cfg: RunConfig, run_dir: str | Path, *, stage: str | None = None, 
 
         final_ckpt = ctx.ckpt_dir / f"{selected[-1]}.pt"
         if run_evals and selected[-1] == STAGES[-1]:
-            _evaluate(cfg, run_dir, final_ckpt, str(dev), emit, tracker)
+            _evaluate(cfg, run_dir, final_ckpt, str(dev), emit, tracker, bundle)
         done = emit("done", checkpoint=str(final_ckpt), seconds=round(time.time() - t0, 1))
         if tracker:
             tracker.finish(0)
@@ -150,7 +150,7 @@ def _load_into(path: Path, model: Surrogate, ema: Surrogate, dev: torch.device, 
     ema.load_state_dict(ck["ema"])
 
 
-def _evaluate(cfg: RunConfig, run_dir: Path, ckpt: Path, device: str, emit, tracker) -> None:
+def _evaluate(cfg: RunConfig, run_dir: Path, ckpt: Path, device: str, emit, tracker, bundle: Any) -> None:
     try:
         from usim_core.eval.evaluate import evaluate_checkpoint
     except ImportError as exc:
@@ -161,7 +161,7 @@ def _evaluate(cfg: RunConfig, run_dir: Path, ckpt: Path, device: str, emit, trac
         if not es.enabled:
             continue
         result = evaluate_checkpoint(ckpt, es.split, eval_set=es, out=run_dir / "eval" / f"{name}.json",
-                                     device=device)
+                                     device=device, bundle=bundle, name=name)
         metrics = flatten(result.get("metrics", result))
         emit("eval", name=name, metrics=metrics, path=str(run_dir / "eval" / f"{name}.json"))
         tracker.summary({f"eval/{name}/{k}": v for k, v in metrics.items()})
