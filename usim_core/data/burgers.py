@@ -93,9 +93,10 @@ class _Spectral:
         nx = n_out * refine
         self.n_out, self.nx, self.eps, self.cfl = n_out, nx, eps, cfl
         m = np.arange(nx // 2 + 1)
+        m = m[m < nx / 3]                        # 2/3 rule: the state holds only the kept modes
+        self.keep = m.size
         self.k = 2 * np.pi * m
-        self.dealias = m < nx / 3               # 2/3 rule
-        self.ik_half = -0.5j * self.k * self.dealias
+        self.ik_half = -0.5j * self.k
         self.lin = -eps * self.k**2
         self._coef: dict[float, tuple[np.ndarray, ...]] = {}
 
@@ -103,7 +104,7 @@ class _Spectral:
         # ETDRK4 integrates the stiff viscous modes exactly, so the step follows the shock's time scale
         # (width eps/U crossed at speed U), not the grid's highest wavenumber.
         # K_FLOOR keeps steps small enough for the advection of the initial modes when viscosity is large.
-        kmax = self.k[self.dealias][-1]
+        kmax = self.k[-1]
         return self.cfl / (umax * min(kmax, max(umax / self.eps, K_FLOOR)))
 
     def _shift(self, m: np.ndarray, n_from: int, n_to: int) -> np.ndarray:
@@ -112,13 +113,13 @@ class _Spectral:
 
     def to_state(self, u: np.ndarray) -> np.ndarray:
         if self.nx == self.n_out:
-            return sfft.rfft(u, axis=-1) * self.dealias
+            return sfft.rfft(u, axis=-1)[:, :self.keep]
         coarse = sfft.rfft(u, axis=-1)
         coarse[:, -1] = 0.0   # the input's Nyquist mode has no unique phase
         m = np.arange(coarse.shape[-1])
-        v = np.zeros(coarse.shape[:-1] + (self.nx // 2 + 1,), dtype=complex)
+        v = np.zeros(coarse.shape[:-1] + (self.keep,), dtype=complex)
         v[:, :m.size] = coarse * self._shift(m, self.n_out, self.nx)
-        return v * self.dealias
+        return v
 
     def to_field(self, v: np.ndarray) -> np.ndarray:
         if self.nx == self.n_out:
@@ -129,8 +130,8 @@ class _Spectral:
         return sfft.irfft(coarse, n=self.n_out, axis=-1)
 
     def _n(self, v: np.ndarray) -> np.ndarray:
-        u = sfft.irfft(v, n=self.nx, axis=-1)
-        return self.ik_half * sfft.rfft(u * u, axis=-1)
+        u = sfft.irfft(v, n=self.nx, axis=-1)   # zero-padded from the kept modes
+        return self.ik_half * sfft.rfft(u * u, axis=-1)[:, :self.keep]
 
     def _coefficients(self, h: float) -> tuple[np.ndarray, ...]:
         if h not in self._coef:
