@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 import yaml
-
 from conftest import tiny_config
+
 from usim_core.events import EventLog, parse_lines, read_events
 
 REPO = Path(__file__).resolve().parents[2]
