@@ -80,7 +80,7 @@ def main() -> None:
 
     print("== generation speed: 1024 x 201, nu=0.01, usim-core datagen path (all cores)")
     with tempfile.TemporaryDirectory() as tmp:
-        n = 48
+        n = 64
         _, one = timed(lambda: solve(sample_initial(16, 1024, 0), 0.01, T))
         path, took = timed(lambda: generate(GenSpec(0.01, n, 1024, 201, 2.0, 0), Path(tmp) / "b.h5"))
         rate = n / took
