@@ -61,6 +61,15 @@ def check_disjoint(train: set[tuple[str, int]] | None, rows: list, what: str, sp
                           f"would be contaminated. Evaluate on data disjoint from the checkpoint's manifest.")
 
 
+@torch.no_grad()
+def codec_nrmse(model: Any, u: Tensor, nu: Tensor) -> float | None:
+    """Mean per-frame nRMSE of decode(encode(u)): the floor under every latent mode's error."""
+    b, t, nx = u.shape
+    rec = model.decode(model.encode(u.reshape(-1, nx), nu.repeat_interleave(t))).reshape(b, t, nx)
+    u64 = u.double().cpu()
+    return clean(float(M.nrmse_per_frame(rec.double().cpu(), u64, u64[:, 0]).mean()))
+
+
 def _one_step_chunked(model: Any, u: Tensor, nu: Tensor, dt: Tensor, mode: str, seed: int) -> Tensor:
     per = max(1, ONE_STEP_CHUNK // max(1, u.shape[1] - 1))
     gen = torch.Generator(device=u.device).manual_seed(seed)
@@ -131,6 +140,9 @@ def evaluate_checkpoint(checkpoint: str | Path, split: str = "val", *, eval_set:
         say("preparing data")
         bundle = prepare_data(cfg)
     data = getattr(bundle, split)
+    if data.u.shape[-1] != int(meta["nx"]):
+        raise ConfigError(f"{checkpoint}: trained on {meta['nx']} grid points but the {split} data has "
+                          f"{data.u.shape[-1]}; the data settings changed since training")
     n = min(es.trajectories or len(data.rows), len(data.rows))
     rows = [tuple(r) for r in data.rows[:n]]
     check_disjoint(train_rows(meta, bundle), rows, str(checkpoint), split)
@@ -187,7 +199,7 @@ def evaluate_checkpoint(checkpoint: str | Path, split: str = "val", *, eval_set:
         "architecture": meta["architecture_fingerprint"], "manifest_hash": bundle.manifest_hash,
         "checkpoint_manifest_hash": str(meta["manifest_hash"]),
         "split": split, "rows_hash": rows_hash(rows), "trajectories": n, "steps": steps, "horizons": horizons,
-        "dt": dt, "primary_mode": primary, "metrics": modes[primary]["metrics"], "modes": modes,
+        "dt": dt, "codec_nrmse": codec_nrmse(model, u, nu), "primary_mode": primary, "metrics": modes[primary]["metrics"], "modes": modes,
         "skipped_modes": skipped, "baselines": baselines,
         "ttc": {"enabled": bool(use_ttc and ttc_main), "candidates": ttc_cfg.candidates,
                 "max_evaluations": ttc_cfg.max_evaluations,

@@ -99,6 +99,7 @@ class EvalReport(Strict):
     steps: int = Field(ge=1, description="rollout length (frames after the initial state)")
     horizons: list[int]
     dt: float = Field(gt=0)
+    codec_nrmse: float | None = Field(ge=0, description="per-frame nRMSE of decode(encode(u)): the codec's floor")
     primary_mode: str = Field(description="the mode whose numbers are in `metrics`")
     metrics: Metrics
     modes: dict[str, ModeResult] = Field(description="operator, diffusion, consistency and <mode>+ttc")
