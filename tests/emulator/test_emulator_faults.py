@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from usim_core.config import ConfigError
+from usim_core.eval.schema import METRIC_KEYS
 from usim_tui.cli import main
 from usim_tui.emulator.faults import FaultProfile, load_faults, rng_for
 from usim_tui.emulator.timeline import plan_instance
@@ -41,6 +42,10 @@ def test_draws_are_seeded_per_label_and_seed_night_is_the_earlier_night():
         if "stuck_loading" in p.faults:
             running = next(ph.at for ph in p.phases if ph.actual == "running")
             assert running > 3 * 3600, "stuck for hours"
+    evals = [json.loads(line.removeprefix("@usim ")) for p in plans for _, line in p.logs if '"eval"' in line]
+    assert {e["name"] for e in evals} == {"small", "full"}
+    for e in evals:   # the eval JSON's flat keys, in range, so rehearsal ledgers have leaderboards
+        assert set(e["metrics"]) == set(METRIC_KEYS) and 0.04 < e["metrics"]["nrmse_rollout"] < 0.16
     bad = plan_instance(night, rng_for(1, "b"), 0.0, label="x", bad_build=True, traps=True)
     run_at = next(ph.at for ph in bad.phases if ph.actual == "running")
     exit_at = next(ph.at for ph in bad.phases if ph.actual == "exited")

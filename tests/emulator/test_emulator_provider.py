@@ -211,3 +211,23 @@ def test_api_key_resolution_order(tmp_path):
     (tmp_path / ".vast_api_key").unlink()
     with pytest.raises(AuthError, match="VAST_API_KEY"):
         resolve_api_key(None, env)
+
+
+async def test_make_provider_scopes_the_listing_to_the_sweep(monkeypatch):
+    from usim_tui.fleet.providers import make_provider
+
+    emu = emulator()
+    async with serve(emu) as url:
+        monkeypatch.setenv("VAST_API_KEY", KEY)
+        monkeypatch.setenv("VAST_URL", url)
+        mine = make_provider(SETTINGS, clock=emu.clock, sweep="s")
+        other = make_provider(SETTINGS, clock=emu.clock, sweep="other")
+        for i in range(26):       # the same account runs another sweep: more than a page of its instances
+            await other.create(LaunchSpec(label=make_label("other", f"x{i}", 1), sweep="other", cell=f"x{i}",
+                                          attempt=1, config={}, run_dir="r"))
+        await mine.create(spec("a"))
+        before = emu.calls.by_group.get("list", 0)
+        assert [o.label for o in await mine.list()] == [make_label("s", "a", 1)]
+        assert emu.calls.by_group["list"] - before == 1, "the label range is filtered by the server: one page"
+        await mine.close()
+        await other.close()
