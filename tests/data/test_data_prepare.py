@@ -11,7 +11,7 @@ import torch
 from burgers_files import smooth_fields, write_pdebench
 
 from usim_core.config import RunConfig
-from usim_core.data import DataError, NormStats, prepare_data
+from usim_core.data import DataError, NormStats, Split, prepare_data
 from usim_core.data.windows import rollout_windows
 
 
@@ -112,7 +112,9 @@ def test_rollout_windows_are_normalised_slices_with_nu_and_dt(tmp_path: Path, tw
     assert float(nu) == pytest.approx(float(b.train.nu[1])) and float(dt) == pytest.approx(b.dt)
     ub, nub, dtb = w.batch(torch.tensor([0, nt - 3 + 2]))
     assert torch.equal(ub[1], u) and nub.shape == dtb.shape == (2,)
-    pairs = rollout_windows(b.val, 1, b.stats, b.dt)
-    assert pairs[0][0].shape == (2, nx)
+    pairs = rollout_windows(b.val, 1, b.stats)   # dt comes with the split
+    assert pairs[0][0].shape == (2, nx) and float(pairs[0][2]) == pytest.approx(b.dt)
+    with pytest.raises(ValueError, match="needs the frame spacing"):
+        rollout_windows(Split(b.val.u, b.val.nu), 1, b.stats)
     with pytest.raises(ValueError, match="horizon 11 needs more than the 11 stored frames"):
         rollout_windows(b.val, 11, b.stats)

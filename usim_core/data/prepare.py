@@ -23,6 +23,7 @@ class Split:
     u: np.ndarray                                  # (n, nt, nx) float32, physical values, strided
     nu: np.ndarray                                 # (n,) float32
     rows: list[tuple[str, int]] = field(default_factory=list)   # (file content hash, row) per trajectory
+    dt: float | None = None                        # time between frames (set by prepare_data)
 
 
 @dataclass
@@ -119,9 +120,10 @@ def prepare_data(cfg: RunConfig, root: str | Path = ".", workers: int | None = N
             parts[name].append((u, np.full(len(u), f.nu, dtype=np.float32), [(h, int(r)) for r in rows[name]]))
         manifest_files.append({"path": str(f.path), "hash": h, "nu": f.nu, "rows_used": n,
                                "shape": [f.n, f.nt, f.nx]})
-    splits = {name: Split(np.concatenate([p[0] for p in ps]), np.concatenate([p[1] for p in ps]),
-                          [r for p in ps for r in p[2]]) for name, ps in parts.items()}
     ref = files[0]
+    dt = frame_dt(ref) * d.t_stride
+    splits = {name: Split(np.concatenate([p[0] for p in ps]), np.concatenate([p[1] for p in ps]),
+                          [r for p in ps for r in p[2]], dt) for name, ps in parts.items()}
     manifest = {
         "version": MANIFEST_VERSION,
         "files": manifest_files,
@@ -131,7 +133,7 @@ def prepare_data(cfg: RunConfig, root: str | Path = ".", workers: int | None = N
     }
     return DataBundle(
         train=splits["train"], val=splits["val"], test=splits["test"],
-        x=ref.x[::d.x_stride].astype(np.float64), dt=frame_dt(ref) * d.t_stride,
+        x=ref.x[::d.x_stride].astype(np.float64), dt=dt,
         stats=NormStats.fit(splits["train"].u), manifest=manifest, manifest_hash=manifest_hash(manifest),
     )
 

@@ -46,6 +46,8 @@ class RolloutWindows(Dataset):
 
 
 def rollout_windows(split: Split, horizon: int, stats: NormStats, dt: float | None = None) -> RolloutWindows:
-    """Windows of horizon+1 frames; horizon=1 gives (u_t, u_{t+dt}) pairs. `dt` is the bundle's frame
-    spacing (DataBundle.dt); without it the dt output is 1.0 per frame."""
-    return RolloutWindows(split, horizon, stats, 1.0 if dt is None else dt)
+    """Windows of horizon+1 frames; horizon=1 gives (u_t, u_{t+dt}) pairs. dt defaults to split.dt."""
+    dt = split.dt if dt is None else dt
+    if dt is None:
+        raise ValueError("rollout_windows needs the frame spacing: pass dt or use a Split from prepare_data")
+    return RolloutWindows(split, horizon, stats, dt)
