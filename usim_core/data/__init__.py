@@ -15,7 +15,7 @@ if TYPE_CHECKING:
 
 _EXPORTS = {"DataError": "h5io", "DataBundle": "prepare", "NormStats": "prepare", "Split": "prepare",
             "prepare_data": "prepare", "split_rows": "prepare"}
-__all__ = sorted(_EXPORTS)
+__all__ = ["DataBundle", "DataError", "NormStats", "Split", "prepare_data", "split_rows"]
 
 
 def __getattr__(name: str) -> Any:
