@@ -27,7 +27,7 @@ def teacher() -> Denoiser:
     model = Denoiser(DiffusionConfig(hidden_dim=32, heads=2, depth=1, steps=8, prediction="v"), TOKENS, DIM)
     opt = torch.optim.AdamW(model.parameters(), lr=3e-3)
     gen = torch.Generator().manual_seed(1)
-    for _ in range(500):
+    for _ in range(400):
         zc, nu, dt = _cond(64, gen)
         level = torch.randint(0, 8, (64,), generator=gen)
         loss = model.loss(_residual(zc, gen), zc, nu, dt, level, torch.randn(zc.shape, generator=gen))
@@ -50,6 +50,7 @@ def test_sampler_reproduces_known_residual_distribution(teacher):
     zc, nu, dt = _cond(1024, gen)
     sample = sample_teacher(teacher, zc, nu, dt, torch.randn(zc.shape, generator=gen))
     centred = sample - SLOPE * zc  # the conditional part removed: what is left should be N(MEAN, SPREAD^2)
+    print(f"sample mean {centred.mean().item():.3f} (want {MEAN}), spread {centred.std().item():.3f} (want {SPREAD})")
     assert centred.mean().item() == pytest.approx(MEAN, abs=0.08)
     assert centred.std().item() == pytest.approx(SPREAD, rel=0.2)
     # a sampler that ignored its noise (a plain regression) would have no spread at all
@@ -62,7 +63,7 @@ def test_consistency_student_matches_teacher(teacher):
     student.load_state_dict(teacher.state_dict())
     opt = torch.optim.AdamW(student.parameters(), lr=2e-3)
     gen = torch.Generator().manual_seed(3)
-    for _ in range(250):
+    for _ in range(80):
         zc, nu, dt = _cond(64, gen)
         noise = torch.randn(zc.shape, generator=gen)
         with torch.no_grad():
@@ -80,6 +81,7 @@ def test_consistency_student_matches_teacher(teacher):
     err = ((s_out - t_out) ** 2).mean() / t_out.var()
     err_untrained = ((untrained - t_out) ** 2).mean() / t_out.var()
     # stated tolerance: per-sample error below 10% of the teacher's variance, spread within 20%
+    print(f"student error {err.item():.3f} vs one-step teacher {err_untrained.item():.3f}")
     assert err.item() < 0.10, (err.item(), err_untrained.item())
     assert err < err_untrained / 3
     assert (s_out - SLOPE * zc).std().item() == pytest.approx((t_out - SLOPE * zc).std().item(), rel=0.2)
