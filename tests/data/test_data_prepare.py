@@ -110,8 +110,11 @@ def test_rollout_windows_are_normalised_slices_with_nu_and_dt(tmp_path: Path, tw
     assert u.shape == (4, nx) and u.dtype == torch.float32
     np.testing.assert_allclose(u.numpy() * b.stats.std + b.stats.mean, b.train.u[1, 2:6], rtol=1e-5, atol=1e-4)
     assert float(nu) == pytest.approx(float(b.train.nu[1])) and float(dt) == pytest.approx(b.dt)
-    ub, nub, dtb = w.batch(torch.tensor([0, nt - 3 + 2]))
-    assert torch.equal(ub[1], u) and nub.shape == dtb.shape == (2,)
+    picks = torch.tensor([0, nt - 3 + 2, len(w) - 1, 5])
+    ub, nub, dtb = w.batch(picks)
+    assert torch.equal(ub[1], u) and nub.shape == dtb.shape == (4,)
+    for k, i in enumerate(picks.tolist()):
+        assert torch.equal(ub[k], w[i][0]) and float(nub[k]) == float(w[i][1])
     pairs = rollout_windows(b.val, 1, b.stats)   # dt comes with the split
     assert pairs[0][0].shape == (2, nx) and float(pairs[0][2]) == pytest.approx(b.dt)
     with pytest.raises(ValueError, match="needs the frame spacing"):
