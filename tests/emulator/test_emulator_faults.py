@@ -74,3 +74,6 @@ def test_rehearse_cli_json_compares_usim_and_naive(capsys):
         "a stuck instance is replaced within the startup deadline plus a few polls"
     assert n["stuck_to_replacement_s"]["never"] == n["stuck_instances"], "naive never replaces"
     assert u["spent"] < n["spent"]
+    # the controller's estimate never under-counts, and the provider's own figure (credit used) is what it billed
+    assert u["estimated_spend"] >= u["spent"] - 1e-3
+    assert u["provider_reported_spend"] == pytest.approx(u["spent"], abs=1e-3)

@@ -76,3 +76,20 @@ def test_command_queue(ledger):
     assert ledger.take_commands("demo", t=2.0) == []
     ledger.finish_command(i, "ok")
     assert ledger.command(i)["result"] == "ok"
+
+
+def test_a_v1_ledger_migrates_and_keeps_its_rows(tmp_path):
+    from usim_tui.fleet.ledger import MIGRATIONS
+
+    db = sqlite3.connect(tmp_path / "old.sqlite")
+    db.executescript(MIGRATIONS[0])
+    db.execute("INSERT INTO sweeps (name, provider, path, spec_json, budget, created_at) "
+               "VALUES ('demo', 'vast', 'x', '{}', 1.0, 0)")
+    db.execute("PRAGMA user_version=1")
+    db.commit()
+    db.close()
+    led = Ledger(tmp_path / "old.sqlite")
+    assert led.q1("PRAGMA user_version")[0] == SCHEMA_VERSION
+    assert led.provider_reported("demo") is None                 # no credit reading yet, no per-instance costs
+    led.set_sweep("demo", credit_start=10.0, credit_now=9.25)
+    assert led.provider_reported("demo") == 0.75

@@ -36,6 +36,7 @@ class PolicyResult:
     finished: int = 0
     spent: float = 0.0
     estimated: float | None = None
+    provider_reported: float | None = None
     instances: int = 0
     hours: float = 0.0
     api_calls: int = 0
@@ -59,6 +60,7 @@ class PolicyResult:
             "budget": self.budget, "cost_per_finished": None if self.cost_per_finished is None
             else round(self.cost_per_finished, 4), "overshoot": round(self.overshoot, 4),
             "estimated_spend": None if self.estimated is None else round(self.estimated, 4),
+            "provider_reported_spend": None if self.provider_reported is None else round(self.provider_reported, 4),
             "instances": self.instances, "night_hours": round(self.hours, 2), "api_calls": self.api_calls,
             "polls": self.polls, "stuck_instances": len(self.stuck), "stuck_replaced": len(replaced),
             "stuck_to_replacement_s": {"median": round(statistics.median(replaced), 1) if replaced else None,
@@ -129,6 +131,7 @@ async def rehearse_usim(sweep: Sweep, profile: FaultProfile, seed: int = 0, *, n
                 rows = ledger.attempts(sweep.name)
                 res.finished = sum(1 for c in ledger.cells(sweep.name) if c["state"] == "finished")
                 res.estimated = sum(float(a["spent"] or 0.0) for a in rows)
+                res.provider_reported = ledger.provider_reported(sweep.name, rows)
             finally:
                 _morning(emu)
                 await provider.close()

@@ -145,6 +145,9 @@ def _status(args: argparse.Namespace) -> int:
     b = snap.budget
     print(f"{snap.sweep} ({snap.provider}) spent ${b.spent:.4f} of ${b.budget:.2f}, committed ${b.committed:.4f}, "
           f"burn ${b.burn_per_hour:.2f}/h{'  PAUSED' if snap.paused else ''}  provider: {snap.provider_status}")
+    if b.provider_reported is not None:
+        print(f"  provider reports ${b.provider_reported:.4f} spent; estimate - provider = "
+              f"${b.spent - b.provider_reported:+.4f}")
     if snap.crash_loop:
         print(f"CRASH LOOP: {snap.crash_loop}")
     width = max((len(c.name) for c in snap.cells), default=4)

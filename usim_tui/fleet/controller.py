@@ -49,6 +49,7 @@ from usim_tui.fleet.providers.base import (
 
 LEAK_AFTER_POLLS = 3          # a destroyed instance still listed after this many polls is leaked
 LOG_READS_PER_POLL = 4        # paid log fetches per poll besides one final read per ended attempt
+CREDIT_EVERY_S = 300.0        # how often the provider's account credit is read (one call), where it has one
 EVENT_META = {"v", "t", "kind", "step", "epoch", "stage", "total_steps", "steps", "epochs", "steps_per_epoch"}
 
 
@@ -74,6 +75,8 @@ class Controller:
         self._read_state: dict[int, str] = {}     # attempt -> its state at that fetch
         self._final_read: set[int] = set()        # ended attempts whose last events have been read
         self._urgent: set[int] = set()            # a start-up deadline waits on a fresh read of these
+        self._credit_at = float("-inf")
+        self._credit_final = False
         ledger.ensure_sweep(sweep)
 
     # ---- state ---------------------------------------------------------------------------------------------
@@ -119,17 +122,20 @@ class Controller:
             self._accrue_blind(now)
         else:
             self._set_status("ok", now)
+            await self._read_credit(now)
             await self._reconcile(observed, now)
             await self._read_events(now)
             await self._apply_policies(now)
         await self._retry_leaks(now)
         await self._budget_guard(now)
         await self._launch_wanted(now)
+        if not self._credit_final and self.done:   # one last reading: the provider's figure for the whole sweep
+            self._credit_final = True
+            await self._read_credit(now, force=True)
         rows = self.ledger.attempts(self.name)
-        reported = [a["provider_cost"] for a in rows if a["provider_cost"] is not None]
         self.ledger.add_spend_sample(self.name, now, budget.spent(rows), budget.committed(self.spec, rows, now,
                                      self.poll_interval), budget.burn_per_hour(rows),
-                                     sum(reported) if reported else None)
+                                     self.ledger.provider_reported(self.name, rows))
 
     async def observe(self) -> None:
         """Refresh the ledger from one listing and the logs, deciding nothing (for one-shot CLI commands)."""
@@ -141,6 +147,22 @@ class Controller:
             return
         await self._reconcile(observed, now)
         await self._read_events(now)
+
+    async def _read_credit(self, now: float, force: bool = False) -> None:
+        """Every CREDIT_EVERY_S, the provider's account credit (Vast): the first reading is the sweep's baseline,
+        so baseline - now is the spend the provider reports (everything on the account, not only this sweep)."""
+        credit = getattr(self.provider, "credit", None)
+        if credit is None or (not force and now - self._credit_at < CREDIT_EVERY_S):
+            return
+        self._credit_at = now
+        try:
+            value = float(await credit())
+        except ProviderError:
+            return
+        fields: dict[str, Any] = {"credit_now": value, "credit_at": now}
+        if self._row()["credit_start"] is None:
+            fields["credit_start"] = value
+        self.ledger.set_sweep(self.name, **fields)
 
     def _set_status(self, status: str, now: float) -> None:
         if status != self._row()["provider_status"]:

@@ -8,6 +8,7 @@ only configs, labels, provider ids, prices, states, events and metrics.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import sqlite3
@@ -91,6 +92,12 @@ MIGRATIONS: list[str] = [
         sweep TEXT NOT NULL, fingerprint TEXT NOT NULL, ok INTEGER NOT NULL, message TEXT, t REAL,
         PRIMARY KEY (sweep, fingerprint)
     );
+    """,
+    # v2: the provider's own account credit (Vast /users/current), read every few minutes by the controller
+    """
+    ALTER TABLE sweeps ADD COLUMN credit_start REAL;
+    ALTER TABLE sweeps ADD COLUMN credit_now REAL;
+    ALTER TABLE sweeps ADD COLUMN credit_at REAL
     """,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
@@ -344,11 +351,22 @@ class Ledger:
         cells = tuple(_cell_view(c, by_cell.get(c["name"], [])) for c in self.cells(name))
         events = tuple(_event_view(r) for r in reversed(
             self.q("SELECT * FROM events WHERE sweep=? AND kind NOT IN ('metric') ORDER BY id DESC LIMIT 200", name)))
+        bview = budget_view(spec, arows, now, remaining_cells=sum(c.state == "pending" for c in cells))
+        bview = dataclasses.replace(bview, provider_reported=self.provider_reported(name, arows))
         return SweepSnapshot(
             sweep=name, provider=srow["provider"], now=now, paused=bool(srow["paused"]), auto=bool(srow["auto"]),
-            cells=cells, attempts=attempts, events=events,
-            budget=budget_view(spec, arows, now, remaining_cells=sum(c.state == "pending" for c in cells)),
+            cells=cells, attempts=attempts, events=events, budget=bview,
             provider_status=srow["provider_status"], crash_loop=srow["crash_loop"])
+
+    def provider_reported(self, sweep: str, attempts: list[sqlite3.Row] | None = None) -> float | None:
+        """Spend as the provider reports it: the account credit used since the sweep's first reading (Vast), else
+        the sum of per-instance costs where the provider gives them, else None."""
+        row = self.sweep_row(sweep)
+        if row["credit_start"] is not None and row["credit_now"] is not None:
+            return round(row["credit_start"] - row["credit_now"], 6)
+        costs = [a["provider_cost"] for a in (attempts if attempts is not None else self.attempts(sweep))
+                 if a["provider_cost"] is not None]
+        return round(sum(costs), 6) if costs else None
 
     def _loss_histories(self, attempt_ids: list[int], points: int = 60) -> dict[int, tuple[float, ...]]:
         if not attempt_ids:

@@ -60,6 +60,8 @@ class BudgetView:
     storage_per_hour: float          # $/h of stopped instances (the money people forget)
     projected_total: float
     projected_finish: float | None   # unix time
+    provider_reported: float | None = None   # spend by the provider's own figures (Vast: account credit used
+                                             # since the sweep began), None where it reports none
 
 
 @dataclass(frozen=True)
