@@ -43,13 +43,13 @@ def synthetic_bundle(nx: int, nt: int, nu: list[float], n: int = 4, seed: int = 
     x = np.arange(nx) / nx
     t = np.arange(nt)[:, None] * 0.05
 
-    def split(m: int) -> SimpleNamespace:
+    def split(m: int, tag: str) -> SimpleNamespace:
         u = np.stack([np.sin(2 * np.pi * (x[None] - 0.3 * t) + rng.uniform(0, 6)) * rng.uniform(0.5, 1.5)
                       for _ in range(m)]).astype(np.float32)
-        return SimpleNamespace(u=u, nu=np.resize(np.asarray(nu, np.float32), m), rows=[("synthetic", i) for i in range(m)])
+        return SimpleNamespace(u=u, nu=np.resize(np.asarray(nu, np.float32), m), rows=[(tag, i) for i in range(m)])
 
-    train = split(n)
-    return SimpleNamespace(train=train, val=split(2), test=split(2), x=x, dt=0.05,
+    train = split(n, "synthetic-train")
+    return SimpleNamespace(train=train, val=split(2, "synthetic-val"), test=split(2, "synthetic-test"), x=x, dt=0.05,
                            stats={"mean": float(train.u.mean()), "std": float(train.u.std())},
                            manifest={"synthetic": True}, manifest_hash="preflight")
 
@@ -80,7 +80,6 @@ def preflight(cfg: RunConfig, root: str | Path = ".") -> str:
     small = preflight_config(cfg)
     nt = small.stages.operator.unroll + 3
     bundle = synthetic_bundle(nx, nt, cfg.data.nu)
-    eval_note = _eval_importable()
     with tempfile.TemporaryDirectory(prefix="usim-preflight-") as tmp:
         train_run(small, tmp, bundle=bundle, events=EventLog(tmp, stream=io.StringIO()), device="cpu",
                   run_evals=False, quiet=True)
@@ -95,17 +94,21 @@ def preflight(cfg: RunConfig, root: str | Path = ".") -> str:
             out = model.rollout(u0, nu, dt, 2, mode, generator=torch.Generator().manual_seed(0))
             if out.shape != (u0.shape[0], 3, nx) or not torch.isfinite(out).all():
                 raise RuntimeError(f"rollout in mode {mode} gave shape {tuple(out.shape)} or non-finite values")
+        eval_note = _tiny_eval(cfg, Path(tmp) / "checkpoints" / f"{STAGES[-1]}.pt", bundle, nt)
     params = sum(p.numel() for p in model.parameters())
     return (f"preflight OK: architecture {cfg.architecture_fingerprint()}, {params / 1e6:.2f}M parameters, "
             f"{nx} grid points, {cfg.model.codec.latent_tokens} tokens, 4 stages x 2 steps, checkpoints "
             f"reloaded, rollouts in {', '.join(MODES)}{eval_note} ({time.perf_counter() - t0:.1f}s)")
 
 
-def _eval_importable() -> str:
+def _tiny_eval(cfg: RunConfig, ckpt: Path, bundle: SimpleNamespace, nt: int) -> str:
+    """The configured small eval (modes, TTC) on the synthetic val split, through the real evaluator."""
     try:
-        import usim_core.eval.evaluate  # noqa: F401
+        from usim_core.eval.evaluate import evaluate_checkpoint
     except ModuleNotFoundError as exc:
         if exc.name == "usim_core.eval.evaluate":
-            return "; eval module not installed"
+            return "; eval module not installed (eval not checked)"
         raise
-    return "; eval importable"
+    es = cfg.eval.small.model_copy(update={"trajectories": 2, "horizons": [1, nt - 1]})
+    report = evaluate_checkpoint(ckpt, "val", eval_set=es, bundle=bundle, pictures=False)
+    return f"; tiny eval OK ({', '.join(report.get('modes', {}))})"
