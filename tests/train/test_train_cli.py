@@ -76,3 +76,17 @@ def test_wandb_offline_run_lands_in_run_dir(tmp_path, bundle, monkeypatch):
     train_run(cfg, run_dir, bundle=bundle, events=EventLog(run_dir, stream=io.StringIO()), quiet=True)
     runs = list((run_dir / "wandb").glob("offline-run-*-cell-abc"))
     assert len(runs) == 1 and any(runs[0].glob("*.wandb"))
+
+
+def test_resume_refuses_a_different_config_and_stage_needs_earlier_checkpoints(tmp_path, bundle):
+    from usim_core.config import ConfigError, save_config
+    from usim_core.train.run import train_run
+
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    save_config(tiny_config(**{"stages.operator.lr": 1e-4}), run_dir / "config.yaml")
+    events = EventLog(run_dir, stream=io.StringIO())
+    with pytest.raises(ConfigError, match="different config"):
+        train_run(tiny_config(), run_dir, resume=True, bundle=bundle, events=events, quiet=True)
+    with pytest.raises(ConfigError, match=r"codec\.pt.*needed by --stage operator"):
+        train_run(tiny_config(), tmp_path / "other", stage="operator", bundle=bundle, events=events, quiet=True)

@@ -40,6 +40,7 @@ def test_good_config_passes_with_one_ok_line(tmp_path, capsys):
     assert _run(_write(tmp_path, _tiny_tree()), tmp_path) == 0
     out = capsys.readouterr().out.strip().splitlines()
     assert len(out) == 1 and out[0].startswith("preflight OK") and "16 grid points" in out[0]  # 64 points, default x_stride 4
+    assert "tiny eval OK" in out[0] or "eval module not installed" in out[0]
 
 
 @pytest.mark.parametrize(
