@@ -62,14 +62,16 @@ def scale(cells: int, concurrency: int, polls: int) -> None:
     sweep.cells = [Cell(name=f"c{i:04d}", round="r", tags=[], overrides={}, config=template.config,
                         config_hash=f"{i:016x}") for i in range(cells)]
     prof = load_faults(ROOT / "configs/faults/none.yaml")
-    samples: list[tuple[int, float, int]] = []
-    last = {"calls": 0, "cpu": time.process_time()}
+    samples: list[tuple[int, float, int, dict[str, int]]] = []
+    last: dict = {"calls": 0, "cpu": time.process_time(), "groups": {}}
 
     def on_tick(ctl, emu, provider) -> None:
         now_cpu = time.process_time()
         live = sum(1 for i in emu.instances.values() if i.destroyed_at is None)
-        samples.append((emu.calls.total - last["calls"], now_cpu - last["cpu"], live))
-        last["calls"], last["cpu"] = emu.calls.total, now_cpu
+        groups = dict(emu.calls.by_group)
+        delta = {g: n - last["groups"].get(g, 0) for g, n in groups.items() if n - last["groups"].get(g, 0)}
+        samples.append((emu.calls.total - last["calls"], now_cpu - last["cpu"], live, delta))
+        last["calls"], last["cpu"], last["groups"] = emu.calls.total, now_cpu, groups
         if len(samples) >= polls:
             raise _Stop
 
@@ -83,9 +85,12 @@ def scale(cells: int, concurrency: int, polls: int) -> None:
     calls = statistics.median(s[0] for s in steady)
     cpu = statistics.median(s[1] for s in steady)
     list_calls = math.ceil(concurrency / 25)
+    groups = sorted({g for s in steady for g in s[3]})
+    per_group = ", ".join(f"{g} {statistics.median(s[3].get(g, 0) for s in steady):g}" for g in groups)
     print(f"== scale: {cells} cells, {concurrency} concurrent, {len(samples)} polls ({time.time() - t:.0f} s)")
-    print(f"API calls per steady poll: {calls:.0f}  (ceil(N/25) = {list_calls}; ratio {calls / list_calls:.1f}; "
-          "logs are read per running attempt by the controller)")
+    print(f"API calls per steady poll: {calls:.0f} (max {max(s[0] for s in steady)}); ceil(N/25) = {list_calls}; "
+          f"calls - ceil(N/25) = {calls - list_calls:.0f}")
+    print(f"  median per group: {per_group}")
     print(f"controller+emulator CPU per steady poll: {cpu * 1000:.0f} ms; max RSS "
           f"{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB")
 
@@ -99,7 +104,9 @@ if __name__ == "__main__":
     ap.add_argument("--seeds", type=int, default=20)
     ap.add_argument("--cells", type=int, default=1000)
     ap.add_argument("--concurrency", type=int, default=200)
-    ap.add_argument("--polls", type=int, default=12)
+    ap.add_argument("--polls", type=int, default=45)
+    ap.add_argument("--skip-night", action="store_true")
     a = ap.parse_args()
-    night(a.seeds)
+    if not a.skip_night:
+        night(a.seeds)
     scale(a.cells, a.concurrency, a.polls)

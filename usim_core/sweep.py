@@ -81,7 +81,7 @@ class SweepSpec(Strict):
     budget: float = Field(gt=0, description="dollars; nothing launches past it, everything stops at it")
     concurrency: int = Field(4, ge=1)
     max_attempts: int = Field(3, ge=1, description="failed runs per cell (exit/error) before it is marked failed")
-    max_machine_faults: int = Field(6, ge=0, description="machine faults per cell (startup_timeout, container_error, "
+    max_machine_faults: int = Field(10, ge=0, description="machine faults per cell (startup_timeout, container_error, "
                                     "offline, outbid) before it is marked failed; they do not use max_attempts")
     provider: ProviderSettings = Field(default_factory=ProviderSettings)
     planning: Planning = Field(default_factory=Planning)

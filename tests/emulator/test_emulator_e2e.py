@@ -5,6 +5,7 @@ and be evaluated, and destroys it."""
 from __future__ import annotations
 
 import asyncio
+import json
 from pathlib import Path
 
 import pytest
@@ -29,7 +30,8 @@ def tiny_sweep(tmp: Path) -> Path:
         "max_attempts": 1,
         "set": {"stages.codec.max_steps": 6, "stages.operator.max_steps": 6,
                 "stages.diffusion_residual.max_steps": 4, "stages.consistency_distill.max_steps": 4,
-                "data.generate.n": 12},
+                "data.generate.n": 12, "eval.small.trajectories": 1, "eval.small.horizons": [1, 4],
+                "eval.small.modes": ["operator"], "eval.full.enabled": False},
         "provider": {"kind": "vast", "startup_deadline_s": 120, "max_runtime_s": 900},
         "planning": {"price_per_hour": 0.35, "hours_per_cell": 0.1},
         "rounds": [{"name": "r", "list": {"one": {"seed": 3}}}],
@@ -56,6 +58,7 @@ async def test_real_training_through_the_emulator(tmp_path):
     assert kinds[0] == "bootstrap" and "started" in kinds and "done" in kinds, log[-2000:]
     assert "eval" in kinds, "the trainer evaluated the model"
     assert cell["state"] == "finished", dict(cell)
+    assert json.loads(cell["metrics_json"])["nrmse_1step"] >= 0, "the eval's metrics reached the ledger"
     assert inst.destroyed_at is not None, "the controller destroyed the finished instance"
     assert attempt["provider_id"] == str(inst.id)
     assert KEY not in log and inst.api_key not in inst.onstart

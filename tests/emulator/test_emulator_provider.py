@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import aiohttp
 import pytest
@@ -25,6 +26,7 @@ from usim_tui.fleet.providers.base import (
 )
 from usim_tui.fleet.providers.vast import VastProvider, resolve_api_key
 
+ROOT = Path(__file__).resolve().parents[2]
 KEY = "k-test-1234567890"
 KEY2 = "k-test-other-0987"
 SETTINGS = ProviderSettings(kind="vast")
@@ -231,3 +233,36 @@ async def test_make_provider_scopes_the_listing_to_the_sweep(monkeypatch):
         assert emu.calls.by_group["list"] - before == 1, "the label range is filtered by the server: one page"
         await mine.close()
         await other.close()
+
+
+async def test_paced_creates_do_not_starve_the_polls(tmp_path):
+    """Creates are paced (4.5 s each): one tick launches only what fits in a poll interval, and each attempt
+    records when it was really created, so its start-up deadline is not cut short."""
+    import copy
+
+    from usim_core.sweep import Cell, expand
+    from usim_tui.fleet.controller import Controller
+    from usim_tui.fleet.ledger import Ledger
+
+    base = expand(ROOT / "configs/sweeps/overnight_sota.yaml")
+    sweep = copy.copy(base)
+    sweep.spec = base.spec.model_copy(update={"name": "s", "concurrency": 20, "budget": 100.0})
+    sweep.cells = [Cell(name=f"c{i}", round="r", tags=[], overrides={}, config=base.cells[0].config,
+                        config_hash=f"{i:04d}") for i in range(20)]
+    emu = emulator()
+    async with serve(emu) as url:
+        p = provider(emu, url)
+        ctl = Controller(Ledger(tmp_path / "l.sqlite"), p, sweep, emu.clock, poll_interval=30.0,
+                         run_preflight=False, log=lambda m: None)
+        await ctl.tick()
+        first = ctl.ledger.attempts("s")
+        assert 3 <= len(first) <= 9, "about one poll interval of paced creates"
+        created = [a["created_at"] for a in first]
+        assert all(b - a >= 4.4 for a, b in zip(created, created[1:], strict=False))
+        while len(ctl.ledger.attempts("s")) < 20:
+            await emu.clock.sleep(30.0)
+            await ctl.tick()
+        await emu.clock.sleep(600.0)
+        await ctl.tick()
+        assert all(a["reason"] is None for a in ctl.ledger.attempts("s")), "nobody timed out at start-up"
+        await p.close()

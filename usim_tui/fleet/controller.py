@@ -473,7 +473,9 @@ class Controller:
         for name in policies.next_launches(cells, by_cell, now, concurrency=self.spec.concurrency,
                                            max_attempts=self.spec.max_attempts, blocked=blocked,
                                            max_machine_faults=self.spec.max_machine_faults):
-            if not await self._launch(name, now):
+            if self.clock.now() - now >= self.poll_interval:
+                break   # paced creates (Vast: 4.5 s each) must not starve the polls: the rest go next tick
+            if not await self._launch(name, self.clock.now()):
                 break
 
     async def _launch(self, cell_name: str, now: float) -> bool:
@@ -514,10 +516,11 @@ class Controller:
                         self.ledger.attempt(aid))
             self.ledger.set_cell(self.name, cell_name, not_before=now + policies.backoff_s(1, self.poll_interval))
             return False
+        now = self.clock.now()   # a paced create may have waited: the instance (and its deadline) starts now
         self.ledger.close_create_intent(aid, "created", now, o.provider_id)
         self.ledger.set_attempt(aid, state=o.state, provider_id=o.provider_id, machine_id=o.machine_id, gpu=o.gpu,
                                 price_per_hour=o.price_per_hour, storage_per_hour=o.storage_per_hour,
-                                status_msg=o.status_msg, billed_until=now)
+                                status_msg=o.status_msg, created_at=now, billed_until=now)
         self._event(now, "launch", f"{cell_name} #{attempt}: launched {o.provider_id}"
                     + (f" on {o.gpu}" if o.gpu else "") + f" at ${o.price_per_hour:.3f}/h", self.ledger.attempt(aid))
         return True

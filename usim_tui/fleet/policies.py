@@ -154,7 +154,7 @@ def is_live(attempt: Mapping[str, Any]) -> bool:
 
 def next_launches(cells: Sequence[Mapping[str, Any]], attempts_by_cell: Mapping[str, Sequence[Mapping[str, Any]]],
                   now: float, *, concurrency: int, max_attempts: int, blocked: bool,
-                  max_machine_faults: int = 6) -> list[str]:
+                  max_machine_faults: int = 10) -> list[str]:
     """Cells to start now: pending, no live attempt (a leaked or unconfirmed destroy counts as live: never
     relaunch over it), attempts and machine faults left, past any back-off, within concurrency; fresh cells
     before relaunches."""
