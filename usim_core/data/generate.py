@@ -59,6 +59,8 @@ def generate(spec: GenSpec, out: str | Path, workers: int | None = None,
              progress: Callable[[int, int], None] | None = None) -> Path:
     """Write the file at `out` (unless it already exists) and return its path."""
     out = Path(out)
+    if out.exists():
+        return out
     out.parent.mkdir(parents=True, exist_ok=True)
     with open(out.with_name(out.name + ".lock"), "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)   # released when the file closes, also if this process dies
@@ -75,7 +77,7 @@ def generate(spec: GenSpec, out: str | Path, workers: int | None = None,
             results = map(_solve_block, todo) if n_workers == 1 else None
             pool = None
             if results is None:
-                # fork: spawn would re-run an unguarded __main__ script in each worker
+                # fork: spawn and forkserver re-run an unguarded __main__ script in each worker
                 pool = mp.get_context("fork").Pool(n_workers)
                 results = pool.imap_unordered(_solve_block, todo)
             try:
