@@ -98,3 +98,14 @@ def test_bad_files_fail_naming_the_file_and_problem(tmp_path: Path, pdebench_fil
         f["t-coordinate"] = np.arange(9.0)
     with pytest.raises(DataError, match=r"badt\.h5: t-coordinate has 9 entries but tensor has 5 frames"):
         open_pdebench(badt)
+
+
+def test_rows_are_read_in_chunks_in_any_order_dense_or_sparse(tmp_path: Path, monkeypatch) -> None:
+    import usim_core.data.h5io as h5io
+    u = smooth_fields(30, 7, 16)
+    path = write_pdebench(tmp_path / "rows.h5", u)
+    monkeypatch.setattr(h5io, "READ_ROWS", 4)
+    for rows in (np.array([5, 3, 4, 6, 2, 7]), np.array([29, 0, 14, 3, 22])):   # dense, then sparse
+        np.testing.assert_array_equal(read_rows(path, rows, x_stride=3, t_stride=2), u[rows][:, ::2, ::3])
+    with pytest.raises(DataError, match=r"rows\.h5: row index out of range 0\.\.29"):
+        read_rows(path, np.array([1, 30]))
