@@ -137,6 +137,8 @@ def _on_interrupt(ctl, provider) -> int:
 
 
 def _status(args: argparse.Namespace) -> int:
+    from usim_tui.fleet.snapshot import headline
+
     led, name = _find_ledger(args)
     snap = led.snapshot(name)
     if args.json:
@@ -152,7 +154,7 @@ def _status(args: argparse.Namespace) -> int:
         print(f"CRASH LOOP: {snap.crash_loop}")
     width = max((len(c.name) for c in snap.cells), default=4)
     for c in snap.cells:
-        m = ", ".join(f"{k}={v:.4g}" for k, v in list(c.metrics.items())[:3] if not k.startswith("_"))
+        m = headline(c.metrics)
         why = f" ({c.reason})" if c.reason and c.state == "failed" else ""
         print(f"  {c.name:<{width}}  {c.state:<9}{why}  attempts {c.attempts}  ${c.cost:.4f}  {m}")
     return 0

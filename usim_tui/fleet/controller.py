@@ -46,6 +46,7 @@ from usim_tui.fleet.providers.base import (
     make_label,
     parse_label,
 )
+from usim_tui.fleet.snapshot import headline
 
 LEAK_AFTER_POLLS = 3          # a destroyed instance still listed after this many polls is leaked
 LOG_READS_PER_POLL = 4        # paid log fetches per poll besides one final read per ended attempt
@@ -389,8 +390,7 @@ class Controller:
                 self.ledger.exclude_machine(self.name, a["machine_id"], v.reason, now)
             if v.outcome == "finished":
                 self.ledger.set_cell(self.name, a["cell"], state="finished", reason="finished")
-                m = {k: x for k, x in self._cell_metrics(a["cell"]).items() if not k.startswith("_")}
-                shown = ", ".join(f"{k}={x:.4g}" for k, x in list(m.items())[:4])
+                shown = headline(self._cell_metrics(a["cell"]), 4)
                 self._event(now, "finished", f"{a['cell']} #{a['attempt']}: finished {shown}", a)
                 await self._destroy(a, "finished", "", now)
             else:

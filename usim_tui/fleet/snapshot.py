@@ -10,6 +10,14 @@ from typing import Any
 
 # Cell states shown in the coverage grid and leaderboards.
 CELL_STATES = ("pending", "launching", "running", "finished", "failed", "duplicate")
+# Eval metrics shown first in one-line summaries (the rest follow in the ledger's order).
+HEADLINE_METRICS = ("nrmse_rollout", "nrmse_1step", "mass_drift", "energy_violation")
+
+
+def headline(metrics: dict[str, float], n: int = 3) -> str:
+    keys = [k for k in HEADLINE_METRICS if k in metrics] + \
+        [k for k in metrics if k not in HEADLINE_METRICS and not k.startswith("_")]
+    return ", ".join(f"{k}={metrics[k]:.4g}" for k in keys[:n])
 
 
 @dataclass(frozen=True)
