@@ -26,6 +26,8 @@ def test_full_eval_report_is_complete_and_valid(trained, full_report, tiny_confi
     assert rep["horizons"] == [1, 4, NT - 1]  # 99 is beyond the trajectory: dropped; the end is always there
     assert set(rep["modes"]) == {"operator", "diffusion", "consistency", "diffusion+ttc", "consistency+ttc"}
     assert rep["codec_nrmse"] is not None and rep["codec_nrmse"] > 0  # a trained, imperfect codec
+    # the solver's data nearly solves the PDE; persistence (a frozen field) does not
+    assert rep["pde_residual_true"] < rep["baselines"]["persistence"]["metrics"]["pde_residual"]
     assert rep["primary_mode"] == "consistency" and rep["metrics"] == rep["modes"]["consistency"]["metrics"]
     assert rep["manifest_hash"] == bundle.manifest_hash
     assert rep["config_hash"] == load_config(tiny_config_file).config_hash()

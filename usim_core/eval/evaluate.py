@@ -61,6 +61,12 @@ def check_disjoint(train: set[tuple[str, int]] | None, rows: list, what: str, sp
                           f"would be contaminated. Evaluate on data disjoint from the checkpoint's manifest.")
 
 
+def _true_residual(u: Tensor, nu: Tensor, dt: float) -> float | None:
+    """The data's own pde_residual at this frame spacing: what a perfect prediction would score."""
+    u64 = u.double().cpu()
+    return clean(float(M.pde_residual(u64[:, 1:], u64[:, 0], dt, nu.double().cpu()).mean()))
+
+
 @torch.no_grad()
 def codec_nrmse(model: Any, u: Tensor, nu: Tensor) -> float | None:
     """Mean per-frame nRMSE of decode(encode(u)): the floor under every latent mode's error."""
@@ -199,7 +205,7 @@ def evaluate_checkpoint(checkpoint: str | Path, split: str = "val", *, eval_set:
         "architecture": meta["architecture_fingerprint"], "manifest_hash": bundle.manifest_hash,
         "checkpoint_manifest_hash": str(meta["manifest_hash"]),
         "split": split, "rows_hash": rows_hash(rows), "trajectories": n, "steps": steps, "horizons": horizons,
-        "dt": dt, "codec_nrmse": codec_nrmse(model, u, nu), "primary_mode": primary, "metrics": modes[primary]["metrics"], "modes": modes,
+        "dt": dt, "codec_nrmse": codec_nrmse(model, u, nu), "pde_residual_true": _true_residual(u, nu, dt), "primary_mode": primary, "metrics": modes[primary]["metrics"], "modes": modes,
         "skipped_modes": skipped, "baselines": baselines,
         "ttc": {"enabled": bool(use_ttc and ttc_main), "candidates": ttc_cfg.candidates,
                 "max_evaluations": ttc_cfg.max_evaluations,

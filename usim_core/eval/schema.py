@@ -100,6 +100,7 @@ class EvalReport(Strict):
     horizons: list[int]
     dt: float = Field(gt=0)
     codec_nrmse: float | None = Field(ge=0, description="per-frame nRMSE of decode(encode(u)): the codec's floor")
+    pde_residual_true: float | None = Field(ge=0, description="pde_residual of the true frames: the score of a perfect prediction at this dt")
     primary_mode: str = Field(description="the mode whose numbers are in `metrics`")
     metrics: Metrics
     modes: dict[str, ModeResult] = Field(description="operator, diffusion, consistency and <mode>+ttc")
