@@ -149,6 +149,20 @@ async def test_log_reads_are_bounded_per_poll_and_miss_nothing(tmp_path, demo_sw
     assert all(0.1 <= c.metrics["nrmse_rollout"] < 0.2 for c in snap.cells)   # read at exit
 
 
+async def test_final_read_alone_decides_and_a_failed_one_is_retried(tmp_path, demo_sweep):
+    """No running reads at all: each attempt's events are read once at exit; two failed final reads are retried
+    before a verdict, so no finished run is called failed."""
+    clock, prov, led, ctl = make(tmp_path, demo_sweep, logs_are_cheap=False)
+    ctl.log_reads_per_poll = 0
+    prov.fail_next["logs"] = 2
+    await drive(ctl, clock)
+    snap = led.snapshot()
+    assert {c.state for c in snap.cells} == {"finished"}
+    assert [a.reason for a in snap.attempts] == ["finished"] * 4 and prov.log_calls == 4
+    a = snap.attempts[0]
+    assert len(led.metric_series([a.attempt_id])[a.attempt_id]["codec/loss"]) >= 5
+
+
 async def test_no_capacity_backs_off_and_does_not_use_attempts(tmp_path, demo_sweep):
     clock, prov, led, ctl = make(tmp_path, demo_sweep)
     prov.no_capacity = 3

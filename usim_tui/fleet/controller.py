@@ -34,6 +34,7 @@ from usim_tui.fleet.ledger import (
     event_digest,
 )
 from usim_tui.fleet.providers.base import (
+    EXITED,
     RUNNING,
     STOPPED,
     TERMINAL,
@@ -50,6 +51,7 @@ from usim_tui.fleet.snapshot import headline
 
 LEAK_AFTER_POLLS = 3          # a destroyed instance still listed after this many polls is leaked
 LOG_READS_PER_POLL = 4        # paid log fetches per poll besides one final read per ended attempt
+FINAL_TRIES = 3               # polls an exited attempt's verdict waits for its final log read
 CREDIT_EVERY_S = 300.0        # how often the provider's account credit is read (one call), where it has one
 EVENT_META = {"v", "t", "kind", "step", "epoch", "stage", "total_steps", "steps", "epochs", "steps_per_epoch"}
 
@@ -75,6 +77,7 @@ class Controller:
         self._read_at: dict[int, float] = {}      # attempt -> when its log was last fetched (or tried)
         self._read_state: dict[int, str] = {}     # attempt -> its state at that fetch
         self._final_read: set[int] = set()        # ended attempts whose last events have been read
+        self._final_tries: dict[int, int] = {}    # failed final reads: the verdict waits up to FINAL_TRIES polls
         self._urgent: set[int] = set()            # a start-up deadline waits on a fresh read of these
         self._credit_at = float("-inf")
         self._credit_final = False
@@ -297,6 +300,8 @@ class Controller:
         for a in final:
             if await self._read_log(a, now):
                 self._final_read.add(a["id"])
+            else:
+                self._final_tries[a["id"]] = self._final_tries.get(a["id"], 0) + 1
         for a in running:
             await self._read_log(a, now)
 
@@ -378,6 +383,9 @@ class Controller:
                 await self._destroy(a, "orphan", "the cell is not wanted (unknown, finished or failed)", now)
                 continue
             obs = self._obs.get(a["label"])
+            if obs is not None and obs.state == EXITED and not a["done_event"] and a["id"] not in self._final_read \
+                    and self._final_tries.get(a["id"], 0) < FINAL_TRIES:
+                continue   # its last events (perhaps `done`) are not read yet: never call a finished run failed
             v = policies.assess(a, obs, now, self.spec.provider, self._tails.get(a["id"], ""))
             if v is None:
                 continue
