@@ -34,3 +34,15 @@ def test_datagen_rejects_bad_arguments_naming_them(tmp_path: Path) -> None:
     assert r.returncode == 2
     assert "--nu = -1.0 must be > 0" in r.stderr and "--nx = 15 must be an even number >= 16" in r.stderr
     assert not (tmp_path / "x.h5").exists()
+
+
+def test_datagen_fills_a_run_configs_cache(tmp_path: Path) -> None:
+    cfg = tmp_path / "run.yaml"
+    cfg.write_text(f"data: {{nu: [0.05, 0.1], cache_dir: {tmp_path / 'cache'}, "
+                   "generate: {n: 4, nx: 32, nt: 3, t_end: 0.1, seed: 0}}\n")
+    r = run("datagen", "--config", str(cfg), "--workers", "1")
+    assert r.returncode == 0, r.stderr
+    made = sorted(p.name for p in (tmp_path / "cache").glob("*.h5"))
+    assert len(made) == 2 and made[0].startswith("burgers_nu0.05_n4_32x3_")
+    assert "nu=0.1" in r.stdout
+    assert run("datagen").returncode == 2

@@ -15,20 +15,25 @@ def register(sub: argparse._SubParsersAction) -> None:
         description="Solve 1D viscous Burgers (diffusion nu/pi, periodic [0, 1)) from PDEBench-style random "
                     "initial conditions. An interrupted run resumes from <out>.partial; the final name "
                     "only ever holds a complete file.",
-        epilog="Example: usim-core datagen --nu 0.01 --n 1000 --nx 1024 --nt 201 --seed 0 --out data/burgers_nu0.01.h5")
-    p.add_argument("--nu", type=float, required=True, help="viscosity (the diffusion coefficient is nu/pi)")
+        epilog="Examples: usim-core datagen --nu 0.01 --n 1000 --nx 1024 --nt 201 --seed 0 --out data/burgers_nu0.01.h5\n"
+               "          usim-core datagen --config configs/runs/burgers_base.yaml   (fill that run's data cache)",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--config", help="a run config: generate the cached files its data section needs, then stop")
+    p.add_argument("--nu", type=float, help="viscosity (the diffusion coefficient is nu/pi)")
     p.add_argument("--n", type=int, default=1000, help="trajectories (default 1000)")
     p.add_argument("--nx", type=int, default=1024, help="grid points (default 1024)")
     p.add_argument("--nt", type=int, default=201, help="stored frames on [0, t_end] (default 201)")
     p.add_argument("--t-end", type=float, default=2.0, help="final time (default 2.0)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--workers", type=int, default=None, help="processes (default: all cores)")
-    p.add_argument("--out", required=True, help="output .h5 path")
+    p.add_argument("--out", help="output .h5 path")
     p.add_argument("--force", action="store_true", help="replace an existing output file")
     p.set_defaults(func=_datagen)
 
 
 def _check(args: argparse.Namespace) -> None:
+    if args.nu is None or args.out is None:
+        raise ConfigError("datagen needs --nu and --out (or --config RUN.yaml)")
     bad = [(name, value, rule) for name, value, ok, rule in (
         ("--nu", args.nu, args.nu > 0, "> 0"),
         ("--n", args.n, args.n >= 1, ">= 1"),
@@ -41,7 +46,21 @@ def _check(args: argparse.Namespace) -> None:
         raise ConfigError("; ".join(f"datagen {n} = {v} must be {rule}" for n, v, rule in bad))
 
 
+def _from_config(args: argparse.Namespace) -> int:
+    from usim_core.config import load_config
+    from usim_core.data.prepare import data_files
+
+    cfg = load_config(args.config)
+    if cfg.data.files:
+        print(f"{args.config}: data.files are given; nothing to generate")
+    for f in data_files(cfg, workers=args.workers):
+        print(f"{f.path}: {f.n} trajectories x {f.nt} frames x {f.nx} points, nu={f.nu:g}")
+    return 0
+
+
 def _datagen(args: argparse.Namespace) -> int:
+    if args.config:
+        return _from_config(args)
     _check(args)
     from pathlib import Path
 

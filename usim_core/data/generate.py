@@ -20,7 +20,7 @@ import numpy as np
 from usim_core.data.burgers import solve
 from usim_core.data.initial import grid, sample_initial
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2   # bump when the solver or the initial conditions change: cached files are keyed by it
 BLOCK = 16   # trajectories per solver call: amortises FFT overhead, keeps progress fine-grained
 
 
