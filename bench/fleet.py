@@ -45,7 +45,9 @@ def night(seeds: int) -> None:
     for p in rows:
         over = sum(r["overshoot"] > 0 for r in rows[p])
         worst = max(r["finished"] for r in rows[p]), min(r["finished"] for r in rows[p])
-        print(f"{p}: seeds over budget {over}/{seeds}; finished range {worst[1]}..{worst[0]}")
+        full = sum(r["finished"] == r["finishable"] for r in rows[p])
+        print(f"{p}: seeds over budget {over}/{seeds}; finished range {worst[1]}..{worst[0]}; every finishable "
+              f"cell finished (not a duplicate, not the bad build) in {full}/{seeds} seeds")
     delays = [r["stuck_to_replacement_s"]["median"] for r in rows["usim"] if r["stuck_to_replacement_s"]["median"]]
     if delays:
         print(f"usim stuck->replacement median over seeds: {statistics.median(delays) / 60:.1f} min")

@@ -69,6 +69,7 @@ def test_rehearse_cli_json_compares_usim_and_naive(capsys):
             assert key in out[policy]
     u, n = out["usim"], out["naive"]
     assert u["cells"] == n["cells"] == 15
+    assert u["finished"] == u["finishable"] == n["finishable"] == 13, "all but the duplicate and the bad build"
     assert u["overshoot"] == 0 and u["spent"] <= u["budget"]
     assert u["stuck_instances"] > 0 and u["stuck_to_replacement_s"]["max"] < 1800, \
         "a stuck instance is replaced within the startup deadline plus a few polls"

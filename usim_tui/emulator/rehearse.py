@@ -22,7 +22,7 @@ from usim_tui.emulator.offers import catalogue
 from usim_tui.emulator.server import serve
 from usim_tui.emulator.state import Emulator
 from usim_tui.fleet.clock import VirtualClock
-from usim_tui.fleet.providers.base import parse_label
+from usim_tui.fleet.providers.base import make_label, parse_label
 from usim_tui.fleet.providers.vast import VastProvider
 
 KEY = "rehearsal-key"   # the emulator's own key: not a secret
@@ -34,6 +34,7 @@ class PolicyResult:
     cells: int
     budget: float
     finished: int = 0
+    finishable: int = 0      # cells that can finish by design: not duplicates, not the profile's bad build
     spent: float = 0.0
     estimated: float | None = None
     provider_reported: float | None = None
@@ -56,7 +57,7 @@ class PolicyResult:
     def to_dict(self) -> dict[str, Any]:
         replaced = [s for s in self.stuck if s is not None]
         return {
-            "policy": self.policy, "finished": self.finished, "cells": self.cells, "spent": round(self.spent, 4),
+            "policy": self.policy, "finished": self.finished, "finishable": self.finishable, "cells": self.cells, "spent": round(self.spent, 4),
             "budget": self.budget, "cost_per_finished": None if self.cost_per_finished is None
             else round(self.cost_per_finished, 4), "overshoot": round(self.overshoot, 4),
             "estimated_spend": None if self.estimated is None else round(self.estimated, 4),
@@ -96,6 +97,11 @@ def _emulator(sweep: Sweep, profile: FaultProfile, seed: int, per_gpu: int) -> E
     return emu
 
 
+def _finishable(sweep: Sweep, emu: Emulator) -> int:
+    return sum(1 for c in sweep.cells
+               if not c.duplicate_of and not emu.is_bad_build(make_label(sweep.name, c.name, 1)))
+
+
 async def rehearse_usim(sweep: Sweep, profile: FaultProfile, seed: int = 0, *, night_h: float = 12.0,
                         poll_interval: float = 30.0, per_gpu: int = 120, root: str | Path | None = None,
                         on_tick: Any = None) -> PolicyResult:
@@ -105,7 +111,7 @@ async def rehearse_usim(sweep: Sweep, profile: FaultProfile, seed: int = 0, *, n
     emu = _emulator(sweep, profile, seed, per_gpu)
     clock = emu.clock
     t0 = clock.now()
-    res = PolicyResult("usim", len(sweep.cells), sweep.spec.budget)
+    res = PolicyResult("usim", len(sweep.cells), sweep.spec.budget, finishable=_finishable(sweep, emu))
     with tempfile.TemporaryDirectory(prefix="usim-rehearse-") as tmp:
         base = Path(root or tmp)
         async with serve(emu) as url:
@@ -145,7 +151,7 @@ async def rehearse_naive(sweep: Sweep, profile: FaultProfile, seed: int = 0, *, 
     emu = _emulator(sweep, profile, seed, per_gpu)
     clock = emu.clock
     t0 = clock.now()
-    res = PolicyResult("naive", len(sweep.cells), sweep.spec.budget)
+    res = PolicyResult("naive", len(sweep.cells), sweep.spec.budget, finishable=_finishable(sweep, emu))
     async with serve(emu) as url:
         provider = VastProvider(sweep.spec.provider, clock=clock, api_key=KEY, base_url=url, sweep=sweep.name,
                                 seed=seed, onstart=naive_onstart)
