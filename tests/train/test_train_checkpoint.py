@@ -41,7 +41,7 @@ def test_round_trip_rebuilds_the_same_surrogate_from_its_own_config(tmp_path):
         assert torch.equal(loaded.encode(u, nu), ema.eval().encode(u, nu))
         assert not torch.equal(loaded.encode(u, nu), model.eval().encode(u, nu))
     raw, _, _ = load_surrogate(path, use_ema=False)
-    assert torch.equal(raw.state_dict()["decoder.query.weight"], model.state_dict()["decoder.query.weight"])
+    assert torch.equal(raw.state_dict()["decoder.out.weight"], model.state_dict()["decoder.out.weight"])
     assert float(loaded.u_mean) == 0.25 and float(loaded.u_std) == 2.0
     full = load_checkpoint(path)
     assert full["optimizer"] is not None and "torch" in full["rng"]
@@ -88,6 +88,10 @@ def test_unreadable_or_inconsistent_files_fail_naming_the_file(tmp_path):
     payload["format_version"] = 99
     torch.save(payload, bad)
     with pytest.raises(CheckpointError, match="format_version 99"):
+        load_checkpoint(bad)
+    payload["format_version"] = 1  # a file from before the local patch codec
+    torch.save(payload, bad)
+    with pytest.raises(CheckpointError, match="format_version 1, .*retrain"):
         load_checkpoint(bad)
     with pytest.raises(CheckpointError, match="not found"):
         load_checkpoint(tmp_path / "missing.pt")

@@ -59,7 +59,7 @@ class Surrogate(nn.Module):
         self.register_buffer("x_grid", torch.arange(nx, dtype=torch.float32) / nx)
         self.register_buffer("r_mean", torch.zeros(c.latent_dim))
         self.register_buffer("r_std", torch.ones(c.latent_dim))
-        self.encoder = Encoder(c.latent_tokens, c.latent_dim, c.hidden_dim, c.depth)
+        self.encoder = Encoder(c.latent_tokens, c.latent_dim, c.hidden_dim, c.depth, nx)
         self.decoder = Decoder(c.latent_tokens, c.latent_dim, c.hidden_dim, c.depth)
         self.operator = LatentOperator(cfg.model.operator, c.latent_tokens, c.latent_dim)
         self.denoiser = Denoiser(cfg.model.diffusion, c.latent_tokens, c.latent_dim)

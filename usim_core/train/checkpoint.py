@@ -11,7 +11,7 @@ import torch
 
 from usim_core.config import ConfigError, RunConfig
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: local patch codec (encoder.embed, new decoder); 1-files cannot load
 
 
 class CheckpointError(ConfigError):
@@ -85,7 +85,9 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
         raise CheckpointError(f"{path}: not a readable checkpoint ({type(exc).__name__}: {exc})") from None
     if not isinstance(ckpt, dict) or ckpt.get("format_version") != FORMAT_VERSION:
         got = ckpt.get("format_version") if isinstance(ckpt, dict) else type(ckpt).__name__
-        raise CheckpointError(f"{path}: format_version {got!r}, this usim reads {FORMAT_VERSION}")
+        hint = (" (written before the local patch codec; its weights do not fit this model: retrain)"
+                if got == 1 else "")
+        raise CheckpointError(f"{path}: format_version {got!r}, this usim reads {FORMAT_VERSION}{hint}")
     cfg = RunConfig.model_validate(ckpt["config"])
     if cfg.architecture_fingerprint() != ckpt["architecture_fingerprint"]:
         raise CheckpointError(f"{path}: architecture fingerprint {ckpt['architecture_fingerprint']} does not "
