@@ -47,7 +47,7 @@ async def test_real_training_through_the_emulator(tmp_path):
         provider = VastProvider(sweep.spec.provider, api_key=KEY, base_url=url, sweep=sweep.name)
         ledger = Ledger(tmp_path / "ledger.sqlite")
         ctl = Controller(ledger, provider, sweep, poll_interval=1.0, run_preflight=False, log=lambda m: None,
-                         runs_root=tmp_path / "runs", env={"WANDB_MODE": "disabled"})
+                         runs_root=tmp_path / "runs", env={"WANDB_MODE": "disabled", "USIM_THREADS": "1"})
         await asyncio.wait_for(ctl.run(), 400)
         (inst,) = emu.instances.values()
         log = Path(inst.log_path).read_text()

@@ -72,6 +72,7 @@ class Controller:
         self.name, self.spec = sweep.name, sweep.spec
         self._obs: dict[str, Observed] = {}
         self._seen: dict[int, set[str]] = {}
+        self._seen_lines: dict[int, set[int]] = {}   # attempt -> hashes of log lines already parsed
         self._budget_note = ""
         self._tails: dict[int, str] = {}
         self._read_at: dict[int, float] = {}      # attempt -> when its log was last fetched (or tried)
@@ -285,7 +286,11 @@ class Controller:
         most `log_reads_per_poll` per poll (each is an API call), most urgent first: a start-up deadline
         waiting on evidence, a state change since the last read, not yet started, then the longest unread."""
         final, running = [], []
-        for a in self.ledger.live_attempts(self.name):
+        live = self.ledger.live_attempts(self.name)
+        for gone in set(self._seen_lines) - {a["id"] for a in live}:   # forget what ended attempts printed
+            for per_attempt in (self._seen_lines, self._seen, self._tails):
+                per_attempt.pop(gone, None)
+        for a in live:
             if not a["provider_id"] or a["state"] in (DESTROYING, LEAKED, "pending", "loading"):
                 continue
             if a["state"] in TERMINAL or a["state"] == STOPPED:
@@ -313,7 +318,11 @@ class Controller:
         except ProviderError:
             return False
         self._tails[a["id"]] = text
-        self._ingest(a, parse_lines(text), now)
+        # a tail repeats what was read last poll: parse only lines not seen before (the ledger de-duplicates too)
+        seen = self._seen_lines.setdefault(a["id"], set())
+        new = [ln for ln in text.splitlines() if hash(ln) not in seen]
+        seen.update(hash(ln) for ln in new)
+        self._ingest(a, parse_lines("\n".join(new)), now)
         return True
 
     def _ingest(self, a: Mapping[str, Any], events: list[dict[str, Any]], now: float) -> None:
