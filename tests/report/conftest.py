@@ -90,13 +90,13 @@ def eval_json(name: str, rollout: float, seed: int) -> dict:
 
     return {"schema_version": 1, "name": name, "checkpoint": "checkpoints/consistency_distill.pt",
             "stage": "consistency_distill", "step": 60, "config_hash": "c" * 12, "architecture": "a" * 12,
-            "manifest_hash": "m" * 12, "split": "test" if name == "full" else "val", "rows_hash": "r" * 12,
+            "manifest_hash": "m" * 12, "checkpoint_manifest_hash": "k" * 12, "split": "test" if name == "full" else "val", "rows_hash": "r" * 12,
             "trajectories": 4, "steps": 40, "horizons": [1, 16], "dt": 0.05, "primary_mode": "consistency",
             "metrics": metrics, "modes": {"consistency": mode(metrics)},
             "baselines": {"persistence": mode(persistence), "fno": None, "fno_note": "no FNO checkpoint"},
             "ttc": {"enabled": True, "candidates": 4, "max_evaluations": 40, "evaluations": 12.0,
                     "gain": 0.01 * seed, "mode": "diffusion"},
-            "pictures": [], "seconds": 3.0}
+            "codec_nrmse": 0.01, "pde_residual_true": 0.5, "pictures": [], "seconds": 3.0}
 
 
 @pytest.fixture
