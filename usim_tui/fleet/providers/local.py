@@ -39,6 +39,18 @@ def _proc_start(pid: int) -> str | None:
     return None if fields[0] in ("Z", "X") else fields[19]
 
 
+def group_alive(pgid: int) -> bool:
+    """Is any process of this process group still running (zombies, dead but not yet reaped, do not count)?"""
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        if fields[0] not in ("Z", "X") and fields[2] == str(pgid):
+            return True
+    return False
+
+
 class LocalProvider:
     name = "local"
     logs_are_cheap = True    # a file read, not an API call: every running attempt is read every poll
@@ -141,13 +153,13 @@ class LocalProvider:
                 while time.time() < deadline:
                     if (child := self._children.get(provider_id)) is not None:
                         child.poll()
-                    if _proc_start(pid) != info.get("proc_start"):
-                        break
+                    if _proc_start(pid) != info.get("proc_start") and not group_alive(pid):
+                        break   # the wrapper and the trainer it runs: the whole session is gone
                     time.sleep(0.05)
                 else:
                     continue
                 break
-            if _proc_start(pid) == info.get("proc_start"):
+            if _proc_start(pid) == info.get("proc_start") or group_alive(pid):
                 raise ProviderError(f"local instance {provider_id} (pid {pid}) survived SIGKILL")
         (d / "destroyed").write_text(f"{time.time()}\n")
         self._children.pop(provider_id, None)
