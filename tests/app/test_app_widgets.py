@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from conftest import make_snapshot
+from app_support import make_snapshot
 
 from usim_tui.app.bindings import MAIN, help_rows
 from usim_tui.app.format import AMBER_AT, BLOCKS, RED_AT, duration, sparkline

@@ -8,7 +8,7 @@ import sqlite3
 from pathlib import Path
 
 import pytest
-from conftest import T0, eval_json
+from report_support import T0, eval_json
 
 from usim_core.eval.schema import validate_report
 from usim_core.sweep import expand

@@ -10,7 +10,8 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from typing import Any
 
-from usim_tui.report.model import ENERGY_GATE, MASS_GATE, PRIMARY, AttemptRecord, CellRecord, ReportData
+from usim_core.eval.gates import passes_gates
+from usim_tui.report.model import PRIMARY, AttemptRecord, CellRecord, ReportData
 
 NOT_STARTED = ("pending",)
 RUNNING = ("launching", "running")
@@ -103,13 +104,6 @@ def coverage(data: ReportData) -> list[RoundCoverage]:
 
 
 # ---------------------------------------------------------------- leaderboard
-def passes_gates(metrics: dict[str, float]) -> bool | None:
-    """None when the eval did not report the gated quantities."""
-    if "mass_drift" not in metrics or "energy_violation" not in metrics:
-        return None
-    return abs(metrics["mass_drift"]) < MASS_GATE and metrics["energy_violation"] < ENERGY_GATE
-
-
 def leaderboard(data: ReportData, metric: str = PRIMARY) -> list[CellRecord]:
     """Cells with a result, best first (lower is better)."""
     ranked = [c for c in data.cells if metric in c.metrics and math.isfinite(c.metrics[metric])]

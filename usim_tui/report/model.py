@@ -6,9 +6,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-# The seed night's physics triage gates (original_pipeline_lessons.md section 6), in physical space here.
-MASS_GATE = 0.01        # |relative mass drift| must stay below
-ENERGY_GATE = 0.05      # energy increase (violation of non-increase) must stay below
 PRIMARY = "nrmse_rollout"
 
 

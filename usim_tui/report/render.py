@@ -8,10 +8,11 @@ from pathlib import Path
 
 import yaml
 
+from usim_core.eval.gates import ENERGY_TOL, MASS_TOL, gate
 from usim_tui.report import analysis as A
 from usim_tui.report import figures
 from usim_tui.report.doc import Doc, to_html, to_markdown
-from usim_tui.report.model import ENERGY_GATE, MASS_GATE, PRIMARY, ReportData
+from usim_tui.report.model import PRIMARY, ReportData
 
 
 def _f(x: float | None, fmt: str = ".4g") -> str:
@@ -22,11 +23,12 @@ def _usd(x: float | None) -> str:
     return "n/a" if x is None else f"${x:.3f}"
 
 
-def _gate(value: float | None, limit: float, absolute: bool = False) -> str:
-    if value is None:
+def _gate(metrics: dict[str, float], name: str) -> str:
+    key = "mass_drift" if name == "mass" else "energy_violation"
+    ok = gate(metrics, name)
+    if ok is None:
         return "n/a"
-    v = abs(value) if absolute else value
-    return f"{value:.3g} {'pass' if v < limit else 'FAIL'}"
+    return f"{metrics[key]:.3g} {'pass' if ok else 'FAIL'}" if key in metrics else ("pass" if ok else "FAIL")
 
 
 def _when(t: float) -> str:
@@ -100,15 +102,14 @@ def _leaderboard(doc: Doc, data: ReportData) -> None:
             doc.table(["cell", "source", *keys], [[c.name, c.eval.source if c.eval else "",
                                                    *(_f(c.metrics.get(k)) for k in keys)] for c in other])
         return
-    doc.p(f"Lower is better. Gates: |mass drift| < {MASS_GATE}, energy violation < {ENERGY_GATE}. "
+    doc.p(f"Lower is better. Gates: |mass drift| ≤ {MASS_TOL:g}, energy violation ≤ {ENERGY_TOL:g}. "
           "`split` says whether the numbers come from the full (test) or the small (val) eval.")
     rows = []
     for c in board:
         m = c.metrics
         mark = " **champion**" if c is champ else ""
         rows.append([c.name + mark, c.eval.split if c.eval else "", _f(m.get(PRIMARY)), _f(m.get("nrmse_1step")),
-                     _gate(m.get("mass_drift"), MASS_GATE, absolute=True),
-                     _gate(m.get("energy_violation"), ENERGY_GATE),
+                     _gate(m, "mass"), _gate(m, "energy"),
                      _f(c.eval.ttc_gain if c.eval else None, ".2%"),
                      A.format_seconds(c.train_seconds), _usd(c.cost)])
     for name, m in A.baselines(data).items():

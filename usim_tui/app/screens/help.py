@@ -10,9 +10,9 @@ from textual.containers import VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Static
 
+from usim_core.eval.gates import ENERGY_TOL, MASS_TOL
 from usim_tui.app.bindings import help_rows
 from usim_tui.app.format import AMBER_AT, ATTEMPT_STYLE, CELL_STYLE, RED_AT
-from usim_tui.app.widgets.leaderboard import ENERGY_TOL, MASS_TOL
 
 
 def help_table(read_only: bool) -> Table:

@@ -2,31 +2,15 @@
 
 from __future__ import annotations
 
-import math
-
 from rich.table import Table
 from rich.text import Text
 from textual.widgets import Static
 
+from usim_core.eval.gates import gate
 from usim_tui.app.format import money
 from usim_tui.fleet.snapshot import CellView
 
 RANK_BY = "nrmse_rollout"
-# Gates, stated in the help screen: |relative mass drift| <= 1e-2 (mass is conserved); the eval's
-# energy_violation (summed relative energy increase, >= 0) or an energy_drift <= 1e-3 (viscous Burgers energy
-# never grows). An explicit gate_mass/gate_energy metric wins over these.
-MASS_TOL = 1e-2
-ENERGY_TOL = 1e-3
-
-
-def gate(metrics: dict[str, float], name: str) -> bool | None:
-    if f"gate_{name}" in metrics:
-        return bool(metrics[f"gate_{name}"])
-    drift = metrics.get("energy_violation", metrics.get("energy_drift")) if name == "energy" \
-        else metrics.get("mass_drift")
-    if drift is None or not math.isfinite(drift):
-        return None
-    return abs(drift) <= MASS_TOL if name == "mass" else drift <= ENERGY_TOL
 
 
 def gate_text(name: str, ok: bool | None) -> Text:
