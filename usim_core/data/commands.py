@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 
@@ -53,7 +54,7 @@ def _from_config(args: argparse.Namespace) -> int:
     cfg = load_config(args.config)
     if cfg.data.files:
         print(f"{args.config}: data.files are given; nothing to generate")
-    for f in data_files(cfg, workers=args.workers):
+    for f in data_files(cfg, workers=args.workers or len(os.sched_getaffinity(0))):
         print(f"{f.path}: {f.n} trajectories x {f.nt} frames x {f.nx} points, nu={f.nu:g}")
     return 0
 

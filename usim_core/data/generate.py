@@ -72,14 +72,12 @@ def generate(spec: GenSpec, out: str | Path, workers: int | None = None,
         if progress:
             progress(spec.n - sum(hi - lo for _, lo, hi in todo), spec.n)
         n_workers = min(_workers(workers), max(1, len(todo)))
+        # fork (spawn and forkserver re-run an unguarded __main__ script in each worker), and fork before the
+        # HDF5 file is open so no child inherits the library's state mid-write
+        pool = mp.get_context("fork").Pool(n_workers) if n_workers > 1 else None
+        results = pool.imap_unordered(_solve_block, todo) if pool else map(_solve_block, todo)
         with h5py.File(partial, "a") as f:
             ds, mask = f["tensor"], f["blocks_done"]
-            results = map(_solve_block, todo) if n_workers == 1 else None
-            pool = None
-            if results is None:
-                # fork: spawn and forkserver re-run an unguarded __main__ script in each worker
-                pool = mp.get_context("fork").Pool(n_workers)
-                results = pool.imap_unordered(_solve_block, todo)
             try:
                 for lo, u, method in results:
                     ds[lo:lo + u.shape[0]] = u

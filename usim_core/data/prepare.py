@@ -88,7 +88,9 @@ def data_files(cfg: RunConfig, root: str | Path = ".", workers: int | None = Non
         paths = []
         for nu in d.nu:
             spec = GenSpec(nu=nu, n=g.n, nx=g.nx, nt=g.nt, t_end=g.t_end, seed=g.seed)
-            paths.append(generate(spec, cache / spec.filename(), workers=workers))
+            # in-process unless asked: forking a pool inside a trainer that already runs torch threads can
+            # deadlock (seen: one of two local trainers hung for good); `usim-core datagen` asks for every core
+            paths.append(generate(spec, cache / spec.filename(), workers=workers or 1))
     files = [open_pdebench(p, nu) for p, nu in zip(paths, d.nu, strict=True)]
     shapes = {(f.nt, f.nx) for f in files}
     if len(shapes) > 1:
