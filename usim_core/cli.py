@@ -66,19 +66,18 @@ def build_parser() -> argparse.ArgumentParser:
     exp.add_argument("--json", action="store_true", help="JSON list with name, round, tags, overrides, config")
     exp.set_defaults(func=_sweep_expand)
 
-    for module in COMMAND_MODULES:
-        try:
-            mod = importlib.import_module(module)
-        except ModuleNotFoundError as exc:
-            if exc.name and module.startswith(exc.name):
-                continue  # that concept is not installed in this build
-            raise
-        mod.register(sub)
+    add_commands(sub, COMMAND_MODULES)
     return parser
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
+def add_commands(sub: argparse._SubParsersAction, modules: tuple[str, ...]) -> None:
+    """Each concept registers its own subcommands: `register(subparsers)` in its commands module."""
+    for module in modules:
+        importlib.import_module(module).register(sub)
+
+
+def dispatch(parser: argparse.ArgumentParser, argv: list[str] | None) -> int:
+    """Parse, run the chosen handler, and turn bad input into exit 2 with the message (no traceback)."""
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
         parser.print_help()
@@ -88,6 +87,12 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+def main(argv: list[str] | None = None) -> int:
+    return dispatch(build_parser(), argv)
 
 
 if __name__ == "__main__":

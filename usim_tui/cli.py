@@ -8,10 +8,9 @@ pause, resume, rehearse, report. Each concept registers its own (`register(subpa
 from __future__ import annotations
 
 import argparse
-import importlib
 import sys
 
-from usim_core.config import ConfigError
+from usim_core.cli import add_commands, dispatch
 
 COMMAND_MODULES = (
     "usim_tui.fleet.commands",     # run, status, destroy, relaunch, pause, resume
@@ -19,15 +18,6 @@ COMMAND_MODULES = (
     "usim_tui.report.commands",    # report
 )
 APP_MODULE = "usim_tui.app.commands"  # the interactive app (default)
-
-
-def _load(module: str):
-    try:
-        return importlib.import_module(module)
-    except ModuleNotFoundError as exc:
-        if exc.name and module.startswith(exc.name):
-            return None
-        raise
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -38,10 +28,7 @@ def build_parser() -> argparse.ArgumentParser:
                "Try: usim-tui rehearse configs/sweeps/overnight_sota.yaml --faults configs/faults/seed_night.yaml",
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for module in (*COMMAND_MODULES, APP_MODULE):
-        mod = _load(module)
-        if mod is not None:
-            mod.register(sub)
+    add_commands(sub, (*COMMAND_MODULES, APP_MODULE))
     return parser
 
 
@@ -51,17 +38,7 @@ def main(argv: list[str] | None = None) -> int:
     known = set(parser._subparsers._group_actions[0].choices) if parser._subparsers else set()  # type: ignore[union-attr]
     if not argv or (argv[0] not in known and argv[0] not in ("-h", "--help")):
         argv = ["app", *argv]  # the default command: the interactive app
-    args = parser.parse_args(argv)
-    if not getattr(args, "func", None):
-        parser.print_help()
-        return 2
-    try:
-        return int(args.func(args) or 0)
-    except ConfigError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        return 130
+    return dispatch(parser, argv)
 
 
 if __name__ == "__main__":

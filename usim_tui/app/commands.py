@@ -26,7 +26,7 @@ def default_ledger(sweep_name: str) -> Path:
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("app", help=argparse.SUPPRESS, description="The interactive app (the default command).")
+    p = sub.add_parser("app", help="the interactive app (the default: usim-tui [SWEEP] [options])", description="The interactive app (the default command).")
     p.add_argument("sweep", nargs="?", help="sweep file to run (default: the demo sweep, unless --ledger attaches)")
     p.add_argument("--provider", choices=("local", "vast"), help="override the sweep's provider")
     p.add_argument("--ledger", help="ledger file; alone: attach to a sweep a controller runs or ran elsewhere")

@@ -12,10 +12,9 @@ import random
 from pathlib import Path
 from typing import Any
 
-import yaml
 from pydantic import Field, ValidationError, field_validator
 
-from usim_core.config import ConfigError, Strict, format_validation_error
+from usim_core.config import ConfigError, Strict, format_validation_error, load_tree
 
 Span = tuple[float, float]
 
@@ -83,17 +82,12 @@ def load_faults(path: str | Path) -> FaultProfile:
     path = Path(path)
     if not path.exists():
         raise ConfigError(f"{path}: fault profile not found (see configs/faults/)")
-    try:
-        data = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML: {exc}") from None
-    if not isinstance(data, dict):
-        raise ConfigError(f"{path}: the top level must be a mapping of keys")
+    data, origins = load_tree(path)  # the run configs' reader: includes, clear YAML errors
     data.setdefault("name", path.stem)
     try:
         return FaultProfile.model_validate(data)
     except ValidationError as exc:
-        raise ConfigError(format_validation_error(exc, path, model=FaultProfile)) from None
+        raise ConfigError(format_validation_error(exc, path, origins, model=FaultProfile)) from None
 
 
 def rng_for(seed: int, key: str) -> random.Random:
