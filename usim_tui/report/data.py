@@ -79,11 +79,13 @@ TRANSITION = re.compile(r"(\w+) -> (\w+)\s*$")
 
 def _phases_from_events(a: AttemptView, events: list[Any], now: float) -> list[Phase] | None:
     """Phases from the controller's `state` events (`cell #n: loading -> running`); None when it wrote none."""
-    moves = [(e.t, m.group(2)) for e in events if e.kind == "state" and (m := TRANSITION.search(e.message))]
-    if not moves or a.created_at is None:
+    found = sorted((e.t, m.group(1), m.group(2)) for e in events
+                   if e.kind == "state" and (m := TRANSITION.search(e.message)))
+    if not found or a.created_at is None:
         return None
     end = a.ended_at or now
-    points = [(a.created_at, "pending"), *sorted(moves)]
+    # the attempt was in the first transition's "from" state since its creation (local instances start running)
+    points = [(a.created_at, found[0][1]), *((t, to) for t, _, to in found)]
     out = [Phase(state, max(t, a.created_at), min(nxt, end))
            for (t, state), (nxt, _) in zip(points, [*points[1:], (end, "")], strict=True)]
     if a.ended_at is not None and a.state in ("destroyed", "not_created"):
