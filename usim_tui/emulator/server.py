@@ -73,6 +73,16 @@ def api(group: str, *, instance_route: bool = False) -> Callable[[Callable[..., 
     return wrap
 
 
+def _instance(request: web.Request, emu: Emulator) -> Any:
+    """The live instance the route names; answers 404 `no_such_instance` (raised) when it is gone."""
+    iid = int(request.match_info["id"])
+    inst = emu.live(iid)
+    if inst is None:
+        body = {"success": False, "error": "no_such_instance", "msg": f"Instance {iid} not found."}
+        raise web.HTTPNotFound(body=json.dumps(body).encode(), headers={"Content-Type": "application/json"})
+    return inst
+
+
 def _threshold(group: str) -> str:
     from usim_tui.emulator.state import THRESHOLDS
     return f"{THRESHOLDS.get(group, 1.0):g}"
@@ -248,23 +258,17 @@ async def show(request: web.Request, emu: Emulator) -> web.Response:
 
 @api("destroy", instance_route=True)
 async def destroy(request: web.Request, emu: Emulator) -> web.Response:
-    iid = int(request.match_info["id"])
-    inst = emu.live(iid)
-    if inst is None:
-        return error(404, "no_such_instance", f"Instance {iid} not found.")
+    inst = _instance(request, emu)
     if inst.executing:
         from usim_tui.emulator.process import kill
         kill(inst)
-    emu.destroy(iid)
+    emu.destroy(inst.id)
     return reply({"success": True})
 
 
 @api("put", instance_route=True)
 async def put_instance(request: web.Request, emu: Emulator) -> web.Response:
-    iid = int(request.match_info["id"])
-    inst = emu.live(iid)
-    if inst is None:
-        return error(404, "no_such_instance", f"Instance {iid} not found.")
+    inst = _instance(request, emu)
     body = await _body(request)
     if "label" in body:
         inst.label = str(body["label"]) or None
@@ -281,10 +285,7 @@ async def put_instance(request: web.Request, emu: Emulator) -> web.Response:
 
 @api("logs", instance_route=True)
 async def request_logs(request: web.Request, emu: Emulator) -> web.Response:
-    iid = int(request.match_info["id"])
-    inst = emu.live(iid)
-    if inst is None:
-        return error(404, "no_such_instance", f"Instance {iid} not found.")
+    inst = _instance(request, emu)
     body = await _body(request)
     try:
         tail = int(str(body.get("tail") or 1000))
@@ -292,7 +293,7 @@ async def request_logs(request: web.Request, emu: Emulator) -> web.Response:
         return error(400, "invalid_args", "tail must be a number")
     text = emu.log_text(inst, tail)
     if str(body.get("daemon_logs", "")).lower() == "true":
-        text = f"[daemon] instance {iid}: {emu.status(inst).msg or emu.status(inst).actual}\n" + text
+        text = f"[daemon] instance {inst.id}: {emu.status(inst).msg or emu.status(inst).actual}\n" + text
     token = secrets.token_hex(12)
     emu.logs[token] = {"text": text, "polls": 0}
     if len(emu.logs) > 4000:
