@@ -5,7 +5,10 @@ Cells that have no attempt yet get one row keyed `cell:<name>`, so they can be s
 
 from __future__ import annotations
 
+from itertools import count
+
 from rich.text import Text
+from textual.cache import LRUCache
 from textual.widgets import DataTable
 from textual.widgets.data_table import ColumnKey, RowKey
 
@@ -105,6 +108,12 @@ class InstancesTable(DataTable):
         self._raw: dict[str, tuple[object, ...]] = {}     # the latest inputs of each row
         self._shown: dict[str, tuple[object, ...]] = {}   # the inputs its cells were formatted from
         self._stale: set[str] = set()                     # rows whose cells lag their inputs (off screen)
+        # DataTable keys its render caches on one table-wide update counter, so changing one cell re-renders
+        # every visible cell. Cells here are cached by their own version instead: a poll re-renders only the
+        # cells that changed (see _render_cell).
+        self._versions: dict[tuple[str, str], int] = {}
+        self._next_version = count(1)
+        self._cell_cache: LRUCache[tuple, list[list]] = LRUCache(4000)
 
     def on_mount(self) -> None:
         self.cursor_type = "row"
@@ -125,6 +134,8 @@ class InstancesTable(DataTable):
             for d in (self._raw, self._shown):
                 d.pop(key, None)
             self._stale.discard(key)
+            for col, _, _ in COLUMNS:
+                self._versions.pop((key, col), None)
         for key, raw in wanted.items():
             old = self._raw.get(key)
             if old == raw:
@@ -133,6 +144,8 @@ class InstancesTable(DataTable):
             if old is None:
                 self.add_row(*(raw if key.startswith("cell:") else row_values_from_raw(raw)), key=key)
                 self._shown[key] = raw
+                for col, _, _ in COLUMNS:  # a row key that comes back must not hit its old renders
+                    self._versions[key, col] = next(self._next_version)
             else:
                 self._stale.add(key)
         if gone and cursor in wanted:  # removing a row above the cursor would move it onto another attempt
@@ -178,11 +191,40 @@ class InstancesTable(DataTable):
     def _set_cell(self, key: str, col: str, value: object) -> None:
         """DataTable.update_cell without its per-call refresh (a poll can touch thousands of cells)."""
         self._data[RowKey(key)][ColumnKey(col)] = value
+        self._versions[key, col] = next(self._next_version)
+
+    def _render_cell(self, row_index: int, column_index: int, base_style, width: int,
+                     cursor: bool = False, hover: bool = False) -> list[list]:
+        """DataTable._render_cell, cached by the cell's own version rather than the table-wide update count.
+
+        The key holds everything else the render depends on: the row index (in the segments' click metadata
+        and the zebra style), style, width, cursor and hover, pseudo-classes (focus)."""
+        row = self._header_row_key if row_index == -1 else self._row_locations.get_key(row_index)
+        col = self._column_locations.get_key(column_index)
+        if row is None or col is None:
+            return super()._render_cell(row_index, column_index, base_style, width, cursor, hover)
+        key = (row, col, self._versions.get((row.value, col.value), 0), row_index, base_style, width, cursor,  # type: ignore[arg-type]
+               hover, self._show_hover_cursor, self.show_cursor, self.cursor_type, self._pseudo_class_state)
+        lines = self._cell_cache.get(key)
+        if lines is None:
+            lines = super()._render_cell(row_index, column_index, base_style, width, cursor, hover)
+            self._cell_cache[key] = lines
+        return lines
+
+    def _clear_caches(self) -> None:  # DataTable drops its caches on cursor, theme and column changes: so do we
+        super()._clear_caches()
+        self._cell_cache.clear()
+
+    def notify_style_update(self) -> None:
+        super().notify_style_update()
+        self._cell_cache.clear()
 
     def clear(self, columns: bool = False) -> DataTable:
         for d in (self._raw, self._shown):
             d.clear()
         self._stale.clear()
+        self._versions.clear()
+        self._cell_cache.clear()
         return super().clear(columns)
 
     @property
