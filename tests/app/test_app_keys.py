@@ -322,3 +322,38 @@ async def test_rows_off_screen_are_brought_up_to_date_when_scrolled_into_view(so
         table.move_cursor(row=79)                              # scrolls it into view
         await pilot.pause(0.2)
         assert table.get_row("179")[2].plain == "exited" and table.get_row("179")[8] == "99"
+
+
+def screen_line(table: DataTable, key: str) -> str:
+    """The row as painted (segments), not as stored: catches a render cache that serves old cells."""
+    y = table.get_row_index(key) + table.header_height - int(table.scroll_y)
+    return "".join(seg.text for seg in table.render_line(y))
+
+
+async def test_a_poll_repaints_only_the_cells_that_changed(source, clock, monkeypatch):
+    app = UsimApp(source, clock=clock, poll_interval=3600)
+    async with app.run_test(size=SIZE) as pilot:
+        await ready(app, pilot)
+        table = app.main.table
+        await pilot.pause(0.1)
+        before = {k.value: screen_line(table, k.value) for k in table.rows}
+        assert "exited" not in before["6"]
+        rendered: list[tuple[int, int]] = []
+        real = DataTable._render_cell
+
+        def counting(self, row_index, column_index, *args, **kwargs):
+            rendered.append((row_index, column_index))
+            return real(self, row_index, column_index, *args, **kwargs)
+
+        monkeypatch.setattr(DataTable, "_render_cell", counting)
+        snap = source.current
+        source.current = dataclasses.replace(snap, attempts=tuple(
+            dataclasses.replace(a, state="exited", epoch=77) if a.attempt_id == 6 else a for a in snap.attempts))
+        app.poll_now()
+        await pilot.pause(0.3)
+        after = {k.value: screen_line(table, k.value) for k in table.rows}
+        assert "exited" in after["6"] and " 77 " in after["6"]
+        assert {k: v for k, v in after.items() if k != "6"} == {k: v for k, v in before.items() if k != "6"}
+        row6 = table.get_row_index("6")
+        assert rendered and {r for r, _ in rendered} == {row6}  # the other rows and the header: from the cache
+        assert {c for _, c in rendered} == {2, 8}               # state and epoch, not the row's 9 other cells

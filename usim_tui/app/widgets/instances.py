@@ -33,21 +33,9 @@ def uptime(a: AttemptView, now: float) -> str:
     return duration(end - a.started_at if a.started_at is not None else None)
 
 
-# Per column: the raw input (cheap attribute reads) and its formatter. A cell is formatted only when its input
-# changed since the last poll, so a poll that moves 1000 losses builds 1000 loss texts and nothing else.
-RAW = {
-    "cell": lambda a, now, m: (a.cell, m),
-    "attempt": lambda a, now, m: a.attempt,
-    "state": lambda a, now, m: a.state,
-    "reason": lambda a, now, m: a.reason,
-    "gpu": lambda a, now, m: a.gpu,
-    "price": lambda a, now, m: a.price_per_hour,
-    "uptime": lambda a, now, m: uptime(a, now),
-    "stage": lambda a, now, m: a.stage,
-    "epoch": lambda a, now, m: a.epoch,
-    "loss": lambda a, now, m: a.last_loss,
-    "spark": lambda a, now, m: a.loss_history,
-}
+# Per column (in COLUMNS order): the raw input (cheap attribute reads, see raw_attempt) and its formatter. A cell
+# is formatted only when its input changed since the last poll, so a poll that moves 1000 losses builds 1000 loss
+# texts and nothing else.
 FORMAT = {
     "cell": lambda raw: cell_label(*raw),
     "attempt": str,
@@ -68,7 +56,9 @@ def row_values_from_raw(raw: tuple[object, ...]) -> tuple[object, ...]:
 
 
 def raw_attempt(a: AttemptView, now: float, marked: bool) -> tuple[object, ...]:
-    return tuple(RAW[col](a, now, marked) for col, _, _ in COLUMNS)
+    """The inputs of each column, in COLUMNS order (one tuple, built for every attempt on every poll)."""
+    return ((a.cell, marked), a.attempt, a.state, a.reason, a.gpu, a.price_per_hour, uptime(a, now), a.stage,
+            a.epoch, a.last_loss, a.loss_history)
 
 
 def row_values(a: AttemptView, now: float, marked: bool) -> tuple[object, ...]:
@@ -81,8 +71,8 @@ def cell_row_values(c: CellView, marked: bool) -> tuple[object, ...]:
             reason, "-", "-", "-", "-", "-", "-", "")
 
 
-def matches(query: str, *fields: str | None) -> bool:
-    q = query.strip().lower()
+def matches(q: str, *fields: str | None) -> bool:
+    """Whether the lower-cased, stripped query `q` is empty or in any field."""
     return not q or any(q in (s or "").lower() for s in fields)
 
 
@@ -90,6 +80,7 @@ def wanted_rows(snap: SweepSnapshot, now: float, marked: set[str], query: str) -
     """Row key -> raw inputs per column (attempt rows) or finished values (rows of cells with no attempt)."""
     rows: dict[str, tuple[object, ...]] = {}
     with_attempts = set()
+    query = query.strip().lower()
     for a in snap.attempts:
         with_attempts.add(a.cell)
         key = str(a.attempt_id)
@@ -114,6 +105,7 @@ class InstancesTable(DataTable):
         self._versions: dict[tuple[str, str], int] = {}
         self._next_version = count(1)
         self._cell_cache: LRUCache[tuple, list[list]] = LRUCache(4000)
+        self._row_styles: dict[tuple, object] = {}
 
     def on_mount(self) -> None:
         self.cursor_type = "row"
@@ -211,13 +203,24 @@ class InstancesTable(DataTable):
             self._cell_cache[key] = lines
         return lines
 
+    def _get_row_style(self, row_index: int, base_style):
+        """DataTable._get_row_style, cached: each call resolves a component style through the whole DOM."""
+        kind = -1 if row_index == -1 else 2 if row_index < self.fixed_rows else row_index % 2
+        key = (kind, base_style, self.zebra_stripes, self._pseudo_class_state)
+        style = self._row_styles.get(key)
+        if style is None:
+            style = self._row_styles[key] = super()._get_row_style(row_index, base_style)
+        return style
+
     def _clear_caches(self) -> None:  # DataTable drops its caches on cursor, theme and column changes: so do we
         super()._clear_caches()
         self._cell_cache.clear()
+        self._row_styles.clear()
 
     def notify_style_update(self) -> None:
         super().notify_style_update()
         self._cell_cache.clear()
+        self._row_styles.clear()
 
     def clear(self, columns: bool = False) -> DataTable:
         for d in (self._raw, self._shown):
