@@ -100,7 +100,7 @@ def main() -> None:
     print(f"rows on screen                {r['rows']:.0f}")
     print(f"ledger read (worker thread)   {r['read_ms']:8.1f} ms")
     print(f"apply one poll + repaint, CPU {r['apply_ms']:8.1f} ms   {r['apply_ms'] / TARGET_MS:5.2f} x the {TARGET_MS:.0f} ms target")
-    print(f"  of which the diff (no paint) {r['diff_only_ms']:8.1f} ms   the rest is Textual repainting the visible cells")
+    print(f"  of which the diff (no paint) {r['diff_only_ms']:8.1f} ms   the rest is Textual repainting the changed visible cells")
     print(f"reference: clear + rebuild    {r['rebuild_ms']:8.1f} ms   diff is {r['rebuild_ms'] / r['apply_ms']:.2f} x faster")
     print(f"peak memory                   {peak_mb:8.1f} MB   {peak_mb / TARGET_MB:5.2f} x the {TARGET_MB:.0f} MB target")
 

@@ -357,3 +357,23 @@ async def test_a_poll_repaints_only_the_cells_that_changed(source, clock, monkey
         row6 = table.get_row_index("6")
         assert rendered and {r for r, _ in rendered} == {row6}  # the other rows and the header: from the cache
         assert {c for _, c in rendered} == {2, 8}               # state and epoch, not the row's 9 other cells
+
+
+async def test_curves_replot_only_when_the_selection_gains_points(source, clock, monkeypatch):
+    app = UsimApp(source, clock=clock, poll_interval=3600)
+    async with app.run_test(size=SIZE) as pilot:
+        await ready(app, pilot)
+        cursor_to(app, "3")
+        await pilot.pause(0.3)
+        curves = app.main.query_one(LossCurves)
+        redraws: list[int] = []
+        monkeypatch.setattr(curves, "redraw", lambda: redraws.append(1))
+        app.poll_now()                      # the same points again
+        await pilot.pause(0.3)
+        assert redraws == []
+        grown = dict(source.series[3])
+        grown["operator/train_loss"] = grown["operator/train_loss"] + [(600, 0.01)]
+        source.series[3] = grown
+        app.poll_now()
+        await pilot.pause(0.3)
+        assert redraws == [1] and curves.lines["operator/train_loss"][0][-1] == 600

@@ -108,14 +108,15 @@ class MainScreen(Screen):
     def on_snapshot_ready(self, message: SnapshotReady) -> None:
         snap, now = message.snapshot, message.snapshot.now
         self.snap, self.poll_error = snap, None
-        self.marked &= {str(a.attempt_id) for a in snap.attempts} | {f"cell:{c.name}" for c in snap.cells}
+        if self.marked:
+            self.marked &= {str(a.attempt_id) for a in snap.attempts} | {f"cell:{c.name}" for c in snap.cells}
         self.query_one(SweepHeader).show(snap, now, self.app.mode)  # type: ignore[attr-defined]
         self.query_one(BudgetPane).show(snap.budget)
         self.table.apply(snap, now, self.marked, self.query_text)
         self.query_one(CoverageGrid).show(snap.cells)
         self.query_one(Leaderboard).show(snap.cells)
         self.last_series = message.series
-        names = {a.attempt_id: f"{a.cell}#{a.attempt}" for a in snap.attempts}
+        names = {a.attempt_id: f"{a.cell}#{a.attempt}" for a in snap.attempts if a.attempt_id in message.series}
         self.query_one(LossCurves).show(message.series, names)
         cursor = self.attempt(self.table.selected_key)
         if cursor is not None and message.events_for == cursor.attempt_id:

@@ -32,12 +32,19 @@ class LossCurves(PlotextPlot):
     def __init__(self, **kwargs) -> None:
         super().__init__(**kwargs)
         self.lines: dict[str, tuple[list[int], list[float]]] = {}
+        self._key: tuple | None = None
 
     def stages(self, series: dict[int, dict[str, list[tuple[int, float]]]]) -> list[str]:
         found = {stage_of(k) for per in series.values() for k in per if is_loss(k)}
         return [""] + sorted(s for s in found if s)
 
     def show(self, series: dict[int, dict[str, list[tuple[int, float]]]], names: dict[int, str]) -> None:
+        # Metric series only grow, so count and ends tell a new point apart without copying every point each poll.
+        key = (self.stage, tuple((aid, names.get(aid), k, len(p), p[0], p[-1]) for aid, per in series.items()
+                                 for k, p in per.items() if p))
+        if key == self._key:
+            return
+        self._key = key
         lines: dict[str, tuple[list[int], list[float]]] = {}
         for aid, per in series.items():
             for key, points in sorted(per.items()):
