@@ -106,6 +106,7 @@ class InstancesTable(DataTable):
         self._next_version = count(1)
         self._cell_cache: LRUCache[tuple, list[list]] = LRUCache(4000)
         self._row_styles: dict[tuple, object] = {}
+        self._frame_style = None  # the widget's style, resolved once per repaint instead of once per line
 
     def on_mount(self) -> None:
         self.cursor_type = "row"
@@ -164,7 +165,11 @@ class InstancesTable(DataTable):
             self._shown[key] = raw
             self._stale.discard(key)
         if changed:  # one repaint for the whole poll, not one per cell
-            self._update_count += 1
+            # What `_update_count += 1` would drop, less the row order and y offsets: the rows did not move,
+            # and rebuilding those walks every row.
+            for cache in (self._row_renderable_cache, self._row_render_cache, self._line_cache,
+                          self._cell_render_cache):
+                cache.clear()
             self.refresh()
 
     def watch_scroll_y(self, old_value: float, new_value: float) -> None:
@@ -202,6 +207,18 @@ class InstancesTable(DataTable):
             lines = super()._render_cell(row_index, column_index, base_style, width, cursor, hover)
             self._cell_cache[key] = lines
         return lines
+
+    def render_lines(self, crop):
+        self._frame_style = None
+        self._frame_style = self.rich_style
+        try:
+            return super().render_lines(crop)
+        finally:
+            self._frame_style = None
+
+    @property
+    def rich_style(self):
+        return self._frame_style if self._frame_style is not None else super().rich_style
 
     def _get_row_style(self, row_index: int, base_style):
         """DataTable._get_row_style, cached: each call resolves a component style through the whole DOM."""
