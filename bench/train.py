@@ -2,6 +2,10 @@
 children (one per config x stage, so peak RSS is per stage). Prints samples/s, peak memory and tiny/base ratios.
 
     .venv/bin/python bench/train.py [--device cpu|cuda] [--steps 6]
+    .venv/bin/python bench/train.py --codec-curve tiny|quality [--steps 200]   # codec alone, real data
+
+--codec-curve trains only the codec of that config on its real (generated, cached) data and prints the
+held-out reconstruction nRMSE (the floor under every latent mode) at five points of the run.
 
 On CPU peak memory is the child's max RSS (includes the interpreter and torch, ~300 MB); on CUDA it is
 torch.cuda.max_memory_allocated. Synthetic data with the config's grid, frames and batch size.
@@ -21,6 +25,13 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 CONFIGS = {"base": ROOT / "configs/runs/burgers_base.yaml", "tiny": ROOT / "configs/runs/burgers_tiny.yaml"}
 STAGES = ("codec", "operator", "diffusion_residual", "consistency_distill")
+# --codec-curve settings: the tiny config as is, and bench/quality.py's data and codec on the base config
+CURVES = {
+    "tiny": (CONFIGS["tiny"], {"data.cache_dir": str(ROOT / "data")}),
+    "quality": (CONFIGS["base"], {"data.generate.n": 300, "data.cache_dir": str(ROOT / "data" / "bench"),
+                                  "model.codec": {"latent_tokens": 16, "latent_dim": 16, "hidden_dim": 32,
+                                                  "depth": 1}}),
+}
 
 
 def measure(config: str, stage: str, device: str, steps: int) -> dict:
@@ -76,12 +87,59 @@ def measure(config: str, stage: str, device: str, steps: int) -> dict:
     return {"samples_per_s": steps * sc.batch_size / secs, "peak_mb": peak / 2**20, "batch": sc.batch_size}
 
 
+def codec_curve(config: str, steps: int) -> None:
+    import torch
+
+    from usim_core.config import load_config
+    from usim_core.data import prepare_data
+    from usim_core.eval.evaluate import codec_nrmse
+    from usim_core.models.surrogate import Surrogate
+    from usim_core.train.batches import windows
+    from usim_core.train.losses import codec_loss
+    from usim_core.train.schedule import lr_at
+
+    torch.set_num_threads(1)
+    path, over = CURVES[config]
+    cfg = load_config(path, over)
+    bundle = prepare_data(cfg)
+    torch.manual_seed(cfg.seed)
+    model = Surrogate(cfg, bundle.train.u.shape[2], bundle.stats)
+    sc = cfg.stages.codec
+    train = windows(bundle.train, 0, bundle.dt)
+    held = windows(bundle.val, 0, bundle.dt)
+    u_val = held.u[:8]
+    nu_val = held.nu[:8]
+    params = [*model.encoder.parameters(), *model.decoder.parameters()]
+    opt = torch.optim.AdamW(params, lr=sc.lr, weight_decay=sc.weight_decay)
+    gen = torch.Generator().manual_seed(0)
+    t = time.perf_counter()
+    print(f"{config}: codec {sum(p.numel() for p in params) / 1e3:.0f}k params, {len(train)} training frames, "
+          f"batch {sc.batch_size}, lr {sc.lr:g}")
+    for step in range(steps):
+        for g in opt.param_groups:
+            g["lr"] = lr_at(step, steps, sc.lr, sc.warmup, sc.min_lr)
+        u, nu, dt = train.batch(torch.randint(0, len(train), (sc.batch_size,), generator=gen), "cpu")
+        opt.zero_grad(set_to_none=True)
+        codec_loss(model, u, nu, dt, cfg, gen).backward()
+        torch.nn.utils.clip_grad_norm_(params, sc.grad_clip)
+        opt.step()
+        if (step + 1) % max(1, steps // 5) == 0:
+            model.eval()
+            print(f"step {step + 1:>5}: val reconstruction nRMSE {codec_nrmse(model, u_val, nu_val):.4f} "
+                  f"({time.perf_counter() - t:.0f}s)", flush=True)
+            model.train()
+
+
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
     ap.add_argument("--steps", type=int, default=6)
+    ap.add_argument("--codec-curve", choices=tuple(CURVES), help="codec alone on real data: nRMSE vs steps")
     ap.add_argument("--one", nargs=2, metavar=("CONFIG", "STAGE"), help=argparse.SUPPRESS)
     args = ap.parse_args()
+    if args.codec_curve:
+        codec_curve(args.codec_curve, args.steps)
+        return 0
     if args.one:
         print(json.dumps(measure(*args.one, args.device, args.steps)))
         return 0
