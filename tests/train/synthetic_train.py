@@ -8,7 +8,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from conftest import make_bundle, tiny_config  # noqa: E402
+from train_support import make_bundle, tiny_config  # noqa: E402
 
 from usim_core.events import EventLog  # noqa: E402
 from usim_core.train.commands import run_guarded  # noqa: E402

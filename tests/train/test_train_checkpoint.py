@@ -6,7 +6,7 @@ import copy
 
 import pytest
 import torch
-from conftest import tiny_config
+from train_support import tiny_config
 
 from usim_core.models.surrogate import Surrogate
 from usim_core.train import checkpoint as ck

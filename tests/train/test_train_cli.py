@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import tiny_config
+from train_support import tiny_config
 
 from usim_core.events import EventLog, parse_lines, read_events
 

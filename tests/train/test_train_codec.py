@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
-from conftest import tiny_config
+from train_support import tiny_config
 
 from usim_core.models.surrogate import Surrogate
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import TINY
+from train_support import TINY
 
 from usim_core.train.commands import _preflight
 

@@ -8,7 +8,7 @@ import json
 
 import pytest
 import torch
-from conftest import tiny_config
+from train_support import tiny_config
 
 from usim_core.config import STAGES
 from usim_core.events import EventLog, read_events
