@@ -42,3 +42,21 @@ async def test_spend_never_exceeds_budget_by_more_than_one_poll(tmp_path_factory
     assert ctl.done or ctl.stalled
     assert not sim.alive()
     assert led.snapshot().budget.spent >= sim.true_cost() - 1e-6
+
+
+async def test_a_run_that_starts_and_exits_within_one_poll_is_billed(tmp_path, demo_sweep):
+    """Found by the property above: started at the very instant of creation, exited before the first listing.
+    The GPU second must not vanish from the ledger."""
+    clock = VirtualClock()
+    sim = SimProvider(clock, lambda spec: Script(outcome="done", pending_s=0.0, loading_s=0.0, run_s=1.0),
+                      price=1.0, storage=0.05)
+    led = Ledger(tmp_path / "l.sqlite")
+    ctl = Controller(led, sim, demo_sweep, clock, poll_interval=POLL, run_preflight=False, log=lambda m: None,
+                     runs_root="runs")
+    for _ in range(50):
+        await ctl.tick()
+        if ctl.done or ctl.stalled:
+            break
+        clock.advance(POLL)
+    assert ctl.done and not sim.alive()
+    assert led.snapshot().budget.spent >= sim.true_cost() - 1e-9

@@ -262,7 +262,7 @@ class Controller:
         if prev in (LAUNCHING, DESTROYING, LEAKED):
             prev = state
         cost = budget.accrue(prev, state, a["price_per_hour"], a["storage_per_hour"], dt)
-        if o is not None and o.started_at and o.started_at > since and state != RUNNING and prev != RUNNING:
+        if o is not None and o.started_at and o.started_at >= since and state != RUNNING and prev != RUNNING:
             cost += a["price_per_hour"] * (now - o.started_at) / 3600   # ran and stopped between two polls
         spent = a["spent"] + cost
         if a["provider_cost"] is not None:
