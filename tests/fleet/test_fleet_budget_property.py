@@ -48,7 +48,7 @@ async def test_a_run_that_starts_and_exits_within_one_poll_is_billed(tmp_path, d
     """Found by the property above: started at the very instant of creation, exited before the first listing.
     The GPU second must not vanish from the ledger."""
     clock = VirtualClock()
-    sim = SimProvider(clock, lambda spec: Script(outcome="done", pending_s=0.0, loading_s=0.0, run_s=1.0),
+    sim = SimProvider(clock, lambda spec: Script(outcome="done", pending_s=0.0, loading_s=1.8745303556406155e-22, run_s=1.0),
                       price=1.0, storage=0.05)
     led = Ledger(tmp_path / "l.sqlite")
     ctl = Controller(led, sim, demo_sweep, clock, poll_interval=POLL, run_preflight=False, log=lambda m: None,
