@@ -19,7 +19,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from usim_core.data.burgers import CFL_SPECTRAL, solve  # noqa: E402
+from usim_core.data.burgers import CFL_SPECTRAL, project, solve  # noqa: E402
 from usim_core.data.generate import GenSpec, generate  # noqa: E402
 from usim_core.data.initial import sample_initial  # noqa: E402
 
@@ -27,12 +27,6 @@ T = np.linspace(0.0, 2.0, 201)
 FINE = 8192
 
 
-def project(u: np.ndarray, n: int) -> np.ndarray:
-    nf = u.shape[-1]
-    m = np.arange(n // 2 + 1)
-    c = np.fft.rfft(u, axis=-1)[..., : m.size] * (n / nf) * np.exp(1j * np.pi * m * (1 / n - 1 / nf))
-    c[..., -1] = c[..., -1].real
-    return np.fft.irfft(c, n=n, axis=-1)
 
 
 def cell_average(u: np.ndarray, n: int) -> np.ndarray:

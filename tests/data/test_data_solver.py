@@ -3,17 +3,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from usim_core.data.burgers import choose_method, solve
+from usim_core.data.burgers import choose_method, project, solve
 from usim_core.data.initial import grid, sample_initial
-
-
-def project(u_fine: np.ndarray, n: int) -> np.ndarray:
-    """Fourier-truncate a fine cell-centred field to n cell centres (exact for band-limited fields)."""
-    nf = u_fine.shape[-1]
-    m = np.arange(n // 2 + 1)
-    c = np.fft.rfft(u_fine, axis=-1)[..., : m.size] * (n / nf) * np.exp(1j * np.pi * m * (1 / n - 1 / nf))
-    c[..., -1] = c[..., -1].real
-    return np.fft.irfft(c, n=n, axis=-1)
 
 
 def nrmse(a: np.ndarray, ref: np.ndarray) -> np.ndarray:
