@@ -11,7 +11,6 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import os
 import time
 from pathlib import Path
 from typing import Any
@@ -19,6 +18,8 @@ from typing import Any
 import numpy as np
 import torch
 from torch import Tensor, nn
+
+from usim_core.train.checkpoint import atomic_save
 
 FORMAT = "usim-fno-1"
 DEFAULT_HPARAMS = {"n_modes": 16, "hidden_channels": 32, "n_layers": 4}
@@ -97,17 +98,10 @@ def train_fno(u: np.ndarray, nu: np.ndarray, mean: float, std: float, *, budget_
 
 def save_fno(path: str | Path, model: FNOStepper, *, dt: float, manifest_hash: str, train_rows: list,
              config_hash: str, info: dict[str, Any]) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     blob = {"format": FORMAT, "hparams": model.hparams, "state_dict": model.state_dict(),
             "mean": float(model.u_mean), "std": float(model.u_std), "dt": dt, "manifest_hash": manifest_hash,
             "train_rows": [list(r) for r in train_rows], "config_hash": config_hash, "info": info}
-    tmp = path.with_suffix(".tmp")
-    with open(tmp, "wb") as f:
-        torch.save(blob, f)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    atomic_save(blob, path)
 
 
 def load_fno(path: str | Path) -> tuple[FNOStepper, dict[str, Any]]:
