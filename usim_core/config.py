@@ -82,32 +82,29 @@ class CodecConfig(Strict):
     depth: int = Field(2, ge=1)
 
 
-class OperatorConfig(Strict):
+class TransformerWidth(Strict):
+    """Width and heads of a transformer; the heads must split the width evenly."""
+
     hidden_dim: int = Field(96, ge=1)
     heads: int = Field(6, ge=1)
-    depth: int = Field(3, ge=1)
-    mlp_ratio: float = Field(2.0, gt=0)
 
     @model_validator(mode="after")
-    def _heads_divide_width(self) -> OperatorConfig:
+    def _heads_divide_width(self) -> TransformerWidth:
         if self.hidden_dim % self.heads:
             raise ValueError(f"hidden_dim {self.hidden_dim} is not divisible by heads {self.heads}")
         return self
 
 
-class DiffusionConfig(Strict):
-    hidden_dim: int = Field(96, ge=1)
-    heads: int = Field(6, ge=1)
+class OperatorConfig(TransformerWidth):
+    depth: int = Field(3, ge=1)
+    mlp_ratio: float = Field(2.0, gt=0)
+
+
+class DiffusionConfig(TransformerWidth):
     depth: int = Field(2, ge=1)
     steps: int = Field(8, ge=1, description="K: refinement/denoising steps of the sampler")
     prediction: Literal["eps", "v"] = "v"
     min_noise_std: float = Field(2e-3, gt=0, lt=1, description="PDE-Refiner's smallest noise level")
-
-    @model_validator(mode="after")
-    def _heads_divide_width(self) -> DiffusionConfig:
-        if self.hidden_dim % self.heads:
-            raise ValueError(f"hidden_dim {self.hidden_dim} is not divisible by heads {self.heads}")
-        return self
 
 
 class ConsistencyConfig(Strict):
