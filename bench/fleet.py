@@ -67,7 +67,7 @@ def scale(cells: int, concurrency: int, polls: int) -> None:
     samples: list[tuple[int, float, int, dict[str, int]]] = []
     last: dict = {"calls": 0, "cpu": time.process_time(), "groups": {}}
 
-    def on_tick(ctl, emu, provider) -> None:
+    def on_tick(ctl, emu) -> None:
         now_cpu = time.process_time()
         live = sum(1 for i in emu.instances.values() if i.destroyed_at is None)
         groups = dict(emu.calls.by_group)

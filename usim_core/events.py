@@ -3,8 +3,9 @@
 Every event is one line `@usim {json}` on stdout (so a provider's log endpoint carries it) and the same JSON
 object appended to `events.jsonl` in the run directory. Fields present on every event:
   v (protocol version), kind, t (unix seconds).
-Kinds: started, stage_start, metric, stage_end, eval, done, error (and free-form others, ignored by readers
-that do not know them). A run ends with exactly one `done` or `error` event.
+Kinds: started, stage_start, metric, stage_end, eval, done, error (and others, such as the host bootstrap's
+`bootstrap` and `exit` lines, that readers which do not know them ignore). A run ends with exactly one `done`
+or `error` event. The shape of each kind is declared once, below, for the writer and every reader.
 """
 
 from __future__ import annotations
@@ -14,11 +15,79 @@ import os
 import sys
 import time
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, Literal, NotRequired, TextIO, TypedDict
 
 PREFIX = "@usim "
 VERSION = 1
-KINDS = ("started", "stage_start", "metric", "stage_end", "eval", "done", "error")
+
+
+class Event(TypedDict):
+    v: int
+    kind: str
+    t: float
+
+
+class StartedEvent(Event):
+    config_hash: str
+    architecture: str
+    device: str
+    resume: bool
+    stage: str | None
+    pid: int
+    threads: int
+
+
+class StageStartEvent(Event):
+    stage: str
+    epochs: int
+    steps: int
+    steps_per_epoch: int
+    resumed_at_step: int
+    val_loss_initial: NotRequired[float | None]
+
+
+class MetricEvent(Event):
+    stage: str
+    epoch: int
+    step: int                      # within the stage
+    total_steps: int
+    metrics: dict[str, float]      # train/<stage>/loss, val/<stage>/loss, lr, grad_norm, samples_per_s, ...
+
+
+class StageEndEvent(Event):
+    stage: str
+    step: int
+    epochs_run: NotRequired[int]
+    best_val: NotRequired[float | None]
+    stopped_early: NotRequired[bool]
+    checkpoint: NotRequired[str]
+    skipped: NotRequired[bool]     # a resumed run found the stage already finished
+
+
+class EvalEvent(Event):
+    name: Literal["small", "full"]  # small: the val subset after training; full: the test split
+    metrics: dict[str, float]      # the eval JSON's flat metrics (nrmse_rollout, mass_drift, ...)
+    path: NotRequired[str]
+
+
+class DoneEvent(Event):
+    checkpoint: str
+    seconds: float
+
+
+class ErrorEvent(Event):
+    reason: str                    # one line
+    frame: NotRequired[str]        # the traceback's last frame
+
+
+class WarningEvent(Event):
+    reason: str
+
+
+KINDS: dict[str, type[Event]] = {
+    "started": StartedEvent, "stage_start": StageStartEvent, "metric": MetricEvent, "stage_end": StageEndEvent,
+    "eval": EvalEvent, "done": DoneEvent, "error": ErrorEvent, "warning": WarningEvent,
+}
 
 
 def format_event(kind: str, **fields: Any) -> str:

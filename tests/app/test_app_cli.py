@@ -10,10 +10,11 @@ from pathlib import Path
 import pytest
 
 from usim_core.config import ConfigError
-from usim_tui.app import commands
+from usim_tui.app import launch
 from usim_tui.app.launch import build
 from usim_tui.app.rehearsal import RehearsalSource
 from usim_tui.cli import main
+from usim_tui.fleet.open import POLL_S
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -33,10 +34,10 @@ def test_imports_stay_light():
 
 def test_demo_sweep_is_found_from_any_directory(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    assert commands.demo_sweep() == REPO / "configs" / "sweeps" / "demo.yaml"
-    monkeypatch.setattr(commands, "DEMO", Path("configs") / "sweeps" / "gone.yaml")
+    assert launch.demo_sweep() == REPO / "configs" / "sweeps" / "demo.yaml"
+    monkeypatch.setattr(launch, "DEMO", Path("configs") / "sweeps" / "gone.yaml")
     with pytest.raises(ConfigError, match="demo sweep is missing.*gone.yaml"):
-        commands.demo_sweep()
+        launch.demo_sweep()
 
 
 def test_missing_ledger_fails_clearly(tmp_path, capsys):
@@ -62,10 +63,13 @@ def test_read_only_run_and_attach_build_ledger_sources(tmp_path, monkeypatch):
 
 
 def test_running_a_sweep_puts_the_controller_in_the_app(tmp_path, monkeypatch):
+    """The app opens the sweep as `usim-tui run` does (open_sweep): the same poll and the W&B key passed on."""
     monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("WANDB_API_KEY", "k" * 40)
     app = build(args(sweep=str(REPO / "configs" / "sweeps" / "demo.yaml"), runs=str(tmp_path / "runs")))
-    assert app.source.in_process and app.source.controller.poll_interval == 3.0
-    assert not app.source.controller.run_preflight
+    assert app.source.in_process and app.source.controller.poll_interval == POLL_S["local"]
+    assert not app.source.controller.launcher.run_preflight
+    assert app.source.controller.launcher.env["WANDB_API_KEY"] == "k" * 40
 
 
 def test_rehearse_names_a_profile_or_fails_naming_it(tmp_path):

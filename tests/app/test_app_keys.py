@@ -255,7 +255,7 @@ async def test_attached_commands_land_in_the_ledger_queue(demo_ledger, clock):
         await pilot.press("l")
         await pilot.pause(0.3)
         await app.workers.wait_for_complete()
-        taken = [(c, a) for _, c, a in led.take_commands("demo", clock.now())]
+        taken = [(c.command, c.args) for c in led.take_commands("demo", clock.now())]
         assert taken == [("destroy", {"attempt_id": a1}), ("relaunch", {"cell": sweep.cells[0].name}),
                          ("pause", {}), ("launch", {"cell": sweep.cells[2].name})]
         await pilot.press("q")  # attached: the controller lives elsewhere, quitting needs no confirm

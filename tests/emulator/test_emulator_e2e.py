@@ -5,7 +5,6 @@ and be evaluated, and destroys it."""
 from __future__ import annotations
 
 import asyncio
-import json
 from pathlib import Path
 
 import pytest
@@ -57,10 +56,10 @@ async def test_real_training_through_the_emulator(tmp_path):
         await provider.close()
     assert kinds[0] == "bootstrap" and "started" in kinds and "done" in kinds, log[-2000:]
     assert "eval" in kinds, "the trainer evaluated the model"
-    assert cell["state"] == "finished", dict(cell)
-    assert json.loads(cell["metrics_json"])["nrmse_1step"] >= 0, "the eval's metrics reached the ledger"
+    assert cell.state == "finished", cell
+    assert cell.small_metrics["nrmse_1step"] >= 0, "the eval's metrics reached the ledger"
     assert inst.destroyed_at is not None, "the controller destroyed the finished instance"
-    assert attempt["provider_id"] == str(inst.id)
+    assert attempt.provider_id == str(inst.id)
     assert KEY not in log and inst.api_key not in inst.onstart
     run_dir = Path(emu.workdir) / str(inst.id) / "workspace" / "runs/e2e/r_one/1"
     assert (run_dir / "events.jsonl").exists()

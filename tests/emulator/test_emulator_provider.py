@@ -257,12 +257,12 @@ async def test_paced_creates_do_not_starve_the_polls(tmp_path):
         await ctl.tick()
         first = ctl.ledger.attempts("s")
         assert 3 <= len(first) <= 9, "about one poll interval of paced creates"
-        created = [a["created_at"] for a in first]
+        created = [a.created_at for a in first]
         assert all(b - a >= 4.4 for a, b in zip(created, created[1:], strict=False))
         while len(ctl.ledger.attempts("s")) < 20:
             await emu.clock.sleep(30.0)
             await ctl.tick()
         await emu.clock.sleep(600.0)
         await ctl.tick()
-        assert all(a["reason"] is None for a in ctl.ledger.attempts("s")), "nobody timed out at start-up"
+        assert all(a.reason is None for a in ctl.ledger.attempts("s")), "nobody timed out at start-up"
         await p.close()

@@ -47,8 +47,8 @@ async def test_all_cells_finish_with_metrics_and_cost(tmp_path, demo_sweep):
     series = led.metric_series([a.attempt_id])[a.attempt_id]["codec/loss"]
     assert len(series) >= 5 and series[0][1] > series[-1][1]
     intents = led.intents("demo")
-    assert all(i["outcome"] for i in intents)     # every side effect has its outcome
-    assert {i["action"] for i in intents} == {"create", "destroy"}
+    assert all(i.outcome for i in intents)     # every side effect has its outcome
+    assert {i.action for i in intents} == {"create", "destroy"}
 
 
 def with_cells(sweep, n):
@@ -134,7 +134,7 @@ async def test_log_reads_are_bounded_per_poll_and_miss_nothing(tmp_path, demo_sw
     sweep.spec.concurrency = 10
     sweep.spec.provider.startup_deadline_s = 20      # running at 15 s: most are unread at the deadline
     clock, prov, led, ctl = make(tmp_path, sweep, lambda spec: Script(run_s=120), logs_are_cheap=False)
-    ctl.log_reads_per_poll = 1
+    ctl.logs.reads_per_poll = 1
     for _ in range(400):
         before = prov.log_calls
         ended = sum(1 for i in prov.alive() if i.phase(clock.now())[0] == "exited")
@@ -153,7 +153,7 @@ async def test_final_read_alone_decides_and_a_failed_one_is_retried(tmp_path, de
     """No running reads at all: each attempt's events are read once at exit; two failed final reads are retried
     before a verdict, so no finished run is called failed."""
     clock, prov, led, ctl = make(tmp_path, demo_sweep, logs_are_cheap=False)
-    ctl.log_reads_per_poll = 0
+    ctl.logs.reads_per_poll = 0
     prov.fail_next["logs"] = 2
     await drive(ctl, clock)
     snap = led.snapshot()
@@ -250,7 +250,7 @@ async def test_commands_pause_destroy_relaunch(tmp_path, demo_sweep):
     cid = led.enqueue("demo", "destroy", cell=target.cell)
     clock.advance(5)
     await ctl.tick()
-    assert led.command(cid)["result"] == "ok"
+    assert led.command(cid).result == "ok"
     assert cells(led)[target.cell].state == "failed" and cells(led)[target.cell].reason == "user"
     led.enqueue("demo", "relaunch", cell=target.cell)
     for _ in range(3):

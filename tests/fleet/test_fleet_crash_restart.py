@@ -60,7 +60,7 @@ class Crashing:
 
 
 def check_invariants(led: Ledger, sim: SimProvider) -> None:
-    known = {a["label"] for a in led.attempts("demo")}
+    known = {a.label for a in led.attempts("demo")}
     live_per_cell: dict[str, int] = {}
     for inst in sim.alive():
         assert inst.label in known, f"instance {inst.id} ({inst.label}) unknown to the ledger"

@@ -42,7 +42,7 @@ def test_ensure_sweep_idempotent_and_load_back(ledger):
 
 
 def test_snapshot_states_costs_and_series(ledger):
-    cells = [c["name"] for c in ledger.cells("demo")]
+    cells = [c.name for c in ledger.cells("demo")]
     a = ledger.new_attempt("demo", cells[0], 1, "usim:demo:x:1", "/tmp/x", t=100.0)
     ledger.set_attempt(a, state="running", price_per_hour=0.5, spent=0.25, provider_id="p1", started_at=110.0)
     for step in range(10):
@@ -55,7 +55,7 @@ def test_snapshot_states_costs_and_series(ledger):
     assert snap.attempts[0].loss_history[0] == 1.0 and snap.attempts[0].loss_history[-1] == pytest.approx(0.1)
     series = ledger.metric_series([a], max_points=4)[a]["codec/loss"]
     assert len(series) == 4 and series[0] == (0, 1.0) and series[-1][0] == 9
-    assert ledger.intents("demo")[0]["action"] == "create" and ledger.intents("demo")[0]["outcome"] is None
+    assert ledger.intents("demo")[0].action == "create" and ledger.intents("demo")[0].outcome is None
 
 
 def test_events_deduplicated_by_digest(ledger):
@@ -72,10 +72,10 @@ def test_command_queue(ledger):
     with pytest.raises(ValueError, match="allowed"):
         ledger.enqueue("demo", "explode")
     taken = ledger.take_commands("demo", t=1.0)
-    assert [(c, a) for _, c, a in taken] == [("pause", {}), ("destroy", {"attempt_id": 3})]
+    assert [(c.command, c.args) for c in taken] == [("pause", {}), ("destroy", {"attempt_id": 3})]
     assert ledger.take_commands("demo", t=2.0) == []
     ledger.finish_command(i, "ok")
-    assert ledger.command(i)["result"] == "ok"
+    assert ledger.command(i).result == "ok"
 
 
 def test_a_v1_ledger_migrates_and_keeps_its_rows(tmp_path):

@@ -14,15 +14,23 @@ from usim_tui.fleet.providers.base import (
     STOPPED,
     Observed,
 )
+from usim_tui.fleet.rows import AttemptRow, CellRow
+from usim_tui.fleet.states import CellState
 
 S = ProviderSettings(startup_deadline_s=100, max_runtime_s=1000)
 
 
 def att(**kw):
-    base = dict(id=1, cell="c", attempt=1, state=RUNNING, reason=None, done_event=0, error_event=None,
-                started_event=1, created_at=0.0, started_at=10.0, provider_id="p", price_per_hour=1.0,
-                storage_per_hour=0.0, spent=0.0, step=None)
-    return {**base, **kw}
+    base = dict(id=1, sweep="s", cell="c", attempt=1, label="usim:s:c:1", state=RUNNING, reason=None, done_event=0,
+                error_event=None, started_event=1, created_at=0.0, started_at=10.0, provider_id="p",
+                price_per_hour=1.0, storage_per_hour=0.0, spent=0.0, step=None)
+    return AttemptRow(**{**base, **kw})
+
+
+def cell(name, not_before=0.0):
+    return CellRow(sweep="s", name=name, round="r", tags=[], overrides={}, config={}, config_hash="h",
+                   duplicate_of=None, run_id=name, ord=0, state=CellState.PENDING, reason=None, small_metrics={},
+                   full_metrics={}, not_before=not_before, counted_from=0)
 
 
 def obs(state, msg="", code=None):
@@ -81,8 +89,7 @@ def test_machine_faults_have_their_own_limit():
 
 
 def test_next_launches_respects_concurrency_attempts_backoff_and_live():
-    cells = [dict(name=n, state="pending", not_before=0, counted_from=0) for n in "abcd"]
-    cells[3]["not_before"] = 100
+    cells = [cell(n) for n in "abc"] + [cell("d", not_before=100)]
     by = {"a": [att(cell="a", state="leaked")],                            # unconfirmed destroy: never relaunch
           "b": [att(cell="b", state="destroyed", reason="exited_error"),
                 att(cell="b", attempt=2, state="destroyed", reason="exited_error")]}

@@ -82,12 +82,12 @@ def demo_ledger(tmp_path, repo):
                 def event(kind, when, aid=aid, c=c, **fields):
                     e = json.loads(format_event(kind, **fields)[len("@usim "):])
                     e["t"] = when
-                    led.add_event("demo", when, kind, fields.get("message", kind), attempt_id=aid, cell=c.name,
+                    led.add_event("demo", when, kind, fields.get("reason", kind), attempt_id=aid, cell=c.name,
                                   data=e, digest=event_digest(aid, e))
 
                 event("started", started + 1)
                 if reason == "exited_error":
-                    event("error", started + 5, message="ImportError: cannot import name 'LazyLinear'")
+                    event("error", started + 5, reason="ImportError: cannot import name 'LazyLinear'")
                     end = started + 10
                     led.set_attempt(aid, state="destroyed", reason=reason, ended_at=end,
                                     error_event="ImportError: cannot import name 'LazyLinear'",
@@ -111,12 +111,12 @@ def demo_ledger(tmp_path, repo):
                 for name in ("small", "full"):
                     doc = eval_json(name, rollout if name == "full" else rollout + 0.1, i + 1)
                     (run_dir / "eval" / f"{name}.json").write_text(json.dumps(doc))
-                event("eval", started + 250, name="full", nrmse_rollout=rollout)
+                event("eval", started + 250, name="full", metrics={"nrmse_rollout": rollout})
                 event("done", started + 260)
                 end = started + 270
                 led.set_attempt(aid, state="destroyed", reason="finished", ended_at=end, done_event=1,
                                 spent=round(0.35 * (end - t) / 3600, 6))
-                led.set_cell("demo", c.name, state="finished", metrics={"nrmse_rollout": rollout})
+                led.set_cell("demo", c.name, state="finished", full_metrics={"nrmse_rollout": rollout})
                 t = end
         led.close()
         return path, rollouts

@@ -90,6 +90,7 @@ def test_timeline_starts_in_the_first_transitions_from_state():
     a = AttemptView(attempt_id=1, cell="c", attempt=1, state="destroyed", reason="finished", provider_id="p",
                     label="usim:s:c:1", gpu="cpu", machine_id="m", price_per_hour=0.35, created_at=100.0,
                     started_at=100.0, ended_at=200.0, stage=None, epoch=None, step=None, last_loss=None)
-    events = [EventView(t=190.0, attempt_id=1, cell="c", kind="state", message="c #1: running -> exited")]
+    events = [EventView(t=190.0, attempt_id=1, cell="c", kind="state", message="c #1: running -> exited",
+                        data={"from": "running", "to": "exited"})]
     phases = [(p.state, p.start, p.end) for p in _phases_from_events(a, events, now=300.0)]
     assert phases == [("running", 100.0, 190.0), ("exited", 190.0, 200.0), ("destroyed", 200.0, 200.0)]

@@ -113,8 +113,8 @@ def test_crash_loop_and_cells_waiting_for_a_relaunch(demo_ledger, tmp_path):
     led = Ledger(path)
     loop = "3 cells failed the same way within 15 min: exited_error: ImportError"
     led.set_sweep("demo", crash_loop=loop, paused=1)
-    second = led.cells("demo")[1]["name"]
-    aid = led.attempts("demo", second)[0]["id"]
+    second = led.cells("demo")[1].name
+    aid = led.attempts("demo", second)[0].id
     led.set_attempt(aid, state="destroyed", reason="exited_error", ended_at=T0 + 2000)   # the running one failed
     led.close()
     md = report(path, tmp_path / "rep")

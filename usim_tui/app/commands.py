@@ -4,25 +4,6 @@
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
-
-from usim_core.config import ConfigError
-
-DEMO = Path("configs") / "sweeps" / "demo.yaml"
-
-
-def demo_sweep() -> Path:
-    """configs/sweeps/demo.yaml in the working directory, else next to the installed package (a clone)."""
-    candidates = [Path.cwd() / DEMO, Path(__file__).resolve().parents[2] / DEMO]
-    for path in candidates:
-        if path.is_file():
-            return path
-    raise ConfigError("no sweep given and the demo sweep is missing; looked for "
-                      + ", ".join(str(p) for p in candidates) + ". Pass a sweep file: usim-tui configs/sweeps/<name>.yaml")
-
-
-def default_ledger(sweep_name: str) -> Path:
-    return Path("runs") / sweep_name / "ledger.sqlite"
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -33,7 +14,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--read-only", action="store_true", help="view only: every action is disabled")
     p.add_argument("--rehearse", metavar="PROFILE", help="show a rehearsal on the emulator's virtual clock")
     p.add_argument("--poll", type=float, default=1.0, help="seconds between ledger reads (default 1)")
-    p.add_argument("--controller-poll", type=float, help="seconds between provider listings (default: 3 local, 10 vast)")
+    p.add_argument("--controller-poll", type=float, help="seconds between provider listings (default: 2 local, 10 vast)")
     p.add_argument("--no-preflight", action="store_true", help="skip `usim-core preflight` per architecture")
     p.add_argument("--runs", default="runs", help="root of the local run directories (default: runs)")
     p.set_defaults(func=run_app)

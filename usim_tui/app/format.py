@@ -5,27 +5,26 @@ from __future__ import annotations
 import math
 import time
 
+from usim_tui.fleet import states
+
 BLOCKS = "▁▂▃▄▅▆▇█"
 
 # Budget thresholds, shown in the help screen: the gauge turns amber, then red.
 AMBER_AT = 0.75
 RED_AT = 0.90
 
+C, A = states.CellState, states.AttemptState
 CELL_STYLE = {
-    "pending": "dim",
-    "launching": "yellow",
-    "running": "bold cyan",
-    "finished": "bold green",
-    "failed": "bold red",
-    "duplicate": "magenta",
+    C.PENDING: "dim", C.LAUNCHING: "yellow", C.RUNNING: "bold cyan", C.FINISHED: "bold green", C.FAILED: "bold red",
+    C.DUPLICATE: "magenta",
 }
 ATTEMPT_STYLE = {
-    "pending": "yellow", "loading": "yellow", "running": "bold cyan", "stopped": "bold dark_orange",
-    "exited": "green", "offline": "red", "failed": "bold red", "destroyed": "dim", "launching": "yellow",
-    "destroying": "dark_orange", "not_created": "dim", "leaked": "bold red reverse",
+    A.PENDING: "yellow", A.LOADING: "yellow", A.RUNNING: "bold cyan", A.STOPPED: "bold dark_orange",
+    A.EXITED: "green", A.OFFLINE: "red", A.FAILED: "bold red", A.DESTROYED: "dim", A.LAUNCHING: "yellow",
+    A.DESTROYING: "dark_orange", A.NOT_CREATED: "dim", A.LEAKED: "bold red reverse",
 }
-# Attempt states that bill (or will): quitting with these while the controller runs here asks first.
-LIVE = frozenset({"pending", "loading", "running", "stopped", "launching", "destroying", "leaked"})
+# Attempt states that bill (or may): quitting with these while the controller runs here asks first.
+LIVE = states.LIVE
 
 
 def sparkline(values: tuple[float, ...] | list[float], width: int = 12) -> str:

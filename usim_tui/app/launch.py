@@ -9,11 +9,20 @@ from pathlib import Path
 
 from usim_core.config import ConfigError
 from usim_tui.app.app import UsimApp
-from usim_tui.app.commands import default_ledger, demo_sweep
 from usim_tui.app.source import LedgerSource
 from usim_tui.fleet.ledger import Ledger
 
-CONTROLLER_POLL = {"local": 3.0, "vast": 10.0}  # seconds between provider listings
+DEMO = Path("configs") / "sweeps" / "demo.yaml"
+
+
+def demo_sweep() -> Path:
+    """configs/sweeps/demo.yaml in the working directory, else next to the installed package (a clone)."""
+    candidates = [Path.cwd() / DEMO, Path(__file__).resolve().parents[2] / DEMO]
+    for path in candidates:
+        if path.is_file():
+            return path
+    raise ConfigError("no sweep given and the demo sweep is missing; looked for "
+                      + ", ".join(str(p) for p in candidates) + ". Pass a sweep file: usim-tui configs/sweeps/<name>.yaml")
 
 
 def build(args: argparse.Namespace) -> UsimApp:
@@ -29,29 +38,20 @@ def build(args: argparse.Namespace) -> UsimApp:
 
 def run_sweep(args: argparse.Namespace) -> UsimApp:
     from usim_core.sweep import expand
-    from usim_tui.fleet.clock import RealClock
-    from usim_tui.fleet.controller import Controller
-    from usim_tui.fleet.providers import make_provider
+    from usim_tui.fleet.open import default_ledger, open_sweep
 
     sweep = expand(args.sweep or demo_sweep())
-    if args.provider:
-        sweep.spec.provider = sweep.spec.provider.model_copy(update={"kind": args.provider})
-    path = Path(args.ledger) if args.ledger else default_ledger(sweep.name)
-    writer = Ledger(path)
-    writer.ensure_sweep(sweep)
-    reader = Ledger(path)  # its own connection: snapshots are read in a worker thread while the controller writes
     if args.read_only:
-        return UsimApp(LedgerSource(reader, sweep.name), read_only=True, poll_interval=args.poll)
-    clock = RealClock()
-    settings = sweep.spec.provider
-    provider = make_provider(settings, clock=clock, root=Path(args.runs), concurrency=sweep.spec.concurrency,
-                             sweep=sweep.name)
+        path = Path(args.ledger) if args.ledger else default_ledger(sweep.name, args.runs)
+        writer = Ledger(path)
+        writer.ensure_sweep(sweep)
+        return UsimApp(LedgerSource(Ledger(path), sweep.name), read_only=True, poll_interval=args.poll)
     log: deque[str] = deque(maxlen=200)
-    controller = Controller(writer, provider, sweep, clock, log=log.append, runs_root=args.runs,
-                            run_preflight=not args.no_preflight,
-                            poll_interval=args.controller_poll or CONTROLLER_POLL[settings.kind])
-    source = LedgerSource(reader, sweep.name, controller=controller, provider=provider, log=log)
-    return UsimApp(source, clock=clock, poll_interval=args.poll)
+    opened = open_sweep(sweep, kind=args.provider, ledger=args.ledger, runs_root=args.runs,
+                        poll_interval=args.controller_poll, run_preflight=not args.no_preflight, log=log.append)
+    reader = Ledger(opened.ledger.path)  # its own connection: snapshots are read in a worker thread
+    source = LedgerSource(reader, sweep.name, controller=opened.controller, provider=opened.provider, log=log)
+    return UsimApp(source, clock=opened.controller.clock, poll_interval=args.poll)
 
 
 def rehearsal(args: argparse.Namespace) -> UsimApp:

@@ -3,30 +3,16 @@ plays in about a minute, rendered from the rehearsal's own ledger like any live 
 
 from __future__ import annotations
 
-import asyncio
 import tempfile
 from collections import deque
 from pathlib import Path
 from typing import Any
 
 from usim_tui.app.source import LedgerSource
-from usim_tui.fleet.clock import RealClock
+from usim_tui.fleet.clock import PacedClock
 from usim_tui.fleet.snapshot import SweepSnapshot
 
 PACE_S = 0.05  # real seconds per controller poll (30 virtual seconds by default)
-
-
-class FollowClock:
-    """The rehearsal's virtual clock once it exists (real time before)."""
-
-    def __init__(self) -> None:
-        self.inner: Any = RealClock()
-
-    def now(self) -> float:
-        return self.inner.now()
-
-    async def sleep(self, seconds: float) -> None:
-        await self.inner.sleep(seconds)
 
 
 class RehearsalSource(LedgerSource):
@@ -35,7 +21,7 @@ class RehearsalSource(LedgerSource):
         self.path = self.root / "ledger.sqlite"
         super().__init__(None, sweep.name, log=deque([f"rehearsal ledger: {self.path}"], maxlen=200))
         self.rehearse_usim, self.sweep_obj, self.profile = rehearse_usim, sweep, profile
-        self.clock = FollowClock()
+        self.clock = PacedClock(PACE_S)
         self.controller: Any = None
         self.in_process = True
 
@@ -47,19 +33,11 @@ class RehearsalSource(LedgerSource):
             self.ledger = Ledger(self.path)
         return super().snapshot(now)
 
-    def _on_tick(self, ctl: Any, emu: Any, provider: Any) -> None:
-        if self.controller is None:  # first tick: follow its clock and pace its sleeps
-            self.controller = ctl
-            clock = emu.clock
-            self.clock.inner = clock
-
-            async def paced(seconds: float) -> None:
-                clock.advance(seconds)
-                await asyncio.sleep(PACE_S)
-
-            clock.sleep = paced
+    def _on_tick(self, ctl: Any, emu: Any) -> None:
+        self.controller = ctl   # commands go to it once it runs
 
     async def run(self) -> None:
-        res = await self.rehearse_usim(self.sweep_obj, self.profile, root=self.root, on_tick=self._on_tick)
+        res = await self.rehearse_usim(self.sweep_obj, self.profile, root=self.root, clock=self.clock,
+                                       on_tick=self._on_tick)
         self.log.append(f"rehearsal over: {res.finished}/{res.cells} finished, ${res.spent:.2f} billed "
                         f"(budget ${res.budget:.2f}); {res.note or ''}".strip())

@@ -8,13 +8,11 @@ controller running elsewhere). The blocking reads are called from a worker threa
 from __future__ import annotations
 
 import asyncio
-import inspect
 from collections import deque
 from typing import Any, Protocol
 
+from usim_tui.fleet.actions import check_command, dispatch
 from usim_tui.fleet.snapshot import EventView, SweepSnapshot
-
-COMMANDS = ("launch", "destroy", "relaunch", "pause", "resume", "auto")
 
 
 class Source(Protocol):
@@ -60,27 +58,15 @@ class LedgerSource:
         return self.ledger.attempt_events(attempt_id, limit=limit)
 
     async def send(self, command: str, **args: Any) -> str:
-        if command not in COMMANDS:
-            raise ValueError(f"unknown command {command!r}; allowed: {', '.join(COMMANDS)}")
+        check_command(command, args)
         detail = " ".join(f"{k}={v}" for k, v in args.items())
         if not self.in_process:
             cid = await asyncio.to_thread(self.ledger.enqueue, self.sweep, command, **args)
             return f"queued {command} {detail} (#{cid})".strip()
-        c = self.controller
-        if c is None:
+        if self.controller is None:
             raise RuntimeError("the rehearsal's controller has not started yet")
-        call = {
-            "launch": lambda: c.launch(args["cell"]),
-            "destroy": lambda: c.destroy(args["attempt_id"], reason=args.get("reason", "user")),
-            "relaunch": lambda: c.relaunch(args["cell"]),
-            "pause": c.pause,
-            "resume": c.resume,
-            "auto": lambda: c.set_auto(args["on"]),
-        }[command]
-        result = call()
-        if inspect.isawaitable(result):
-            await result
-        return f"{command} {detail}".strip()
+        result = await dispatch(self.controller, command, **args)
+        return f"{command} {detail}".strip() + ("" if result == "ok" else f": {result}")
 
     async def provider_logs(self, attempt_id: int) -> str | None:
         """The provider's own log tail (only when the provider is in this process)."""

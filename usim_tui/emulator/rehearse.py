@@ -11,6 +11,7 @@ import resource
 import statistics
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,8 +23,11 @@ from usim_tui.emulator.offers import catalogue
 from usim_tui.emulator.server import serve
 from usim_tui.emulator.state import Emulator
 from usim_tui.fleet.clock import VirtualClock
+from usim_tui.fleet.controller import Controller
+from usim_tui.fleet.open import open_sweep
 from usim_tui.fleet.providers.base import make_label, parse_label
 from usim_tui.fleet.providers.vast import VastProvider
+from usim_tui.fleet.states import CellState
 
 KEY = "rehearsal-key"   # the emulator's own key: not a secret
 
@@ -91,8 +95,9 @@ def _summarise(emu: Emulator, res: PolicyResult, t0: float) -> None:
                 res.stuck.append(None if nxt is None else nxt.created_at - inst.created_at)
 
 
-def _emulator(sweep: Sweep, profile: FaultProfile, seed: int, per_gpu: int) -> Emulator:
-    emu = Emulator(VirtualClock(), faults=profile, seed=seed, api_keys=(KEY,), machines=catalogue(seed, per_gpu))
+def _emulator(sweep: Sweep, profile: FaultProfile, seed: int, per_gpu: int,
+              clock: VirtualClock | None = None) -> Emulator:
+    emu = Emulator(clock or VirtualClock(), faults=profile, seed=seed, api_keys=(KEY,), machines=catalogue(seed, per_gpu))
     emu.register_sweep(sweep.name, [c.name for c in sweep.cells])
     return emu
 
@@ -104,43 +109,39 @@ def _finishable(sweep: Sweep, emu: Emulator) -> int:
 
 async def rehearse_usim(sweep: Sweep, profile: FaultProfile, seed: int = 0, *, night_h: float = 12.0,
                         poll_interval: float = 30.0, per_gpu: int = 120, root: str | Path | None = None,
-                        on_tick: Any = None) -> PolicyResult:
-    from usim_tui.fleet.controller import Controller
-    from usim_tui.fleet.ledger import Ledger
-
-    emu = _emulator(sweep, profile, seed, per_gpu)
+                        clock: VirtualClock | None = None,
+                        on_tick: Callable[[Controller, Emulator], None] | None = None) -> PolicyResult:
+    """The real controller against the emulator for one night on a virtual clock (a PacedClock plays it at a
+    watchable speed); `on_tick(controller, emulator)` after every poll."""
+    emu = _emulator(sweep, profile, seed, per_gpu, clock)
     clock = emu.clock
     t0 = clock.now()
     res = PolicyResult("usim", len(sweep.cells), sweep.spec.budget, finishable=_finishable(sweep, emu))
+
+    def count(ctl: Controller) -> None:
+        res.polls += 1
+        if on_tick:
+            on_tick(ctl, emu)
+
     with tempfile.TemporaryDirectory(prefix="usim-rehearse-") as tmp:
         base = Path(root or tmp)
         async with serve(emu) as url:
             provider = VastProvider(sweep.spec.provider, clock=clock, api_key=KEY, base_url=url, sweep=sweep.name,
                                     seed=seed)
-            ledger = Ledger(base / "ledger.sqlite")
-            ctl = Controller(ledger, provider, sweep, clock, poll_interval=poll_interval, run_preflight=False,
-                             log=lambda msg: None, runs_root=base / "runs")
+            opened = open_sweep(sweep, provider=provider, ledger=base / "ledger.sqlite", runs_root=base / "runs",
+                                clock=clock, poll_interval=poll_interval, run_preflight=False, log=lambda msg: None,
+                                env={})
+            ledger = opened.ledger
             try:
-                while clock.now() - t0 < night_h * 3600:
-                    await ctl.tick()
-                    res.polls += 1
-                    if on_tick:
-                        on_tick(ctl, emu, provider)
-                    if ctl.done:
-                        break
-                    if why := ctl.stalled:
-                        res.note = why
-                        break
-                    await clock.sleep(poll_interval)
-                else:
-                    res.note = f"night over after {night_h:g} h"
+                why = await opened.controller.run(until=t0 + night_h * 3600, on_tick=count)
+                res.note = f"night over after {night_h:g} h" if why == "until" else "" if why == "done" else why
                 rows = ledger.attempts(sweep.name)
-                res.finished = sum(1 for c in ledger.cells(sweep.name) if c["state"] == "finished")
-                res.estimated = sum(float(a["spent"] or 0.0) for a in rows)
+                res.finished = sum(1 for c in ledger.cells(sweep.name) if c.state == CellState.FINISHED)
+                res.estimated = sum(a.spent for a in rows)
                 res.provider_reported = ledger.provider_reported(sweep.name, rows)
             finally:
                 _morning(emu)
-                await provider.close()
+                await opened.close()
                 ledger.close()
     _summarise(emu, res, t0)
     return res

@@ -113,7 +113,7 @@ def _script(profile: FaultProfile, rng: random.Random, logs: list[tuple[float, s
     if bad_build:
         t_end = t + draw(rng, profile.bad_build.exit_after_s)
         logs.append((t_end - 0.5, "ImportError: cannot import name 'LazyLinear' from 'torch.nn.modules.linear'"))
-        logs.append(_event(t_end - 0.2, "error", stage="startup", message="ImportError at start-up"))
+        logs.append(_event(t_end - 0.2, "error", stage="startup", reason="ImportError at start-up"))
         return t_end, 1
     logs.append(_event(t, "started"))
     step = 0
@@ -125,7 +125,7 @@ def _script(profile: FaultProfile, rng: random.Random, logs: list[tuple[float, s
         for i in range(1, 5):
             step += 25
             loss *= 0.7
-            logs.append(_event(t + dur * i / 5, "metric", stage=stage, step=step, loss=round(loss, 5)))
+            logs.append(_event(t + dur * i / 5, "metric", stage=stage, step=step, metrics={"loss": round(loss, 5)}))
         t += dur
         logs.append(_event(t, "stage_end", stage=stage, step=step))
     quality = rng.random()   # one draw per run: its small and full evals agree on how good it is
@@ -133,7 +133,7 @@ def _script(profile: FaultProfile, rng: random.Random, logs: list[tuple[float, s
     logs.append(_event(t, "eval", name="small", metrics=_eval_metrics(rng, quality)))
     t += draw(rng, profile.stages.eval_full)
     if eval_fails:
-        logs.append(_event(t, "error", stage="eval_full", message="full evaluation exited with status 1"))
+        logs.append(_event(t, "error", stage="eval_full", reason="full evaluation exited with status 1"))
         return t + 1, 1
     logs.append(_event(t, "eval", name="full", metrics=_eval_metrics(rng, quality)))
     logs.append(_event(t + 1, "done"))

@@ -10,14 +10,13 @@ so spent never exceeds the budget by more than one poll interval of burn.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from typing import Any
+from collections.abc import Sequence
 
 from usim_core.sweep import SweepSpec
-from usim_tui.fleet.providers.base import OFFLINE, RUNNING
+from usim_tui.fleet.rows import AttemptRow
 from usim_tui.fleet.snapshot import BudgetView
+from usim_tui.fleet.states import BILLS_GPU, NOT_BILLING, UNSETTLED, AttemptState
 
-GONE_STATES = ("destroyed", "not_created")
 DEFAULT_POLL_S = 5.0
 
 
@@ -32,9 +31,9 @@ def expected_attempt_cost(spec: SweepSpec) -> float:
 
 def rate(state: str, price: float, storage: float) -> float:
     """$/h billed in one observed state: GPU only while running; storage while it exists (not offline)."""
-    if state in GONE_STATES or state == OFFLINE:
+    if state in NOT_BILLING:
         return 0.0
-    return (price if state == RUNNING else 0.0) + storage
+    return (price if state in BILLS_GPU else 0.0) + storage
 
 
 def worst_rate(price: float, storage: float) -> float:
@@ -48,37 +47,38 @@ def accrue(prev_state: str, state: str, price: float, storage: float, seconds: f
     return max(rate(prev_state, price, storage), rate(state, price, storage)) * max(0.0, seconds) / 3600.0
 
 
-def _is_live(a: Mapping[str, Any]) -> bool:
-    return a["state"] not in GONE_STATES
+def _reserves(a: AttemptRow) -> bool:
+    """Live and not already destroyed at the provider: it may bill until the next poll and beyond."""
+    return a.live and a.state != AttemptState.DESTROYING
 
 
-def committed(spec: SweepSpec, attempts: Sequence[Mapping[str, Any]], now: float,
+def committed(spec: SweepSpec, attempts: Sequence[AttemptRow], now: float,
               poll_interval: float = DEFAULT_POLL_S) -> float:
     total = 0.0
     for a in attempts:
-        if not _is_live(a) or a["state"] == "destroying":
+        if not _reserves(a):
             continue
-        price = a["price_per_hour"] or launch_price(spec)
-        begun = next((x for x in (a["started_at"], a["created_at"]) if x is not None), now)
+        price = a.price_per_hour or launch_price(spec)
+        begun = next((x for x in (a.started_at, a.created_at) if x is not None), now)
         remaining_s = max(spec.planning.hours_per_cell * 3600 - (now - begun), poll_interval)
-        total += worst_rate(price, a["storage_per_hour"] or 0.0) * remaining_s / 3600
+        total += worst_rate(price, a.storage_per_hour or 0.0) * remaining_s / 3600
     return total
 
 
-def burn_per_hour(attempts: Sequence[Mapping[str, Any]]) -> float:
-    return sum(rate(a["state"], a["price_per_hour"] or 0.0, a["storage_per_hour"] or 0.0) for a in attempts)
+def burn_per_hour(attempts: Sequence[AttemptRow]) -> float:
+    return sum(rate(a.state, a.price_per_hour or 0.0, a.storage_per_hour or 0.0) for a in attempts)
 
 
-def worst_burn_per_hour(spec: SweepSpec, attempts: Sequence[Mapping[str, Any]]) -> float:
-    return sum(worst_rate(a["price_per_hour"] or launch_price(spec), a["storage_per_hour"] or 0.0)
-               for a in attempts if _is_live(a) and a["state"] != "destroying")
+def worst_burn_per_hour(spec: SweepSpec, attempts: Sequence[AttemptRow]) -> float:
+    return sum(worst_rate(a.price_per_hour or launch_price(spec), a.storage_per_hour or 0.0)
+               for a in attempts if _reserves(a))
 
 
-def spent(attempts: Sequence[Mapping[str, Any]]) -> float:
-    return sum(a["spent"] for a in attempts)
+def spent(attempts: Sequence[AttemptRow]) -> float:
+    return sum(a.spent for a in attempts)
 
 
-def can_launch(spec: SweepSpec, attempts: Sequence[Mapping[str, Any]], now: float,
+def can_launch(spec: SweepSpec, attempts: Sequence[AttemptRow], now: float,
                poll_interval: float = DEFAULT_POLL_S) -> tuple[bool, str]:
     s, c, e = spent(attempts), committed(spec, attempts, now, poll_interval), expected_attempt_cost(spec)
     if s + c + e <= spec.budget + 1e-12:
@@ -87,20 +87,44 @@ def can_launch(spec: SweepSpec, attempts: Sequence[Mapping[str, Any]], now: floa
                    f"> budget ${spec.budget:.2f}")
 
 
-def at_cap(spec: SweepSpec, attempts: Sequence[Mapping[str, Any]], poll_interval: float = DEFAULT_POLL_S) -> bool:
+def at_cap(spec: SweepSpec, attempts: Sequence[AttemptRow], poll_interval: float = DEFAULT_POLL_S) -> bool:
     """True when one more poll interval at worst-case burn could cross the budget."""
     return spent(attempts) + worst_burn_per_hour(spec, attempts) * poll_interval / 3600 >= spec.budget
 
 
-def budget_view(spec: SweepSpec, attempts: Sequence[Mapping[str, Any]], now: float, remaining_cells: int = 0,
+def budget_view(spec: SweepSpec, attempts: Sequence[AttemptRow], now: float, remaining_cells: int = 0,
                 poll_interval: float = DEFAULT_POLL_S) -> BudgetView:
     s = spent(attempts)
     c = committed(spec, attempts, now, poll_interval)
     burn = burn_per_hour(attempts)
-    storage = sum(a["storage_per_hour"] or 0.0 for a in attempts if a["state"] == "stopped")
-    live_price = sum(a["price_per_hour"] or 0.0 for a in attempts if _is_live(a))
+    storage = sum(a.storage_per_hour or 0.0 for a in attempts if a.state == "stopped")
+    live_price = sum(a.price_per_hour or 0.0 for a in attempts if a.live)
     finish = now + c / live_price * 3600 if live_price > 0 else None
     return BudgetView(budget=spec.budget, spent=round(s, 6), committed=round(c, 6), burn_per_hour=burn,
                       storage_per_hour=storage,
                       projected_total=round(s + c + remaining_cells * expected_attempt_cost(spec), 6),
                       projected_finish=finish)
+
+
+def billed(a: AttemptRow, state: str, now: float, started_at: float | None = None, prev: str | None = None) -> float:
+    """The attempt's spend after billing the interval since it was last billed, at the higher rate of `prev`
+    (the state recorded before this listing) and `state` (the one observed now). `started_at`: when the
+    provider says it reached running (it may have run and stopped between two polls)."""
+    since = a.billed_until or a.created_at or now
+    prev = prev or a.state
+    if prev in UNSETTLED:
+        prev = state
+    cost = accrue(prev, state, a.price_per_hour, a.storage_per_hour, now - since)
+    if started_at and started_at >= since and state != AttemptState.RUNNING and prev != AttemptState.RUNNING:
+        cost += a.price_per_hour * (now - started_at) / 3600
+    spent_now = a.spent + cost
+    if a.provider_cost is not None:
+        spent_now = max(spent_now, a.provider_cost)    # reconcile upward with the provider's own figure
+    return spent_now
+
+
+def billed_blind(spec: SweepSpec, a: AttemptRow, now: float) -> float:
+    """The attempt's spend when the listing failed: billed at its worst-case rate until we can see again."""
+    price = a.price_per_hour or launch_price(spec)
+    since = a.billed_until or a.created_at or now
+    return a.spent + worst_rate(price, a.storage_per_hour) * max(0.0, now - since) / 3600

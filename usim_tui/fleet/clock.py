@@ -36,3 +36,15 @@ class VirtualClock:
     async def sleep(self, seconds: float) -> None:
         self.advance(seconds)
         await asyncio.sleep(0)
+
+
+class PacedClock(VirtualClock):
+    """Virtual time that also waits `pace_s` real seconds per sleep: a rehearsal a person can watch."""
+
+    def __init__(self, pace_s: float, start: float = 1_761_000_000.0) -> None:
+        super().__init__(start)
+        self.pace_s = pace_s
+
+    async def sleep(self, seconds: float) -> None:
+        self.advance(seconds)
+        await asyncio.sleep(self.pace_s)

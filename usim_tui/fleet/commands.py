@@ -6,12 +6,12 @@ import argparse
 import asyncio
 import dataclasses
 import json
-import os
 import sys
 import time
 from pathlib import Path
 
 from usim_core.config import ConfigError
+from usim_tui.fleet.states import CellState
 
 HEARTBEAT_POLLS = 3
 
@@ -73,52 +73,39 @@ def _find_ledger(args: argparse.Namespace):
         raise ConfigError(f"{path}: no such ledger")
     led = Ledger(path)
     try:
-        name = led.sweep_row(args.sweep)["name"]
+        name = led.sweep_row(args.sweep).name
     except LookupError as exc:
         raise ConfigError(str(exc)) from None
     return led, name
 
 
 def _run(args: argparse.Namespace) -> int:
-    from usim_core.sweep import expand
-    from usim_tui.fleet.controller import Controller
-    from usim_tui.fleet.ledger import Ledger
-    from usim_tui.fleet.providers import make_provider
+    from usim_tui.fleet.open import open_sweep
 
-    sweep = expand(args.sweep)
-    if args.provider:
-        sweep.spec.provider = sweep.spec.provider.model_copy(update={"kind": args.provider})
-    ledger = Ledger(args.ledger or Path(args.runs_root) / sweep.name / "ledger.sqlite")
-    provider = make_provider(sweep.spec.provider, root=args.runs_root, concurrency=sweep.spec.concurrency,
-                             sweep=sweep.name)
-    if args.local_command and provider.name == "local":
-        import shlex
-
-        provider.command = shlex.split(args.local_command)  # type: ignore[attr-defined]
-    poll = args.poll or (2.0 if sweep.spec.provider.kind == "local" else 10.0)
-    env = {k: os.environ[k] for k in ("WANDB_API_KEY", "WANDB_MODE", "WANDB_BASE_URL") if k in os.environ}
-    ctl = Controller(ledger, provider, sweep, poll_interval=poll, run_preflight=not args.no_preflight,
-                     runs_root=args.runs_root, env=env, log=lambda m: print(m, flush=True))
+    opened = open_sweep(args.sweep, kind=args.provider, ledger=args.ledger, runs_root=args.runs_root,
+                        poll_interval=args.poll, run_preflight=not args.no_preflight,
+                        local_command=args.local_command, log=lambda m: print(m, flush=True))
+    sweep, ledger, provider = opened.sweep, opened.ledger, opened.provider
     print(f"sweep {sweep.name}: {len(sweep.cells)} cells on {provider.name}, budget ${sweep.spec.budget:.2f}, "
           f"ledger {ledger.path}", flush=True)
     try:
-        asyncio.run(ctl.run())
+        asyncio.run(opened.controller.run())
     except KeyboardInterrupt:
         print("\ninterrupted: the ledger is consistent", flush=True)
-        return _on_interrupt(ctl, provider)
+        return _on_interrupt(opened.controller, provider)
     finally:
         try:
-            asyncio.run(provider.close())
+            asyncio.run(opened.close())
         except Exception:  # noqa: BLE001 - closing must not mask the real outcome
             pass
-    return 0 if all(c.state in ("finished", "duplicate") for c in ledger.snapshot(sweep.name).cells) else 1
+    return 0 if all(c.state in (CellState.FINISHED, CellState.DUPLICATE) for c in ledger.snapshot(sweep.name).cells) else 1
 
 
 def _on_interrupt(ctl, provider) -> int:
-    live = [a for a in ctl.ledger.live_attempts(ctl.name) if a["provider_id"]]
+    live = [a for a in ctl.ledger.live_attempts(ctl.name) if a.provider_id]
     if not live:
         return 130
-    what = "\n".join(f"  {a['label']}  {a['provider_id']}  {a['state']}  ${a['price_per_hour']:.3f}/h" for a in live)
+    what = "\n".join(f"  {a.label}  {a.provider_id}  {a.state}  ${a.price_per_hour:.3f}/h" for a in live)
     if sys.stdin.isatty():
         answer = input(f"{len(live)} instance(s) still live:\n{what}\ndestroy them? [Y/n] ").strip().lower()
         destroy = answer in ("", "y", "yes")
@@ -127,7 +114,7 @@ def _on_interrupt(ctl, provider) -> int:
     if destroy:
         async def teardown() -> None:
             for a in live:
-                await ctl.destroy(a["id"], reason="user")
+                await ctl.destroy(a.id, reason="user")
             await ctl.tick()
         asyncio.run(teardown())
         print(f"destroyed {len(live)} instance(s)")
@@ -169,15 +156,14 @@ def _destroy(args: argparse.Namespace) -> int:
 def _queue(args: argparse.Namespace, command: str, **kw) -> int:
     """Queue for the running controller; with no live controller, apply it directly."""
     led, name = _find_ledger(args)
-    if "cell" in kw and kw["cell"] not in {c["name"] for c in led.cells(name)}:
+    if "cell" in kw and kw["cell"] not in {c.name for c in led.cells(name)}:
         raise ConfigError(f"sweep {name} has no cell {kw['cell']!r}; cells: "
-                          + ", ".join(c["name"] for c in led.cells(name)))
-    row = led.sweep_row(name)
-    seen = row["controller_seen_at"]
+                          + ", ".join(c.name for c in led.cells(name)))
+    seen = led.sweep_row(name).controller_seen_at
     if seen and time.time() - seen < HEARTBEAT_POLLS * 10:
         cid = led.enqueue(name, command, **kw)
         for _ in range(100):
-            result = led.command(cid)["result"]
+            result = led.command(cid).result
             if result:
                 print(f"{command}: {result}")
                 return 0 if result == "ok" else 1
@@ -188,19 +174,17 @@ def _queue(args: argparse.Namespace, command: str, **kw) -> int:
 
 
 async def _direct(led, name: str, command: str, kw: dict) -> int:
-    from usim_tui.fleet.controller import Controller
-    from usim_tui.fleet.providers import make_provider
+    from usim_tui.fleet.open import open_sweep
 
-    sweep = led.load_sweep(name)
     runs_root = led.path.parent.parent   # runs/<sweep>/ledger.sqlite
-    provider = make_provider(sweep.spec.provider, root=runs_root, sweep=name)
-    ctl = Controller(led, provider, sweep, run_preflight=False, runs_root=runs_root, log=print)
+    opened = open_sweep(led.load_sweep(name), ledger=led.path, runs_root=runs_root, run_preflight=False)
+    ctl = opened.controller
     try:
         await ctl.observe()
         result = await ctl.command(command, **kw)
         await ctl.observe()
     finally:
-        await provider.close()
+        await opened.close()
     hint = " (it launches when `usim-tui run` next runs)" if command in ("relaunch", "resume") else ""
     print(f"{command}: {result}: no controller running, applied directly{hint}")
     return 0

@@ -19,17 +19,10 @@ from pathlib import Path
 from typing import Any
 
 from usim_core.sweep import Cell, Sweep, SweepSpec
+from usim_tui.fleet.actions import check_command
+from usim_tui.fleet.rows import AttemptRow, CellRow, CommandRow, IntentRow, SweepRow
 from usim_tui.fleet.snapshot import AttemptView, CellView, EventView, SweepSnapshot
-
-# Attempt states beyond the provider's (providers.base.STATES):
-LAUNCHING = "launching"      # create intent written, outcome not yet recorded
-DESTROYING = "destroying"    # destroy succeeded at the provider, not yet confirmed by a listing
-DESTROYED = "destroyed"      # confirmed gone: billing stopped
-NOT_CREATED = "not_created"  # create failed or never happened: nothing exists
-LEAKED = "leaked"            # destroy failed: may still bill; retried every poll, blocks relaunch
-GONE = frozenset({DESTROYED, NOT_CREATED})
-
-COMMANDS = ("launch", "destroy", "relaunch", "pause", "resume", "auto")
+from usim_tui.fleet.states import GONE, AttemptState, CellState
 
 MIGRATIONS: list[str] = [
     # v1
@@ -99,6 +92,15 @@ MIGRATIONS: list[str] = [
     ALTER TABLE sweeps ADD COLUMN credit_now REAL;
     ALTER TABLE sweeps ADD COLUMN credit_at REAL
     """,
+    # v3: small and full eval metrics in their own columns (v2 kept both in metrics_json, full marked `_full`)
+    """
+    ALTER TABLE cells ADD COLUMN small_metrics_json TEXT NOT NULL DEFAULT '{}';
+    ALTER TABLE cells ADD COLUMN full_metrics_json TEXT NOT NULL DEFAULT '{}';
+    UPDATE cells SET full_metrics_json = json_remove(metrics_json, '$._full')
+        WHERE json_extract(metrics_json, '$._full') IS NOT NULL;
+    UPDATE cells SET small_metrics_json = metrics_json WHERE json_extract(metrics_json, '$._full') IS NULL;
+    ALTER TABLE cells DROP COLUMN metrics_json
+    """,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -148,6 +150,10 @@ class Ledger:
     def q1(self, sql: str, *args: Any) -> sqlite3.Row | None:
         return self.db.execute(sql, args).fetchone()
 
+    def _update(self, table: str, where: str, fields: dict[str, Any], *key: Any) -> None:
+        cols = ", ".join(f"{k}=?" for k in fields)
+        self.db.execute(f"UPDATE {table} SET {cols} WHERE {where}", (*fields.values(), *key))
+
     # ---- sweeps and cells -------------------------------------------------------------------------------
     def ensure_sweep(self, sweep: Sweep) -> None:
         spec = sweep.spec
@@ -166,10 +172,10 @@ class Ledger:
                     "config_json=excluded.config_json, config_hash=excluded.config_hash, "
                     "duplicate_of=excluded.duplicate_of, run_id=excluded.run_id, ord=excluded.ord",
                     (spec.name, c.name, c.round, _j(c.tags), _j(c.overrides), _j(c.config), c.config_hash,
-                     c.duplicate_of, c.run_id, i, "duplicate" if c.duplicate_of else "pending"))
+                     c.duplicate_of, c.run_id, i, CellState.DUPLICATE if c.duplicate_of else CellState.PENDING))
 
     def sweeps(self) -> list[str]:
-        return [r["name"] for r in self.q("SELECT name FROM sweeps ORDER BY created_at")]
+        return [r[0] for r in self.q("SELECT name FROM sweeps ORDER BY created_at")]
 
     def _sweep_name(self, sweep: str | None) -> str:
         if sweep:
@@ -179,66 +185,70 @@ class Ledger:
             raise LookupError(f"{self.path}: the ledger has no sweep yet")
         return names[-1]
 
-    def sweep_row(self, sweep: str | None = None) -> sqlite3.Row:
+    def sweep_row(self, sweep: str | None = None) -> SweepRow:
         name = self._sweep_name(sweep)
         row = self.q1("SELECT * FROM sweeps WHERE name=?", name)
         if row is None:
             raise LookupError(f"{self.path}: no sweep {name!r}; sweeps here: {', '.join(self.sweeps()) or 'none'}")
-        return row
+        return SweepRow.from_row(row)
 
     def load_sweep(self, sweep: str | None = None) -> Sweep:
         """Rebuild the Sweep (spec + resolved cells) as recorded, without the sweep file."""
         row = self.sweep_row(sweep)
-        spec = SweepSpec.model_validate(json.loads(row["spec_json"]))
-        cells = [Cell(name=r["name"], round=r["round"], tags=json.loads(r["tags_json"]),
-                      overrides=json.loads(r["overrides_json"]), config=json.loads(r["config_json"]),
-                      config_hash=r["config_hash"], duplicate_of=r["duplicate_of"], run_id=r["run_id"])
-                 for r in self.q("SELECT * FROM cells WHERE sweep=? ORDER BY ord", row["name"])]
-        return Sweep(spec=spec, path=Path(row["path"]), cells=cells)
+        spec = SweepSpec.model_validate(json.loads(row.spec_json))
+        cells = [Cell(name=c.name, round=c.round, tags=c.tags, overrides=c.overrides, config=c.config,
+                      config_hash=c.config_hash, duplicate_of=c.duplicate_of, run_id=c.run_id)
+                 for c in self.cells(row.name)]
+        return Sweep(spec=spec, path=Path(row.path), cells=cells)
 
     def set_sweep(self, sweep: str, **fields: Any) -> None:
-        cols = ", ".join(f"{k}=?" for k in fields)
-        self.db.execute(f"UPDATE sweeps SET {cols} WHERE name=?", (*fields.values(), sweep))
+        self._update("sweeps", "name=?", fields, sweep)
 
-    def cells(self, sweep: str) -> list[sqlite3.Row]:
-        return self.q("SELECT * FROM cells WHERE sweep=? ORDER BY ord", sweep)
+    def cells(self, sweep: str) -> list[CellRow]:
+        return [CellRow.from_row(r) for r in self.q("SELECT * FROM cells WHERE sweep=? ORDER BY ord", sweep)]
+
+    def cell(self, sweep: str, name: str) -> CellRow:
+        row = self.q1("SELECT * FROM cells WHERE sweep=? AND name=?", sweep, name)
+        if row is None:
+            raise KeyError(f"sweep {sweep} has no cell {name!r}")
+        return CellRow.from_row(row)
 
     def set_cell(self, sweep: str, cell: str, **fields: Any) -> None:
-        if "metrics" in fields:
-            fields["metrics_json"] = _j(fields.pop("metrics"))
-        cols = ", ".join(f"{k}=?" for k in fields)
-        self.db.execute(f"UPDATE cells SET {cols} WHERE sweep=? AND name=?", (*fields.values(), sweep, cell))
+        for split in ("small_metrics", "full_metrics"):
+            if split in fields:
+                fields[f"{split}_json"] = _j(fields.pop(split))
+        self._update("cells", "sweep=? AND name=?", fields, sweep, cell)
 
     # ---- attempts and intents ----------------------------------------------------------------------------
-    def attempts(self, sweep: str, cell: str | None = None) -> list[sqlite3.Row]:
+    def attempts(self, sweep: str, cell: str | None = None) -> list[AttemptRow]:
         if cell is None:
-            return self.q("SELECT * FROM attempts WHERE sweep=? ORDER BY id", sweep)
-        return self.q("SELECT * FROM attempts WHERE sweep=? AND cell=? ORDER BY attempt", sweep, cell)
+            rows = self.q("SELECT * FROM attempts WHERE sweep=? ORDER BY id", sweep)
+        else:
+            rows = self.q("SELECT * FROM attempts WHERE sweep=? AND cell=? ORDER BY attempt", sweep, cell)
+        return [AttemptRow.from_row(r) for r in rows]
 
-    def attempt(self, attempt_id: int) -> sqlite3.Row | None:
-        return self.q1("SELECT * FROM attempts WHERE id=?", attempt_id)
+    def attempt(self, attempt_id: int) -> AttemptRow | None:
+        row = self.q1("SELECT * FROM attempts WHERE id=?", attempt_id)
+        return None if row is None else AttemptRow.from_row(row)
 
-    def attempt_by_label(self, label: str) -> sqlite3.Row | None:
-        return self.q1("SELECT * FROM attempts WHERE label=?", label)
-
-    def live_attempts(self, sweep: str) -> list[sqlite3.Row]:
+    def live_attempts(self, sweep: str) -> list[AttemptRow]:
         marks = ",".join("?" * len(GONE))
-        return self.q(f"SELECT * FROM attempts WHERE sweep=? AND state NOT IN ({marks}) ORDER BY id", sweep, *GONE)
+        rows = self.q(f"SELECT * FROM attempts WHERE sweep=? AND state NOT IN ({marks}) ORDER BY id", sweep, *GONE)
+        return [AttemptRow.from_row(r) for r in rows]
 
     def new_attempt(self, sweep: str, cell: str, attempt: int, label: str, run_dir: str, t: float) -> int:
         """Insert an attempt in state `launching` together with its create intent (one transaction)."""
         with self.tx() as db:
             cur = db.execute(
                 "INSERT INTO attempts (sweep, cell, attempt, label, state, run_dir, created_at, billed_until) "
-                "VALUES (?,?,?,?,?,?,?,?)", (sweep, cell, attempt, label, LAUNCHING, run_dir, t, t))
+                "VALUES (?,?,?,?,?,?,?,?)", (sweep, cell, attempt, label, AttemptState.LAUNCHING, run_dir, t, t))
             aid = int(cur.lastrowid or 0)
             db.execute("INSERT INTO intents (sweep, attempt_id, action, label, t) VALUES (?,?,?,?,?)",
                        (sweep, aid, "create", label, t))
         return aid
 
     def set_attempt(self, attempt_id: int, **fields: Any) -> None:
-        cols = ", ".join(f"{k}=?" for k in fields)
-        self.db.execute(f"UPDATE attempts SET {cols} WHERE id=?", (*fields.values(), attempt_id))
+        self._update("attempts", "id=?", fields, attempt_id)
 
     def intent(self, sweep: str, action: str, t: float, attempt_id: int | None = None, label: str | None = None,
                provider_id: str | None = None) -> int:
@@ -255,8 +265,13 @@ class Ledger:
         self.db.execute("UPDATE intents SET outcome=?, outcome_t=?, detail=? WHERE attempt_id=? AND action='create' "
                         "AND outcome IS NULL", (outcome, t, detail[:2000], attempt_id))
 
-    def intents(self, sweep: str) -> list[sqlite3.Row]:
-        return self.q("SELECT * FROM intents WHERE sweep=? ORDER BY id", sweep)
+    def intents(self, sweep: str) -> list[IntentRow]:
+        return [IntentRow.from_row(r) for r in self.q("SELECT * FROM intents WHERE sweep=? ORDER BY id", sweep)]
+
+    def open_destroy_intents(self, sweep: str) -> list[IntentRow]:
+        """Destroy calls whose outcome was never recorded (the controller died during the call)."""
+        return [IntentRow.from_row(r) for r in self.q(
+            "SELECT * FROM intents WHERE sweep=? AND action='destroy' AND outcome IS NULL ORDER BY id", sweep)]
 
     # ---- events and metrics ------------------------------------------------------------------------------
     def add_event(self, sweep: str, t: float, kind: str, message: str, attempt_id: int | None = None,
@@ -298,23 +313,23 @@ class Ledger:
 
     # ---- commands, exclusions, preflight, spend ----------------------------------------------------------
     def enqueue(self, sweep: str, command: str, **args: Any) -> int:
-        if command not in COMMANDS:
-            raise ValueError(f"unknown command {command!r}; allowed: {', '.join(COMMANDS)}")
+        check_command(command, args)
         cur = self.db.execute("INSERT INTO commands (sweep, command, args_json, created_at) VALUES (?,?,?,?)",
                               (sweep, command, _j(args), time.time()))
         return int(cur.lastrowid or 0)
 
-    def take_commands(self, sweep: str, t: float) -> list[tuple[int, str, dict[str, Any]]]:
+    def take_commands(self, sweep: str, t: float) -> list[CommandRow]:
         with self.tx() as db:
             rows = db.execute("SELECT * FROM commands WHERE sweep=? AND taken_at IS NULL ORDER BY id", (sweep,)).fetchall()
             db.execute("UPDATE commands SET taken_at=? WHERE sweep=? AND taken_at IS NULL", (t, sweep))
-        return [(r["id"], r["command"], json.loads(r["args_json"])) for r in rows]
+        return [CommandRow.from_row(r) for r in rows]
 
     def finish_command(self, command_id: int, result: str) -> None:
         self.db.execute("UPDATE commands SET result=? WHERE id=?", (result, command_id))
 
-    def command(self, command_id: int) -> sqlite3.Row | None:
-        return self.q1("SELECT * FROM commands WHERE id=?", command_id)
+    def command(self, command_id: int) -> CommandRow | None:
+        row = self.q1("SELECT * FROM commands WHERE id=?", command_id)
+        return None if row is None else CommandRow.from_row(row)
 
     def exclude_machine(self, sweep: str, machine_id: str, reason: str, t: float) -> None:
         self.db.execute("INSERT OR IGNORE INTO excluded_machines VALUES (?,?,?,?)", (sweep, machine_id, reason, t))
@@ -329,6 +344,10 @@ class Ledger:
     def set_preflight(self, sweep: str, fingerprint: str, ok: bool, message: str, t: float) -> None:
         self.db.execute("INSERT OR REPLACE INTO preflight VALUES (?,?,?,?,?)", (sweep, fingerprint, int(ok), message, t))
 
+    def forget_failed_preflight(self, sweep: str, fingerprint: str) -> None:
+        """A person's relaunch tries the architecture's preflight again."""
+        self.db.execute("DELETE FROM preflight WHERE sweep=? AND fingerprint=? AND ok=0", (sweep, fingerprint))
+
     def add_spend_sample(self, sweep: str, t: float, spent: float, committed: float, burn: float,
                          provider_reported: float | None = None) -> None:
         self.db.execute("INSERT INTO spend_samples VALUES (?,?,?,?,?,?)", (sweep, t, spent, committed, burn,
@@ -339,33 +358,33 @@ class Ledger:
         from usim_tui.fleet.budget import budget_view  # budget imports nothing from here at module level
 
         srow = self.sweep_row(sweep)
-        name = srow["name"]
+        name = srow.name
         now = time.time() if now is None else now
-        spec = SweepSpec.model_validate(json.loads(srow["spec_json"]))
+        spec = SweepSpec.model_validate(json.loads(srow.spec_json))
         arows = self.attempts(name)
-        losses = self._loss_histories([r["id"] for r in arows])
-        attempts = tuple(_attempt_view(r, losses.get(r["id"], ())) for r in arows)
-        by_cell: dict[str, list[sqlite3.Row]] = {}
+        losses = self._loss_histories([r.id for r in arows])
+        attempts = tuple(_attempt_view(r, losses.get(r.id, ())) for r in arows)
+        by_cell: dict[str, list[AttemptRow]] = {}
         for r in arows:
-            by_cell.setdefault(r["cell"], []).append(r)
-        cells = tuple(_cell_view(c, by_cell.get(c["name"], [])) for c in self.cells(name))
+            by_cell.setdefault(r.cell, []).append(r)
+        cells = tuple(_cell_view(c, by_cell.get(c.name, [])) for c in self.cells(name))
         events = tuple(_event_view(r) for r in reversed(
             self.q("SELECT * FROM events WHERE sweep=? AND kind NOT IN ('metric') ORDER BY id DESC LIMIT 200", name)))
-        bview = budget_view(spec, arows, now, remaining_cells=sum(c.state == "pending" for c in cells))
+        bview = budget_view(spec, arows, now, remaining_cells=sum(c.state == CellState.PENDING for c in cells))
         bview = dataclasses.replace(bview, provider_reported=self.provider_reported(name, arows))
         return SweepSnapshot(
-            sweep=name, provider=srow["provider"], now=now, paused=bool(srow["paused"]), auto=bool(srow["auto"]),
+            sweep=name, provider=srow.provider, now=now, paused=bool(srow.paused), auto=bool(srow.auto),
             cells=cells, attempts=attempts, events=events, budget=bview,
-            provider_status=srow["provider_status"], crash_loop=srow["crash_loop"])
+            provider_status=srow.provider_status, crash_loop=srow.crash_loop)
 
-    def provider_reported(self, sweep: str, attempts: list[sqlite3.Row] | None = None) -> float | None:
+    def provider_reported(self, sweep: str, attempts: list[AttemptRow] | None = None) -> float | None:
         """Spend as the provider reports it: the account credit used since the sweep's first reading (Vast), else
         the sum of per-instance costs where the provider gives them, else None."""
         row = self.sweep_row(sweep)
-        if row["credit_start"] is not None and row["credit_now"] is not None:
-            return round(row["credit_start"] - row["credit_now"], 6)
-        costs = [a["provider_cost"] for a in (attempts if attempts is not None else self.attempts(sweep))
-                 if a["provider_cost"] is not None]
+        if row.credit_start is not None and row.credit_now is not None:
+            return round(row.credit_start - row.credit_now, 6)
+        costs = [a.provider_cost for a in (attempts if attempts is not None else self.attempts(sweep))
+                 if a.provider_cost is not None]
         return round(sum(costs), 6) if costs else None
 
     def _loss_histories(self, attempt_ids: list[int], points: int = 60) -> dict[int, tuple[float, ...]]:
@@ -392,29 +411,30 @@ def event_digest(attempt_id: int, event: dict[str, Any]) -> str:
 
 
 def _event_view(r: sqlite3.Row) -> EventView:
-    return EventView(t=r["t"], attempt_id=r["attempt_id"], cell=r["cell"], kind=r["kind"], message=r["message"])
+    return EventView(t=r["t"], attempt_id=r["attempt_id"], cell=r["cell"], kind=r["kind"], message=r["message"],
+                     data=json.loads(r["data_json"]) if r["data_json"] else None)
 
 
-def _attempt_view(r: sqlite3.Row, loss_history: tuple[float, ...]) -> AttemptView:
+def _attempt_view(r: AttemptRow, loss_history: tuple[float, ...]) -> AttemptView:
     return AttemptView(
-        attempt_id=r["id"], cell=r["cell"], attempt=r["attempt"], state=r["state"], reason=r["reason"],
-        provider_id=r["provider_id"], label=r["label"], gpu=r["gpu"], machine_id=r["machine_id"],
-        price_per_hour=r["price_per_hour"], created_at=r["created_at"], started_at=r["started_at"],
-        ended_at=r["ended_at"], stage=r["stage"], epoch=r["epoch"], step=r["step"], last_loss=r["last_loss"],
-        loss_history=loss_history, spent=r["spent"], message=r["message"])
+        attempt_id=r.id, cell=r.cell, attempt=r.attempt, state=r.state, reason=r.reason,
+        provider_id=r.provider_id, label=r.label, gpu=r.gpu, machine_id=r.machine_id,
+        price_per_hour=r.price_per_hour, created_at=r.created_at, started_at=r.started_at,
+        ended_at=r.ended_at, stage=r.stage, epoch=r.epoch, step=r.step, last_loss=r.last_loss,
+        loss_history=loss_history, spent=r.spent, message=r.message)
 
 
-def _cell_view(c: sqlite3.Row, attempts: list[sqlite3.Row]) -> CellView:
-    state = c["state"]
-    if state == "pending":
-        live = [a for a in attempts if a["state"] not in GONE]
-        if any(a["state"] == "running" for a in live):
-            state = "running"
+def _cell_view(c: CellRow, attempts: list[AttemptRow]) -> CellView:
+    state = c.state
+    if state == CellState.PENDING:
+        live = [a for a in attempts if a.live]
+        if any(a.state == AttemptState.RUNNING for a in live):
+            state = CellState.RUNNING
         elif live:
-            state = "launching"
-    last_reason = next((a["reason"] for a in reversed(attempts) if a["reason"]), None)
+            state = CellState.LAUNCHING
+    last_reason = next((a.reason for a in reversed(attempts) if a.reason), None)
     return CellView(
-        name=c["name"], round=c["round"], tags=tuple(json.loads(c["tags_json"])),
-        overrides=json.loads(c["overrides_json"]), state=state, attempts=len(attempts),
-        duplicate_of=c["duplicate_of"], metrics=json.loads(c["metrics_json"]),
-        cost=round(sum(a["spent"] for a in attempts), 6), reason=c["reason"] or (last_reason if state == "failed" else None))
+        name=c.name, round=c.round, tags=tuple(c.tags), overrides=c.overrides, state=state, attempts=len(attempts),
+        duplicate_of=c.duplicate_of, metrics=c.metrics, small_metrics=c.small_metrics, full_metrics=c.full_metrics,
+        cost=round(sum(a.spent for a in attempts), 6),
+        reason=c.reason or (last_reason if state == CellState.FAILED else None))

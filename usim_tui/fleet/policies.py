@@ -8,29 +8,27 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
 
 from usim_core.sweep import ProviderSettings
-from usim_tui.fleet.providers.base import EXITED, FAILED, OFFLINE, RUNNING, STOPPED, Observed
+from usim_tui.fleet.providers.base import Observed
+from usim_tui.fleet.rows import AttemptRow, CellRow
+from usim_tui.fleet.states import (
+    CRASH_REASONS,
+    FREE_REASONS,
+    MACHINE_REASONS,
+    AttemptState,
+    CellState,
+    EndReason,
+)
 
-REASONS = ("finished", "no_capacity", "startup_timeout", "container_error", "exited_error", "offline", "outbid",
-           "budget", "user", "max_runtime", "preflight", "orphan")
-# Failures of the run itself (exited_error, max_runtime) use up the cell's max_attempts; the same exit at
-# start-up across cells is a crash loop.
-CRASH_REASONS = frozenset({"exited_error"})
-# Failures of the machine or the market, not of the cell: the machine is excluded and they use up the cell's
-# own, larger max_machine_faults allowance instead.
-MACHINE_REASONS = frozenset({"startup_timeout", "container_error", "offline", "outbid"})
-# Attempts ended for these reasons use up neither limit.
-FREE_REASONS = frozenset({"no_capacity", "budget", "user", "orphan", "preflight"})
-LIVE_BLOCKING = ("launching", "destroying", "leaked")
+A, R = AttemptState, EndReason
 OCI_FAILURE = "OCI runtime create failed"
 
 
 @dataclass(frozen=True)
 class Verdict:
     outcome: str                 # "finished" or "failed"
-    reason: str                  # one of REASONS
+    reason: EndReason
     message: str = ""
     exclude_machine: bool = False
 
@@ -54,36 +52,36 @@ def signature(reason: str, message: str) -> str:
     return f"{reason}: {m.strip()[:200]}"
 
 
-def assess(attempt: Mapping[str, Any], obs: Observed | None, now: float, settings: ProviderSettings,
+def assess(attempt: AttemptRow, obs: Observed | None, now: float, settings: ProviderSettings,
            log_tail: str = "") -> Verdict | None:
     """Is this live attempt finished, failed (and why), or fine for now?"""
-    if attempt["done_event"]:
-        return Verdict("finished", "finished")
-    if attempt["error_event"]:
-        return Verdict("failed", "exited_error", attempt["error_event"])
+    if attempt.done_event:
+        return Verdict("finished", R.FINISHED)
+    if attempt.error_event:
+        return Verdict("failed", R.EXITED_ERROR, attempt.error_event)
     if obs is None:
         return None
     msg = obs.status_msg or ""
     if OCI_FAILURE in msg:
-        return Verdict("failed", "container_error", msg[:300], exclude_machine=True)
-    if obs.state == FAILED:
-        return Verdict("failed", "container_error", msg[:300] or "instance failed to start", exclude_machine=True)
-    if obs.state == OFFLINE:
-        return Verdict("failed", "offline", msg[:300] or "host offline / no heartbeat", exclude_machine=True)
-    if obs.state == STOPPED:
-        return Verdict("failed", "outbid", msg[:300] or "stopped (outbid): storage still billing", exclude_machine=True)
-    if obs.state == EXITED:
+        return Verdict("failed", R.CONTAINER_ERROR, msg[:300], exclude_machine=True)
+    if obs.state == A.FAILED:
+        return Verdict("failed", R.CONTAINER_ERROR, msg[:300] or "instance failed to start", exclude_machine=True)
+    if obs.state == A.OFFLINE:
+        return Verdict("failed", R.OFFLINE, msg[:300] or "host offline / no heartbeat", exclude_machine=True)
+    if obs.state == A.STOPPED:
+        return Verdict("failed", R.OUTBID, msg[:300] or "stopped (outbid): storage still billing", exclude_machine=True)
+    if obs.state == A.EXITED:
         line = error_line(log_tail)
         code = f"exit code {obs.exit_code}" if obs.exit_code is not None else "exited"
-        return Verdict("failed", "exited_error", f"{code} without a done event" + (f": {line}" if line else ""))
-    created = now if attempt["created_at"] is None else attempt["created_at"]
-    if not attempt["started_event"] and now - created > settings.startup_deadline_s:
-        return Verdict("failed", "startup_timeout",
+        return Verdict("failed", R.EXITED_ERROR, f"{code} without a done event" + (f": {line}" if line else ""))
+    created = now if attempt.created_at is None else attempt.created_at
+    if not attempt.started_event and now - created > settings.startup_deadline_s:
+        return Verdict("failed", R.STARTUP_TIMEOUT,
                        f"no started event within {settings.startup_deadline_s:.0f}s (state {obs.state}"
                        + (f": {msg}" if msg else "") + ")", exclude_machine=True)
-    begun = created if attempt["started_at"] is None else attempt["started_at"]
-    if obs.state == RUNNING and now - begun > settings.max_runtime_s:
-        return Verdict("failed", "max_runtime", f"ran past max_runtime_s={settings.max_runtime_s:.0f}")
+    begun = created if attempt.started_at is None else attempt.started_at
+    if obs.state == A.RUNNING and now - begun > settings.max_runtime_s:
+        return Verdict("failed", R.MAX_RUNTIME, f"ran past max_runtime_s={settings.max_runtime_s:.0f}")
     return None
 
 
@@ -96,10 +94,10 @@ class Failure:
     early: bool = True           # before any training progress (no metric step): a start-up crash
 
 
-def is_early(attempt: Mapping[str, Any]) -> bool:
+def is_early(attempt: AttemptRow) -> bool:
     """Did this attempt die before any training progress? Progress is a metric step read from its events
     (the final log tail is always read at exit, so a finished stage is never missed)."""
-    return attempt["step"] is None
+    return attempt.step is None
 
 
 def crash_loop(failures: Iterable[Failure], now: float, window_s: float = 900.0, min_cells: int = 3,
@@ -124,19 +122,19 @@ def crash_loop(failures: Iterable[Failure], now: float, window_s: float = 900.0,
     return None
 
 
-def attempts_used(attempts: Sequence[Mapping[str, Any]], counted_from: int = 0) -> int:
+def attempts_used(attempts: Sequence[AttemptRow], counted_from: int = 0) -> int:
     """Attempts that count against max_attempts: every created attempt except those ended by a machine fault
     or for reasons outside the cell (a live attempt counts: it may yet fail)."""
-    return sum(1 for a in attempts if a["attempt"] > counted_from and a["state"] != "not_created"
-               and a["reason"] not in FREE_REASONS and a["reason"] not in MACHINE_REASONS)
+    return sum(1 for a in attempts if a.attempt > counted_from and a.state != A.NOT_CREATED
+               and a.reason not in FREE_REASONS and a.reason not in MACHINE_REASONS)
 
 
-def machine_faults_used(attempts: Sequence[Mapping[str, Any]], counted_from: int = 0) -> int:
+def machine_faults_used(attempts: Sequence[AttemptRow], counted_from: int = 0) -> int:
     """Attempts lost to the machine or the market (they count against max_machine_faults)."""
-    return sum(1 for a in attempts if a["attempt"] > counted_from and a["reason"] in MACHINE_REASONS)
+    return sum(1 for a in attempts if a.attempt > counted_from and a.reason in MACHINE_REASONS)
 
 
-def exhausted(attempts: Sequence[Mapping[str, Any]], counted_from: int, max_attempts: int,
+def exhausted(attempts: Sequence[AttemptRow], counted_from: int, max_attempts: int,
               max_machine_faults: int) -> str | None:
     """Why the cell may not be launched again (a limit used up), else None."""
     used = attempts_used(attempts, counted_from)
@@ -148,11 +146,7 @@ def exhausted(attempts: Sequence[Mapping[str, Any]], counted_from: int, max_atte
     return None
 
 
-def is_live(attempt: Mapping[str, Any]) -> bool:
-    return attempt["state"] not in ("destroyed", "not_created")
-
-
-def next_launches(cells: Sequence[Mapping[str, Any]], attempts_by_cell: Mapping[str, Sequence[Mapping[str, Any]]],
+def next_launches(cells: Sequence[CellRow], attempts_by_cell: Mapping[str, Sequence[AttemptRow]],
                   now: float, *, concurrency: int, max_attempts: int, blocked: bool,
                   max_machine_faults: int = 10) -> list[str]:
     """Cells to start now: pending, no live attempt (a leaked or unconfirmed destroy counts as live: never
@@ -160,30 +154,30 @@ def next_launches(cells: Sequence[Mapping[str, Any]], attempts_by_cell: Mapping[
     before relaunches."""
     if blocked:
         return []
-    live = sum(1 for atts in attempts_by_cell.values() for a in atts if is_live(a))
+    live = sum(1 for atts in attempts_by_cell.values() for a in atts if a.live)
     out: list[str] = []
-    tried = {c["name"]: attempts_used(attempts_by_cell.get(c["name"], ()), c["counted_from"])
-             + machine_faults_used(attempts_by_cell.get(c["name"], ()), c["counted_from"]) for c in cells}
-    for c in sorted(cells, key=lambda c: tried[c["name"]]):
+    tried = {c.name: attempts_used(attempts_by_cell.get(c.name, ()), c.counted_from)
+             + machine_faults_used(attempts_by_cell.get(c.name, ()), c.counted_from) for c in cells}
+    for c in sorted(cells, key=lambda c: tried[c.name]):
         if live + len(out) >= concurrency:
             break
-        atts = attempts_by_cell.get(c["name"], ())
-        if c["state"] != "pending" or c["not_before"] > now or any(is_live(a) for a in atts):
+        atts = attempts_by_cell.get(c.name, ())
+        if c.state != CellState.PENDING or c.not_before > now or any(a.live for a in atts):
             continue
-        if exhausted(atts, c["counted_from"], max_attempts, max_machine_faults):
+        if exhausted(atts, c.counted_from, max_attempts, max_machine_faults):
             continue
-        out.append(c["name"])
+        out.append(c.name)
     return out
 
 
-def surplus_live(attempts: Sequence[Mapping[str, Any]]) -> list[int]:
+def surplus_live(attempts: Sequence[AttemptRow]) -> list[int]:
     """Attempt ids to destroy when one cell has more than one live attempt: keep the one that has started
     (else the earliest)."""
-    live = [a for a in attempts if is_live(a) and a["state"] not in ("destroying", "leaked") and a["provider_id"]]
+    live = [a for a in attempts if a.live and a.state not in (A.DESTROYING, A.LEAKED) and a.provider_id]
     if len(live) < 2:
         return []
-    keep = max(live, key=lambda a: (bool(a["started_event"]), -a["attempt"]))
-    return [a["id"] for a in live if a["id"] != keep["id"]]
+    keep = max(live, key=lambda a: (bool(a.started_event), -a.attempt))
+    return [a.id for a in live if a.id != keep.id]
 
 
 def backoff_s(consecutive_not_created: int, poll_interval: float) -> float:

@@ -8,15 +8,16 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-# Cell states shown in the coverage grid and leaderboards.
-CELL_STATES = ("pending", "launching", "running", "finished", "failed", "duplicate")
+from usim_tui.fleet.states import AttemptState, CellState
+
+# Cell states shown in the coverage grid and leaderboards, in this order.
+CELL_STATES = tuple(CellState)
 # Eval metrics shown first in one-line summaries (the rest follow in the ledger's order).
 HEADLINE_METRICS = ("nrmse_rollout", "nrmse_1step", "mass_drift", "energy_violation")
 
 
 def headline(metrics: dict[str, float], n: int = 3) -> str:
-    keys = [k for k in HEADLINE_METRICS if k in metrics] + \
-        [k for k in metrics if k not in HEADLINE_METRICS and not k.startswith("_")]
+    keys = [k for k in HEADLINE_METRICS if k in metrics] + [k for k in metrics if k not in HEADLINE_METRICS]
     return ", ".join(f"{k}={metrics[k]:.4g}" for k in keys[:n])
 
 
@@ -25,7 +26,7 @@ class AttemptView:
     attempt_id: int                  # ledger primary key; the app's row key
     cell: str
     attempt: int
-    state: str                       # provider state (providers.base.STATES) or "destroyed"
+    state: AttemptState
     reason: str | None               # taxonomy: no_capacity, startup_timeout, container_error, exited_error,
                                      # offline, outbid, budget, user, finished
     provider_id: str | None
@@ -51,10 +52,12 @@ class CellView:
     round: str
     tags: tuple[str, ...]
     overrides: dict[str, Any]
-    state: str                       # one of CELL_STATES
+    state: CellState
     attempts: int
     duplicate_of: str | None = None
-    metrics: dict[str, float] = field(default_factory=dict)   # from the eval event/JSON (nrmse_rollout, ...)
+    metrics: dict[str, float] = field(default_factory=dict)   # the result: full (test) eval, else small (val)
+    small_metrics: dict[str, float] = field(default_factory=dict)   # the `eval` event named small
+    full_metrics: dict[str, float] = field(default_factory=dict)    # the `eval` event named full
     cost: float = 0.0
     reason: str | None = None        # why it failed, when it did
 
@@ -79,6 +82,8 @@ class EventView:
     cell: str | None
     kind: str
     message: str
+    data: dict[str, Any] | None = None   # the structured event: a trainer event as read, or the controller's
+                                         # own fields (a state change: {"from": ..., "to": ...})
 
 
 @dataclass(frozen=True)

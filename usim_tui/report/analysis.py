@@ -11,11 +11,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from usim_core.eval.gates import passes_gates
+from usim_tui.fleet.states import CellState, EndReason
 from usim_tui.report.model import PRIMARY, AttemptRecord, CellRecord, ReportData
 
-NOT_STARTED = ("pending",)
-RUNNING = ("launching", "running")
-LIVE_ATTEMPT = ("pending", "loading", "running", "stopped")
+NOT_STARTED = (CellState.PENDING,)
+RUNNING = (CellState.LAUNCHING, CellState.RUNNING)
 
 
 def axis_number(text: str) -> float | None:
@@ -53,20 +53,20 @@ class Summary:
 def summarize(data: ReportData) -> Summary:
     cells = [c for c in data.cells if c.state != "duplicate"]
     by = Counter(c.state for c in cells)
-    finished = by["finished"]
+    finished = by[CellState.FINISHED]
     starts = [a.created_at for a in data.attempts if a.created_at is not None]
     ends = [a.ended_at or data.now for a in data.attempts if a.created_at is not None]
     live = any(a.ended_at is None for a in data.attempts)
     wall = ((data.now if live else max(ends)) - min(starts)) if starts else None
     return Summary(
-        total=len(cells), finished=finished, running=sum(by[s] for s in RUNNING), failed=by["failed"],
+        total=len(cells), finished=finished, running=sum(by[s] for s in RUNNING), failed=by[CellState.FAILED],
         not_started=sum(1 for c in cells if c.state in NOT_STARTED and not c.attempts),
         retrying=sum(1 for c in cells if c.state in NOT_STARTED and c.attempts), duplicates=len(data.cells) - len(cells),
         spent=data.spent, budget=data.budget,
         cost_per_finished=data.spent / finished if finished else None,
         planned_cost_per_cell=data.planned_cost_per_cell, wall_clock_s=wall,
         complete=finished == len(cells),
-        missing=[c for c in cells if c.state != "finished"],
+        missing=[c for c in cells if c.state != CellState.FINISHED],
     )
 
 
@@ -112,7 +112,7 @@ def leaderboard(data: ReportData, metric: str = PRIMARY) -> list[CellRecord]:
 
 def champion(data: ReportData, metric: str = PRIMARY) -> CellRecord | None:
     """The best finished cell that passes the physics gates; the best overall if none does."""
-    board = [c for c in leaderboard(data, metric) if c.state == "finished"]
+    board = [c for c in leaderboard(data, metric) if c.state == CellState.FINISHED]
     gated = [c for c in board if passes_gates(c.metrics) is not False]
     return (gated or board or [None])[0]
 
@@ -146,7 +146,7 @@ def group_stats(data: ReportData, axis: str, metric: str = PRIMARY) -> list[Grou
     groups: dict[str, list[CellRecord]] = defaultdict(list)
     for c in data.cells:
         v = c.axis_values().get(axis)
-        if v is not None and c.state == "finished" and metric in c.metrics:
+        if v is not None and c.state == CellState.FINISHED and metric in c.metrics:
             groups[v].append(c)
     out = []
     for value in sorted(groups, key=_sort_key):
@@ -182,7 +182,7 @@ def run_noise(data: ReportData, metric: str = PRIMARY) -> Noise:
     """Run-to-run noise from repeats: finished cells whose configs match apart from the seed."""
     groups: dict[str, list[CellRecord]] = defaultdict(list)
     for c in data.cells:
-        if c.state == "finished" and metric in c.metrics:
+        if c.state == CellState.FINISHED and metric in c.metrics:
             groups[_repeat_key(c)].append(c)
     reps = [g for g in groups.values() if len(g) > 1]
     dof = sum(len(g) - 1 for g in reps)
@@ -204,7 +204,7 @@ def exceeds_noise(stats: list[GroupStat], noise: Noise, k: float = 2.0) -> bool 
 
 def capacity_rows(data: ReportData, metric: str = PRIMARY) -> list[CellRecord]:
     """Finished cells with a capacity figure (operator hidden size), by capacity."""
-    rows = [c for c in data.cells if c.state == "finished" and "hidden_dim" in c.params and metric in c.metrics]
+    rows = [c for c in data.cells if c.state == CellState.FINISHED and "hidden_dim" in c.params and metric in c.metrics]
     return sorted(rows, key=lambda c: (c.params["hidden_dim"], c.params.get("latent_tokens", 0)))
 
 
@@ -220,7 +220,7 @@ def failures_by_reason(data: ReportData) -> dict[str, tuple[int, float]]:
     """reason -> (attempts, dollars) for attempts that ended for any reason but a clean finish or the user."""
     out: dict[str, tuple[int, float]] = {}
     for a in data.attempts:
-        if a.reason and a.reason not in ("finished", "user"):
+        if a.reason and a.reason not in (EndReason.FINISHED, EndReason.USER):
             n, cost = out.get(a.reason, (0, 0.0))
             out[a.reason] = (n + 1, cost + a.spent)
     return dict(sorted(out.items(), key=lambda kv: -kv[1][0]))
@@ -235,7 +235,7 @@ def shared_errors(data: ReportData, min_count: int = 2) -> list[tuple[str, list[
     """Error messages shared by several attempts (a crash loop), with the attempts, most common first."""
     by: dict[str, list[str]] = defaultdict(list)
     for a in data.attempts:
-        if a.error and a.reason != "finished":
+        if a.error and a.reason != EndReason.FINISHED:
             by[first_line(a.error)].append(a.label)
     return sorted(((e, ls) for e, ls in by.items() if len(ls) >= min_count), key=lambda x: -len(x[1]))
 
@@ -314,10 +314,10 @@ def _axis_entry(champ: CellRecord, key: str, values: list[float]) -> dict[str, A
 
 def next_steps(data: ReportData, metric: str = PRIMARY) -> NextSteps:
     champ = champion(data, metric)
-    finished = sum(1 for c in data.cells if c.state == "finished")
+    finished = sum(1 for c in data.cells if c.state == CellState.FINISHED)
     prices = [a.price_per_hour for a in data.attempts if a.price_per_hour > 0]
     cost = data.spent / finished if finished else data.planned_cost_per_cell
-    uncovered = [c for c in data.cells if c.state not in ("finished", "duplicate")]
+    uncovered = [c for c in data.cells if c.state not in (CellState.FINISHED, CellState.DUPLICATE)]
     steps = NextSteps(champion=champ, uncovered=uncovered, cost_per_cell=cost, observed=bool(finished),
                       price_per_hour=statistics.fmean(prices) if prices else None, next_round=None)
     if champ is None:

@@ -7,16 +7,15 @@ import json
 import math
 import netrc
 import os
-import re
 from pathlib import Path
 from typing import Any
 
 from usim_core.sweep import Sweep
 from usim_tui.fleet.ledger import Ledger
-from usim_tui.fleet.snapshot import AttemptView, SweepSnapshot
+from usim_tui.fleet.rows import AttemptRow
+from usim_tui.fleet.snapshot import AttemptView, EventView, SweepSnapshot
+from usim_tui.fleet.states import GONE, EndReason
 from usim_tui.report.model import AttemptRecord, CellRecord, EvalRecord, Phase, ReportData
-
-LIVE = ("pending", "launching", "loading", "running", "stopped", "destroying", "leaked")
 
 
 def _numbers(d: dict[str, Any] | None) -> dict[str, float]:
@@ -46,8 +45,8 @@ def read_eval(path: Path) -> EvalRecord | None:
                       ttc_gain=float(gain) if isinstance(gain, int | float) else None, source=str(path))
 
 
-def _run_dir(row: Any, roots: list[Path]) -> Path | None:
-    rd = row["run_dir"] if "run_dir" in row.keys() else None
+def _run_dir(row: AttemptRow, roots: list[Path]) -> Path | None:
+    rd = row.run_dir
     if not rd:
         return None
     p = Path(rd)
@@ -69,18 +68,14 @@ def _phases(a: AttemptView, exit_t: float | None, now: float) -> list[Phase]:
         out.append(Phase("running", started, stop))
         if stop < end:
             out.append(Phase("exited", stop, end))
-    if a.ended_at is not None and a.state in ("destroyed", "not_created"):
+    if a.ended_at is not None and a.state in GONE:
         out.append(Phase("destroyed", a.ended_at, a.ended_at))
     return [p for p in out if p.end >= p.start]
 
 
-TRANSITION = re.compile(r"(\w+) -> (\w+)\s*$")
-
-
-def _phases_from_events(a: AttemptView, events: list[Any], now: float) -> list[Phase] | None:
-    """Phases from the controller's `state` events (`cell #n: loading -> running`); None when it wrote none."""
-    found = sorted((e.t, m.group(1), m.group(2)) for e in events
-                   if e.kind == "state" and (m := TRANSITION.search(e.message)))
+def _phases_from_events(a: AttemptView, events: list[EventView], now: float) -> list[Phase] | None:
+    """Phases from the controller's `state` events (data {"from": ..., "to": ...}); None when it wrote none."""
+    found = sorted((e.t, e.data["from"], e.data["to"]) for e in events if e.kind == "state" and e.data)
     if not found or a.created_at is None:
         return None
     end = a.ended_at or now
@@ -88,7 +83,7 @@ def _phases_from_events(a: AttemptView, events: list[Any], now: float) -> list[P
     points = [(a.created_at, found[0][1]), *((t, to) for t, _, to in found)]
     out = [Phase(state, max(t, a.created_at), min(nxt, end))
            for (t, state), (nxt, _) in zip(points, [*points[1:], (end, "")], strict=True)]
-    if a.ended_at is not None and a.state in ("destroyed", "not_created"):
+    if a.ended_at is not None and a.state in GONE:
         out.append(Phase("destroyed", a.ended_at, a.ended_at))
     return [p for p in out if p.end >= p.start]
 
@@ -138,7 +133,7 @@ def gather(ledger: Ledger, sweep: str | None = None, *, now: float | None = None
     snap: SweepSnapshot = ledger.snapshot(sweep, now=now)
     spec_sweep: Sweep = ledger.load_sweep(snap.sweep)
     roots = [Path.cwd(), *(runs_roots or []), ledger.path.parent.parent, ledger.path.parent.parent.parent]
-    rows = {r["id"]: r for r in ledger.attempts(snap.sweep)}
+    rows = {r.id: r for r in ledger.attempts(snap.sweep)}
     cells_cfg = {c.name: c for c in spec_sweep.cells}
 
     attempts: list[AttemptRecord] = []
@@ -152,8 +147,8 @@ def gather(ledger: Ledger, sweep: str | None = None, *, now: float | None = None
         exit_times[a.attempt_id] = exit_t
         err = next((e.message for e in reversed(events) if e.kind == "error"), None)
         row = rows.get(a.attempt_id)
-        err = err or (row["error_event"] if row is not None else None)
-        if not err and a.reason not in (None, "finished", "user", "budget"):
+        err = err or (row.error_event if row is not None else None)
+        if not err and a.reason not in (None, EndReason.FINISHED, EndReason.USER, EndReason.BUDGET):
             err = a.message
         attempts.append(AttemptRecord(
             attempt_id=a.attempt_id, cell=a.cell, attempt=a.attempt, state=a.state, reason=a.reason,
@@ -163,7 +158,8 @@ def gather(ledger: Ledger, sweep: str | None = None, *, now: float | None = None
 
     finishing = {}  # cell -> the attempt whose results count: the finished one, else the latest
     for a in snap.attempts:
-        if a.reason == "finished" or finishing.get(a.cell) is None or finishing[a.cell].reason != "finished":
+        if a.reason == EndReason.FINISHED or finishing.get(a.cell) is None \
+                or finishing[a.cell].reason != EndReason.FINISHED:
             finishing[a.cell] = a
     series = ledger.metric_series([a.attempt_id for a in finishing.values()])
 

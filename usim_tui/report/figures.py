@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from usim_core.config import STAGES
+from usim_tui.fleet.states import CellState
 from usim_tui.report.analysis import GroupStat, RoundCoverage
 from usim_tui.report.model import PRIMARY, CellRecord, ReportData
 
@@ -37,7 +38,7 @@ def loss_curves(data: ReportData, out: Path) -> list[tuple[str, str]]:
     """One figure per stage: train (solid) and val (dashed) loss of every finished cell. [(file, stage)]."""
     by_stage: dict[str, list[tuple[CellRecord, str, list[tuple[int, float]]]]] = {}
     for c in data.cells:
-        if c.state != "finished":
+        if c.state != CellState.FINISHED:
             continue
         for key, series in c.curves.items():
             kind = curve_kind(key)
@@ -114,7 +115,7 @@ def coverage_map(cov: RoundCoverage, out: Path, metric: str = PRIMARY) -> str | 
     for (r, c), cell in cov.grid.items():
         i, j = cov.rows.index(r), cov.cols.index(c)
         value = cell.metrics.get(metric)
-        if value is not None and cell.state == "finished":
+        if value is not None and cell.state == CellState.FINISHED:
             z[i, j] = value
         text = cell.state + (f"\n{value:.4g}" if value is not None else "")
         ax.text(j, i, text, ha="center", va="center", fontsize=8)

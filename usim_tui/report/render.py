@@ -9,6 +9,7 @@ from pathlib import Path
 import yaml
 
 from usim_core.eval.gates import ENERGY_TOL, MASS_TOL, gate
+from usim_tui.fleet.states import EndReason
 from usim_tui.report import analysis as A
 from usim_tui.report import figures
 from usim_tui.report.doc import Doc, to_html, to_markdown
@@ -191,7 +192,7 @@ def _failures(doc: Doc, data: ReportData) -> None:
         doc.p("No attempt failed.")
     else:
         doc.table(["reason", "attempts", "cost"], [[r, str(n), _usd(c)] for r, (n, c) in by.items()])
-    failed = [a for a in data.attempts if a.reason and a.reason not in ("finished", "user")]
+    failed = [a for a in data.attempts if a.reason and a.reason not in (EndReason.FINISHED, EndReason.USER)]
     if failed:
         doc.table(["attempt", "reason", "cost", "error"],
                   [[a.label, a.reason or "", _usd(a.spent), "`" + A.first_line(a.error).replace("`", "'") + "`" if a.error else ""]

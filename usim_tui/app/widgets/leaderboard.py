@@ -9,6 +9,7 @@ from textual.widgets import Static
 from usim_core.eval.gates import gate
 from usim_tui.app.format import money
 from usim_tui.fleet.snapshot import CellView
+from usim_tui.fleet.states import CellState
 
 RANK_BY = "nrmse_rollout"
 
@@ -19,7 +20,7 @@ def gate_text(name: str, ok: bool | None) -> Text:
 
 
 def ranked(cells: tuple[CellView, ...]) -> list[CellView]:
-    done = [c for c in cells if c.state == "finished" and RANK_BY in c.metrics]
+    done = [c for c in cells if c.state == CellState.FINISHED and RANK_BY in c.metrics]
     return sorted(done, key=lambda c: c.metrics[RANK_BY])
 
 

@@ -158,16 +158,16 @@ class SimProvider:
         ev = [("started", t0, {})]
         ran = min(now, t0 + s.run_s) - t0
         for k in range(int(ran // 10)):
-            ev.append(("metric", t0 + 10 * (k + 1), {"stage": "codec", "step": k + 1, "loss": 1.0 / (k + 2)}))
+            ev.append(("metric", t0 + 10 * (k + 1), {"stage": "codec", "step": k + 1, "metrics": {"loss": 1.0 / (k + 2)}}))
         lines = [f"@usim {json.dumps({'v': 1, 'kind': kd, 't': t, **f})}" for kd, t, f in ev]
         if now >= t0 + s.run_s:
             end = t0 + s.run_s
             if s.outcome == "done":
-                lines.append("@usim " + json.dumps({"v": 1, "kind": "eval", "t": end, "split": "small",
+                lines.append("@usim " + json.dumps({"v": 1, "kind": "eval", "t": end, "name": "small",
                                                     "metrics": {"nrmse_rollout": 0.1 + int(i.id) % 5 / 100}}))
                 lines.append("@usim " + json.dumps({"v": 1, "kind": "done", "t": end}))
             elif s.outcome == "error":
-                lines.append("@usim " + json.dumps({"v": 1, "kind": "error", "t": end, "message": s.message}))
+                lines.append("@usim " + json.dumps({"v": 1, "kind": "error", "t": end, "reason": s.message}))
             elif s.outcome == "crash":
                 lines += ["Traceback (most recent call last):", '  File "train.py", line 1', s.message]
         return "\n".join(lines[-tail:])

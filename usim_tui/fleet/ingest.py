@@ -1,0 +1,78 @@
+"""Event ingestion: what a batch of new protocol events (usim_core.events) changes for one attempt. Pure: the
+controller reads the events, keeps those the ledger has not recorded, calls `ingest`, and writes the result
+in one transaction."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from usim_core.events import Event
+
+META = frozenset({"v", "t", "kind"})
+
+
+@dataclass
+class Ingested:
+    attempt: dict[str, Any] = field(default_factory=dict)     # fields for Ledger.set_attempt
+    metrics: list[tuple[int, dict[str, float], float | None]] = field(default_factory=list)  # (step, values, t)
+    small_metrics: dict[str, float] | None = None              # the latest eval named small, if one came
+    full_metrics: dict[str, float] | None = None               # the latest eval named full, if one came
+    started: bool = False                                      # a `started` event came in this batch
+
+
+def ingest(events: Sequence[Event]) -> Ingested:
+    out = Ingested()
+    for e in events:
+        kind = e["kind"]
+        stage = e.get("stage")
+        if isinstance(stage, str) and stage:
+            out.attempt["stage"] = stage
+        for k in ("epoch", "step"):
+            if isinstance(e.get(k), int):
+                out.attempt[k] = e[k]  # type: ignore[literal-required]
+        if kind == "started":
+            out.attempt["started_event"] = 1
+            out.started = True
+        elif kind == "metric":
+            _metric(out, e, stage if isinstance(stage, str) else None)
+        elif kind == "eval":
+            values = numbers(e.get("metrics"))
+            if e.get("name") == "full":
+                out.full_metrics = values
+            else:
+                out.small_metrics = values
+        elif kind == "done":
+            out.attempt["done_event"] = 1
+        elif kind == "error":
+            out.attempt["error_event"] = str(e.get("reason") or describe(e))[:500]
+    return out
+
+
+def _metric(out: Ingested, e: Mapping[str, Any], stage: str | None) -> None:
+    """A metric event's values, keyed `<stage>/<name>` where the trainer gave a bare name (`loss`)."""
+    keyed = {f"{stage}/{k}" if stage and "/" not in k else k: v for k, v in numbers(e.get("metrics")).items()}
+    out.metrics.append((int(e.get("step") or 0), keyed, e.get("t")))
+    loss = next((v for k, v in keyed.items() if k.endswith("/loss") and not is_val(k)), None)
+    if loss is not None:
+        out.attempt["last_loss"] = loss
+
+
+def is_val(key: str) -> bool:
+    return key.startswith("val/") or "/val_" in key or "/val/" in key
+
+
+def numbers(d: Any) -> dict[str, float]:
+    """The numeric entries of a metrics mapping (booleans and anything else left out)."""
+    if not isinstance(d, Mapping):
+        return {}
+    return {k: float(v) for k, v in d.items() if isinstance(v, int | float) and not isinstance(v, bool)}
+
+
+def describe(e: Mapping[str, Any]) -> str:
+    """One line for the events pane: the kind and its scalar fields."""
+    rest = {k: v for k, v in e.items() if k not in META}
+    text = " ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in rest.items()
+                    if not isinstance(v, dict | list))
+    return f"{e.get('kind')} {text}"[:500]

@@ -1,0 +1,69 @@
+"""Preflight: every distinct architecture is built and run for a few steps of every stage on this machine's
+CPU (`usim-core preflight`) before any money is spent on it. One result per architecture fingerprint, kept in
+the ledger."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from pathlib import Path
+
+import yaml
+
+from usim_core.config import RunConfig
+from usim_core.sweep import Sweep
+from usim_tui.fleet import policies
+from usim_tui.fleet.journal import Journal
+from usim_tui.fleet.ledger import Ledger
+from usim_tui.fleet.states import CellState, EndReason
+
+DEFAULT_COMMAND = [sys.executable, "-m", "usim_core", "preflight", "--config"]
+TIMEOUT_S = 900.0
+
+
+def fingerprint(config: dict) -> str:
+    return RunConfig.model_validate(config).architecture_fingerprint()
+
+
+async def check(ledger: Ledger, sweep: Sweep, journal: Journal, cell: str, runs_root: Path, now: float,
+                command: list[str] | None = None) -> bool:
+    """Whether `cell`'s architecture passed preflight (running it the first time). A failure fails every cell
+    of that architecture, with reason `preflight`."""
+    config = sweep.cell(cell).config
+    fp = fingerprint(config)
+    known = ledger.preflight_result(sweep.name, fp)
+    if known is None:
+        where = runs_root / sweep.name / "preflight" / fp
+        where.mkdir(parents=True, exist_ok=True)
+        (where / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+        journal.event(now, "preflight", f"preflight of architecture {fp} ({cell}) ...")
+        ok, message = await run([*(command or DEFAULT_COMMAND), str(where / "config.yaml")], where)
+        ledger.set_preflight(sweep.name, fp, ok, message, now)
+        journal.event(now, "preflight", f"preflight {fp}: {'ok' if ok else 'FAILED: ' + message}",
+                      data={"fingerprint": fp, "ok": ok, "message": message})
+        known = (ok, message)
+    if not known[0]:
+        for c in sweep.cells:
+            if fingerprint(c.config) == fp:
+                ledger.set_cell(sweep.name, c.name, state=CellState.FAILED, reason=EndReason.PREFLIGHT)
+    return known[0]
+
+
+async def run(cmd: list[str], cwd: Path, timeout: float = TIMEOUT_S) -> tuple[bool, str]:
+    """Run one preflight command; (ok, one line on why not). Its whole output goes to preflight.log."""
+    try:
+        proc = await asyncio.create_subprocess_exec(*cmd, cwd=str(cwd), stdout=asyncio.subprocess.PIPE,
+                                                    stderr=asyncio.subprocess.STDOUT)
+    except OSError as exc:
+        return False, f"cannot run {cmd[0]}: {exc}"
+    try:
+        out, _ = await asyncio.wait_for(proc.communicate(), timeout)
+    except TimeoutError:
+        proc.kill()
+        await proc.wait()
+        return False, f"preflight timed out after {timeout:.0f}s"
+    text = out.decode(errors="replace")
+    (cwd / "preflight.log").write_text(text)
+    if proc.returncode == 0:
+        return True, ""
+    return False, f"exit {proc.returncode}: {policies.error_line(text) or 'no output'} (log: {cwd / 'preflight.log'})"
