@@ -14,8 +14,7 @@ from usim_core.events import parse_lines
 from usim_core.sweep import expand
 from usim_tui.emulator.server import serve
 from usim_tui.emulator.state import Emulator
-from usim_tui.fleet.controller import Controller
-from usim_tui.fleet.ledger import Ledger
+from usim_tui.fleet.open import open_sweep
 from usim_tui.fleet.providers.vast import VastProvider
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -44,9 +43,10 @@ async def test_real_training_through_the_emulator(tmp_path):
     emu = Emulator(api_keys=(KEY,), execute=True, workdir=str(tmp_path / "hosts"))
     async with serve(emu) as url:
         provider = VastProvider(sweep.spec.provider, api_key=KEY, base_url=url, sweep=sweep.name)
-        ledger = Ledger(tmp_path / "ledger.sqlite")
-        ctl = Controller(ledger, provider, sweep, poll_interval=1.0, run_preflight=False, log=lambda m: None,
-                         runs_root=tmp_path / "runs", env={"WANDB_MODE": "disabled", "USIM_THREADS": "1"})
+        opened = open_sweep(sweep, provider=provider, ledger=tmp_path / "ledger.sqlite", runs_root=tmp_path / "runs",
+                            poll_interval=1.0, run_preflight=False, log=lambda m: None,
+                            env={"WANDB_MODE": "disabled", "USIM_THREADS": "1"})
+        ledger, ctl = opened.ledger, opened.controller
         await asyncio.wait_for(ctl.run(), 400)
         (inst,) = emu.instances.values()
         log = Path(inst.log_path).read_text()

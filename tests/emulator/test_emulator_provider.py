@@ -14,6 +14,7 @@ from usim_tui.emulator.faults import FaultProfile
 from usim_tui.emulator.server import serve
 from usim_tui.emulator.state import Emulator
 from usim_tui.fleet.clock import VirtualClock
+from usim_tui.fleet.open import open_sweep
 from usim_tui.fleet.providers.base import (
     EXITED,
     FAILED,
@@ -241,8 +242,6 @@ async def test_paced_creates_do_not_starve_the_polls(tmp_path):
     import copy
 
     from usim_core.sweep import Cell, expand
-    from usim_tui.fleet.controller import Controller
-    from usim_tui.fleet.ledger import Ledger
 
     base = expand(ROOT / "configs/sweeps/overnight_sota.yaml")
     sweep = copy.copy(base)
@@ -252,8 +251,8 @@ async def test_paced_creates_do_not_starve_the_polls(tmp_path):
     emu = emulator()
     async with serve(emu) as url:
         p = provider(emu, url)
-        ctl = Controller(Ledger(tmp_path / "l.sqlite"), p, sweep, emu.clock, poll_interval=30.0,
-                         run_preflight=False, log=lambda m: None)
+        ctl = open_sweep(sweep, provider=p, ledger=tmp_path / "l.sqlite", runs_root=tmp_path, clock=emu.clock,
+                         poll_interval=30.0, run_preflight=False, log=lambda m: None, env={}).controller
         await ctl.tick()
         first = ctl.ledger.attempts("s")
         assert 3 <= len(first) <= 9, "about one poll interval of paced creates"

@@ -7,11 +7,18 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from usim_tui.fleet.clock import VirtualClock
-from usim_tui.fleet.controller import Controller
-from usim_tui.fleet.ledger import Ledger
+from usim_tui.fleet.open import open_sweep
 from usim_tui.fleet.providers.sim import OUTCOMES, Script, SimProvider
 
 POLL = 5.0
+
+
+def make(tmp, sweep, sim, clock):
+    opened = open_sweep(sweep, provider=sim, ledger=tmp / "l.sqlite", runs_root=tmp / "runs", clock=clock,
+                        poll_interval=POLL, run_preflight=False, log=lambda m: None, env={})
+    return opened.ledger, opened.controller
+
+
 scripts = st.builds(Script, outcome=st.sampled_from(OUTCOMES), pending_s=st.floats(0, 30),
                     loading_s=st.floats(0, 60), run_s=st.floats(1, 900))
 
@@ -27,19 +34,19 @@ async def test_spend_never_exceeds_budget_by_more_than_one_poll(tmp_path_factory
     it = iter(plan * 10)
     sim = SimProvider(clock, lambda spec: next(it, Script()), price=price, storage=0.05)
     sim.no_capacity = no_capacity
-    led = Ledger(tmp_path_factory.mktemp("b") / "l.sqlite")
-    ctl = Controller(led, sim, demo_sweep, clock, poll_interval=POLL, run_preflight=False, log=lambda m: None,
-                     runs_root="runs")
+    led, ctl = make(tmp_path_factory.mktemp("b"), demo_sweep, sim, clock)
     worst_burn = demo_sweep.spec.concurrency * (price + 0.05)
     faults = set(list_faults)
-    for tick in range(800):
-        sim.fail_next["list"] = 1 if tick in faults else 0
-        await ctl.tick()
+    ticks = [0]
+    sim.fail_next["list"] = 1 if 0 in faults else 0
+
+    def check(ctl) -> None:   # after each tick: the bill holds; the next listing fails where the schedule says
         assert sim.true_cost() <= budget + worst_burn * POLL / 3600 + 1e-9
-        if ctl.done or ctl.stalled:
-            break
-        clock.advance(POLL)
-    assert ctl.done or ctl.stalled
+        ticks[0] += 1
+        sim.fail_next["list"] = 1 if ticks[0] in faults else 0
+
+    why = await ctl.run(until=clock.now() + 800 * POLL, on_tick=check)
+    assert why != "until" and (ctl.done or ctl.stalled)
     assert not sim.alive()
     assert led.snapshot().budget.spent >= sim.true_cost() - 1e-6
 
@@ -50,13 +57,7 @@ async def test_a_run_that_starts_and_exits_within_one_poll_is_billed(tmp_path, d
     clock = VirtualClock()
     sim = SimProvider(clock, lambda spec: Script(outcome="done", pending_s=0.0, loading_s=1.8745303556406155e-22, run_s=1.0),
                       price=1.0, storage=0.05)
-    led = Ledger(tmp_path / "l.sqlite")
-    ctl = Controller(led, sim, demo_sweep, clock, poll_interval=POLL, run_preflight=False, log=lambda m: None,
-                     runs_root="runs")
-    for _ in range(50):
-        await ctl.tick()
-        if ctl.done or ctl.stalled:
-            break
-        clock.advance(POLL)
+    led, ctl = make(tmp_path, demo_sweep, sim, clock)
+    await ctl.run(until=clock.now() + 50 * POLL)
     assert ctl.done and not sim.alive()
     assert led.snapshot().budget.spent >= sim.true_cost() - 1e-9

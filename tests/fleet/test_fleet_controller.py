@@ -5,27 +5,22 @@ from __future__ import annotations
 import pytest
 
 from usim_tui.fleet.clock import VirtualClock
-from usim_tui.fleet.controller import Controller
-from usim_tui.fleet.ledger import Ledger
+from usim_tui.fleet.controller import LEAK_AFTER_POLLS
+from usim_tui.fleet.open import open_sweep
 from usim_tui.fleet.providers.sim import Script, SimProvider
 
 
 def make(tmp_path, sweep, script_for=None, **kw):
     clock = VirtualClock()
     prov = SimProvider(clock, script_for, **kw)
-    led = Ledger(tmp_path / "l.sqlite")
-    ctl = Controller(led, prov, sweep, clock, poll_interval=5.0, run_preflight=False, log=lambda m: None,
-                     runs_root=tmp_path / "runs")
-    return clock, prov, led, ctl
+    opened = open_sweep(sweep, provider=prov, ledger=tmp_path / "l.sqlite", runs_root=tmp_path / "runs", clock=clock,
+                        poll_interval=5.0, run_preflight=False, log=lambda m: None, env={})
+    return clock, prov, opened.ledger, opened.controller
 
 
 async def drive(ctl, clock, ticks=400):
-    for _ in range(ticks):
-        await ctl.tick()
-        if ctl.done or ctl.stalled:
-            return
-        clock.advance(ctl.poll_interval)
-    raise AssertionError("sweep did not settle")
+    why = await ctl.run(until=clock.now() + ticks * ctl.poll_interval)
+    assert why != "until", "sweep did not settle"
 
 
 def cells(led):
@@ -213,6 +208,30 @@ async def test_failed_destroy_leaks_blocks_relaunch_and_is_retried(tmp_path, dem
     assert any("ALERT" in e.message for e in led.snapshot().events)
     await drive(ctl, clock)
     atts = [a for a in led.snapshot().attempts if a.cell == first]
+    assert atts[0].state == "destroyed" and len(atts) == 2 and not prov.alive()
+
+
+async def test_an_instance_still_listed_after_destroy_is_leaked_then_destroyed_again(tmp_path, demo_sweep):
+    """A destroy the provider answered ok, but the instance is still listed LEAK_AFTER_POLLS polls later: it is
+    marked leaked with an alert and destroyed again; its cell is never relaunched before the instance is gone."""
+    first = demo_sweep.cells[0].name
+    clock, prov, led, ctl = make(tmp_path, demo_sweep,
+                                 lambda spec: Script("crash", run_s=10) if spec.cell == first else Script("done"))
+    prov.destroys_ignored = 1            # the first destroy (the crash's) is accepted and does nothing
+    listed_while_destroying = 0
+    while not any(e.kind == "leaked" for e in led.snapshot().events):
+        await ctl.tick()
+        (a,) = led.attempts("demo", first)   # never a second attempt while the first may still run
+        listed_while_destroying += a.state == "destroying" and prov.instances[a.provider_id].destroyed_at is None
+        clock.advance(5)
+        assert clock.now() < 1_761_000_000 + 600, "never marked leaked"
+    assert listed_while_destroying == LEAK_AFTER_POLLS
+    alert = next(e for e in led.snapshot().events if e.kind == "leaked")
+    assert f"still listed {LEAK_AFTER_POLLS} polls after destroy" in alert.message
+    destroys = [i for i in led.intents("demo") if i.action == "destroy" and i.attempt_id == a.id]
+    assert len(destroys) == 2 and all(i.outcome == "ok" for i in destroys)   # destroyed again at once
+    await drive(ctl, clock)
+    atts = led.attempts("demo", first)
     assert atts[0].state == "destroyed" and len(atts) == 2 and not prov.alive()
 
 

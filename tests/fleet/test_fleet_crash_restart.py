@@ -7,8 +7,8 @@ from __future__ import annotations
 import random
 
 from usim_tui.fleet.clock import VirtualClock
-from usim_tui.fleet.controller import Controller
 from usim_tui.fleet.ledger import Ledger
+from usim_tui.fleet.open import open_sweep
 from usim_tui.fleet.providers.base import LOADING, PENDING, RUNNING
 from usim_tui.fleet.providers.sim import Script, SimProvider
 
@@ -82,8 +82,8 @@ async def test_kill_and_restart_at_random_points(tmp_path, demo_sweep):
         path = tmp_path / f"l{seed}.sqlite"
 
         def fresh(path=path, prov=prov, clock=clock):
-            return Controller(Ledger(path), prov, demo_sweep, clock, poll_interval=5.0, run_preflight=False,
-                              log=lambda m: None, runs_root=tmp_path / "runs")
+            return open_sweep(demo_sweep, provider=prov, ledger=path, runs_root=tmp_path / "runs", clock=clock,
+                              poll_interval=5.0, run_preflight=False, log=lambda m: None, env={}).controller
         ctl = fresh()
         for _ in range(600):
             try:

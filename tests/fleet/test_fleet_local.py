@@ -11,9 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from usim_tui.fleet.clock import RealClock
-from usim_tui.fleet.controller import Controller
-from usim_tui.fleet.ledger import Ledger
+from usim_tui.fleet.open import open_sweep
 from usim_tui.fleet.providers.base import EXITED, RUNNING, LaunchSpec, ProviderError
 from usim_tui.fleet.providers.local import LocalProvider
 
@@ -91,9 +89,9 @@ async def test_errors_are_provider_errors(tmp_path):
 @pytest.mark.slow
 async def test_controller_runs_demo_on_local_subprocesses(tmp_path, demo_sweep):
     prov = LocalProvider(tmp_path / "runs", 0.35, command=CMD, threads=1)
-    led = Ledger(tmp_path / "runs/demo/ledger.sqlite")
-    ctl = Controller(led, prov, demo_sweep, RealClock(), poll_interval=0.3, run_preflight=False,
-                     runs_root=tmp_path / "runs", log=lambda m: None)
+    opened = open_sweep(demo_sweep, provider=prov, runs_root=tmp_path / "runs", poll_interval=0.3,
+                        run_preflight=False, log=lambda m: None, env={})
+    led, ctl = opened.ledger, opened.controller
     await asyncio.wait_for(ctl.run(), 60)
     snap = led.snapshot()
     assert all(c.state == "finished" and c.metrics["nrmse_rollout"] == 0.2 and c.cost > 0 for c in snap.cells)
@@ -103,10 +101,10 @@ async def test_controller_runs_demo_on_local_subprocesses(tmp_path, demo_sweep):
 
 async def test_preflight_failure_launches_nothing(tmp_path, demo_sweep):
     prov = LocalProvider(tmp_path / "runs", 0.35, command=CMD)
-    led = Ledger(tmp_path / "l.sqlite")
     bad = [sys.executable, "-c", "import sys; print('RuntimeError: architecture mismatch'); sys.exit(3)"]
-    ctl = Controller(led, prov, demo_sweep, RealClock(), poll_interval=0.1, runs_root=tmp_path / "runs",
-                     log=lambda m: None, preflight_cmd=bad)
+    opened = open_sweep(demo_sweep, provider=prov, ledger=tmp_path / "l.sqlite", runs_root=tmp_path / "runs",
+                        poll_interval=0.1, log=lambda m: None, preflight_cmd=bad, env={})
+    led, ctl = opened.ledger, opened.controller
     await ctl.run()
     snap = led.snapshot()
     assert not snap.attempts and {c.state for c in snap.cells} == {"failed"}

@@ -96,6 +96,7 @@ class SimProvider:
         self.instances: dict[str, SimInstance] = {}
         self.fail_next: dict[str, int] = {}      # call name -> how many next calls raise
         self.create_then_fail = 0                # creates that succeed but raise (a timeout hiding a success)
+        self.destroys_ignored = 0                # destroys that answer ok but leave the instance running
         self.no_capacity = 0
         self._n = 0
 
@@ -143,6 +144,9 @@ class SimProvider:
     async def destroy(self, provider_id: str) -> None:
         self._maybe_fail("destroy")
         i = self.instances.get(provider_id)
+        if self.destroys_ignored > 0:
+            self.destroys_ignored -= 1
+            return
         if i is not None and i.destroyed_at is None:
             i.destroyed_at = self.clock.now()
 
