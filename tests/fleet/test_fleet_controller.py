@@ -103,7 +103,7 @@ async def test_crash_loop_pauses_launching_and_surfaces_the_error(tmp_path, demo
     assert len(prov.instances) <= 4                 # stopped early: not 8 cells x 3 attempts
     assert ctl.stalled and not prov.alive()
     launched = len(prov.instances)
-    ctl.resume()                                    # the user fixed it: launching goes on
+    await ctl.command("resume")                     # the user fixed it: launching goes on
     await ctl.tick()
     assert len(prov.instances) > launched and led.snapshot().crash_loop is None
 

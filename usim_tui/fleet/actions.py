@@ -9,6 +9,9 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
+from usim_core.config import RunConfig
+from usim_tui.fleet.states import CellState, EndReason
+
 if TYPE_CHECKING:
     from usim_tui.fleet.controller import Controller
 
@@ -41,36 +44,82 @@ async def dispatch(ctl: Controller, command: str, **args: Any) -> str:
     """Carry out one command; returns the result line ("ok", or why nothing happened)."""
     check_command(command, args)
     handlers: dict[str, Callable[[], Awaitable[str]]] = {
-        "launch": lambda: _launch(ctl, args["cell"]),
-        "relaunch": lambda: _done(ctl.relaunch(args["cell"])),
-        "destroy": lambda: _destroy(ctl, args),
-        "pause": lambda: _sync(ctl.pause),
-        "resume": lambda: _sync(ctl.resume),
-        "auto": lambda: _sync(lambda: ctl.set_auto(bool(args["on"]))),
+        "launch": lambda: launch(ctl, args["cell"]),
+        "relaunch": lambda: relaunch(ctl, args["cell"]),
+        "destroy": lambda: destroy(ctl, args),
+        "pause": lambda: pause(ctl),
+        "resume": lambda: resume(ctl),
+        "auto": lambda: set_auto(ctl, bool(args["on"])),
     }
     return await handlers[command]()
 
 
-async def _launch(ctl: Controller, cell: str) -> str:
-    return "ok" if await ctl.launch(cell) else "not launched"
-
-
-async def _done(call: Awaitable[Any]) -> str:
-    await call
+async def pause(ctl: Controller) -> str:
+    ctl.ledger.set_sweep(ctl.name, paused=1)
+    ctl.journal.event(ctl.clock.now(), "user", "paused: no new launches")
     return "ok"
 
 
-async def _sync(call: Callable[[], Any]) -> str:
-    call()
+async def resume(ctl: Controller) -> str:
+    """Launch again; a crash loop is cleared (its failures so far are forgiven)."""
+    now = ctl.clock.now()
+    ctl.ledger.set_sweep(ctl.name, paused=0, crash_loop=None, crash_loop_cleared_at=now)
+    ctl.journal.event(now, "user", "resumed")
     return "ok"
 
 
-async def _destroy(ctl: Controller, args: dict[str, Any]) -> str:
-    reason = args.get("reason", "user")
+async def set_auto(ctl: Controller, on: bool) -> str:
+    ctl.ledger.set_sweep(ctl.name, auto=int(on))
+    return "ok"
+
+
+async def launch(ctl: Controller, cell: str) -> str:
+    """Start the cell now (a new attempt budget if it had ended); nothing while it has a live attempt."""
+    ctl.sweep.cell(cell)  # KeyError naming the cells when unknown
+    atts = ctl.ledger.attempts(ctl.name, cell)
+    if any(a.live for a in atts):
+        return "not launched"
+    if ctl.ledger.cell(ctl.name, cell).state != CellState.PENDING:
+        ctl.ledger.set_cell(ctl.name, cell, state=CellState.PENDING, reason=None,
+                            counted_from=max((a.attempt for a in atts), default=0))
+    ctl.ledger.set_cell(ctl.name, cell, not_before=0)
+    launched = await ctl.launcher.launch(cell, ctl.clock.now()) and any(
+        a.live for a in ctl.ledger.attempts(ctl.name, cell))
+    return "ok" if launched else "not launched"
+
+
+async def destroy(ctl: Controller, args: dict[str, Any]) -> str:
+    """One attempt (attempt_id), a cell's live attempts (cell) or every live attempt (all)."""
+    reason = args.get("reason", EndReason.USER)
     if "attempt_id" in args:
-        await ctl.destroy(int(args["attempt_id"]), reason=reason)
-        return "ok"
+        targets = [ctl.ledger.attempt(int(args["attempt_id"]))]
+        if targets[0] is None or targets[0].sweep != ctl.name:
+            raise KeyError(f"no attempt {args['attempt_id']} in sweep {ctl.name}")
+    else:
+        targets = [a for a in ctl.ledger.live_attempts(ctl.name) if args.get("all") or a.cell == args.get("cell")]
+    now = ctl.clock.now()
+    for a in targets:
+        assert a is not None
+        if reason == EndReason.USER and not a.done_event:
+            ctl.ledger.set_cell(ctl.name, a.cell, state=CellState.FAILED, reason=EndReason.USER)
+        ctl.journal.event(now, "user", f"{a.cell} #{a.attempt}: destroy ({reason})", a)
+        await ctl.destroy_attempt(a, reason, f"destroyed by {reason}", now)
+    return "ok"
+
+
+async def relaunch(ctl: Controller, cell: str) -> str:
+    """Destroy the cell's live attempt (if any) and start it afresh with a new attempt budget; the launch
+    itself waits until the destroy is confirmed."""
+    ctl.sweep.cell(cell)
+    now = ctl.clock.now()
     for a in ctl.ledger.live_attempts(ctl.name):
-        if args.get("all") or a.cell == args.get("cell"):
-            await ctl.destroy(a.id, reason=reason)
+        if a.cell == cell:
+            await ctl.destroy_attempt(a, EndReason.USER, "relaunched by user", now)
+    atts = ctl.ledger.attempts(ctl.name, cell)
+    fingerprint = RunConfig.model_validate(ctl.sweep.cell(cell).config).architecture_fingerprint()
+    ctl.ledger.forget_failed_preflight(ctl.name, fingerprint)   # a person's relaunch tries preflight again
+    ctl.ledger.set_cell(ctl.name, cell, state=CellState.PENDING, reason=None, not_before=0,
+                        counted_from=max((a.attempt for a in atts), default=0))
+    ctl.ledger.set_sweep(ctl.name, budget_stop=0)
+    ctl.journal.event(now, "user", f"{cell}: relaunch requested")
     return "ok"

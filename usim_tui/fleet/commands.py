@@ -113,8 +113,7 @@ def _on_interrupt(ctl, provider) -> int:
         destroy = provider.name == "local"
     if destroy:
         async def teardown() -> None:
-            for a in live:
-                await ctl.destroy(a.id, reason="user")
+            await ctl.command("destroy", all=True)
             await ctl.tick()
         asyncio.run(teardown())
         print(f"destroyed {len(live)} instance(s)")

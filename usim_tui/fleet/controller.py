@@ -18,8 +18,9 @@ from typing import Any
 
 from usim_core.events import Event
 from usim_core.sweep import Sweep
-from usim_tui.fleet import actions, budget, policies, preflight
+from usim_tui.fleet import actions, budget, policies
 from usim_tui.fleet.clock import Clock, RealClock
+from usim_tui.fleet.credit import CreditReader
 from usim_tui.fleet.ingest import describe, ingest
 from usim_tui.fleet.journal import Journal
 from usim_tui.fleet.launching import Launcher
@@ -27,13 +28,12 @@ from usim_tui.fleet.ledger import Ledger, event_digest
 from usim_tui.fleet.logs import LogReader
 from usim_tui.fleet.providers.base import Observed, Provider, ProviderError, parse_label
 from usim_tui.fleet.rows import AttemptRow
-from usim_tui.fleet.snapshot import headline
+from usim_tui.fleet.snapshot import headline, summary_line
 from usim_tui.fleet.states import CELL_ENDED, GONE, UNSETTLED, AttemptState, CellState, EndReason
 
 A, R = AttemptState, EndReason
 LEAK_AFTER_POLLS = 3          # a destroyed instance still listed after this many polls is leaked
 LOG_READS_PER_POLL = 4        # paid log fetches per poll besides one final read per ended attempt
-CREDIT_EVERY_S = 300.0        # how often the provider's account credit is read (one call), where it has one
 OnTick = Callable[["Controller"], None]
 
 
@@ -51,9 +51,8 @@ class Controller:
         self.logs = LogReader(provider, log_tail, log_reads_per_poll)
         self.launcher = Launcher(ledger, provider, sweep, self.journal, self.clock, poll_interval,
                                  Path(runs_root).resolve(), dict(env or {}), run_preflight, preflight_cmd)
+        self.credit = CreditReader(ledger, sweep.name, provider)
         self._obs: dict[str, Observed] = {}
-        self._credit_at = float("-inf")
-        self._credit_final = False
         ledger.ensure_sweep(sweep)
 
     # ---- state ---------------------------------------------------------------------------------------------
@@ -82,7 +81,7 @@ class Controller:
             if on_tick is not None:
                 on_tick(self)
             if self.done:
-                self.log(self.summary())
+                self.log(summary_line(self.ledger.snapshot(self.name, now=self.clock.now())))
                 return "done"
             if why := self.stalled:
                 self.log(why)
@@ -104,16 +103,15 @@ class Controller:
                     self.ledger.set_attempt(a.id, spent=budget.billed_blind(self.spec, a, now), billed_until=now)
         else:
             self.journal.status("ok", now)
-            await self._read_credit(now)
+            await self.credit.read(now)
             await self._reconcile(observed, now)
             await self._read_events(now)
             await self._apply_policies(now)
         await self._retry_leaks(now)
         await self._budget_guard(now)
         await self.launcher.launch_wanted(now)
-        if not self._credit_final and self.done:   # one last reading: the provider's figure for the whole sweep
-            self._credit_final = True
-            await self._read_credit(now, force=True)
+        if not self.credit.final_read and self.done:   # one last reading: the provider's figure for the sweep
+            await self.credit.read_final(now)
         rows = self.ledger.attempts(self.name)
         self.ledger.add_spend_sample(self.name, now, budget.spent(rows), budget.committed(self.spec, rows, now,
                                      self.poll_interval), budget.burn_per_hour(rows),
@@ -129,22 +127,6 @@ class Controller:
             return
         await self._reconcile(observed, now)
         await self._read_events(now)
-
-    async def _read_credit(self, now: float, force: bool = False) -> None:
-        """Every CREDIT_EVERY_S, the provider's account credit (Vast): the first reading is the sweep's baseline,
-        so baseline - now is the spend the provider reports (everything on the account, not only this sweep)."""
-        credit = getattr(self.provider, "credit", None)
-        if credit is None or (not force and now - self._credit_at < CREDIT_EVERY_S):
-            return
-        self._credit_at = now
-        try:
-            value = float(await credit())
-        except ProviderError:
-            return
-        fields: dict[str, Any] = {"credit_now": value, "credit_at": now}
-        if self.ledger.sweep_row(self.name).credit_start is None:
-            fields["credit_start"] = value
-        self.ledger.set_sweep(self.name, **fields)
 
     # ---- reconcile the listing with the ledger ------------------------------------------------------------
     async def _reconcile(self, observed: list[Observed], now: float) -> None:
@@ -164,7 +146,7 @@ class Controller:
             self._present(self._attempt(aid), o, now)
             self.journal.event(now, "orphan", f"{label}: instance {o.provider_id} not in the ledger; destroying it",
                                self._attempt(aid))
-            await self._destroy(self._attempt(aid), R.ORPHAN, "labelled instance with no ledger intent", now)
+            await self.destroy_attempt(self._attempt(aid), R.ORPHAN, "labelled instance with no ledger intent", now)
 
     def _absent(self, a: AttemptRow, now: float) -> None:
         if a.state in GONE:
@@ -262,7 +244,7 @@ class Controller:
                 continue
             cell = cells.get(a.cell)
             if cell is None or (cell.state != CellState.PENDING and not a.done_event):
-                await self._destroy(a, R.ORPHAN, "the cell is not wanted (unknown, finished or failed)", now)
+                await self.destroy_attempt(a, R.ORPHAN, "the cell is not wanted (unknown, finished or failed)", now)
                 continue
             obs = self._obs.get(a.label)
             if obs is not None and obs.state == A.EXITED and not a.done_event and self.logs.final_pending(a):
@@ -281,7 +263,7 @@ class Controller:
             by_cell.setdefault(a.cell, []).append(a)
         for atts in by_cell.values():
             for aid in policies.surplus_live(atts):
-                await self._destroy(self._attempt(aid), R.ORPHAN, "a second live attempt of the cell", now)
+                await self.destroy_attempt(self._attempt(aid), R.ORPHAN, "a second live attempt of the cell", now)
 
     async def _conclude(self, a: AttemptRow, v: policies.Verdict, now: float) -> None:
         """Carry out a verdict: the result kept (finished) or the failure counted, then the instance destroyed."""
@@ -291,11 +273,11 @@ class Controller:
             self.ledger.set_cell(self.name, a.cell, state=CellState.FINISHED, reason=R.FINISHED)
             shown = headline(self.ledger.cell(self.name, a.cell).metrics, 4)
             self.journal.event(now, "finished", f"{a.cell} #{a.attempt}: finished {shown}", a)
-            await self._destroy(a, R.FINISHED, "", now)
+            await self.destroy_attempt(a, R.FINISHED, "", now)
         else:
             self.journal.event(now, "failed", f"{a.cell} #{a.attempt}: {v.reason}: {v.message}", a,
                                data={"reason": v.reason, "message": v.message})
-            await self._destroy(a, v.reason, v.message, now)
+            await self.destroy_attempt(a, v.reason, v.message, now)
             self._after_failure(self._attempt(a.id), now)
 
     def _after_failure(self, a: AttemptRow, now: float) -> None:
@@ -309,18 +291,15 @@ class Controller:
             self.ledger.set_cell(self.name, a.cell, state=CellState.FAILED, reason=a.reason)
             self.journal.event(now, "cell_failed", f"{a.cell}: failed after {why}; last: {a.reason}", a)
         row = self.ledger.sweep_row(self.name)
-        failures = [policies.Failure(r.cell, r.reason or "", r.message or "", r.ended_at or now,
-                                     early=policies.is_early(r))
-                    for r in self.ledger.attempts(self.name)
-                    if r.reason in policies.CRASH_REASONS and (r.ended_at or now) > row.crash_loop_cleared_at]
-        n_cells = sum(1 for c in self.ledger.cells(self.name) if not c.duplicate_of)
-        shared = policies.crash_loop(failures, now, min_cells=max(2, min(3, n_cells)))
+        shared = policies.sweep_crash_loop(self.ledger.attempts(self.name), self.ledger.cells(self.name),
+                                           row.crash_loop_cleared_at, now)
         if shared and not row.crash_loop:
             self.ledger.set_sweep(self.name, crash_loop=shared)
             self.journal.event(now, "crash_loop", f"ALERT crash loop, launching paused: {shared}")
 
     # ---- side effects (intent before, outcome after) ------------------------------------------------------
-    async def _destroy(self, a: AttemptRow | None, reason: str, message: str, now: float) -> bool:
+    async def destroy_attempt(self, a: AttemptRow | None, reason: str, message: str, now: float) -> bool:
+        """Destroy one attempt's instance: the intent recorded before the call, its outcome after."""
         if a is None or a.state in GONE or a.state == A.DESTROYING:
             return True
         if not a.provider_id:
@@ -342,7 +321,7 @@ class Controller:
     async def _retry_leaks(self, now: float) -> None:
         for a in self.ledger.live_attempts(self.name):
             if a.state == A.LEAKED:
-                await self._destroy(dataclasses.replace(a, state=A.RUNNING), a.reason or R.USER, "", now)
+                await self.destroy_attempt(dataclasses.replace(a, state=A.RUNNING), a.reason or R.USER, "", now)
 
     async def _budget_guard(self, now: float) -> None:
         rows = self.ledger.attempts(self.name)
@@ -355,76 +334,17 @@ class Controller:
             stop = 1
         if stop:
             for a in live:
-                await self._destroy(a, R.BUDGET, "budget cap reached", now)
+                await self.destroy_attempt(a, R.BUDGET, "budget cap reached", now)
 
     # ---- commands (actions.COMMANDS) ----------------------------------------------------------------------
+    async def command(self, command: str, **args: Any) -> str:
+        """One person's command, carried out now (see actions.py); returns its result line."""
+        return await actions.dispatch(self, command, **args)
+
     async def _run_commands(self, now: float) -> None:
         for c in self.ledger.take_commands(self.name, now):
             try:
-                result = await actions.dispatch(self, c.command, **c.args)
+                result = await self.command(c.command, **c.args)
             except (KeyError, ValueError, TypeError) as exc:
                 result = f"error: {exc}"
             self.ledger.finish_command(c.id, result)
-
-    async def command(self, command: str, **args: Any) -> str:
-        return await actions.dispatch(self, command, **args)
-
-    def pause(self) -> None:
-        self.ledger.set_sweep(self.name, paused=1)
-        self.journal.event(self.clock.now(), "user", "paused: no new launches")
-
-    def resume(self) -> None:
-        now = self.clock.now()
-        self.ledger.set_sweep(self.name, paused=0, crash_loop=None, crash_loop_cleared_at=now)
-        self.journal.event(now, "user", "resumed")
-
-    def set_auto(self, on: bool) -> None:
-        self.ledger.set_sweep(self.name, auto=int(on))
-
-    async def launch(self, cell: str) -> bool:
-        self.sweep.cell(cell)  # KeyError naming the cells when unknown
-        atts = self.ledger.attempts(self.name, cell)
-        if any(a.live for a in atts):
-            return False
-        if self.ledger.cell(self.name, cell).state != CellState.PENDING:
-            self.ledger.set_cell(self.name, cell, state=CellState.PENDING, reason=None,
-                                 counted_from=max((a.attempt for a in atts), default=0))
-        self.ledger.set_cell(self.name, cell, not_before=0)
-        return await self.launcher.launch(cell, self.clock.now()) \
-            and any(a.live for a in self.ledger.attempts(self.name, cell))
-
-    async def destroy(self, attempt_id: int, reason: str = R.USER) -> bool:
-        a = self.ledger.attempt(attempt_id)
-        if a is None or a.sweep != self.name:
-            raise KeyError(f"no attempt {attempt_id} in sweep {self.name}")
-        now = self.clock.now()
-        if reason == R.USER and not a.done_event:
-            self.ledger.set_cell(self.name, a.cell, state=CellState.FAILED, reason=R.USER)
-        self.journal.event(now, "user", f"{a.cell} #{a.attempt}: destroy ({reason})", a)
-        return await self._destroy(a, reason, f"destroyed by {reason}", now)
-
-    async def relaunch(self, cell: str) -> None:
-        """Destroy the cell's live attempt (if any) and start it afresh with a new attempt budget; the launch
-        itself waits until the destroy is confirmed."""
-        self.sweep.cell(cell)
-        now = self.clock.now()
-        for a in self.ledger.live_attempts(self.name):
-            if a.cell == cell:
-                await self._destroy(a, R.USER, "relaunched by user", now)
-        atts = self.ledger.attempts(self.name, cell)
-        self.ledger.forget_failed_preflight(self.name, preflight.fingerprint(self.sweep.cell(cell).config))
-        self.ledger.set_cell(self.name, cell, state=CellState.PENDING, reason=None, not_before=0,
-                             counted_from=max((a.attempt for a in atts), default=0))
-        self.ledger.set_sweep(self.name, budget_stop=0)
-        self.journal.event(now, "user", f"{cell}: relaunch requested")
-
-    # ---- reporting ----------------------------------------------------------------------------------------
-    def summary(self) -> str:
-        snap = self.ledger.snapshot(self.name, now=self.clock.now())
-        counts: dict[str, int] = {}
-        for c in snap.cells:
-            counts[c.state] = counts.get(c.state, 0) + 1
-        parts = ", ".join(f"{n} {s}" for s, n in counts.items())
-        extra = f" | {snap.crash_loop}" if snap.crash_loop else ""
-        return (f"{self.name}: {parts} | spent ${snap.budget.spent:.4f} of ${snap.budget.budget:.2f}, "
-                f"burn ${snap.budget.burn_per_hour:.2f}/h{extra}")

@@ -27,7 +27,7 @@ OCI_FAILURE = "OCI runtime create failed"
 
 @dataclass(frozen=True)
 class Verdict:
-    outcome: str                 # "finished" or "failed"
+    outcome: str                 # "finished" (the result is kept) or "failed"
     reason: EndReason
     message: str = ""
     exclude_machine: bool = False
@@ -120,6 +120,16 @@ def crash_loop(failures: Iterable[Failure], now: float, window_s: float = 900.0,
         if len(cells) >= min_cells or (len(cells) >= 2 and count[sig] >= min_failures):
             return f"{len(cells)} cells failed the same way within {window_s / 60:.0f} min: {example[sig]}"
     return None
+
+
+def sweep_crash_loop(attempts: Sequence[AttemptRow], cells: Sequence[CellRow], cleared_at: float,
+                     now: float) -> str | None:
+    """The sweep's crash loop, if its attempts ended since `cleared_at` (a person's resume) show one; a sweep of
+    two cells needs both."""
+    failures = [Failure(r.cell, r.reason or "", r.message or "", r.ended_at or now, early=is_early(r))
+                for r in attempts if r.reason in CRASH_REASONS and (r.ended_at or now) > cleared_at]
+    n_cells = sum(1 for c in cells if not c.duplicate_of)
+    return crash_loop(failures, now, min_cells=max(2, min(3, n_cells)))
 
 
 def attempts_used(attempts: Sequence[AttemptRow], counted_from: int = 0) -> int:

@@ -99,3 +99,14 @@ class SweepSnapshot:
     events: tuple[EventView, ...] = ()
     provider_status: str = "ok"      # "ok" or a one-line description of the last failing poll
     crash_loop: str | None = None    # the shared error when launching was paused for a crash loop
+
+
+def summary_line(snap: SweepSnapshot) -> str:
+    """One line for the end of a run: cells per state, spend and burn, the crash loop if any."""
+    counts: dict[str, int] = {}
+    for c in snap.cells:
+        counts[c.state] = counts.get(c.state, 0) + 1
+    parts = ", ".join(f"{n} {s}" for s, n in counts.items())
+    extra = f" | {snap.crash_loop}" if snap.crash_loop else ""
+    return (f"{snap.sweep}: {parts} | spent ${snap.budget.spent:.4f} of ${snap.budget.budget:.2f}, "
+            f"burn ${snap.budget.burn_per_hour:.2f}/h{extra}")

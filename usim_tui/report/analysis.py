@@ -51,7 +51,7 @@ class Summary:
 
 
 def summarize(data: ReportData) -> Summary:
-    cells = [c for c in data.cells if c.state != "duplicate"]
+    cells = [c for c in data.cells if c.state != CellState.DUPLICATE]
     by = Counter(c.state for c in cells)
     finished = by[CellState.FINISHED]
     starts = [a.created_at for a in data.attempts if a.created_at is not None]

@@ -9,6 +9,7 @@ from textual.widgets import Static
 
 from usim_tui.app.format import CELL_STYLE
 from usim_tui.fleet.snapshot import CellView
+from usim_tui.fleet.states import CellState
 
 BEST_METRIC = "nrmse_rollout"
 
@@ -36,7 +37,7 @@ def cell_text(cell: CellView | None, label: str = "") -> Text:
         return Text("·", style="dim")
     best = cell.metrics.get(BEST_METRIC)
     inner = f"{best:.3g}" if best is not None else cell.state
-    if cell.state == "duplicate":
+    if cell.state == CellState.DUPLICATE:
         inner = "dup"  # of which cell: in the details (enter) and the instances table
     return Text(f"{label}{inner}", style=CELL_STYLE.get(cell.state, ""))
 

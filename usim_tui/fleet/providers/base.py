@@ -10,26 +10,19 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
-# Normalised instance states (Vast's actual_status values map onto these).
-PENDING = "pending"      # null / created / rebooting: provisioning
-LOADING = "loading"      # image pull / container start (no GPU charge on Vast)
-RUNNING = "running"      # container running, GPU billed
-STOPPED = "stopped"      # halted; storage still billed (outbid spot instances end here)
-EXITED = "exited"        # container process exited (finished or crashed: read the events)
-OFFLINE = "offline"      # host disconnected / unknown: will never run again
-FAILED = "failed"        # could not be created/started (e.g. OCI runtime create failed)
-STATES = (PENDING, LOADING, RUNNING, STOPPED, EXITED, OFFLINE, FAILED)
-TERMINAL = frozenset({EXITED, OFFLINE, FAILED})
+from usim_tui.fleet.states import PROVIDER_STATES, AttemptState
+
+# Normalised instance states (Vast's actual_status values map onto these): see fleet/states.py.
+PENDING, LOADING, RUNNING, STOPPED, EXITED, OFFLINE, FAILED = PROVIDER_STATES
+STATES = PROVIDER_STATES
 
 
 class ProviderError(RuntimeError):
-    """A provider call failed; `retryable` says whether trying again later may succeed."""
-
-    retryable = True
+    """A provider call failed."""
 
 
 class AuthError(ProviderError):
-    retryable = False
+    """The key was refused: trying again will not help (launching pauses)."""
 
 
 class RateLimited(ProviderError):
@@ -63,7 +56,7 @@ class Observed:
 
     provider_id: str
     label: str
-    state: str                      # one of STATES
+    state: AttemptState             # one of PROVIDER_STATES
     status_msg: str = ""
     machine_id: str | None = None
     gpu: str | None = None
