@@ -93,3 +93,23 @@ def test_a_v1_ledger_migrates_and_keeps_its_rows(tmp_path):
     assert led.provider_reported("demo") is None                 # no credit reading yet, no per-instance costs
     led.set_sweep("demo", credit_start=10.0, credit_now=9.25)
     assert led.provider_reported("demo") == 0.75
+
+
+def test_a_v2_ledger_splits_small_and_full_eval_metrics(tmp_path):
+    """v2 kept both evals in one metrics_json, the full one marked `_full`; v3 gives each its own column."""
+    from usim_tui.fleet.ledger import MIGRATIONS
+
+    db = sqlite3.connect(tmp_path / "old.sqlite")
+    db.executescript(MIGRATIONS[0] + ";" + MIGRATIONS[1])
+    cells = [("a", '{"nrmse_rollout": 0.3, "_full": 1.0}'), ("b", '{"nrmse_rollout": 0.5}'), ("c", "{}")]
+    for i, (name, metrics) in enumerate(cells):
+        db.execute("INSERT INTO cells (sweep, name, round, tags_json, overrides_json, config_json, config_hash, "
+                   "run_id, ord, metrics_json) VALUES ('demo', ?, 'r', '[]', '{}', '{}', 'h', 'id', ?, ?)",
+                   (name, i, metrics))
+    db.execute("PRAGMA user_version=2")
+    db.commit()
+    db.close()
+    led = Ledger(tmp_path / "old.sqlite")
+    got = {c.name: (c.small_metrics, c.full_metrics, c.metrics) for c in led.cells("demo")}
+    assert got == {"a": ({}, {"nrmse_rollout": 0.3}, {"nrmse_rollout": 0.3}),
+                   "b": ({"nrmse_rollout": 0.5}, {}, {"nrmse_rollout": 0.5}), "c": ({}, {}, {})}
