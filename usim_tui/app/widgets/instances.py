@@ -5,7 +5,9 @@ Cells that have no attempt yet get one row keyed `cell:<name>`, so they can be s
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from itertools import count
+from typing import Any, Self
 
 from rich.text import Text
 from textual.cache import LRUCache
@@ -36,7 +38,7 @@ def uptime(a: AttemptView, now: float) -> str:
 # Per column (in COLUMNS order): the raw input (cheap attribute reads, see raw_attempt) and its formatter. A cell
 # is formatted only when its input changed since the last poll, so a poll that moves 1000 losses builds 1000 loss
 # texts and nothing else.
-FORMAT = {
+FORMAT: dict[str, Callable[[Any], object]] = {
     "cell": lambda raw: cell_label(*raw),
     "attempt": str,
     "state": lambda st: Text(st, style=ATTEMPT_STYLE.get(st, "")),
@@ -59,10 +61,6 @@ def raw_attempt(a: AttemptView, now: float, marked: bool) -> tuple[object, ...]:
     """The inputs of each column, in COLUMNS order (one tuple, built for every attempt on every poll)."""
     return ((a.cell, marked), a.attempt, a.state, a.reason, a.gpu, a.price_per_hour, uptime(a, now), a.stage,
             a.epoch, a.last_loss, a.loss_history)
-
-
-def row_values(a: AttemptView, now: float, marked: bool) -> tuple[object, ...]:
-    return row_values_from_raw(raw_attempt(a, now, marked))
 
 
 def cell_row_values(c: CellView, marked: bool) -> tuple[object, ...]:
@@ -121,7 +119,7 @@ class InstancesTable(DataTable):
         poll that moves 1000 losses costs a few dozen formatted rows."""
         wanted = wanted_rows(snap, now, marked, query)
         cursor = self.selected_key
-        gone = [k.value for k in self.rows if k.value not in wanted]
+        gone = [k for k in self.keys() if k not in wanted]
         for key in gone:
             self.remove_row(key)
             for d in (self._raw, self._shown):
@@ -153,7 +151,7 @@ class InstancesTable(DataTable):
         if visible_only and self.size.height:
             top = int(self.scroll_y)
             rows = self.ordered_rows[top:top + self.size.height + 1]
-            keys = [r.key.value for r in rows if r.key.value in self._stale]  # type: ignore[misc]
+            keys = [r.key.value for r in rows if r.key.value is not None and r.key.value in self._stale]
         changed = False
         for key in keys:
             raw, shown = self._raw[key], self._shown[key]
@@ -200,7 +198,9 @@ class InstancesTable(DataTable):
         col = self._column_locations.get_key(column_index)
         if row is None or col is None:
             return super()._render_cell(row_index, column_index, base_style, width, cursor, hover)
-        key = (row, col, self._versions.get((row.value, col.value), 0), row_index, base_style, width, cursor,  # type: ignore[arg-type]
+        # The header row's key has no value: its cells are never updated here, version 0
+        version = 0 if row.value is None or col.value is None else self._versions.get((row.value, col.value), 0)
+        key = (row, col, version, row_index, base_style, width, cursor,
                hover, self._show_hover_cursor, self.show_cursor, self.cursor_type, self._pseudo_class_state)
         lines = self._cell_cache.get(key)
         if lines is None:
@@ -239,13 +239,17 @@ class InstancesTable(DataTable):
         self._cell_cache.clear()
         self._row_styles.clear()
 
-    def clear(self, columns: bool = False) -> DataTable:
+    def clear(self, columns: bool = False) -> Self:
         for d in (self._raw, self._shown):
             d.clear()
         self._stale.clear()
         self._versions.clear()
         self._cell_cache.clear()
         return super().clear(columns)
+
+    def keys(self) -> list[str]:
+        """The row keys, in display order."""
+        return [k.value for k in self.rows if k.value is not None]
 
     @property
     def selected_key(self) -> str | None:
