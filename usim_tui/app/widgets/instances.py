@@ -9,8 +9,12 @@ from collections.abc import Callable
 from itertools import count
 from typing import Any, Self
 
+from rich.segment import Segment
+from rich.style import Style
 from rich.text import Text
 from textual.cache import LRUCache
+from textual.geometry import Region
+from textual.strip import Strip
 from textual.widgets import DataTable
 from textual.widgets.data_table import ColumnKey, RowKey
 
@@ -91,8 +95,20 @@ def wanted_rows(snap: SweepSnapshot, now: float, marked: set[str], query: str) -
     return rows
 
 
-class InstancesTable(DataTable):
-    def __init__(self, **kwargs) -> None:
+# InstancesTable overrides these private DataTable names (render caches, cell store, key maps, cursor state) to
+# repaint only the cells a poll changed; they were read in this Textual release's DataTable source.
+# tests/app/test_datatable_internals.py fails, naming them, when the installed Textual differs or one is gone.
+TEXTUAL_VERSION = "8.2.8"
+DATATABLE_PRIVATE = (
+    "_render_cell", "_get_row_style", "_clear_caches",                         # overridden methods
+    "_data", "_row_locations", "_column_locations", "_header_row_key",        # cell store and key maps
+    "_update_count", "_row_renderable_cache", "_row_render_cache", "_line_cache", "_cell_render_cache",  # caches
+    "_show_hover_cursor", "_pseudo_class_state",                              # what a cell's render depends on
+)
+
+
+class InstancesTable(DataTable[object]):
+    def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self._raw: dict[str, tuple[object, ...]] = {}     # the latest inputs of each row
         self._shown: dict[str, tuple[object, ...]] = {}   # the inputs its cells were formatted from
@@ -102,9 +118,9 @@ class InstancesTable(DataTable):
         # cells that changed (see _render_cell).
         self._versions: dict[tuple[str, str], int] = {}
         self._next_version = count(1)
-        self._cell_cache: LRUCache[tuple, list[list]] = LRUCache(4000)
-        self._row_styles: dict[tuple, object] = {}
-        self._frame_style = None  # the widget's style, resolved once per repaint instead of once per line
+        self._cell_cache: LRUCache[tuple, list[list[Segment]]] = LRUCache(4000)
+        self._row_styles: dict[tuple, Style] = {}
+        self._frame_style: Style | None = None  # the widget's style, resolved once per repaint, not per line
 
     def on_mount(self) -> None:
         self.cursor_type = "row"
@@ -188,8 +204,8 @@ class InstancesTable(DataTable):
         self._data[RowKey(key)][ColumnKey(col)] = value
         self._versions[key, col] = next(self._next_version)
 
-    def _render_cell(self, row_index: int, column_index: int, base_style, width: int,
-                     cursor: bool = False, hover: bool = False) -> list[list]:
+    def _render_cell(self, row_index: int, column_index: int, base_style: Style, width: int,
+                     cursor: bool = False, hover: bool = False) -> list[list[Segment]]:
         """DataTable._render_cell, cached by the cell's own version rather than the table-wide update count.
 
         The key holds everything else the render depends on: the row index (in the segments' click metadata
@@ -208,7 +224,7 @@ class InstancesTable(DataTable):
             self._cell_cache[key] = lines
         return lines
 
-    def render_lines(self, crop):
+    def render_lines(self, crop: Region) -> list[Strip]:
         self._frame_style = None
         self._frame_style = self.rich_style
         try:
@@ -217,10 +233,10 @@ class InstancesTable(DataTable):
             self._frame_style = None
 
     @property
-    def rich_style(self):
+    def rich_style(self) -> Style:
         return self._frame_style if self._frame_style is not None else super().rich_style
 
-    def _get_row_style(self, row_index: int, base_style):
+    def _get_row_style(self, row_index: int, base_style: Style) -> Style:
         """DataTable._get_row_style, cached: each call resolves a component style through the whole DOM."""
         kind = -1 if row_index == -1 else 2 if row_index < self.fixed_rows else row_index % 2
         key = (kind, base_style, self.zebra_stripes, self._pseudo_class_state)
