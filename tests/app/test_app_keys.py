@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import threading
 
-from textual.widgets import DataTable, Input
+from textual.widgets import DataTable, Input, Static
 
 from usim_tui.app.app import UsimApp
 from usim_tui.app.bindings import MAIN
@@ -303,6 +304,59 @@ async def test_polls_never_overlap(source, clock):
         await pilot.pause(0.2)
         assert app.polls >= 3 and peak[0] == 1
         assert isinstance(app.main.query_one("#instances"), DataTable)
+
+
+async def test_a_poll_asked_for_during_a_poll_runs_once_right_after_it(source, clock):
+    app = UsimApp(source, clock=clock, poll_interval=3600)  # no periodic poll inside this test
+    async with app.run_test(size=SIZE) as pilot:
+        await ready(app, pilot)
+        await pilot.pause(0.2)
+        reads, gate, real = [0], threading.Event(), source.snapshot
+
+        def gated(now=None):
+            reads[0] += 1
+            gate.wait(5)
+            return real(now)
+
+        async def until(n: int) -> None:  # a loaded machine may take a while to start the thread
+            for _ in range(100):
+                if reads[0] >= n:
+                    return
+                await pilot.pause(0.02)
+
+        source.snapshot = gated
+        app.poll_now()
+        await until(1)
+        assert reads[0] == 1            # in flight, held in its read
+        app.poll_now()
+        app.poll_now()                  # asked twice meanwhile: one more poll, not two, and not at once
+        await pilot.pause(0.1)
+        assert reads[0] == 1
+        gate.set()
+        await until(2)
+        await pilot.pause(0.2)
+        assert reads[0] == 2
+
+
+async def test_the_controller_s_latest_message_is_the_status_line(source, clock):
+    app = UsimApp(source, clock=clock, poll_interval=3600)
+    async with app.run_test(size=SIZE) as pilot:
+        await ready(app, pilot)
+        status = app.main.query_one("#status", Static)
+        source.log.append("launched round_b_cap96 #1 on m7")
+        app.poll_now()
+        await pilot.pause(0.3)
+        assert "launched round_b_cap96 #1 on m7" in str(status.render())
+        await pilot.press("p")          # a command's result takes the line ...
+        await pilot.pause(0.3)
+        assert "pause" in str(status.render()) and "launched" not in str(status.render())
+        app.poll_now()                  # ... and the same controller message is not shown again
+        await pilot.pause(0.3)
+        assert "launched" not in str(status.render())
+        source.log.append("destroyed round_a_lr2e-4_w3pct #1")
+        app.poll_now()
+        await pilot.pause(0.3)
+        assert "destroyed round_a_lr2e-4_w3pct #1" in str(status.render())
 
 
 async def test_rows_off_screen_are_brought_up_to_date_when_scrolled_into_view(source, clock):

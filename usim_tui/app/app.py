@@ -2,7 +2,8 @@
 
 The app owns no fleet state: kill it and restart, and the ledger has everything. When it runs the sweep
 (`usim-tui SWEEP`), the controller loop runs here as an async worker; attached (`--ledger`), commands go
-through the ledger's command queue.
+through the ledger's command queue. Each poll is a thread worker (the ledger reads block) that posts
+`SnapshotReady` or `PollFailed` to the main screen; the next poll is scheduled when the worker ends.
 """
 
 from __future__ import annotations
@@ -10,7 +11,10 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+from textual import work
 from textual.app import App
+from textual.timer import Timer
+from textual.worker import Worker
 
 from usim_tui.app.messages import PollFailed, SnapshotReady
 from usim_tui.app.screens.main import MainScreen
@@ -20,7 +24,7 @@ from usim_tui.fleet.clock import Clock, RealClock
 POLL_INTERVAL = 1.0
 
 
-class UsimApp(App):
+class UsimApp(App[None]):
     CSS_PATH = "app.tcss"
     TITLE = "usim"
     ENABLE_COMMAND_PALETTE = False
@@ -34,13 +38,14 @@ class UsimApp(App):
         self.polls = 0
         self._polling = False
         self._poll_again = False
-        self._timer = None
+        self._timer: Timer | None = None
         self.controller_error: str | None = None
-        self._last_log: str | None = None
 
     @property
     def main(self) -> MainScreen:
-        return self.get_screen("main")  # type: ignore[return-value]
+        screen = self.get_screen("main")
+        assert isinstance(screen, MainScreen)
+        return screen
 
     def on_mount(self) -> None:
         self.install_screen(MainScreen(), "main")
@@ -61,42 +66,43 @@ class UsimApp(App):
 
     # -- polling: one at a time; the next is scheduled when this one ends ---------------------------------
     def poll_now(self) -> None:
+        """Read the ledger now; a request while a poll runs is served right after it."""
         if self._polling:
             self._poll_again = True
+            return
+        if not self.is_screen_installed("main"):  # a timer that fires while the app shuts down
             return
         if self._timer is not None:
             self._timer.stop()
             self._timer = None
         self._polling = True
-        self.run_worker(self._poll(), group="poll", exit_on_error=False)
+        ids, events_for = self.main.wanted()  # the screen's state is read here, on the UI thread
+        self._poll(self.main, ids, events_for)
 
-    def _read(self, ids: list[int], events_for: int | None) -> SnapshotReady:
-        snap = self.source.snapshot(now=self.clock.now())
-        series = self.source.metric_series(ids) if ids else {}
-        events = self.source.attempt_events(events_for, limit=50) if events_for is not None else []
-        return SnapshotReady(snap, series, events, events_for)
-
-    async def _poll(self) -> None:
+    @work(thread=True, exclusive=True, group="poll", exit_on_error=False)
+    def _poll(self, screen: MainScreen, ids: list[int], events_for: int | None) -> None:
+        """The blocking ledger reads, in a thread; the screen gets the result as a message."""
+        message: SnapshotReady | PollFailed
         try:
-            ids, events_for = self.main.wanted()
-            result = await asyncio.to_thread(self._read, ids, events_for)
-            self.polls += 1
-            self.main.on_snapshot_ready(result)
+            snap = self.source.snapshot(now=self.clock.now())
+            series = self.source.metric_series(ids) if ids else {}
+            events = self.source.attempt_events(events_for, limit=50) if events_for is not None else []
             log = self.source.log
-            if log and log[-1] != self._last_log:  # the controller's latest message
-                self._last_log = log[-1]
-                self.main.status(log[-1])
-        except asyncio.CancelledError:
-            raise
+            message = SnapshotReady(snap, series, events, events_for, log[-1] if log else None)
+            self.polls += 1  # only this thread writes it: polls never overlap
         except Exception as exc:  # a locked or missing ledger is a status, not a crash
-            self.main.on_poll_failed(PollFailed(f"{type(exc).__name__}: {exc}"))
-        finally:
-            self._polling = False
-            if self._poll_again:
-                self._poll_again = False
-                self.call_later(self.poll_now)
-            elif self.is_running:
-                self._timer = self.set_timer(self.poll_interval, self.poll_now)
+            message = PollFailed(f"{type(exc).__name__}: {exc}")
+        screen.post_message(message)
+
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        if event.worker.group != "poll" or not event.worker.is_finished:
+            return
+        self._polling = False
+        if self._poll_again:
+            self._poll_again = False
+            self.call_later(self.poll_now)
+        elif self.is_running:
+            self._timer = self.set_timer(self.poll_interval, self.poll_now)
 
     # -- commands -----------------------------------------------------------------------------------------
     def send(self, command: str, **args: Any) -> None:

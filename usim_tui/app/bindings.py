@@ -30,8 +30,6 @@ MAIN: list[Binding] = [
     Binding("q", "quit_app", "Quit", tooltip="quit (asks first if paid instances run and the controller stops)"),
 ]
 
-PANES = ("instances", "curves", "coverage", "budget", "leaderboard", "events")
-
 
 def key_label(binding: Binding) -> str:
     return binding.key_display or {"space": "space", "enter": "enter"}.get(binding.key, binding.key)

@@ -1,4 +1,4 @@
-"""Messages between the poll worker, the panes and the screens."""
+"""What the poll worker posts to the main screen: a snapshot read, or why it could not be read."""
 
 from __future__ import annotations
 
@@ -17,25 +17,11 @@ class SnapshotReady(Message):
     series: dict[int, dict[str, list[tuple[int, float]]]] = field(default_factory=dict)
     events: list[EventView] = field(default_factory=list)
     events_for: int | None = None
+    log: str | None = None  # the controller's latest message (in-process controller only)
 
 
 @dataclass
 class PollFailed(Message):
+    """The ledger could not be read (locked, missing): shown in the header, the last snapshot stays."""
+
     error: str
-
-
-@dataclass
-class CommandDone(Message):
-    """A command went to the controller (or the ledger queue); `error` when it did not."""
-
-    command: str
-    detail: str
-    error: str | None = None
-
-
-@dataclass
-class SelectionChanged(Message):
-    """The cursor or the marks in the instances table moved: curves and events follow."""
-
-    attempt_id: int | None
-    marked: tuple[int, ...]

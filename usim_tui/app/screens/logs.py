@@ -5,11 +5,13 @@ from __future__ import annotations
 import asyncio
 
 from rich.text import Text
+from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.screen import ModalScreen
 from textual.widgets import RichLog
 
+from usim_tui.app.source import Source
 from usim_tui.app.widgets.events import event_lines
 
 LIMIT = 2000
@@ -18,9 +20,9 @@ LIMIT = 2000
 class LogsScreen(ModalScreen[None]):
     BINDINGS = [Binding("escape,q,L", "dismiss", "Close")]
 
-    def __init__(self, attempt_id: int, title: str) -> None:
+    def __init__(self, source: Source, attempt_id: int, title: str) -> None:
         super().__init__()
-        self.attempt_id, self.title_text = attempt_id, title
+        self.source, self.attempt_id, self.title_text = source, attempt_id, title
 
     def compose(self) -> ComposeResult:
         log = RichLog(id="logs", wrap=False, highlight=False, max_lines=LIMIT * 2)
@@ -29,14 +31,14 @@ class LogsScreen(ModalScreen[None]):
 
     def on_mount(self) -> None:
         self.query_one(RichLog).write(Text("loading…", style="dim"))
-        self.run_worker(self.load(), group="logs", exclusive=True, exit_on_error=False)
+        self.load()
 
+    @work(group="logs", exclusive=True, exit_on_error=False)
     async def load(self) -> None:
-        source = self.app.source  # type: ignore[attr-defined]
         log = self.query_one(RichLog)
         try:
-            events = await asyncio.to_thread(source.attempt_events, self.attempt_id, LIMIT)
-            raw = await source.provider_logs(self.attempt_id)
+            events = await asyncio.to_thread(self.source.attempt_events, self.attempt_id, LIMIT)
+            raw = await self.source.provider_logs(self.attempt_id)
         except Exception as exc:  # a failing provider is shown, never raised
             log.clear()
             log.write(Text(f"could not read the logs: {exc}", style="bold red"))

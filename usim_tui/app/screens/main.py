@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, ClassVar
+
 from textual import on
 from textual.app import ComposeResult
+from textual.binding import BindingType
 from textual.containers import Container, Horizontal, Vertical
+from textual.events import Key
 from textual.screen import Screen
+from textual.widget import Widget
 from textual.widgets import DataTable, Footer, Input, Static
 
 from usim_tui.app.bindings import MAIN, MUTATING
@@ -24,18 +29,21 @@ from usim_tui.app.widgets.instances import InstancesTable
 from usim_tui.app.widgets.leaderboard import Leaderboard
 from usim_tui.fleet.snapshot import AttemptView, CellView, SweepSnapshot
 
+if TYPE_CHECKING:
+    from usim_tui.app.app import UsimApp
+
 PANE_TITLES = {"instances": "1 instances", "curves": "2 loss curves", "coverage": "3 grid coverage",
                "budget": "4 budget", "leaderboard": "5 leaderboard", "events": "6 events"}
 
 
-def pane(name: str, widget) -> Container:
+def pane(name: str, widget: Widget) -> Container:
     box = Container(widget, id=f"pane-{name}", classes="pane")
     box.border_title = PANE_TITLES[name]
     return box
 
 
-class MainScreen(Screen):
-    BINDINGS = MAIN
+class MainScreen(Screen[None]):
+    BINDINGS: ClassVar[list[BindingType]] = [*MAIN]
 
     def __init__(self) -> None:
         super().__init__()
@@ -44,6 +52,7 @@ class MainScreen(Screen):
         self.query_text = ""
         self.poll_error: str | None = None
         self.last_series: dict[int, dict[str, list[tuple[int, float]]]] = {}
+        self.last_log: str | None = None  # the controller message last put in the status line
 
     def compose(self) -> ComposeResult:
         yield SweepHeader(id="header")
@@ -60,11 +69,21 @@ class MainScreen(Screen):
         yield Static("", id="status")
         yield Footer()
 
+    @property
+    def usim_app(self) -> UsimApp:
+        """`self.app`, typed: this screen only runs in UsimApp."""
+        from usim_tui.app.app import UsimApp  # here, not at the top: app.py imports this module
+
+        app = self.app
+        if not isinstance(app, UsimApp):
+            raise TypeError(f"MainScreen runs in UsimApp, not {type(app).__name__}")
+        return app
+
     def on_mount(self) -> None:
         self.query_one("#filter").display = False
-        self.query_one(SweepHeader).show(None, self.app.clock.now(), self.app.mode)  # type: ignore[attr-defined]
+        self.query_one(SweepHeader).show(None, self.usim_app.clock.now(), self.usim_app.mode)
         self.table.focus()
-        self.app.poll_now()  # type: ignore[attr-defined]
+        self.usim_app.poll_now()
 
     # -- data ---------------------------------------------------------------------------------------------
     @property
@@ -82,7 +101,7 @@ class MainScreen(Screen):
     def selected_keys(self) -> list[str]:
         """The marked rows, or else the row under the cursor."""
         if self.marked:
-            return [k.value for k in self.table.rows if k.value in self.marked]  # type: ignore[misc]
+            return [k for k in self.table.keys() if k in self.marked]
         key = self.table.selected_key
         return [key] if key else []
 
@@ -110,7 +129,7 @@ class MainScreen(Screen):
         self.snap, self.poll_error = snap, None
         if self.marked:
             self.marked &= {str(a.attempt_id) for a in snap.attempts} | {f"cell:{c.name}" for c in snap.cells}
-        self.query_one(SweepHeader).show(snap, now, self.app.mode)  # type: ignore[attr-defined]
+        self.query_one(SweepHeader).show(snap, now, self.usim_app.mode)
         self.query_one(BudgetPane).show(snap.budget)
         self.table.apply(snap, now, self.marked, self.query_text)
         self.query_one(CoverageGrid).show(snap.cells)
@@ -123,14 +142,17 @@ class MainScreen(Screen):
             self.query_one(EventsPane).show(f"{cursor.cell} #{cursor.attempt}", message.events)
         elif cursor is None:
             self.query_one(EventsPane).show("sweep", snap.events)
+        if message.log and message.log != self.last_log:
+            self.last_log = message.log
+            self.status(message.log)
 
     def on_poll_failed(self, message: PollFailed) -> None:
         self.poll_error = message.error
-        self.query_one(SweepHeader).show(self.snap, self.app.clock.now(), self.app.mode, message.error)  # type: ignore[attr-defined]
+        self.query_one(SweepHeader).show(self.snap, self.usim_app.clock.now(), self.usim_app.mode, message.error)
 
     @on(DataTable.RowHighlighted, "#instances")
     def _row_moved(self) -> None:
-        self.app.poll_now()  # type: ignore[attr-defined]  # the curves and events follow the cursor
+        self.usim_app.poll_now()  # the curves and events follow the cursor
 
     @on(DataTable.RowSelected, "#instances")
     def _row_selected(self) -> None:
@@ -141,7 +163,7 @@ class MainScreen(Screen):
 
     # -- actions ------------------------------------------------------------------------------------------
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        if action in MUTATING and self.app.read_only:  # type: ignore[attr-defined]
+        if action in MUTATING and self.usim_app.read_only:
             return None  # shown greyed out in the footer, does nothing
         return True
 
@@ -150,11 +172,11 @@ class MainScreen(Screen):
         if not cells:
             self.notify("select a cell to launch", severity="warning")
         for name in cells:
-            self.app.send("launch", cell=name)  # type: ignore[attr-defined]
+            self.usim_app.send("launch", cell=name)
 
     def action_relaunch(self) -> None:
         for name in self.selected_cells():
-            self.app.send("relaunch", cell=name)  # type: ignore[attr-defined]
+            self.usim_app.send("relaunch", cell=name)
 
     def _destroy_targets(self) -> list[AttemptView]:
         targets = [a for a in self.selected_attempts() if a.state in LIVE | {"exited", "offline", "failed"}]
@@ -164,7 +186,7 @@ class MainScreen(Screen):
 
     def _destroy(self, targets: list[AttemptView]) -> None:
         for a in targets:
-            self.app.send("destroy", attempt_id=a.attempt_id)  # type: ignore[attr-defined]
+            self.usim_app.send("destroy", attempt_id=a.attempt_id)
 
     def action_destroy(self) -> None:
         targets = self._destroy_targets()
@@ -184,18 +206,18 @@ class MainScreen(Screen):
 
     def action_pause(self) -> None:
         paused = bool(self.snap and self.snap.paused)
-        self.app.send("resume" if paused else "pause")  # type: ignore[attr-defined]
+        self.usim_app.send("resume" if paused else "pause")
 
     def action_auto(self) -> None:
         on_now = bool(self.snap is None or self.snap.auto)
-        self.app.send("auto", on=not on_now)  # type: ignore[attr-defined]
+        self.usim_app.send("auto", on=not on_now)
 
     def action_logs(self) -> None:
         a = self.attempt(self.table.selected_key)
         if a is None:
             self.notify("select an instance to see its logs", severity="warning")
             return
-        self.app.push_screen(LogsScreen(a.attempt_id, f"{a.cell} #{a.attempt}"))
+        self.app.push_screen(LogsScreen(self.usim_app.source, a.attempt_id, f"{a.cell} #{a.attempt}"))
 
     def action_details(self) -> None:
         key = self.table.selected_key
@@ -203,7 +225,7 @@ class MainScreen(Screen):
         c = self.cell(a.cell if a else (key or "").removeprefix("cell:"))
         if a is None and c is None:
             return
-        self.app.push_screen(DetailsScreen(c, a, self.snap.now if self.snap else self.app.clock.now()))  # type: ignore[attr-defined]
+        self.app.push_screen(DetailsScreen(c, a, self.snap.now if self.snap else self.usim_app.clock.now()))
 
     def action_mark(self) -> None:
         key = self.table.selected_key
@@ -212,7 +234,7 @@ class MainScreen(Screen):
         self.marked ^= {key}
         if self.snap is not None:
             self.table.apply(self.snap, self.snap.now, self.marked, self.query_text)
-        self.app.poll_now()  # type: ignore[attr-defined]
+        self.usim_app.poll_now()
 
     def action_filter(self) -> None:
         box = self.query_one("#filter", Input)
@@ -231,7 +253,7 @@ class MainScreen(Screen):
         box.display = bool(box.value)
         self.table.focus()
 
-    def on_key(self, event) -> None:
+    def on_key(self, event: Key) -> None:
         box = self.query_one("#filter", Input)
         if event.key == "escape" and box.has_focus:
             box.value = ""
@@ -253,11 +275,11 @@ class MainScreen(Screen):
         self.query_one(f"#{name}").focus()
 
     def action_help(self) -> None:
-        self.app.push_screen(HelpScreen(self.app.read_only))  # type: ignore[attr-defined]
+        self.app.push_screen(HelpScreen(self.usim_app.read_only))
 
     def action_quit_app(self) -> None:
         live = [a for a in (self.snap.attempts if self.snap else ()) if a.state in LIVE]
-        if not (live and self.app.source.in_process and not self.app.read_only):  # type: ignore[attr-defined]
+        if not (live and self.usim_app.source.in_process and not self.usim_app.read_only):
             self.app.exit()
             return
         question = (f"{len(live)} paid instance(s) are running and the controller stops with this app:\n"

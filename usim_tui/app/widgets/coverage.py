@@ -16,7 +16,7 @@ BEST_METRIC = "nrmse_rollout"
 
 def axis_tags(cell: CellView) -> list[tuple[str, str]]:
     """(axis name, value text) from the tags the sweep expansion writes (`lr=3e-4`, `warmup=5%`)."""
-    return [tuple(t.split("=", 1)) for t in cell.tags if "=" in t]  # type: ignore[misc]
+    return [(name, value) for name, _, value in (t.partition("=") for t in cell.tags if "=" in t)]
 
 
 def grid_axes(cells: list[CellView]) -> tuple[str, list[str], str, list[str]] | None:

@@ -47,10 +47,10 @@ class LossCurves(PlotextPlot):
         self._key = key
         lines: dict[str, tuple[list[int], list[float]]] = {}
         for aid, per in series.items():
-            for key, points in sorted(per.items()):
-                if not is_loss(key) or (self.stage and stage_of(key) != self.stage) or not points:
+            for metric, points in sorted(per.items()):
+                if not is_loss(metric) or (self.stage and stage_of(metric) != self.stage) or not points:
                     continue
-                label = f"{names.get(aid, aid)} {key}" if len(series) > 1 else key
+                label = f"{names.get(aid, aid)} {metric}" if len(series) > 1 else metric
                 lines[label] = ([p[0] for p in points], [p[1] for p in points])
                 if len(lines) >= MAX_LINES:
                     break

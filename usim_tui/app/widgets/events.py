@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from rich.text import Text
+from textual.widget import Widget
 from textual.widgets import Static
 
 from usim_tui.app.format import clock_time
@@ -33,6 +34,6 @@ class EventsPane(Static):
         if key == self._key:
             return
         self._key = key
-        if self.parent is not None:
+        if isinstance(self.parent, Widget):  # the pane box around it
             self.parent.border_subtitle = title
         self.update(event_lines(events, limit) if events else Text("no events yet", style="dim"))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from rich.text import Text
+from textual.visual import VisualType
 from textual.widgets import Static
 
 from usim_tui.app.format import clock_time
@@ -13,11 +14,11 @@ class SweepHeader(Static):
     DEFAULT_CSS = "SweepHeader { height: 1; background: $panel; padding: 0 1; }"
     _last: Text | None = None
 
-    def update(self, content=None, **kwargs) -> None:  # type: ignore[override]
+    def update(self, content: VisualType = "", *, layout: bool = True) -> None:
         if isinstance(content, Text) and content == self._last:
             return  # unchanged: no repaint
         self._last = content if isinstance(content, Text) else None
-        super().update(content, **kwargs)
+        super().update(content, layout=layout)
 
     def show(self, snap: SweepSnapshot | None, now: float, mode: str, poll_error: str | None = None) -> None:
         t = Text()

@@ -5,10 +5,16 @@ Cells that have no attempt yet get one row keyed `cell:<name>`, so they can be s
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from itertools import count
+from typing import Any, Self
 
+from rich.segment import Segment
+from rich.style import Style
 from rich.text import Text
 from textual.cache import LRUCache
+from textual.geometry import Region
+from textual.strip import Strip
 from textual.widgets import DataTable
 from textual.widgets.data_table import ColumnKey, RowKey
 
@@ -36,7 +42,7 @@ def uptime(a: AttemptView, now: float) -> str:
 # Per column (in COLUMNS order): the raw input (cheap attribute reads, see raw_attempt) and its formatter. A cell
 # is formatted only when its input changed since the last poll, so a poll that moves 1000 losses builds 1000 loss
 # texts and nothing else.
-FORMAT = {
+FORMAT: dict[str, Callable[[Any], object]] = {
     "cell": lambda raw: cell_label(*raw),
     "attempt": str,
     "state": lambda st: Text(st, style=ATTEMPT_STYLE.get(st, "")),
@@ -59,10 +65,6 @@ def raw_attempt(a: AttemptView, now: float, marked: bool) -> tuple[object, ...]:
     """The inputs of each column, in COLUMNS order (one tuple, built for every attempt on every poll)."""
     return ((a.cell, marked), a.attempt, a.state, a.reason, a.gpu, a.price_per_hour, uptime(a, now), a.stage,
             a.epoch, a.last_loss, a.loss_history)
-
-
-def row_values(a: AttemptView, now: float, marked: bool) -> tuple[object, ...]:
-    return row_values_from_raw(raw_attempt(a, now, marked))
 
 
 def cell_row_values(c: CellView, marked: bool) -> tuple[object, ...]:
@@ -93,8 +95,20 @@ def wanted_rows(snap: SweepSnapshot, now: float, marked: set[str], query: str) -
     return rows
 
 
-class InstancesTable(DataTable):
-    def __init__(self, **kwargs) -> None:
+# InstancesTable overrides these private DataTable names (render caches, cell store, key maps, cursor state) to
+# repaint only the cells a poll changed; they were read in this Textual release's DataTable source.
+# tests/app/test_datatable_internals.py fails, naming them, when the installed Textual differs or one is gone.
+TEXTUAL_VERSION = "8.2.8"
+DATATABLE_PRIVATE = (
+    "_render_cell", "_get_row_style", "_clear_caches",                         # overridden methods
+    "_data", "_row_locations", "_column_locations", "_header_row_key",        # cell store and key maps
+    "_update_count", "_row_renderable_cache", "_row_render_cache", "_line_cache", "_cell_render_cache",  # caches
+    "_show_hover_cursor", "_pseudo_class_state",                              # what a cell's render depends on
+)
+
+
+class InstancesTable(DataTable[object]):
+    def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self._raw: dict[str, tuple[object, ...]] = {}     # the latest inputs of each row
         self._shown: dict[str, tuple[object, ...]] = {}   # the inputs its cells were formatted from
@@ -104,9 +118,9 @@ class InstancesTable(DataTable):
         # cells that changed (see _render_cell).
         self._versions: dict[tuple[str, str], int] = {}
         self._next_version = count(1)
-        self._cell_cache: LRUCache[tuple, list[list]] = LRUCache(4000)
-        self._row_styles: dict[tuple, object] = {}
-        self._frame_style = None  # the widget's style, resolved once per repaint instead of once per line
+        self._cell_cache: LRUCache[tuple, list[list[Segment]]] = LRUCache(4000)
+        self._row_styles: dict[tuple, Style] = {}
+        self._frame_style: Style | None = None  # the widget's style, resolved once per repaint, not per line
 
     def on_mount(self) -> None:
         self.cursor_type = "row"
@@ -121,7 +135,7 @@ class InstancesTable(DataTable):
         poll that moves 1000 losses costs a few dozen formatted rows."""
         wanted = wanted_rows(snap, now, marked, query)
         cursor = self.selected_key
-        gone = [k.value for k in self.rows if k.value not in wanted]
+        gone = [k for k in self.keys() if k not in wanted]
         for key in gone:
             self.remove_row(key)
             for d in (self._raw, self._shown):
@@ -153,7 +167,7 @@ class InstancesTable(DataTable):
         if visible_only and self.size.height:
             top = int(self.scroll_y)
             rows = self.ordered_rows[top:top + self.size.height + 1]
-            keys = [r.key.value for r in rows if r.key.value in self._stale]  # type: ignore[misc]
+            keys = [r.key.value for r in rows if r.key.value is not None and r.key.value in self._stale]
         changed = False
         for key in keys:
             raw, shown = self._raw[key], self._shown[key]
@@ -190,8 +204,8 @@ class InstancesTable(DataTable):
         self._data[RowKey(key)][ColumnKey(col)] = value
         self._versions[key, col] = next(self._next_version)
 
-    def _render_cell(self, row_index: int, column_index: int, base_style, width: int,
-                     cursor: bool = False, hover: bool = False) -> list[list]:
+    def _render_cell(self, row_index: int, column_index: int, base_style: Style, width: int,
+                     cursor: bool = False, hover: bool = False) -> list[list[Segment]]:
         """DataTable._render_cell, cached by the cell's own version rather than the table-wide update count.
 
         The key holds everything else the render depends on: the row index (in the segments' click metadata
@@ -200,7 +214,9 @@ class InstancesTable(DataTable):
         col = self._column_locations.get_key(column_index)
         if row is None or col is None:
             return super()._render_cell(row_index, column_index, base_style, width, cursor, hover)
-        key = (row, col, self._versions.get((row.value, col.value), 0), row_index, base_style, width, cursor,  # type: ignore[arg-type]
+        # The header row's key has no value: its cells are never updated here, version 0
+        version = 0 if row.value is None or col.value is None else self._versions.get((row.value, col.value), 0)
+        key = (row, col, version, row_index, base_style, width, cursor,
                hover, self._show_hover_cursor, self.show_cursor, self.cursor_type, self._pseudo_class_state)
         lines = self._cell_cache.get(key)
         if lines is None:
@@ -208,7 +224,7 @@ class InstancesTable(DataTable):
             self._cell_cache[key] = lines
         return lines
 
-    def render_lines(self, crop):
+    def render_lines(self, crop: Region) -> list[Strip]:
         self._frame_style = None
         self._frame_style = self.rich_style
         try:
@@ -217,10 +233,10 @@ class InstancesTable(DataTable):
             self._frame_style = None
 
     @property
-    def rich_style(self):
+    def rich_style(self) -> Style:
         return self._frame_style if self._frame_style is not None else super().rich_style
 
-    def _get_row_style(self, row_index: int, base_style):
+    def _get_row_style(self, row_index: int, base_style: Style) -> Style:
         """DataTable._get_row_style, cached: each call resolves a component style through the whole DOM."""
         kind = -1 if row_index == -1 else 2 if row_index < self.fixed_rows else row_index % 2
         key = (kind, base_style, self.zebra_stripes, self._pseudo_class_state)
@@ -239,13 +255,17 @@ class InstancesTable(DataTable):
         self._cell_cache.clear()
         self._row_styles.clear()
 
-    def clear(self, columns: bool = False) -> DataTable:
+    def clear(self, columns: bool = False) -> Self:
         for d in (self._raw, self._shown):
             d.clear()
         self._stale.clear()
         self._versions.clear()
         self._cell_cache.clear()
         return super().clear(columns)
+
+    def keys(self) -> list[str]:
+        """The row keys, in display order."""
+        return [k.value for k in self.rows if k.value is not None]
 
     @property
     def selected_key(self) -> str | None:
