@@ -18,6 +18,7 @@ from usim_tui.fleet.snapshot import EventView, SweepSnapshot
 class Source(Protocol):
     sweep: str
     in_process: bool  # True: the controller lives in this app and stops when it quits
+    log: deque[str]   # the controller's own messages, newest last
 
     def snapshot(self, now: float | None = None) -> SweepSnapshot: ...
 

@@ -179,7 +179,7 @@ class MainScreen(Screen[None]):
             self.usim_app.send("relaunch", cell=name)
 
     def _destroy_targets(self) -> list[AttemptView]:
-        targets = [a for a in self.selected_attempts() if a.state in LIVE | {"exited", "offline", "failed"}]
+        targets = [a for a in self.selected_attempts() if a.state in LIVE]
         if not targets:
             self.notify("no live instance selected", severity="warning")
         return targets
