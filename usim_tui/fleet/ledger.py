@@ -18,7 +18,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from usim_core.sweep import Cell, Sweep, SweepSpec
+from usim_core.sweep import Sweep, SweepSpec
 from usim_tui.fleet.actions import check_command
 from usim_tui.fleet.rows import AttemptRow, CellRow, CommandRow, IntentRow, SweepRow
 from usim_tui.fleet.snapshot import AttemptView, CellView, EventView, SweepSnapshot
@@ -196,10 +196,7 @@ class Ledger:
         """Rebuild the Sweep (spec + resolved cells) as recorded, without the sweep file."""
         row = self.sweep_row(sweep)
         spec = SweepSpec.model_validate(json.loads(row.spec_json))
-        cells = [Cell(name=c.name, round=c.round, tags=c.tags, overrides=c.overrides, config=c.config,
-                      config_hash=c.config_hash, duplicate_of=c.duplicate_of, run_id=c.run_id)
-                 for c in self.cells(row.name)]
-        return Sweep(spec=spec, path=Path(row.path), cells=cells)
+        return Sweep(spec=spec, path=Path(row.path), cells=[c.cell for c in self.cells(row.name)])
 
     def set_sweep(self, sweep: str, **fields: Any) -> None:
         self._update("sweeps", "name=?", fields, sweep)
@@ -434,7 +431,7 @@ def _cell_view(c: CellRow, attempts: list[AttemptRow]) -> CellView:
             state = CellState.LAUNCHING
     last_reason = next((a.reason for a in reversed(attempts) if a.reason), None)
     return CellView(
-        name=c.name, round=c.round, tags=tuple(c.tags), overrides=c.overrides, state=state, attempts=len(attempts),
+        name=c.name, round=c.cell.round, tags=tuple(c.cell.tags), overrides=c.cell.overrides, state=state, attempts=len(attempts),
         duplicate_of=c.duplicate_of, metrics=c.metrics, small_metrics=c.small_metrics, full_metrics=c.full_metrics,
         cost=round(sum(a.spent for a in attempts), 6),
         reason=c.reason or (last_reason if state == CellState.FAILED else None))

@@ -12,6 +12,7 @@ import sqlite3
 from dataclasses import dataclass, field, fields
 from typing import Any, Self
 
+from usim_core.sweep import Cell
 from usim_tui.fleet.states import GONE, LIVE, AttemptState, CellState
 
 
@@ -44,14 +45,7 @@ class SweepRow(_Row):
 @dataclass(frozen=True)
 class CellRow:
     sweep: str
-    name: str
-    round: str
-    tags: list[str]
-    overrides: dict[str, Any]
-    config: dict[str, Any]
-    config_hash: str
-    duplicate_of: str | None
-    run_id: str
+    cell: Cell                             # the cell as the sweep file defined it (name, resolved config, ...)
     ord: int
     state: CellState
     reason: str | None
@@ -62,13 +56,21 @@ class CellRow:
 
     @classmethod
     def from_row(cls, row: sqlite3.Row) -> CellRow:
+        cell = Cell(name=row["name"], round=row["round"], tags=json.loads(row["tags_json"]),
+                    overrides=json.loads(row["overrides_json"]), config=json.loads(row["config_json"]),
+                    config_hash=row["config_hash"], duplicate_of=row["duplicate_of"], run_id=row["run_id"])
         return cls(
-            sweep=row["sweep"], name=row["name"], round=row["round"], tags=json.loads(row["tags_json"]),
-            overrides=json.loads(row["overrides_json"]), config=json.loads(row["config_json"]),
-            config_hash=row["config_hash"], duplicate_of=row["duplicate_of"], run_id=row["run_id"], ord=row["ord"],
-            state=CellState(row["state"]), reason=row["reason"], small_metrics=json.loads(row["small_metrics_json"]),
+            sweep=row["sweep"], cell=cell, ord=row["ord"], state=CellState(row["state"]), reason=row["reason"], small_metrics=json.loads(row["small_metrics_json"]),
             full_metrics=json.loads(row["full_metrics_json"]), not_before=row["not_before"],
             counted_from=row["counted_from"])
+
+    @property
+    def name(self) -> str:
+        return self.cell.name
+
+    @property
+    def duplicate_of(self) -> str | None:
+        return self.cell.duplicate_of
 
     @property
     def metrics(self) -> dict[str, float]:
