@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from usim_core.sweep import Cell, ProviderSettings
+from usim_core.sweep import ProviderSettings
 from usim_tui.fleet import budget, policies
 from usim_tui.fleet.providers.base import (
     EXITED,
@@ -28,9 +28,8 @@ def att(**kw):
 
 
 def cell(name, not_before=0.0):
-    spec = Cell(name=name, round="r", tags=[], overrides={}, config={}, config_hash="h")
-    return CellRow(sweep="s", cell=spec, ord=0, state=CellState.PENDING, reason=None, small_metrics={},
-                   full_metrics={}, not_before=not_before, counted_from=0)
+    return CellRow(sweep="s", name=name, duplicate_of=None, ord=0, state=CellState.PENDING, reason=None,
+                   not_before=not_before, counted_from=0)
 
 
 def obs(state, msg="", code=None):

@@ -10,7 +10,6 @@ Its parts: `logs` (reading events), `ingest` (what events change), `budget` (bil
 
 from __future__ import annotations
 
-import dataclasses
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -321,7 +320,7 @@ class Controller:
     async def _retry_leaks(self, now: float) -> None:
         for a in self.ledger.live_attempts(self.name):
             if a.state == A.LEAKED:
-                await self.destroy_attempt(dataclasses.replace(a, state=A.RUNNING), a.reason or R.USER, "", now)
+                await self.destroy_attempt(a._replace(state=A.RUNNING), a.reason or R.USER, "", now)
 
     async def _budget_guard(self, now: float) -> None:
         rows = self.ledger.attempts(self.name)

@@ -20,7 +20,7 @@ from typing import Any
 
 from usim_core.sweep import Sweep, SweepSpec
 from usim_tui.fleet.actions import check_command
-from usim_tui.fleet.rows import AttemptRow, CellRow, CommandRow, IntentRow, SweepRow
+from usim_tui.fleet.rows import AttemptRow, CellRow, CommandRow, IntentRow, SweepRow, columns
 from usim_tui.fleet.snapshot import AttemptView, CellView, EventView, SweepSnapshot
 from usim_tui.fleet.states import GONE, AttemptState, CellState
 
@@ -187,10 +187,10 @@ class Ledger:
 
     def sweep_row(self, sweep: str | None = None) -> SweepRow:
         name = self._sweep_name(sweep)
-        row = self.q1("SELECT * FROM sweeps WHERE name=?", name)
+        row = self.q1(f"SELECT {columns(SweepRow)} FROM sweeps WHERE name=?", name)
         if row is None:
             raise LookupError(f"{self.path}: no sweep {name!r}; sweeps here: {', '.join(self.sweeps()) or 'none'}")
-        return SweepRow.from_row(row)
+        return SweepRow._make(row)
 
     def load_sweep(self, sweep: str | None = None) -> Sweep:
         """Rebuild the Sweep (spec + resolved cells) as recorded, without the sweep file."""
@@ -219,18 +219,18 @@ class Ledger:
     # ---- attempts and intents ----------------------------------------------------------------------------
     def attempts(self, sweep: str, cell: str | None = None) -> list[AttemptRow]:
         if cell is None:
-            rows = self.q("SELECT * FROM attempts WHERE sweep=? ORDER BY id", sweep)
+            rows = self.q(f"SELECT {columns(AttemptRow)} FROM attempts WHERE sweep=? ORDER BY id", sweep)
         else:
-            rows = self.q("SELECT * FROM attempts WHERE sweep=? AND cell=? ORDER BY attempt", sweep, cell)
+            rows = self.q(f"SELECT {columns(AttemptRow)} FROM attempts WHERE sweep=? AND cell=? ORDER BY attempt", sweep, cell)
         return [AttemptRow.from_row(r) for r in rows]
 
     def attempt(self, attempt_id: int) -> AttemptRow | None:
-        row = self.q1("SELECT * FROM attempts WHERE id=?", attempt_id)
+        row = self.q1(f"SELECT {columns(AttemptRow)} FROM attempts WHERE id=?", attempt_id)
         return None if row is None else AttemptRow.from_row(row)
 
     def live_attempts(self, sweep: str) -> list[AttemptRow]:
         marks = ",".join("?" * len(GONE))
-        rows = self.q(f"SELECT * FROM attempts WHERE sweep=? AND state NOT IN ({marks}) ORDER BY id", sweep, *GONE)
+        rows = self.q(f"SELECT {columns(AttemptRow)} FROM attempts WHERE sweep=? AND state NOT IN ({marks}) ORDER BY id", sweep, *GONE)
         return [AttemptRow.from_row(r) for r in rows]
 
     def new_attempt(self, sweep: str, cell: str, attempt: int, label: str, run_dir: str, t: float) -> int:
@@ -263,12 +263,12 @@ class Ledger:
                         "AND outcome IS NULL", (outcome, t, detail[:2000], attempt_id))
 
     def intents(self, sweep: str) -> list[IntentRow]:
-        return [IntentRow.from_row(r) for r in self.q("SELECT * FROM intents WHERE sweep=? ORDER BY id", sweep)]
+        return [IntentRow._make(r) for r in self.q(f"SELECT {columns(IntentRow)} FROM intents WHERE sweep=? ORDER BY id", sweep)]
 
     def open_destroy_intents(self, sweep: str) -> list[IntentRow]:
         """Destroy calls whose outcome was never recorded (the controller died during the call)."""
-        return [IntentRow.from_row(r) for r in self.q(
-            "SELECT * FROM intents WHERE sweep=? AND action='destroy' AND outcome IS NULL ORDER BY id", sweep)]
+        return [IntentRow._make(r) for r in self.q(
+            f"SELECT {columns(IntentRow)} FROM intents WHERE sweep=? AND action='destroy' AND outcome IS NULL ORDER BY id", sweep)]
 
     # ---- events and metrics ------------------------------------------------------------------------------
     def add_event(self, sweep: str, t: float, kind: str, message: str, attempt_id: int | None = None,

@@ -1,29 +1,31 @@
-"""Typed rows: what the ledger returns. Small frozen dataclasses, one per table, built from SQLite rows in
-one place (`from_row`), so no other module indexes a raw row or knows a column's JSON encoding.
+"""Typed rows: what the ledger returns. One small immutable type per table, built from SQLite rows in one
+place (`from_row`), so no other module indexes a raw row or knows a column's JSON encoding.
 
-Change a row by asking the ledger (`set_attempt(id, **fields)`), then read it again; `dataclasses.replace`
-makes a modified copy for a decision that must not be written.
+The controller reads every attempt several times a poll (1000s at scale), so the hot rows are NamedTuples
+(ten times cheaper to build than frozen dataclasses). Change a row by asking the ledger
+(`set_attempt(id, **fields)`), then read it again; `row._replace(...)` makes a modified copy for a decision
+that must not be written.
 """
 
 from __future__ import annotations
 
 import json
 import sqlite3
-from dataclasses import dataclass, field, fields
-from typing import Any, Self
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import Any, NamedTuple
 
 from usim_core.sweep import Cell
 from usim_tui.fleet.states import GONE, LIVE, AttemptState, CellState
 
 
-class _Row:
-    @classmethod
-    def from_row(cls, row: sqlite3.Row) -> Self:
-        return cls(**{f.name: row[f.name] for f in fields(cls) if f.name in row.keys()})  # type: ignore[call-arg,arg-type]
+def columns(row_type: type[tuple]) -> str:
+    """The SELECT list for a NamedTuple row type: its fields are columns of one table, in its order."""
+    return ", ".join(row_type._fields)  # type: ignore[attr-defined]
 
 
-@dataclass(frozen=True)
-class SweepRow(_Row):
+class SweepRow(NamedTuple):
     name: str
     provider: str
     path: str
@@ -44,33 +46,42 @@ class SweepRow(_Row):
 
 @dataclass(frozen=True)
 class CellRow:
+    """A cell's ledger state. What is stored as JSON (its definition, its eval metrics) is decoded on first use:
+    the controller reads every cell several times a poll and rarely needs them."""
+
     sweep: str
-    cell: Cell                             # the cell as the sweep file defined it (name, resolved config, ...)
+    name: str
+    duplicate_of: str | None
     ord: int
     state: CellState
     reason: str | None
-    small_metrics: dict[str, float]        # the last `eval` event named small (val subset)
-    full_metrics: dict[str, float]         # the last `eval` event named full (test split)
     not_before: float                      # back-off: not launched before this time
     counted_from: int                      # attempts up to this number no longer count against the limits
+    stored: Mapping[str, Any] = field(default_factory=dict, repr=False, compare=False)  # the raw row
 
     @classmethod
     def from_row(cls, row: sqlite3.Row) -> CellRow:
-        cell = Cell(name=row["name"], round=row["round"], tags=json.loads(row["tags_json"]),
-                    overrides=json.loads(row["overrides_json"]), config=json.loads(row["config_json"]),
-                    config_hash=row["config_hash"], duplicate_of=row["duplicate_of"], run_id=row["run_id"])
-        return cls(
-            sweep=row["sweep"], cell=cell, ord=row["ord"], state=CellState(row["state"]), reason=row["reason"], small_metrics=json.loads(row["small_metrics_json"]),
-            full_metrics=json.loads(row["full_metrics_json"]), not_before=row["not_before"],
-            counted_from=row["counted_from"])
+        return cls(sweep=row["sweep"], name=row["name"], duplicate_of=row["duplicate_of"], ord=row["ord"],
+                   state=CellState(row["state"]), reason=row["reason"], not_before=row["not_before"],
+                   counted_from=row["counted_from"], stored=row)
 
-    @property
-    def name(self) -> str:
-        return self.cell.name
+    @cached_property
+    def cell(self) -> Cell:
+        """The cell as the sweep file defined it (name, resolved config, tags, ...)."""
+        r = self.stored
+        return Cell(name=r["name"], round=r["round"], tags=json.loads(r["tags_json"]),
+                    overrides=json.loads(r["overrides_json"]), config=json.loads(r["config_json"]),
+                    config_hash=r["config_hash"], duplicate_of=r["duplicate_of"], run_id=r["run_id"])
 
-    @property
-    def duplicate_of(self) -> str | None:
-        return self.cell.duplicate_of
+    @cached_property
+    def small_metrics(self) -> dict[str, float]:
+        """The last `eval` event named small (the val subset)."""
+        return json.loads(self.stored["small_metrics_json"]) if self.stored else {}
+
+    @cached_property
+    def full_metrics(self) -> dict[str, float]:
+        """The last `eval` event named full (the test split)."""
+        return json.loads(self.stored["full_metrics_json"]) if self.stored else {}
 
     @property
     def metrics(self) -> dict[str, float]:
@@ -78,8 +89,7 @@ class CellRow:
         return self.full_metrics or self.small_metrics
 
 
-@dataclass(frozen=True)
-class AttemptRow(_Row):
+class AttemptRow(NamedTuple):
     id: int
     sweep: str
     cell: str
@@ -111,8 +121,10 @@ class AttemptRow(_Row):
     provider_cost: float | None = None
     destroy_failures: int = 0
 
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "state", AttemptState(self.state))
+    @classmethod
+    def from_row(cls, row: Sequence[Any]) -> AttemptRow:
+        """From `SELECT {columns(AttemptRow)}`: the state as an AttemptState."""
+        return cls(*row[:5], AttemptState(row[5]), *row[6:])
 
     @property
     def live(self) -> bool:
@@ -123,8 +135,7 @@ class AttemptRow(_Row):
         return self.state in GONE
 
 
-@dataclass(frozen=True)
-class IntentRow(_Row):
+class IntentRow(NamedTuple):
     id: int
     sweep: str
     attempt_id: int | None
@@ -138,7 +149,7 @@ class IntentRow(_Row):
 
 
 @dataclass(frozen=True)
-class CommandRow(_Row):
+class CommandRow:
     id: int
     sweep: str
     command: str
