@@ -65,6 +65,7 @@ class ProviderSettings(Strict):
     price_per_hour: float = Field(0.35, ge=0, description="local provider: notional $/h so budget burn is real")
     startup_deadline_s: float = Field(900, gt=0, description="no started marker by then -> destroy, relaunch")
     max_runtime_s: float = Field(3 * 3600, gt=0, description="hard deadline per attempt")
+    offline_grace_s: float = Field(180, ge=0, description="an instance listed offline/unknown this long is given up")
 
 
 class Planning(Strict):

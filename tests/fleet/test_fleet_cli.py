@@ -13,6 +13,9 @@ from pathlib import Path
 import pytest
 import yaml
 
+from usim_tui.fleet import daemon
+from usim_tui.fleet.ledger import Ledger
+
 REPO = Path(__file__).resolve().parents[2]
 TUI = str(Path(sys.executable).parent / "usim-tui")
 FAKE = Path(__file__).parent / "data" / "fake_trainer.py"
@@ -73,9 +76,10 @@ def test_sigkill_controller_then_restart_reattaches(tmp_path):
     while time.time() < deadline and not list((tmp_path / "runs/demo").glob("*/1/instance.json")):
         time.sleep(0.1)
     time.sleep(0.5)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
-    assert ledger.exists()
+    controller = daemon.holder(Ledger(ledger)).pid   # the detached controller process, not the follower
+    os.kill(controller, signal.SIGKILL)
+    proc.wait(timeout=30)                            # the follower sees the lock released and ends
+    assert ledger.exists() and not daemon.is_held(ledger)
     out = run(args, tmp_path, env={"FAKE_STEP_S": "0.8"})
     assert out.returncode == 0, out.stdout
     snap = status(tmp_path)

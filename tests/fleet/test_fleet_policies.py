@@ -42,7 +42,8 @@ def test_assess_each_terminal_signature():
     v = policies.assess(att(), obs(PENDING, "x: OCI runtime create failed: y"), 50, S)
     assert v.reason == "container_error" and v.exclude_machine
     assert policies.assess(att(), obs(FAILED), 50, S).reason == "container_error"
-    assert policies.assess(att(), obs(OFFLINE), 50, S).reason == "offline"
+    assert policies.assess(att(state=OFFLINE, state_since=0.0), obs(OFFLINE), S.offline_grace_s + 1, S).reason == "offline"
+    assert policies.assess(att(state=OFFLINE, state_since=0.0), obs(OFFLINE), 50, S) is None   # may come back
     assert policies.assess(att(), obs(STOPPED), 50, S).reason == "outbid"
     v = policies.assess(att(), obs(EXITED, code=1), 50, S, "Traceback\nImportError: no module x\n")
     assert v.reason == "exited_error" and "exit code 1" in v.message and "ImportError: no module x" in v.message

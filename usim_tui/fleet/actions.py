@@ -23,6 +23,7 @@ COMMANDS: dict[str, tuple[frozenset[str], frozenset[str]]] = {
     "pause": (frozenset(), frozenset()),
     "resume": (frozenset(), frozenset()),
     "auto": (frozenset({"on"}), frozenset()),
+    "stop": (frozenset(), frozenset({"destroy"})),   # end the controller; destroy=True tears down first
 }
 
 
@@ -50,6 +51,7 @@ async def dispatch(ctl: Controller, command: str, **args: Any) -> str:
         "pause": lambda: pause(ctl),
         "resume": lambda: resume(ctl),
         "auto": lambda: set_auto(ctl, bool(args["on"])),
+        "stop": lambda: stop(ctl, bool(args.get("destroy"))),
     }
     return await handlers[command]()
 
@@ -65,6 +67,17 @@ async def resume(ctl: Controller) -> str:
     now = ctl.clock.now()
     ctl.ledger.set_sweep(ctl.name, paused=0, crash_loop=None, crash_loop_cleared_at=now)
     ctl.journal.event(now, "user", "resumed")
+    return "ok"
+
+
+async def stop(ctl: Controller, destroy: bool) -> str:
+    """End the controller: at once, leaving instances as they are, or after destroying every one of them (their
+    cells stay pending: starting the sweep again picks them up; finished results are kept)."""
+    ctl.request_stop("destroy" if destroy else "leave")
+    live = [a.label for a in ctl.ledger.live_attempts(ctl.name) if a.provider_id]
+    ctl.journal.event(ctl.clock.now(), "user", "stop requested: " + (
+        f"destroying {len(live)} instance(s)" if destroy else f"leaving {len(live)} instance(s) running"
+        if live else "nothing is running"), data={"destroy": destroy, "live": live})
     return "ok"
 
 

@@ -1,4 +1,5 @@
-"""Headless fleet commands: run, status, destroy, relaunch, pause, resume. Nothing heavy at import time."""
+"""Headless fleet commands: run, controller, stop, status, destroy, relaunch, pause, resume. Nothing heavy at
+import time."""
 
 from __future__ import annotations
 
@@ -6,28 +7,36 @@ import argparse
 import asyncio
 import dataclasses
 import json
+import signal
 import sys
 import time
 from pathlib import Path
 
 from usim_core.config import ConfigError
-from usim_tui.fleet.states import CellState
-
-HEARTBEAT_POLLS = 3
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("run", help="run a sweep to completion (headless: progress lines on stdout)")
+    p = sub.add_parser("run", help="start (or attach to) the sweep's controller and follow it headless",
+                       description="Start the sweep's controller as its own process (or attach to the one that "
+                       "runs it) and print its progress until the sweep ends. Ctrl-C asks whether to detach "
+                       "(the controller goes on) or stop it.")
     p.add_argument("sweep", help="sweep file, e.g. configs/sweeps/demo.yaml")
-    p.add_argument("--provider", choices=("local", "vast"), help="override the sweep's provider")
-    p.add_argument("--ledger", help="ledger path (default runs/<sweep>/ledger.sqlite)")
+    _controller_args(p)
     p.add_argument("--headless", action="store_true", help="no app: print progress lines (the only mode here)")
-    p.add_argument("--no-preflight", action="store_true", help="skip `usim-core preflight` per architecture")
-    p.add_argument("--poll", type=float, default=None, help="poll interval in seconds (default 2 local, 10 vast)")
-    p.add_argument("--runs-root", default="runs", help="where run directories go (default runs/)")
-    p.add_argument("--local-command", help="local provider: the trainer command line, with {config} and "
-                   "{run_dir} placeholders (default: python -m usim_core train --config {config} --run-dir {run_dir})")
     p.set_defaults(func=_run)
+
+    p = sub.add_parser("controller", help="the controller process itself (started by run and the app)",
+                       description="Run the sweep's controller in this process until the sweep ends or a stop "
+                       "command arrives. One per ledger: a second exits 2 naming the first.")
+    p.add_argument("sweep", help="sweep file")
+    _controller_args(p)
+    p.set_defaults(func=_controller)
+
+    p = sub.add_parser("stop", help="end the sweep's controller (--destroy: destroy its instances first)")
+    p.add_argument("--destroy", action="store_true", help="destroy every live instance, then end (results kept)")
+    p.add_argument("--timeout", type=float, default=600.0, help="seconds to wait for the controller to end")
+    _ledger_args(p)
+    p.set_defaults(func=_stop)
 
     p = sub.add_parser("status", help="the sweep's cells, attempts and spend from the ledger")
     _ledger_args(p)
@@ -49,6 +58,16 @@ def register(sub: argparse._SubParsersAction) -> None:
         p = sub.add_parser(name, help=text)
         _ledger_args(p)
         p.set_defaults(func=lambda a, n=name: _queue(a, n))
+
+
+def _controller_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--provider", choices=("local", "vast"), help="override the sweep's provider")
+    p.add_argument("--ledger", help="ledger path (default runs/<sweep>/ledger.sqlite)")
+    p.add_argument("--no-preflight", action="store_true", help="skip `usim-core preflight` per architecture")
+    p.add_argument("--poll", type=float, default=None, help="poll interval in seconds (default 2 local, 10 vast)")
+    p.add_argument("--runs-root", default="runs", help="where run directories go (default runs/)")
+    p.add_argument("--local-command", help="local provider: the trainer command line, with {config} and "
+                   "{run_dir} placeholders (default: python -m usim_core train --config {config} --run-dir {run_dir})")
 
 
 def _ledger_args(p: argparse.ArgumentParser) -> None:
@@ -80,46 +99,50 @@ def _find_ledger(args: argparse.Namespace):
 
 
 def _run(args: argparse.Namespace) -> int:
-    from usim_tui.fleet.open import open_sweep
+    from usim_tui.fleet import follow
 
-    opened = open_sweep(args.sweep, kind=args.provider, ledger=args.ledger, runs_root=args.runs_root,
-                        poll_interval=args.poll, run_preflight=not args.no_preflight,
-                        local_command=args.local_command, log=lambda m: print(m, flush=True))
-    sweep, ledger, provider = opened.sweep, opened.ledger, opened.provider
-    print(f"sweep {sweep.name}: {len(sweep.cells)} cells on {provider.name}, budget ${sweep.spec.budget:.2f}, "
-          f"ledger {ledger.path}", flush=True)
+    interrupted: list[int] = []   # a Ctrl-C while the controller starts is answered once it holds the ledger
+    previous = signal.signal(signal.SIGINT, lambda signum, frame: interrupted.append(signum))
     try:
-        asyncio.run(opened.controller.run())
-    except KeyboardInterrupt:
-        print("\ninterrupted: the ledger is consistent", flush=True)
-        return _on_interrupt(opened.controller, provider)
+        start = follow.start_or_attach(args)
     finally:
-        try:
-            asyncio.run(opened.close())
-        except Exception:  # noqa: BLE001 - closing must not mask the real outcome
-            pass
-    return 0 if all(c.state in (CellState.FINISHED, CellState.DUPLICATE) for c in ledger.snapshot(sweep.name).cells) else 1
+        signal.signal(signal.SIGINT, previous)
+    print(start.line, flush=True)
+    return follow.interrupted(start) if interrupted else follow.follow(start)
 
 
-def _on_interrupt(ctl, provider) -> int:
-    live = [a for a in ctl.ledger.live_attempts(ctl.name) if a.provider_id]
+def _controller(args: argparse.Namespace) -> int:
+    from usim_tui.fleet import follow
+
+    return follow.serve(args)
+
+
+def _stop(args: argparse.Namespace) -> int:
+    from usim_tui.fleet import daemon
+
+    led, name = _find_ledger(args)
+    if not daemon.is_held(led.path):
+        print(f"no controller runs {name}; {_left_running(led, name)}")
+        return 0
+    led.enqueue(name, "stop", destroy=args.destroy)
+    deadline = time.monotonic() + args.timeout
+    while daemon.is_held(led.path):
+        if time.monotonic() > deadline:
+            print(f"the controller has not ended after {args.timeout:.0f}s; it is still working on the stop "
+                  f"(log: {daemon.log_path(led.path)})", file=sys.stderr)
+            return 1
+        time.sleep(0.3)
+    print(f"controller of {name} ended; {_left_running(led, name)}")
+    return 0
+
+
+def _left_running(led, name: str) -> str:
+    live = [a for a in led.live_attempts(name) if a.provider_id]
     if not live:
-        return 130
-    what = "\n".join(f"  {a.label}  {a.provider_id}  {a.state}  ${a.price_per_hour:.3f}/h" for a in live)
-    if sys.stdin.isatty():
-        answer = input(f"{len(live)} instance(s) still live:\n{what}\ndestroy them? [Y/n] ").strip().lower()
-        destroy = answer in ("", "y", "yes")
-    else:
-        destroy = provider.name == "local"
-    if destroy:
-        async def teardown() -> None:
-            await ctl.command("destroy", all=True)
-            await ctl.tick()
-        asyncio.run(teardown())
-        print(f"destroyed {len(live)} instance(s)")
-    else:
-        print(f"LEFT RUNNING (billing until destroyed; `usim-tui destroy --all --ledger {ctl.ledger.path}`):\n{what}")
-    return 130
+        return "nothing is left running"
+    rows = "\n".join(f"  {a.label}  {a.provider_id}  {a.state}  ${a.price_per_hour:.3f}/h" for a in live)
+    return (f"LEFT RUNNING, billing until destroyed ({len(live)}; `usim-tui stop --destroy --ledger {led.path}` "
+            f"after starting the sweep again, or destroy them at the provider):\n{rows}")
 
 
 def _status(args: argparse.Namespace) -> int:
@@ -158,8 +181,9 @@ def _queue(args: argparse.Namespace, command: str, **kw) -> int:
     if "cell" in kw and kw["cell"] not in {c.name for c in led.cells(name)}:
         raise ConfigError(f"sweep {name} has no cell {kw['cell']!r}; cells: "
                           + ", ".join(c.name for c in led.cells(name)))
-    seen = led.sweep_row(name).controller_seen_at
-    if seen and time.time() - seen < HEARTBEAT_POLLS * 10:
+    from usim_tui.fleet import daemon
+
+    if daemon.is_held(led.path):
         cid = led.enqueue(name, command, **kw)
         for _ in range(100):
             result = led.command(cid).result

@@ -51,6 +51,7 @@ class Controller:
         self.launcher = Launcher(ledger, provider, sweep, self.journal, self.clock, poll_interval,
                                  Path(runs_root).resolve(), dict(env or {}), run_preflight, preflight_cmd)
         self.credit = CreditReader(ledger, sweep.name, provider)
+        self.stopping: str | None = None   # "leave": end after this tick; "destroy": tear down, then end
         self._obs: dict[str, Observed] = {}
         ledger.ensure_sweep(sweep)
 
@@ -71,14 +72,25 @@ class Controller:
             return f"launching paused: {row.crash_loop} (fix it, then `usim-tui resume`)"
         return None
 
+    def request_stop(self, mode: str) -> None:
+        """End the loop: "leave" after the current tick (instances go on billing: say so), "destroy" once every
+        instance is destroyed and confirmed (nothing more is launched)."""
+        if mode not in ("leave", "destroy"):
+            raise ValueError(f"stop mode {mode!r}; allowed: leave, destroy")
+        if self.stopping != "destroy":
+            self.stopping = mode
+
     # ---- the loop ------------------------------------------------------------------------------------------
     async def run(self, until: float | None = None, on_tick: OnTick | None = None) -> str:
-        """Tick every poll interval until the sweep is done, stalls, or the clock reaches `until`; calls
-        `on_tick(self)` after each tick. Returns why it stopped: "done", "until", or the stall."""
+        """Tick every poll interval until the sweep is done, stalls, is stopped (`request_stop`), or the clock
+        reaches `until`; calls `on_tick(self)` after each tick. Returns why it ended: "done", "stopped",
+        "until", or the stall."""
         while True:
             await self.tick()
             if on_tick is not None:
                 on_tick(self)
+            if self.stopping == "leave" or (self.stopping and not self.ledger.live_attempts(self.name)):
+                return "stopped"
             if self.done:
                 self.log(summary_line(self.ledger.snapshot(self.name, now=self.clock.now())))
                 return "done"
@@ -108,7 +120,12 @@ class Controller:
             await self._apply_policies(now)
         await self._retry_leaks(now)
         await self._budget_guard(now)
-        await self.launcher.launch_wanted(now)
+        if self.stopping == "destroy":
+            for a in self.ledger.live_attempts(self.name):
+                if a.state != A.DESTROYING:
+                    await self.destroy_attempt(a, R.USER, "the sweep was stopped", now)
+        elif not self.stopping:
+            await self.launcher.launch_wanted(now)
         if not self.credit.final_read and self.done:   # one last reading: the provider's figure for the sweep
             await self.credit.read_final(now)
         rows = self.ledger.attempts(self.name)
@@ -151,17 +168,17 @@ class Controller:
         if a.state in GONE:
             return
         if a.state == A.LAUNCHING:
-            self.ledger.set_attempt(a.id, state=A.NOT_CREATED, ended_at=now, billed_until=now,
+            self.ledger.set_attempt(a.id, at=now, state=A.NOT_CREATED, ended_at=now, billed_until=now,
                                     message=a.message or "create not confirmed: no instance with this label")
             self.ledger.close_create_intent(a.id, "absent", now, "no instance with this label in the listing")
         elif a.state in (A.DESTROYING, A.LEAKED):
-            self.ledger.set_attempt(a.id, state=A.DESTROYED, ended_at=a.ended_at or now)
+            self.ledger.set_attempt(a.id, at=now, state=A.DESTROYED, ended_at=a.ended_at or now)
             self._transition(a, A.DESTROYED, now, "destroy confirmed", kind="destroyed")
         else:  # vanished without our destroy (destroyed outside usim, or the host is gone)
             self.ledger.set_attempt(a.id, spent=budget.billed(a, a.state, now), billed_until=now)
             if a.machine_id and not a.reason:
                 self.ledger.exclude_machine(self.name, a.machine_id, R.OFFLINE, now)
-            self.ledger.set_attempt(a.id, state=A.DESTROYED, ended_at=now, reason=a.reason or R.OFFLINE,
+            self.ledger.set_attempt(a.id, at=now, state=A.DESTROYED, ended_at=now, reason=a.reason or R.OFFLINE,
                                     message=a.message or "instance disappeared from the provider's listing")
             self._transition(a, A.DESTROYED, now, "instance disappeared", kind="vanished")
             self._after_failure(self._attempt(a.id), now)
@@ -189,7 +206,7 @@ class Controller:
             fields["started_at"] = o.started_at or now
         if o.cost is not None:
             fields["provider_cost"] = o.cost
-        self.ledger.set_attempt(a.id, **fields)
+        self.ledger.set_attempt(a.id, at=now, **fields)
         if a.state not in GONE:
             b = self._attempt(a.id)
             self.ledger.set_attempt(a.id, spent=budget.billed(b, o.state, now, o.started_at, prev=a.state),
@@ -309,12 +326,12 @@ class Controller:
             await self.provider.destroy(a.provider_id)
         except ProviderError as exc:
             self.ledger.outcome(iid, "error", now, str(exc))
-            self.ledger.set_attempt(a.id, state=A.LEAKED, destroy_failures=a.destroy_failures + 1)
+            self.ledger.set_attempt(a.id, at=now, state=A.LEAKED, destroy_failures=a.destroy_failures + 1)
             self.journal.event(now, "leaked", f"ALERT destroy of {a.label} ({a.provider_id}) failed: {exc}; "
                                "retrying every poll, the cell is not relaunched; terminate it manually if this persists", a)
             return False
         self.ledger.outcome(iid, "ok", now)
-        self.ledger.set_attempt(a.id, state=A.DESTROYING, ended_at=now, destroy_failures=0)
+        self.ledger.set_attempt(a.id, at=now, state=A.DESTROYING, ended_at=now, destroy_failures=0)
         return True
 
     async def _retry_leaks(self, now: float) -> None:

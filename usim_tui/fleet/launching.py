@@ -92,7 +92,7 @@ class Launcher:
             return False
         now = self.clock.now()   # a paced create may have waited: the instance (and its deadline) starts now
         self.ledger.close_create_intent(aid, "created", now, o.provider_id)
-        self.ledger.set_attempt(aid, state=o.state, provider_id=o.provider_id, machine_id=o.machine_id, gpu=o.gpu,
+        self.ledger.set_attempt(aid, at=now, state=o.state, provider_id=o.provider_id, machine_id=o.machine_id, gpu=o.gpu,
                                 price_per_hour=o.price_per_hour, storage_per_hour=o.storage_per_hour,
                                 status_msg=o.status_msg, created_at=now, billed_until=now)
         self.journal.event(now, "launch", f"{cell_name} #{attempt}: launched {o.provider_id}"
@@ -114,7 +114,7 @@ class Launcher:
 
     def _not_created(self, aid: int, cell: str, reason: EndReason | None, message: str, now: float) -> None:
         self.ledger.close_create_intent(aid, reason or "error", now, message)
-        self.ledger.set_attempt(aid, state=AttemptState.NOT_CREATED, reason=reason, message=message, ended_at=now)
+        self.ledger.set_attempt(aid, at=now, state=AttemptState.NOT_CREATED, reason=reason, message=message, ended_at=now)
         streak = 0
         for a in reversed(self.ledger.attempts(self.name, cell)):
             if a.state != AttemptState.NOT_CREATED:

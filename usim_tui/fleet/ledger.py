@@ -101,6 +101,15 @@ MIGRATIONS: list[str] = [
     UPDATE cells SET small_metrics_json = metrics_json WHERE json_extract(metrics_json, '$._full') IS NULL;
     ALTER TABLE cells DROP COLUMN metrics_json
     """,
+    # v4: the controller process that holds the ledger (heartbeat: controller_seen_at), and when each attempt
+    # entered its current state (grace periods, the app's per-phase timers)
+    """
+    ALTER TABLE sweeps ADD COLUMN controller_pid INTEGER;
+    ALTER TABLE sweeps ADD COLUMN controller_host TEXT;
+    ALTER TABLE sweeps ADD COLUMN controller_started_at REAL;
+    ALTER TABLE sweeps ADD COLUMN controller_state TEXT;
+    ALTER TABLE attempts ADD COLUMN state_since REAL
+    """,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -237,15 +246,23 @@ class Ledger:
         """Insert an attempt in state `launching` together with its create intent (one transaction)."""
         with self.tx() as db:
             cur = db.execute(
-                "INSERT INTO attempts (sweep, cell, attempt, label, state, run_dir, created_at, billed_until) "
-                "VALUES (?,?,?,?,?,?,?,?)", (sweep, cell, attempt, label, AttemptState.LAUNCHING, run_dir, t, t))
+                "INSERT INTO attempts (sweep, cell, attempt, label, state, run_dir, created_at, billed_until, "
+                "state_since) VALUES (?,?,?,?,?,?,?,?,?)",
+                (sweep, cell, attempt, label, AttemptState.LAUNCHING, run_dir, t, t, t))
             aid = int(cur.lastrowid or 0)
             db.execute("INSERT INTO intents (sweep, attempt_id, action, label, t) VALUES (?,?,?,?,?)",
                        (sweep, aid, "create", label, t))
         return aid
 
-    def set_attempt(self, attempt_id: int, **fields: Any) -> None:
-        self._update("attempts", "id=?", fields, attempt_id)
+    def set_attempt(self, attempt_id: int, at: float | None = None, **fields: Any) -> None:
+        """Update an attempt; a new `state` also records when it was entered (`at`, default now)."""
+        if "state" not in fields:
+            self._update("attempts", "id=?", fields, attempt_id)
+            return
+        cols = ", ".join(f"{k}=?" for k in fields)
+        since = time.time() if at is None else at
+        self.db.execute(f"UPDATE attempts SET {cols}, state_since=CASE WHEN state=? AND state_since IS NOT NULL "
+                        "THEN state_since ELSE ? END WHERE id=?", (*fields.values(), fields["state"], since, attempt_id))
 
     def intent(self, sweep: str, action: str, t: float, attempt_id: int | None = None, label: str | None = None,
                provider_id: str | None = None) -> int:
@@ -303,6 +320,11 @@ class Ledger:
                     stride = len(pts) / max_points
                     series[k] = [pts[int(i * stride)] for i in range(max_points - 1)] + [pts[-1]]
         return out
+
+    def journal_after(self, sweep: str, after_id: int = 0) -> list[tuple[int, EventView]]:
+        """The controller's own events (not the trainers') after an event id, oldest first: for following."""
+        rows = self.q("SELECT * FROM events WHERE sweep=? AND id>? AND digest IS NULL ORDER BY id", sweep, after_id)
+        return [(r["id"], _event_view(r)) for r in rows]
 
     def attempt_events(self, attempt_id: int, limit: int = 200) -> list[EventView]:
         rows = self.q("SELECT * FROM events WHERE attempt_id=? ORDER BY id DESC LIMIT ?", attempt_id, limit)

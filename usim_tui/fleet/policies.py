@@ -67,6 +67,8 @@ def assess(attempt: AttemptRow, obs: Observed | None, now: float, settings: Prov
     if obs.state == A.FAILED:
         return Verdict("failed", R.CONTAINER_ERROR, msg[:300] or "instance failed to start", exclude_machine=True)
     if obs.state == A.OFFLINE:
+        if now - (attempt.state_since if attempt.state_since is not None else now) < settings.offline_grace_s:
+            return None   # Vast lists a host that missed a heartbeat as offline/unknown: it often comes back
         return Verdict("failed", R.OFFLINE, msg[:300] or "host offline / no heartbeat", exclude_machine=True)
     if obs.state == A.STOPPED:
         return Verdict("failed", R.OUTBID, msg[:300] or "stopped (outbid): storage still billing", exclude_machine=True)

@@ -42,6 +42,10 @@ class SweepRow(NamedTuple):
     credit_start: float | None = None      # provider account credit at the sweep's first reading (Vast)
     credit_now: float | None = None
     credit_at: float | None = None
+    controller_pid: int | None = None          # the controller process holding the ledger (daemon.py)
+    controller_host: str | None = None
+    controller_started_at: float | None = None
+    controller_state: str | None = None        # running | stopping | stopped | crashed
 
 
 @dataclass(frozen=True)
@@ -120,6 +124,7 @@ class AttemptRow(NamedTuple):
     billed_until: float | None = None
     provider_cost: float | None = None
     destroy_failures: int = 0
+    state_since: float | None = None       # when it entered its current state
 
     @classmethod
     def from_row(cls, row: Sequence[Any]) -> AttemptRow:

@@ -1,0 +1,133 @@
+"""One controller per ledger, as its own process: real `usim-tui` subprocesses, the OS lock, signals."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from usim_tui.fleet import daemon
+from usim_tui.fleet.ledger import Ledger
+
+REPO = Path(__file__).resolve().parents[2]
+TUI = str(Path(sys.executable).parent / "usim-tui")
+FAKE = Path(__file__).parent / "data" / "fake_trainer.py"
+DEMO = str(REPO / "configs/sweeps/demo.yaml")
+SLOW = {"FAKE_STEP_S": "3"}   # fake trainers that run ~20 s: the sweep is still live while the test acts
+
+
+def tui(args, cwd, timeout=120, **kw):
+    return subprocess.run([TUI, *args], cwd=cwd, capture_output=True, text=True, timeout=timeout,
+                          env={**os.environ, **SLOW}, **kw)
+
+
+def run_args(*extra):
+    return ["run", DEMO, "--headless", "--no-preflight", "--poll", "0.3", "--local-command",
+            f"{sys.executable} {FAKE} --config {{config}}", *extra]
+
+
+def wait_for(pred, timeout=60.0, what="condition"):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if pred():
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def live(ledger):
+    return [a for a in Ledger(ledger).live_attempts("demo") if a.provider_id]
+
+
+def trainers_alive(tmp):
+    """Trainer process groups still running (from each local instance's record)."""
+    import json
+    out = []
+    for f in (tmp / "runs/demo").glob("*/*/instance.json"):
+        try:
+            os.killpg(json.loads(f.read_text())["pid"], 0)
+            out.append(f)
+        except (ProcessLookupError, KeyError, ValueError):
+            pass
+    return out
+
+
+@pytest.fixture
+def started(tmp_path):
+    """A demo sweep whose detached controller is running two slow fake trainers; cleaned up afterwards."""
+    follower = subprocess.Popen([TUI, *run_args()], cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                env={**os.environ, **SLOW}, text=True)
+    ledger = tmp_path / "runs/demo/ledger.sqlite"
+    assert "controller pid" in follower.stdout.readline()   # it holds the ledger and follows it
+    wait_for(lambda: len(live(ledger)) == 2, what="two live attempts")
+    yield tmp_path, ledger, follower
+    if daemon.is_held(ledger):
+        tui(["stop", "--destroy", "--ledger", str(ledger)], tmp_path)
+    follower.kill()
+    follower.wait()
+
+
+@pytest.mark.slow
+def test_a_second_controller_on_the_ledger_refuses_naming_the_first(started):
+    tmp, ledger, _ = started
+    first = daemon.holder(Ledger(ledger)).pid
+    out = tui(["controller", DEMO, "--no-preflight", "--ledger", str(ledger)], tmp)
+    assert out.returncode == 2
+    assert f"pid {first}" in out.stderr and "already runs" in out.stderr and len(out.stderr.strip().splitlines()) == 1
+    # a second `run` attaches to the same controller instead of starting another
+    proc = subprocess.Popen([TUI, *run_args()], cwd=tmp, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            env={**os.environ, **SLOW})
+    first_line = proc.stdout.readline()
+    proc.kill()
+    proc.wait()
+    assert f"controller pid {first} already running: attached" in first_line
+    assert daemon.holder(Ledger(ledger)).pid == first and daemon.is_held(ledger)
+
+
+@pytest.mark.slow
+def test_ctrl_c_stops_without_launching_anything(started):
+    """SIGINT to a headless `run` without a terminal, local provider: the sweep is stopped (its trainers
+    destroyed, the controller ended) and not one instance is created after the interrupt."""
+    tmp, ledger, follower = started
+    before = {a.id for a in Ledger(ledger).attempts("demo")}
+    follower.send_signal(signal.SIGINT)
+    out, _ = follower.communicate(timeout=60)
+    assert follower.returncode == 130, out
+    assert "stopped; nothing left running" in out
+    led = Ledger(ledger)
+    assert {a.id for a in led.attempts("demo")} == before            # nothing launched by the interrupt
+    assert not led.live_attempts("demo") and not daemon.is_held(ledger)
+    assert {c.state for c in led.snapshot("demo").cells} <= {"pending", "finished"}   # no cell failed by it
+    wait_for(lambda: not trainers_alive(tmp), 10, "trainers gone")
+    assert led.sweep_row("demo").controller_state == "stopped"
+
+
+@pytest.mark.slow
+def test_stop_leaves_instances_running_and_says_so_then_a_new_run_takes_them_back(started):
+    tmp, ledger, follower = started
+    out = tui(["stop", "--ledger", str(ledger)], tmp)
+    assert out.returncode == 0 and "LEFT RUNNING" in out.stdout and "usim:demo:" in out.stdout
+    assert not daemon.is_held(ledger) and len(live(ledger)) == 2 and len(trainers_alive(tmp)) == 2
+    follower.wait(timeout=30)
+    proc = subprocess.Popen([TUI, *run_args()], cwd=tmp, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            env={**os.environ, **SLOW})
+    wait_for(lambda: daemon.is_held(ledger), what="a new controller")
+    out = tui(["stop", "--destroy", "--ledger", str(ledger)], tmp)
+    assert out.returncode == 0 and "nothing is left running" in out.stdout, out.stdout
+    proc.wait(timeout=30)
+    assert len({a.cell for a in Ledger(ledger).attempts("demo")}) >= 2
+    assert all(len([a for a in Ledger(ledger).attempts("demo", c)]) == 1 for c in ("round_a_lr1e-3_w0pct",))
+    wait_for(lambda: not trainers_alive(tmp), 10, "trainers gone")
+
+
+def test_stop_without_a_controller_says_so(tmp_path):
+    led = Ledger(tmp_path / "l.sqlite")
+    from usim_core.sweep import expand
+    led.ensure_sweep(expand(DEMO))
+    out = tui(["stop", "--ledger", str(tmp_path / "l.sqlite")], tmp_path)
+    assert out.returncode == 0 and "no controller runs demo; nothing is left running" in out.stdout
