@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -14,7 +15,8 @@ from usim_tui.app import launch
 from usim_tui.app.launch import build
 from usim_tui.app.rehearsal import RehearsalSource
 from usim_tui.cli import main
-from usim_tui.fleet.open import POLL_S
+from usim_tui.fleet import daemon
+from usim_tui.fleet.ledger import Ledger
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -62,14 +64,25 @@ def test_read_only_run_and_attach_build_ledger_sources(tmp_path, monkeypatch):
     assert attached.source.snapshot().sweep == "demo"
 
 
-def test_running_a_sweep_puts_the_controller_in_the_app(tmp_path, monkeypatch):
-    """The app opens the sweep as `usim-tui run` does (open_sweep): the same poll and the W&B key passed on."""
+@pytest.mark.slow
+def test_running_a_sweep_starts_its_controller_as_its_own_process(tmp_path, monkeypatch):
+    """The app starts the sweep's controller as `usim-tui run` does (a detached process holding the ledger),
+    attaches to it, and the controller got the W&B key to pass on to instances."""
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("WANDB_API_KEY", "k" * 40)
     app = build(args(sweep=str(REPO / "configs" / "sweeps" / "demo.yaml"), runs=str(tmp_path / "runs")))
-    assert app.source.in_process and app.source.controller.poll_interval == POLL_S["local"]
-    assert not app.source.controller.launcher.run_preflight
-    assert app.source.controller.launcher.env["WANDB_API_KEY"] == "k" * 40
+    ledger = tmp_path / "runs" / "demo" / "ledger.sqlite"
+    try:
+        pid = daemon.holder(Ledger(ledger)).pid
+        assert not app.source.in_process and daemon.is_held(ledger) and f"controller pid {pid}" in app.mode
+        assert pid != os.getpid() and os.getpgid(pid) != os.getpgid(0)     # its own process group
+        environ = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+        assert b"WANDB_API_KEY=" + b"k" * 40 in environ
+        again = build(args(sweep=str(REPO / "configs" / "sweeps" / "demo.yaml"), runs=str(tmp_path / "runs")))
+        assert daemon.holder(Ledger(ledger)).pid == pid and "(attached)" in again.mode
+    finally:
+        assert main(["stop", "--destroy", "--ledger", str(ledger)]) == 0
+    assert not daemon.is_held(ledger)
 
 
 def test_rehearse_names_a_profile_or_fails_naming_it(tmp_path):

@@ -26,26 +26,29 @@ scripts = st.builds(Script, outcome=st.sampled_from(OUTCOMES), pending_s=st.floa
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(plan=st.lists(scripts, min_size=1, max_size=12), budget=st.floats(0.01, 0.3),
        list_faults=st.lists(st.integers(0, 200), max_size=10), no_capacity=st.integers(0, 3),
-       price=st.floats(0.1, 3.0))
+       price=st.floats(0.1, 3.0), empty=st.lists(st.integers(0, 200), max_size=6), destroy_s=st.floats(0, 3.0))
 async def test_spend_never_exceeds_budget_by_more_than_one_poll(tmp_path_factory, demo_sweep, plan, budget,
-                                                                 list_faults, no_capacity, price):
+                                                                 list_faults, no_capacity, price, empty, destroy_s):
+    """Also with destroys paced at up to 3 s each and listings that come back empty while everything runs."""
     demo_sweep.spec.budget = budget
     clock = VirtualClock()
     it = iter(plan * 10)
     sim = SimProvider(clock, lambda spec: next(it, Script()), price=price, storage=0.05)
     sim.no_capacity = no_capacity
+    sim.destroy_s = destroy_s
     led, ctl = make(tmp_path_factory.mktemp("b"), demo_sweep, sim, clock)
     worst_burn = demo_sweep.spec.concurrency * (price + 0.05)
-    faults = set(list_faults)
+    faults, empties = set(list_faults), set(empty)
     ticks = [0]
     sim.fail_next["list"] = 1 if 0 in faults else 0
 
-    def check(ctl) -> None:   # after each tick: the bill holds; the next listing fails where the schedule says
+    def check(ctl) -> None:   # after each tick: the bill holds; the next listing fails or is empty on schedule
         assert sim.true_cost() <= budget + worst_burn * POLL / 3600 + 1e-9
         ticks[0] += 1
         sim.fail_next["list"] = 1 if ticks[0] in faults else 0
+        sim.empty_lists = 1 if ticks[0] in empties else 0
 
-    why = await ctl.run(until=clock.now() + 800 * POLL, on_tick=check)
+    why = await ctl.run(until=clock.now() + 2400 * POLL, on_tick=check)   # all-stuck plans use ~1200 polls
     assert why != "until" and (ctl.done or ctl.stalled)
     assert not sim.alive()
     assert led.snapshot().budget.spent >= sim.true_cost() - 1e-6

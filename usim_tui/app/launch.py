@@ -37,21 +37,24 @@ def build(args: argparse.Namespace) -> UsimApp:
 
 
 def run_sweep(args: argparse.Namespace) -> UsimApp:
+    """The app on a sweep: start its controller as its own process (or attach to the one that runs it), then
+    render the ledger and queue commands. The app can crash or quit; the controller goes on."""
     from usim_core.sweep import expand
-    from usim_tui.fleet.open import default_ledger, open_sweep
+    from usim_tui.fleet import follow
+    from usim_tui.fleet.open import default_ledger
 
-    sweep = expand(args.sweep or demo_sweep())
+    sweep_file = str(args.sweep or demo_sweep())
     if args.read_only:
+        sweep = expand(sweep_file)
         path = Path(args.ledger) if args.ledger else default_ledger(sweep.name, args.runs)
-        writer = Ledger(path)
-        writer.ensure_sweep(sweep)
+        Ledger(path).ensure_sweep(sweep)   # the sweep's cells show before anything has run
         return UsimApp(LedgerSource(Ledger(path), sweep.name), read_only=True, poll_interval=args.poll)
-    log: deque[str] = deque(maxlen=200)
-    opened = open_sweep(sweep, kind=args.provider, ledger=args.ledger, runs_root=args.runs,
-                        poll_interval=args.controller_poll, run_preflight=not args.no_preflight, log=log.append)
-    reader = Ledger(opened.ledger.path)  # its own connection: snapshots are read in a worker thread
-    source = LedgerSource(reader, sweep.name, controller=opened.controller, provider=opened.provider, log=log)
-    return UsimApp(source, clock=opened.controller.clock, poll_interval=args.poll)
+    start = follow.start_or_attach(argparse.Namespace(
+        sweep=sweep_file, provider=args.provider, ledger=args.ledger, runs_root=args.runs,
+        no_preflight=args.no_preflight, poll=args.controller_poll, local_command=None))
+    source = LedgerSource(Ledger(start.ledger), start.sweep.name, log=deque([start.line], maxlen=200))
+    how = "started" if start.started else "attached"
+    return UsimApp(source, poll_interval=args.poll, mode=f"controller pid {start.holder.pid} ({how})")
 
 
 def rehearsal(args: argparse.Namespace) -> UsimApp:

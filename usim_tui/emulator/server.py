@@ -266,6 +266,24 @@ async def destroy(request: web.Request, emu: Emulator) -> web.Response:
     return reply({"success": True})
 
 
+@api("destroy")
+async def destroy_bulk(request: web.Request, emu: Emulator) -> web.Response:
+    """`DELETE /api/v0/instances/` with {"instance_ids": [...]} (vastai's api/instances.py destroy_instance with a
+    list). The real answer's shape is not documented: this one mirrors the single destroy's."""
+    ids = (await _body(request)).get("instance_ids")
+    if not isinstance(ids, list) or not all(isinstance(i, int) for i in ids):
+        return reply({"success": False, "error": "invalid_args", "msg": "instance_ids: a list of ids"}, 400)
+    for iid in ids:
+        inst = emu.live(iid)
+        if inst is None:
+            continue
+        if inst.executing:
+            from usim_tui.emulator.process import kill
+            kill(inst)
+        emu.destroy(inst.id)
+    return reply({"success": True})
+
+
 @api("put", instance_route=True)
 async def put_instance(request: web.Request, emu: Emulator) -> web.Response:
     inst = _instance(request, emu)
@@ -329,6 +347,7 @@ def make_app(emu: Emulator) -> web.Application:
     r.add_put(r"/api/v0/instances/request_logs/{id:\d+}/", request_logs)
     r.add_get(r"/api/v0/instances/{id:\d+}/", show)
     r.add_delete(r"/api/v0/instances/{id:\d+}/", destroy)
+    r.add_delete("/api/v0/instances/", destroy_bulk)
     r.add_put(r"/api/v0/instances/{id:\d+}/", put_instance)
     r.add_get(r"/emulator/logs/{token:[0-9a-f]+}.log", log_result)
     return app

@@ -11,7 +11,7 @@ Its parts: `logs` (reading events), `ingest` (what events change), `budget` (bil
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -29,10 +29,12 @@ from usim_tui.fleet.providers.base import Observed, Provider, ProviderError, par
 from usim_tui.fleet.rows import AttemptRow
 from usim_tui.fleet.snapshot import headline, summary_line
 from usim_tui.fleet.states import CELL_ENDED, GONE, UNSETTLED, AttemptState, CellState, EndReason
+from usim_tui.fleet.teardown import Teardown
 
 A, R = AttemptState, EndReason
 LEAK_AFTER_POLLS = 3          # a destroyed instance still listed after this many polls is leaked
 LOG_READS_PER_POLL = 4        # paid log fetches per poll besides one final read per ended attempt
+MASS_DROP = 3                 # more live instances than this missing from one listing: a provider fault
 OnTick = Callable[["Controller"], None]
 
 
@@ -51,8 +53,10 @@ class Controller:
         self.launcher = Launcher(ledger, provider, sweep, self.journal, self.clock, poll_interval,
                                  Path(runs_root).resolve(), dict(env or {}), run_preflight, preflight_cmd)
         self.credit = CreditReader(ledger, sweep.name, provider)
+        self.teardown = Teardown(ledger, provider, self.journal, sweep.name, self.clock)
         self.stopping: str | None = None   # "leave": end after this tick; "destroy": tear down, then end
         self._obs: dict[str, Observed] = {}
+        self._misses: dict[int, int] = {}   # attempt -> listings in a row that did not show it
         ledger.ensure_sweep(sweep)
 
     # ---- state ---------------------------------------------------------------------------------------------
@@ -116,14 +120,13 @@ class Controller:
             self.journal.status("ok", now)
             await self.credit.read(now)
             await self._reconcile(observed, now)
+            await self._repair_destroys(observed, now)
             await self._read_events(now)
             await self._apply_policies(now)
         await self._retry_leaks(now)
         await self._budget_guard(now)
         if self.stopping == "destroy":
-            for a in self.ledger.live_attempts(self.name):
-                if a.state != A.DESTROYING:
-                    await self.destroy_attempt(a, R.USER, "the sweep was stopped", now)
+            await self.teardown.destroy(self.ledger.live_attempts(self.name), R.USER, "the sweep was stopped", now)
         elif not self.stopping:
             await self.launcher.launch_wanted(now)
         if not self.credit.final_read and self.done:   # one last reading: the provider's figure for the sweep
@@ -147,13 +150,15 @@ class Controller:
     # ---- reconcile the listing with the ledger ------------------------------------------------------------
     async def _reconcile(self, observed: list[Observed], now: float) -> None:
         mine = {o.label: o for o in observed if (p := parse_label(o.label)) and p[0] == self.name}
+        attempts = self.ledger.attempts(self.name)
+        unconfirmed = await self._unconfirmed([a for a in attempts if a.label not in mine], mine, attempts, now)
         self._obs = dict(mine)
-        for a in self.ledger.attempts(self.name):
+        for a in attempts:
             o = mine.pop(a.label, None)
-            if o is None:
-                self._absent(a, now)
-            else:
+            if o is not None:
                 self._present(a, o, now)
+            elif a.id not in unconfirmed:
+                self._absent(a, now)
         for label, o in mine.items():  # labelled as ours, unknown to the ledger: record it, then destroy it
             _, cell, attempt = parse_label(label)  # type: ignore[misc]
             aid = self.ledger.new_attempt(self.name, cell, attempt, label, "", now)
@@ -163,6 +168,50 @@ class Controller:
             self.journal.event(now, "orphan", f"{label}: instance {o.provider_id} not in the ledger; destroying it",
                                self._attempt(aid))
             await self.destroy_attempt(self._attempt(aid), R.ORPHAN, "labelled instance with no ledger intent", now)
+
+    async def _repair_destroys(self, observed: list[Observed], now: float) -> None:
+        """Destroy calls a killed controller never saw answered (the intent without an outcome): closed now,
+        and the destroy made again where the instance is still listed."""
+        listed = {o.label for o in observed}
+        for intent in self.ledger.open_destroy_intents(self.name):
+            a = self.ledger.attempt(intent.attempt_id) if intent.attempt_id is not None else None
+            still = a is not None and a.label in listed and a.state not in GONE
+            self.ledger.outcome(intent.id, "interrupted", now, "the controller stopped during the call; "
+                                + ("destroying again" if still else "the instance is not listed"))
+            if still and a is not None:
+                await self.teardown.destroy([a._replace(state=A.RUNNING)], a.reason or R.USER, "", now)
+
+    async def _unconfirmed(self, missing: list[AttemptRow], mine: dict[str, Observed], attempts: list[AttemptRow],
+                           now: float) -> set[int]:
+        """Ids of attempts missing from this listing whose disappearance is not confirmed, so nothing acts on
+        them yet. One listing is not enough: it is confirmed by the provider's show-one where it has one (an
+        instance it still shows is put back into `mine`), else by a second listing in a row. A listing that
+        drops more than a few live instances at once is a provider fault: surfaced, never acted on."""
+        vanished = [a for a in missing if a.provider_id and a.state not in GONE | UNSETTLED]
+        for a in attempts:
+            if a.label in mine:
+                self._misses.pop(a.id, None)
+        listed = sum(1 for a in attempts if a.provider_id and a.state not in GONE)
+        if len(vanished) > MASS_DROP and len(vanished) > 0.25 * listed:
+            self.journal.status(f"listing dropped {len(vanished)} of {listed} live instances at once: "
+                                "treated as a provider fault, nothing acted on", now)
+            return {a.id for a in vanished}
+        show = getattr(self.provider, "show", None)
+        unconfirmed = set()
+        for a in vanished:
+            self._misses[a.id] = self._misses.get(a.id, 0) + 1
+            if show is None:
+                if self._misses[a.id] < 2:
+                    unconfirmed.add(a.id)
+                continue
+            try:
+                o = await show(a.provider_id)
+            except ProviderError:
+                unconfirmed.add(a.id)
+                continue
+            if o is not None:
+                mine[a.label] = o
+        return unconfirmed
 
     def _absent(self, a: AttemptRow, now: float) -> None:
         if a.state in GONE:
@@ -315,29 +364,14 @@ class Controller:
 
     # ---- side effects (intent before, outcome after) ------------------------------------------------------
     async def destroy_attempt(self, a: AttemptRow | None, reason: str, message: str, now: float) -> bool:
-        """Destroy one attempt's instance: the intent recorded before the call, its outcome after."""
+        """Destroy one attempt's instance (see teardown.py); False while it is not destroyed."""
         if a is None or a.state in GONE or a.state == A.DESTROYING:
             return True
-        if not a.provider_id:
-            return False   # a create in flight: the next listing adopts or closes it
-        self.ledger.set_attempt(a.id, reason=a.reason or reason, message=a.message or message or None)
-        iid = self.ledger.intent(self.name, "destroy", now, a.id, a.label, a.provider_id)
-        try:
-            await self.provider.destroy(a.provider_id)
-        except ProviderError as exc:
-            self.ledger.outcome(iid, "error", now, str(exc))
-            self.ledger.set_attempt(a.id, at=now, state=A.LEAKED, destroy_failures=a.destroy_failures + 1)
-            self.journal.event(now, "leaked", f"ALERT destroy of {a.label} ({a.provider_id}) failed: {exc}; "
-                               "retrying every poll, the cell is not relaunched; terminate it manually if this persists", a)
-            return False
-        self.ledger.outcome(iid, "ok", now)
-        self.ledger.set_attempt(a.id, at=now, state=A.DESTROYING, ended_at=now, destroy_failures=0)
-        return True
+        return a.id in await self.teardown.destroy([a], reason, message, now)
 
     async def _retry_leaks(self, now: float) -> None:
-        for a in self.ledger.live_attempts(self.name):
-            if a.state == A.LEAKED:
-                await self.destroy_attempt(a._replace(state=A.RUNNING), a.reason or R.USER, "", now)
+        for reason, leaks in _by_reason(a for a in self.ledger.live_attempts(self.name) if a.state == A.LEAKED):
+            await self.teardown.destroy([a._replace(state=A.RUNNING) for a in leaks], reason, "", now)
 
     async def _budget_guard(self, now: float) -> None:
         rows = self.ledger.attempts(self.name)
@@ -349,8 +383,7 @@ class Controller:
                                f"${self.spec.budget:.2f}; destroying every instance")
             stop = 1
         if stop:
-            for a in live:
-                await self.destroy_attempt(a, R.BUDGET, "budget cap reached", now)
+            await self.teardown.destroy(live, R.BUDGET, "budget cap reached", now)
 
     # ---- commands (actions.COMMANDS) ----------------------------------------------------------------------
     async def command(self, command: str, **args: Any) -> str:
@@ -364,3 +397,10 @@ class Controller:
             except (KeyError, ValueError, TypeError) as exc:
                 result = f"error: {exc}"
             self.ledger.finish_command(c.id, result)
+
+
+def _by_reason(attempts: Iterable[AttemptRow]) -> list[tuple[str, list[AttemptRow]]]:
+    groups: dict[str, list[AttemptRow]] = {}
+    for a in attempts:
+        groups.setdefault(a.reason or R.USER, []).append(a)
+    return list(groups.items())

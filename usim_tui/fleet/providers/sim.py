@@ -97,6 +97,8 @@ class SimProvider:
         self.fail_next: dict[str, int] = {}      # call name -> how many next calls raise
         self.create_then_fail = 0                # creates that succeed but raise (a timeout hiding a success)
         self.destroys_ignored = 0                # destroys that answer ok but leave the instance running
+        self.destroy_s = 0.0                     # virtual seconds one destroy call takes (provider pacing)
+        self.empty_lists = 0                     # listings that come back empty while everything still runs
         self.no_capacity = 0
         self._n = 0
 
@@ -124,6 +126,9 @@ class SimProvider:
 
     async def list(self) -> list[Observed]:
         self._maybe_fail("list")
+        if self.empty_lists > 0:
+            self.empty_lists -= 1
+            return []
         return [self._observe(i) for i in self.alive()]
 
     async def create(self, spec: LaunchSpec) -> Observed:
@@ -141,8 +146,19 @@ class SimProvider:
             raise ProviderError("simulated create timeout (the instance was created)")
         return self._observe(i)
 
+    async def destroy_many(self, provider_ids: list[str]) -> None:
+        """A bulk destroy: one paced call for all of them."""
+        self._maybe_fail("destroy")
+        await self.clock.sleep(self.destroy_s)
+        for pid in provider_ids:
+            await self._destroy_now(pid)
+
     async def destroy(self, provider_id: str) -> None:
         self._maybe_fail("destroy")
+        await self.clock.sleep(self.destroy_s)
+        await self._destroy_now(provider_id)
+
+    async def _destroy_now(self, provider_id: str) -> None:
         i = self.instances.get(provider_id)
         if self.destroys_ignored > 0:
             self.destroys_ignored -= 1

@@ -359,6 +359,16 @@ class VastProvider:
             return   # already gone counts as destroyed
         raise ProviderError(f"Vast API: destroy {provider_id} failed (HTTP {status}): {_describe(data)}")
 
+    async def destroy_many(self, provider_ids: list[str]) -> None:
+        """One bulk destroy (`DELETE /api/v0/instances/` with `instance_ids`, as vastai's api/instances.py sends
+        it). Its answer's shape is unverified (docs/vast.md): anything but a 200 without an error raises, and
+        the controller confirms every destroy by listing, so one that did not take is found and retried."""
+        status, data = await self._call("destroy", "DELETE", "/api/v0/instances/",
+                                        body={"instance_ids": [int(i) for i in provider_ids]})
+        if status == 200 and not (isinstance(data, dict) and (data.get("error") or data.get("success") is False)):
+            return
+        raise ProviderError(f"Vast API: bulk destroy of {len(provider_ids)} failed (HTTP {status}): {_describe(data)}")
+
     async def show(self, provider_id: str) -> Observed | None:
         status, data = await self._call("show", "GET", f"/api/v0/instances/{int(provider_id)}/",
                                         params={"owner": "me"})
