@@ -1,7 +1,8 @@
 """Loss curves of the selected (or marked) attempts: one line per attempt and key, per stage, log-y toggle.
 
-Never raises: in log scale non-positive points are dropped (and counted in the title); a plotext error while
-drawing becomes a one-line notice in the pane."""
+Never raises: in log scale non-positive points are dropped (and counted in the title), and the data is handed
+to plotext again before each build (its build takes the log of the stored values in place); a plotext error
+while drawing becomes a one-line notice in the pane."""
 
 from __future__ import annotations
 
@@ -71,6 +72,11 @@ class LossCurves(PlotextPlot):
             self.redraw()
 
     def redraw(self) -> None:
+        self._plot_lines()
+        self.refresh()
+
+    def _plot_lines(self) -> None:
+        """Hand the lines to plotext (no repaint)."""
         plt = self.plt
         plt.clear_data()
         plt.clear_figure()
@@ -91,10 +97,11 @@ class LossCurves(PlotextPlot):
         plt.title(title + (f" · {self.notice}" if self.notice else ""))
         if not drawn:
             plt.text("nothing to plot in log scale" if self.lines else "no loss points yet for the selection", 0, 0)
-        self.refresh()
 
     def render(self) -> RenderResult:
         try:
+            if self.log_y:  # plotext's build() takes the log of its stored y in place: a second build (a
+                self._plot_lines()  # resize, any repaint) would take it again, so hand it fresh data each time
             return super().render()
         except Exception as exc:  # plotext's own errors (math domain, sizes): a notice, never the end of the app
             return Text(f"plot unavailable: {type(exc).__name__}: {exc}", style="bold red")
