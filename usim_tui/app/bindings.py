@@ -21,7 +21,7 @@ MAIN: list[Binding] = [
     Binding("enter", "details", "Details", show=False, tooltip="attempt and cell details"),
     Binding("space", "mark", "Mark", show=False, tooltip="mark/unmark the row (bulk actions, curve overlay)"),
     Binding("slash", "filter", "Filter", key_display="/", tooltip="filter instances by cell, state, reason, GPU or stage"),
-    Binding("escape", "back", "Back", show=False, key_display="esc", tooltip="back: clear the filter, then the marks"),
+    Binding("escape", "back", "Back", show=False, key_display="esc", tooltip="back: clear the filter, then the marks; close a dialog or screen"),
     Binding("S", "sort", "Sort", show=False, tooltip="cycle the sort column: ledger order, state, time, $/h, loss, cell"),
     Binding("e", "ended", "Ended", show=False, tooltip="hide / show ended instances (destroyed, not created)"),
     Binding("m", "metric_events", "Metrics", show=False, tooltip="events pane: show / hide per-step metric lines"),
@@ -75,7 +75,6 @@ def help_rows() -> list[tuple[str, str]]:
     rows.insert(len(rows) - 3, ("1-6", "panes: " + " ".join(f"{b.key} {b.description.lower()}" for b in panes)))
     rows.insert(len(rows) - 3, ("j k g G", "down, up, first, last (instances, coverage grid, events); "
                                            "h l ← → in the coverage grid, enter opens its cell"))
-    rows.append(("esc", "close a dialog or screen"))
     return rows
 
 

@@ -30,6 +30,7 @@ from usim_tui.app.widgets.header import SweepHeader
 from usim_tui.app.widgets.instances import SORTS, InstancesTable
 from usim_tui.app.widgets.leaderboard import Leaderboard
 from usim_tui.fleet.snapshot import AttemptView, CellView, SweepSnapshot
+from usim_tui.fleet.states import GONE
 
 if TYPE_CHECKING:
     from usim_tui.app.app import UsimApp
@@ -344,7 +345,7 @@ class MainScreen(Screen[None]):
     def action_ended(self) -> None:
         self.hide_ended = not self.hide_ended
         self.apply_table()
-        gone = sum(1 for a in (self.snap.attempts if self.snap else ()) if a.state not in LIVE)
+        gone = sum(1 for a in (self.snap.attempts if self.snap else ()) if a.state in GONE)
         self.status(f"ended instances hidden ({gone}; e shows them)" if self.hide_ended else "ended instances shown")
 
     def action_metric_events(self) -> None:

@@ -118,6 +118,7 @@ class CoverageGrid(Static):
         self._key: tuple | None = None
         self.cells: tuple[CellView, ...] = ()
         self.grid: list[list[str | None]] = []
+        self._names: tuple[str, ...] = ()
         self.row, self.col = 0, 0
 
     @property
@@ -129,8 +130,10 @@ class CoverageGrid(Static):
         return row[min(self.col, len(row) - 1)] if row else None
 
     def show(self, cells: tuple[CellView, ...]) -> None:
+        names = tuple(c.name for c in cells)
+        if names != self._names:  # the sweep's cells: fixed once it is recorded
+            self._names, self.grid = names, positions(cells)
         self.cells = cells
-        self.grid = positions(cells)
         self._draw()
 
     def _draw(self) -> None:
