@@ -77,6 +77,20 @@ async def test_destroy_question_names_the_cost(source, clock):
         assert f"${running.price_per_hour:.2f}/h" in app.screen.question
 
 
+async def test_destroy_now_asks_unless_the_app_was_started_dangerous(source, clock):
+    app = UsimApp(source, clock=clock, poll_interval=3600)
+    async with app.run_test(size=SIZE) as pilot:
+        await ready(app, pilot)
+        running = next(a for a in source.current.attempts if a.state == "running")
+        cursor_to(app, str(running.attempt_id))
+        await pilot.press("D")
+        await pilot.pause()
+        assert isinstance(app.screen, ConfirmScreen) and "--dangerous" in app.screen.question and source.sent == []
+        await pilot.press("y")
+        await pilot.pause()
+        assert source.sent == [("destroy", {"attempt_id": running.attempt_id})]
+
+
 async def test_vi_keys_move_the_cursor_and_escape_clears_filter_then_marks(source, clock):
     app = UsimApp(source, clock=clock, poll_interval=3600)
     async with app.run_test(size=SIZE) as pilot:
@@ -163,7 +177,10 @@ async def test_events_pane_follows_the_newest_scrolls_back_and_hides_metric_line
         assert "line 79" in pane.text and pane.hidden_metrics == 0
 
 
-async def test_logs_show_each_event_once_and_follow_new_output(source, clock):
+async def test_logs_show_each_event_once_and_follow_new_output(source, clock, monkeypatch):
+    from usim_tui.app.screens import logs
+
+    monkeypatch.setattr(logs, "FOLLOW_S", 0.1)
     raw = ["@usim {\"kind\": \"started\"}", "host booting", "@usim {\"kind\": \"metric\"}", "pip install ok"]
 
     async def provider_logs(attempt_id: int) -> str:
@@ -175,23 +192,22 @@ async def test_logs_show_each_event_once_and_follow_new_output(source, clock):
         await ready(app, pilot)
         cursor_to(app, "1")
         await pilot.press("l")
-        await pilot.pause()
+        await pilot.pause(0.3)
         screen = app.screen
         assert isinstance(screen, LogsScreen)
-        screen.follow_s = 0.1
-        await app.workers.wait_for_complete()
-        await pilot.pause(0.2)
 
         def text() -> str:
             return "\n".join(str(line.text) for line in screen.query_one("#logs").lines)
 
         assert "@usim" not in text() and "host booting" in text() and text().count("host up") == 1
+        reads = screen.loaded
         raw.append("epoch 5 done")
         source.events[1] = source.events[1] + [EventView(NOW, 1, "x", "stage_end", "operator finished")]
-        screen.load()
-        await app.workers.wait_for_complete()
-        await pilot.pause(0.2)
-        assert "epoch 5 done" in text() and "operator finished" in text()
+        for _ in range(50):  # no key pressed: the screen reads again by itself
+            await pilot.pause(0.05)
+            if "epoch 5 done" in text():
+                break
+        assert screen.loaded > reads and "epoch 5 done" in text() and "operator finished" in text()
         assert text().count("host booting") == 1 and text().count("host up") == 1
 
 
@@ -208,6 +224,8 @@ async def test_labels_do_not_truncate_and_loading_rows_show_a_phase_timer(source
         lines = {k: "".join(seg.text for seg in table.render_line(table.get_row_index(k) + 1)) for k in ("1", "2")}
         assert "not_created" in lines["1"] and "startup_timeout" in lines["1"] and "destroying" in lines["2"]
         assert "round_a_lr2e-4_w3pct" in lines["1"]
+        dup = "".join(seg.text for seg in table.render_line(table.get_row_index("cell:round_a_lr4.5e-4_w6pct") + 1))
+        assert "= …w5pct" in dup  # the cell it duplicates, told apart in the reason column
         loading = next(a for a in source.current.attempts if a.state == "loading")
         assert loading.started_at is None and NOW - loading.created_at == 2200
         assert table.row_text(str(loading.attempt_id))[6] == "36m40s"  # in loading since created, to the second
@@ -289,6 +307,13 @@ async def test_small_terminal_hides_the_side_panes_behind_b(source, clock):
         await pilot.press("b")
         await pilot.pause()
         assert app.main.query_one("#right").region.width > 30
+        table = app.main.table
+        before = "".join(seg.text for seg in table.render_line(1))
+        table.scroll_to(x=table.max_scroll_x, animate=False)  # sideways to the last columns
+        await pilot.pause()
+        after = "".join(seg.text for seg in table.render_line(1))
+        assert table.scroll_x > 0 and after != before
+        assert "round_a_lr2e-4_w3pct" in after and "0.097" in after  # the cell column pinned beside the last ones
         await pilot.press("b")
         await pilot.pause()
         await pilot.press("4")  # a side pane asked for: the side comes back

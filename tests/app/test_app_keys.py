@@ -42,7 +42,7 @@ async def test_every_binding_is_tested_here():
 
 
 async def test_launch_relaunch_marks_and_destroy_confirm(source, clock):
-    app = UsimApp(source, clock=clock)
+    app = UsimApp(source, clock=clock, dangerous=True)  # D without a question: only when started dangerous
     async with app.run_test(size=SIZE) as pilot:
         await ready(app, pilot)
         cursor_to(app, "cell:round_a_lr4.5e-4_w3pct")
@@ -251,7 +251,7 @@ async def test_quit_without_live_instances_does_not_ask(source, clock):
 
 async def test_attached_commands_land_in_the_ledger_queue(demo_ledger, clock):
     led, sweep, (a1, a2) = demo_ledger
-    app = UsimApp(LedgerSource(led), clock=clock)  # attached: no controller in this process
+    app = UsimApp(LedgerSource(led), clock=clock, dangerous=True)  # attached: no controller in this process
     async with app.run_test(size=SIZE) as pilot:
         await ready(app, pilot)
         assert app.main.snap.sweep == "demo"

@@ -35,9 +35,10 @@ class UsimApp(App[None]):
     ENABLE_COMMAND_PALETTE = True   # `:` or ctrl+p: every action of the key table by name
 
     def __init__(self, source: Source, *, clock: Clock | None = None, read_only: bool = False,
-                 poll_interval: float = POLL_INTERVAL, mode: str = "") -> None:
+                 poll_interval: float = POLL_INTERVAL, mode: str = "", dangerous: bool = False) -> None:
         super().__init__()
         self.source, self.clock, self.read_only = source, clock or RealClock(), read_only
+        self.dangerous = dangerous  # `D` destroys without asking only when the user said so (k9s' kill)
         self.poll_interval = poll_interval
         self.mode = mode or ("read-only" if read_only else "running the controller" if source.in_process else "attached")
         self.polls = 0

@@ -2,7 +2,7 @@
 
 The scheme follows k9s (`../shared/reference/tui_conventions.md` §8): `l` logs, `enter` details, `esc` back,
 `j`/`k`/`g`/`G` move, `/` filter, `:` commands. Keys that spend or destroy money (`n`, `d`, `r`) ask first,
-naming the cells and the cost; `D` is the one that does not (k9s' kill).
+naming the cells and the cost; `D` does not, but only when the app was started dangerous (k9s' kill).
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ MUTATING = frozenset({"launch", "destroy", "destroy_now", "relaunch", "pause", "
 MAIN: list[Binding] = [
     Binding("n", "launch", "Launch", tooltip="launch (new attempt of) the marked cells or the selected one, after a confirm"),
     Binding("d", "destroy", "Destroy", tooltip="destroy the marked/selected instances, after a confirm naming the cost"),
-    Binding("D", "destroy_now", "Destroy!", show=False, tooltip="destroy without asking"),
+    Binding("D", "destroy_now", "Destroy!", show=False, tooltip="destroy without asking (with --dangerous; else asks like d)"),
     Binding("r", "relaunch", "Relaunch", tooltip="relaunch the marked/selected cells (attempt + 1), after a confirm"),
     Binding("l", "logs", "Logs", tooltip="events and the provider's log of the selected instance (follows new lines)"),
     Binding("enter", "details", "Details", show=False, tooltip="attempt and cell details"),

@@ -42,10 +42,10 @@ def new_part(old: list, new: list) -> list:
 class LogsScreen(ModalScreen[None]):
     BINDINGS = [Binding("escape,q,l", "dismiss", "Close")]
 
-    def __init__(self, source: Source, attempt_id: int, title: str, follow_s: float = FOLLOW_S) -> None:
+    def __init__(self, source: Source, attempt_id: int, title: str, follow_s: float | None = None) -> None:
         super().__init__()
         self.source, self.attempt_id, self.title_text = source, attempt_id, title
-        self.follow_s = follow_s
+        self.follow_s = follow_s or FOLLOW_S
         self.events: list[EventView] = []
         self.lines: list[str] = []
         self.loaded = 0   # reads done (tests, the title)

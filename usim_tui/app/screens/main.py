@@ -273,7 +273,14 @@ class MainScreen(Screen[None]):
             self.confirm(destroy_question(targets), "Destroy", lambda: self._destroy(targets))
 
     def action_destroy_now(self) -> None:
-        self._destroy(self._destroy_targets())
+        """`D`: no question only with `dangerous` (a flag the user gave); otherwise it asks like `d`."""
+        if self.usim_app.dangerous:
+            self._destroy(self._destroy_targets())
+            return
+        targets = self._destroy_targets()
+        if targets:
+            question = destroy_question(targets) + "\n(D destroys without this question only with --dangerous.)"
+            self.confirm(question, "Destroy", lambda: self._destroy(targets))
 
     def action_pause(self) -> None:
         paused = bool(self.snap and self.snap.paused)

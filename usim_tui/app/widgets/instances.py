@@ -20,7 +20,7 @@ from textual.widgets import DataTable
 from textual.widgets.data_table import ColumnKey, RowKey
 
 from usim_tui.app.bindings import MOVE
-from usim_tui.app.format import ATTEMPT_STYLE, CELL_STYLE, duration, loss, sparkline
+from usim_tui.app.format import ATTEMPT_STYLE, CELL_STYLE, common_prefix, duration, loss, sparkline
 from usim_tui.fleet.snapshot import AttemptView, CellView, SweepSnapshot
 from usim_tui.fleet.states import GONE, AttemptState
 
@@ -99,8 +99,14 @@ def raw_attempt(a: AttemptView, now: float, marked: bool) -> tuple[object, ...]:
             a.epoch, a.last_loss, a.loss_history)
 
 
+def duplicate_label(name: str, of: str) -> str:
+    """`= …w5pct`: the cell it duplicates, less the front the two names share (it fits the reason column)."""
+    cut = common_prefix([name, of])
+    return f"= …{of[cut:]}" if cut else f"= {of}"
+
+
 def cell_row_values(c: CellView, marked: bool) -> tuple[object, ...]:
-    reason = f"= {c.duplicate_of}" if c.duplicate_of else c.reason or ""
+    reason = duplicate_label(c.name, c.duplicate_of) if c.duplicate_of else c.reason or ""
     return (cell_label(c.name, marked), "-", Text(c.state, style=CELL_STYLE.get(c.state, "")),
             reason, "-", "-", "-", "-", "-", "-", "")
 
