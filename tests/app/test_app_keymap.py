@@ -319,3 +319,24 @@ async def test_small_terminal_hides_the_side_panes_behind_b(source, clock):
         await pilot.press("4")  # a side pane asked for: the side comes back
         await pilot.pause()
         assert app.main.query_one("#right").region.width > 30 and app.focused.id == "budget"
+
+
+async def test_palette_lists_the_key_table_and_read_only_leaves_out_what_mutates(source, clock):
+    for read_only, expected in ((False, True), (True, False)):
+        app = UsimApp(source, clock=clock, poll_interval=3600, read_only=read_only)
+        async with app.run_test(size=SIZE) as pilot:
+            await ready(app, pilot)
+            titles = {c.title for c in app.get_system_commands(app.main)}
+            assert {"Logs", "Sort", "Ended", "Refresh", "Help"} <= titles
+            assert ("Launch" in titles) is expected and ("Relaunch" in titles) is expected
+
+
+async def test_sorting_keeps_the_cursor_on_its_row(source, clock):
+    app = UsimApp(source, clock=clock, poll_interval=3600)
+    async with app.run_test(size=SIZE) as pilot:
+        await ready(app, pilot)
+        cursor_to(app, "6")  # a running row, sixth in ledger order
+        for _ in range(5):
+            await pilot.press("S")
+            await pilot.pause()
+            assert app.main.table.selected_key == "6", app.main.sort
