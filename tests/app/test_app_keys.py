@@ -35,27 +35,32 @@ def cursor_to(app: UsimApp, key: str) -> None:
 
 async def test_every_binding_is_tested_here():
     tested = {"launch", "destroy", "destroy_now", "relaunch", "logs", "details", "mark", "filter", "pause", "auto",
-              "log_scale", "stage", "focus_pane", "help", "quit_app"}
+              "log_scale", "stage", "focus_pane", "help", "quit_app",
+              # tests/app/test_app_keymap.py
+              "back", "sort", "ended", "metric_events", "refresh", "side", "app.command_palette"}
     assert {b.action.split("(")[0] for b in MAIN} == tested
 
 
 async def test_launch_relaunch_marks_and_destroy_confirm(source, clock):
-    app = UsimApp(source, clock=clock)
+    app = UsimApp(source, clock=clock, dangerous=True)  # D without a question: only when started dangerous
     async with app.run_test(size=SIZE) as pilot:
         await ready(app, pilot)
         cursor_to(app, "cell:round_a_lr4.5e-4_w3pct")
-        await pilot.press("l")
+        await pilot.press("n")   # launch asks first (a paid instance), then sends
+        await pilot.pause()
+        assert isinstance(app.screen, ConfirmScreen) and "round_a_lr4.5e-4_w3pct" in app.screen.question
+        await pilot.press("y")
         await pilot.pause()
         assert ("launch", {"cell": "round_a_lr4.5e-4_w3pct"}) in source.sent
 
-        # space marks two rows; l then launches both cells, r relaunches both
+        # space marks two rows; n then launches both cells, r relaunches both (each after its confirm)
         source.sent.clear()
         cursor_to(app, "cell:round_b_cap96")
         await pilot.press("space")
         cursor_to(app, "cell:round_b_cap128")
         await pilot.press("space")
         assert app.main.marked == {"cell:round_b_cap96", "cell:round_b_cap128"}
-        await pilot.press("l", "r")
+        await pilot.press("n", "y", "r", "y")
         await pilot.pause()
         assert sorted(source.sent, key=str) == sorted([("launch", {"cell": "round_b_cap96"}),
                                                        ("launch", {"cell": "round_b_cap128"}),
@@ -126,7 +131,7 @@ async def test_details_logs_help_and_panes(source, clock):
         await pilot.pause()
         assert isinstance(app.screen, DetailsScreen) and app.screen.attempt == first
         await pilot.press("escape")
-        await pilot.press("L")
+        await pilot.press("l")
         await pilot.pause()
         assert isinstance(app.screen, LogsScreen)
         await app.workers.wait_for_complete()
@@ -209,7 +214,7 @@ async def test_read_only_disables_every_action(source, clock):
     async with app.run_test(size=SIZE) as pilot:
         await ready(app, pilot)
         cursor_to(app, "3")
-        await pilot.press("l", "d", "D", "r", "p", "a")
+        await pilot.press("n", "d", "D", "r", "p", "a")
         await pilot.pause()
         assert source.sent == [] and not isinstance(app.screen, ConfirmScreen)
         await pilot.press("q")  # read-only never asks: it controls nothing
@@ -246,14 +251,14 @@ async def test_quit_without_live_instances_does_not_ask(source, clock):
 
 async def test_attached_commands_land_in_the_ledger_queue(demo_ledger, clock):
     led, sweep, (a1, a2) = demo_ledger
-    app = UsimApp(LedgerSource(led), clock=clock)  # attached: no controller in this process
+    app = UsimApp(LedgerSource(led), clock=clock, dangerous=True)  # attached: no controller in this process
     async with app.run_test(size=SIZE) as pilot:
         await ready(app, pilot)
         assert app.main.snap.sweep == "demo"
         cursor_to(app, str(a1))
-        await pilot.press("D", "r", "p")
+        await pilot.press("D", "r", "y", "p")
         cursor_to(app, f"cell:{sweep.cells[2].name}")
-        await pilot.press("l")
+        await pilot.press("n", "y")
         await pilot.pause(0.3)
         await app.workers.wait_for_complete()
         taken = [(c.command, c.args) for c in led.take_commands("demo", clock.now())]

@@ -60,3 +60,12 @@ def test_coverage_of_a_real_demo_ledger(snap_compare, demo_ledger, clock):
         await pilot.pause(0.1)
 
     assert snap_compare(app, terminal_size=SIZE, run_before=focus_coverage)
+
+
+def test_main_screen_large(snap_compare, source, clock):
+    assert snap_compare(UsimApp(source, clock=clock, poll_interval=3600), terminal_size=(200, 55), run_before=first_poll)
+
+
+def test_main_screen_small(snap_compare, source, clock):
+    """100 x 30: the side panes hide behind `b`; the table and the plot keep room to read."""
+    assert snap_compare(UsimApp(source, clock=clock, poll_interval=3600), terminal_size=(100, 30), run_before=first_poll)

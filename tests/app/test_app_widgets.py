@@ -7,7 +7,7 @@ import dataclasses
 from app_support import make_snapshot
 
 from usim_tui.app.bindings import MAIN, help_rows
-from usim_tui.app.format import AMBER_AT, BLOCKS, RED_AT, duration, sparkline
+from usim_tui.app.format import AMBER_AT, BLOCKS, RED_AT, duration, short_names, sparkline
 from usim_tui.app.widgets.budget import level
 from usim_tui.app.widgets.coverage import grid_axes
 from usim_tui.app.widgets.curves import stage_of
@@ -22,8 +22,17 @@ def test_sparkline_follows_the_shape_and_width():
     assert sparkline([1.0, 1.0, 1.0]) == BLOCKS[0] * 3
 
 
-def test_duration_is_minutes():
-    assert duration(None) == "-" and duration(59) == "0m" and duration(61 * 60) == "1h01m"
+def test_duration_has_seconds_under_an_hour():
+    assert duration(None) == "-" and duration(59) == "59s" and duration(252) == "4m12s"
+    assert duration(61 * 60) == "1h01m" and duration(3599) == "59m59s"
+
+
+def test_short_names_drop_the_shared_front_never_the_tail():
+    names = ["round_a_lr1e-3_w0pct", "round_a_lr1e-3_w5pct", "round_a_lr3e-4_w0pct"]
+    short = short_names(names, 14)
+    assert len(set(short.values())) == 3 and all(len(v) <= 14 for v in short.values())
+    assert short["round_a_lr1e-3_w0pct"] == "…lr1e-3_w0pct" and short["round_a_lr1e-3_w5pct"].endswith("w5pct")
+    assert short_names(names, 30) == {n: n for n in names}
 
 
 def test_grid_axes_come_from_the_tags_in_sweep_order():

@@ -9,15 +9,20 @@ through the ledger's command queue. Each poll is a thread worker (the ledger rea
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Iterable
+from functools import partial
 from typing import Any
 
 from textual import work
-from textual.app import App
+from textual.app import App, SystemCommand
+from textual.screen import Screen
 from textual.timer import Timer
 from textual.worker import Worker
 
+from usim_tui.app.bindings import MUTATING, palette_commands
 from usim_tui.app.messages import PollFailed, SnapshotReady
 from usim_tui.app.screens.main import MainScreen
+from usim_tui.app.screens.status import queued_hint
 from usim_tui.app.source import Source
 from usim_tui.fleet.clock import Clock, RealClock
 
@@ -27,12 +32,13 @@ POLL_INTERVAL = 1.0
 class UsimApp(App[None]):
     CSS_PATH = "app.tcss"
     TITLE = "usim"
-    ENABLE_COMMAND_PALETTE = False
+    ENABLE_COMMAND_PALETTE = True   # `:` or ctrl+p: every action of the key table by name
 
     def __init__(self, source: Source, *, clock: Clock | None = None, read_only: bool = False,
-                 poll_interval: float = POLL_INTERVAL, mode: str = "") -> None:
+                 poll_interval: float = POLL_INTERVAL, mode: str = "", dangerous: bool = False) -> None:
         super().__init__()
         self.source, self.clock, self.read_only = source, clock or RealClock(), read_only
+        self.dangerous = dangerous  # `D` destroys without asking only when the user said so (k9s' kill)
         self.poll_interval = poll_interval
         self.mode = mode or ("read-only" if read_only else "running the controller" if source.in_process else "attached")
         self.polls = 0
@@ -40,6 +46,7 @@ class UsimApp(App[None]):
         self._poll_again = False
         self._timer: Timer | None = None
         self.controller_error: str | None = None
+        self.controller_ended = False  # the in-process controller returned or failed: nothing runs commands
 
     @property
     def main(self) -> MainScreen:
@@ -61,8 +68,26 @@ class UsimApp(App[None]):
         except Exception as exc:  # shown, never a traceback: the ledger keeps the truth for a restart
             self.controller_error = f"{type(exc).__name__}: {exc}"
             self.notify(f"controller stopped: {self.controller_error}", severity="error", timeout=30)
+            self._controller_gone("controller stopped")
         else:
             self.notify("controller finished: every cell is finished, failed or stopped by the budget")
+            self._controller_gone("controller finished")
+
+    def _controller_gone(self, why: str) -> None:
+        """Only a real controller ending counts (a static source's run() returns at once and controls nothing)."""
+        if getattr(self.source, "controller", None) is not None:
+            self.controller_ended = True
+            self.mode = f"{why}: actions disabled"
+
+    def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
+        """The palette (`:` / ctrl+p): Textual's own commands, then every action of the key table."""
+        yield from super().get_system_commands(screen)
+        if not isinstance(screen, MainScreen):
+            return
+        for title, help_text, action in palette_commands():
+            if self.read_only and action in MUTATING:
+                continue
+            yield SystemCommand(title, help_text, partial(screen.run_action, action))
 
     # -- polling: one at a time; the next is scheduled when this one ends ---------------------------------
     def poll_now(self) -> None:
@@ -86,7 +111,7 @@ class UsimApp(App[None]):
         try:
             snap = self.source.snapshot(now=self.clock.now())
             series = self.source.metric_series(ids) if ids else {}
-            events = self.source.attempt_events(events_for, limit=50) if events_for is not None else []
+            events = self.source.attempt_events(events_for, limit=200) if events_for is not None else []
             log = self.source.log
             message = SnapshotReady(snap, series, events, events_for, log[-1] if log else None)
             self.polls += 1  # only this thread writes it: polls never overlap
@@ -109,6 +134,11 @@ class UsimApp(App[None]):
         if self.read_only:
             self.notify("read-only: actions are disabled", severity="warning")
             return
+        if self.controller_ended:  # say so rather than pretend: nothing would carry it out
+            text = f"{command} not sent: the controller has ended, nothing would run it; start usim-tui again"
+            self.main.status(f"[yellow]{text}[/]")
+            self.notify(text, severity="warning")
+            return
         self.run_worker(self._send(command, args), group="command", exit_on_error=False)
 
     async def _send(self, command: str, args: dict[str, Any]) -> None:
@@ -118,6 +148,8 @@ class UsimApp(App[None]):
             self.main.status(f"[red]{command} failed: {exc}[/]")
             self.notify(f"{command} failed: {exc}", severity="error")
             return
+        if not self.source.in_process and done.startswith("queued"):
+            done += queued_hint(self.main.snap, self.poll_interval)
         self.main.status(done)
         self.poll_now()
 

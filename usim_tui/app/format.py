@@ -46,10 +46,38 @@ def money(x: float) -> str:
 
 
 def duration(seconds: float | None) -> str:
+    """`42s`, `4m12s` under an hour (a phase timer must move), `3h07m` beyond."""
     if seconds is None or seconds < 0:
         return "-"
-    m = int(seconds) // 60  # minutes: a row changes once a minute, not on every poll
-    return f"{m}m" if m < 60 else f"{m // 60}h{m % 60:02d}m"
+    s = int(seconds)
+    if s < 60:
+        return f"{s}s"
+    m = s // 60
+    return f"{m}m{s % 60:02d}s" if m < 60 else f"{m // 60}h{m % 60:02d}m"
+
+
+def short_names(names: list[str], width: int) -> dict[str, str]:
+    """Each name shortened to `width` by dropping what the names share at the front (`…lr1e-3_w0pct`), never the
+    tail that tells them apart; names that fit stay whole."""
+    if all(len(n) <= width for n in names):
+        return {n: n for n in names}
+    cut = common_prefix(names) if len(names) > 1 else 0
+    out = {}
+    for n in names:
+        rest = n[cut:]
+        out[n] = n if len(n) <= width else "…" + rest[-(width - 1):] if width > 1 else n[-1:]
+    return out
+
+
+def common_prefix(names: list[str]) -> int:
+    """Length of the shared front of the names, cut back to just after a `_` so a value is not split."""
+    if not names:
+        return 0
+    lo, hi = min(names), max(names)
+    n = 0
+    while n < len(lo) and lo[n] == hi[n]:
+        n += 1
+    return lo.rfind("_", 0, n) + 1
 
 
 def clock_time(t: float | None) -> str:

@@ -67,7 +67,12 @@ def run(args: argparse.Namespace) -> int:
             raise ConfigError(str(exc)) from None
     finally:
         ledger.close()
-    files = write_report(data, args.out, args.format)
+    try:
+        files = write_report(data, args.out, args.format)
+    except OSError as exc:  # a read-only or missing place: one line naming it, not a traceback
+        reason = exc.strerror or type(exc).__name__
+        where = f" ({exc.filename})" if exc.filename and str(exc.filename) != str(args.out) else ""
+        raise ConfigError(f"--out {args.out}: cannot write the report there: {reason}{where}") from None
     for f in files:
         print(f)
     return 0

@@ -1,4 +1,4 @@
-"""Yes/no dialog for dangerous actions (destroy, quit with paid instances running)."""
+"""Yes/no dialog for actions that spend or destroy (launch, relaunch, destroy, quit with paid instances running)."""
 
 from __future__ import annotations
 
@@ -7,6 +7,10 @@ from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Button, Static
+
+from usim_tui.app.format import money
+from usim_tui.fleet.snapshot import AttemptView, BudgetView, CellView
+from usim_tui.fleet.states import CellState
 
 
 class ConfirmScreen(ModalScreen[bool]):
@@ -35,3 +39,50 @@ class ConfirmScreen(ModalScreen[bool]):
 
     def action_answer(self, yes: bool) -> None:
         self.dismiss(yes)
+
+
+# -- the questions: every key that creates or destroys a paid instance names the cells and the money -----------
+def _names(items: list[str], limit: int = 6) -> str:
+    return "\n".join(f"  {n}" for n in items[:limit]) + (f"\n  … and {len(items) - limit} more" if len(items) > limit else "")
+
+
+def live_cost(a: AttemptView) -> str:
+    return f"{a.cell} #{a.attempt} ({a.state}, {money(a.price_per_hour)}/h, spent {money(a.spent)})"
+
+
+def kept_result(c: CellView | None) -> str:
+    """What stays of a finished cell when it runs again."""
+    if c is None or c.state != CellState.FINISHED:
+        return ""
+    best = c.metrics.get("nrmse_rollout")
+    return f" — finished{f', nRMSE {best:.3g}' if best is not None else ''}: its result stays"
+
+
+def budget_left(b: BudgetView | None) -> str:
+    if b is None:
+        return ""
+    return f"\nBudget: {money(b.spent)} spent + {money(b.committed)} committed of {money(b.budget)}."
+
+
+def destroy_question(targets: list[AttemptView]) -> str:
+    burn = sum(a.price_per_hour for a in targets)
+    return (f"Destroy {len(targets)} instance(s), {money(burn)}/h?\n" + _names([live_cost(a) for a in targets])
+            + "\nTheir disks and checkpoints on the host are lost.")
+
+
+def launch_question(cells: list[CellView | str], live: dict[str, AttemptView], budget: BudgetView | None,
+                    relaunch: bool = False) -> str:
+    """Launch / relaunch: each cell, the live instance a relaunch destroys (its $/h and spend), a kept result."""
+    lines, destroyed = [], []
+    for c in cells:
+        name = c if isinstance(c, str) else c.name
+        view = None if isinstance(c, str) else c
+        a = live.get(name) if relaunch else None
+        if a is not None:
+            destroyed.append(a)
+        lines.append(name + (f": destroys {live_cost(a)}" if a else "") + kept_result(view))
+    verb = "Relaunch" if relaunch else "Launch"
+    head = f"{verb} {len(cells)} cell(s) on new paid instance(s)?"
+    if destroyed:
+        head += f" It destroys {len(destroyed)} running now ({money(sum(a.price_per_hour for a in destroyed))}/h)."
+    return head + "\n" + _names(lines) + budget_left(budget)

@@ -2,36 +2,41 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, ClassVar
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from textual import on
 from textual.app import ComposeResult
 from textual.binding import BindingType
 from textual.containers import Container, Horizontal, Vertical
-from textual.events import Key
+from textual.events import Resize
 from textual.screen import Screen
 from textual.widget import Widget
 from textual.widgets import DataTable, Footer, Input, Static
 
 from usim_tui.app.bindings import MAIN, MUTATING
-from usim_tui.app.format import LIVE
 from usim_tui.app.messages import PollFailed, SnapshotReady
-from usim_tui.app.screens.confirm import ConfirmScreen
 from usim_tui.app.screens.details import DetailsScreen
 from usim_tui.app.screens.help import HelpScreen
 from usim_tui.app.screens.logs import LogsScreen
+from usim_tui.app.screens.money import MoneyActions
+from usim_tui.app.screens.status import ended_line, heartbeat
 from usim_tui.app.widgets.budget import BudgetPane
 from usim_tui.app.widgets.coverage import CoverageGrid
 from usim_tui.app.widgets.curves import LossCurves
 from usim_tui.app.widgets.events import EventsPane
 from usim_tui.app.widgets.header import SweepHeader
-from usim_tui.app.widgets.instances import InstancesTable
+from usim_tui.app.widgets.instances import SORTS, InstancesTable
 from usim_tui.app.widgets.leaderboard import Leaderboard
 from usim_tui.fleet.snapshot import AttemptView, CellView, SweepSnapshot
+from usim_tui.fleet.states import GONE
 
 if TYPE_CHECKING:
     from usim_tui.app.app import UsimApp
 
+NARROW = 120   # columns: below, the side panes hide behind `b`
+SHORT = 40     # rows: below, the events pane shrinks
+SIDE_PANES = ("budget", "coverage", "leaderboard")
 PANE_TITLES = {"instances": "1 instances", "curves": "2 loss curves", "coverage": "3 grid coverage",
                "budget": "4 budget", "leaderboard": "5 leaderboard", "events": "6 events"}
 
@@ -42,7 +47,7 @@ def pane(name: str, widget: Widget) -> Container:
     return box
 
 
-class MainScreen(Screen[None]):
+class MainScreen(MoneyActions, Screen[None]):
     BINDINGS: ClassVar[list[BindingType]] = [*MAIN]
 
     def __init__(self) -> None:
@@ -53,6 +58,10 @@ class MainScreen(Screen[None]):
         self.poll_error: str | None = None
         self.last_series: dict[int, dict[str, list[tuple[int, float]]]] = {}
         self.last_log: str | None = None  # the controller message last put in the status line
+        self.hide_ended = False           # `e`: rows of destroyed / never created instances hidden
+        self.sort = ""                    # `S`: one of SORTS ("" = the ledger's order)
+        self.side: bool | None = None     # `b`: side panes shown / hidden; None = by the terminal's width
+        self.ended_said = False           # the "sweep ended, what next" line was put in the status line
 
     def compose(self) -> ComposeResult:
         yield SweepHeader(id="header")
@@ -82,6 +91,9 @@ class MainScreen(Screen[None]):
     def on_mount(self) -> None:
         self.query_one("#filter").display = False
         self.query_one(SweepHeader).show(None, self.usim_app.clock.now(), self.usim_app.mode)
+        self.set_class(self.app.size.width < NARROW, "-narrow")
+        self.set_class(self.app.size.height < SHORT, "-short")
+        self.layout_side()
         self.table.focus()
         self.usim_app.poll_now()
 
@@ -129,26 +141,71 @@ class MainScreen(Screen[None]):
         self.snap, self.poll_error = snap, None
         if self.marked:
             self.marked &= {str(a.attempt_id) for a in snap.attempts} | {f"cell:{c.name}" for c in snap.cells}
-        self.query_one(SweepHeader).show(snap, now, self.usim_app.mode)
-        self.query_one(BudgetPane).show(snap.budget)
-        self.table.apply(snap, now, self.marked, self.query_text)
-        self.query_one(CoverageGrid).show(snap.cells)
-        self.query_one(Leaderboard).show(snap.cells)
+        app = self.usim_app
+        self.guard(SweepHeader, lambda w: w.show(snap, now, app.mode, None, heartbeat(snap, app.poll_interval)))
+        self.guard(BudgetPane, lambda w: w.show(snap.budget))
+        self.guard(InstancesTable, lambda w: self.apply_table())
+        self.guard(CoverageGrid, lambda w: w.show(snap.cells))
+        self.guard(Leaderboard, lambda w: w.show(snap.cells))
         self.last_series = message.series
         names = {a.attempt_id: f"{a.cell}#{a.attempt}" for a in snap.attempts if a.attempt_id in message.series}
-        self.query_one(LossCurves).show(message.series, names)
+        self.guard(LossCurves, lambda w: w.show(message.series, names))
+        self.guard(EventsPane, lambda w: self.show_events(w, message))
+        self.status_after_poll(message)
+
+    def guard(self, kind: type[Widget], refresh: Callable[[Any], object]) -> None:
+        """Refresh one pane; an exception stays in that pane (a notice in it), the others and the app go on."""
+        widget = self.query_one(kind)
+        try:
+            refresh(widget)
+        except Exception as exc:
+            error = f"{type(exc).__name__}: {exc}"
+            show_error = getattr(widget, "show_error", None)
+            if callable(show_error):
+                show_error(error)
+            else:
+                self.status(f"[red]{kind.__name__} failed: {error}[/]")
+
+    def apply_table(self) -> None:
+        if self.snap is not None:
+            self.table.apply(self.snap, self.snap.now, self.marked, self.query_text, self.hide_ended, self.sort)
+
+    def show_events(self, pane: EventsPane, message: SnapshotReady) -> None:
         cursor = self.attempt(self.table.selected_key)
         if cursor is not None and message.events_for == cursor.attempt_id:
-            self.query_one(EventsPane).show(f"{cursor.cell} #{cursor.attempt}", message.events)
+            pane.show(f"{cursor.cell} #{cursor.attempt}", message.events)
         elif cursor is None:
-            self.query_one(EventsPane).show("sweep", snap.events)
+            pane.show("sweep", message.snapshot.events)
+
+    def status_after_poll(self, message: SnapshotReady) -> None:
+        """The controller's latest message, or once the sweep has ended, what to do next."""
         if message.log and message.log != self.last_log:
             self.last_log = message.log
             self.status(message.log)
+        line = ended_line(message.snapshot, self.usim_app.source)
+        if line and not self.ended_said:
+            self.status(line)
+        self.ended_said = bool(line)
 
     def on_poll_failed(self, message: PollFailed) -> None:
         self.poll_error = message.error
-        self.query_one(SweepHeader).show(self.snap, self.usim_app.clock.now(), self.usim_app.mode, message.error)
+        self.guard(SweepHeader, lambda w: w.show(self.snap, self.usim_app.clock.now(), self.usim_app.mode, message.error))
+
+    def on_coverage_grid_open(self, message: CoverageGrid.Open) -> None:
+        self.open_details(self.cell(message.cell), self.latest_attempt(message.cell))
+
+    def latest_attempt(self, cell: str) -> AttemptView | None:
+        found = [a for a in (self.snap.attempts if self.snap else ()) if a.cell == cell]
+        return max(found, key=lambda a: a.attempt) if found else None
+
+    def on_resize(self, event: Resize) -> None:
+        self.set_class(event.size.width < NARROW, "-narrow")
+        self.set_class(event.size.height < SHORT, "-short")
+        self.layout_side()
+
+    def layout_side(self) -> None:
+        shown = self.side if self.side is not None else not self.has_class("-narrow")
+        self.set_class(not shown, "-noside")
 
     @on(DataTable.RowHighlighted, "#instances")
     def _row_moved(self) -> None:
@@ -166,43 +223,6 @@ class MainScreen(Screen[None]):
         if action in MUTATING and self.usim_app.read_only:
             return None  # shown greyed out in the footer, does nothing
         return True
-
-    def action_launch(self) -> None:
-        cells = self.selected_cells()
-        if not cells:
-            self.notify("select a cell to launch", severity="warning")
-        for name in cells:
-            self.usim_app.send("launch", cell=name)
-
-    def action_relaunch(self) -> None:
-        for name in self.selected_cells():
-            self.usim_app.send("relaunch", cell=name)
-
-    def _destroy_targets(self) -> list[AttemptView]:
-        targets = [a for a in self.selected_attempts() if a.state in LIVE]
-        if not targets:
-            self.notify("no live instance selected", severity="warning")
-        return targets
-
-    def _destroy(self, targets: list[AttemptView]) -> None:
-        for a in targets:
-            self.usim_app.send("destroy", attempt_id=a.attempt_id)
-
-    def action_destroy(self) -> None:
-        targets = self._destroy_targets()
-        if not targets:
-            return
-        names = ", ".join(f"{a.cell} #{a.attempt}" for a in targets[:6]) + (" …" if len(targets) > 6 else "")
-        question = f"Destroy {len(targets)} instance(s)?\n{names}\nTheir disks and checkpoints on the host are lost."
-
-        def done(yes: bool | None) -> None:
-            if yes:
-                self._destroy(targets)
-
-        self.app.push_screen(ConfirmScreen(question, yes="Destroy"), done)
-
-    def action_destroy_now(self) -> None:
-        self._destroy(self._destroy_targets())
 
     def action_pause(self) -> None:
         paused = bool(self.snap and self.snap.paused)
@@ -222,7 +242,9 @@ class MainScreen(Screen[None]):
     def action_details(self) -> None:
         key = self.table.selected_key
         a = self.attempt(key)
-        c = self.cell(a.cell if a else (key or "").removeprefix("cell:"))
+        self.open_details(self.cell(a.cell if a else (key or "").removeprefix("cell:")), a)
+
+    def open_details(self, c: CellView | None, a: AttemptView | None) -> None:
         if a is None and c is None:
             return
         self.app.push_screen(DetailsScreen(c, a, self.snap.now if self.snap else self.usim_app.clock.now()))
@@ -232,8 +254,7 @@ class MainScreen(Screen[None]):
         if key is None:
             return
         self.marked ^= {key}
-        if self.snap is not None:
-            self.table.apply(self.snap, self.snap.now, self.marked, self.query_text)
+        self.apply_table()
         self.usim_app.poll_now()
 
     def action_filter(self) -> None:
@@ -244,8 +265,7 @@ class MainScreen(Screen[None]):
     @on(Input.Changed, "#filter")
     def _filter_changed(self, event: Input.Changed) -> None:
         self.query_text = event.value
-        if self.snap is not None:
-            self.table.apply(self.snap, self.snap.now, self.marked, self.query_text)
+        self.apply_table()
 
     @on(Input.Submitted, "#filter")
     def _filter_done(self) -> None:
@@ -253,41 +273,60 @@ class MainScreen(Screen[None]):
         box.display = bool(box.value)
         self.table.focus()
 
-    def on_key(self, event: Key) -> None:
+    def action_back(self) -> None:
+        """`esc`: clear the filter (and leave its box), else the marks."""
         box = self.query_one("#filter", Input)
-        if event.key == "escape" and box.has_focus:
+        if box.display or box.value:
             box.value = ""
             box.display = False
             self.table.focus()
-            event.stop()
+        elif self.marked:
+            self.marked = set()
+            self.apply_table()
+            self.usim_app.poll_now()
+
+    def action_sort(self) -> None:
+        self.sort = SORTS[(SORTS.index(self.sort) + 1) % len(SORTS)]
+        self.apply_table()
+        self.query_one("#pane-instances").border_subtitle = f"sorted by {self.sort}" if self.sort else ""
+        self.status(f"instances sorted by {self.sort or 'ledger order'} (S: next)")
+
+    def action_ended(self) -> None:
+        self.hide_ended = not self.hide_ended
+        self.apply_table()
+        gone = sum(1 for a in (self.snap.attempts if self.snap else ()) if a.state in GONE)
+        self.status(f"ended instances hidden ({gone}; e shows them)" if self.hide_ended else "ended instances shown")
+
+    def action_metric_events(self) -> None:
+        pane = self.query_one(EventsPane)
+        pane.show_metrics = not pane.show_metrics
+        self.usim_app.poll_now()
+
+    def action_refresh(self) -> None:
+        self.usim_app.poll_now()
+        self.status("reading the ledger now")
+
+    def action_side(self) -> None:
+        shown = not self.has_class("-noside")
+        self.side = not shown
+        self.layout_side()
 
     def action_log_scale(self) -> None:
-        curves = self.query_one(LossCurves)
-        curves.log_y = not curves.log_y
+        self.guard(LossCurves, lambda curves: setattr(curves, "log_y", not curves.log_y))
 
     def action_stage(self) -> None:
-        curves = self.query_one(LossCurves)
+        self.guard(LossCurves, self._next_stage)
+
+    def _next_stage(self, curves: LossCurves) -> None:
         stages = curves.stages(self.last_series)
         curves.stage = stages[(stages.index(curves.stage) + 1) % len(stages)] if curves.stage in stages else ""
         curves.show(self.last_series, {a.attempt_id: f"{a.cell}#{a.attempt}" for a in (self.snap.attempts if self.snap else ())})
 
     def action_focus_pane(self, name: str) -> None:
+        if name in SIDE_PANES and self.has_class("-noside"):
+            self.side = True
+            self.layout_side()
         self.query_one(f"#{name}").focus()
 
     def action_help(self) -> None:
         self.app.push_screen(HelpScreen(self.usim_app.read_only))
-
-    def action_quit_app(self) -> None:
-        live = [a for a in (self.snap.attempts if self.snap else ()) if a.state in LIVE]
-        if not (live and self.usim_app.source.in_process and not self.usim_app.read_only):
-            self.app.exit()
-            return
-        question = (f"{len(live)} paid instance(s) are running and the controller stops with this app:\n"
-                    "nothing will destroy them at the budget or when they finish until you start usim-tui again.\n"
-                    "Quit anyway?")
-
-        def done(yes: bool | None) -> None:
-            if yes:
-                self.app.exit()
-
-        self.app.push_screen(ConfirmScreen(question, yes="Quit"), done)

@@ -47,3 +47,7 @@ class BudgetPane(Static):
         t.append("stopped (storage) ")
         t.append(f"{money(b.storage_per_hour)}/h", style="bold dark_orange" if b.storage_per_hour > 0 else "dim")
         self.update(t)
+
+    def show_error(self, error: str) -> None:
+        self._last = None
+        self.update(Text(f"budget unavailable: {error}", style="bold red"))

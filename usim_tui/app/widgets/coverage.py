@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import ClassVar
+
 from rich.console import Group
 from rich.table import Table
 from rich.text import Text
+from textual.binding import BindingType
+from textual.message import Message
 from textual.widgets import Static
 
+from usim_tui.app.bindings import GRID
 from usim_tui.app.format import CELL_STYLE
 from usim_tui.fleet.snapshot import CellView
 from usim_tui.fleet.states import CellState
@@ -32,53 +38,146 @@ def grid_axes(cells: list[CellView]) -> tuple[str, list[str], str, list[str]] | 
     return a_name, a_vals, b_name, b_vals
 
 
-def cell_text(cell: CellView | None, label: str = "") -> Text:
+def cell_text(cell: CellView | None, label: str = "", cursor: str | None = None) -> Text:
     if cell is None:
         return Text("·", style="dim")
     best = cell.metrics.get(BEST_METRIC)
     inner = f"{best:.3g}" if best is not None else cell.state
     if cell.state == CellState.DUPLICATE:
         inner = "dup"  # of which cell: in the details (enter) and the instances table
-    return Text(f"{label}{inner}", style=CELL_STYLE.get(cell.state, ""))
+    style = CELL_STYLE.get(cell.state, "") + (" reverse" if cell.name == cursor else "")
+    return Text(f"{label}{inner}", style=style)
 
 
-def render(cells: tuple[CellView, ...]) -> Group:
+def by_round(cells: tuple[CellView, ...]) -> dict[str, list[CellView]]:
     rounds: dict[str, list[CellView]] = {}
     for c in cells:
         rounds.setdefault(c.round, []).append(c)
+    return rounds
+
+
+def positions(cells: tuple[CellView, ...]) -> list[list[str | None]]:
+    """The grid as the cursor walks it: a matrix round's rows (None where a cell is missing), then one row per
+    cell of a list round; in the order they are drawn."""
+    out: list[list[str | None]] = []
+    for members in by_round(cells).values():
+        axes = grid_axes(members)
+        if not axes:
+            out.extend([c.name] for c in members)
+            continue
+        _, a_vals, _, b_vals = axes
+        at = {tuple(v for _, v in axis_tags(c)): c.name for c in members}
+        out.extend([at.get((a, b)) for b in b_vals] for a in a_vals)
+    return out
+
+
+def matrix(name: str, members: list[CellView], axes: tuple[str, list[str], str, list[str]],
+           cursor: str | None) -> Table:
+    a_name, a_vals, b_name, b_vals = axes
+    table = Table(title=f"{name}: {a_name} ↓  {b_name} →", title_justify="left",
+                  expand=False, show_edge=True, padding=(0, 1))
+    table.add_column(a_name, style="bold")
+    for b in b_vals:
+        table.add_column(b, justify="center")
+    at = {tuple(v for _, v in axis_tags(c)): c for c in members}
+    for a in a_vals:
+        table.add_row(a, *(cell_text(at.get((a, b)), cursor=cursor) for b in b_vals))
+    return table
+
+
+def render(cells: tuple[CellView, ...], cursor: str | None = None) -> Group:
     parts: list = []
-    for name, members in rounds.items():
+    for name, members in by_round(cells).items():
         axes = grid_axes(members)
         if axes:
-            a_name, a_vals, b_name, b_vals = axes
-            table = Table(title=f"{name}: {a_name} ↓  {b_name} →", title_justify="left",
-                          expand=False, show_edge=True, padding=(0, 1))
-            table.add_column(a_name, style="bold")
-            for b in b_vals:
-                table.add_column(b, justify="center")
-            at = {tuple(v for _, v in axis_tags(c)): c for c in members}
-            for a in a_vals:
-                table.add_row(a, *(cell_text(at.get((a, b))) for b in b_vals))
-            parts.append(table)
-        else:
-            parts.append(Text(name, style="bold"))
-            for c in members:
-                label = c.name[len(name) + 1:] if c.name.startswith(name + "_") else c.name
-                parts.append(Text("  ") + cell_text(c, f"{label}: "))
+            parts.append(matrix(name, members, axes, cursor))
+            continue
+        parts.append(Text(name, style="bold"))
+        for c in members:
+            label = c.name[len(name) + 1:] if c.name.startswith(name + "_") else c.name
+            parts.append(Text("  ") + cell_text(c, f"{label}: ", cursor))
     legend = Text("  ").join(Text(s, style=st) for s, st in CELL_STYLE.items())
     parts.append(legend)
     return Group(*parts)
 
 
 class CoverageGrid(Static):
+    """Focused (`3`), a cursor walks the cells (arrows, hjkl, g/G) and `enter` opens the one under it."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [*GRID]
     can_focus = True
+
+    @dataclass
+    class Open(Message):
+        """`enter` on a cell of the grid: the main screen opens its details."""
+
+        cell: str
 
     def __init__(self, **kwargs) -> None:
         super().__init__(**kwargs)
         self._key: tuple | None = None
+        self.cells: tuple[CellView, ...] = ()
+        self.grid: list[list[str | None]] = []
+        self._names: tuple[str, ...] = ()
+        self.row, self.col = 0, 0
+
+    @property
+    def cursor(self) -> str | None:
+        """The name of the cell under the cursor (None on a hole of the matrix)."""
+        if not self.grid:
+            return None
+        row = self.grid[min(self.row, len(self.grid) - 1)]
+        return row[min(self.col, len(row) - 1)] if row else None
 
     def show(self, cells: tuple[CellView, ...]) -> None:
-        key = tuple((c.name, c.state, c.metrics.get(BEST_METRIC)) for c in cells)
+        names = tuple(c.name for c in cells)
+        if names != self._names:  # the sweep's cells: fixed once it is recorded
+            self._names, self.grid = names, positions(cells)
+        self.cells = cells
+        self._draw()
+
+    def _draw(self) -> None:
+        cursor = self.cursor if self.has_focus else None
+        key = (cursor, tuple((c.name, c.state, c.metrics.get(BEST_METRIC)) for c in self.cells))
         if key != self._key:  # rebuilding the Rich tables is the costly part; skip it when nothing changed
             self._key = key
-            self.update(render(cells))
+            self.update(render(self.cells, cursor))
+
+    def show_error(self, error: str) -> None:
+        self._key = None
+        self.update(Text(f"coverage unavailable: {error}", style="bold red"))
+
+    def on_focus(self) -> None:
+        self._draw()
+
+    def on_blur(self) -> None:
+        self._draw()
+
+    def _move(self, rows: int = 0, cols: int = 0) -> None:
+        if not self.grid:
+            return
+        self.row = max(0, min(len(self.grid) - 1, self.row + rows))
+        self.col = max(0, min(len(self.grid[self.row]) - 1, self.col + cols))
+        self._draw()
+
+    def action_cursor_down(self) -> None:
+        self._move(rows=1)
+
+    def action_cursor_up(self) -> None:
+        self._move(rows=-1)
+
+    def action_cursor_left(self) -> None:
+        self._move(cols=-1)
+
+    def action_cursor_right(self) -> None:
+        self._move(cols=1)
+
+    def action_scroll_top(self) -> None:
+        self._move(rows=-len(self.grid))
+
+    def action_scroll_bottom(self) -> None:
+        self._move(rows=len(self.grid))
+
+    def action_open(self) -> None:
+        if self.cursor is not None:
+            self.post_message(self.Open(self.cursor))

@@ -1,7 +1,13 @@
-"""Loss curves of the selected (or marked) attempts: one line per attempt and key, per stage, log-y toggle."""
+"""Loss curves of the selected (or marked) attempts: one line per attempt and key, per stage, log-y toggle.
+
+Never raises: in log scale non-positive points are dropped (and counted in the title), and the data is handed
+to plotext again before each build (its build takes the log of the stored values in place); a plotext error
+while drawing becomes a one-line notice in the pane."""
 
 from __future__ import annotations
 
+from rich.text import Text
+from textual.app import RenderResult
 from textual.reactive import reactive
 from textual_plotext import PlotextPlot
 
@@ -24,6 +30,12 @@ def is_loss(key: str) -> bool:
     return "loss" in key.rsplit("/", 1)[-1]
 
 
+def positive(xs: list[int], ys: list[float]) -> tuple[list[int], list[float]]:
+    """The points a log scale can show (y > 0, finite)."""
+    pairs = [(x, y) for x, y in zip(xs, ys, strict=True) if y > 0 and y != float("inf")]
+    return [p[0] for p in pairs], [p[1] for p in pairs]
+
+
 class LossCurves(PlotextPlot):
     can_focus = True
     log_y: reactive[bool] = reactive(False)
@@ -33,6 +45,7 @@ class LossCurves(PlotextPlot):
         super().__init__(**kwargs)
         self.lines: dict[str, tuple[list[int], list[float]]] = {}
         self._key: tuple | None = None
+        self.notice = ""   # what the plot could not show (dropped points, a drawing error)
 
     def stages(self, series: dict[int, dict[str, list[tuple[int, float]]]]) -> list[str]:
         found = {stage_of(k) for per in series.values() for k in per if is_loss(k)}
@@ -59,23 +72,46 @@ class LossCurves(PlotextPlot):
             self.redraw()
 
     def redraw(self) -> None:
+        self._plot_lines()
+        self.refresh()
+
+    def _plot_lines(self) -> None:
+        """Hand the lines to plotext (no repaint)."""
         plt = self.plt
         plt.clear_data()
         plt.clear_figure()
-        plt.title(f"loss · stage {self.stage or 'all'}{' · log y' if self.log_y else ''}")
         plt.xlabel("step")
-        if self.log_y:
-            plt.yscale("log")
-        drawn = 0
+        drawn = dropped = 0
         for label, (xs, ys) in self.lines.items():
             if self.log_y:
-                pairs = [(x, y) for x, y in zip(xs, ys, strict=True) if y > 0]
-                xs, ys = [p[0] for p in pairs], [p[1] for p in pairs]
+                kept_x, ys = positive(xs, ys)
+                dropped += len(xs) - len(kept_x)
+                xs = kept_x
             if xs:
                 plt.plot(xs, ys, label=label, marker="braille")
                 drawn += 1
+        self.notice = f"log y: dropped {dropped} non-positive point(s)" if dropped else ""
+        if drawn and self.log_y:
+            plt.yscale("log")
+        title = f"loss · stage {self.stage or 'all'}{' · log y' if self.log_y else ''}"
+        plt.title(title + (f" · {self.notice}" if self.notice else ""))
         if not drawn:
-            plt.text("no loss points yet for the selection", 0, 0)
+            plt.text("nothing to plot in log scale" if self.lines else "no loss points yet for the selection", 0, 0)
+
+    def render(self) -> RenderResult:
+        try:
+            if self.log_y:  # plotext's build() takes the log of its stored y in place: a second build (a
+                self._plot_lines()  # resize, any repaint) would take it again, so hand it fresh data each time
+            return super().render()
+        except Exception as exc:  # plotext's own errors (math domain, sizes): a notice, never the end of the app
+            return Text(f"plot unavailable: {type(exc).__name__}: {exc}", style="bold red")
+
+    def show_error(self, error: str) -> None:
+        self.notice = error
+        self._key = None
+        self.plt.clear_data()
+        self.plt.clear_figure()
+        self.plt.title(error)
         self.refresh()
 
     def watch_log_y(self) -> None:

@@ -1,16 +1,24 @@
-"""Tail of the selected instance's events and log lines."""
+"""The selected instance's events and log lines (the sweep's when no row is selected): follows the newest line
+unless scrolled back, per-step metric lines hidden unless asked for (`m`)."""
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import VerticalScroll
 from textual.widget import Widget
 from textual.widgets import Static
 
+from usim_tui.app.bindings import MOVE
 from usim_tui.app.format import clock_time
 from usim_tui.fleet.snapshot import EventView
 
 KIND_STYLE = {"error": "bold red", "done": "bold green", "eval": "green", "stage_start": "cyan",
               "stage_end": "cyan", "started": "cyan", "log": "", "intent": "dim", "policy": "yellow"}
+LIMIT = 200  # lines kept in the pane (scroll back through them)
 
 
 def event_lines(events: list[EventView] | tuple[EventView, ...], limit: int) -> Text:
@@ -19,21 +27,77 @@ def event_lines(events: list[EventView] | tuple[EventView, ...], limit: int) -> 
         t.append(f"{clock_time(e.t)} ", style="dim")
         t.append(f"{e.kind:<11} ", style=KIND_STYLE.get(e.kind, "magenta"))
         t.append(e.message.rstrip() + "\n")
+    t.rstrip()
     return t
 
 
-class EventsPane(Static):
+class EventsPane(VerticalScroll):
+    """Scrolls; `G`/`end` returns to the newest line, after which it follows again."""
+
+    DEFAULT_CSS = "EventsPane Static { height: auto; }"
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        *MOVE,
+        Binding("end", "scroll_bottom", "Newest", show=False),
+        Binding("home", "scroll_top", "Oldest", show=False),
+        Binding("pageup", "page_up", "Page up", show=False),
+        Binding("pagedown", "page_down", "Page down", show=False),
+        Binding("up", "cursor_up", "Up", show=False),
+        Binding("down", "cursor_down", "Down", show=False),
+    ]
     can_focus = True
 
     def __init__(self, **kwargs) -> None:
         super().__init__(**kwargs)
         self._key: tuple | None = None
+        self.show_metrics = False
+        self.follow = True   # at the newest line: new lines keep it there
+        self.hidden_metrics = 0
+        self.text = ""       # what it shows, as plain text
 
-    def show(self, title: str, events: list[EventView] | tuple[EventView, ...], limit: int = 12) -> None:
-        key = (title, tuple((e.t, e.kind, e.message) for e in list(events)[-limit:]))
+    def compose(self) -> ComposeResult:
+        yield Static(Text("no events yet", style="dim"))
+
+    def show(self, title: str, events: list[EventView] | tuple[EventView, ...], limit: int = LIMIT) -> None:
+        shown = [e for e in events if self.show_metrics or e.kind != "metric"][-limit:]
+        key = (title, self.show_metrics, tuple((e.t, e.kind, e.message) for e in shown))
         if key == self._key:
             return
         self._key = key
+        self.hidden_metrics = len(events) - len(shown) if not self.show_metrics else 0
         if isinstance(self.parent, Widget):  # the pane box around it
-            self.parent.border_subtitle = title
-        self.update(event_lines(events, limit) if events else Text("no events yet", style="dim"))
+            hidden = f" · {self.hidden_metrics} metric lines hidden (m)" if self.hidden_metrics else ""
+            self.parent.border_subtitle = title + hidden
+        content = event_lines(shown, limit) if shown else Text("no events yet", style="dim")
+        self.text = content.plain
+        self.query_one(Static).update(content)
+        if self.follow:
+            self.call_after_refresh(self.scroll_end, animate=False, immediate=True)
+
+    def show_error(self, error: str) -> None:
+        self._key = None
+        self.text = f"events unavailable: {error}"
+        self.query_one(Static).update(Text(self.text, style="bold red"))
+
+    def watch_scroll_y(self, old_value: float, new_value: float) -> None:
+        super().watch_scroll_y(old_value, new_value)
+        self.follow = new_value >= self.max_scroll_y - 0.5
+
+    def action_cursor_down(self) -> None:
+        self.scroll_down(animate=False)
+
+    def action_cursor_up(self) -> None:
+        self.scroll_up(animate=False)
+
+    def action_scroll_top(self) -> None:
+        self.scroll_home(animate=False)
+
+    def action_scroll_bottom(self) -> None:
+        self.follow = True
+        self.scroll_end(animate=False)
+
+    def action_page_up(self) -> None:
+        self.scroll_page_up(animate=False)
+
+    def action_page_down(self) -> None:
+        self.scroll_page_down(animate=False)

@@ -20,7 +20,8 @@ class SweepHeader(Static):
         self._last = content if isinstance(content, Text) else None
         super().update(content, layout=layout)
 
-    def show(self, snap: SweepSnapshot | None, now: float, mode: str, poll_error: str | None = None) -> None:
+    def show(self, snap: SweepSnapshot | None, now: float, mode: str, poll_error: str | None = None,
+             heartbeat: str | None = None) -> None:
         t = Text()
         if snap is None:
             t.append("usim ", style="bold")
@@ -45,4 +46,6 @@ class SweepHeader(Static):
             t.append(f" · crash loop: {snap.crash_loop}", style="bold red")
         if mode:
             t.append(f" · {mode}", style="italic")
+        if heartbeat:
+            t.append(f" · {heartbeat}", style="bold yellow" if heartbeat.startswith("no controller") else "dim")
         self.update(t)

@@ -7,26 +7,54 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from itertools import count
-from typing import Any, Self
+from typing import Any, ClassVar, Self
 
 from rich.segment import Segment
 from rich.style import Style
 from rich.text import Text
+from textual.binding import BindingType
 from textual.cache import LRUCache
 from textual.geometry import Region
 from textual.strip import Strip
 from textual.widgets import DataTable
 from textual.widgets.data_table import ColumnKey, RowKey
 
-from usim_tui.app.format import ATTEMPT_STYLE, CELL_STYLE, duration, loss, sparkline
+from usim_tui.app.bindings import MOVE
+from usim_tui.app.format import ATTEMPT_STYLE, CELL_STYLE, common_prefix, duration, loss, sparkline
 from usim_tui.fleet.snapshot import AttemptView, CellView, SweepSnapshot
+from usim_tui.fleet.states import GONE, AttemptState
 
-# (column key, label, width)
+STATE_RANK = {s: i for i, s in enumerate((AttemptState.RUNNING, AttemptState.LOADING, AttemptState.LAUNCHING,
+                                          AttemptState.PENDING, AttemptState.STOPPED, AttemptState.OFFLINE,
+                                          AttemptState.LEAKED, AttemptState.DESTROYING, AttemptState.EXITED,
+                                          AttemptState.FAILED, AttemptState.DESTROYED, AttemptState.NOT_CREATED))}
+
+
+def sort_value(sort: str, a: AttemptView | None, c: CellView | None, now: float) -> tuple:
+    """The sort key of a row for the column `sort` (attempt rows: `a`; cells with no attempt: `c`)."""
+    name = a.cell if a else c.name if c else ""
+    if sort == "cell" or a is None:
+        return (1 if a is None and sort != "cell" else 0, name)
+    by = {
+        "state": lambda: STATE_RANK.get(a.state, 99),
+        "time": lambda: -(now - (a.started_at or a.created_at or now)),
+        "$/h": lambda: -a.price_per_hour,
+        "loss": lambda: a.last_loss if a.last_loss is not None else float("inf"),
+    }
+    return (0, by[sort](), name, a.attempt)
+
+# (column key, label, width): identity columns never truncate: the cell column sizes to the sweep's longest
+# name (None here: set from the first snapshot, whose cells are the sweep's) and stays pinned when scrolling; state and reason fit the longest names they take
+# (`not_created`, `startup_timeout`, `container_error`).
 COLUMNS = (
-    ("cell", "cell", 24), ("attempt", "#", 1), ("state", "state", 9), ("reason", "reason", 12),
-    ("gpu", "GPU", 8), ("price", "$/h", 4), ("uptime", "uptime", 6), ("stage", "stage", 9),
+    ("cell", "cell", None), ("attempt", "#", 1), ("state", "state", 11), ("reason", "reason", 15),
+    ("gpu", "GPU", 8), ("price", "$/h", 4), ("uptime", "time", 6), ("stage", "stage", 9),
     ("epoch", "ep", 3), ("loss", "loss", 7), ("spark", "loss curve", 10),
 )
+# Attempt states still on their way up: their time column counts from creation (a per-phase timer).
+STARTING = frozenset({AttemptState.PENDING, AttemptState.LAUNCHING, AttemptState.LOADING})
+# `S` cycles these: "" is the ledger's order.
+SORTS = ("", "state", "time", "$/h", "loss", "cell")
 STAGE_SHORT = {"diffusion_residual": "diffusion", "consistency_distill": "distill"}
 
 
@@ -35,7 +63,11 @@ def cell_label(name: str, marked: bool) -> Text:
 
 
 def uptime(a: AttemptView, now: float) -> str:
+    """Time in the current phase: since creation while starting (loading 3m12s), since start when running,
+    start to end once ended."""
     end = a.ended_at if a.ended_at is not None else now
+    if a.state in STARTING and a.ended_at is None:
+        return duration(end - a.created_at if a.created_at is not None else None)
     return duration(end - a.started_at if a.started_at is not None else None)
 
 
@@ -67,8 +99,14 @@ def raw_attempt(a: AttemptView, now: float, marked: bool) -> tuple[object, ...]:
             a.epoch, a.last_loss, a.loss_history)
 
 
+def duplicate_label(name: str, of: str) -> str:
+    """`= …w5pct`: the cell it duplicates, less the front the two names share (it fits the reason column)."""
+    cut = common_prefix([name, of])
+    return f"= …{of[cut:]}" if cut else f"= {of}"
+
+
 def cell_row_values(c: CellView, marked: bool) -> tuple[object, ...]:
-    reason = f"= {c.duplicate_of}" if c.duplicate_of else c.reason or ""
+    reason = duplicate_label(c.name, c.duplicate_of) if c.duplicate_of else c.reason or ""
     return (cell_label(c.name, marked), "-", Text(c.state, style=CELL_STYLE.get(c.state, "")),
             reason, "-", "-", "-", "-", "-", "-", "")
 
@@ -78,7 +116,8 @@ def matches(q: str, *fields: str | None) -> bool:
     return not q or any(q in (s or "").lower() for s in fields)
 
 
-def wanted_rows(snap: SweepSnapshot, now: float, marked: set[str], query: str) -> dict[str, tuple[object, ...]]:
+def wanted_rows(snap: SweepSnapshot, now: float, marked: set[str], query: str,
+                hide_ended: bool = False) -> dict[str, tuple[object, ...]]:
     """Row key -> raw inputs per column (attempt rows) or finished values (rows of cells with no attempt)."""
     rows: dict[str, tuple[object, ...]] = {}
     with_attempts = set()
@@ -86,6 +125,8 @@ def wanted_rows(snap: SweepSnapshot, now: float, marked: set[str], query: str) -
     for a in snap.attempts:
         with_attempts.add(a.cell)
         key = str(a.attempt_id)
+        if hide_ended and a.state in GONE:
+            continue
         if matches(query, a.cell, a.state, a.reason, a.gpu, a.stage):
             rows[key] = raw_attempt(a, now, key in marked)
     for c in snap.cells:
@@ -108,6 +149,8 @@ DATATABLE_PRIVATE = (
 
 
 class InstancesTable(DataTable[object]):
+    BINDINGS: ClassVar[list[BindingType]] = [*MOVE]
+
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self._raw: dict[str, tuple[object, ...]] = {}     # the latest inputs of each row
@@ -125,15 +168,23 @@ class InstancesTable(DataTable[object]):
     def on_mount(self) -> None:
         self.cursor_type = "row"
         self.zebra_stripes = True
-        for key, label, width in COLUMNS:
-            self.add_column(label, key=key, width=width)
+        self.fixed_columns = 1  # the cell column stays when scrolling sideways
 
-    def apply(self, snap: SweepSnapshot, now: float, marked: set[str], query: str = "") -> None:
+    def add_columns_for(self, snap: SweepSnapshot) -> None:
+        """The columns, once: the cell column as wide as the longest name (and the mark before it)."""
+        longest = max((len(n) for n in [c.name for c in snap.cells] + [a.cell for a in snap.attempts]), default=4)
+        for key, label, width in COLUMNS:
+            self.add_column(label, key=key, width=width if width is not None else longest + 2)
+
+    def apply(self, snap: SweepSnapshot, now: float, marked: set[str], query: str = "", hide_ended: bool = False,
+              sort: str = "") -> None:
         """Diff the table against the snapshot: update changed cells, add new rows, remove gone ones.
 
         Changed rows are only formatted when on screen; the others are formatted when scrolled into view, so a
         poll that moves 1000 losses costs a few dozen formatted rows."""
-        wanted = wanted_rows(snap, now, marked, query)
+        if not self.columns:
+            self.add_columns_for(snap)
+        wanted = wanted_rows(snap, now, marked, query, hide_ended)
         cursor = self.selected_key
         gone = [k for k in self.keys() if k not in wanted]
         for key in gone:
@@ -155,9 +206,24 @@ class InstancesTable(DataTable[object]):
                     self._versions[key, col] = next(self._next_version)
             else:
                 self._stale.add(key)
-        if gone and cursor in wanted:  # removing a row above the cursor would move it onto another attempt
+        moved = self._sort_rows(snap, now, sort) if sort else False
+        if (gone or moved) and cursor in wanted:  # rows removed above or re-ordered: keep the cursor on its row
             self.move_cursor(row=self.get_row_index(cursor), animate=False)
         self.flush(visible_only=True)
+
+    def _sort_rows(self, snap: SweepSnapshot, now: float, sort: str) -> bool:
+        """Order the rows by `sort` when they are not already in that order; whether they moved."""
+        attempts = {str(a.attempt_id): a for a in snap.attempts}
+        cells = {f"cell:{c.name}": c for c in snap.cells}
+        keys = self.keys()
+        ranked = sorted(keys, key=lambda k: sort_value(sort, attempts.get(k), cells.get(k), now))
+        if ranked == keys:
+            return False
+        self.flush()  # sort moves rows by index: every row's cells must be current
+        # DataTable.sort hands the key function cell values, not row keys: each row's cell label is its own object
+        rank = {id(self._data[RowKey(k)][ColumnKey("cell")]): i for i, k in enumerate(ranked)}
+        self.sort("cell", key=lambda label: rank[id(label)])
+        return True
 
     def flush(self, visible_only: bool = False) -> None:
         """Format the stale rows (those on screen, or all) and repaint once."""
@@ -265,7 +331,7 @@ class InstancesTable(DataTable[object]):
 
     def keys(self) -> list[str]:
         """The row keys, in display order."""
-        return [k.value for k in self.rows if k.value is not None]
+        return [r.key.value for r in self.ordered_rows if r.key.value is not None]
 
     @property
     def selected_key(self) -> str | None:

@@ -7,7 +7,7 @@ from rich.text import Text
 from textual.widgets import Static
 
 from usim_core.eval.gates import gate
-from usim_tui.app.format import money
+from usim_tui.app.format import money, short_names
 from usim_tui.fleet.snapshot import CellView
 from usim_tui.fleet.states import CellState
 
@@ -30,10 +30,19 @@ class Leaderboard(Static):
     def __init__(self, **kwargs) -> None:
         super().__init__(**kwargs)
         self._key: tuple | None = None
+        self._cells: tuple[CellView, ...] = ()
+
+    def on_resize(self) -> None:
+        try:
+            self.show(self._cells)  # names shortened to the new width
+        except Exception as exc:  # contained to this pane, as in the poll's refresh
+            self.show_error(f"{type(exc).__name__}: {exc}")
 
     def show(self, cells: tuple[CellView, ...]) -> None:
+        self._cells = cells
         rows = ranked(cells)
-        key = tuple((c.name, tuple(sorted(c.metrics.items())), c.cost) for c in rows)
+        width = max(8, self.size.width - 24)  # nRMSE, gates and cost take the rest
+        key = (width, tuple((c.name, tuple(sorted(c.metrics.items())), c.cost) for c in rows))
         if key == self._key:
             return
         self._key = key
@@ -41,11 +50,16 @@ class Leaderboard(Static):
             self.update(Text("no finished cell with a rollout nRMSE yet", style="dim"))
             return
         table = Table(expand=True, box=None, padding=(0, 1), header_style="bold")
-        table.add_column("cell", ratio=1, no_wrap=True, overflow="ellipsis")
+        names = short_names([c.name for c in rows], width)  # the shared front goes, never the tail
+        table.add_column("cell", ratio=1, no_wrap=True, overflow="fold")
         table.add_column("nRMSE", justify="right", no_wrap=True)
         table.add_column("gates", no_wrap=True)
         table.add_column("cost", justify="right", no_wrap=True)
         for c in rows:
             gates = gate_text("M", gate(c.metrics, "mass")) + " " + gate_text("E", gate(c.metrics, "energy"))
-            table.add_row(c.name, f"{c.metrics[RANK_BY]:.3g}", gates, money(c.cost))
+            table.add_row(names[c.name], f"{c.metrics[RANK_BY]:.3g}", gates, money(c.cost))
         self.update(table)
+
+    def show_error(self, error: str) -> None:
+        self._key = None
+        self.update(Text(f"leaderboard unavailable: {error}", style="bold red"))

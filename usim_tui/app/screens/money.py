@@ -1,0 +1,102 @@
+"""The main screen's keys that spend or destroy money: each asks first, naming the cells and the cost.
+
+A mixin of MainScreen (kept apart so the screen stays readable): it uses the screen's selection (`snap`,
+`selected_cells`, `selected_attempts`, `cell`) and its app (`usim_app`)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from usim_tui.app.format import LIVE
+from usim_tui.app.screens.confirm import ConfirmScreen, destroy_question, launch_question
+from usim_tui.fleet.snapshot import AttemptView, CellView, SweepSnapshot
+
+if TYPE_CHECKING:
+    from textual.app import App
+
+    from usim_tui.app.app import UsimApp
+
+
+class MoneyActions:
+    if TYPE_CHECKING:  # provided by MainScreen
+        snap: SweepSnapshot | None
+        app: App[None]
+        usim_app: UsimApp
+
+        def selected_cells(self) -> list[str]: ...
+        def selected_attempts(self) -> list[AttemptView]: ...
+        def cell(self, name: str | None) -> CellView | None: ...
+        def notify(self, message: str, *, severity: str = "information") -> None: ...
+
+    def confirm(self, question: str, yes: str, then: Callable[[], None]) -> None:
+        def done(answer: bool | None) -> None:
+            if answer:
+                then()
+
+        self.app.push_screen(ConfirmScreen(question, yes=yes), done)
+
+    def live_by_cell(self) -> dict[str, AttemptView]:
+        return {a.cell: a for a in (self.snap.attempts if self.snap else ()) if a.state in LIVE}
+
+    def action_launch(self) -> None:
+        self._start("launch")
+
+    def action_relaunch(self) -> None:
+        self._start("relaunch")
+
+    def _start(self, command: str) -> None:
+        """Launch or relaunch the selected cells, after a question naming them, what it destroys, what stays."""
+        names = self.selected_cells()
+        if not names:
+            self.notify(f"select a cell to {command}", severity="warning")
+            return
+        cells = [self.cell(n) or n for n in names]
+        question = launch_question(cells, self.live_by_cell(), self.snap.budget if self.snap else None,
+                                   relaunch=command == "relaunch")
+
+        def send() -> None:
+            for name in names:
+                self.usim_app.send(command, cell=name)
+
+        self.confirm(question, command.capitalize(), send)
+
+    def _destroy_targets(self) -> list[AttemptView]:
+        targets = [a for a in self.selected_attempts() if a.state in LIVE]
+        if not targets:
+            self.notify("no live instance selected", severity="warning")
+        return targets
+
+    def _destroy(self, targets: list[AttemptView]) -> None:
+        for a in targets:
+            self.usim_app.send("destroy", attempt_id=a.attempt_id)
+
+    def action_destroy(self) -> None:
+        targets = self._destroy_targets()
+        if targets:
+            self.confirm(destroy_question(targets), "Destroy", lambda: self._destroy(targets))
+
+    def action_destroy_now(self) -> None:
+        """`D`: no question only with `dangerous` (a flag the user gave); otherwise it asks like `d`."""
+        if self.usim_app.dangerous:
+            self._destroy(self._destroy_targets())
+            return
+        targets = self._destroy_targets()
+        if targets:
+            question = destroy_question(targets) + "\n(D destroys without this question only with --dangerous.)"
+            self.confirm(question, "Destroy", lambda: self._destroy(targets))
+
+    def action_quit_app(self) -> None:
+        live = [a for a in (self.snap.attempts if self.snap else ()) if a.state in LIVE]
+        if not (live and self.usim_app.source.in_process and not self.usim_app.read_only):
+            self.app.exit()
+            return
+        question = (f"{len(live)} paid instance(s) are running and the controller stops with this app:\n"
+                    "nothing will destroy them at the budget or when they finish until you start usim-tui again.\n"
+                    "Quit anyway?")
+
+        def done(yes: bool | None) -> None:
+            if yes:
+                self.app.exit()
+
+        self.app.push_screen(ConfirmScreen(question, yes="Quit"), done)

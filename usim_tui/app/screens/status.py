@@ -1,0 +1,74 @@
+"""Lines for the status bar and header that say what is going on: the sweep has ended (and what next), a
+controller heartbeat, a queued command nobody will take."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from usim_tui.app.widgets.leaderboard import RANK_BY, ranked
+from usim_tui.fleet.snapshot import SweepSnapshot
+from usim_tui.fleet.states import CELL_ENDED, LIVE
+
+STALE_POLLS = 3  # a controller heartbeat older than this many app polls: no controller is attached
+
+
+def sweep_ended(snap: SweepSnapshot) -> bool:
+    """Every cell finished, failed or duplicate, and nothing live."""
+    return bool(snap.cells) and all(c.state in CELL_ENDED for c in snap.cells) \
+        and not any(a.state in LIVE for a in snap.attempts)
+
+
+def report_command(snap: SweepSnapshot, source: Any) -> str:
+    """`usim-tui report …` for this sweep: by its sweep file when the source knows it, else by its ledger."""
+    sweep_file = getattr(source, "sweep_file", None)
+    ledger = getattr(getattr(source, "ledger", None), "path", None)
+    target = str(sweep_file) if sweep_file else f"--ledger {ledger}" if ledger else snap.sweep
+    return f"usim-tui report {target} --out reports/{snap.sweep}"
+
+
+def ended_line(snap: SweepSnapshot, source: Any) -> str | None:
+    """What next once the sweep has ended: the counts, the best cell, the report command; None while it runs."""
+    if not sweep_ended(snap):
+        return None
+    counts: dict[str, int] = {}
+    for c in snap.cells:
+        counts[c.state] = counts.get(c.state, 0) + 1
+    parts = ", ".join(f"{n} {s}" for s, n in counts.items())
+    board = ranked(snap.cells)
+    best = f" · best {board[0].name} ({RANK_BY} {board[0].metrics[RANK_BY]:.3g})" if board else " · no finished result"
+    return f"sweep ended: {parts}{best} · next: {report_command(snap, source)}"
+
+
+def controller_age(snap: SweepSnapshot | None) -> float | None:
+    """Seconds since the controller's last heartbeat; None when the ledger records none (or never one)."""
+    seen = getattr(snap, "controller_seen_at", None)
+    return None if snap is None or seen is None else max(0.0, snap.now - seen)
+
+
+def controller_attached(snap: SweepSnapshot | None, poll_interval: float) -> bool | None:
+    """True / False by the heartbeat; None where the snapshot carries no heartbeat field at all."""
+    if snap is None or not hasattr(snap, "controller_seen_at"):
+        return None
+    age = controller_age(snap)
+    return age is not None and age <= STALE_POLLS * max(poll_interval, 1.0)
+
+
+def heartbeat(snap: SweepSnapshot | None, poll_interval: float) -> str | None:
+    """The header's controller part: `controller 2s ago`, `no controller (last seen 5m ago)`, or None."""
+    attached = controller_attached(snap, poll_interval)
+    if attached is None:
+        return None
+    age = controller_age(snap)
+    if attached:
+        return f"controller seen {age:.0f}s ago"
+    return "no controller" + (f" (last seen {age:.0f}s ago)" if age is not None else " attached")
+
+
+def queued_hint(snap: SweepSnapshot | None, poll_interval: float) -> str:
+    """Appended to a queued command's status: whether anything will take it."""
+    attached = controller_attached(snap, poll_interval)
+    if attached:
+        return ""
+    if attached is None:
+        return " (runs when a controller takes the queue)"
+    return " · no controller is attached: the command waits in the queue until one starts (usim-tui run SWEEP)"
