@@ -22,7 +22,7 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 def args(**kw) -> argparse.Namespace:
-    base = dict(sweep=None, provider=None, ledger=None, read_only=False, rehearse=None, poll=1.0,
+    base = dict(sweep=None, provider=None, ledger=None, read_only=False, dangerous=False, rehearse=None, poll=1.0,
                 controller_poll=None, no_preflight=True, runs="runs")
     return argparse.Namespace(**{**base, **kw})
 

@@ -1,7 +1,8 @@
 """End to end in a real terminal: `usim-tui` with no argument (the demo sweep, local provider) inside tmux.
 
-Instances appear and reach running, the loss curves draw, `d` + confirm destroys one, and `q` (confirmed,
-because paid instances run and the controller stops with the app) leaves a ledger that reopens consistently.
+Instances appear and reach running, the loss curves draw, `d` + confirm destroys one, and `q` then `s` (stop
+the sweep: the controller is its own process and would go on) destroys the rest and ends the controller,
+leaving a ledger that reopens consistently.
 """
 
 from __future__ import annotations
@@ -16,6 +17,9 @@ import time
 from pathlib import Path
 
 import pytest
+
+from usim_tui.fleet import daemon
+from usim_tui.fleet.ledger import Ledger
 
 REPO = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent / "usim-tui"
@@ -83,14 +87,15 @@ def test_demo_sweep_in_tmux(tmp_path):
                                                  "AND state IN ('destroying', 'destroyed')"), 30, session)
 
         tmux("send-keys", "-t", session, "q")
-        wait_for("the quit dialog", lambda: "paid instance" in screen(session), 20, session)
-        tmux("send-keys", "-t", session, "y")
+        wait_for("the quit dialog", lambda: "does not stop the sweep" in screen(session), 20, session)
+        tmux("send-keys", "-t", session, "s")     # stop it: the local demo's instances are destroyed
         wait_for("the app to exit", lambda: "EXITED 0" in screen(session), 30, session)
+        wait_for("the controller to end", lambda: not daemon.is_held(db), 60, session)
+        assert not Ledger(db).live_attempts("demo"), "the stop left instances live"
 
         # the ledger reopens: every create intent has an outcome, the destroyed one is recorded as the user's
         assert rows(db, "PRAGMA integrity_check")[0][0] == "ok"
         assert not rows(db, "SELECT id FROM intents WHERE action='create' AND outcome IS NULL")
-        from usim_tui.fleet.ledger import Ledger
         snap = Ledger(db).snapshot("demo")
         destroyed = next(a for a in snap.attempts if a.attempt_id == first["id"])
         assert destroyed.reason == "user" and destroyed.state in ("destroying", "destroyed")
@@ -106,3 +111,38 @@ def test_demo_sweep_in_tmux(tmp_path):
             await provider.close()
 
         asyncio.run(cleanup())
+
+
+def test_sigkill_of_the_app_leaves_the_controller_running_and_a_new_app_attaches(tmp_path):
+    """The app is a client: killed outright, its sweep's controller goes on ticking (the heartbeat moves, the
+    instances stay watched), and the next `usim-tui` attaches to that same controller."""
+    session = f"usim-kill-{os.getpid()}"
+    db = tmp_path / "runs" / "demo" / "ledger.sqlite"
+    env = f"env -u COLUMNS -u LINES WANDB_MODE=offline WANDB_DIR={tmp_path} TERM=xterm-256color"
+    cmd = f"cd {tmp_path} && {env} {BIN} --no-preflight --poll 0.5 --controller-poll 1"
+    tmux("new-session", "-d", "-s", session, "-x", "160", "-y", "50", cmd + "; echo EXITED $?; sleep 30")
+    try:
+        wait_for("the app", lambda: "sweep demo" in screen(session), 60, session)
+        wait_for("two instances", lambda: len(rows(db, "SELECT id FROM attempts")) >= 2, 60, session)
+        controller = daemon.holder(Ledger(db)).pid
+        shell = int(tmux("list-panes", "-t", session, "-F", "#{pane_pid}").split()[0])
+        app = int(subprocess.run(["pgrep", "-P", str(shell)], capture_output=True, text=True).stdout.split()[0])
+        os.kill(app, 9)
+        wait_for("the app to die", lambda: "EXITED 137" in screen(session), 20, session)
+        seen = Ledger(db).sweep_row("demo").controller_seen_at
+        wait_for("the controller's next tick", lambda: Ledger(db).sweep_row("demo").controller_seen_at > seen, 20,
+                 session)
+        assert daemon.is_held(db) and daemon.holder(Ledger(db)).pid == controller
+        tmux("kill-session", "-t", session)
+        tmux("new-session", "-d", "-s", session, "-x", "160", "-y", "50", cmd + "; echo EXITED $?; sleep 30")
+        wait_for("the new app, attached", lambda: f"controller pid {controller} (attached)" in screen(session), 60,
+                 session)
+        tmux("send-keys", "-t", session, "q")
+        wait_for("the quit dialog", lambda: "does not stop the sweep" in screen(session), 20, session)
+        tmux("send-keys", "-t", session, "s")
+        wait_for("the controller to end", lambda: not daemon.is_held(db), 60, session)
+        assert not Ledger(db).live_attempts("demo")
+    finally:
+        tmux("kill-session", "-t", session)
+        if daemon.is_held(db):
+            subprocess.run([str(BIN), "stop", "--destroy", "--ledger", str(db)], capture_output=True, timeout=120)

@@ -12,6 +12,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--provider", choices=("local", "vast"), help="override the sweep's provider")
     p.add_argument("--ledger", help="ledger file; alone: attach to a sweep a controller runs or ran elsewhere")
     p.add_argument("--read-only", action="store_true", help="view only: every action is disabled")
+    p.add_argument("--dangerous", action="store_true", help="`D` destroys without asking (k9s' kill); `d` always asks")
     p.add_argument("--rehearse", metavar="PROFILE", help="show a rehearsal on the emulator's virtual clock")
     p.add_argument("--poll", type=float, default=1.0, help="seconds between ledger reads (default 1)")
     p.add_argument("--controller-poll", type=float, help="seconds between provider listings (default: 2 local, 10 vast)")

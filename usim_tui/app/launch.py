@@ -32,7 +32,8 @@ def build(args: argparse.Namespace) -> UsimApp:
         path = Path(args.ledger)
         if not path.exists():
             raise ConfigError(f"--ledger {path}: no such file; start a sweep first (usim-tui SWEEP or usim-tui run SWEEP)")
-        return UsimApp(LedgerSource(Ledger(path)), read_only=args.read_only, poll_interval=args.poll)
+        return UsimApp(LedgerSource(Ledger(path)), read_only=args.read_only, poll_interval=args.poll,
+                       dangerous=args.dangerous)
     return run_sweep(args)
 
 
@@ -52,9 +53,11 @@ def run_sweep(args: argparse.Namespace) -> UsimApp:
     start = follow.start_or_attach(argparse.Namespace(
         sweep=sweep_file, provider=args.provider, ledger=args.ledger, runs_root=args.runs,
         no_preflight=args.no_preflight, poll=args.controller_poll, local_command=None))
-    source = LedgerSource(Ledger(start.ledger), start.sweep.name, log=deque([start.line], maxlen=200))
+    source = LedgerSource(Ledger(start.ledger), start.sweep.name, log=deque([start.line], maxlen=200),
+                          sweep_file=Path(sweep_file))
     how = "started" if start.started else "attached"
-    return UsimApp(source, poll_interval=args.poll, mode=f"controller pid {start.holder.pid} ({how})")
+    return UsimApp(source, poll_interval=args.poll, mode=f"controller pid {start.holder.pid} ({how})",
+                   dangerous=args.dangerous)
 
 
 def rehearsal(args: argparse.Namespace) -> UsimApp:

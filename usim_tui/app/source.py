@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
+from pathlib import Path
 from typing import Any, Protocol
 
 from usim_tui.fleet.actions import check_command, dispatch
@@ -39,8 +40,9 @@ class LedgerSource:
     """The real source: a Ledger, plus the Controller when this app runs the sweep."""
 
     def __init__(self, ledger: Any, sweep: str | None = None, controller: Any | None = None,
-                 provider: Any | None = None, log: deque[str] | None = None) -> None:
+                 provider: Any | None = None, log: deque[str] | None = None, sweep_file: Path | None = None) -> None:
         self.ledger, self.controller, self.provider = ledger, controller, provider
+        self.sweep_file = sweep_file   # for the "what next" line (the report command)
         self.log: deque[str] = log if log is not None else deque(maxlen=200)  # the controller's own messages
         self.sweep = sweep or ""  # attached without a name: the ledger's sweep, learnt from the first snapshot
         self.in_process = controller is not None

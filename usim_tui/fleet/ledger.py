@@ -394,7 +394,8 @@ class Ledger:
         return SweepSnapshot(
             sweep=name, provider=srow.provider, now=now, paused=bool(srow.paused), auto=bool(srow.auto),
             cells=cells, attempts=attempts, events=events, budget=bview,
-            provider_status=srow.provider_status, crash_loop=srow.crash_loop)
+            provider_status=srow.provider_status, crash_loop=srow.crash_loop, controller_pid=srow.controller_pid,
+            controller_seen_at=srow.controller_seen_at, controller_state=srow.controller_state)
 
     def provider_reported(self, sweep: str, attempts: list[AttemptRow] | None = None) -> float | None:
         """Spend as the provider reports it: the account credit used since the sweep's first reading (Vast), else

@@ -99,6 +99,9 @@ class SweepSnapshot:
     events: tuple[EventView, ...] = ()
     provider_status: str = "ok"      # "ok" or a one-line description of the last failing poll
     crash_loop: str | None = None    # the shared error when launching was paused for a crash loop
+    controller_pid: int | None = None         # the controller process that holds the ledger (daemon.py)
+    controller_seen_at: float | None = None   # its last tick (unix time): the heartbeat
+    controller_state: str | None = None       # running | stopped | crashed
 
 
 def summary_line(snap: SweepSnapshot) -> str:

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 
 from usim_tui.app.format import LIVE
 from usim_tui.app.screens.confirm import ConfirmScreen, destroy_question, launch_question
+from usim_tui.app.screens.quit import LEAVE, STOP, QuitScreen, quit_question
 from usim_tui.fleet.snapshot import AttemptView, CellView, SweepSnapshot
 
 if TYPE_CHECKING:
@@ -88,8 +89,11 @@ class MoneyActions:
 
     def action_quit_app(self) -> None:
         live = [a for a in (self.snap.attempts if self.snap else ()) if a.state in LIVE]
-        if not (live and self.usim_app.source.in_process and not self.usim_app.read_only):
+        if not live or self.usim_app.read_only:
             self.app.exit()
+            return
+        if not self.usim_app.source.in_process:
+            self._ask_leave_or_stop(live)
             return
         question = (f"{len(live)} paid instance(s) are running and the controller stops with this app:\n"
                     "nothing will destroy them at the budget or when they finish until you start usim-tui again.\n"
@@ -100,3 +104,20 @@ class MoneyActions:
                 self.app.exit()
 
         self.app.push_screen(ConfirmScreen(question, yes="Quit"), done)
+
+    def _ask_leave_or_stop(self, live: list[AttemptView]) -> None:
+        """The controller is its own process: quitting leaves it running, or stops the sweep first."""
+        snap = self.snap
+        default = STOP if snap is not None and snap.provider == "local" else LEAVE
+
+        def done(answer: str | None) -> None:
+            if answer == LEAVE:
+                self.app.exit()
+            elif answer == STOP:
+                self.app.run_worker(self._stop_then_exit(), group="command", exit_on_error=False)
+
+        self.app.push_screen(QuitScreen(quit_question(live, snap.controller_pid if snap else None), default), done)
+
+    async def _stop_then_exit(self) -> None:
+        await self.usim_app.source.send("stop", destroy=True)
+        self.app.exit(message="stopping the sweep: its controller destroys the instances, then ends")
