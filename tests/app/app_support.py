@@ -65,5 +65,6 @@ def make_snapshot(paused: bool = False, spent: float = 2.10) -> tuple[SweepSnaps
     snap = SweepSnapshot(sweep="overnight_sota", provider="vast", now=NOW, paused=paused, auto=True,
                          cells=tuple(cells), attempts=tuple(attempts), budget=budget,
                          events=(EventView(NOW - 30, None, None, "policy", "launching paused: none"),),
-                         provider_status="ok")
+                         provider_status="ok", controller_pid=4242, controller_seen_at=NOW - 2,
+                         controller_state="running")
     return snap, series, events
