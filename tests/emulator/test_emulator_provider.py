@@ -165,6 +165,20 @@ async def test_provider_rides_out_429_bursts_and_5xx():
         await p.close()
 
 
+async def test_giving_up_waits_no_backoff_after_the_last_try():
+    """Every answer a 5xx: max_tries calls, and max_tries - 1 back-offs between them (none after the last)."""
+    emu = emulator(faults=FaultProfile(name="t", api={"error_5xx_p": 1.0}), seed=1)
+    async with serve(emu) as url:
+        p = provider(emu, url, max_tries=3)
+        t0 = emu.clock.now()
+        with pytest.raises(ProviderError, match="gave up after 3 tries"):
+            await p.credit()
+        waited = emu.clock.now() - t0
+        await p.close()
+    first, second = 2.0, 4.0            # _backoff(0), _backoff(1), each with up to 25% jitter; a third would be 8+
+    assert first + second <= waited <= 1.25 * (first + second) + 3 * 1.0 + 1e-6   # plus the 1 s pacing per call
+
+
 class DropFirstCreate(Emulator):
     """Answers nothing to the first create, after doing it (the create did happen)."""
     dropped = False

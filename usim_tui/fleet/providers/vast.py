@@ -165,6 +165,11 @@ class VastProvider:
                 await self.clock.sleep(wait)
             self._next[group] = self.clock.now() + INTERVALS.get(group, 1.0)
 
+    async def _pause(self, attempt: int, floor: float = 0.0) -> None:
+        """Back off before the next try; after the last one there is none to wait for."""
+        if attempt + 1 < self.max_tries:
+            await self.clock.sleep(self._backoff(attempt, floor))
+
     def _backoff(self, attempt: int, floor: float = 0.0) -> float:
         return max(floor, min(60.0, 2.0 * 2 ** attempt)) * (1 + 0.25 * self._rng.random())
 
@@ -186,7 +191,7 @@ class VastProvider:
                 last = f"{type(exc).__name__} on {method} {path}"
                 if not retry:
                     raise ProviderError(f"Vast API: no answer to {method} {path} ({type(exc).__name__})") from None
-                await self.clock.sleep(self._backoff(attempt))
+                await self._pause(attempt)
                 continue
             data = _parse(text)
             if status == 429:
@@ -194,13 +199,13 @@ class VastProvider:
                 threshold = float(m.group(1)) if m else None
                 floor = CREATE_PENALTY_S if group == "create" else (threshold or 1.0)
                 last = f"429 on {method} {path} (threshold={threshold})"
-                await self.clock.sleep(self._backoff(attempt, floor))
+                await self._pause(attempt, floor)
                 continue
             if status >= 500:
                 last = f"HTTP {status} on {method} {path}"
                 if not retry:
                     raise ProviderError(f"Vast API: HTTP {status} on {method} {path}; outcome unknown")
-                await self.clock.sleep(self._backoff(attempt))
+                await self._pause(attempt)
                 continue
             _raise_auth(status, data, path)
             return status, data
