@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from usim_core.sweep import ProviderSettings
 from usim_tui.fleet import budget, policies
 from usim_tui.fleet.providers.base import (
@@ -119,3 +121,12 @@ def test_budget_accrual_launch_and_cap(demo_sweep):
     assert budget.committed(spec, live, now=10_000) == 1.0 * 5.0 / 3600  # at least one poll of burn
     assert budget.at_cap(spec, [att(spent=0.499)])
     assert not budget.at_cap(spec, [att(spent=0.49)])
+    assert budget.at_cap(spec, [att(spent=0.49)], provider_reported=0.499)   # the provider's bill counts too
+
+
+def test_a_create_in_flight_is_reserved_at_max_dph_not_the_planning_price(demo_sweep):
+    spec = demo_sweep.spec
+    spec.provider = spec.provider.model_copy(update={"kind": "vast", "max_dph": 0.9})
+    in_flight = att(state="launching", price_per_hour=0.0, started_at=None, created_at=0.0)
+    assert budget.worst_burn_per_hour(spec, [in_flight]) == 0.9 > spec.planning.price_per_hour
+    assert budget.committed(spec, [in_flight], now=0.0) == pytest.approx(0.9 * spec.planning.hours_per_cell)

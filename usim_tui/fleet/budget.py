@@ -21,8 +21,14 @@ DEFAULT_POLL_S = 5.0
 
 
 def launch_price(spec: SweepSpec) -> float:
-    """$/h assumed for an attempt not yet created."""
+    """$/h a new attempt is planned at (what the next launch is expected to cost)."""
     return spec.provider.price_per_hour if spec.provider.kind == "local" else spec.planning.price_per_hour
+
+
+def reserve_price(spec: SweepSpec) -> float:
+    """$/h reserved for an instance whose price is not known yet (a create in flight): the most an offer may
+    cost (max_dph), never the planning guess."""
+    return spec.provider.price_per_hour if spec.provider.kind == "local" else spec.provider.max_dph
 
 
 def expected_attempt_cost(spec: SweepSpec) -> float:
@@ -58,7 +64,7 @@ def committed(spec: SweepSpec, attempts: Sequence[AttemptRow], now: float,
     for a in attempts:
         if not _reserves(a):
             continue
-        price = a.price_per_hour or launch_price(spec)
+        price = a.price_per_hour or reserve_price(spec)
         begun = next((x for x in (a.started_at, a.created_at) if x is not None), now)
         remaining_s = max(spec.planning.hours_per_cell * 3600 - (now - begun), poll_interval)
         total += worst_rate(price, a.storage_per_hour or 0.0) * remaining_s / 3600
@@ -70,7 +76,7 @@ def burn_per_hour(attempts: Sequence[AttemptRow]) -> float:
 
 
 def worst_burn_per_hour(spec: SweepSpec, attempts: Sequence[AttemptRow]) -> float:
-    return sum(worst_rate(a.price_per_hour or launch_price(spec), a.storage_per_hour or 0.0)
+    return sum(worst_rate(a.price_per_hour or reserve_price(spec), a.storage_per_hour or 0.0)
                for a in attempts if _reserves(a))
 
 
@@ -87,9 +93,12 @@ def can_launch(spec: SweepSpec, attempts: Sequence[AttemptRow], now: float,
                    f"> budget ${spec.budget:.2f}")
 
 
-def at_cap(spec: SweepSpec, attempts: Sequence[AttemptRow], poll_interval: float = DEFAULT_POLL_S) -> bool:
-    """True when one more poll interval at worst-case burn could cross the budget."""
-    return spent(attempts) + worst_burn_per_hour(spec, attempts) * poll_interval / 3600 >= spec.budget
+def at_cap(spec: SweepSpec, attempts: Sequence[AttemptRow], poll_interval: float = DEFAULT_POLL_S,
+           provider_reported: float | None = None) -> bool:
+    """True when one more poll interval at worst-case burn could cross the budget, counting the spend as the
+    higher of our accrual and the provider's own figure (its account credit used since the sweep began)."""
+    so_far = max(spent(attempts), provider_reported or 0.0)
+    return so_far + worst_burn_per_hour(spec, attempts) * poll_interval / 3600 >= spec.budget
 
 
 def budget_view(spec: SweepSpec, attempts: Sequence[AttemptRow], now: float, remaining_cells: int = 0,
@@ -125,6 +134,6 @@ def billed(a: AttemptRow, state: str, now: float, started_at: float | None = Non
 
 def billed_blind(spec: SweepSpec, a: AttemptRow, now: float) -> float:
     """The attempt's spend when the listing failed: billed at its worst-case rate until we can see again."""
-    price = a.price_per_hour or launch_price(spec)
+    price = a.price_per_hour or reserve_price(spec)
     since = a.billed_until or a.created_at or now
     return a.spent + worst_rate(price, a.storage_per_hour) * max(0.0, now - since) / 3600

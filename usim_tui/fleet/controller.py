@@ -377,7 +377,8 @@ class Controller:
         rows = self.ledger.attempts(self.name)
         live = [a for a in rows if a.live and a.state != A.DESTROYING]
         stop = self.ledger.sweep_row(self.name).budget_stop
-        if not stop and live and budget.at_cap(self.spec, rows, self.poll_interval):
+        reported = self.ledger.provider_reported(self.name, rows)
+        if not stop and live and budget.at_cap(self.spec, rows, self.poll_interval, reported):
             self.ledger.set_sweep(self.name, budget_stop=1)
             self.journal.event(now, "budget", f"budget cap: spent ${budget.spent(rows):.3f} of "
                                f"${self.spec.budget:.2f}; destroying every instance")
