@@ -13,7 +13,7 @@ import pytest
 
 from usim_tui.fleet.open import open_sweep
 from usim_tui.fleet.providers.base import EXITED, RUNNING, LaunchSpec, ProviderError
-from usim_tui.fleet.providers.local import LocalProvider
+from usim_tui.fleet.providers.local import LocalProvider, group_alive
 
 FAKE = str(Path(__file__).parent / "data" / "fake_trainer.py")
 CMD = [sys.executable, FAKE, "--config", "{config}"]
@@ -71,6 +71,41 @@ async def test_destroy_kills_the_process_group(tmp_path):
             members.append(fields[0])
     assert all(state in ("Z", "X") for state in members), members   # dead (a zombie awaits its reaper)
     assert await prov.list() == []
+
+
+class Killed(BaseException):
+    """Stands for SIGKILL of the controller."""
+
+
+async def test_a_creator_killed_before_recording_the_pid_leaves_a_listed_destroyable_instance(tmp_path, monkeypatch):
+    """Killed between starting the trainer and writing its pid: the instance is still listed under its label
+    (so the next controller adopts it instead of starting a second trainer beside it) and destroy kills it."""
+    from usim_tui.fleet.providers import local
+
+    writes = []
+
+    def dies_on_second_write(run_dir, info):
+        writes.append(dict(info))
+        if len(writes) == 2:
+            raise Killed
+        real(run_dir, info)
+
+    real = local._write_info
+    monkeypatch.setattr(local, "_write_info", dies_on_second_write)
+    with pytest.raises(Killed):
+        await LocalProvider(tmp_path, 0.35, command=CMD).create(spec(tmp_path, FAKE_MODE="hang"))
+    monkeypatch.setattr(local, "_write_info", real)
+    assert writes[0]["pid"] is None and writes[1]["pid"] is not None   # the kill came after the spawn
+    fresh = LocalProvider(tmp_path, 0.35, command=CMD)
+    for _ in range(50):
+        listed = {x.provider_id: x for x in await fresh.list()}
+        if listed.get("s/c/1") and listed["s/c/1"].state == RUNNING:
+            break
+        await asyncio.sleep(0.1)
+    assert listed["s/c/1"].state == RUNNING and listed["s/c/1"].label == "usim:s:c:1"
+    pid = writes[1]["pid"]
+    await fresh.destroy("s/c/1")
+    assert not group_alive(pid) and await fresh.list() == []
 
 
 async def test_errors_are_provider_errors(tmp_path):

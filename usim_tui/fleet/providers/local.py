@@ -22,7 +22,10 @@ import yaml
 from usim_tui.fleet.providers.base import EXITED, PENDING, RUNNING, LaunchSpec, Observed, ProviderError
 
 DEFAULT_COMMAND = [sys.executable, "-m", "usim_core", "train", "--config", "{config}", "--run-dir", "{run_dir}"]
-WRAPPER = '"$@"; code=$?; echo $code > exit_code.tmp && mv exit_code.tmp exit_code; exit $code'
+# The wrapper records its own pid first (it leads the trainer's session), so an instance whose creator died
+# before writing the pid into instance.json can still be found and destroyed.
+WRAPPER = ('echo $$ > wrapper.pid; "$@"; code=$?; echo $code > exit_code.tmp && mv exit_code.tmp exit_code; '
+           'exit $code')
 
 
 def _proc_start(pid: int) -> str | None:
@@ -84,6 +87,9 @@ class LocalProvider:
             env["USIM_THREADS"] = str(self.threads)
         cmd = [c.format(config=str(run_dir / "config.yaml"), run_dir=str(run_dir)) for c in self.command]
         created = time.time()
+        info = {"label": spec.label, "pid": None, "proc_start": None, "created_at": created,
+                "price_per_hour": self.price_per_hour, "command": cmd}   # no env: secrets stay out of files
+        _write_info(run_dir, info)   # before the process: a crash after it still leaves the label listed
         with open(run_dir / "console.log", "ab") as out:
             try:
                 proc = subprocess.Popen(["/bin/sh", "-c", WRAPPER, "sh", *cmd], cwd=run_dir, stdout=out,
@@ -92,12 +98,20 @@ class LocalProvider:
             except OSError as exc:
                 raise ProviderError(f"cannot start {cmd[0]}: {exc}") from exc
         self._children[provider_id] = proc
-        info = {"label": spec.label, "pid": proc.pid, "proc_start": _proc_start(proc.pid), "created_at": created,
-                "price_per_hour": self.price_per_hour, "command": cmd}   # no env: secrets stay out of files
-        tmp = run_dir / "instance.json.tmp"
-        tmp.write_text(json.dumps(info))
-        tmp.rename(run_dir / "instance.json")
+        info.update(pid=proc.pid, proc_start=_proc_start(proc.pid))
+        _write_info(run_dir, info)
         return self._observe(provider_id, info)
+
+    def _info(self, d: Path) -> dict:
+        """instance.json, with the pid recovered from the wrapper when the creator died before writing it."""
+        info = json.loads((d / "instance.json").read_text())
+        if info.get("pid") is None and (d / "wrapper.pid").exists():
+            try:
+                pid = int((d / "wrapper.pid").read_text().strip())
+            except ValueError:
+                return info
+            info.update(pid=pid, proc_start=_proc_start(pid) or "gone")
+        return info
 
     def _observe(self, provider_id: str, info: dict) -> Observed:
         d = self.root / provider_id
@@ -130,7 +144,7 @@ class LocalProvider:
             if (f.parent / "destroyed").exists():
                 continue
             try:
-                info = json.loads(f.read_text())
+                info = self._info(f.parent)
             except (OSError, json.JSONDecodeError):
                 continue
             out.append(self._observe(str(f.parent.relative_to(self.root)), info))
@@ -139,7 +153,7 @@ class LocalProvider:
     async def destroy(self, provider_id: str) -> None:
         d = self._dir(provider_id)
         try:
-            info = json.loads((d / "instance.json").read_text())
+            info = self._info(d)
         except (OSError, json.JSONDecodeError):
             return  # never created or already gone: destroy is idempotent
         pid = info.get("pid")
@@ -179,3 +193,9 @@ class LocalProvider:
     async def close(self) -> None:
         for child in self._children.values():
             child.poll()
+
+
+def _write_info(run_dir: Path, info: dict) -> None:
+    tmp = run_dir / "instance.json.tmp"
+    tmp.write_text(json.dumps(info))
+    tmp.rename(run_dir / "instance.json")
