@@ -1,6 +1,7 @@
-"""Fleet bench: the earlier night rehearsed over 20 seeds (usim vs naive), and a 1000-cell sweep with 200
-concurrent instances (API calls, controller CPU per poll, memory). Run: .venv/bin/python bench/fleet.py
-[--seeds N] [--cells N] [--concurrency N] [--polls N]
+"""Fleet bench: the earlier night rehearsed over 20 seeds (usim vs naive), a 1000-cell sweep with 200
+concurrent instances (API calls, controller CPU per poll, memory), and the budget cap at 200 instances (what the
+emulator bills past a $30 budget, against one poll's burn). Run: .venv/bin/python bench/fleet.py
+[--seeds N] [--cells N] [--concurrency N] [--polls N] [--skip-night] [--skip-scale] [--skip-cap]
 """
 
 from __future__ import annotations
@@ -64,6 +65,8 @@ def scale(cells: int, concurrency: int, polls: int) -> None:
     sweep.cells = [Cell(name=f"c{i:04d}", round="r", tags=[], overrides={}, config=template.config,
                         config_hash=f"{i:016x}") for i in range(cells)]
     prof = load_faults(ROOT / "configs/faults/none.yaml")
+    slow = {k: (5 * lo, 5 * hi) for k, (lo, hi) in prof.stages.model_dump().items()}   # runs outlast the budget
+    prof = prof.model_copy(update={"stages": prof.stages.model_copy(update=slow)})
     samples: list[tuple[int, float, int, dict[str, int]]] = []
     last: dict = {"calls": 0, "cpu": time.process_time(), "groups": {}}
 
@@ -101,6 +104,43 @@ class _Stop(Exception):
     pass
 
 
+def cap(instances: int = 200, budget: float = 30.0, poll: float = 30.0) -> None:
+    """`instances` cells all running at once with a budget they cross within the hour, the emulator pacing
+    destroys as Vast does (3 s each): the bill past the budget against one poll interval of their burn."""
+    base = expand(ROOT / "configs/sweeps/overnight_sota.yaml")
+    sweep = copy.copy(base)
+    # a planning guess far too low (1 min per cell), so every cell launches and the cap, not the launch check,
+    # is what stops the spend
+    planning = base.spec.planning.model_copy(update={"hours_per_cell": 1 / 60})
+    provider = base.spec.provider.model_copy(update={"max_dph": 1.0, "min_reliability": 0.0})  # enough offers
+    sweep.spec = base.spec.model_copy(update={"name": "cap", "concurrency": instances, "budget": budget,
+                                              "planning": planning, "provider": provider})
+    sweep.cells = [Cell(name=f"c{i:04d}", round="r", tags=[], overrides={}, config=base.cells[0].config,
+                        config_hash=f"{i:016x}") for i in range(instances)]
+    prof = load_faults(ROOT / "configs/faults/none.yaml")
+    slow = {k: (5 * lo, 5 * hi) for k, (lo, hi) in prof.stages.model_dump().items()}   # runs outlast the budget
+    prof = prof.model_copy(update={"stages": prof.stages.model_copy(update=slow)})
+    at_cap: dict[str, float] = {}
+
+    def on_tick(ctl, emu) -> None:   # once the cap fired: how many it destroyed, and when the provider took them
+        if "n" not in at_cap and ctl.ledger.sweep_row(ctl.name).budget_stop:
+            capped = [a for a in ctl.ledger.attempts(ctl.name) if a.reason == "budget"]
+            fired = next(e.t for e in ctl.ledger.snapshot(ctl.name).events if e.kind == "budget")
+            at_cap.update(n=len(capped), took=max(a.ended_at or fired for a in capped) - fired)
+
+    t = time.time()
+    res = asyncio.run(rehearse_usim(sweep, prof, 0, per_gpu=instances + 20, poll_interval=poll, night_h=3.0,
+                                    on_tick=on_tick))
+    burn = instances * sweep.spec.provider.max_dph * poll / 3600   # the most one poll of all of them can cost
+    over = max(0.0, res.spent - budget)
+    print(f"== cap: {instances} cells at once, budget ${budget:.2f}, poll {poll:.0f} s ({time.time() - t:.0f} s)")
+    print(f"billed by the emulator ${res.spent:.2f} ({(res.spent / budget - 1) * 100:+.1f}%); overshoot ${over:.2f} "
+          f"= {over / burn:.2f} x one poll's burn at max_dph (${burn:.2f}); ledger estimate ${res.estimated:.2f}")
+    if "n" in at_cap:
+        print(f"the cap destroyed {at_cap['n']:.0f} instances; the provider had taken every destroy "
+              f"{at_cap['took']:.1f} virtual s after the cap fired")
+
+
 if __name__ == "__main__":
     ap = argparse.ArgumentParser()
     ap.add_argument("--seeds", type=int, default=20)
@@ -108,7 +148,12 @@ if __name__ == "__main__":
     ap.add_argument("--concurrency", type=int, default=200)
     ap.add_argument("--polls", type=int, default=45)
     ap.add_argument("--skip-night", action="store_true")
+    ap.add_argument("--skip-scale", action="store_true")
+    ap.add_argument("--skip-cap", action="store_true")
     a = ap.parse_args()
     if not a.skip_night:
         night(a.seeds)
-    scale(a.cells, a.concurrency, a.polls)
+    if not a.skip_scale:
+        scale(a.cells, a.concurrency, a.polls)
+    if not a.skip_cap:
+        cap()

@@ -43,6 +43,8 @@ class AfterStart(Chance):
 class BadBuild(_Span):
     cells: int = Field(0, ge=0, description="cells (drawn by seed) whose every attempt crashes at start-up")
     p: float = Field(0.0, ge=0, le=1, description="or: probability per cell")
+    from_attempt: int | None = Field(None, ge=1, description="or: every cell's attempts from this number on "
+                                     "(a bad build shipped for the relaunches)")
     exit_after_s: Span = Field((10.0, 60.0))
 
 

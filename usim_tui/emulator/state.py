@@ -108,6 +108,8 @@ class Emulator:
         self._api_rng = random.Random(seed * 7919 + 1)
         self._burst = 0
         self.bad_cells: set[tuple[str, str]] = set()
+        self._registered: set[str] = set()             # sweeps whose bad cells were drawn from their cell list
+        self._seen_cells: dict[str, list[str]] = {}    # served emulator: cells in the order first created
         self._sold: dict[int, Machine] = {}   # offer id -> machine, for the race mode
         for m in self.machines:
             self._relist(m)
@@ -173,14 +175,22 @@ class Emulator:
         n = min(self.faults.bad_build.cells, len(cells))
         chosen = rng_for(self.seed, f"bad:{sweep}").sample(sorted(cells), n)
         self.bad_cells.update((sweep, c) for c in chosen)
+        self._registered.add(sweep)
 
     def is_bad_build(self, label: str | None) -> bool:
         parsed = parse_label(label)
         if not parsed:
             return False
-        sweep, cell, _ = parsed
-        p = self.faults.bad_build.p
-        return (sweep, cell) in self.bad_cells or (p > 0 and rng_for(self.seed, f"bad:{sweep}:{cell}").random() < p)
+        sweep, cell, attempt = parsed
+        bad = self.faults.bad_build
+        if sweep not in self._registered and bad.cells:   # served: the first `cells` cells it is asked for
+            seen = self._seen_cells.setdefault(sweep, [])
+            if cell not in seen and len(seen) < bad.cells:
+                seen.append(cell)
+                self.bad_cells.add((sweep, cell))
+        if bad.from_attempt is not None and attempt >= bad.from_attempt:
+            return True
+        return (sweep, cell) in self.bad_cells or (bad.p > 0 and rng_for(self.seed, f"bad:{sweep}:{cell}").random() < bad.p)
 
     # ------------------------------------------------------------ instances
     def create(self, offer_id: int, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
