@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from usim_tui.fleet.clock import VirtualClock
-from usim_tui.fleet.controller import LEAK_AFTER_POLLS
+from usim_tui.fleet.reconcile import LEAK_AFTER_POLLS
 from usim_tui.fleet.open import open_sweep
 from usim_tui.fleet.providers.sim import Script, SimProvider
 
