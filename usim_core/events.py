@@ -8,7 +8,6 @@ Kinds: started, stage_start, metric, stage_end, eval, done, error (and others, s
 or `error` event. The shape of each kind is declared once, below, for the writer and every reader.
 """
 
-from __future__ import annotations
 
 import json
 import os

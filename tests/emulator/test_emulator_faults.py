@@ -61,7 +61,7 @@ def test_without_the_trap_a_dead_script_keeps_the_gpu_billing():
 
 def test_rehearse_cli_json_compares_usim_and_naive(capsys):
     rc = main(["rehearse", str(ROOT / "configs/sweeps/overnight_sota.yaml"), "--faults",
-               str(ROOT / "configs/faults/seed_night.yaml"), "--seed", "3", "--json"])
+               str(Path(__file__).parent / "data" / "one_bad_cell.yaml"), "--seed", "3", "--json"])
     assert rc == 0
     out = json.loads(capsys.readouterr().out)
     for policy in ("usim", "naive"):
@@ -78,3 +78,28 @@ def test_rehearse_cli_json_compares_usim_and_naive(capsys):
     # the controller's estimate never under-counts, and the provider's own figure (credit used) is what it billed
     assert u["estimated_spend"] >= u["spent"] - 1e-3
     assert u["provider_reported_spend"] == pytest.approx(u["spent"], abs=1e-3)
+
+
+def test_seed_night_crashes_every_relaunch_and_the_crash_loop_pause_stops_paying_for_it(capsys):
+    """That night, a build shipped for the relaunches killed every one of them at start-up: the controller
+    pauses launching after a few with the shared error, and spends less than the naive policy."""
+    rc = main(["rehearse", str(ROOT / "configs/sweeps/overnight_sota.yaml"), "--faults",
+               str(ROOT / "configs/faults/seed_night.yaml"), "--seed", "0", "--json"])
+    assert rc == 0
+    out = json.loads(capsys.readouterr().out)
+    u, n = out["usim"], out["naive"]
+    assert u["note"].startswith("launching paused:") and "ImportError at start-up" in u["note"]
+    assert u["faults"]["bad_build"] < 12            # the relaunches already in flight, not all of them
+    assert u["night_hours"] < 2                     # then nothing more was launched: it stopped paying
+    assert u["overshoot"] == 0 and u["spent"] < n["spent"]
+
+
+def test_the_served_emulator_honours_bad_build_cells_without_a_sweep_file():
+    """`usim-tui emulator` never sees the sweep file: the first `cells` cells it is asked to create are bad."""
+    from usim_tui.emulator.state import Emulator
+    from usim_tui.fleet.clock import VirtualClock
+
+    emu = Emulator(VirtualClock(), faults=FaultProfile(name="t", bad_build={"cells": 2}))
+    labels = [f"usim:s:c{i}:1" for i in range(4)]
+    assert [emu.is_bad_build(lb) for lb in labels] == [True, True, False, False]
+    assert emu.is_bad_build("usim:s:c0:2") and not emu.is_bad_build("usim:s:c3:2")   # every attempt of a bad cell

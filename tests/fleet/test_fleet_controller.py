@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 
 from usim_tui.fleet.clock import VirtualClock
-from usim_tui.fleet.reconcile import LEAK_AFTER_POLLS
 from usim_tui.fleet.open import open_sweep
 from usim_tui.fleet.providers.sim import Script, SimProvider
+from usim_tui.fleet.reconcile import LEAK_AFTER_POLLS
 
 
 def make(tmp_path, sweep, script_for=None, **kw):
@@ -281,3 +281,18 @@ async def test_commands_pause_destroy_relaunch(tmp_path, demo_sweep):
     for i in prov.alive():
         live_per_cell[i.label.split(":")[2]] = live_per_cell.get(i.label.split(":")[2], 0) + 1
     assert max(live_per_cell.values()) == 1
+
+
+async def test_an_instance_listed_again_after_its_destroy_was_confirmed_is_leaked_and_destroyed(tmp_path, demo_sweep):
+    """Believed gone (confirmed destroyed), then listed again: an alert, the state `leaked`, a new destroy."""
+    clock, prov, led, ctl = make(tmp_path, demo_sweep, lambda spec: Script("done", run_s=3000))
+    for _ in range(6):
+        await ctl.tick()
+        clock.advance(5)
+    a = next(x for x in led.attempts("demo") if x.state == "running")
+    led.set_attempt(a.id, state="destroyed", ended_at=clock.now())   # as if a listing had confirmed a destroy
+    await ctl.tick()
+    alert = next(e for e in led.snapshot().events if e.kind == "leaked")
+    assert "is still listed" in alert.message and alert.data == {"from": "destroyed", "to": "leaked"}
+    assert led.attempt(a.id).state == "destroying"                   # leaked, then destroyed again in the tick
+    assert prov.instances[a.provider_id].destroyed_at is not None

@@ -7,9 +7,9 @@ import pytest
 
 from usim_core.sweep import Cell
 from usim_tui.fleet.clock import VirtualClock
-from usim_tui.fleet.reconcile import MASS_DROP
 from usim_tui.fleet.open import open_sweep
 from usim_tui.fleet.providers.sim import Script, SimProvider
+from usim_tui.fleet.reconcile import MASS_DROP
 
 
 def make(tmp_path, sweep, script_for=None, poll=5.0, **kw):

@@ -55,6 +55,7 @@ def demo_ledger(tmp_path, repo):
 
     from usim_core.events import format_event
     from usim_core.sweep import expand
+    from usim_tui.fleet.ingest import describe
     from usim_tui.fleet.ledger import Ledger, event_digest
 
     def build(finished: int = 4, failed_first: bool = False):
@@ -82,7 +83,7 @@ def demo_ledger(tmp_path, repo):
                 def event(kind, when, aid=aid, c=c, **fields):
                     e = json.loads(format_event(kind, **fields)[len("@usim "):])
                     e["t"] = when
-                    led.add_event("demo", when, kind, fields.get("reason", kind), attempt_id=aid, cell=c.name,
+                    led.add_event("demo", when, kind, describe(e), attempt_id=aid, cell=c.name,
                                   data=e, digest=event_digest(aid, e))
 
                 event("started", started + 1)

@@ -91,6 +91,7 @@ def test_failed_attempt_and_relaunch_are_reported(demo_ledger, tmp_path):
     md = report(path, tmp_path / "rep")
     fail = section(md, "6. Failures")
     assert re.search(r"\| exited_error \| 1 \| \$0\.00\d \|", fail)
+    assert "ImportError: cannot import name 'LazyLinear'" in fail and "reason=" not in fail   # the reason, not prose
     timeline = section(md, "5. Training curves")
     assert "#1 | cpu | localhost | 0.350 | destroyed | exited_error" in timeline
     assert "#2 | cpu | localhost | 0.350 | destroyed | finished" in timeline

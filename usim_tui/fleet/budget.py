@@ -106,7 +106,7 @@ def budget_view(spec: SweepSpec, attempts: Sequence[AttemptRow], now: float, rem
     s = spent(attempts)
     c = committed(spec, attempts, now, poll_interval)
     burn = burn_per_hour(attempts)
-    storage = sum(a.storage_per_hour or 0.0 for a in attempts if a.state == "stopped")
+    storage = sum(a.storage_per_hour or 0.0 for a in attempts if a.state == AttemptState.STOPPED)
     live_price = sum(a.price_per_hour or 0.0 for a in attempts if a.live)
     finish = now + c / live_price * 3600 if live_price > 0 else None
     return BudgetView(budget=spec.budget, spent=round(s, 6), committed=round(c, 6), burn_per_hour=burn,

@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 from usim_core.config import ConfigError
+from usim_tui.fleet.states import CellState
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -164,7 +165,7 @@ def _status(args: argparse.Namespace) -> int:
     width = max((len(c.name) for c in snap.cells), default=4)
     for c in snap.cells:
         m = headline(c.metrics)
-        why = f" ({c.reason})" if c.reason and c.state == "failed" else ""
+        why = f" ({c.reason})" if c.reason and c.state == CellState.FAILED else ""
         print(f"  {c.name:<{width}}  {c.state:<9}{why}  attempts {c.attempts}  ${c.cost:.4f}  {m}")
     return 0
 
@@ -199,7 +200,8 @@ def _queue(args: argparse.Namespace, command: str, **kw) -> int:
 async def _direct(led, name: str, command: str, kw: dict) -> int:
     from usim_tui.fleet.open import open_sweep
 
-    runs_root = led.path.parent.parent   # runs/<sweep>/ledger.sqlite
+    recorded = led.sweep_row(name).runs_root
+    runs_root = Path(recorded) if recorded else led.path.parent.parent   # else runs/<sweep>/ledger.sqlite
     opened = open_sweep(led.load_sweep(name), ledger=led.path, runs_root=runs_root, run_preflight=False)
     ctl = opened.controller
     try:

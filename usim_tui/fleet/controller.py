@@ -56,6 +56,7 @@ class Controller:
         self.stopping: str | None = None   # "leave": end after this tick; "destroy": tear down, then end
         self.reconciler = Reconciler(ledger, provider, self.journal, self.teardown, sweep.name, self._after_failure)
         ledger.ensure_sweep(sweep)
+        ledger.set_sweep(sweep.name, runs_root=str(self.launcher.runs_root))
 
     # ---- state ---------------------------------------------------------------------------------------------
     @property
@@ -177,7 +178,7 @@ class Controller:
             if got.full_metrics is not None:
                 self.ledger.set_cell(self.name, a.cell, full_metrics=got.full_metrics)
         if got.started:
-            self.journal.event(now, "started", f"{a.cell} #{a.attempt}: started", a)
+            self.journal.event(now, "attempt_started", f"{a.cell} #{a.attempt}: started", a)
 
     # ---- policies -----------------------------------------------------------------------------------------
     async def _apply_policies(self, now: float) -> None:

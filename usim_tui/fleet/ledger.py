@@ -108,6 +108,7 @@ MIGRATIONS: list[str] = [
     ALTER TABLE sweeps ADD COLUMN controller_host TEXT;
     ALTER TABLE sweeps ADD COLUMN controller_started_at REAL;
     ALTER TABLE sweeps ADD COLUMN controller_state TEXT;
+    ALTER TABLE sweeps ADD COLUMN runs_root TEXT;
     ALTER TABLE attempts ADD COLUMN state_since REAL
     """,
 ]

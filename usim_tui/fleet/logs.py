@@ -12,11 +12,10 @@ from __future__ import annotations
 from usim_core.events import Event, parse_lines
 from usim_tui.fleet.providers.base import Provider, ProviderError
 from usim_tui.fleet.rows import AttemptRow
-from usim_tui.fleet.states import ENDED, AttemptState
+from usim_tui.fleet.states import ENDED, NO_LOG_YET, AttemptState
 
 A = AttemptState
 FINAL_TRIES = 3          # polls an exited attempt's verdict waits for its final log read
-NOT_READABLE = frozenset({A.DESTROYING, A.LEAKED, A.PENDING, A.LOADING})
 
 
 class LogReader:
@@ -37,7 +36,7 @@ class LogReader:
             self.tails.pop(gone, None)
         final, running = [], []
         for a in live:
-            if not a.provider_id or a.state in NOT_READABLE:
+            if not a.provider_id or a.state in NO_LOG_YET:
                 continue
             if a.state in ENDED:
                 if a.id not in self._final_read:

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import shlex
 from collections.abc import Callable, Mapping
@@ -52,14 +53,13 @@ def open_sweep(sweep: str | Path | Sweep, *, kind: str | None = None, provider: 
     the rehearsal and tests do) and the controller over them. `env` defaults to the W&B variables of this
     process's environment; secrets in it reach instances only, never the ledger."""
     sw = sweep if isinstance(sweep, Sweep) else expand(sweep)
-    if kind:
-        sw.spec.provider = sw.spec.provider.model_copy(update={"kind": kind})
+    if kind:   # a copy: the caller's sweep is not changed behind its back
+        sw = dataclasses.replace(sw, spec=sw.spec.model_copy(
+            update={"provider": sw.spec.provider.model_copy(update={"kind": kind})}))
     clock = clock or RealClock()
     if provider is None:
         provider = make_provider(sw.spec.provider, clock=clock, root=runs_root, concurrency=sw.spec.concurrency,
-                                 sweep=sw.name)
-    if local_command and provider.name == "local":
-        provider.command = shlex.split(local_command)  # type: ignore[attr-defined]
+                                 sweep=sw.name, local_command=shlex.split(local_command) if local_command else None)
     led = Ledger(ledger or default_ledger(sw.name, runs_root))
     ctl = Controller(led, provider, sw, clock, poll_interval=poll_interval or POLL_S.get(sw.spec.provider.kind, 10.0),
                      run_preflight=run_preflight, log=log, runs_root=runs_root,

@@ -128,7 +128,8 @@ class Reconciler:
             fields.update(state=o.state, ended_at=None)
         elif a.state == A.DESTROYED:
             fields.update(state=A.LEAKED)   # we believed it gone: it is not
-            self.journal.event(now, "leaked", f"ALERT {a.label}: destroyed instance {o.provider_id} is still listed", a)
+            self.journal.event(now, "leaked", f"ALERT {a.label}: destroyed instance {o.provider_id} is still listed", a,
+                               data={"from": a.state, "to": A.LEAKED})
         elif a.state == A.DESTROYING:
             fields.update(destroy_failures=a.destroy_failures + 1)
             if a.destroy_failures + 1 >= LEAK_AFTER_POLLS:

@@ -46,6 +46,7 @@ class SweepRow(NamedTuple):
     controller_host: str | None = None
     controller_started_at: float | None = None
     controller_state: str | None = None        # running | stopping | stopped | crashed
+    runs_root: str | None = None               # where its local run directories are (the controller's)
 
 
 @dataclass(frozen=True)

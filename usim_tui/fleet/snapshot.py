@@ -10,8 +10,6 @@ from typing import Any
 
 from usim_tui.fleet.states import AttemptState, CellState
 
-# Cell states shown in the coverage grid and leaderboards, in this order.
-CELL_STATES = tuple(CellState)
 # Eval metrics shown first in one-line summaries (the rest follow in the ledger's order).
 HEADLINE_METRICS = ("nrmse_rollout", "nrmse_1step", "mass_drift", "energy_violation")
 

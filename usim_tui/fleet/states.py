@@ -68,11 +68,15 @@ UNSETTLED = frozenset({A.LAUNCHING, A.DESTROYING, A.LEAKED})
 """The ledger is waiting on a provider call's outcome: the listing's state does not replace these, and
 policies do not judge them."""
 
-TERMINAL = frozenset({A.EXITED, A.OFFLINE, A.FAILED})
-"""The provider says the process will not run again: read its last events, then decide and destroy."""
+CELL_ACTIVE = frozenset({CellState.LAUNCHING, CellState.RUNNING})
+"""A cell view with a live attempt (the report's "running")."""
 
-ENDED = TERMINAL | {A.STOPPED}
-"""Ended from the trainer's side (a stopped spot instance included): its final log is read once."""
+ENDED = frozenset({A.EXITED, A.OFFLINE, A.FAILED, A.STOPPED})
+"""The provider says the process will not run again (a stopped spot instance included): its final log is
+read once, then it is judged and destroyed."""
+
+NO_LOG_YET = frozenset({A.PENDING, A.LOADING}) | UNSETTLED
+"""Nothing to read: the container has not started, or the ledger waits on a provider call."""
 
 NOT_BILLING = GONE | {A.OFFLINE}
 """States that bill nothing: gone, or a host that has dropped off (Vast stops charging it)."""

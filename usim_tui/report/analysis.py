@@ -11,11 +11,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from usim_core.eval.gates import passes_gates
-from usim_tui.fleet.states import CellState, EndReason
+from usim_tui.fleet.states import CELL_ACTIVE, CellState, EndReason
 from usim_tui.report.model import PRIMARY, AttemptRecord, CellRecord, ReportData
-
-NOT_STARTED = (CellState.PENDING,)
-RUNNING = (CellState.LAUNCHING, CellState.RUNNING)
 
 
 def axis_number(text: str) -> float | None:
@@ -59,9 +56,9 @@ def summarize(data: ReportData) -> Summary:
     live = any(a.ended_at is None for a in data.attempts)
     wall = ((data.now if live else max(ends)) - min(starts)) if starts else None
     return Summary(
-        total=len(cells), finished=finished, running=sum(by[s] for s in RUNNING), failed=by[CellState.FAILED],
-        not_started=sum(1 for c in cells if c.state in NOT_STARTED and not c.attempts),
-        retrying=sum(1 for c in cells if c.state in NOT_STARTED and c.attempts), duplicates=len(data.cells) - len(cells),
+        total=len(cells), finished=finished, running=sum(by[s] for s in CELL_ACTIVE), failed=by[CellState.FAILED],
+        not_started=sum(1 for c in cells if c.state == CellState.PENDING and not c.attempts),
+        retrying=sum(1 for c in cells if c.state == CellState.PENDING and c.attempts), duplicates=len(data.cells) - len(cells),
         spent=data.spent, budget=data.budget,
         cost_per_finished=data.spent / finished if finished else None,
         planned_cost_per_cell=data.planned_cost_per_cell, wall_clock_s=wall,
@@ -247,7 +244,7 @@ def stuck_attempts(data: ReportData) -> list[Stuck]:
         if a.created_at is None:
             continue
         waited = (a.ended_at or data.now) - a.created_at
-        timed_out = a.reason == "startup_timeout"
+        timed_out = a.reason == EndReason.STARTUP_TIMEOUT
         overdue = (a.started_at is None and a.ended_at is None and data.startup_deadline_s is not None
                    and waited > data.startup_deadline_s)
         if timed_out or overdue:

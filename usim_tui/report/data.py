@@ -74,8 +74,10 @@ def _phases(a: AttemptView, exit_t: float | None, now: float) -> list[Phase]:
 
 
 def _phases_from_events(a: AttemptView, events: list[EventView], now: float) -> list[Phase] | None:
-    """Phases from the controller's `state` events (data {"from": ..., "to": ...}); None when it wrote none."""
-    found = sorted((e.t, e.data["from"], e.data["to"]) for e in events if e.kind == "state" and e.data)
+    """Phases from the controller's state changes (any event whose data has "from" and "to": `state`, `leaked`,
+    ...; the end is the destroyed marker); None when it wrote none."""
+    found = sorted((e.t, e.data["from"], e.data["to"]) for e in events
+                   if e.data and "from" in e.data and "to" in e.data and e.data["to"] not in GONE)
     if not found or a.created_at is None:
         return None
     end = a.ended_at or now
@@ -86,6 +88,12 @@ def _phases_from_events(a: AttemptView, events: list[EventView], now: float) -> 
     if a.ended_at is not None and a.state in GONE:
         out.append(Phase("destroyed", a.ended_at, a.ended_at))
     return [p for p in out if p.end >= p.start]
+
+
+def _reason(e: EventView) -> str:
+    """An error event's one-line reason, as the trainer wrote it (the event's message is a summary of fields)."""
+    reason = (e.data or {}).get("reason")
+    return str(reason) if reason else e.message
 
 
 def _wandb(cell_config: dict[str, Any], run_id: str) -> tuple[str | None, str | None]:
@@ -145,7 +153,7 @@ def gather(ledger: Ledger, sweep: str | None = None, *, now: float | None = None
         ends = [e for e in events if e.kind in ("done", "error")]
         exit_t = ends[-1].t if ends else None
         exit_times[a.attempt_id] = exit_t
-        err = next((e.message for e in reversed(events) if e.kind == "error"), None)
+        err = next((_reason(e) for e in reversed(events) if e.kind == "error"), None)
         row = rows.get(a.attempt_id)
         err = err or (row.error_event if row is not None else None)
         if not err and a.reason not in (None, EndReason.FINISHED, EndReason.USER, EndReason.BUDGET):

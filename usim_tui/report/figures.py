@@ -6,13 +6,15 @@ from __future__ import annotations
 from pathlib import Path
 
 from usim_core.config import STAGES
-from usim_tui.fleet.states import CellState
+from usim_tui.fleet.states import AttemptState, CellState
 from usim_tui.report.analysis import GroupStat, RoundCoverage
 from usim_tui.report.model import PRIMARY, CellRecord, ReportData
 
 PATTERNS = ("curves_*.png", "coverage_*.png", "timeline.png", "groups.png", "capacity.png")
-STATE_COLOURS = {"pending": "#bbbbbb", "loading": "#f0ad4e", "running": "#5cb85c", "stopped": "#9b59b6",
-                 "exited": "#5bc0de", "destroyed": "#d9534f", "offline": "#7f8c8d", "failed": "#c0392b"}
+A = AttemptState
+STATE_COLOURS = {A.PENDING: "#bbbbbb", A.LOADING: "#f0ad4e", A.RUNNING: "#5cb85c", A.STOPPED: "#9b59b6",
+                 A.EXITED: "#5bc0de", A.DESTROYED: "#d9534f", A.OFFLINE: "#7f8c8d", A.FAILED: "#c0392b",
+                 A.LAUNCHING: "#dddddd", A.DESTROYING: "#e8a49e", A.LEAKED: "#8b0000", A.NOT_CREATED: "#eeeeee"}
 
 
 def _plt():
@@ -79,15 +81,15 @@ def timeline(data: ReportData, out: Path) -> str | None:
     seen = set()
     for i, a in enumerate(attempts):
         for p in a.phases:
-            if p.state == "destroyed":
+            if p.state == A.DESTROYED:
                 continue
             label = p.state if p.state not in seen else None
             seen.add(p.state)
             ax.barh(i, (p.end - p.start) / 60, left=(p.start - t0) / 60, height=0.6,
                     color=STATE_COLOURS.get(p.state, "#333333"), label=label)
         end = max(p.end for p in a.phases)
-        if any(p.state == "destroyed" for p in a.phases):
-            ax.plot([(end - t0) / 60], [i], marker="x", color=STATE_COLOURS["destroyed"],
+        if any(p.state == A.DESTROYED for p in a.phases):
+            ax.plot([(end - t0) / 60], [i], marker="x", color=STATE_COLOURS[A.DESTROYED],
                     label=None if "destroyed" in seen else "destroyed")
             seen.add("destroyed")
         ax.text((end - t0) / 60, i, f" ${a.spent:.3f} {a.reason or ''}", va="center", fontsize=7)

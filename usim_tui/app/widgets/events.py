@@ -17,7 +17,9 @@ from usim_tui.app.format import clock_time
 from usim_tui.fleet.snapshot import EventView
 
 KIND_STYLE = {"error": "bold red", "done": "bold green", "eval": "green", "stage_start": "cyan",
-              "stage_end": "cyan", "started": "cyan", "log": "", "intent": "dim", "policy": "yellow"}
+              "stage_end": "cyan", "started": "cyan", "attempt_started": "cyan", "state": "dim", "failed": "bold red",
+              "finished": "bold green", "leaked": "bold red reverse", "budget": "bold yellow", "crash_loop": "bold red",
+              "user": "yellow", "provider": "yellow", "launch": "cyan"}
 LIMIT = 200  # lines kept in the pane (scroll back through them)
 
 

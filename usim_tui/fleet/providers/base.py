@@ -13,8 +13,7 @@ from typing import Any, Protocol, runtime_checkable
 from usim_tui.fleet.states import PROVIDER_STATES, AttemptState
 
 # Normalised instance states (Vast's actual_status values map onto these): see fleet/states.py.
-PENDING, LOADING, RUNNING, STOPPED, EXITED, OFFLINE, FAILED = PROVIDER_STATES
-STATES = PROVIDER_STATES
+PENDING, LOADING, RUNNING, STOPPED, EXITED, OFFLINE, FAILED = PROVIDER_STATES   # short names for providers
 
 
 class ProviderError(RuntimeError):
