@@ -90,3 +90,22 @@ def test_rehearse_names_a_profile_or_fails_naming_it(tmp_path):
     assert isinstance(app.source, RehearsalSource) and "rehearsal (seed_night" in app.mode
     with pytest.raises(ConfigError, match="nope"):
         build(args(rehearse=str(tmp_path / "nope.yaml")))
+
+
+def test_a_failed_start_changes_nothing_on_disk(tmp_path):
+    """`usim-tui --provider vast` without a key: one line naming what is missing, exit non-zero, no traceback,
+    and neither the existing ledger nor the runs directory is touched."""
+    runs = tmp_path / "runs"
+    led = Ledger(runs / "demo" / "ledger.sqlite")
+    led.ensure_sweep(__import__("usim_core.sweep", fromlist=["expand"]).expand(REPO / "configs/sweeps/demo.yaml"))
+    led.close()
+    before = {p: p.stat().st_mtime_ns for p in runs.rglob("*")}
+    env = {k: v for k, v in os.environ.items() if k != "VAST_API_KEY"}
+    env.update(HOME=str(tmp_path / "home"), XDG_CONFIG_HOME=str(tmp_path / "home" / ".config"))
+    out = subprocess.run([sys.executable, "-m", "usim_tui", str(REPO / "configs/sweeps/overnight_sota.yaml"),
+                          "--provider", "vast", "--runs", str(runs)], capture_output=True, text=True, env=env,
+                         cwd=tmp_path, timeout=120)
+    assert out.returncode != 0 and "Traceback" not in out.stderr
+    assert "no Vast.ai API key" in out.stderr and len(out.stderr.strip().splitlines()) == 1, out.stderr
+    assert {p: p.stat().st_mtime_ns for p in runs.rglob("*")} == before      # nothing created or changed
+    assert Ledger(runs / "demo" / "ledger.sqlite").sweep_row("demo").provider == "local"

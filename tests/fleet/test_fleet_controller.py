@@ -296,3 +296,18 @@ async def test_an_instance_listed_again_after_its_destroy_was_confirmed_is_leake
     assert "is still listed" in alert.message and alert.data == {"from": "destroyed", "to": "leaked"}
     assert led.attempt(a.id).state == "destroying"                   # leaked, then destroyed again in the tick
     assert prov.instances[a.provider_id].destroyed_at is not None
+
+
+async def test_a_finished_result_survives_a_relaunch_destroyed_by_the_user(tmp_path, demo_sweep):
+    """`launch` a finished cell again, then destroy that new attempt: the cell is still finished with its
+    result (it was marked `failed (user)` and dropped from the leaderboard)."""
+    clock, prov, led, ctl = make(tmp_path, demo_sweep)
+    await drive(ctl, clock)
+    name = demo_sweep.cells[0].name
+    before = led.cell("demo", name)
+    assert before.state == "finished" and before.metrics
+    assert await ctl.command("launch", cell=name) == "ok"
+    (second,) = [a for a in led.attempts("demo", name) if a.attempt == 2]
+    await ctl.command("destroy", attempt_id=second.id)
+    after = led.cell("demo", name)
+    assert after.state == "finished" and after.metrics == before.metrics

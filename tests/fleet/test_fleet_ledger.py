@@ -113,3 +113,12 @@ def test_a_v2_ledger_splits_small_and_full_eval_metrics(tmp_path):
     got = {c.name: (c.small_metrics, c.full_metrics, c.metrics) for c in led.cells("demo")}
     assert got == {"a": ({}, {"nrmse_rollout": 0.3}, {"nrmse_rollout": 0.3}),
                    "b": ({"nrmse_rollout": 0.5}, {}, {"nrmse_rollout": 0.5}), "c": ({}, {}, {})}
+
+
+def test_a_ledger_that_cannot_be_opened_is_one_line_naming_it(tmp_path):
+    from usim_core.config import ConfigError
+
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    with pytest.raises(ConfigError, match=r"ledger .*a-file/runs/l\.sqlite: cannot open it"):
+        Ledger(blocker / "runs" / "l.sqlite")

@@ -114,7 +114,10 @@ async def destroy(ctl: Controller, args: dict[str, Any]) -> str:
     for a in targets:
         assert a is not None
         if reason == EndReason.USER and not a.done_event:
-            ctl.ledger.set_cell(ctl.name, a.cell, state=CellState.FAILED, reason=EndReason.USER)
+            # a finished result is never lost by a later action: a cell that finished before stays finished
+            finished = any(x.reason == EndReason.FINISHED for x in ctl.ledger.attempts(ctl.name, a.cell))
+            ctl.ledger.set_cell(ctl.name, a.cell, state=CellState.FINISHED if finished else CellState.FAILED,
+                                reason=EndReason.FINISHED if finished else EndReason.USER)
         ctl.journal.event(now, "user", f"{a.cell} #{a.attempt}: destroy ({reason})", a)
         await ctl.destroy_attempt(a, reason, f"destroyed by {reason}", now)
     return "ok"

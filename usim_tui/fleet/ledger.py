@@ -18,6 +18,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from usim_core.config import ConfigError
 from usim_core.sweep import Sweep, SweepSpec
 from usim_tui.fleet.actions import check_command
 from usim_tui.fleet.rows import AttemptRow, CellRow, CommandRow, IntentRow, SweepRow, columns
@@ -122,10 +123,14 @@ def _j(obj: Any) -> str:
 class Ledger:
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.db = sqlite3.connect(str(self.path), timeout=30, isolation_level=None, check_same_thread=False)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self.db = sqlite3.connect(str(self.path), timeout=30, isolation_level=None, check_same_thread=False)
+            self.db.execute("PRAGMA journal_mode=WAL")
+        except (OSError, sqlite3.OperationalError) as exc:
+            raise ConfigError(f"ledger {self.path}: cannot open it ({exc}); its directory must exist or be "
+                              "creatable, and be writable (SQLite writes a journal beside it)") from None
         self.db.row_factory = sqlite3.Row
-        self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA synchronous=NORMAL")
         self.db.execute("PRAGMA busy_timeout=30000")
         self._migrate()
