@@ -68,3 +68,20 @@ def make_snapshot(paused: bool = False, spent: float = 2.10) -> tuple[SweepSnaps
                          provider_status="ok", controller_pid=4242, controller_seen_at=NOW - 2,
                          controller_state="running")
     return snap, series, events
+
+
+SIZE = (160, 50)
+
+
+async def ready(app, pilot) -> None:
+    """Until the first poll has reached the screen (the instances table has rows)."""
+    for _ in range(100):
+        await pilot.pause(0.02)
+        if app.polls and app.main.table.row_count:
+            return
+    raise AssertionError("the first poll never reached the screen")
+
+
+def cursor_to(app, key: str) -> None:
+    """Put the instances table's cursor on the row with this key (an attempt id, or cell:<name>)."""
+    app.main.table.move_cursor(row=app.main.table.get_row_index(key))

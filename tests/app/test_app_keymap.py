@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from app_support import NOW
+from app_support import NOW, SIZE, cursor_to, ready
 from textual.command import CommandPalette
 from textual.widgets import Input, Static
 
@@ -16,20 +16,6 @@ from usim_tui.app.screens.logs import LogsScreen
 from usim_tui.app.widgets.coverage import CoverageGrid
 from usim_tui.app.widgets.events import EventsPane
 from usim_tui.fleet.snapshot import EventView
-
-SIZE = (160, 50)
-
-
-async def ready(app: UsimApp, pilot) -> None:
-    for _ in range(100):
-        await pilot.pause(0.02)
-        if app.polls and app.main.table.row_count:
-            return
-    raise AssertionError("the first poll never reached the screen")
-
-
-def cursor_to(app: UsimApp, key: str) -> None:
-    app.main.table.move_cursor(row=app.main.table.get_row_index(key))
 
 
 def status_text(app: UsimApp) -> str:

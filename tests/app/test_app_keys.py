@@ -6,6 +6,7 @@ import asyncio
 import dataclasses
 import threading
 
+from app_support import SIZE, cursor_to, ready
 from textual.widgets import DataTable, Input, Static
 
 from usim_tui.app.app import UsimApp
@@ -16,21 +17,6 @@ from usim_tui.app.screens.help import HelpScreen
 from usim_tui.app.screens.logs import LogsScreen
 from usim_tui.app.source import LedgerSource
 from usim_tui.app.widgets.curves import LossCurves
-
-SIZE = (160, 50)
-
-
-async def ready(app: UsimApp, pilot) -> None:
-    for _ in range(50):
-        await pilot.pause(0.02)
-        if app.polls and app.main.table.row_count:
-            return
-    raise AssertionError("the first poll never reached the screen")
-
-
-def cursor_to(app: UsimApp, key: str) -> None:
-    table = app.main.table
-    table.move_cursor(row=table.get_row_index(key))
 
 
 async def test_every_binding_is_tested_here():

@@ -4,24 +4,10 @@ from __future__ import annotations
 
 import dataclasses
 
-from app_support import NOW
+from app_support import NOW, SIZE, cursor_to, ready
 
 from usim_tui.app.app import UsimApp
 from usim_tui.app.widgets.curves import LossCurves
-
-SIZE = (160, 50)
-
-
-async def ready(app: UsimApp, pilot) -> None:
-    for _ in range(100):
-        await pilot.pause(0.02)
-        if app.polls and app.main.table.row_count:
-            return
-    raise AssertionError("the first poll never reached the screen")
-
-
-def cursor_to(app: UsimApp, key: str) -> None:
-    app.main.table.move_cursor(row=app.main.table.get_row_index(key))
 
 
 async def test_log_scale_with_non_positive_losses_then_filter_and_resize(source, clock):

@@ -13,10 +13,10 @@ import shutil
 import sqlite3
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
+from tmux_support import screen, tmux, wait_for
 
 from usim_tui.fleet import daemon
 from usim_tui.fleet.ledger import Ledger
@@ -25,14 +25,6 @@ REPO = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent / "usim-tui"
 
 pytestmark = [pytest.mark.slow, pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed")]
-
-
-def tmux(*args: str) -> str:
-    return subprocess.run(["tmux", "-f", "/dev/null", *args], capture_output=True, text=True, timeout=30).stdout
-
-
-def screen(session: str) -> str:
-    return tmux("capture-pane", "-p", "-t", session)
 
 
 def rows(db: Path, sql: str) -> list[sqlite3.Row]:
@@ -46,16 +38,6 @@ def rows(db: Path, sql: str) -> list[sqlite3.Row]:
         con.close()
 
 
-def wait_for(what: str, check, timeout: float, session: str) -> object:
-    end = time.time() + timeout
-    while time.time() < end:
-        got = check()
-        if got:
-            return got
-        time.sleep(0.5)
-    raise AssertionError(f"timed out waiting for {what}; screen:\n{screen(session)}")
-
-
 def test_demo_sweep_in_tmux(tmp_path):
     session = f"usim-e2e-{os.getpid()}"
     db = tmp_path / "runs" / "demo" / "ledger.sqlite"
@@ -64,33 +46,33 @@ def test_demo_sweep_in_tmux(tmp_path):
     tmux("new-session", "-d", "-s", session, "-x", "160", "-y", "50", cmd)
     tmux("resize-window", "-t", session, "-x", "160", "-y", "50")
     try:
-        wait_for("the app", lambda: "sweep demo" in screen(session), 60, session)
+        wait_for("the app", lambda _: "sweep demo" in screen(session), 60, session)
         # the controller launches up to concurrency (2) attempts; the first reaches running and logs a loss
-        wait_for("two instances", lambda: len(rows(db, "SELECT id FROM attempts")) >= 2, 60, session)
-        first = wait_for("a running instance with loss points", lambda: rows(
+        wait_for("two instances", lambda _: len(rows(db, "SELECT id FROM attempts")) >= 2, 60, session)
+        first = wait_for("a running instance with loss points", lambda _: rows(
             db, "SELECT a.id, a.cell FROM attempts a WHERE a.state='running' AND "
                 "EXISTS (SELECT 1 FROM metrics m WHERE m.attempt_id=a.id) ORDER BY a.id LIMIT 1"), 180, session)[0]
-        wait_for("the running row on screen", lambda: "running" in screen(session), 20, session)
+        wait_for("the running row on screen", lambda _: "running" in screen(session), 20, session)
         # put the cursor on that row: it is keyed by attempt id, rows in ledger order
         order = [r["id"] for r in rows(db, "SELECT id FROM attempts ORDER BY id")]
         tmux("send-keys", "-t", session, "1")
         for _ in range(order.index(first["id"])):
             tmux("send-keys", "-t", session, "Down")
-        wait_for("loss curves", lambda: "loss · stage all" in screen(session)
+        wait_for("loss curves", lambda _: "loss · stage all" in screen(session)
                  and any("\u2800" <= ch <= "\u28ff" for ch in screen(session)), 30, session)
 
         tmux("send-keys", "-t", session, "d")
-        wait_for("the confirm dialog", lambda: "Destroy 1 instance" in screen(session), 20, session)
+        wait_for("the confirm dialog", lambda _: "Destroy 1 instance" in screen(session), 20, session)
         assert first["cell"] in screen(session)
         tmux("send-keys", "-t", session, "y")
-        wait_for("the destroy", lambda: rows(db, f"SELECT 1 FROM attempts WHERE id={first['id']} AND reason='user' "
+        wait_for("the destroy", lambda _: rows(db, f"SELECT 1 FROM attempts WHERE id={first['id']} AND reason='user' "
                                                  "AND state IN ('destroying', 'destroyed')"), 30, session)
 
         tmux("send-keys", "-t", session, "q")
-        wait_for("the quit dialog", lambda: "does not stop the sweep" in screen(session), 20, session)
+        wait_for("the quit dialog", lambda _: "does not stop the sweep" in screen(session), 20, session)
         tmux("send-keys", "-t", session, "s")     # stop it: the local demo's instances are destroyed
-        wait_for("the app to exit", lambda: "EXITED 0" in screen(session), 30, session)
-        wait_for("the controller to end", lambda: not daemon.is_held(db), 60, session)
+        wait_for("the app to exit", lambda _: "EXITED 0" in screen(session), 30, session)
+        wait_for("the controller to end", lambda _: not daemon.is_held(db), 60, session)
         assert not Ledger(db).live_attempts("demo"), "the stop left instances live"
 
         # the ledger reopens: every create intent has an outcome, the destroyed one is recorded as the user's
@@ -122,25 +104,25 @@ def test_sigkill_of_the_app_leaves_the_controller_running_and_a_new_app_attaches
     cmd = f"cd {tmp_path} && {env} {BIN} --no-preflight --poll 0.5 --controller-poll 1"
     tmux("new-session", "-d", "-s", session, "-x", "160", "-y", "50", cmd + "; echo EXITED $?; sleep 30")
     try:
-        wait_for("the app", lambda: "sweep demo" in screen(session), 60, session)
-        wait_for("two instances", lambda: len(rows(db, "SELECT id FROM attempts")) >= 2, 60, session)
+        wait_for("the app", lambda _: "sweep demo" in screen(session), 60, session)
+        wait_for("two instances", lambda _: len(rows(db, "SELECT id FROM attempts")) >= 2, 60, session)
         controller = daemon.holder(Ledger(db)).pid
         shell = int(tmux("list-panes", "-t", session, "-F", "#{pane_pid}").split()[0])
         app = int(subprocess.run(["pgrep", "-P", str(shell)], capture_output=True, text=True).stdout.split()[0])
         os.kill(app, 9)
-        wait_for("the app to die", lambda: "EXITED 137" in screen(session), 20, session)
+        wait_for("the app to die", lambda _: "EXITED 137" in screen(session), 20, session)
         seen = Ledger(db).sweep_row("demo").controller_seen_at
-        wait_for("the controller's next tick", lambda: Ledger(db).sweep_row("demo").controller_seen_at > seen, 20,
+        wait_for("the controller's next tick", lambda _: Ledger(db).sweep_row("demo").controller_seen_at > seen, 20,
                  session)
         assert daemon.is_held(db) and daemon.holder(Ledger(db)).pid == controller
         tmux("kill-session", "-t", session)
         tmux("new-session", "-d", "-s", session, "-x", "160", "-y", "50", cmd + "; echo EXITED $?; sleep 30")
-        wait_for("the new app, attached", lambda: f"controller pid {controller} (attached)" in screen(session), 60,
+        wait_for("the new app, attached", lambda _: f"controller pid {controller} (attached)" in screen(session), 60,
                  session)
         tmux("send-keys", "-t", session, "q")
-        wait_for("the quit dialog", lambda: "does not stop the sweep" in screen(session), 20, session)
+        wait_for("the quit dialog", lambda _: "does not stop the sweep" in screen(session), 20, session)
         tmux("send-keys", "-t", session, "s")
-        wait_for("the controller to end", lambda: not daemon.is_held(db), 60, session)
+        wait_for("the controller to end", lambda _: not daemon.is_held(db), 60, session)
         assert not Ledger(db).live_attempts("demo")
     finally:
         tmux("kill-session", "-t", session)

@@ -5,36 +5,17 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
 import sys
 import time
 from pathlib import Path
 
 import pytest
 from app_support import NOW
+from tmux_support import screen, tmux, wait_for
 
 BIN = Path(sys.executable).parent / "usim-tui"
 
 pytestmark = [pytest.mark.slow, pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed")]
-
-
-def tmux(*args: str) -> str:
-    return subprocess.run(["tmux", "-f", "/dev/null", *args], capture_output=True, text=True, timeout=30).stdout
-
-
-def screen(session: str) -> str:
-    return tmux("capture-pane", "-p", "-t", session)
-
-
-def wait_for(what: str, check, timeout: float, session: str) -> str:
-    end = time.time() + timeout
-    while time.time() < end:
-        text = screen(session)
-        assert "Traceback" not in text, f"a traceback while waiting for {what}:\n{text}"
-        if check(text):
-            return text
-        time.sleep(0.3)
-    raise AssertionError(f"timed out waiting for {what}; screen:\n{screen(session)}")
 
 
 def keys(session: str, *names: str) -> None:
