@@ -67,6 +67,14 @@ async def test_vastai_cli_round_trip(tmp_path):
 
         out, _ = await vastai(tmp_path, url, "logs", str(iid))
         assert '"kind":"bootstrap"' in out, out      # fetched via request_logs -> result_url (404 first)
+        assert "daemon:" not in out, "the container log carries no daemon lines"
+        daemon, _ = await vastai(tmp_path, url, "logs", str(iid), "--daemon-logs")
+        assert "daemon:" in daemon and f"instance {iid}" in daemon, daemon
+        assert '"kind":"bootstrap"' not in daemon, "--daemon-logs is the daemon's log INSTEAD of the container's"
+        p = VastProvider(ProviderSettings(kind="vast"), api_key=KEY, base_url=url, sweep="cli")
+        assert '"kind":"bootstrap"' in await p.logs(str(iid)), "usim reads the container log by default"
+        assert '"kind":"bootstrap"' not in await p.logs(str(iid), daemon=True)
+        await p.close()
         out, err = await vastai(tmp_path, url, "destroy", "instance", str(iid), "-y")
         assert "error" not in err.lower()
         assert emu.live(iid) is None
