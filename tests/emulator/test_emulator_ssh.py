@@ -126,6 +126,7 @@ async def test_bring_up_train_read_and_pull_over_ssh(tmp_path, wheel):
         run_dir = host_run_dir(spec)
         env = {"WANDB_API_KEY": SECRET, "WANDB_MODE": "offline", "USIM_THREADS": "1", "USIM_NO_STOP": "1"}
         await host.bring_up(p, obs.provider_id, wheel=wheel_path, config=spec.config, run_dir=run_dir, env=env)
+        p.forget_host(obs.provider_id)     # the connection drops: the detached trainer goes on regardless
         events, offsets = await read_until_done(p, obs.provider_id, run_dir)
         sandbox = Path(emu.workdir) / str(inst.id)
         pulled = tmp_path / "laptop" / "runs" / spec.sweep / spec.cell / "1"
@@ -179,6 +180,15 @@ async def test_unregistered_key_is_refused_and_pull_of_nothing_fails(tmp_path):
             await p.pull(obs.provider_id, "runs/none", tmp_path / "dest", 1 << 20)
         assert not (tmp_path / "dest").exists()
         assert await p.read_events(obs.provider_id, "runs/none", 0) == ("", 0)
+
+        pid = obs.provider_id
+        await p.run_command(pid, "sleep 300 > /dev/null 2>&1 < /dev/null & echo $! > plain.pid")
+        await p.start(pid, "echo $$ > detached.pid && exec sleep 300", {"X": "1"})
+        p.forget_host(pid)                       # the connection drops: sshd hangs up on its session
+        await asyncio.sleep(1.0)
+        alive = "for f in plain detached; do kill -0 $(cat $f.pid) 2>/dev/null && echo $f; done; true"
+        assert (await p.run_command(pid, alive)).split() == ["detached"], \
+            "a plain background job dies with its connection; the detached start lives on"
 
         stranger = ensure_key(tmp_path / "other" / "id_ed25519").load()
         (inst,) = emu.instances.values()

@@ -48,12 +48,21 @@ def sandbox_env(inst: Any, sandbox: Path, base_url: str) -> dict[str, str]:
 class _Server(asyncssh.SSHServer):
     def __init__(self, inst: Any) -> None:
         self.inst = inst
+        self.groups: list[int] = []   # process groups of this connection's commands
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        """As sshd does when a session ends: SIGHUP to what the session started. A command run with
+        `nohup setsid ... &` is in a session of its own and lives on; a plain `cmd &` dies here."""
+        for pgid in self.groups:
+            try:
+                os.killpg(pgid, signal.SIGHUP)
+            except (ProcessLookupError, PermissionError):
+                pass
+        self.inst.ssh_conns = {c for c in self.inst.ssh_conns if not c.is_closed()}
 
     def connection_made(self, conn: asyncssh.SSHServerConnection) -> None:
         self.inst.ssh_conns.add(conn)
 
-    def connection_lost(self, exc: Exception | None) -> None:
-        self.inst.ssh_conns = {c for c in self.inst.ssh_conns if not c.is_closed()}
 
     def begin_auth(self, username: str) -> bool:
         return True
@@ -66,7 +75,7 @@ class _Server(asyncssh.SSHServer):
         return username == "root" and body in {key_body(k) for k in self.inst.ssh_keys}
 
 
-async def _exec(process: asyncssh.SSHServerProcess, sandbox: Path, env: dict[str, str]) -> None:
+async def _exec(process: asyncssh.SSHServerProcess, sandbox: Path, env: dict[str, str], server: _Server) -> None:
     command = process.command
     if not command:
         process.stderr.write("usim emulator: no interactive shell; send a command\n")
@@ -75,6 +84,7 @@ async def _exec(process: asyncssh.SSHServerProcess, sandbox: Path, env: dict[str
     proc = await asyncio.create_subprocess_exec(
         "bash", "-c", command, cwd=sandbox, env=env, stdin=asyncio.subprocess.DEVNULL,
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, start_new_session=True)
+    server.groups.append(proc.pid)
     out, err = await proc.communicate()
     process.stdout.write(out.decode(errors="replace"))
     process.stderr.write(err.decode(errors="replace"))
@@ -85,9 +95,11 @@ async def start_sshd(inst: Any, sandbox: Path, base_url: str) -> tuple[Any, int]
     """Serve SSH for `inst` on 127.0.0.1; returns (server, port)."""
     sandbox.mkdir(parents=True, exist_ok=True)
     env = sandbox_env(inst, sandbox, base_url)
+    def process(p: asyncssh.SSHServerProcess) -> Any:
+        return _exec(p, sandbox, env, p.get_extra_info("connection").get_owner())
+
     server = await asyncssh.create_server(
-        lambda: _Server(inst), "127.0.0.1", 0, server_host_keys=[host_key()],
-        process_factory=lambda p: _exec(p, sandbox, env),
+        lambda: _Server(inst), "127.0.0.1", 0, server_host_keys=[host_key()], process_factory=process,
         sftp_factory=lambda chan: asyncssh.SFTPServer(chan, chroot=str(sandbox).encode()),
         allow_scp=False, encoding="utf-8")
     port = server.sockets[0].getsockname()[1]
