@@ -30,7 +30,8 @@ from usim_tui.fleet.ssh import HostCommandFailed, SSHUnreachable
 WHEEL_DIR = ".usim/wheels"
 # pip flags for the wheel install; the emulator's sandbox adds --no-deps through USIM_PIP_FLAGS (its venv
 # has the dependencies). On a real host the image's torch satisfies `torch>=2.4`; the rest is installed.
-INSTALL = "python3 -m pip install -q --no-input ${{USIM_PIP_FLAGS:-}} {requirement}"
+INSTALL = ("python3 -m pip install -q --no-input ${{USIM_PIP_FLAGS:-}} {requirement} && "
+           "{{ command -v usim-core >/dev/null || {{ echo 'usim-core is not on PATH after the install' >&2; exit 3; }}; }}")
 
 
 class BringUpFailed(ProviderError):
