@@ -116,7 +116,7 @@ class SSHSession:
                     if parent:
                         await sftp.makedirs(parent, exist_ok=True)
                     tmp = remote + ".part"
-                    await sftp.put(str(local), tmp)
+                    await sftp.put(str(local), tmp, preserve=True)   # modes too: an env file stays 0600
                     await sftp.posix_rename(tmp, remote)
         try:
             await asyncio.wait_for(go(), timeout_s)
