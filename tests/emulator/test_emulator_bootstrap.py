@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import gzip
+import shlex
 import subprocess
 from pathlib import Path
 
@@ -40,14 +41,37 @@ def test_script_is_valid_bash_and_packs_when_long():
     assert gzip.decompress(base64.b64decode(blob)).decode() == render(spec(big), settings)
     with pytest.raises(ValueError, match="secret"):
         render(spec({"note": SECRET}), settings)
-    assert install_arg("usim==0.1.0") == "usim==0.1.0"
+    assert install_arg("usim-sweeps==0.1.0") == "usim-sweeps==0.1.0"
+    whl = "https://example.org/dist/usim_sweeps-0.1.0-py3-none-any.whl"
+    assert install_arg(whl) == whl, "a wheel URL is installed as it is, never as git+"
+    assert install_arg(whl + "#sha256=ab") == shlex.quote(whl + "#sha256=ab")
+    for wrong in ("usim==0.1.0", "usim", "usim[core]"):   # the unrelated PyPI project
+        with pytest.raises(ValueError, match="unrelated"):
+            install_arg(wrong)
+    with pytest.raises(ValueError, match="SSH"):
+        install_arg("wheel")
+
+
+def test_default_install_is_the_pushed_wheel_and_its_onstart_only_marks_the_start(tmp_path):
+    settings = ProviderSettings(kind="vast")
+    assert settings.install == "wheel"
+    script = onstart_script(spec({"seed": 1}), settings)
+    assert "pip install" not in script and "usim-core" not in script and SECRET not in script
+    assert subprocess.run(["bash", "-n"], input=script, text=True).returncode == 0
+    out = subprocess.run(["bash", "-c", script], capture_output=True, text=True,
+                         env={"PATH": "/usr/bin:/bin", "USIM_HOME": str(tmp_path),
+                              "CONTAINER_ID": "7", "CONTAINER_API_KEY": "ck"}).stdout
+    (event,) = parse_lines(out)
+    assert event["kind"] == "bootstrap" and event["label"] == make_label("s", "c", 2)
+    saved = tmp_path / ".usim" / "container.env"
+    assert "CONTAINER_API_KEY='ck'" in saved.read_text() and (saved.stat().st_mode & 0o777) == 0o600
 
 
 async def run_instance(tmp_path: Path, trainer: str, max_runtime: float = 60) -> tuple[Emulator, str, str]:
     fake = tmp_path / "fake-usim-core"
     fake.write_text("#!/bin/bash\n" + trainer)
     fake.chmod(0o755)
-    settings = ProviderSettings(kind="vast", max_runtime_s=max_runtime)
+    settings = ProviderSettings(kind="vast", max_runtime_s=max_runtime, install="usim-sweeps==0.1.0")
     emu = Emulator(api_keys=(KEY,), execute=True, workdir=str(tmp_path / "hosts"))
     async with serve(emu) as url:
         p = VastProvider(settings, api_key=KEY, base_url=url, sweep="s")

@@ -30,7 +30,8 @@ def tiny_sweep(tmp: Path) -> Path:
                 "stages.diffusion_residual.max_steps": 4, "stages.consistency_distill.max_steps": 4,
                 "data.generate.n": 12, "eval.small.trajectories": 1, "eval.small.horizons": [1, 4],
                 "eval.small.modes": ["operator"], "eval.full.enabled": False},
-        "provider": {"kind": "vast", "startup_deadline_s": 120, "max_runtime_s": 900},
+        "provider": {"kind": "vast", "startup_deadline_s": 120, "max_runtime_s": 900,
+                     "install": "usim-sweeps==0.1.0"},   # the onstart trains (preinstalled in the emulator)
         "planning": {"price_per_hour": 0.35, "hours_per_cell": 0.1},
         "rounds": [{"name": "r", "list": {"one": {"seed": 3}}}],
     }))

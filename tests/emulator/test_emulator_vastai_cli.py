@@ -14,6 +14,7 @@ from usim_core.sweep import ProviderSettings
 from usim_tui.emulator.faults import FaultProfile
 from usim_tui.emulator.server import serve
 from usim_tui.emulator.state import Emulator
+from usim_tui.fleet.keys import ensure_key
 from usim_tui.fleet.providers.vast import VastProvider
 
 KEY = "cli-test-key-123456"
@@ -67,6 +68,24 @@ async def test_vastai_cli_round_trip(tmp_path):
 
         out, _ = await vastai(tmp_path, url, "logs", str(iid))
         assert '"kind":"bootstrap"' in out, out      # fetched via request_logs -> result_url (404 first)
+        assert "daemon:" not in out, "the container log carries no daemon lines"
+        daemon, _ = await vastai(tmp_path, url, "logs", str(iid), "--daemon-logs")
+        assert "daemon:" in daemon and f"instance {iid}" in daemon, daemon
+        assert '"kind":"bootstrap"' not in daemon, "--daemon-logs is the daemon's log INSTEAD of the container's"
+        p = VastProvider(ProviderSettings(kind="vast"), api_key=KEY, base_url=url, sweep="cli")
+        assert '"kind":"bootstrap"' in await p.logs(str(iid)), "usim reads the container log by default"
+        assert '"kind":"bootstrap"' not in await p.logs(str(iid), daemon=True)
+        await p.close()
+        # usim's key, registered by the vastai CLI, is found by usim's provider (listed first: no duplicate)
+        pair = ensure_key(tmp_path / "usim-ssh" / "id_ed25519")
+        await vastai(tmp_path, url, "create", "ssh-key", pair.public, "-y")
+        out, _ = await vastai(tmp_path, url, "show", "ssh-keys")
+        assert pair.public.split()[1] in out and len(emu.account_keys) == 1
+        p = VastProvider(ProviderSettings(kind="vast"), api_key=KEY, base_url=url, sweep="cli", ssh_key=pair)
+        await p.ensure_ssh_key()
+        await p.close()
+        assert len(emu.account_keys) == 1
+
         out, err = await vastai(tmp_path, url, "destroy", "instance", str(iid), "-y")
         assert "error" not in err.lower()
         assert emu.live(iid) is None

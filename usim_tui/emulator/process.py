@@ -4,6 +4,9 @@ The container's environment is what Vast gives an instance: the create call's en
 CONTAINER_API_KEY (a per-instance key the bootstrap uses to stop its own container), VAST_URL pointing
 back at the emulator, and USIM_PREINSTALLED/USIM_NO_KILL_INIT so the bootstrap skips `pip install` and
 never signals this machine's PID 1.
+
+An instance created with an SSH runtype (what usim and the vastai CLI send) also serves SSH (sshd.py) once
+it runs, and, as on Vast, stays running when its onstart script ends: only a stop or a destroy ends it.
 """
 
 from __future__ import annotations
@@ -43,7 +46,11 @@ async def _run(emu: Emulator, inst: Instance) -> None:
     env["PATH"] = os.path.dirname(sys.executable) + os.pathsep + env.get("PATH", "/usr/bin:/bin")
     env.update(inst.env)
     env.update(CONTAINER_ID=str(inst.id), CONTAINER_API_KEY=inst.api_key, VAST_URL=emu.base_url,
-               USIM_WORKDIR=str(root / "workspace"), USIM_PREINSTALLED="1", USIM_NO_KILL_INIT="1")
+               USIM_WORKDIR=str(root / "workspace"), USIM_PREINSTALLED="1", USIM_NO_KILL_INIT="1",
+               USIM_HOME=str(root), USIM_EMU_INSTANCE=str(inst.id))
+    if inst.has_ssh:
+        from usim_tui.emulator.sshd import start_sshd
+        inst.sshd, inst.ssh_port = await start_sshd(inst, root, emu.base_url)
     with open(inst.log_path, "ab") as log:
         proc = await asyncio.create_subprocess_exec(
             "bash", str(script), cwd=root, env=env, stdin=asyncio.subprocess.DEVNULL,
@@ -51,12 +58,24 @@ async def _run(emu: Emulator, inst: Instance) -> None:
     inst.proc = proc
     phases.append(Phase(emu.clock.now(), "running", ""))
     code = await proc.wait()
-    if inst.destroyed_at is None and not inst.stop_requested:
+    if inst.destroyed_at is None and not inst.stop_requested and not inst.has_ssh:
         phases.append(Phase(emu.clock.now(), "exited", f"container exited ({code})", "running", "running"))
 
 
 def kill(inst: Instance, grace_s: float = 0.0) -> None:
-    """End the instance's process group (SIGTERM, then SIGKILL), after `grace_s` seconds."""
+    """End the instance's process group (SIGTERM, then SIGKILL), after `grace_s` seconds; its sshd and
+    everything started over SSH end with it."""
+    if inst.sshd is not None:
+        from usim_tui.emulator.sshd import kill_sandbox
+        inst.sshd.close()
+        inst.sshd = None
+        for conn in list(inst.ssh_conns):
+            conn.close()
+        inst.ssh_conns.clear()
+        if grace_s <= 0:
+            kill_sandbox(inst.id)
+        else:
+            asyncio.get_running_loop().call_later(grace_s + 5.0, kill_sandbox, inst.id)
     proc = inst.proc
     if isinstance(proc, asyncio.Task):
         if not proc.done():

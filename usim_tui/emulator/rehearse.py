@@ -127,7 +127,7 @@ async def rehearse_usim(sweep: Sweep, profile: FaultProfile, seed: int = 0, *, n
         base = Path(root or tmp)
         async with serve(emu) as url:
             provider = VastProvider(sweep.spec.provider, clock=clock, api_key=KEY, base_url=url, sweep=sweep.name,
-                                    seed=seed)
+                                    seed=seed, ssh=False)   # virtual-clock hosts are simulated: no SSH
             opened = open_sweep(sweep, provider=provider, ledger=base / "ledger.sqlite", runs_root=base / "runs",
                                 clock=clock, poll_interval=poll_interval, run_preflight=False, log=lambda msg: None,
                                 env={})
@@ -155,7 +155,7 @@ async def rehearse_naive(sweep: Sweep, profile: FaultProfile, seed: int = 0, *, 
     res = PolicyResult("naive", len(sweep.cells), sweep.spec.budget, finishable=_finishable(sweep, emu))
     async with serve(emu) as url:
         provider = VastProvider(sweep.spec.provider, clock=clock, api_key=KEY, base_url=url, sweep=sweep.name,
-                                seed=seed, onstart=naive_onstart)
+                                seed=seed, onstart=naive_onstart, ssh=False)
         try:
             out = await run_naive(provider, sweep, clock, until=t0 + night_h * 3600, poll_interval=poll_interval)
             res.finished = len(out.finished)

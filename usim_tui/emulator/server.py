@@ -309,9 +309,10 @@ async def request_logs(request: web.Request, emu: Emulator) -> web.Response:
         tail = int(str(body.get("tail") or 1000))
     except ValueError:
         return error(400, "invalid_args", "tail must be a number")
-    text = emu.log_text(inst, tail)
-    if str(body.get("daemon_logs", "")).lower() == "true":
-        text = f"[daemon] instance {inst.id}: {emu.status(inst).msg or emu.status(inst).actual}\n" + text
+    if str(body.get("daemon_logs", "")).lower() == "true":   # the daemon's log INSTEAD of the container's
+        text = emu.daemon_text(inst, tail)
+    else:
+        text = emu.log_text(inst, tail)
     token = secrets.token_hex(12)
     emu.logs[token] = {"text": text, "polls": 0}
     if len(emu.logs) > 4000:
@@ -319,6 +320,32 @@ async def request_logs(request: web.Request, emu: Emulator) -> web.Response:
             emu.logs.pop(old, None)
     origin = f"{request.scheme}://{request.host}"
     return reply({"success": True, "result_url": f"{origin}/emulator/logs/{token}.log"})
+
+
+@api("put")
+async def ssh_keys_list(request: web.Request, emu: Emulator) -> web.Response:
+    """GET /api/v0/ssh/ (vastai api/keys.py show_ssh_keys). The real answer's shape is undocumented: a list."""
+    return reply([{"id": k, "public_key": v, "created_at": 0} for k, v in emu.account_keys.items()])
+
+
+@api("put")
+async def ssh_keys_add(request: web.Request, emu: Emulator) -> web.Response:
+    """POST /api/v0/ssh/ with {"ssh_key": <public key>} (vastai api/keys.py create_ssh_key)."""
+    text = str((await _body(request)).get("ssh_key") or "").strip()
+    if not text.startswith(("ssh-", "ecdsa-")) or len(text.split()) < 2:
+        return error(400, "invalid_args", "ssh_key: an OpenSSH public key")
+    return reply({"success": True, **emu.add_key(text)})
+
+
+@api("put", instance_route=True)
+async def ssh_attach(request: web.Request, emu: Emulator) -> web.Response:
+    """POST /api/v0/instances/{id}/ssh/ with {"ssh_key": ...} (vastai api/keys.py attach_ssh)."""
+    inst = _instance(request, emu)
+    text = str((await _body(request)).get("ssh_key") or "").strip()
+    if len(text.split()) < 2:
+        return error(400, "invalid_args", "ssh_key: an OpenSSH public key")
+    inst.ssh_keys.add(text)
+    return reply({"success": True})
 
 
 async def log_result(request: web.Request) -> web.Response:
@@ -349,6 +376,9 @@ def make_app(emu: Emulator) -> web.Application:
     r.add_delete(r"/api/v0/instances/{id:\d+}/", destroy)
     r.add_delete("/api/v0/instances/", destroy_bulk)
     r.add_put(r"/api/v0/instances/{id:\d+}/", put_instance)
+    r.add_get("/api/v0/ssh/", ssh_keys_list)
+    r.add_post("/api/v0/ssh/", ssh_keys_add)
+    r.add_post(r"/api/v0/instances/{id:\d+}/ssh/", ssh_attach)
     r.add_get(r"/emulator/logs/{token:[0-9a-f]+}.log", log_result)
     return app
 

@@ -44,6 +44,15 @@ class Instance:
     log_path: str | None = None
     proc: Any = None
     stop_requested: bool = False
+    runtype: str = ""
+    ssh_keys: set[str] = field(default_factory=set)   # public keys the instance's sshd accepts
+    sshd: Any = None
+    ssh_conns: set[Any] = field(default_factory=set)   # open connections: a stop or destroy ends them
+    ssh_port: int | None = None
+
+    @property
+    def has_ssh(self) -> bool:
+        return "ssh" in self.runtype
 
     @property
     def gpu_per_hour(self) -> float:
@@ -111,6 +120,7 @@ class Emulator:
         self._registered: set[str] = set()             # sweeps whose bad cells were drawn from their cell list
         self._seen_cells: dict[str, list[str]] = {}    # served emulator: cells in the order first created
         self._sold: dict[int, Machine] = {}   # offer id -> machine, for the race mode
+        self.account_keys: dict[int, str] = {}   # /api/v0/ssh/: id -> public key text
         for m in self.machines:
             self._relist(m)
 
@@ -223,7 +233,8 @@ class Emulator:
         inst = Instance(
             id=iid, machine=machine, dph_total=offer["dph_total"], storage_per_hour=offer["storage_total_cost"],
             label=label, image=str(body.get("image") or ""), disk=disk, onstart=onstart, env=env,
-            created_at=now, api_key=secrets.token_hex(16), plan=plan, executing=self.execute and not raced)
+            created_at=now, api_key=secrets.token_hex(16), plan=plan, executing=self.execute and not raced,
+            runtype=str(body.get("runtype") or ""), ssh_keys=set(self.account_keys.values()))
         self.instances[iid] = inst
         if not raced:
             machine.rented = True
@@ -270,12 +281,32 @@ class Emulator:
             lines = [line for at, line in inst.plan.logs if at <= now]
         return "\n".join(lines[-tail:]) + ("\n" if lines else "")
 
+    def daemon_text(self, inst: Instance, tail: int) -> str:
+        """The host daemon's log: one line per status change so far (image pull, container create, OCI errors),
+        a stream of its own, as `vastai logs --daemon-logs` reads it."""
+        now = self.clock.now()
+        lines = [f"{p.at:.1f} daemon: instance {inst.id} {p.actual or 'scheduling'}" + (f": {p.msg}" if p.msg else "")
+                 for p in inst.plan.phases if p.at <= now]
+        return "\n".join(lines[-tail:]) + ("\n" if lines else "")
+
+    def add_key(self, public: str) -> dict[str, Any]:
+        for kid, text in self.account_keys.items():
+            if text.split()[:2] == public.split()[:2]:
+                return {"id": kid, "public_key": text}
+        kid = len(self.account_keys) + 1
+        self.account_keys[kid] = public.strip()
+        return {"id": kid, "public_key": self.account_keys[kid]}
+
     def spent(self) -> float:
         now = self.clock.now()
         return sum(i.billed(now) for i in self.instances.values())
 
     def credit(self) -> float:
         return self.initial_credit - self.spent()
+
+    @staticmethod
+    def _ssh_fields(inst: Instance, running: bool) -> dict[str, Any]:
+        return _ssh_fields_of(inst, running)
 
     def row(self, inst: Instance) -> dict[str, Any]:
         """One instance as /api/v1/instances/ and show-one return it."""
@@ -287,15 +318,14 @@ class Emulator:
             "actual_status": p.actual, "intended_status": p.intended, "cur_state": p.cur, "next_state": p.cur,
             "status_msg": p.msg, "start_date": inst.created_at, "end_date": None,
             "uptime_mins": round((self.clock.now() - inst.created_at) / 60, 2),
-            "image_uuid": inst.image, "image_args": [], "image_runtype": "ssh", "onstart": inst.onstart,
+            "image_uuid": inst.image, "image_args": [], "image_runtype": inst.runtype or "args", "onstart": inst.onstart,
             "extra_env": [[k, v] for k, v in inst.env.items()], "template_id": None, "template_hash_id": None,
             "template_name": None, "num_gpus": m.num_gpus, "gpu_name": m.gpu_name, "gpu_arch": "nvidia",
             "gpu_ram": m.gpu_ram, "gpu_util": 87.0 if running else 0.0, "gpu_temp": 61.0 if running else None,
             "vmem_usage": None, "cuda_max_good": 12.8, "driver_version": "570.124.06",
             "cpu_cores_effective": 16.0, "cpu_util": 0.0, "cpu_ram": 128000, "mem_usage": None,
             "mem_limit": None, "disk_space": inst.disk, "disk_usage": None, "disk_util": None,
-            "ssh_host": f"ssh{inst.id % 9}.vast.ai" if running else None,
-            "ssh_port": 20000 + inst.id % 10000 if running else None, "ssh_idx": str(inst.id % 9),
+            **self._ssh_fields(inst, running),
             "public_ipaddr": "127.0.0.1", "local_ipaddrs": "127.0.0.1", "direct_port_start": -1,
             "direct_port_end": -1, "ports": {"22/tcp": None}, "inet_up": 0.0, "inet_down": 0.0,
             "jupyter_token": None, "dph_total": inst.dph_total, "dph_base": round(m.dph_base, 4),
@@ -304,6 +334,14 @@ class Emulator:
             "verification": "verified" if m.verified else "unverified", "geolocation": m.geolocation,
             "is_bid": False, "volume_info": None,
         }
+
+
+def _ssh_fields_of(inst: Instance, running: bool) -> dict[str, Any]:
+    if inst.ssh_port is not None:   # an executing instance's real sshd on loopback
+        return {"ssh_host": "127.0.0.1" if running else None, "ssh_port": inst.ssh_port if running else None,
+                "ssh_idx": "0"}
+    return {"ssh_host": f"ssh{inst.id % 9}.vast.ai" if running else None,
+            "ssh_port": 20000 + inst.id % 10000 if running else None, "ssh_idx": str(inst.id % 9)}
 
 
 def _parse_env(env: Any) -> dict[str, str]:

@@ -1,7 +1,11 @@
 """The onstart script of a Vast instance (template: bootstrap.sh next to this file).
 
-It prints a `bootstrap` event first (the started marker), installs usim (ProviderSettings.install: a pinned
-PyPI requirement or a git URL@ref; skipped when USIM_PREINSTALLED is set), writes the cell's resolved
+With `provider.install: wheel` (the default) the onstart only prints the `bootstrap` event and saves the
+container's own API variables for the run script; the controller then brings the run up over SSH
+(fleet/host.py: the wheel built from the sweep's checkout, the resolved config, `host_run.sh` started
+detached). Otherwise the onstart does everything itself: it prints a `bootstrap` event first (the started
+marker), installs usim (a pinned requirement `usim-sweeps==0.1.0`, a wheel URL, or a git URL@ref; skipped
+when USIM_PREINSTALLED is set), writes the cell's resolved
 config, runs `usim-core train` under `timeout` (the max-runtime deadline), and on any exit prints an `exit`
 event with the status and stops its container. Over Vast's 4048-character onstart limit the script is
 shipped gzip+base64 inside a short unpacking line. Secrets never enter the text: they travel as
@@ -22,15 +26,32 @@ from usim_tui.fleet.providers.base import LaunchSpec
 
 ONSTART_MAX = 4048
 TEMPLATE = Path(__file__).with_name("bootstrap.sh")
+HOST_RUN_TEMPLATE = Path(__file__).with_name("host_run.sh")
+WHEEL = "wheel"
+# The SSH-mode onstart: the started marker, and the container's own API variables (which an SSH session does
+# not inherit) saved 0600 for host_run.sh, which stops the container with them when the trainer ends.
+SSH_ONSTART = r"""#!/bin/bash
+# usim-bootstrap (ssh): the controller brings the run up over SSH (usim_tui/fleet/host.py)
+echo "@usim {\"v\":1,\"kind\":\"bootstrap\",\"label\":\"__LABEL__\",\"mode\":\"ssh\",\"t\":$(date +%s)}"
+D="${USIM_HOME:-$HOME}/.usim"; mkdir -p "$D" && umask 077 && {
+  echo "export CONTAINER_ID='${CONTAINER_ID:-}'"; echo "export CONTAINER_API_KEY='${CONTAINER_API_KEY:-}'"
+  echo "export VAST_URL='${VAST_URL:-https://console.vast.ai}'"; } > "$D/container.env"
+"""
 _SECRET_HINTS = ("KEY", "TOKEN", "SECRET", "PASSWORD")
 
 
 def install_arg(install: str) -> str:
-    """`usim==0.1.0` -> a quoted pip requirement; `https://github.com/o/r@ref` -> `git+https://...@ref`."""
+    """`usim-sweeps==0.1.0` -> a quoted pip requirement; a wheel URL (`https://.../x.whl`) as it is;
+    `https://github.com/o/r@ref` -> `git+https://...@ref`."""
     req = install.strip()
-    if not req:
-        raise ValueError("provider.install is empty: give a pinned version (usim==0.1.0) or a git URL@ref")
-    if "://" in req and not req.startswith("git+"):
+    if not req or req == WHEEL:
+        raise ValueError("provider.install: give a pinned version (usim-sweeps==0.1.0), a wheel URL or a git "
+                         "URL@ref for the onstart bootstrap ('wheel' is installed over SSH by fleet/host.py)")
+    if req == "usim" or req.startswith(("usim=", "usim[", "usim<", "usim>")):
+        raise ValueError(f"provider.install {req!r}: `usim` on PyPI is an unrelated project; "
+                         "this one is `usim-sweeps`")
+    is_wheel = req.split("#", 1)[0].split("?", 1)[0].endswith(".whl")
+    if "://" in req and not req.startswith("git+") and not is_wheel:
         req = "git+" + req
     return shlex.quote(req)
 
@@ -65,7 +86,17 @@ def pack(script: str) -> str:
             f"echo '{blob}' | base64 -d | gunzip > \"$W/usim-bootstrap.sh\" && exec bash \"$W/usim-bootstrap.sh\"\n")
 
 
+def host_run_script(run_dir: str, max_runtime_s: float) -> str:
+    """The script fleet/host.py starts detached over SSH: the trainer under `timeout`, an `exit` event into
+    events.jsonl and stdout whatever happens, the container stopped at the end (storage bills until the
+    controller destroys it; the GPU stops now)."""
+    script = HOST_RUN_TEMPLATE.read_text()
+    return script.replace("__RUN_DIR__", shlex.quote(run_dir)).replace("__MAX_RUNTIME__", str(int(max_runtime_s)))
+
+
 def onstart_script(spec: LaunchSpec, settings: Any) -> str:
+    if settings.install.strip() == WHEEL:
+        return SSH_ONSTART.replace("__LABEL__", spec.label)
     script = render(spec, settings)
     if len(script) <= ONSTART_MAX:
         return script

@@ -8,6 +8,7 @@ gone counts as destroyed. Errors are raised as ProviderError subclasses, never s
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
 from usim_tui.fleet.states import PROVIDER_STATES, AttemptState
@@ -32,6 +33,18 @@ class RateLimited(ProviderError):
 
 class NoCapacity(ProviderError):
     """No offer matches the sweep's filters (or every match was excluded)."""
+
+
+@dataclass
+class PullResult:
+    """What `HostProvider.pull` brought back into the local run dir.
+
+    files: paths relative to it; skipped: one line each with why (e.g. a checkpoint over the size limit);
+    bytes: the total size of `files`."""
+
+    files: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+    bytes: int = 0
 
 
 @dataclass
@@ -78,9 +91,41 @@ class Provider(Protocol):
 
     async def destroy(self, provider_id: str) -> None: ...
 
-    async def logs(self, provider_id: str, tail: int = 1000) -> str: ...
+    async def logs(self, provider_id: str, tail: int = 1000) -> str: ...   # vast: also daemon=False
 
     async def close(self) -> None: ...
+
+
+@runtime_checkable
+class HostProvider(Protocol):
+    """Optional: a provider whose instances are reached over SSH once they run (Vast). Local and simulated
+    providers do not implement it; test with `isinstance(provider, HostProvider)`.
+
+    Remote paths are relative to the SSH login's home directory (`/root` on Vast) unless absolute; run dirs
+    are `bootstrap.host_run_dir(spec)` = `runs/<sweep>/<cell>/<attempt>`. Every method has a timeout and
+    raises a ProviderError subclass (fleet/ssh.py: SSHUnreachable, HostCommandFailed, PullFailed) with one
+    clear line. The whole bring-up sequence (wheel, config, install, start) is `fleet/host.py: bring_up`.
+    """
+
+    async def push(self, provider_id: str, files: dict[str, Path]) -> None:
+        """Copy local files to the host: {remote path: local path}; each is renamed into place when whole."""
+        ...
+
+    async def start(self, provider_id: str, command: str, env: dict[str, str]) -> None:
+        """Start `command` detached (nohup setsid, stdin from /dev/null): a dropped connection does not end
+        it. `env` reaches it through a 0600 file on the host, never the command line."""
+        ...
+
+    async def read_events(self, provider_id: str, run_dir: str, offset: int) -> tuple[str, int]:
+        """Text of `<run_dir>/events.jsonl` from byte `offset` up to the last whole line, and the new offset
+        (('', offset) while the file does not exist)."""
+        ...
+
+    async def pull(self, provider_id: str, run_dir: str, dest: Path, max_checkpoint_bytes: int) -> PullResult:
+        """config.yaml, events.jsonl, metrics.jsonl, train.log, host.log, eval/*.json and *.png and the last
+        checkpoint (skipped, and said so, when over `max_checkpoint_bytes`) into `dest`: written to a temp
+        dir beside it, then renamed, so `dest` is whole or absent."""
+        ...
 
 
 def parse_label(label: str | None) -> tuple[str, str, int] | None:

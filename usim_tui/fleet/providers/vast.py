@@ -1,4 +1,5 @@
-"""Vast.ai over its REST API (aiohttp): offer search, create, the paged v1 list, destroy, logs.
+"""Vast.ai over its REST API (aiohttp): offer search, create, the paged v1 list, destroy, logs; and over SSH
+(asyncssh, vast_host.py) once an instance runs: push, start detached, read events, pull results.
 
 Follows reference/vast_api.md: Bearer auth with the key from VAST_API_KEY or the vastai CLI's key files;
 per-endpoint minimum intervals paced on the controller's clock (a virtual clock in rehearsals, so nothing
@@ -36,6 +37,7 @@ from usim_tui.fleet.providers.base import (
     RateLimited,
     parse_label,
 )
+from usim_tui.fleet.providers.vast_host import VastHost
 
 DEFAULT_URL = "https://console.vast.ai"
 # seconds between calls per endpoint (vast_api.md section 6); search is 10/min; logs are unstated: 0.5 s
@@ -44,6 +46,9 @@ INTERVALS = {"search": 6.0, "create": 4.5, "list": 1.0, "show": 2.0, "destroy": 
 CREATE_PENALTY_S = 12.0
 OCI_SIGNATURE = "OCI runtime create failed"
 _THRESHOLD = re.compile(r"threshold=([0-9.]+)")
+# SSH through Vast's gateway (ssh_host/ssh_port) and direct where the machine allows it, as SkyPilot creates
+# (vastai api/instances.py resolve_runtype(ssh=True, direct=True)). The onstart still runs at container start.
+SSH_RUNTYPE = "ssh_direc ssh_proxy"
 
 
 class CreateUnconfirmed(ProviderError):
@@ -108,14 +113,18 @@ def _redact(row: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-class VastProvider:
+class VastProvider(VastHost):
     name = "vast"
     logs_are_cheap = False   # each read is request_logs + a result_url fetch: the controller budgets them
 
     def __init__(self, settings: Any, *, clock: Clock | None = None, api_key: str | None = None,
                  base_url: str | None = None, sweep: str | None = None, onstart: Any = None,
                  timeout_s: float = 20.0, exclude_ttl_s: float = 600.0, offer_cache_s: float = 60.0,
-                 max_tries: int = 5, seed: int = 0, log: Any = None) -> None:
+                 max_tries: int = 5, seed: int = 0, log: Any = None, ssh: bool | None = None,
+                 ssh_key: Any = None) -> None:
+        """ssh: register usim's key before creating (default: when settings.install is 'wheel', i.e. the
+        controller brings runs up over SSH); ssh_key: a KeyPair or a private key path (default
+        keys.default_key_path(): $USIM_SSH_KEY or ~/.config/usim/ssh/id_ed25519)."""
         self.settings = settings
         self.clock = clock or RealClock()
         self._key = _Secret(resolve_api_key(api_key))
@@ -139,6 +148,8 @@ class VastProvider:
         self._offers_at = float("-inf")
         self._running_since: dict[str, float] = {}
         self.calls: dict[str, int] = {}
+        self.ssh = (getattr(settings, "install", "") == "wheel") if ssh is None else ssh
+        self._init_host(Path(ssh_key) if isinstance(ssh_key, str) else ssh_key)
 
     def __repr__(self) -> str:
         return f"VastProvider(base_url={self.base_url!r}, sweep={self.sweep!r})"
@@ -312,7 +323,9 @@ class VastProvider:
             from usim_tui.fleet.bootstrap import onstart_script
             onstart = onstart_script(spec, s)
         payload = {"client_id": "me", "image": s.image, "disk": s.disk_gb, "label": spec.label,
-                   "env": dict(spec.env), "onstart": onstart, "runtype": "ssh", "cancel_unavail": True}
+                   "env": dict(spec.env), "onstart": onstart, "runtype": SSH_RUNTYPE, "cancel_unavail": True}
+        if self.ssh:
+            await self.ensure_ssh_key()   # before the create: the account's keys are put on new instances
         unanswered = 0
         async with self._buy:
             for _ in range(8):
@@ -357,6 +370,7 @@ class VastProvider:
             raise NoCapacity("every offer tried was taken before we could buy it")
 
     async def destroy(self, provider_id: str) -> None:
+        self.forget_host(provider_id)
         status, data = await self._call("destroy", "DELETE", f"/api/v0/instances/{int(provider_id)}/", body={})
         if status == 200 and isinstance(data, dict) and data.get("success", True) and not data.get("error"):
             return
@@ -368,6 +382,8 @@ class VastProvider:
         """One bulk destroy (`DELETE /api/v0/instances/` with `instance_ids`, as vastai's api/instances.py sends
         it). Its answer's shape is unverified (docs/vast.md): anything but a 200 without an error raises, and
         the controller confirms every destroy by listing, so one that did not take is found and retried."""
+        for pid in provider_ids:
+            self.forget_host(pid)
         status, data = await self._call("destroy", "DELETE", "/api/v0/instances/",
                                         body={"instance_ids": [int(i) for i in provider_ids]})
         if status == 200 and not (isinstance(data, dict) and (data.get("error") or data.get("success") is False)):
@@ -381,9 +397,16 @@ class VastProvider:
             raise ProviderError(f"Vast API: show {provider_id} failed (HTTP {status}): {_describe(data)}")
         return self._observe(data["instances"]) if data["instances"] else None
 
-    async def logs(self, provider_id: str, tail: int = 1000) -> str:
+    async def logs(self, provider_id: str, tail: int = 1000, daemon: bool = False) -> str:
+        """The container's log (what the onstart and the trainer print). daemon=True reads the host daemon's
+        log INSTEAD (image pull, container create: where an OCI error is explained), as `vastai logs
+        --daemon-logs` does (vastai cli/commands/misc.py, api/instances.py): use it only to diagnose a
+        start-up failure."""
+        body = {"tail": str(tail)}
+        if daemon:
+            body["daemon_logs"] = "true"
         status, data = await self._call("logs", "PUT", f"/api/v0/instances/request_logs/{int(provider_id)}/",
-                                        body={"tail": str(tail), "daemon_logs": "true"})
+                                        body=body)
         if isinstance(data, dict) and data.get("error") == "no_such_instance":
             return ""
         url = data.get("result_url") if isinstance(data, dict) else None
@@ -407,6 +430,7 @@ class VastProvider:
         return float(data.get("credit") or data.get("balance") or 0.0)
 
     async def close(self) -> None:
+        await self.close_host()
         for session in (self._session, self._once):
             if session is not None:
                 await session.close()

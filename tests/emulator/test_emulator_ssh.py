@@ -1,0 +1,206 @@
+"""SSH as the transport to a running host, end to end on the emulator: usim's key registered on the account,
+the wheel built from this checkout pushed and installed in the instance's sandbox, the real `usim-core train`
+started detached, events read over SSH from a byte offset, results pulled back atomically; a key that is not
+on the account is refused by the emulated sshd."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import zipfile
+from pathlib import Path
+
+import asyncssh
+import pytest
+import yaml
+
+from usim_core.sweep import ProviderSettings, expand
+from usim_tui.emulator.server import serve
+from usim_tui.emulator.state import Emulator
+from usim_tui.fleet import host
+from usim_tui.fleet.bootstrap import host_run_dir
+from usim_tui.fleet.keys import ensure_key
+from usim_tui.fleet.providers.base import RUNNING, HostProvider, LaunchSpec, make_label
+from usim_tui.fleet.providers.vast import VastProvider
+from usim_tui.fleet.ssh import PullFailed, SSHUnreachable
+from usim_tui.fleet.wheel import build_wheel, sha256_of
+
+ROOT = Path(__file__).resolve().parents[2]
+KEY = "ssh-test-key-0123456789"
+SECRET = "wandb-secret-abcdef0123456789"
+
+
+@pytest.fixture(scope="module")
+def wheel(tmp_path_factory) -> tuple[Path, str]:
+    return build_wheel(ROOT, tmp_path_factory.mktemp("wheel"))
+
+
+def test_wheel_is_this_checkout(wheel):
+    path, sha = wheel
+    assert path.name.startswith("usim_sweeps-") and path.suffix == ".whl"
+    assert sha == sha256_of(path) and len(sha) == 64
+    names = zipfile.ZipFile(path).namelist()
+    assert "usim_core/cli.py" in names and "usim_tui/fleet/host_run.sh" in names
+    meta = zipfile.ZipFile(path).read(next(n for n in names if n.endswith("METADATA"))).decode()
+    assert "Name: usim-sweeps" in meta and 'Requires-Dist: scipy' in meta and "neuraloperator" in meta
+
+
+def test_key_pair_is_private_and_stable(tmp_path):
+    pair = ensure_key(tmp_path / "k" / "id_ed25519")
+    assert (pair.path.stat().st_mode & 0o777) == 0o600 and pair.public.startswith("ssh-ed25519 ")
+    assert ensure_key(pair.path).public == pair.public, "generated once, then reused"
+    assert "PRIVATE" not in repr(pair) and pair.path.with_name("id_ed25519.pub").read_text().strip() == pair.public
+    pair.path.chmod(0o644)
+    with pytest.raises(PermissionError, match="chmod 600"):
+        ensure_key(pair.path)
+
+
+def tiny_sweep(tmp: Path) -> Path:
+    path = tmp / "sshe2e.yaml"
+    path.write_text(yaml.safe_dump({
+        "name": "sshe2e", "base": str(ROOT / "configs/runs/burgers_tiny.yaml"), "budget": 1.0, "concurrency": 1,
+        "set": {"stages.codec.max_steps": 6, "stages.operator.max_steps": 6,
+                "stages.diffusion_residual.max_steps": 4, "stages.consistency_distill.max_steps": 4,
+                "data.generate.n": 12, "eval.small.trajectories": 1, "eval.small.horizons": [1, 4],
+                "eval.small.modes": ["operator"], "eval.full.enabled": False},
+        "provider": {"kind": "vast"},
+        "rounds": [{"name": "r", "list": {"one": {"seed": 3}}}],
+    }))
+    return path
+
+
+def spec_for(tmp_path: Path) -> LaunchSpec:
+    sweep = expand(tiny_sweep(tmp_path))
+    (cell,) = sweep.cells
+    config = dict(cell.config)
+    return LaunchSpec(label=make_label(sweep.name, cell.name, 1), sweep=sweep.name, cell=cell.name, attempt=1,
+                      config=config, run_dir=str(tmp_path / "runs"), env={"WANDB_API_KEY": SECRET})
+
+
+async def wait_running(p: VastProvider, pid: str) -> None:
+    for _ in range(100):
+        obs = await p.show(pid)
+        if obs and obs.state == RUNNING and obs.raw.get("ssh_port"):
+            return
+        await asyncio.sleep(0.2)
+    raise AssertionError("instance never ran")
+
+
+async def read_until_done(p: VastProvider, pid: str, run_dir: str, deadline_s: float = 150) -> tuple[list[dict], list[int]]:
+    events: list[dict] = []
+    offsets = [0]
+    loop = asyncio.get_running_loop()
+    end = loop.time() + deadline_s
+    while loop.time() < end:
+        text, new = await p.read_events(pid, run_dir, offsets[-1])
+        assert new == offsets[-1] + len(text.encode()), "the offset advances by what was read, whole lines only"
+        if text:
+            assert text.endswith("\n")
+            events += [json.loads(line) for line in text.splitlines()]
+            offsets.append(new)
+        if any(e["kind"] == "exit" for e in events):
+            return events, offsets
+        await asyncio.sleep(1.0)
+    raise AssertionError(f"no exit event in {deadline_s} s: {[e['kind'] for e in events]}")
+
+
+@pytest.mark.slow
+async def test_bring_up_train_read_and_pull_over_ssh(tmp_path, wheel):
+    wheel_path, _ = wheel
+    spec = spec_for(tmp_path)
+    emu = Emulator(api_keys=(KEY,), execute=True, workdir=str(tmp_path / "hosts"))
+    async with serve(emu) as url:
+        p = VastProvider(ProviderSettings(kind="vast"), api_key=KEY, base_url=url, sweep=spec.sweep,
+                         ssh_key=tmp_path / "cfg" / "id_ed25519")
+        assert isinstance(p, HostProvider) and p.ssh
+        obs = await p.create(spec)
+        (inst,) = emu.instances.values()
+        assert "ssh" in inst.runtype and len(emu.account_keys) == 1, "key registered before the create"
+        await p.ensure_ssh_key()
+        p._key_registered = False
+        await p.ensure_ssh_key()
+        assert len(emu.account_keys) == 1, "registration is idempotent: listed first"
+        await wait_running(p, obs.provider_id)
+
+        run_dir = host_run_dir(spec)
+        env = {"WANDB_API_KEY": SECRET, "WANDB_MODE": "offline", "USIM_THREADS": "1", "USIM_NO_STOP": "1"}
+        await host.bring_up(p, obs.provider_id, wheel=wheel_path, config=spec.config, run_dir=run_dir, env=env)
+        p.forget_host(obs.provider_id)     # the connection drops: the detached trainer goes on regardless
+        events, offsets = await read_until_done(p, obs.provider_id, run_dir)
+        sandbox = Path(emu.workdir) / str(inst.id)
+        pulled = tmp_path / "laptop" / "runs" / spec.sweep / spec.cell / "1"
+        result = await p.pull(obs.provider_id, run_dir, pulled, max_checkpoint_bytes=1 << 30)
+        small = tmp_path / "laptop" / "small"
+        limited = await p.pull(obs.provider_id, run_dir, small, max_checkpoint_bytes=1000)
+        container_log = await p.logs(obs.provider_id)
+        daemon_log = await p.logs(obs.provider_id, daemon=True)
+        await p.destroy(obs.provider_id)
+        with pytest.raises(SSHUnreachable):
+            await p.read_events(obs.provider_id, run_dir, 0)
+        await p.close()
+
+    kinds = [e["kind"] for e in events]
+    assert kinds[0] == "started" and "eval" in kinds and "done" in kinds and kinds[-1] == "exit", kinds
+    assert events[-1]["code"] == 0
+    assert len(offsets) > 2, "events were read in more than one piece, each from the last offset"
+    site = sandbox / "site"
+    assert (site / "usim_core" / "cli.py").exists() and any(site.glob("usim_sweeps-*.dist-info")), \
+        "the pushed wheel was installed in the host's sandbox"
+    assert (site / "bin" / "usim-core").exists(), "the trainer command came from the wheel"
+    assert "eval/small.json" in result.files and any(f.endswith(".png") for f in result.files), result
+    assert any(f.startswith("checkpoints/consistency_distill") for f in result.files), result.files
+    assert {"events.jsonl", "metrics.jsonl", "config.yaml"} <= set(result.files)
+    assert result.bytes == sum((pulled / f).stat().st_size for f in result.files) and not result.skipped
+    assert json.loads((pulled / "eval/small.json").read_text())
+    assert not any(p.name.startswith(".") for p in pulled.parent.iterdir()), "no temp dir left behind"
+    assert limited.skipped and "max_checkpoint_bytes" in limited.skipped[0]
+    assert not any(f.startswith("checkpoints/") for f in limited.files) and "eval/small.json" in limited.files
+    assert '"kind":"bootstrap"' in container_log and '"done"' in container_log, "the trainer's stdout too"
+    assert "daemon:" in daemon_log and "bootstrap" not in daemon_log, "the daemon log is its own stream"
+    assert "daemon:" not in container_log
+    for path in sandbox.rglob("*"):
+        if path.is_file() and path.suffix in (".log", ".sh", ".yaml", ".jsonl", ".env"):
+            assert SECRET not in path.read_text(errors="replace"), f"the W&B key leaked into {path}"
+    assert not list((sandbox / ".usim").glob("start-*.env")), "the start's env file is removed once read"
+    assert ((sandbox / ".usim" / "container.env").stat().st_mode & 0o777) == 0o600
+    assert SECRET not in inst.onstart
+
+
+async def test_unregistered_key_is_refused_and_pull_of_nothing_fails(tmp_path):
+    emu = Emulator(api_keys=(KEY,), execute=True, workdir=str(tmp_path / "hosts"))
+    spec = LaunchSpec(label=make_label("k", "c", 1), sweep="k", cell="c", attempt=1, config={}, run_dir="x")
+    async with serve(emu) as url:
+        p = VastProvider(ProviderSettings(kind="vast"), api_key=KEY, base_url=url, sweep="k",
+                         ssh_key=tmp_path / "mine" / "id_ed25519")
+        obs = await p.create(spec)
+        await wait_running(p, obs.provider_id)
+        assert (await p.run_command(obs.provider_id, "pwd")).strip() == str(Path(emu.workdir) / obs.provider_id)
+        with pytest.raises(PullFailed, match="does not exist"):
+            await p.pull(obs.provider_id, "runs/none", tmp_path / "dest", 1 << 20)
+        assert not (tmp_path / "dest").exists()
+        assert await p.read_events(obs.provider_id, "runs/none", 0) == ("", 0)
+
+        pid = obs.provider_id
+        await p.run_command(pid, "sleep 300 > /dev/null 2>&1 < /dev/null & echo $! > plain.pid")
+        await p.start(pid, "echo $$ > detached.pid && exec sleep 300", {"X": "1"})
+        p.forget_host(pid)                       # the connection drops: sshd hangs up on its session
+        await asyncio.sleep(1.0)
+        alive = "for f in plain detached; do kill -0 $(cat $f.pid) 2>/dev/null && echo $f; done; true"
+        assert (await p.run_command(pid, alive)).split() == ["detached"], \
+            "a plain background job dies with its connection; the detached start lives on"
+
+        stranger = ensure_key(tmp_path / "other" / "id_ed25519").load()
+        (inst,) = emu.instances.values()
+        with pytest.raises(asyncssh.PermissionDenied):
+            async with asyncssh.connect("127.0.0.1", inst.ssh_port, username="root", client_keys=[stranger],
+                                        known_hosts=None, agent_path=None, config=None):
+                pass
+        q = VastProvider(ProviderSettings(kind="vast"), api_key=KEY, base_url=url, sweep="k",
+                         ssh_key=tmp_path / "other" / "id_ed25519")
+        with pytest.raises(SSHUnreachable, match="ssh root@127.0.0.1"):
+            await q.run_command(obs.provider_id, "true")
+        await p.destroy(obs.provider_id)
+        await p.close()
+        await q.close()
+    assert os.environ.get("WANDB_API_KEY") is None

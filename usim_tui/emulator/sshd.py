@@ -1,0 +1,126 @@
+"""An SSH endpoint per executing emulated instance (asyncssh, loopback only).
+
+It accepts user `root` with a key registered on the emulated account when the instance was created (or
+attached to it since), as Vast puts the account's keys on a new instance. Commands run with `bash -c` in
+the instance's sandbox directory (its "home"); SFTP is chrooted to it. The sandbox's Python is the test
+venv's, with pip installs going to `<sandbox>/site` (PIP_TARGET, offline, --no-deps) and that directory first
+on PYTHONPATH and PATH, so the pushed wheel's code is what runs, never the checkout's. Every process started
+here carries USIM_EMU_INSTANCE=<id>, so destroying the instance ends them all, detached ones included.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import sys
+from pathlib import Path
+from typing import Any
+
+import asyncssh
+
+from usim_tui.fleet.keys import key_body
+
+PASS_ENV = ("LANG", "LC_ALL", "TMPDIR", "WANDB_MODE", "WANDB_DIR", "WANDB_SILENT", "USIM_THREADS",
+            "VIRTUAL_ENV")
+_HOST_KEY: asyncssh.SSHKey | None = None
+
+
+def host_key() -> asyncssh.SSHKey:
+    global _HOST_KEY
+    if _HOST_KEY is None:
+        _HOST_KEY = asyncssh.generate_private_key("ssh-ed25519")
+    return _HOST_KEY
+
+
+def sandbox_env(inst: Any, sandbox: Path, base_url: str) -> dict[str, str]:
+    site = sandbox / "site"
+    env = {k: os.environ[k] for k in PASS_ENV if k in os.environ}
+    env.update(
+        HOME=str(sandbox), USIM_HOME=str(sandbox), PWD=str(sandbox), USER="root", LOGNAME="root",
+        PATH=os.pathsep.join([str(site / "bin"), os.path.dirname(sys.executable), "/usr/bin", "/bin"]),
+        PYTHONPATH=str(site), PIP_TARGET=str(site), PIP_NO_INDEX="1", PIP_DISABLE_PIP_VERSION_CHECK="1",
+        USIM_PIP_FLAGS="--no-deps --no-index --upgrade", USIM_CONTAINER_LOG=str(sandbox / "container.log"),
+        USIM_EMU_INSTANCE=str(inst.id), MPLCONFIGDIR=str(sandbox / ".mpl"))
+    return env
+
+
+class _Server(asyncssh.SSHServer):
+    def __init__(self, inst: Any) -> None:
+        self.inst = inst
+        self.groups: list[int] = []   # process groups of this connection's commands
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        """As sshd does when a session ends: SIGHUP to what the session started. A command run with
+        `nohup setsid ... &` is in a session of its own and lives on; a plain `cmd &` dies here."""
+        for pgid in self.groups:
+            try:
+                os.killpg(pgid, signal.SIGHUP)
+            except (ProcessLookupError, PermissionError):
+                pass
+        self.inst.ssh_conns = {c for c in self.inst.ssh_conns if not c.is_closed()}
+
+    def connection_made(self, conn: asyncssh.SSHServerConnection) -> None:
+        self.inst.ssh_conns.add(conn)
+
+
+    def begin_auth(self, username: str) -> bool:
+        return True
+
+    def public_key_auth_supported(self) -> bool:
+        return True
+
+    def validate_public_key(self, username: str, key: asyncssh.SSHKey) -> bool:
+        body = key_body(key.export_public_key().decode())
+        return username == "root" and body in {key_body(k) for k in self.inst.ssh_keys}
+
+
+async def _exec(process: asyncssh.SSHServerProcess, sandbox: Path, env: dict[str, str], server: _Server) -> None:
+    command = process.command
+    if not command:
+        process.stderr.write("usim emulator: no interactive shell; send a command\n")
+        process.exit(1)
+        return
+    proc = await asyncio.create_subprocess_exec(
+        "bash", "-c", command, cwd=sandbox, env=env, stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, start_new_session=True)
+    server.groups.append(proc.pid)
+    out, err = await proc.communicate()
+    process.stdout.write(out.decode(errors="replace"))
+    process.stderr.write(err.decode(errors="replace"))
+    process.exit(proc.returncode or 0)
+
+
+async def start_sshd(inst: Any, sandbox: Path, base_url: str) -> tuple[Any, int]:
+    """Serve SSH for `inst` on 127.0.0.1; returns (server, port)."""
+    sandbox.mkdir(parents=True, exist_ok=True)
+    env = sandbox_env(inst, sandbox, base_url)
+    def process(p: asyncssh.SSHServerProcess) -> Any:
+        return _exec(p, sandbox, env, p.get_extra_info("connection").get_owner())
+
+    server = await asyncssh.create_server(
+        lambda: _Server(inst), "127.0.0.1", 0, server_host_keys=[host_key()], process_factory=process,
+        sftp_factory=lambda chan: asyncssh.SFTPServer(chan, chroot=str(sandbox).encode()),
+        allow_scp=False, encoding="utf-8")
+    port = server.sockets[0].getsockname()[1]
+    return server, port
+
+
+def kill_sandbox(inst_id: int) -> int:
+    """SIGKILL every process started for this instance (found by USIM_EMU_INSTANCE in /proc/*/environ)."""
+    mark = f"USIM_EMU_INSTANCE={inst_id}".encode()
+    killed = 0
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            environ = (entry / "environ").read_bytes()
+        except OSError:
+            continue
+        if mark in environ.split(b"\0"):
+            try:
+                os.kill(int(entry.name), signal.SIGKILL)
+                killed += 1
+            except ProcessLookupError:
+                pass
+    return killed
