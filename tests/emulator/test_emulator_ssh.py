@@ -204,3 +204,73 @@ async def test_unregistered_key_is_refused_and_pull_of_nothing_fails(tmp_path):
         await p.close()
         await q.close()
     assert os.environ.get("WANDB_API_KEY") is None
+
+
+def two_cell_sweep(tmp: Path) -> Path:
+    path = tiny_sweep(tmp)
+    doc = yaml.safe_load(path.read_text())
+    doc.update(name="sshfleet", concurrency=2, rounds=[{"name": "r", "list": {"a": {"seed": 3}, "b": {"seed": 4}}}])
+    path.write_text(yaml.safe_dump(doc))
+    return path
+
+
+async def run_fleet(tmp_path: Path, url: str, sweep):
+    from usim_tui.fleet.open import open_sweep
+
+    p = VastProvider(sweep.spec.provider, api_key=KEY, base_url=url, sweep=sweep.name, ssh=True,
+                     ssh_key=tmp_path / "cfg" / "id_ed25519")
+    opened = open_sweep(sweep, provider=p, ledger=tmp_path / "ledger.sqlite", runs_root=tmp_path / "runs",
+                        poll_interval=1.0, run_preflight=False, log=print,
+                        env={"WANDB_MODE": "offline", "USIM_THREADS": "1", "USIM_NO_STOP": "1"})
+    try:
+        why = await asyncio.wait_for(opened.controller.run(), 600)
+    finally:
+        await opened.close()
+    return opened.ledger, why
+
+
+@pytest.mark.slow
+async def test_a_sweep_on_ssh_hosts_pulls_results_back_before_destroying(tmp_path):
+    """The controller end to end on SSH hosts: the wheel built and recorded, each run brought up when its
+    instance runs, events read over SSH, the run dir pulled into runs/<sweep>/<cell>/<attempt> on the laptop,
+    and only then the instance destroyed."""
+    sweep = expand(two_cell_sweep(tmp_path))
+    emu = Emulator(api_keys=(KEY,), execute=True, workdir=str(tmp_path / "hosts"))
+    async with serve(emu) as url:
+        led, why = await run_fleet(tmp_path, url, sweep)
+    assert why == "done"
+    assert len(led.sweep_row(sweep.name).wheel_sha256 or "") == 64
+    intents = led.intents(sweep.name)
+    for a in led.attempts(sweep.name):
+        assert a.state in ("destroyed", "destroying") and a.reason == "finished" and a.host_started_at, a
+        assert a.results and a.results.startswith("pulled "), a.results
+        local = Path(a.run_dir)
+        assert (local / "eval" / "small.json").exists() and list(local.glob("eval/*.png"))
+        events = led.attempt_events(a.id, limit=500)
+        pulled_at = next(e.t for e in events if e.kind == "results")
+        destroyed_at = next(i.t for i in intents if i.action == "destroy" and i.attempt_id == a.id)
+        assert pulled_at <= destroyed_at, "destroyed before its results were back"
+    assert all(i.destroyed_at is not None for i in emu.instances.values())
+    assert {c.state for c in led.cells(sweep.name)} == {"finished"}
+
+
+@pytest.mark.slow
+async def test_a_pull_that_keeps_failing_records_results_lost_and_destroys_anyway(tmp_path, monkeypatch):
+    from usim_tui.fleet import hosts
+
+    async def fails(self, *args, **kwargs):
+        raise PullFailed("simulated: the host stopped answering sftp")
+
+    monkeypatch.setattr(VastProvider, "pull", fails)
+    monkeypatch.setattr(hosts, "PULL_DEADLINE_S", 2.0)
+    doc = yaml.safe_load(tiny_sweep(tmp_path).read_text())
+    path = tmp_path / "lost.yaml"
+    path.write_text(yaml.safe_dump({**doc, "name": "sshlost"}))
+    sweep = expand(path)
+    emu = Emulator(api_keys=(KEY,), execute=True, workdir=str(tmp_path / "hosts"))
+    async with serve(emu) as url:
+        led, why = await run_fleet(tmp_path, url, sweep)
+    (a,) = led.attempts(sweep.name)
+    assert a.results.startswith("results lost: simulated: the host stopped answering sftp"), a.results
+    assert any(e.kind == "results_lost" for e in led.attempt_events(a.id, limit=500))
+    assert a.state in ("destroyed", "destroying") and all(i.destroyed_at is not None for i in emu.instances.values())

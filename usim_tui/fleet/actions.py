@@ -119,7 +119,7 @@ async def destroy(ctl: Controller, args: dict[str, Any]) -> str:
             ctl.ledger.set_cell(ctl.name, a.cell, state=CellState.FINISHED if finished else CellState.FAILED,
                                 reason=EndReason.FINISHED if finished else EndReason.USER)
         ctl.journal.event(now, "user", f"{a.cell} #{a.attempt}: destroy ({reason})", a)
-        await ctl.destroy_attempt(a, reason, f"destroyed by {reason}", now)
+        await ctl.end_attempt(a, reason, f"destroyed by {reason}", now)
     return "ok"
 
 
@@ -130,7 +130,7 @@ async def relaunch(ctl: Controller, cell: str) -> str:
     now = ctl.clock.now()
     for a in ctl.ledger.live_attempts(ctl.name):
         if a.cell == cell:
-            await ctl.destroy_attempt(a, EndReason.USER, "relaunched by user", now)
+            await ctl.end_attempt(a, EndReason.USER, "relaunched by user", now)
     atts = ctl.ledger.attempts(ctl.name, cell)
     fingerprint = RunConfig.model_validate(ctl.sweep.cell(cell).config).architecture_fingerprint()
     ctl.ledger.forget_failed_preflight(ctl.name, fingerprint)   # a person's relaunch tries preflight again

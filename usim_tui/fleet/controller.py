@@ -20,6 +20,7 @@ from usim_core.sweep import Sweep
 from usim_tui.fleet import actions, budget, policies
 from usim_tui.fleet.clock import Clock, RealClock
 from usim_tui.fleet.credit import CreditReader
+from usim_tui.fleet.hosts import Hosts
 from usim_tui.fleet.ingest import describe, ingest
 from usim_tui.fleet.journal import Journal
 from usim_tui.fleet.launching import Launcher
@@ -53,6 +54,8 @@ class Controller:
                                  Path(runs_root).resolve(), dict(env or {}), run_preflight, preflight_cmd)
         self.credit = CreditReader(ledger, sweep.name, provider)
         self.teardown = Teardown(ledger, provider, self.journal, sweep.name, self.clock)
+        self.hosts = Hosts(ledger, provider, self.journal, sweep, self.launcher.runs_root, self.launcher.env)
+        self.logs.hosts = self.hosts
         self.stopping: str | None = None   # "leave": end after this tick; "destroy": tear down, then end
         self.reconciler = Reconciler(ledger, provider, self.journal, self.teardown, sweep.name, self._after_failure)
         ledger.ensure_sweep(sweep)
@@ -119,12 +122,16 @@ class Controller:
             self.journal.status("ok", now)
             await self.credit.read(now)
             await self.reconciler.apply(observed, now)
+            await self.hosts.bring_up(self.ledger.live_attempts(self.name), now)
             await self._read_events(now)
             await self._apply_policies(now)
+            await self._finish_pulls(now)
         await self._retry_leaks(now)
         await self._budget_guard(now)
         if self.stopping == "destroy":
-            await self.teardown.destroy(self.ledger.live_attempts(self.name), R.USER, "the sweep was stopped", now)
+            live = self.ledger.live_attempts(self.name)
+            self._no_time_to_pull(live, "the sweep was stopped", now)
+            await self.teardown.destroy(live, R.USER, "the sweep was stopped", now)
         elif not self.stopping:
             await self.launcher.launch_wanted(now)
         if not self.credit.final_read and self.done:   # one last reading: the provider's figure for the sweep
@@ -217,12 +224,28 @@ class Controller:
             self.ledger.set_cell(self.name, a.cell, state=CellState.FINISHED, reason=R.FINISHED)
             shown = headline(self.ledger.cell(self.name, a.cell).metrics, 4)
             self.journal.event(now, "finished", f"{a.cell} #{a.attempt}: finished {shown}", a)
-            await self.destroy_attempt(a, R.FINISHED, "", now)
+            await self.end_attempt(a, R.FINISHED, "", now)
         else:
             self.journal.event(now, "failed", f"{a.cell} #{a.attempt}: {v.reason}: {v.message}", a,
                                data={"reason": v.reason, "message": v.message})
-            await self.destroy_attempt(a, v.reason, v.message, now)
+            await self.end_attempt(a, v.reason, v.message, now)
             self._after_failure(self._attempt(a.id), now)
+
+    async def end_attempt(self, a: AttemptRow, reason: str, message: str, now: float) -> None:
+        """An attempt that is over: its results pulled back from an SSH host first (`pulling`), then destroyed."""
+        if a.state in GONE | {A.DESTROYING, A.PULLING}:
+            return
+        if self.hosts.needs_pull(a):
+            self.ledger.set_attempt(a.id, at=now, state=A.PULLING, reason=a.reason or reason,
+                                    message=a.message or message or None)
+            self.hosts.pulled_or_given_up(self._attempt(a.id), now)   # starts the pull
+            return
+        await self.destroy_attempt(a, reason, message, now)
+
+    async def _finish_pulls(self, now: float) -> None:
+        for a in self.ledger.live_attempts(self.name):
+            if a.state == A.PULLING and self.hosts.pulled_or_given_up(a, now):
+                await self.teardown.destroy([a._replace(state=A.RUNNING)], a.reason or R.USER, "", now)
 
     def _after_failure(self, a: AttemptRow, now: float) -> None:
         """Mark the cell failed once its attempts are used up; detect a crash loop across cells."""
@@ -248,6 +271,11 @@ class Controller:
             return True
         return a.id in await self.teardown.destroy([a], reason, message, now)
 
+    def _no_time_to_pull(self, attempts: list[AttemptRow], why: str, now: float) -> None:
+        for a in attempts:
+            if a.state not in GONE | {A.DESTROYING} and self.hosts.needs_pull(a):
+                self.hosts.lost(a, now, why)
+
     async def _retry_leaks(self, now: float) -> None:
         for reason, leaks in _by_reason(a for a in self.ledger.live_attempts(self.name) if a.state == A.LEAKED):
             await self.teardown.destroy([a._replace(state=A.RUNNING) for a in leaks], reason, "", now)
@@ -263,6 +291,7 @@ class Controller:
                                f"${self.spec.budget:.2f}; destroying every instance")
             stop = 1
         if stop:
+            self._no_time_to_pull(live, "the budget cap: money beats data", now)
             await self.teardown.destroy(live, R.BUDGET, "budget cap reached", now)
 
     # ---- commands (actions.COMMANDS) ----------------------------------------------------------------------

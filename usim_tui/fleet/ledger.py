@@ -102,14 +102,18 @@ MIGRATIONS: list[str] = [
     UPDATE cells SET small_metrics_json = metrics_json WHERE json_extract(metrics_json, '$._full') IS NULL;
     ALTER TABLE cells DROP COLUMN metrics_json
     """,
-    # v4: the controller process that holds the ledger (heartbeat: controller_seen_at), and when each attempt
-    # entered its current state (grace periods, the app's per-phase timers)
+    # v4: the controller process that holds the ledger (heartbeat: controller_seen_at), when each attempt
+    # entered its current state (grace periods, the app's per-phase timers), SSH hosts (the wheel, bring-up,
+    # what was pulled back)
     """
     ALTER TABLE sweeps ADD COLUMN controller_pid INTEGER;
     ALTER TABLE sweeps ADD COLUMN controller_host TEXT;
     ALTER TABLE sweeps ADD COLUMN controller_started_at REAL;
     ALTER TABLE sweeps ADD COLUMN controller_state TEXT;
     ALTER TABLE sweeps ADD COLUMN runs_root TEXT;
+    ALTER TABLE sweeps ADD COLUMN wheel_sha256 TEXT;
+    ALTER TABLE attempts ADD COLUMN host_started_at REAL;
+    ALTER TABLE attempts ADD COLUMN results TEXT;
     ALTER TABLE attempts ADD COLUMN state_since REAL
     """,
 ]

@@ -30,7 +30,8 @@ class OpenSweep:
     controller: Controller
 
     async def close(self) -> None:
-        """Close the provider's sessions; the ledger stays open for the caller to read."""
+        """Close the provider's sessions and the host calls in flight; the ledger stays open for the caller."""
+        await self.controller.hosts.close()
         await self.provider.close()
 
 

@@ -47,6 +47,7 @@ class SweepRow(NamedTuple):
     controller_started_at: float | None = None
     controller_state: str | None = None        # running | stopping | stopped | crashed
     runs_root: str | None = None               # where its local run directories are (the controller's)
+    wheel_sha256: str | None = None            # the wheel pushed to hosts (built from the sweep's checkout)
 
 
 @dataclass(frozen=True)
@@ -126,6 +127,8 @@ class AttemptRow(NamedTuple):
     provider_cost: float | None = None
     destroy_failures: int = 0
     state_since: float | None = None       # when it entered its current state
+    host_started_at: float | None = None   # SSH hosts: when the run was brought up on the instance
+    results: str | None = None             # SSH hosts: what came back before destroy, or "results lost: why"
 
     @classmethod
     def from_row(cls, row: Sequence[Any]) -> AttemptRow:

@@ -26,6 +26,7 @@ class AttemptState(StrEnum):
     DESTROYED = "destroyed"      # confirmed gone: billing stopped
     NOT_CREATED = "not_created"  # create failed or never happened: nothing exists
     LEAKED = "leaked"            # destroy failed or did not take: may still bill; retried every poll
+    PULLING = "pulling"          # ended (its verdict taken): its run dir is being copied back, then destroyed
 
 
 class CellState(StrEnum):
@@ -64,7 +65,7 @@ LIVE = frozenset(A) - GONE
 """An instance may exist: it may bill, and it blocks another attempt of its cell (a leaked or unconfirmed
 destroy counts; relaunching over it could leave two paid instances of one cell)."""
 
-UNSETTLED = frozenset({A.LAUNCHING, A.DESTROYING, A.LEAKED})
+UNSETTLED = frozenset({A.LAUNCHING, A.DESTROYING, A.LEAKED, A.PULLING})
 """The ledger is waiting on a provider call's outcome: the listing's state does not replace these, and
 policies do not judge them."""
 

@@ -1,0 +1,148 @@
+"""Attempts on SSH hosts (Vast with `install: wheel`), as the controller drives them: bring the run up once the
+instance first runs (the wheel built from this checkout, its sha256 in the ledger), read its events over SSH,
+and pull its run directory back before the instance is destroyed.
+
+The slow calls (the install, a pull) run as background tasks, so a poll never waits on them; each tick looks
+at what finished. A pull that keeps failing is given up at PULL_DEADLINE_S: the instance is destroyed anyway
+and the attempt records `results lost: <why>` (money beats data). At the budget cap nothing waits for a pull.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from usim_core.events import Event
+from usim_tui.fleet import host, wheel
+from usim_tui.fleet.journal import Journal
+from usim_tui.fleet.ledger import Ledger
+from usim_tui.fleet.providers.base import HostProvider, Provider, ProviderError
+from usim_tui.fleet.rows import AttemptRow
+from usim_tui.fleet.states import AttemptState
+
+A = AttemptState
+PULL_DEADLINE_S = 600.0            # after the attempt ended: then destroy without its results
+MAX_CHECKPOINT_BYTES = 2 * 1024**3
+REPO = Path(__file__).resolve().parents[2]
+
+
+def host_run_dir(a: AttemptRow) -> str:
+    """The attempt's run dir on its host (bootstrap.host_run_dir: relative to the login home)."""
+    return f"runs/{a.sweep}/{a.cell}/{a.attempt}"
+
+
+class Hosts:
+    def __init__(self, ledger: Ledger, provider: Provider, journal: Journal, sweep: Any, runs_root: Path,
+                 env: Mapping[str, str]) -> None:
+        self.ledger, self.provider, self.journal, self.sweep = ledger, provider, journal, sweep
+        self.runs_root, self.env = runs_root, dict(env)
+        self.enabled = isinstance(provider, HostProvider) and bool(getattr(provider, "ssh", False))
+        self._wheel: Path | None = None
+        self._tasks: dict[tuple[str, int], asyncio.Task[Any]] = {}
+        self._offsets: dict[int, int] = {}
+
+    def on_host(self, a: AttemptRow) -> bool:
+        return self.enabled and a.host_started_at is not None
+
+    # ---- bring-up ---------------------------------------------------------------------------------------
+    def wheel(self, now: float) -> Path:
+        """The wheel of this checkout, built once per controller; its sha256 recorded in the ledger."""
+        if self._wheel is None:
+            path, sha = wheel.build_wheel(REPO, self.runs_root / self.sweep.name / "wheel")
+            self._wheel = path
+            self.ledger.set_sweep(self.sweep.name, wheel_sha256=sha)
+            self.journal.event(now, "wheel", f"built {path.name} (sha256 {sha[:12]})", data={"sha256": sha})
+        return self._wheel
+
+    async def bring_up(self, attempts: list[AttemptRow], now: float) -> None:
+        """Start the run on every newly running instance (once: the ledger remembers across restarts)."""
+        if not self.enabled:
+            return
+        for a in attempts:
+            if a.state != A.RUNNING or a.host_started_at is not None or not a.provider_id:
+                continue
+            task = self._tasks.get(("up", a.id))
+            if task is None:
+                self._tasks[("up", a.id)] = asyncio.create_task(host.bring_up(
+                    self.provider, a.provider_id, wheel=self.wheel(now), config=self.sweep.cell(a.cell).config,
+                    run_dir=host_run_dir(a), env=self.env))
+            elif task.done():
+                del self._tasks[("up", a.id)]
+                self._brought_up(a, task, now)
+
+    def _brought_up(self, a: AttemptRow, task: asyncio.Task[Any], now: float) -> None:
+        exc = task.exception()
+        if exc is None:
+            self.ledger.set_attempt(a.id, host_started_at=now)
+            self.journal.event(now, "host", f"{a.cell} #{a.attempt}: run started on the host over SSH", a)
+        elif isinstance(exc, host.BringUpFailed) and ": install failed" in str(exc):
+            self.ledger.set_attempt(a.id, error_event=str(exc)[:500])   # judged as the run's failure
+            self.journal.event(now, "host", f"{a.cell} #{a.attempt}: {exc}", a)
+        else:   # SSH not answering yet, a dropped push: tried again next poll, up to the start-up deadline
+            self.journal.event(now, "host", f"{a.cell} #{a.attempt}: bring-up not done ({exc}); retrying", a)
+
+    # ---- events -----------------------------------------------------------------------------------------
+    async def events(self, a: AttemptRow) -> list[Event] | None:
+        """New events from `<run_dir>/events.jsonl` on the host; None when the read failed."""
+        try:
+            text, offset = await self.provider.read_events(a.provider_id or "", host_run_dir(a),  # type: ignore[attr-defined]
+                                                           self._offsets.get(a.id, 0))
+        except ProviderError:
+            return None
+        self._offsets[a.id] = offset
+        out = []
+        for line in text.splitlines():
+            try:
+                e = json.loads(line)
+            except json.JSONDecodeError:
+                continue
+            if isinstance(e, dict) and "kind" in e:
+                out.append(e)
+        return out
+
+    # ---- results back before destroy --------------------------------------------------------------------
+    def pulled_or_given_up(self, a: AttemptRow, now: float) -> bool:
+        """For an attempt in `pulling`: True once its results are back or given up (recorded), so it can be
+        destroyed; False while a pull is still going (started here when none is)."""
+        task = self._tasks.get(("pull", a.id))
+        if task is None:
+            self._tasks[("pull", a.id)] = asyncio.create_task(self.provider.pull(  # type: ignore[attr-defined]
+                a.provider_id or "", host_run_dir(a), Path(a.run_dir or ""), MAX_CHECKPOINT_BYTES))
+            return False
+        if not task.done():
+            return self._give_up_if_late(a, now, "the pull did not finish")
+        del self._tasks[("pull", a.id)]
+        exc = task.exception()
+        if exc is None:
+            got = task.result()
+            note = f"pulled {len(got.files)} files, {got.bytes / 1e6:.1f} MB" + (
+                f"; skipped: {'; '.join(got.skipped)}" if got.skipped else "")
+            self.ledger.set_attempt(a.id, results=note)
+            self.journal.event(now, "results", f"{a.cell} #{a.attempt}: {note}", a, data={"files": got.files})
+            return True
+        return self._give_up_if_late(a, now, str(exc))
+
+    def _give_up_if_late(self, a: AttemptRow, now: float, why: str) -> bool:
+        if now - (a.state_since or now) < PULL_DEADLINE_S:
+            return False
+        self.lost(a, now, f"{why} within {PULL_DEADLINE_S:.0f} s")
+        return True
+
+    def lost(self, a: AttemptRow, now: float, why: str) -> None:
+        task = self._tasks.pop(("pull", a.id), None)
+        if task is not None:
+            task.cancel()
+        self.ledger.set_attempt(a.id, results=f"results lost: {why}")
+        self.journal.event(now, "results_lost", f"ALERT {a.cell} #{a.attempt}: results lost ({why}); destroying "
+                           "the instance anyway", a, data={"reason": why})
+
+    def needs_pull(self, a: AttemptRow) -> bool:
+        return self.on_host(a) and a.results is None
+
+    async def close(self) -> None:
+        for task in self._tasks.values():
+            task.cancel()
+        self._tasks.clear()
