@@ -97,9 +97,10 @@ def train_fno(u: np.ndarray, nu: np.ndarray, mean: float, std: float, *, budget_
 
 
 def save_fno(path: str | Path, model: FNOStepper, *, dt: float, manifest_hash: str, train_rows: list,
-             config_hash: str, info: dict[str, Any]) -> None:
+             config_hash: str, info: dict[str, Any], length: float = 1.0) -> None:
     blob = {"format": FORMAT, "hparams": model.hparams, "state_dict": model.state_dict(),
-            "mean": float(model.u_mean), "std": float(model.u_std), "dt": dt, "manifest_hash": manifest_hash,
+            "mean": float(model.u_mean), "std": float(model.u_std), "dt": dt, "length": length,
+            "manifest_hash": manifest_hash,
             "train_rows": [list(r) for r in train_rows], "config_hash": config_hash, "info": info}
     atomic_save(blob, path)
 

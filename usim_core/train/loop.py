@@ -16,11 +16,18 @@ from typing import Any
 import torch
 
 from usim_core.config import RunConfig
+from usim_core.data.domain import domain_of
 from usim_core.models.surrogate import STAGE_MODULES, Surrogate
 from usim_core.train.batches import Windows, windows
 from usim_core.train.checkpoint import load_checkpoint, rng_state, save_checkpoint
 from usim_core.train.ema import copy_modules, ema_update
-from usim_core.train.losses import STAGE_LOSS, fit_increment_scale, fit_residual_stats, stage_horizon
+from usim_core.train.losses import (
+    STAGE_LOSS,
+    STAGE_VAL_LOSS,
+    fit_increment_scale,
+    fit_residual_stats,
+    stage_horizon,
+)
 from usim_core.train.schedule import lr_at
 
 VAL_CAP = 512  # validation windows per epoch (a fixed subset), so val stays cheap on big splits
@@ -63,7 +70,7 @@ def _autocast(device: torch.device):
 @torch.no_grad()
 def validate(ctx: RunContext, stage: str, model: Surrogate, data: Windows) -> float:
     model.eval()
-    loss_fn = STAGE_LOSS[stage]
+    loss_fn = STAGE_VAL_LOSS[stage]
     gen = torch.Generator().manual_seed(stage_seed(ctx.cfg.seed, stage, -1))
     rows = torch.randperm(len(data), generator=gen)[:VAL_CAP]
     bs = getattr(ctx.cfg.stages, stage).batch_size
@@ -213,4 +220,5 @@ def _save(ctx: RunContext, path: Path, stage: str, state: dict[str, Any], model:
     save_checkpoint(path, stage=stage, step=state["step"], cfg=ctx.cfg, model=model, ema=ema, optimizer=opt,
                     stats=b.stats, manifest_hash=b.manifest_hash, rng=rng_state(),
                     extra={"loop": loop, "completed": completed, "dt": float(b.dt),
+                           "domain": domain_of(b).to_dict(),
                            "manifest": getattr(b, "manifest", None)})
