@@ -40,37 +40,29 @@ def _eval(args: argparse.Namespace) -> int:
     return 0
 
 
-def _budget_from_run(run_dir: Path) -> float | None:
-    """Wall-clock the surrogate's training took in this run dir (first `started` to last `stage_end`)."""
-    from usim_core.events import read_events
-
-    ev = read_events(run_dir)
-    starts = [e["t"] for e in ev if e.get("kind") == "started"]
-    ends = [e["t"] for e in ev if e.get("kind") == "stage_end" and not e.get("skipped")]
-    return max(ends) - min(starts) if starts and ends else None
-
-
 def _baseline(args: argparse.Namespace) -> int:
     from usim_core.config import load_config
 
     cfg = load_config(args.config)
     run_dir = Path(args.run_dir)
-    budget = args.budget_s or _budget_from_run(run_dir)
+    from usim_core.train.run import training_cpu_seconds
+
+    budget = args.budget_s or training_cpu_seconds(run_dir)
     if budget is None:
-        raise ConfigError(f"--budget-s not given and {run_dir / 'events.jsonl'} has no finished training to "
-                          "match; pass --budget-s SECONDS")
+        raise ConfigError(f"--budget-s not given and {run_dir / 'checkpoints'} has no finished stage whose "
+                          "training CPU seconds to match; pass --budget-s SECONDS (process CPU seconds)")
     from usim_core.data import prepare_data
     from usim_core.eval.fno import save_fno, train_fno
 
     bundle = prepare_data(cfg)
     tr, op = bundle.train, cfg.stages.operator
-    print(f"baseline fno: {tr.u.shape[0]} training trajectories, budget {budget:.0f}s", file=sys.stderr)
+    print(f"baseline fno: {tr.u.shape[0]} training trajectories, budget {budget:.0f} CPU s", file=sys.stderr)
     model, info = train_fno(tr.u, tr.nu, bundle.stats.mean, bundle.stats.std, budget_s=budget, seed=cfg.seed,
                             unroll=op.unroll, unroll_weight=op.unroll_weight, batch_size=op.batch_size,
                             lr=op.lr, log=lambda m: print(m, file=sys.stderr, flush=True))
     path = run_dir / "baselines" / "fno.pt"
     save_fno(path, model, dt=float(bundle.dt), manifest_hash=bundle.manifest_hash, train_rows=tr.rows,
-             config_hash=cfg.config_hash(), info=info)
+             config_hash=cfg.config_hash(), info=info, length=bundle.length)
     print(json.dumps({"path": str(path), **info}))
     return 0
 
@@ -135,7 +127,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     b.add_argument("kind", choices=("fno",), help="fno: neuralop.models.FNO")
     b.add_argument("--config", required=True, help="the run config (same data and split)")
     b.add_argument("--run-dir", required=True, help="writes RUN/baselines/fno.pt; eval picks it up")
-    b.add_argument("--budget-s", type=float, help="wall-clock seconds (default: the run's training time)")
+    b.add_argument("--budget-s", type=float,
+                   help="process CPU seconds (default: the CPU seconds the run's stages took to train)")
     b.set_defaults(func=_baseline)
 
     lbp = sub.add_parser("leaderboard", help="rank the eval JSONs of a sweep dir (CSV + JSON)")

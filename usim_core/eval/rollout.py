@@ -8,6 +8,8 @@ TTC (stochastic modes only): per trajectory and step, draw n candidates z', scor
 of its decoded frame (plus `lookahead` further operator steps), keep the best for THAT trajectory.
 Budget: at most `max_evaluations` reward evaluations per trajectory; a step scores n = min(candidates,
 remaining // (1 + lookahead)) candidates, and once fewer than 2 fit it takes one unscored sample.
+Compute-matched controls (ttc.select): "mean" keeps the candidates' mean latent, "random" a random candidate;
+both draw the same N candidates under the same budget, and count the same evaluations.
 A model with `conserves_mass` (the Surrogate) gets u0's spatial mean in `step` and `decode` and restores it
 exactly; its frames also never gain energy over the previous frame (models/invariants.py). Baselines (FNO)
 and test stand-ins without the flag are rolled out unconstrained.
@@ -107,6 +109,13 @@ def _choose(model: Stepper, z: Tensor, prev: Tensor, u0: Tensor, nu: Tensor, dt:
     nu_r, dt_r, u0_r = rep(nu), rep(dt), rep(u0)
     m_r = u0_r.double().mean(-1)
     cand = _advance(model, rep(z), nu_r, dt_r, mode, gen, ttc.noise_scale, m_r)
+    if ttc.select == "mean":  # control: no reward, the candidates' mean
+        z_mean = cand.view(b, n, *cand.shape[1:]).mean(1)
+        return z_mean, _frame(model, z_mean, m_r[::n], prev), torch.zeros(b, dtype=torch.long, device=z.device)
+    if ttc.select == "random":  # control: no reward, a random candidate
+        idx = torch.randint(0, n, (b,), generator=gen, device=z.device)
+        pick = torch.arange(b, device=z.device) * n + idx
+        return cand[pick], _frame(model, cand[pick], m_r[pick], prev), idx
     u_cand = _frame(model, cand, m_r, rep(prev))
     score = physics_reward(rep(prev), u_cand, u0_r, nu_r, dt_r, ttc.weights, length)
     zz, uu = cand, u_cand
