@@ -80,16 +80,15 @@ def _leaderboard(args: argparse.Namespace) -> int:
     js, cs = lb.write(args.dir, rows, extra)
     for r in rows:
         g = f"  gate {r['gate']['status']}" if r.get("gate") else ""
-        print(f"{r['rank']:>3} {r['name']:<6} {r['cell']:<28} {r['attempt']:<3} {args.metric} "
-              f"{_fmt(r[args.metric])}  persistence {_fmt(r['persistence_nrmse_rollout'])}{g}")
+        print(f"{r['rank']:>3} {r['name']:<6} {r['cell']:<28} {r['attempt']:<3} val {_fmt(r['val_score'])}  "
+              f"{args.metric} {_fmt(r[args.metric])}  persistence {_fmt(r['persistence_nrmse_rollout'])}  "
+              f"coarse solver {_fmt(r['coarse_nrmse_frame'])}{g}")
     for b in bad:
         print(f"skipped {b}", file=sys.stderr)
     if args.freeze:
-        best = [r for r in rows if r["name"] == args.freeze_name and r[args.metric] is not None]
-        if not best:
-            raise ConfigError(f"--freeze: no '{args.freeze_name}' eval with a finite {args.metric} under {args.dir}")
-        lb.freeze(best[0], args.freeze)
-        print(f"froze {best[0]['path']} as champion in {args.freeze}")
+        best = lb.choose_on_val(rows, args.freeze_name)
+        lb.freeze(best, args.freeze)
+        print(f"froze {best['path']} as champion in {args.freeze} (chosen on val: {args.metric} {best['val_score']:.4g})")
     print(f"wrote {js} and {cs} ({len(rows)} rows)")
     return 0
 
@@ -136,7 +135,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     lbp.add_argument("--metric", default="nrmse_rollout")
     lbp.add_argument("--champion", help="gate every row against this frozen champion file")
     lbp.add_argument("--tolerance", type=float, default=0.0, help="relative slack of the gate")
-    lbp.add_argument("--freeze", help="after writing, freeze the best row as the champion in this file")
+    lbp.add_argument("--freeze", help="after writing, freeze the run best on val as the champion in this file")
     lbp.add_argument("--freeze-name", default="full", help="which eval (small|full) the champion is taken from")
     lbp.set_defaults(func=_leaderboard)
 

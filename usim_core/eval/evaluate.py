@@ -37,6 +37,7 @@ STAGE_MODES = {
     "consistency_distill": ("operator", "diffusion", "consistency"),
 }
 ONE_STEP_CHUNK = 1024  # frames per one-step batch
+MIN_GAIN = 0.01  # a stochastic mode must be 1% below the operator on val to become primary (not seed noise)
 
 
 def train_rows(meta: dict[str, Any], bundle: Any) -> set[tuple[str, int]] | None:
@@ -149,7 +150,7 @@ def _split_tensors(data: Any, n: int, device: str) -> tuple[Tensor, Tensor]:
 def select_on_val(model: Any, cfg: Any, meta: dict, bundle: Any, device: str, dom: Domain,
                   done: dict[str, Any] | None = None) -> dict[str, Any]:
     """The primary mode, chosen on the VAL split only (never on test): the operator, unless a stochastic
-    mode's per-frame rollout nRMSE on val is lower. `done`: results already computed on these val rows."""
+    mode's per-frame rollout nRMSE on val is lower by more than MIN_GAIN (relative). `done`: results already computed on these val rows."""
     available = [m for m in MODES if m in STAGE_MODES.get(meta["stage"], ())]
     val = bundle.val
     n = min(cfg.eval.small.trajectories or len(val.rows), len(val.rows))
@@ -164,7 +165,8 @@ def select_on_val(model: Any, cfg: Any, meta: dict, bundle: Any, device: str, do
         true = u[:, 1:].double().cpu()
         scores[mode] = clean(float(M.nrmse_per_frame(pred.double().cpu(), true, u[:, 0].double().cpu()).mean()))
     op = scores.get("operator")
-    beats = {m: bool(op is not None and v is not None and v < op) for m, v in scores.items() if m != "operator"}
+    beats = {m: bool(op is not None and v is not None and v < (1 - MIN_GAIN) * op)
+             for m, v in scores.items() if m != "operator"}
     primary = min([m for m, b in beats.items() if b] or ["operator"], key=lambda m: scores[m] or 0.0)
     return {"split": "val", "trajectories": n, "nrmse_frame": scores, "beats_operator": beats,
             "primary_mode": primary if available else None}
