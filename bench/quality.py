@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+import yaml
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
@@ -61,6 +62,9 @@ def config(args: argparse.Namespace, seed: int) -> RunConfig:
         over[f"stages.{stage}.epochs"] = 1000  # the step cap binds
     for stage, lr in LR.items():
         over[f"stages.{stage}.lr"] = lr
+    for item in args.set:  # --set stages.operator.unroll=2: any dotted override, value parsed as YAML
+        key, _, value = item.partition("=")
+        over[key] = yaml.safe_load(value)
     return load_config(REPO / "configs" / "runs" / "burgers_base.yaml", over)
 
 
@@ -202,6 +206,8 @@ def main() -> None:
     ap.add_argument("--n", type=int, default=200, help="trajectories to generate")
     ap.add_argument("--steps-scale", type=float, default=1.0, help="scale the stages' step caps")
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                    help="extra dotted config override (repeatable), e.g. stages.operator.unroll=2")
     ap.add_argument("--work", default=str(REPO / "runs" / "bench_quality"), help="run dirs, one per seed")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
