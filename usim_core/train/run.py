@@ -178,6 +178,9 @@ def _evaluate(cfg: RunConfig, run_dir: Path, ckpt: Path, device: str, emit, trac
             continue
         result = evaluate_checkpoint(ckpt, es.split, eval_set=es, out=run_dir / "eval" / f"{name}.json",
                                      device=device, bundle=bundle, name=name)
-        metrics = flatten(result.get("metrics", result))
+        coarse = result["baselines"].get("coarse_solver") or {}
+        metrics = flatten({**result.get("metrics", result), "model_cpu_s_per_traj": result.get("model_cpu_s_per_traj"),
+                           "corrector": result.get("corrector") or {},
+                           "coarse_solver": {k: coarse.get(k) for k in ("nx", "nrmse_frame", "cpu_s_per_traj")}})
         emit("eval", name=name, metrics=metrics, path=str(run_dir / "eval" / f"{name}.json"))
         tracker.summary({f"eval/{name}/{k}": v for k, v in metrics.items()})
