@@ -45,8 +45,9 @@ def _baseline(args: argparse.Namespace) -> int:
 
     cfg = load_config(args.config)
     run_dir = Path(args.run_dir)
-    from usim_core.train.run import training_cpu_seconds
+    from usim_core.train.run import set_threads, training_cpu_seconds
 
+    set_threads()  # the same USIM_THREADS rule as the trainer: CPU seconds are comparable only at equal threads
     budget = args.budget_s or training_cpu_seconds(run_dir)
     if budget is None:
         raise ConfigError(f"--budget-s not given and {run_dir / 'checkpoints'} has no finished stage whose "
