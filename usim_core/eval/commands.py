@@ -19,7 +19,9 @@ def _fmt(v: float | None) -> str:
 
 def _eval(args: argparse.Namespace) -> int:
     from usim_core.eval.evaluate import evaluate_checkpoint
+    from usim_core.train.run import set_threads
 
+    set_threads()  # CPU seconds per trajectory are comparable only at the trainer's USIM_THREADS
     ckpt = Path(args.checkpoint)
     out = Path(args.out) if args.out else ckpt.parent.parent / "eval" / f"{'full' if args.split == 'test' else 'small'}.json"
     rep = evaluate_checkpoint(ckpt, args.split, ttc=args.ttc, out=out, device=args.device,
