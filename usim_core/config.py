@@ -169,6 +169,9 @@ class TTCConfig(Strict):
     lookahead: int = Field(0, ge=0, description="extra steps rolled out before scoring a candidate")
     noise_scale: float = Field(1.0, gt=0)
     weights: RewardWeights = Field(default_factory=RewardWeights)
+    select: Literal["reward", "mean", "random"] = Field(
+        "reward", description="reward: TTC proper; mean / random: compute-matched controls (the candidates' "
+                              "mean latent, or a random candidate, at the same N and budget)")
 
 
 class EvalSetConfig(Strict):

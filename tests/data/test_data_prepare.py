@@ -21,7 +21,9 @@ def config(tmp_path: Path, **data) -> RunConfig:
 
 @pytest.fixture
 def two_nu_files(tmp_path: Path) -> list[str]:
-    a = write_pdebench(tmp_path / "1D_Burgers_Sols_Nu0.01.hdf5", smooth_fields(20, 11, 32, seed=0), nu=0.01)
+    # both in the published layout (x on (-1, 1)): files of different domain lengths are never mixed
+    a = write_pdebench(tmp_path / "1D_Burgers_Sols_Nu0.01.hdf5", smooth_fields(20, 11, 32, seed=0),
+                       published_quirks=True)
     b = write_pdebench(tmp_path / "1D_Burgers_Sols_Nu0.001.hdf5", smooth_fields(20, 11, 32, seed=1) + 100,
                        published_quirks=True)
     return [str(a), str(b)]

@@ -28,29 +28,34 @@ def place(root: Path, cell: str, attempt: int, name: str, report: dict, nrmse: f
 @pytest.fixture
 def sweep(tmp_path, full_report) -> Path:
     root = tmp_path / "runs" / "demo"
-    place(root, "lr_a", 0, "full", full_report, 0.30)
-    place(root, "lr_b", 1, "full", full_report, 0.10)
-    place(root, "lr_c", 0, "full", full_report, 0.20)
-    place(root, "lr_c", 0, "small", full_report, 0.50, split="val")
+    # issue 16: runs are ranked and chosen on val, so each run has its val (small) eval; lr_f is the best on
+    # test but the worst on val, and must never be chosen
+    for cell, attempt, test, val in (("lr_a", 0, 0.30, 0.60), ("lr_b", 1, 0.10, 0.40), ("lr_c", 0, 0.20, 0.50),
+                                     ("lr_f", 0, 0.08, 0.70)):
+        place(root, cell, attempt, "full", full_report, test)
+        place(root, cell, attempt, "small", full_report, val, split="val")
     bad = root / "lr_d" / "0" / "eval" / "full.json"
     bad.parent.mkdir(parents=True)
     bad.write_text('{"metrics": {}}')  # a torn or foreign file: listed as unreadable, not a crash
     return root
 
 
-def test_leaderboard_ranks_each_eval_by_the_metric(sweep, capsys):
+def test_leaderboard_ranks_each_eval_by_the_runs_val_metric(sweep, capsys):
     assert main(["leaderboard", str(sweep)]) == 0
     board = json.loads((sweep / "leaderboard.json").read_text())
     full = [r for r in board["rows"] if r["name"] == "full"]
-    assert [(r["cell"], r["attempt"], r["rank"]) for r in full] == [("lr_b", "1", 1), ("lr_c", "0", 2), ("lr_a", "0", 3)]
+    assert [(r["cell"], r["attempt"], r["rank"]) for r in full] == [("lr_b", "1", 1), ("lr_c", "0", 2), ("lr_a", "0", 3),
+                                                                    ("lr_f", "0", 4)]  # best on test, last on val
     small = [r for r in board["rows"] if r["name"] == "small"]
-    assert [(r["cell"], r["rank"], r["split"]) for r in small] == [("lr_c", 1, "val")]
+    assert [(r["cell"], r["rank"], r["split"]) for r in small] == [("lr_b", 1, "val"), ("lr_c", 2, "val"),
+                                                                    ("lr_a", 3, "val"), ("lr_f", 4, "val")]
+    assert full[0]["coarse_nrmse_frame"] is not None and full[0]["model_cpu_s_per_traj"] > 0
     pers = full[0]["persistence_nrmse_rollout"]
     assert full[0]["ratio_to_persistence"] == pytest.approx(0.10 / pers)
     assert len(board["unreadable"]) == 1 and "lr_d" in board["unreadable"][0]
     with open(sweep / "leaderboard.csv") as f:
         rows = list(csv.DictReader(f))
-    assert len(rows) == 4 and float(rows[0]["nrmse_rollout"]) in (0.10, 0.50)
+    assert len(rows) == 8 and float(rows[0]["nrmse_rollout"]) in (0.10, 0.40)
 
 
 def test_gate_against_a_frozen_champion_never_compares_a_run_with_itself(sweep, tmp_path):
@@ -67,6 +72,13 @@ def test_gate_against_a_frozen_champion_never_compares_a_run_with_itself(sweep, 
     assert rows[("lr_c", "full")]["status"] == "fail"  # 0.20 > 0.15: a result, and the command still exits 0
     assert rows[("lr_a", "full")]["status"] == "fail"
     assert rows[("lr_c", "small")]["status"] == "incomparable"  # val subset vs the champion's test split
+
+
+def test_the_champion_is_never_chosen_without_a_val_eval(tmp_path, full_report, capsys):
+    root = tmp_path / "runs" / "noval"
+    place(root, "lr_a", 0, "full", full_report, 0.05)
+    assert main(["leaderboard", str(root), "--freeze", str(tmp_path / "c.json")]) == 2
+    assert "chosen on val only" in capsys.readouterr().err
 
 
 def test_gate_command_records_a_failure_in_the_eval_json_and_exits_0(sweep, tmp_path, capsys):

@@ -67,6 +67,26 @@ def test_each_trajectory_gets_its_own_best_candidate():
     assert not torch.allclose(plain, pred)
 
 
+def test_compute_matched_controls_take_the_mean_or_a_random_candidate_at_the_same_budget():
+    offsets = torch.tensor([[0.5, 0.3, 0.01, -0.4],
+                            [0.02, 0.6, -0.3, 0.2]])
+    u0, nu, dt = batch(2)
+    base = dict(candidates=4, max_evaluations=100, weights=RewardWeights(mass=1, energy=0, residual=0))
+    best, s_best = ro.rollout(OffsetStepper(offsets), u0, nu, dt, steps=1, mode="diffusion", ttc=TTCConfig(**base))
+    mean, s_mean = ro.rollout(OffsetStepper(offsets), u0, nu, dt, steps=1, mode="diffusion",
+                              ttc=TTCConfig(**base, select="mean"))
+    assert torch.allclose(mean[:, 0], u0 + offsets.mean(1)[:, None])
+    assert torch.equal(s_mean.evaluations, s_best.evaluations)  # the same N candidates, the same budget
+    picks = set()
+    for seed in range(8):
+        rnd, s_rnd = ro.rollout(OffsetStepper(offsets), u0, nu, dt, steps=1, mode="diffusion",
+                                ttc=TTCConfig(**base, select="random"), generator=torch.Generator().manual_seed(seed))
+        chosen = s_rnd.choices[0]
+        assert torch.allclose(rnd[:, 0], u0 + offsets[torch.arange(2), chosen][:, None])
+        picks.update(chosen.tolist())
+    assert len(picks) > 1
+
+
 def test_choice_matches_the_reward_computed_independently():
     g = torch.Generator().manual_seed(3)
     offsets = 0.3 * torch.randn(5, 6, generator=g)

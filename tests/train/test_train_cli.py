@@ -46,6 +46,9 @@ def test_train_cli_fresh_host_to_done(tmp_path):
     assert stored[0]["kind"] == "started" and stored[-1]["kind"] == "done"
     evals = [e for e in stored if e["kind"] == "eval"]
     assert [e["name"] for e in evals] == ["small"] and evals[0]["metrics"]
+    # issue 16's figures travel as flat keys of the eval event: primary metric, costs, coarse solver, corrector
+    assert {"nrmse_frame", "model_cpu_s_per_traj", "coarse_solver/nrmse_frame", "coarse_solver/cpu_s_per_traj",
+            "corrector/diffusion_corr", "corrector/spread_ratio"} <= set(evals[0]["metrics"])
     assert (run_dir / "eval" / "small.json").exists() and not (run_dir / "eval" / "full.json").exists()
     assert any((tmp_path / "data").iterdir())  # the data engine generated the files
     assert yaml.safe_load((run_dir / "config.yaml").read_text())["data"]["generate"]["n"] == 6

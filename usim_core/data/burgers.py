@@ -1,4 +1,6 @@
-"""1D viscous Burgers u_t + (u^2/2)_x = (nu/pi) u_xx on the periodic domain [0, 1), batched (numpy only).
+"""1D viscous Burgers u_t + (u^2/2)_x = (nu/pi) u_xx on a periodic domain of length L (default 1), batched
+(numpy only). A domain of length L is solved as the unit domain with nu / L to the times t / L (x = L x',
+t = L t' leave the equation unchanged but for the viscosity), which is exact.
 
 Two schemes, chosen per call by the cell Peclet number Pe = max|u0| dx / (nu/pi):
 - "spectral" (Pe <= PE_SPECTRAL, the viscous shock is resolved): dealiased (2/3 rule) Fourier
@@ -51,12 +53,19 @@ def choose_method(u0: np.ndarray, nu: float) -> str:
     return "spectral" if refinement(u0, nu) <= MAX_AUTO_REFINE else "fv"
 
 
-def solve(u0: np.ndarray, nu: float, t: np.ndarray, method: str = "auto", cfl: float | None = None) -> Solution:
-    """Solve from u0 (B, nx) or (nx,) at t = 0 and return the solution at the increasing times t (>= 0)."""
+def solve(u0: np.ndarray, nu: float, t: np.ndarray, method: str = "auto", cfl: float | None = None,
+          length: float = 1.0) -> Solution:
+    """Solve from u0 (B, nx) or (nx,) at t = 0 and return the solution at the increasing times t (>= 0), on the
+    periodic domain of this length (u0 on its cell centres)."""
     u0 = np.atleast_2d(np.asarray(u0, dtype=np.float64))
     t = np.asarray(t, dtype=np.float64)
     if nu <= 0:
         raise ValueError(f"nu must be positive, got {nu}")
+    if length <= 0:
+        raise ValueError(f"length must be positive, got {length}")
+    if length != 1.0:
+        sol = solve(u0, nu / length, t / length, method, cfl)
+        return Solution(sol.u, sol.method, sol.dt * length, sol.steps)
     if t.ndim != 1 or t.size == 0 or t[0] < 0 or np.any(np.diff(t) <= 0):
         raise ValueError("t must be a non-empty increasing 1-D array of times >= 0")
     if not np.all(np.isfinite(u0)):

@@ -1,8 +1,9 @@
 """PDEBench-layout HDF5 files: validated opening, chunked strided reads, cheap content fingerprints.
 
 Layout: dataset `tensor` (N, nt, nx) float32, `x-coordinate` (nx,), `t-coordinate` (nt,) and attribute `Nu`.
-Published PDEBench files differ in two ways that are accepted here: x on (-1, 1) (mapped to [0, 1)) and a
-t-coordinate with nt + 1 entries (the extra last entry is dropped). `nu` comes from the `Nu` attribute or,
+Published PDEBench files differ in two ways that are accepted here: x on (-1, 1) (domain length 2; the
+coordinate is kept as the fraction of the period, in [0, 1), and the length as `length`) and a t-coordinate
+with nt + 1 entries (the extra last entry is dropped). Files `datagen` writes hold x on [0, 1) (length 1). `nu` comes from the `Nu` attribute or,
 failing that, from the file name (`..._Nu0.01.hdf5`). Files are never read whole.
 """
 
@@ -33,8 +34,9 @@ class PdeFile:
     nt: int
     nx: int
     nu: float
-    x: np.ndarray   # (nx,) in [0, 1)
+    x: np.ndarray   # (nx,) fraction of the period, in [0, 1)
     t: np.ndarray   # (nt,)
+    length: float = 1.0   # period of the domain in the file's own x units
 
 
 def _nu_from_name(path: Path) -> float | None:
@@ -74,17 +76,18 @@ def open_pdebench(path: str | Path, nu: float | None = None) -> PdeFile:
         raise DataError(f"{path}: x-coordinate or t-coordinate contains NaN/Inf")
     if np.any(np.diff(t) <= 0) or np.any(np.diff(x) <= 0):
         raise DataError(f"{path}: x-coordinate and t-coordinate must be increasing")
+    length = 1.0
     if x.min() >= 0 and x.max() < 1:
         pass
     elif x.min() > -1 and x.max() < 1:
-        x = (x + 1) / 2   # published PDEBench files: (-1, 1)
+        x, length = (x + 1) / 2, 2.0   # published PDEBench files: (-1, 1), a domain of length 2
     else:
         raise DataError(f"{path}: x-coordinate spans [{x.min():g}, {x.max():g}]; expected [0, 1) or (-1, 1)")
     if file_nu is None:
         raise DataError(f"{path}: no viscosity: no 'Nu' attribute and no Nu<value> in the file name")
     if nu is not None and not np.isclose(file_nu, nu, rtol=1e-6, atol=0):
         raise DataError(f"{path}: the file holds nu = {file_nu:g}, but the config asks for nu = {nu:g}")
-    return PdeFile(path, n, nt, nx, file_nu, x, t)
+    return PdeFile(path, n, nt, nx, file_nu, x, t, length)
 
 
 def read_rows(path: str | Path, rows: np.ndarray, x_stride: int = 1, t_stride: int = 1) -> np.ndarray:

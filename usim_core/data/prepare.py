@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 
 from usim_core.config import RunConfig
+from usim_core.data.domain import Domain
 from usim_core.data.h5io import DataError, PdeFile, fingerprint, open_pdebench, read_rows
 
 MANIFEST_VERSION = 1
@@ -49,11 +50,16 @@ class DataBundle:
     train: Split
     val: Split
     test: Split
-    x: np.ndarray        # (nx,) in [0, 1) after striding
+    x: np.ndarray        # (nx,) fraction of the period, in [0, 1), after striding
     dt: float            # time between stored frames after striding
     stats: NormStats
     manifest: dict[str, Any]
     manifest_hash: str
+    length: float = 1.0  # period of the domain (2 for PDEBench's published files)
+
+    @property
+    def domain(self) -> Domain:
+        return Domain(self.length, int(self.x.size), self.dt)
 
     def split(self, name: str) -> Split:
         if name not in SPLITS:
@@ -96,6 +102,9 @@ def data_files(cfg: RunConfig, root: str | Path = ".", workers: int | None = Non
     if len(shapes) > 1:
         raise DataError("data files differ in (frames, points): "
                         + ", ".join(f"{f.path}: {f.nt}x{f.nx}" for f in files))
+    if len({f.length for f in files}) > 1:
+        raise DataError("data files differ in their domain length (different problems at the same nu): "
+                        + ", ".join(f"{f.path}: {f.length:g}" for f in files))
     if len({round(frame_dt(f), 6) for f in files}) > 1:
         raise DataError("data files differ in their time step: "
                         + ", ".join(f"{f.path}: {frame_dt(f):g}" for f in files))
@@ -121,7 +130,7 @@ def prepare_data(cfg: RunConfig, root: str | Path = ".", workers: int | None = N
             u = read_rows(f.path, rows[name], d.x_stride, d.t_stride)
             parts[name].append((u, np.full(len(u), f.nu, dtype=np.float32), [(h, int(r)) for r in rows[name]]))
         manifest_files.append({"path": str(f.path), "hash": h, "nu": f.nu, "rows_used": n,
-                               "shape": [f.n, f.nt, f.nx]})
+                               "shape": [f.n, f.nt, f.nx], "length": f.length})
     ref = files[0]
     dt = frame_dt(ref) * d.t_stride
     splits = {name: Split(np.concatenate([p[0] for p in ps]), np.concatenate([p[1] for p in ps]),
@@ -137,6 +146,7 @@ def prepare_data(cfg: RunConfig, root: str | Path = ".", workers: int | None = N
         train=splits["train"], val=splits["val"], test=splits["test"],
         x=ref.x[::d.x_stride].astype(np.float64), dt=dt,
         stats=NormStats.fit(splits["train"].u), manifest=manifest, manifest_hash=manifest_hash(manifest),
+        length=ref.length,
     )
 
 

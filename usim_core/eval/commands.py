@@ -19,7 +19,9 @@ def _fmt(v: float | None) -> str:
 
 def _eval(args: argparse.Namespace) -> int:
     from usim_core.eval.evaluate import evaluate_checkpoint
+    from usim_core.train.run import set_threads
 
+    set_threads()  # CPU seconds per trajectory are comparable only at the trainer's USIM_THREADS
     ckpt = Path(args.checkpoint)
     out = Path(args.out) if args.out else ckpt.parent.parent / "eval" / f"{'full' if args.split == 'test' else 'small'}.json"
     rep = evaluate_checkpoint(ckpt, args.split, ttc=args.ttc, out=out, device=args.device,
@@ -40,37 +42,30 @@ def _eval(args: argparse.Namespace) -> int:
     return 0
 
 
-def _budget_from_run(run_dir: Path) -> float | None:
-    """Wall-clock the surrogate's training took in this run dir (first `started` to last `stage_end`)."""
-    from usim_core.events import read_events
-
-    ev = read_events(run_dir)
-    starts = [e["t"] for e in ev if e.get("kind") == "started"]
-    ends = [e["t"] for e in ev if e.get("kind") == "stage_end" and not e.get("skipped")]
-    return max(ends) - min(starts) if starts and ends else None
-
-
 def _baseline(args: argparse.Namespace) -> int:
     from usim_core.config import load_config
 
     cfg = load_config(args.config)
     run_dir = Path(args.run_dir)
-    budget = args.budget_s or _budget_from_run(run_dir)
+    from usim_core.train.run import set_threads, training_cpu_seconds
+
+    set_threads()  # the same USIM_THREADS rule as the trainer: CPU seconds are comparable only at equal threads
+    budget = args.budget_s or training_cpu_seconds(run_dir)
     if budget is None:
-        raise ConfigError(f"--budget-s not given and {run_dir / 'events.jsonl'} has no finished training to "
-                          "match; pass --budget-s SECONDS")
+        raise ConfigError(f"--budget-s not given and {run_dir / 'checkpoints'} has no finished stage whose "
+                          "training CPU seconds to match; pass --budget-s SECONDS (process CPU seconds)")
     from usim_core.data import prepare_data
     from usim_core.eval.fno import save_fno, train_fno
 
     bundle = prepare_data(cfg)
     tr, op = bundle.train, cfg.stages.operator
-    print(f"baseline fno: {tr.u.shape[0]} training trajectories, budget {budget:.0f}s", file=sys.stderr)
+    print(f"baseline fno: {tr.u.shape[0]} training trajectories, budget {budget:.0f} CPU s", file=sys.stderr)
     model, info = train_fno(tr.u, tr.nu, bundle.stats.mean, bundle.stats.std, budget_s=budget, seed=cfg.seed,
                             unroll=op.unroll, unroll_weight=op.unroll_weight, batch_size=op.batch_size,
                             lr=op.lr, log=lambda m: print(m, file=sys.stderr, flush=True))
     path = run_dir / "baselines" / "fno.pt"
     save_fno(path, model, dt=float(bundle.dt), manifest_hash=bundle.manifest_hash, train_rows=tr.rows,
-             config_hash=cfg.config_hash(), info=info)
+             config_hash=cfg.config_hash(), info=info, length=bundle.length)
     print(json.dumps({"path": str(path), **info}))
     return 0
 
@@ -88,16 +83,15 @@ def _leaderboard(args: argparse.Namespace) -> int:
     js, cs = lb.write(args.dir, rows, extra)
     for r in rows:
         g = f"  gate {r['gate']['status']}" if r.get("gate") else ""
-        print(f"{r['rank']:>3} {r['name']:<6} {r['cell']:<28} {r['attempt']:<3} {args.metric} "
-              f"{_fmt(r[args.metric])}  persistence {_fmt(r['persistence_nrmse_rollout'])}{g}")
+        print(f"{r['rank']:>3} {r['name']:<6} {r['cell']:<28} {r['attempt']:<3} val {_fmt(r['val_score'])}  "
+              f"{args.metric} {_fmt(r[args.metric])}  persistence {_fmt(r['persistence_nrmse_rollout'])}  "
+              f"coarse solver {_fmt(r['coarse_nrmse_frame'])}{g}")
     for b in bad:
         print(f"skipped {b}", file=sys.stderr)
     if args.freeze:
-        best = [r for r in rows if r["name"] == args.freeze_name and r[args.metric] is not None]
-        if not best:
-            raise ConfigError(f"--freeze: no '{args.freeze_name}' eval with a finite {args.metric} under {args.dir}")
-        lb.freeze(best[0], args.freeze)
-        print(f"froze {best[0]['path']} as champion in {args.freeze}")
+        best = lb.choose_on_val(rows, args.freeze_name)
+        lb.freeze(best, args.freeze)
+        print(f"froze {best['path']} as champion in {args.freeze} (chosen on val: {args.metric} {best['val_score']:.4g})")
     print(f"wrote {js} and {cs} ({len(rows)} rows)")
     return 0
 
@@ -135,7 +129,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     b.add_argument("kind", choices=("fno",), help="fno: neuralop.models.FNO")
     b.add_argument("--config", required=True, help="the run config (same data and split)")
     b.add_argument("--run-dir", required=True, help="writes RUN/baselines/fno.pt; eval picks it up")
-    b.add_argument("--budget-s", type=float, help="wall-clock seconds (default: the run's training time)")
+    b.add_argument("--budget-s", type=float,
+                   help="process CPU seconds (default: the CPU seconds the run's stages took to train)")
     b.set_defaults(func=_baseline)
 
     lbp = sub.add_parser("leaderboard", help="rank the eval JSONs of a sweep dir (CSV + JSON)")
@@ -143,7 +138,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     lbp.add_argument("--metric", default="nrmse_rollout")
     lbp.add_argument("--champion", help="gate every row against this frozen champion file")
     lbp.add_argument("--tolerance", type=float, default=0.0, help="relative slack of the gate")
-    lbp.add_argument("--freeze", help="after writing, freeze the best row as the champion in this file")
+    lbp.add_argument("--freeze", help="after writing, freeze the run best on val as the champion in this file")
     lbp.add_argument("--freeze-name", default="full", help="which eval (small|full) the champion is taken from")
     lbp.set_defaults(func=_leaderboard)
 

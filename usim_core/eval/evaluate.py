@@ -2,7 +2,10 @@
 
 The architecture always comes from the checkpoint's own config; the eval set may change only what is
 evaluated (split, trajectories, horizons, modes, TTC). Refuses a checkpoint whose training rows intersect the
-rows being evaluated.
+rows being evaluated, or whose domain (length, dt) differs from the data's. The primary mode is chosen on the
+val split (select_on_val), never on the split being reported. Beside the modes: persistence, the FNO, the
+coarse-solver reference (coarse.py) and the corrector's own diagnostics (stages.py); costs are process CPU
+seconds per trajectory.
 """
 
 from __future__ import annotations
@@ -18,10 +21,13 @@ import torch
 from torch import Tensor
 
 from usim_core.config import ConfigError, EvalSetConfig, TTCConfig
+from usim_core.data.domain import Domain, check_same_domain, domain_of
 from usim_core.eval import metrics as M
+from usim_core.eval.coarse import coarse_reference
 from usim_core.eval.fno import rows_hash
-from usim_core.eval.rollout import one_step, rollout
-from usim_core.eval.schema import METRIC_KEYS, clean, validate_report
+from usim_core.eval.rollout import MODES, one_step, rollout
+from usim_core.eval.schema import METRIC_KEYS, SCHEMA_VERSION, clean, validate_report
+from usim_core.eval.stages import corrector_diagnostics
 
 # modes a checkpoint can run, by the last stage it finished
 STAGE_MODES = {
@@ -30,8 +36,8 @@ STAGE_MODES = {
     "diffusion_residual": ("operator", "diffusion"),
     "consistency_distill": ("operator", "diffusion", "consistency"),
 }
-PRIMARY_ORDER = ("consistency", "diffusion", "operator")  # the richest deployable mode is the headline
 ONE_STEP_CHUNK = 1024  # frames per one-step batch
+MIN_GAIN = 0.01  # a stochastic mode must be 1% below the operator on val to become primary (not seed noise)
 
 
 def train_rows(meta: dict[str, Any], bundle: Any) -> set[tuple[str, int]] | None:
@@ -61,10 +67,10 @@ def check_disjoint(train: set[tuple[str, int]] | None, rows: list, what: str, sp
                           f"would be contaminated. Evaluate on data disjoint from the checkpoint's manifest.")
 
 
-def _true_residual(u: Tensor, nu: Tensor, dt: float) -> float | None:
+def _true_residual(u: Tensor, nu: Tensor, dt: float, length: float) -> float | None:
     """The data's own pde_residual at this frame spacing: what a perfect prediction would score."""
     u64 = u.double().cpu()
-    return clean(float(M.pde_residual(u64[:, 1:], u64[:, 0], dt, nu.double().cpu()).mean()))
+    return clean(float(M.pde_residual(u64[:, 1:], u64[:, 0], dt, nu.double().cpu(), length).mean()))
 
 
 @torch.no_grad()
@@ -84,17 +90,18 @@ def _one_step_chunked(model: Any, u: Tensor, nu: Tensor, dt: Tensor, mode: str, 
 
 
 def mode_result(pred: Tensor, one: Tensor, u: Tensor, nu: Tensor, dt: float, horizons: list[int],
-                ttc: dict | None = None) -> dict[str, Any]:
-    """pred (B, T, nx) rollout frames 1..T; one (B, T, nx) teacher-forced one-step predictions; u (B, T+1, nx)."""
+                ttc: dict | None = None, length: float = 1.0, cpu_s: float | None = None) -> dict[str, Any]:
+    """pred (B, T, nx) rollout frames 1..T; one (B, T, nx) teacher-forced one-step predictions; u (B, T+1, nx);
+    cpu_s: process CPU seconds of the rollout per trajectory."""
     pred, one, u, nu = (t.detach().double().cpu() for t in (pred, one, u, nu))
     true, u0 = u[:, 1:], u[:, 0]
-    per_traj = M.trajectory_metrics(pred, true, u0, dt, nu)
+    per_traj = M.trajectory_metrics(pred, true, u0, dt, nu, length)
     per_traj["nrmse_1step"] = M.nrmse_per_frame(one, true, u0).mean(-1)
     avg = {k: clean(v) for k, v in M.average(per_traj).items()}
     curve = [clean(float(v)) for v in M.nrmse_per_frame(pred, true, u0).mean(0)]
     return {"metrics": {k: avg[k] for k in METRIC_KEYS},
             "nrmse_by_horizon": {str(h): curve[h - 1] for h in horizons},
-            "nrmse_curve": curve, "ttc": ttc}
+            "nrmse_curve": curve, "ttc": ttc, "cpu_s_per_traj": cpu_s}
 
 
 def _ttc_result(mode: str, cfg: TTCConfig, stats: Any, without: float | None, with_: float | None) -> dict:
@@ -107,39 +114,104 @@ def _ttc_result(mode: str, cfg: TTCConfig, stats: Any, without: float | None, wi
             "gain": gain}
 
 
-def _fno_baseline(path: Path, rows: list, split: str, u: Tensor, nu: Tensor, dt: float, horizons: list[int],
+def timed_rollout(model: Any, u: Tensor, nu: Tensor, dt: float, mode: str, seed: int,
+                  ttc: TTCConfig | None = None, length: float = 1.0) -> tuple[Tensor, Any, float]:
+    """(frames 1..T, TTC stats, process CPU seconds per trajectory) of a rollout from u[:, 0]."""
+    gen = torch.Generator(u.device).manual_seed(seed)
+    start = time.process_time()
+    pred, stats = rollout(model, u[:, 0], nu, torch.full_like(nu, dt), u.shape[1] - 1, mode, ttc=ttc,
+                          generator=gen, length=length)
+    return pred, stats, (time.process_time() - start) / u.shape[0]
+
+
+def _fno_baseline(path: Path, rows: list, split: str, u: Tensor, nu: Tensor, dom: Domain, horizons: list[int],
                   device: str) -> tuple[dict | None, str | None, Tensor | None]:
     if not path.exists():
         return None, f"no FNO baseline at {path} (train one: usim-core baseline fno)", None
     from usim_core.eval.fno import load_fno
 
     model, meta = load_fno(path)
-    if abs(float(meta["dt"]) - dt) > 1e-9:
-        return None, f"{path}: trained with dt {meta['dt']} but this split has dt {dt}", None
+    if abs(float(meta["dt"]) - dom.dt) > 1e-9:
+        return None, f"{path}: trained with dt {meta['dt']} but this split has dt {dom.dt}", None
+    if abs(float(meta.get("length", 1.0)) - dom.length) > 1e-9:
+        return None, f"{path}: trained on domain length {meta.get('length', 1.0)} but the data has {dom.length}", None
     check_disjoint({(str(r[0]), int(r[1])) for r in meta["train_rows"]}, rows, str(path), split)
     model.to(device)
-    dts = torch.full_like(nu, dt)
-    pred, _ = rollout(model, u[:, 0], nu, dts, u.shape[1] - 1)
-    one = _one_step_chunked(model, u, nu, dts, "operator", 0)
-    return mode_result(pred, one, u, nu, dt, horizons), None, pred
+    pred, _, cpu = timed_rollout(model, u, nu, dom.dt, "operator", 0, length=dom.length)
+    one = _one_step_chunked(model, u, nu, torch.full_like(nu, dom.dt), "operator", 0)
+    return mode_result(pred, one, u, nu, dom.dt, horizons, length=dom.length, cpu_s=cpu), None, pred
 
 
-def evaluate_checkpoint(checkpoint: str | Path, split: str = "val", *, eval_set: EvalSetConfig | None = None,
-                        ttc: bool | None = None, out: str | Path | None = None, device: str = "cpu",
-                        progress: Callable[[str], None] | None = None, bundle: Any = None,
-                        name: str | None = None, pictures: bool = True) -> dict[str, Any]:
-    """The eval JSON (also written to `out`, with PNGs beside it). `bundle` skips prepare_data (tests, bench)."""
+def _split_tensors(data: Any, n: int, device: str) -> tuple[Tensor, Tensor]:
+    return (torch.as_tensor(data.u[:n], dtype=torch.float32, device=device),
+            torch.as_tensor(data.nu[:n], dtype=torch.float32, device=device))
+
+
+def select_on_val(model: Any, cfg: Any, meta: dict, bundle: Any, device: str, dom: Domain,
+                  done: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The primary mode, chosen on the VAL split only (never on test): the operator, unless a stochastic
+    mode's per-frame rollout nRMSE on val is lower by more than MIN_GAIN (relative). `done`: results already computed on these val rows."""
+    available = [m for m in MODES if m in STAGE_MODES.get(meta["stage"], ())]
+    val = bundle.val
+    n = min(cfg.eval.small.trajectories or len(val.rows), len(val.rows))
+    check_disjoint(train_rows(meta, bundle), [tuple(r) for r in val.rows[:n]], "selection on val", "val")
+    u, nu = _split_tensors(val, n, device)
+    scores: dict[str, float | None] = {}
+    for mode in available:
+        if done and mode in done:
+            scores[mode] = done[mode]["metrics"]["nrmse_frame"]
+            continue
+        pred, _, _ = timed_rollout(model, u, nu, dom.dt, mode, cfg.seed + 1000 * MODES.index(mode))
+        true = u[:, 1:].double().cpu()
+        scores[mode] = clean(float(M.nrmse_per_frame(pred.double().cpu(), true, u[:, 0].double().cpu()).mean()))
+    op = scores.get("operator")
+    beats = {m: bool(op is not None and v is not None and v < (1 - MIN_GAIN) * op)
+             for m, v in scores.items() if m != "operator"}
+    primary = min([m for m, b in beats.items() if b] or ["operator"], key=lambda m: scores[m] or 0.0)
+    return {"split": "val", "trajectories": n, "nrmse_frame": scores, "beats_operator": beats,
+            "primary_mode": primary if available else None}
+
+
+def _run_modes(model: Any, cfg: Any, u: Tensor, nu: Tensor, dom: Domain, horizons: list[int], wanted: list[str],
+               stage: str, use_ttc: bool, say: Callable[[str], None]
+               ) -> tuple[dict[str, Any], dict[str, str], dict[str, Tensor]]:
+    """(results per mode incl. <mode>+ttc, skipped modes with the reason, rollout frames per mode)."""
+    available = STAGE_MODES.get(stage, ())
+    modes: dict[str, Any] = {}
+    skipped: dict[str, str] = {}
+    preds: dict[str, Tensor] = {}
+    ttc_cfg = cfg.eval.ttc
+    for mode in wanted:
+        if mode not in available:
+            skipped[mode] = f"checkpoint stage {stage!r} has no {mode} model"
+            continue
+        seed = cfg.seed + 1000 * MODES.index(mode)
+        say(f"{mode}: rollout of {u.shape[0]} trajectories x {u.shape[1] - 1} steps")
+        pred, _, cpu = timed_rollout(model, u, nu, dom.dt, mode, seed, length=dom.length)
+        one = _one_step_chunked(model, u, nu, torch.full_like(nu, dom.dt), mode, seed)
+        modes[mode] = mode_result(pred, one, u, nu, dom.dt, horizons, length=dom.length, cpu_s=cpu)
+        preds[mode] = pred
+        if mode == "operator":
+            continue
+        if not use_ttc:
+            skipped[f"{mode}+ttc"] = "TTC disabled (eval.ttc.enabled false or --no-ttc)"
+            continue
+        say(f"{mode}+ttc: {ttc_cfg.candidates} candidates, {ttc_cfg.max_evaluations} evaluations/trajectory")
+        pred_t, stats, cpu_t = timed_rollout(model, u, nu, dom.dt, mode, seed, ttc=ttc_cfg, length=dom.length)
+        res = mode_result(pred_t, one, u, nu, dom.dt, horizons, length=dom.length, cpu_s=cpu_t)
+        res["ttc"] = _ttc_result(mode, ttc_cfg, stats, modes[mode]["metrics"]["nrmse_rollout"],
+                                 res["metrics"]["nrmse_rollout"])
+        modes[f"{mode}+ttc"] = res
+    return modes, skipped, preds
+
+
+def _load(checkpoint: Path, split: str, device: str, bundle: Any, say: Callable[[str], None]
+          ) -> tuple[Any, Any, dict, Any, Domain]:
     from usim_core.train.checkpoint import load_surrogate
 
-    t0 = time.time()
-    say = progress or (lambda _msg: None)
     if split not in ("val", "test"):
         raise ConfigError(f"--split {split!r}: allowed values are val, test")
-    checkpoint = Path(checkpoint)
     model, cfg, meta = load_surrogate(checkpoint, device)
-    es = (eval_set or (cfg.eval.full if split == "test" else cfg.eval.small)).model_copy(update={"split": split})
-    ttc_cfg = cfg.eval.ttc
-    use_ttc = ttc_cfg.enabled if ttc is None else ttc
     if bundle is None:
         from usim_core.data import prepare_data
 
@@ -149,63 +221,80 @@ def evaluate_checkpoint(checkpoint: str | Path, split: str = "val", *, eval_set:
     if data.u.shape[-1] != int(meta["nx"]):
         raise ConfigError(f"{checkpoint}: trained on {meta['nx']} grid points but the {split} data has "
                           f"{data.u.shape[-1]}; the data settings changed since training")
+    dom = domain_of(bundle)
+    check_same_domain(meta.get("domain"), dom, str(checkpoint))
+    return model, cfg, meta, bundle, dom
+
+
+def evaluate_checkpoint(checkpoint: str | Path, split: str = "val", *, eval_set: EvalSetConfig | None = None,
+                        ttc: bool | None = None, out: str | Path | None = None, device: str = "cpu",
+                        progress: Callable[[str], None] | None = None, bundle: Any = None,
+                        name: str | None = None, pictures: bool = True) -> dict[str, Any]:
+    """The eval JSON (also written to `out`, with PNGs beside it). `bundle` skips prepare_data (tests, bench)."""
+    t0 = time.time()
+    say = progress or (lambda _msg: None)
+    checkpoint = Path(checkpoint)
+    model, cfg, meta, bundle, dom = _load(checkpoint, split, device, bundle, say)
+    es = (eval_set or (cfg.eval.full if split == "test" else cfg.eval.small)).model_copy(update={"split": split})
+    use_ttc = cfg.eval.ttc.enabled if ttc is None else ttc
+    data = getattr(bundle, split)
     n = min(es.trajectories or len(data.rows), len(data.rows))
     rows = [tuple(r) for r in data.rows[:n]]
     check_disjoint(train_rows(meta, bundle), rows, str(checkpoint), split)
-
-    u = torch.as_tensor(data.u[:n], dtype=torch.float32, device=device)
-    nu = torch.as_tensor(data.nu[:n], dtype=torch.float32, device=device)
-    dt = float(bundle.dt)
-    dts = torch.full_like(nu, dt)
+    u, nu = _split_tensors(data, n, device)
     steps = u.shape[1] - 1
     horizons = sorted({h for h in es.horizons if 1 <= h <= steps} | {steps})
     available = STAGE_MODES.get(meta["stage"], ())
-    modes: dict[str, Any] = {}
-    skipped: dict[str, str] = {}
-    preds: dict[str, Tensor] = {}
-    for i, mode in enumerate(es.modes):
-        if mode not in available:
-            skipped[mode] = f"checkpoint stage {meta['stage']!r} has no {mode} model"
-            continue
-        seed = cfg.seed + 1000 * i
-        say(f"{mode}: rollout of {n} trajectories x {steps} steps")
-        pred, _ = rollout(model, u[:, 0], nu, dts, steps, mode, generator=torch.Generator(device).manual_seed(seed))
-        one = _one_step_chunked(model, u, nu, dts, mode, seed)
-        modes[mode] = mode_result(pred, one, u, nu, dt, horizons)
-        preds[mode] = pred
-        if mode == "operator":
-            continue
-        if not use_ttc:
-            skipped[f"{mode}+ttc"] = "TTC disabled (eval.ttc.enabled false or --no-ttc)"
-            continue
-        say(f"{mode}+ttc: {ttc_cfg.candidates} candidates, {ttc_cfg.max_evaluations} evaluations/trajectory")
-        pred_t, stats = rollout(model, u[:, 0], nu, dts, steps, mode, ttc=ttc_cfg,
-                                generator=torch.Generator(device).manual_seed(seed))
-        res = mode_result(pred_t, one, u, nu, dt, horizons)
-        res["ttc"] = _ttc_result(mode, ttc_cfg, stats, modes[mode]["metrics"]["nrmse_rollout"],
-                                 res["metrics"]["nrmse_rollout"])
-        modes[f"{mode}+ttc"] = res
-    if not modes:
+    if not any(m in available for m in es.modes):
         raise ConfigError(f"{checkpoint}: stage {meta['stage']!r} supports none of the eval modes {es.modes}")
-
-    persistence = u[:, :1].expand(-1, steps, -1)
-    baselines: dict[str, Any] = {"persistence": mode_result(persistence, u[:, :-1], u, nu, dt, horizons)}
+    run = lambda wanted: _run_modes(model, cfg, u, nu, dom, horizons, wanted, meta["stage"], use_ttc, say)  # noqa: E731
+    n_sel = min(cfg.eval.small.trajectories or len(bundle.val.rows), len(bundle.val.rows))
+    if split == "val" and n == n_sel:  # the selection's own rows: reuse the rollouts
+        modes, skipped, preds = run(list(dict.fromkeys([*es.modes, *(m for m in MODES if m in available)])))
+        selection = select_on_val(model, cfg, meta, bundle, device, dom, done=modes)
+    else:
+        say("selecting the primary mode on val")
+        selection = select_on_val(model, cfg, meta, bundle, device, dom)
+        modes, skipped, preds = run(list(dict.fromkeys([*es.modes, selection["primary_mode"]])))
     say("baselines")
-    fno, note, fno_pred = _fno_baseline(checkpoint.parent.parent / "baselines" / "fno.pt", rows, split, u, nu,
-                                        dt, horizons, device)
-    baselines["fno"], baselines["fno_note"] = fno, note
+    baselines = _baselines(checkpoint, rows, split, u, nu, dom, horizons, device,
+                           modes[selection["primary_mode"]]["cpu_s_per_traj"])
+    report = _report(checkpoint, name or (Path(out).stem if out else "eval"), meta, bundle, split, rows, n,
+                     steps, horizons, dom, model, u, nu, selection, modes, skipped, baselines, cfg, use_ttc)
+    report["corrector"] = corrector_diagnostics(model, u, nu, dom.dt, meta["stage"], cfg.seed)
+    return _finish(report, out, pictures, u, preds, baselines.pop("_fno_pred"), dom.dt, t0)
 
-    primary = next(m for m in PRIMARY_ORDER if m in modes)
+
+def _baselines(checkpoint: Path, rows: list, split: str, u: Tensor, nu: Tensor, dom: Domain, horizons: list[int],
+               device: str, model_cpu: float | None) -> dict[str, Any]:
+    steps = u.shape[1] - 1
+    persistence = u[:, :1].expand(-1, steps, -1)
+    out: dict[str, Any] = {"persistence": mode_result(persistence, u[:, :-1], u, nu, dom.dt, horizons,
+                                                      length=dom.length, cpu_s=0.0)}
+    fno, note, fno_pred = _fno_baseline(checkpoint.parent.parent / "baselines" / "fno.pt", rows, split, u, nu,
+                                        dom, horizons, device)
+    out["fno"], out["fno_note"], out["_fno_pred"] = fno, note, fno_pred
+    out["coarse_solver"] = coarse_reference(u, nu, dom.dt, dom.length, model_cpu)
+    return out
+
+
+def _report(checkpoint: Path, name: str, meta: dict, bundle: Any, split: str, rows: list, n: int, steps: int,
+            horizons: list[int], dom: Domain, model: Any, u: Tensor, nu: Tensor, selection: dict,
+            modes: dict, skipped: dict, baselines: dict, cfg: Any, use_ttc: bool) -> dict[str, Any]:
+    primary = selection["primary_mode"]
+    ttc_cfg = cfg.eval.ttc
     ttc_modes = [m for m in (f"{primary}+ttc", "consistency+ttc", "diffusion+ttc") if m in modes]
     ttc_main = modes[ttc_modes[0]]["ttc"] if ttc_modes else None
-    name = name or (Path(out).stem if out else "eval")
-    report: dict[str, Any] = {
-        "schema_version": 1, "name": name, "checkpoint": str(checkpoint), "stage": meta["stage"],
+    return {
+        "schema_version": SCHEMA_VERSION, "name": name, "checkpoint": str(checkpoint), "stage": meta["stage"],
         "step": int(meta["step"]), "config_hash": meta["config_hash"],
         "architecture": meta["architecture_fingerprint"], "manifest_hash": bundle.manifest_hash,
         "checkpoint_manifest_hash": str(meta["manifest_hash"]),
         "split": split, "rows_hash": rows_hash(rows), "trajectories": n, "steps": steps, "horizons": horizons,
-        "dt": dt, "codec_nrmse": codec_nrmse(model, u, nu), "pde_residual_true": _true_residual(u, nu, dt), "primary_mode": primary, "metrics": modes[primary]["metrics"], "modes": modes,
+        "dt": dom.dt, "domain": dom.to_dict(), "codec_nrmse": codec_nrmse(model, u, nu),
+        "pde_residual_true": _true_residual(u, nu, dom.dt, dom.length), "primary_mode": primary,
+        "selection": selection, "metrics": modes[primary]["metrics"],
+        "model_cpu_s_per_traj": modes[primary]["cpu_s_per_traj"], "modes": modes,
         "skipped_modes": skipped, "baselines": baselines,
         "ttc": {"enabled": bool(use_ttc and ttc_main), "candidates": ttc_cfg.candidates,
                 "max_evaluations": ttc_cfg.max_evaluations,
@@ -213,10 +302,15 @@ def evaluate_checkpoint(checkpoint: str | Path, split: str = "val", *, eval_set:
                 "gain": ttc_main["gain"] if ttc_main else None, "mode": ttc_main["mode"] if ttc_main else None},
         "pictures": [], "seconds": 0.0,
     }
+
+
+def _finish(report: dict, out: str | Path | None, pictures: bool, u: Tensor, preds: dict, fno_pred: Tensor | None,
+            dt: float, t0: float) -> dict[str, Any]:
     if out is not None:
         out = Path(out)
         out.parent.mkdir(parents=True, exist_ok=True)
         if pictures:
+            primary = report["primary_mode"]
             report["pictures"] = _pictures(out, u, preds[primary], primary, fno_pred, report, dt)
     report["seconds"] = round(time.time() - t0, 2)
     validate_report(report)

@@ -1,8 +1,9 @@
-"""The FNO baseline (neuralop.models.FNO), trained on the same training split with the same wall-clock budget.
+"""The FNO baseline (neuralop.models.FNO), trained on the same training split with the same budget in process
+CPU seconds (time.process_time: independent of machine load, unlike wall-clock).
 
 It steps normalised fields directly (u' = u + FNO([u, log10(nu) + 2])), with the operator stage's recipe:
 one-step loss plus an unrolled loss (stages.operator.unroll / unroll_weight), AdamW, cosine decay over the
-time budget. It implements the rollout Stepper protocol (latent = normalised field), so eval rolls it out with
+CPU budget. It implements the rollout Stepper protocol (latent = normalised field), so eval rolls it out with
 the very same loop and metrics as the surrogate. Saved to <run_dir>/baselines/fno.pt.
 """
 
@@ -58,7 +59,7 @@ def train_fno(u: np.ndarray, nu: np.ndarray, mean: float, std: float, *, budget_
               unroll: int = 4, unroll_weight: float = 0.5, batch_size: int = 32, lr: float = 1e-3,
               max_steps: int | None = None, hparams: dict | None = None,
               log: Any = None) -> tuple[FNOStepper, dict[str, Any]]:
-    """Train on trajectories u (n, nt, nx) PHYSICAL until budget_s seconds (or max_steps) have passed."""
+    """Train on trajectories u (n, nt, nx) PHYSICAL until budget_s process CPU seconds (or max_steps) are spent."""
     torch.manual_seed(seed)
     g = np.random.default_rng(seed)
     model = FNOStepper(mean, std, **{**DEFAULT_HPARAMS, **(hparams or {})})
@@ -67,9 +68,9 @@ def train_fno(u: np.ndarray, nu: np.ndarray, mean: float, std: float, *, budget_
     nus = torch.as_tensor(nu, dtype=torch.float32)
     n, nt, _ = data.shape
     h = max(1, min(unroll, nt - 1))
-    start, step, loss_ema = time.monotonic(), 0, None
+    start, wall, step, loss_ema = time.process_time(), time.monotonic(), 0, None
     while True:
-        elapsed = time.monotonic() - start
+        elapsed = time.process_time() - start
         if elapsed >= budget_s or (max_steps is not None and step >= max_steps):
             break
         for group in opt.param_groups:
@@ -90,16 +91,18 @@ def train_fno(u: np.ndarray, nu: np.ndarray, mean: float, std: float, *, budget_
         step += 1
         loss_ema = float(loss.detach()) if loss_ema is None else 0.98 * loss_ema + 0.02 * float(loss.detach())
         if log and step % 100 == 0:
-            log(f"fno step {step} loss {loss_ema:.4g} ({time.monotonic() - start:.0f}s/{budget_s:.0f}s)")
+            log(f"fno step {step} loss {loss_ema:.4g} ({time.process_time() - start:.0f}/{budget_s:.0f} CPU s)")
     model.eval()
-    return model, {"steps": step, "seconds": round(time.monotonic() - start, 2), "loss": loss_ema,
+    return model, {"steps": step, "cpu_s": round(time.process_time() - start, 2),
+                   "seconds": round(time.monotonic() - wall, 2), "loss": loss_ema,
                    "budget_s": budget_s, "unroll": h, "batch_size": batch_size, "lr": lr}
 
 
 def save_fno(path: str | Path, model: FNOStepper, *, dt: float, manifest_hash: str, train_rows: list,
-             config_hash: str, info: dict[str, Any]) -> None:
+             config_hash: str, info: dict[str, Any], length: float = 1.0) -> None:
     blob = {"format": FORMAT, "hparams": model.hparams, "state_dict": model.state_dict(),
-            "mean": float(model.u_mean), "std": float(model.u_std), "dt": dt, "manifest_hash": manifest_hash,
+            "mean": float(model.u_mean), "std": float(model.u_std), "dt": dt, "length": length,
+            "manifest_hash": manifest_hash,
             "train_rows": [list(r) for r in train_rows], "config_hash": config_hash, "info": info}
     atomic_save(blob, path)
 

@@ -1,7 +1,10 @@
 """Leaderboard across a sweep's eval JSONs, and the gate against a frozen champion (no torch).
 
-Layout: <sweep_dir>/<cell>/<attempt>/eval/<name>.json. The champion is a file frozen earlier
-(`--freeze`); the gate never compares a run with itself, and a failed gate is a recorded result (exit 0).
+Layout: <sweep_dir>/<cell>/<attempt>/eval/<name>.json. Runs are ranked, and the champion is chosen, on VAL
+only: every row carries `val_score`, its run's val (small) eval metric, and test rows are ordered by it, never by
+their own test numbers. The champion is a file frozen earlier (`--freeze`); the gate never compares a run with
+itself, and a failed gate is a recorded result (exit 0). Beside each row: persistence, FNO, the coarse-solver
+reference (its grid, nRMSE and CPU cost per trajectory) and the model's own CPU cost per trajectory.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ from usim_core.eval.schema import METRIC_KEYS, validate_report
 
 CHAMPION_KIND = "usim-champion"
 ID_KEYS = ("name", "split", "cell", "attempt", "primary_mode", "stage", "config_hash", "manifest_hash",
-           "rows_hash", "trajectories")
+           "rows_hash", "trajectories", "domain_length")
 
 
 def find_reports(root: Path) -> list[Path]:
@@ -36,9 +39,14 @@ def row_of(path: Path, root: Path) -> dict[str, Any]:
         "attempt": rel[-3] if len(rel) >= 4 else "",
         "primary_mode": rep["primary_mode"], "stage": rep["stage"], "config_hash": rep["config_hash"],
         "manifest_hash": rep["manifest_hash"], "rows_hash": rep["rows_hash"], "trajectories": rep["trajectories"],
-        **rep["metrics"],
+        **{k: rep["metrics"].get(k) for k in METRIC_KEYS},
         "persistence_nrmse_rollout": base["persistence"]["metrics"]["nrmse_rollout"],
+        "persistence_nrmse_frame": base["persistence"]["metrics"].get("nrmse_frame"),
         "fno_nrmse_rollout": (base.get("fno") or {}).get("metrics", {}).get("nrmse_rollout"),
+        "fno_nrmse_frame": (base.get("fno") or {}).get("metrics", {}).get("nrmse_frame"),
+        **_coarse_columns(base.get("coarse_solver")),
+        "model_cpu_s_per_traj": rep.get("model_cpu_s_per_traj"),
+        "domain_length": (rep.get("domain") or {}).get("length", 1.0),
         "ttc_gain": rep["ttc"]["gain"],
         "checkpoint": rep["checkpoint"], "path": str(path),
     }
@@ -47,8 +55,25 @@ def row_of(path: Path, root: Path) -> dict[str, Any]:
     return row
 
 
+def _coarse_columns(coarse: dict[str, Any] | None) -> dict[str, Any]:
+    c = coarse or {}
+    return {"coarse_nx": c.get("nx"), "coarse_nrmse_frame": c.get("nrmse_frame"),
+            "coarse_cpu_s_per_traj": c.get("cpu_s_per_traj")}
+
+
 def _key(metric: str):
-    return lambda r: (r["name"], r[metric] is None, r[metric] if r[metric] is not None else 0.0)
+    """Within an eval name: by the run's val score (runs without a val eval last), then the row's own value."""
+    def key(r: dict[str, Any]) -> tuple:
+        v, own = r["val_score"], r[metric]
+        return (r["name"], v is None, v if v is not None else 0.0, own is None, own if own is not None else 0.0)
+    return key
+
+
+def _attach_val_scores(rows: list[dict[str, Any]], metric: str) -> None:
+    """val_score of every row: the metric of its own run's val-split eval (None when the run has none)."""
+    val = {(r["cell"], r["attempt"]): r[metric] for r in rows if r["split"] == "val"}
+    for r in rows:
+        r["val_score"] = val.get((r["cell"], r["attempt"]))
 
 
 def build(root: str | Path, metric: str = "nrmse_rollout") -> tuple[list[dict[str, Any]], list[str]]:
@@ -64,16 +89,26 @@ def build(root: str | Path, metric: str = "nrmse_rollout") -> tuple[list[dict[st
             rows.append(row_of(p, root))
         except (ValueError, KeyError, json.JSONDecodeError) as exc:
             bad.append(f"{p}: {str(exc).splitlines()[0]}")
+    _attach_val_scores(rows, metric)
     rows.sort(key=_key(metric))
     for i, r in enumerate(rows):
         r["rank"] = 1 + sum(1 for o in rows[:i] if o["name"] == r["name"])
     return rows, bad
 
 
+def choose_on_val(rows: list[dict[str, Any]], name: str) -> dict[str, Any]:
+    """The `name` row (small | full) of the run with the best val score; never chosen by test numbers."""
+    ranked = [r for r in rows if r["name"] == name and r["val_score"] is not None]
+    if not ranked:
+        raise ConfigError(f"--freeze: no '{name}' eval whose run has a val (small) eval with a finite metric; "
+                          "the champion is chosen on val only")
+    return min(ranked, key=lambda r: r["val_score"])
+
+
 def freeze(row: dict[str, Any], path: str | Path) -> dict[str, Any]:
     champ = {"kind": CHAMPION_KIND, "frozen_at": time.time(), "source": row["path"],
              **{k: row[k] for k in ID_KEYS}, "checkpoint": row["checkpoint"],
-             "metrics": {k: row[k] for k in METRIC_KEYS}}
+             "val_score": row.get("val_score"), "metrics": {k: row.get(k) for k in METRIC_KEYS}}
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp")
@@ -103,6 +138,8 @@ def gate(row: dict[str, Any], champ: dict[str, Any], metric: str = "nrmse_rollou
     same_file = Path(row["path"]).resolve() == Path(champ["source"]).resolve()
     if same_file or row["checkpoint"] == champ["checkpoint"]:
         return {**out, "status": "self", "reason": "this is the champion's own run; nothing to compare"}
+    if row.get("domain_length", 1.0) != champ.get("domain_length", 1.0):
+        return {**out, "status": "incomparable", "reason": "domain length differs: a different problem"}
     for k in ("split", "manifest_hash", "rows_hash"):
         if row[k] != champ[k]:
             return {**out, "status": "incomparable",
@@ -119,8 +156,9 @@ def write(root: str | Path, rows: list[dict[str, Any]], extra: dict[str, Any]) -
     root = Path(root)
     js, cs = root / "leaderboard.json", root / "leaderboard.csv"
     js.write_text(json.dumps({"rows": rows, **extra}, indent=2))
-    cols = ["rank", *ID_KEYS[:3], *METRIC_KEYS, "persistence_nrmse_rollout", "fno_nrmse_rollout",
-            "ratio_to_persistence", "ttc_gain", "gate", *ID_KEYS[3:], "path"]
+    cols = ["rank", *ID_KEYS[:3], "val_score", *METRIC_KEYS, "persistence_nrmse_rollout", "fno_nrmse_rollout",
+            "persistence_nrmse_frame", "fno_nrmse_frame", "coarse_nx", "coarse_nrmse_frame", "coarse_cpu_s_per_traj",
+            "model_cpu_s_per_traj", "ratio_to_persistence", "ttc_gain", "gate", *ID_KEYS[3:], "path"]
     with open(cs, "w", newline="") as f:
         w = csv.DictWriter(f, fieldnames=cols, extrasaction="ignore")
         w.writeheader()

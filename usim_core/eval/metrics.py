@@ -1,6 +1,7 @@
 """Physical-space error and physics metrics, computed per trajectory and then averaged.
 
-Fields are tensors (B, T, nx) of PHYSICAL values on a uniform periodic grid x in [0, 1) (L = 1, dx = 1/nx).
+Fields are tensors (B, T, nx) of PHYSICAL values on a uniform periodic grid of a domain of length L
+(dx = L / nx; L = 1 for generated data, 2 for PDEBench's published files); `length` is passed where it matters.
 `pred` and `true` hold the predicted frames only (not the given initial state); the physics metrics that
 need the initial state take it as `u0` (B, nx). Definitions are in docs/eval.md; the code is the contract.
 """
@@ -80,12 +81,12 @@ def frmse(pred: Tensor, true: Tensor) -> dict[str, Tensor]:
 
 
 def mass(u: Tensor) -> Tensor:
-    """Integral of u over [0, 1) on the periodic grid."""
+    """Spatial mean of u (the integral over the domain divided by its length): conserved by Burgers."""
     return u.mean(-1)
 
 
 def energy(u: Tensor) -> Tensor:
-    """Integral of u^2 over [0, 1)."""
+    """Spatial mean of u^2 (the energy per unit length): never increases under viscous Burgers."""
     return u.pow(2).mean(-1)
 
 
@@ -105,35 +106,40 @@ def energy_violation(pred: Tensor, u0: Tensor) -> Tensor:
     return (e[:, 1:] - e[:, :-1]).clamp_min(0).sum(-1) / (scale(u0) ** 2)
 
 
-def _ddx(u: Tensor, dx: float) -> Tensor:
-    return (u.roll(-1, -1) - u.roll(1, -1)) / (2 * dx)
-
-
-def _d2dx2(u: Tensor, dx: float) -> Tensor:
-    return (u.roll(-1, -1) - 2 * u + u.roll(1, -1)) / dx**2
-
-
-def burgers_residual(prev: Tensor, nxt: Tensor, dt: float | Tensor, nu: Tensor) -> Tensor:
-    """Pointwise residual of u_t + (u^2/2)_x = (nu/pi) u_xx between consecutive frames (..., nx):
-    forward difference in time, central differences in x at the midpoint state (prev + nxt)/2."""
-    dx = 1.0 / prev.shape[-1]
+def burgers_residual(prev: Tensor, nxt: Tensor, dt: float | Tensor, nu: Tensor, length: float = 1.0) -> Tensor:
+    """Pointwise residual of u_t + (u^2/2)_x = (nu/pi) u_xx between consecutive frames (..., nx) on the
+    periodic domain of this length, in exponential-integrator form (exact for the viscous part, so a coarse
+    dt does not make the true solution look wrong): in Fourier space, with L_k = -(nu/pi) k^2,
+        r_k = (u_next,k - exp(L_k dt) u_prev,k) / dt - phi1(L_k dt) N_k(mid),  phi1(z) = (e^z - 1) / z,
+    N = -(u^2/2)_x at the midpoint state (prev + nxt)/2, derivatives spectral (k = 2 pi m / length)."""
+    nx = prev.shape[-1]
+    k = 2 * math.pi * torch.fft.rfftfreq(nx, d=length / nx, dtype=prev.dtype, device=prev.device)
+    nu = torch.as_tensor(nu, dtype=prev.dtype, device=prev.device)
+    nu = nu.reshape(nu.shape + (1,) * (prev.dim() - nu.dim()))
+    dt_t = torch.as_tensor(dt, dtype=prev.dtype, device=prev.device)
+    z = -(nu / math.pi) * k**2 * dt_t
+    small = z.abs() < 1e-8
+    phi1 = torch.where(small, torch.ones_like(z), torch.expm1(z) / torch.where(small, torch.ones_like(z), z))
     mid = 0.5 * (prev + nxt)
-    nu = torch.as_tensor(nu, dtype=prev.dtype).reshape(nu.shape + (1,) * (prev.dim() - nu.dim()))
-    return (nxt - prev) / dt + _ddx(0.5 * mid.pow(2), dx) - (nu / math.pi) * _d2dx2(mid, dx)
+    n_hat = -1j * k * torch.fft.rfft(0.5 * mid.pow(2), dim=-1)
+    r_hat = (torch.fft.rfft(nxt, dim=-1) - torch.exp(z) * torch.fft.rfft(prev, dim=-1)) / dt_t - phi1 * n_hat
+    return torch.fft.irfft(r_hat, n=nx, dim=-1)
 
 
-def pde_residual(pred: Tensor, u0: Tensor, dt: float, nu: Tensor) -> Tensor:
+def pde_residual(pred: Tensor, u0: Tensor, dt: float, nu: Tensor, length: float = 1.0) -> Tensor:
     """(B,): RMS over space-time of the Burgers residual of the predicted trajectory (u0 then pred),
-    normalised by the convective scale U^2/L with U = RMS(u0), L = 1."""
+    normalised by the convective scale U^2/L with U = RMS(u0) and L the domain length."""
     frames = torch.cat([u0[:, None], pred], dim=1)
-    r = burgers_residual(frames[:, :-1], frames[:, 1:], dt, nu[:, None])
-    return _rms(r, (-2, -1)) / scale(u0) ** 2
+    r = burgers_residual(frames[:, :-1], frames[:, 1:], dt, nu[:, None], length)
+    return _rms(r, (-2, -1)) / (scale(u0) ** 2 / length)
 
 
-def trajectory_metrics(pred: Tensor, true: Tensor, u0: Tensor, dt: float, nu: Tensor) -> dict[str, Tensor]:
+def trajectory_metrics(pred: Tensor, true: Tensor, u0: Tensor, dt: float, nu: Tensor,
+                       length: float = 1.0) -> dict[str, Tensor]:
     """All per-trajectory metrics (B,) of a rollout; keys match the eval JSON (without `_1step`)."""
     bands = frmse(pred, true)
     return {
+        "nrmse_frame": nrmse_per_frame(pred, true, u0).mean(-1),
         "nrmse_rollout": nrmse(pred, true, u0),
         "rmse": rmse(pred, true),
         "max_err": max_err(pred, true),
@@ -144,7 +150,7 @@ def trajectory_metrics(pred: Tensor, true: Tensor, u0: Tensor, dt: float, nu: Te
         "frmse_high": bands["high"],
         "mass_drift": mass_drift(pred, u0),
         "energy_violation": energy_violation(pred, u0),
-        "pde_residual": pde_residual(pred, u0, dt, nu),
+        "pde_residual": pde_residual(pred, u0, dt, nu, length),
     }
 
 

@@ -8,9 +8,9 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: nrmse_frame, domain, selection on val, corrector diagnostics, coarse solver, CPU costs
 METRIC_KEYS: tuple[str, ...] = (
-    "nrmse_1step", "nrmse_rollout", "rmse", "max_err", "crmse", "brmse",
+    "nrmse_1step", "nrmse_frame", "nrmse_rollout", "rmse", "max_err", "crmse", "brmse",
     "frmse_low", "frmse_mid", "frmse_high", "mass_drift", "energy_violation", "pde_residual",
 )
 
@@ -23,6 +23,8 @@ class Metrics(Strict):
     """Averages over trajectories of per-trajectory values (definitions in docs/eval.md). Non-negative;
     NaN or inf is written as null (a diverged rollout), never as a number."""
 
+    nrmse_frame: float | None = Field(None, ge=0, description="PDEBench's nRMSE: per-frame ratio averaged over "
+                                      "frames and trajectories (the primary metric; absent in schema v1)")
     nrmse_1step: float | None = Field(ge=0)
     nrmse_rollout: float | None = Field(ge=0)
     rmse: float | None = Field(ge=0)
@@ -56,12 +58,28 @@ class ModeResult(Strict):
     nrmse_by_horizon: dict[str, float | None] = Field(description="per-frame nRMSE at each horizon (steps)")
     nrmse_curve: list[float | None] = Field(description="per-frame nRMSE for every step 1..T (for plots)")
     ttc: TTCResult | None = None
+    cpu_s_per_traj: float | None = Field(None, ge=0, description="process CPU seconds of the rollout per trajectory")
+
+
+class CoarseGrid(Strict):
+    nx: int = Field(ge=1)
+    cpu_s_per_traj: float = Field(ge=0)
+    nrmse_frame: float | None = Field(ge=0)
+    nrmse_rollout: float | None = Field(ge=0)
+
+
+class CoarseSolver(CoarseGrid):
+    """The project's own solver on the grid whose CPU cost per trajectory matches the model's (eval/coarse.py)."""
+
+    matched_to_model: bool = Field(description="false: even the coarsest grid cost more than the model")
+    grids: list[CoarseGrid] = Field(description="every measured grid, coarsest first")
 
 
 class Baselines(Strict):
     persistence: ModeResult
     fno: ModeResult | None = None
     fno_note: str | None = Field(None, description="why the FNO baseline is absent, when it is")
+    coarse_solver: CoarseSolver | None = None
 
 
 class TTCSummary(Strict):
@@ -71,6 +89,35 @@ class TTCSummary(Strict):
     evaluations: float = Field(ge=0, description="mean per trajectory, in the primary TTC mode")
     gain: float | None = Field(description="gain of the primary TTC mode; null when TTC did not run")
     mode: str | None = None
+
+
+class Selection(Strict):
+    split: Literal["val"]
+    trajectories: int = Field(ge=1)
+    nrmse_frame: dict[str, float | None] = Field(description="per-frame rollout nRMSE of each mode on val")
+    beats_operator: dict[str, bool] = Field(description="stochastic mode -> lower than the operator on val")
+    primary_mode: str | None
+
+
+class Corrector(Strict):
+    """Diagnostics of the stochastic stages on teacher-forced pairs (eval/stages.py); empty before them."""
+
+    pairs: int | None = Field(None, ge=1)
+    teacher_r2_first: float | None = None
+    teacher_r2_sample: float | None = None
+    diffusion_corr: float | None = None
+    spread_teacher: float | None = Field(None, ge=0)
+    consistency_corr: float | None = None
+    student_teacher_err: float | None = Field(None, ge=0)
+    spread_student: float | None = Field(None, ge=0)
+    spread_ratio: float | None = Field(None, ge=0)
+
+
+class Domain(Strict):
+    length: float = Field(gt=0)
+    nx: int = Field(ge=1)
+    dx: float = Field(gt=0)
+    dt: float = Field(gt=0)
 
 
 class GateResult(Strict):
@@ -84,7 +131,7 @@ class GateResult(Strict):
 
 
 class EvalReport(Strict):
-    schema_version: Literal[1] = SCHEMA_VERSION
+    schema_version: Literal[1, 2] = SCHEMA_VERSION
     name: str = Field(description="small | full | a free label")
     checkpoint: str
     stage: str
@@ -101,7 +148,11 @@ class EvalReport(Strict):
     dt: float = Field(gt=0)
     codec_nrmse: float | None = Field(ge=0, description="per-frame nRMSE of decode(encode(u)): the codec's floor")
     pde_residual_true: float | None = Field(ge=0, description="pde_residual of the true frames: the score of a perfect prediction at this dt")
-    primary_mode: str = Field(description="the mode whose numbers are in `metrics`")
+    domain: Domain | None = Field(None, description="length, grid and frame spacing of the evaluated data")
+    primary_mode: str = Field(description="the mode whose numbers are in `metrics`, chosen on val")
+    selection: Selection | None = Field(None, description="how the primary mode was chosen (val only)")
+    model_cpu_s_per_traj: float | None = Field(None, ge=0, description="CPU seconds per trajectory, primary mode")
+    corrector: Corrector | None = None
     metrics: Metrics
     modes: dict[str, ModeResult] = Field(description="operator, diffusion, consistency and <mode>+ttc")
     skipped_modes: dict[str, str] = Field(default_factory=dict, description="mode -> why it was not run")

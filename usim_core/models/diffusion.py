@@ -1,10 +1,18 @@
-"""Conditional diffusion model of the operator's one-step latent error (PDE-Refiner style).
+"""Conditional diffusion corrector of the operator's one-step latent error, on PDE-Refiner's recipe
+(Lippe et al. 2023, arXiv 2308.05732; pdearena's PDERefiner is the reference implementation).
 
 The target is the normalised residual r = (z_{t+1} - step(z_t) - r_mean) / r_std, conditioned on the
-operator's prediction step(z_t), nu and dt. Noise levels are K exponentially decreasing standard deviations
-from SIGMA_MAX down to min_noise_std (PDE-Refiner's schedule); the network sees the variance-preserving input
-x = a r + s eps (a = 1/sqrt(1+sigma^2), s = sigma a) and predicts v = a eps - s r or eps. The K-step sampler is
-DPM-Solver++(2M) on those levels, deterministic given the initial noise, so a student can be distilled from it.
+operator's prediction step(z_t), nu and dt. One network, K + 1 levels:
+  k = 0      a first prediction from no input (zeros): r0 = f(0, 0 | cond), trained with plain MSE on r;
+  k = 1..K   refinement at the small noise std sigma_k = min_noise_std^(k / K): the input r + sigma_k eps, the
+             network predicts eps (prediction "eps", the paper) or v (prediction "v", pdearena's choice); either
+             gives the clean estimate r_hat = x - sigma_k eps_hat.
+Training draws k uniformly from 0..K. Sampling: r0, then for k = 1..K: r_k = denoise(r_{k-1} + sigma_k eps_k, k),
+deterministic given the K noise draws (so a student can be distilled from it).
+
+The consistency student is a copy of the network, trained to give the teacher's sample from the same noise in
+one call (input: the teacher's total injected noise sum_k sigma_k eps_k at level 0) or two (that, then the
+teacher's last refinement at sigma_K).
 """
 
 from __future__ import annotations
@@ -15,77 +23,86 @@ from torch import Tensor, nn
 from usim_core.config import DiffusionConfig
 from usim_core.models.blocks import CondEmbed, TokenTransformer
 
-SIGMA_MAX = 20.0
-
 
 def noise_levels(steps: int, min_std: float, device: torch.device | str = "cpu") -> Tensor:
-    if steps == 1:
-        return torch.tensor([SIGMA_MAX], device=device)
-    i = torch.arange(steps, device=device, dtype=torch.float32) / (steps - 1)
-    return SIGMA_MAX * (min_std / SIGMA_MAX) ** i
+    """sigma_k = min_std^(k / K) for k = 1..K: the refinement levels, decreasing to min_std."""
+    k = torch.arange(1, steps + 1, device=device, dtype=torch.float64)
+    return (min_std ** (k / steps)).float()
 
 
 class Denoiser(nn.Module):
-    """Token transformer on [noisy residual, operator prediction] conditioned on nu, dt and the noise level."""
+    """Token transformer on [input, operator prediction] conditioned on nu, dt and the level k (0..K)."""
 
     def __init__(self, cfg: DiffusionConfig, tokens: int, latent_dim: int) -> None:
         super().__init__()
         self.prediction = cfg.prediction
         self.register_buffer("sigmas", noise_levels(cfg.steps, cfg.min_noise_std))
         self.cond = CondEmbed(cfg.hidden_dim)
-        self.level = nn.Embedding(cfg.steps, cfg.hidden_dim)
+        self.level = nn.Embedding(cfg.steps + 1, cfg.hidden_dim)
         self.net = TokenTransformer(2 * latent_dim, latent_dim, cfg.hidden_dim, cfg.heads, cfg.depth, 2.0, tokens)
 
-    def raw(self, x_vp: Tensor, level: Tensor, z_cond: Tensor, nu: Tensor, dt: Tensor) -> Tensor:
-        c = self.cond(nu, dt) + self.level(level)
-        return self.net(torch.cat([x_vp, z_cond], dim=-1), c)
+    @property
+    def steps(self) -> int:
+        return int(self.sigmas.numel())
 
-    def coefs(self, level: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-        sigma = self.sigmas[level].view(-1, 1, 1)
+    def raw(self, x: Tensor, level: Tensor, z_cond: Tensor, nu: Tensor, dt: Tensor) -> Tensor:
+        c = self.cond(nu, dt) + self.level(level)
+        return self.net(torch.cat([x, z_cond], dim=-1), c)
+
+    def _coefs(self, level: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """(sigma, a, s) per sample for levels >= 1: x_vp = a (r + sigma eps), a = 1/sqrt(1 + sigma^2), s = a sigma."""
+        sigma = self.sigmas[(level - 1).clamp_min(0)].view(-1, 1, 1)
         a = 1.0 / torch.sqrt(1.0 + sigma**2)
-        return sigma, a, sigma * a
+        return sigma, a, a * sigma
+
+    def first(self, z_cond: Tensor, nu: Tensor, dt: Tensor) -> Tensor:
+        """The k = 0 prediction: an MSE estimate of r from the conditioning alone."""
+        b = z_cond.shape[0]
+        zero = torch.zeros(b, dtype=torch.long, device=z_cond.device)
+        return self.raw(torch.zeros_like(z_cond), zero, z_cond, nu, dt)
+
+    def denoise(self, x: Tensor, level: Tensor, z_cond: Tensor, nu: Tensor, dt: Tensor) -> Tensor:
+        """Clean estimate of r from x = r + sigma_k eps at level k >= 1."""
+        sigma, a, s = self._coefs(level)
+        out = self.raw(a * x, level, z_cond, nu, dt)
+        if self.prediction == "v":  # v = a eps - s r  ->  r = a x_vp - s v
+            return a * (a * x) - s * out
+        return x - sigma * out
 
     def loss(self, r: Tensor, z_cond: Tensor, nu: Tensor, dt: Tensor, level: Tensor, eps: Tensor) -> Tensor:
-        _, a, s = self.coefs(level)
-        out = self.raw(a * r + s * eps, level, z_cond, nu, dt)
-        target = a * eps - s * r if self.prediction == "v" else eps
+        """PDE-Refiner's loss for a batch with levels in 0..K: MSE on r at k = 0, on eps (or v) at k >= 1."""
+        sigma, a, s = self._coefs(level)
+        x = torch.where((level == 0).view(-1, 1, 1), torch.zeros_like(r), a * (r + sigma * eps))
+        out = self.raw(x, level, z_cond, nu, dt)
+        noise_target = a * eps - s * r if self.prediction == "v" else eps
+        target = torch.where((level == 0).view(-1, 1, 1), r, noise_target)
         return ((out - target) ** 2).mean()
 
-    def denoise(self, x_ve: Tensor, level: Tensor, z_cond: Tensor, nu: Tensor, dt: Tensor) -> Tensor:
-        """Estimate of the clean residual from x_ve = r + sigma eps at `level`."""
-        _, a, s = self.coefs(level)
-        x_vp = a * x_ve
-        out = self.raw(x_vp, level, z_cond, nu, dt)
-        return a * x_vp - s * out if self.prediction == "v" else (x_vp - s * out) / a
 
-
-def _levels(b: int, i: int, device: torch.device) -> Tensor:
-    return torch.full((b,), i, dtype=torch.long, device=device)
+def _levels(b: int, k: int, device: torch.device) -> Tensor:
+    return torch.full((b,), k, dtype=torch.long, device=device)
 
 
 def sample_teacher(model: Denoiser, z_cond: Tensor, nu: Tensor, dt: Tensor, noise: Tensor) -> Tensor:
-    """K-step DPM-Solver++(2M) from unit `noise` (scaled to the first level) to a normalised residual."""
-    sig = model.sigmas
-    b, dev = noise.shape[0], noise.device
-    x = noise * sig[0]
-    prev: Tensor | None = None
-    for i in range(len(sig) - 1):
-        d = model.denoise(x, _levels(b, i, dev), z_cond, nu, dt)
-        d_eff = d if prev is None else 1.5 * d - 0.5 * prev  # constant log-sigma spacing: r = 1
-        ratio = sig[i + 1] / sig[i]
-        x = ratio * x + (1 - ratio) * d_eff
-        prev = d
-    return model.denoise(x, _levels(b, len(sig) - 1, dev), z_cond, nu, dt)
+    """First prediction, then K refinements; noise (K, B, T, D) holds unit draws eps_1..eps_K."""
+    b, dev = z_cond.shape[0], z_cond.device
+    r = model.first(z_cond, nu, dt)
+    for k in range(1, model.steps + 1):
+        r = model.denoise(r + model.sigmas[k - 1] * noise[k - 1], _levels(b, k, dev), z_cond, nu, dt)
+    return r
 
 
-def sample_student(model: Denoiser, z_cond: Tensor, nu: Tensor, dt: Tensor, noise: Tensor, steps: int,
-                   noise2: Tensor | None = None) -> Tensor:
-    """Consistency student: 1 step (denoise pure noise) or 2 (re-noise at the middle level, denoise again)."""
-    sig = model.sigmas
-    b, dev = noise.shape[0], noise.device
-    r = model.denoise(noise * sig[0], _levels(b, 0, dev), z_cond, nu, dt)
-    if steps == 2 and len(sig) > 1:
-        mid = len(sig) // 2
-        n2 = noise2 if noise2 is not None else torch.randn_like(noise)
-        r = model.denoise(r + sig[mid] * n2, _levels(b, mid, dev), z_cond, nu, dt)
+def total_noise(model: Denoiser, noise: Tensor) -> Tensor:
+    """sum_k sigma_k eps_k: all the noise the teacher injects, as one draw."""
+    return torch.einsum("k,k...->...", model.sigmas.to(noise.dtype), noise)
+
+
+def sample_student(model: Denoiser, z_cond: Tensor, nu: Tensor, dt: Tensor, noise: Tensor, steps: int) -> Tensor:
+    """Consistency student: 1 call (the teacher's total noise in, the sample out, at level 0) or 2 (then the
+    teacher's last refinement at sigma_K with eps_K)."""
+    b, dev = z_cond.shape[0], z_cond.device
+    r = model.raw(total_noise(model, noise), _levels(b, 0, dev), z_cond, nu, dt)
+    if steps == 2:
+        k = model.steps
+        r = model.denoise(r + model.sigmas[k - 1] * noise[k - 1], _levels(b, k, dev), z_cond, nu, dt)
     return r

@@ -11,7 +11,8 @@ import torch
 
 from usim_core.config import ConfigError, RunConfig
 
-FORMAT_VERSION = 2  # 2: local patch codec (encoder.embed, new decoder); 1-files cannot load
+FORMAT_VERSION = 3  # 3: PDE-Refiner corrector (K + 1 levels) and the domain; 2: local patch codec
+OLD_FORMATS = {1: "written before the local patch codec", 2: "written before the PDE-Refiner corrector"}
 
 
 class CheckpointError(ConfigError):
@@ -85,8 +86,7 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
         raise CheckpointError(f"{path}: not a readable checkpoint ({type(exc).__name__}: {exc})") from None
     if not isinstance(ckpt, dict) or ckpt.get("format_version") != FORMAT_VERSION:
         got = ckpt.get("format_version") if isinstance(ckpt, dict) else type(ckpt).__name__
-        hint = (" (written before the local patch codec; its weights do not fit this model: retrain)"
-                if got == 1 else "")
+        hint = f" ({OLD_FORMATS[got]}; its weights do not fit this model: retrain)" if got in OLD_FORMATS else ""
         raise CheckpointError(f"{path}: format_version {got!r}, this usim reads {FORMAT_VERSION}{hint}")
     cfg = RunConfig.model_validate(ckpt["config"])
     if cfg.architecture_fingerprint() != ckpt["architecture_fingerprint"]:
@@ -112,6 +112,7 @@ def load_surrogate(path: str | Path, device: str | torch.device = "cpu", use_ema
         "manifest_hash": ckpt["manifest_hash"],
         "manifest": extra.get("manifest"),
         "dt": extra.get("dt"),
+        "domain": extra.get("domain"),
         "nx": ckpt["nx"],
         "stage": ckpt["stage"],
         "step": ckpt["step"],

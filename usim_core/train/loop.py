@@ -16,11 +16,18 @@ from typing import Any
 import torch
 
 from usim_core.config import RunConfig
+from usim_core.data.domain import domain_of
 from usim_core.models.surrogate import STAGE_MODULES, Surrogate
 from usim_core.train.batches import Windows, windows
 from usim_core.train.checkpoint import load_checkpoint, rng_state, save_checkpoint
 from usim_core.train.ema import copy_modules, ema_update
-from usim_core.train.losses import STAGE_LOSS, fit_increment_scale, fit_residual_stats, stage_horizon
+from usim_core.train.losses import (
+    STAGE_LOSS,
+    STAGE_VAL_LOSS,
+    fit_increment_scale,
+    fit_residual_stats,
+    stage_horizon,
+)
 from usim_core.train.schedule import lr_at
 
 VAL_CAP = 512  # validation windows per epoch (a fixed subset), so val stays cheap on big splits
@@ -63,7 +70,7 @@ def _autocast(device: torch.device):
 @torch.no_grad()
 def validate(ctx: RunContext, stage: str, model: Surrogate, data: Windows) -> float:
     model.eval()
-    loss_fn = STAGE_LOSS[stage]
+    loss_fn = STAGE_VAL_LOSS[stage]
     gen = torch.Generator().manual_seed(stage_seed(ctx.cfg.seed, stage, -1))
     rows = torch.randperm(len(data), generator=gen)[:VAL_CAP]
     bs = getattr(ctx.cfg.stages, stage).batch_size
@@ -94,123 +101,164 @@ def _prepare_stage(ctx: RunContext, stage: str, model: Surrogate, ema: Surrogate
         ema.student.load_state_dict(model.denoiser.state_dict())
 
 
-def run_stage(ctx: RunContext, stage: str, model: Surrogate, ema: Surrogate, resume_from: Path | None = None,
-              on_epoch: Callable[[str, int], None] | None = None) -> dict[str, Any]:
-    cfg, dev = ctx.cfg, ctx.device
-    sc = getattr(cfg.stages, stage)
-    modules = STAGE_MODULES[stage]
-    horizon = stage_horizon(stage, cfg)
+@dataclass
+class StageRun:
+    """The moving parts of one stage while it trains."""
+
+    stage: str
+    model: Surrogate
+    ema: Surrogate
+    train: Windows
+    val: Windows
+    params: list[torch.nn.Parameter]
+    opt: torch.optim.Optimizer
+    per_epoch: int
+    total: int
+    state: dict[str, Any]
+    cpu_start: float = field(default_factory=time.process_time)
+
+    def cpu_s(self) -> float:
+        """Process CPU seconds of this stage's training, across resumes."""
+        return self.state.get("cpu_base", 0.0) + time.process_time() - self.cpu_start
+
+
+def _setup_stage(ctx: RunContext, stage: str, model: Surrogate, ema: Surrogate, resume_from: Path | None
+                 ) -> StageRun:
+    sc = getattr(ctx.cfg.stages, stage)
+    horizon = stage_horizon(stage, ctx.cfg)
     train = windows(ctx.bundle.train, horizon, ctx.bundle.dt)
     val = windows(ctx.bundle.val, horizon, ctx.bundle.dt)
-    per_epoch, total = plan_steps(cfg, stage, len(train))
-
+    per_epoch, total = plan_steps(ctx.cfg, stage, len(train))
     for p in model.parameters():
         p.requires_grad_(False)
-    params = [p for name in modules for p in getattr(model, name).parameters()]
+    params = [p for name in STAGE_MODULES[stage] for p in getattr(model, name).parameters()]
     for p in params:
         p.requires_grad_(True)
     opt = torch.optim.AdamW(params, lr=sc.lr, betas=tuple(sc.betas), weight_decay=sc.weight_decay)
-
-    state = {"epoch": 0, "step": 0, "best_val": math.inf, "bad_epochs": 0, "stopped": False, "best": None}
+    state = {"epoch": 0, "step": 0, "best_val": math.inf, "bad_epochs": 0, "stopped": False, "best": None,
+             "cpu_base": 0.0}
     if resume_from is not None:
-        ck = load_checkpoint(resume_from, map_location=dev)
+        ck = load_checkpoint(resume_from, map_location=ctx.device)
         model.load_state_dict(ck["model"])
         ema.load_state_dict(ck["ema"])
         opt.load_state_dict(ck["optimizer"])
         state.update(ck["extra"]["loop"])
+        state["cpu_base"] = float(ck["extra"].get("cpu_s", 0.0))
     else:
         _prepare_stage(ctx, stage, model, ema, train)
+    return StageRun(stage, model, ema, train, val, params, opt, per_epoch, total, state)
 
+
+def run_stage(ctx: RunContext, stage: str, model: Surrogate, ema: Surrogate, resume_from: Path | None = None,
+              on_epoch: Callable[[str, int], None] | None = None) -> dict[str, Any]:
+    sc = getattr(ctx.cfg.stages, stage)
+    run = _setup_stage(ctx, stage, model, ema, resume_from)
+    state = run.state
     offset = ctx.step_offset.get(stage, 0)
     initial: dict[str, Any] = {}
     if resume_from is None:  # the untrained stage's validation loss: the baseline its training must beat
-        initial = {"val_loss_initial": validate(ctx, stage, ema, val)}
+        initial = {"val_loss_initial": validate(ctx, stage, ema, run.val)}
         ctx.log_metrics({"step": offset, "stage": stage, "stage_step": 0,
                          f"val/{stage}/loss": initial["val_loss_initial"]})
-    ctx.emit("stage_start", stage=stage, epochs=sc.epochs, steps=total, steps_per_epoch=per_epoch,
+    ctx.emit("stage_start", stage=stage, epochs=sc.epochs, steps=run.total, steps_per_epoch=run.per_epoch,
              resumed_at_step=state["step"] if resume_from else None, **initial)
-    loss_fn = STAGE_LOSS[stage]
-    log_every = max(1, per_epoch // LOGS_PER_EPOCH)
-    samples, t_mark = 0, time.perf_counter()
-
-    while state["epoch"] < sc.epochs and state["step"] < total and not state["stopped"]:
+    while state["epoch"] < sc.epochs and state["step"] < run.total and not state["stopped"]:
         epoch = state["epoch"]
-        gen = torch.Generator().manual_seed(stage_seed(cfg.seed, stage, epoch))
-        perm = torch.randperm(len(train), generator=gen)
-        model.train()
-        chunk = sc.batch_size
-        pos = 0
-        train_loss = math.nan
-        while pos < len(perm) and state["step"] < total:
-            step = state["step"]
-            lr = lr_at(step, total, sc.lr, sc.warmup, sc.min_lr)
-            for g in opt.param_groups:
-                g["lr"] = lr
-            opt.zero_grad(set_to_none=True)
-            acc = 0.0
-            for _ in range(sc.accum_steps):
-                rows = perm[pos:pos + chunk]
-                if len(rows) == 0:
-                    break
-                pos += chunk
-                u, nu, dt = train.batch(rows, dev)
-                with _autocast(dev):
-                    loss = loss_fn(model, u, nu, dt, cfg, gen) / sc.accum_steps
-                loss.backward()
-                acc += float(loss.detach())
-                samples += len(rows)
-            grad_norm = float(torch.nn.utils.clip_grad_norm_(params, sc.grad_clip if sc.grad_clip > 0 else math.inf))
-            opt.step()
-            ema_update(ema, model, modules, sc.ema_decay, step)
-            state["step"] = step + 1
-            train_loss = acc
-            if state["step"] % log_every == 0:
-                now = time.perf_counter()
-                metrics = {f"train/{stage}/loss": acc, "lr": lr, "grad_norm": grad_norm,
-                           "samples_per_s": samples / max(now - t_mark, 1e-9), "epoch": epoch}
-                samples, t_mark = 0, now
-                ctx.log_metrics({"step": offset + state["step"], "stage": stage, "stage_step": state["step"],
-                                 **metrics})
-                ctx.emit("metric", stage=stage, epoch=epoch, step=state["step"], total_steps=total,
-                         metrics=metrics)
-
-        val_loss = validate(ctx, stage, ema, val)
-        improved = val_loss < state["best_val"]
-        if improved:
-            state["best_val"], state["bad_epochs"] = val_loss, 0
-            state["best"] = {n: getattr(ema, n).state_dict() for n in modules}
-        else:
-            state["bad_epochs"] += 1
-            state["stopped"] = state["bad_epochs"] >= sc.patience
-        state["epoch"] = epoch + 1
-        metrics = {f"train/{stage}/loss": train_loss, f"val/{stage}/loss": val_loss,
-                   f"val/{stage}/best": state["best_val"], "epoch": epoch}
-        ctx.log_metrics({"step": offset + state["step"], "stage": stage, "stage_step": state["step"], **metrics})
-        ctx.emit("metric", stage=stage, epoch=epoch, step=state["step"], total_steps=total, metrics=metrics)
-        _save(ctx, ctx.ckpt_dir / f"{stage}.last.pt", stage, state, model, ema, opt, completed=False)
+        train_loss = _train_epoch(ctx, run, epoch, offset)
+        _end_epoch(ctx, run, epoch, offset, train_loss)
         if on_epoch:
             on_epoch(stage, epoch)
+    return _finish_stage(ctx, run)
 
-    # the stage's result: its best-validation EMA weights, in both the model and the EMA copy
+
+def _train_epoch(ctx: RunContext, run: StageRun, epoch: int, offset: int) -> float:
+    """One pass over the shuffled training windows (or until the step cap); returns the last step's loss."""
+    cfg, dev, stage, state = ctx.cfg, ctx.device, run.stage, run.state
+    sc = getattr(cfg.stages, stage)
+    gen = torch.Generator().manual_seed(stage_seed(cfg.seed, stage, epoch))
+    perm = torch.randperm(len(run.train), generator=gen)
+    run.model.train()
+    loss_fn = STAGE_LOSS[stage]
+    log_every = max(1, run.per_epoch // LOGS_PER_EPOCH)
+    samples, t_mark, pos, train_loss = 0, time.perf_counter(), 0, math.nan
+    while pos < len(perm) and state["step"] < run.total:
+        step = state["step"]
+        lr = lr_at(step, run.total, sc.lr, sc.warmup, sc.min_lr)
+        for g in run.opt.param_groups:
+            g["lr"] = lr
+        run.opt.zero_grad(set_to_none=True)
+        acc = 0.0
+        for _ in range(sc.accum_steps):
+            rows = perm[pos:pos + sc.batch_size]
+            if len(rows) == 0:
+                break
+            pos += sc.batch_size
+            u, nu, dt = run.train.batch(rows, dev)
+            with _autocast(dev):
+                loss = loss_fn(run.model, u, nu, dt, cfg, gen) / sc.accum_steps
+            loss.backward()
+            acc += float(loss.detach())
+            samples += len(rows)
+        clip = sc.grad_clip if sc.grad_clip > 0 else math.inf
+        grad_norm = float(torch.nn.utils.clip_grad_norm_(run.params, clip))
+        run.opt.step()
+        ema_update(run.ema, run.model, STAGE_MODULES[stage], sc.ema_decay, step)
+        state["step"] = step + 1
+        train_loss = acc
+        if state["step"] % log_every == 0:
+            now = time.perf_counter()
+            metrics = {f"train/{stage}/loss": acc, "lr": lr, "grad_norm": grad_norm,
+                       "samples_per_s": samples / max(now - t_mark, 1e-9), "epoch": epoch}
+            samples, t_mark = 0, now
+            ctx.log_metrics({"step": offset + state["step"], "stage": stage, "stage_step": state["step"], **metrics})
+            ctx.emit("metric", stage=stage, epoch=epoch, step=state["step"], total_steps=run.total, metrics=metrics)
+    return train_loss
+
+
+def _end_epoch(ctx: RunContext, run: StageRun, epoch: int, offset: int, train_loss: float) -> None:
+    """Validation (EMA weights), early stopping, and the resumable `<stage>.last.pt`."""
+    stage, state = run.stage, run.state
+    sc = getattr(ctx.cfg.stages, stage)
+    val_loss = validate(ctx, stage, run.ema, run.val)
+    if val_loss < state["best_val"]:
+        state["best_val"], state["bad_epochs"] = val_loss, 0
+        state["best"] = {n: getattr(run.ema, n).state_dict() for n in STAGE_MODULES[stage]}
+    else:
+        state["bad_epochs"] += 1
+        state["stopped"] = state["bad_epochs"] >= sc.patience
+    state["epoch"] = epoch + 1
+    metrics = {f"train/{stage}/loss": train_loss, f"val/{stage}/loss": val_loss,
+               f"val/{stage}/best": state["best_val"], "epoch": epoch}
+    ctx.log_metrics({"step": offset + state["step"], "stage": stage, "stage_step": state["step"], **metrics})
+    ctx.emit("metric", stage=stage, epoch=epoch, step=state["step"], total_steps=run.total, metrics=metrics)
+    _save(ctx, ctx.ckpt_dir / f"{stage}.last.pt", stage, state, run.model, run.ema, run.opt, completed=False,
+          cpu_s=run.cpu_s())
+
+
+def _finish_stage(ctx: RunContext, run: StageRun) -> dict[str, Any]:
+    """The stage's result: its best-validation EMA weights, in both the model and the EMA copy."""
+    stage, state, modules = run.stage, run.state, STAGE_MODULES[run.stage]
     if state["best"] is not None:
         for n in modules:
-            getattr(ema, n).load_state_dict(state["best"][n])
-    copy_modules(model, ema, modules)
+            getattr(run.ema, n).load_state_dict(state["best"][n])
+    copy_modules(run.model, run.ema, modules)
     final = ctx.ckpt_dir / f"{stage}.pt"
-    _save(ctx, final, stage, state, model, ema, None, completed=True)
+    cpu_s = run.cpu_s()
+    _save(ctx, final, stage, state, run.model, run.ema, None, completed=True, cpu_s=cpu_s)
     (ctx.ckpt_dir / f"{stage}.last.pt").unlink(missing_ok=True)
     summary = {"stage": stage, "step": state["step"], "epochs_run": state["epoch"],
                "best_val": None if math.isinf(state["best_val"]) else state["best_val"],
                "stopped_early": state["stopped"], "checkpoint": str(final)}
     ctx.emit("stage_end", **summary)
-    return summary
+    return {**summary, "cpu_s": cpu_s}
 
 
 def _save(ctx: RunContext, path: Path, stage: str, state: dict[str, Any], model: Surrogate, ema: Surrogate,
-          opt: torch.optim.Optimizer | None, completed: bool) -> None:
+          opt: torch.optim.Optimizer | None, completed: bool, cpu_s: float = 0.0) -> None:
     b = ctx.bundle
-    loop = {k: v for k, v in state.items() if completed is False or k != "best"}
+    loop = {k: v for k, v in state.items() if k != "cpu_base" and (completed is False or k != "best")}
     save_checkpoint(path, stage=stage, step=state["step"], cfg=ctx.cfg, model=model, ema=ema, optimizer=opt,
                     stats=b.stats, manifest_hash=b.manifest_hash, rng=rng_state(),
-                    extra={"loop": loop, "completed": completed, "dt": float(b.dt),
+                    extra={"loop": loop, "completed": completed, "dt": float(b.dt), "cpu_s": round(cpu_s, 3),
+                           "domain": domain_of(b).to_dict(),
                            "manifest": getattr(b, "manifest", None)})

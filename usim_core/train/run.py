@@ -72,17 +72,7 @@ def train_run(cfg: RunConfig, run_dir: str | Path, *, stage: str | None = None, 
         return ev
 
     try:
-        if stage is not None and stage not in STAGES:
-            raise ConfigError(f"--stage {stage!r}: allowed values are {', '.join(STAGES)}")
-        cfg_path = run_dir / "config.yaml"
-        if resume and cfg_path.exists():
-            from usim_core.config import load_config
-
-            old = load_config(cfg_path)
-            if old.config_hash() != cfg.config_hash():
-                raise ConfigError(f"{cfg_path}: --resume with a different config (hash {cfg.config_hash()} vs "
-                                  f"{old.config_hash()} in the run dir); use a new --run-dir")
-        save_config(cfg, cfg_path)
+        _check_start(cfg, run_dir, stage, resume)
         set_threads()
         dev = pick_device(device)
         emit("started", config_hash=cfg.config_hash(), architecture=cfg.architecture_fingerprint(),
@@ -97,34 +87,8 @@ def train_run(cfg: RunConfig, run_dir: str | Path, *, stage: str | None = None, 
             tracker.log(rec)
 
         ctx = RunContext(cfg, run_dir, bundle, dev, emit, log_metrics)
-        offset = 0
-        for s in STAGES:
-            ctx.step_offset[s] = offset
-            n = bundle.train.u.shape[0] * (bundle.train.u.shape[1] - stage_horizon(s, cfg))
-            offset += plan_steps(cfg, s, n)[1]
-
-        torch.manual_seed(cfg.seed)
-        nx = int(bundle.train.u.shape[-1])
-        model = Surrogate(cfg, nx, bundle.stats).to(dev)
-        ema = copy.deepcopy(model)
         selected = STAGES if stage is None else (stage,)
-        summaries = []
-        for s in STAGES:
-            final = ctx.ckpt_dir / f"{s}.pt"
-            last = ctx.ckpt_dir / f"{s}.last.pt"
-            if s not in selected:
-                if STAGES.index(s) < STAGES.index(selected[0]):
-                    _load_into(final, model, ema, dev, needed_by=selected[0])
-                continue
-            if resume and final.exists():
-                _load_into(final, model, ema, dev)
-                emit("stage_end", stage=s, step=load_checkpoint(final)["step"], skipped=True,
-                     checkpoint=str(final))
-                continue
-            summary = run_stage(ctx, s, model, ema, resume_from=last if resume and last.exists() else None)
-            summaries.append(summary)
-            tracker.artifact(final, s)
-
+        _train_stages(ctx, selected, resume, tracker)
         final_ckpt = ctx.ckpt_dir / f"{selected[-1]}.pt"
         if run_evals and selected[-1] == STAGES[-1]:
             _evaluate(cfg, run_dir, final_ckpt, str(dev), emit, tracker, bundle)
@@ -138,6 +102,58 @@ def train_run(cfg: RunConfig, run_dir: str | Path, *, stage: str | None = None, 
         raise
     finally:
         display.close()
+
+
+def _check_start(cfg: RunConfig, run_dir: Path, stage: str | None, resume: bool) -> None:
+    """Refuse a bad --stage or a resume with another config; write the resolved config."""
+    if stage is not None and stage not in STAGES:
+        raise ConfigError(f"--stage {stage!r}: allowed values are {', '.join(STAGES)}")
+    cfg_path = run_dir / "config.yaml"
+    if resume and cfg_path.exists():
+        from usim_core.config import load_config
+
+        old = load_config(cfg_path)
+        if old.config_hash() != cfg.config_hash():
+            raise ConfigError(f"{cfg_path}: --resume with a different config (hash {cfg.config_hash()} vs "
+                              f"{old.config_hash()} in the run dir); use a new --run-dir")
+    save_config(cfg, cfg_path)
+
+
+def _train_stages(ctx: RunContext, selected: tuple[str, ...], resume: bool, tracker: Tracker) -> None:
+    """Each selected stage in order: earlier stages loaded, finished ones skipped on resume."""
+    cfg, bundle, dev = ctx.cfg, ctx.bundle, ctx.device
+    offset = 0
+    for s in STAGES:
+        ctx.step_offset[s] = offset
+        n = bundle.train.u.shape[0] * (bundle.train.u.shape[1] - stage_horizon(s, cfg))
+        offset += plan_steps(cfg, s, n)[1]
+    torch.manual_seed(cfg.seed)
+    model = Surrogate(cfg, int(bundle.train.u.shape[-1]), bundle.stats).to(dev)
+    ema = copy.deepcopy(model)
+    for s in STAGES:
+        final = ctx.ckpt_dir / f"{s}.pt"
+        last = ctx.ckpt_dir / f"{s}.last.pt"
+        if s not in selected:
+            if STAGES.index(s) < STAGES.index(selected[0]):
+                _load_into(final, model, ema, dev, needed_by=selected[0])
+            continue
+        if resume and final.exists():
+            _load_into(final, model, ema, dev)
+            ctx.emit("stage_end", stage=s, step=load_checkpoint(final)["step"], skipped=True, checkpoint=str(final))
+            continue
+        run_stage(ctx, s, model, ema, resume_from=last if resume and last.exists() else None)
+        tracker.artifact(final, s)
+
+
+def training_cpu_seconds(run_dir: str | Path) -> float | None:
+    """Process CPU seconds the run's finished stages took to train (from their checkpoints); None if none."""
+    total, found = 0.0, False
+    for s in STAGES:
+        path = Path(run_dir) / "checkpoints" / f"{s}.pt"
+        if path.exists():
+            total += float(load_checkpoint(path)["extra"].get("cpu_s", 0.0))
+            found = True
+    return total if found else None
 
 
 def _load_into(path: Path, model: Surrogate, ema: Surrogate, dev: torch.device, needed_by: str | None = None
@@ -162,6 +178,9 @@ def _evaluate(cfg: RunConfig, run_dir: Path, ckpt: Path, device: str, emit, trac
             continue
         result = evaluate_checkpoint(ckpt, es.split, eval_set=es, out=run_dir / "eval" / f"{name}.json",
                                      device=device, bundle=bundle, name=name)
-        metrics = flatten(result.get("metrics", result))
+        coarse = result["baselines"].get("coarse_solver") or {}
+        metrics = flatten({**result.get("metrics", result), "model_cpu_s_per_traj": result.get("model_cpu_s_per_traj"),
+                           "corrector": result.get("corrector") or {},
+                           "coarse_solver": {k: coarse.get(k) for k in ("nx", "nrmse_frame", "cpu_s_per_traj")}})
         emit("eval", name=name, metrics=metrics, path=str(run_dir / "eval" / f"{name}.json"))
         tracker.summary({f"eval/{name}/{k}": v for k, v in metrics.items()})

@@ -20,7 +20,7 @@ STAGES = ("codec", "operator", "diffusion_residual", "consistency_distill")
 # Plausible ranges of the eval JSON's flat metric keys (usim_core/eval/schema.py METRIC_KEYS) for a trained
 # tiny surrogate, so rehearsal ledgers carry real-looking leaderboards.
 EVAL_RANGES = {
-    "nrmse_1step": (0.004, 0.02), "nrmse_rollout": (0.05, 0.15), "rmse": (0.01, 0.05), "max_err": (0.1, 0.4),
+    "nrmse_1step": (0.004, 0.02), "nrmse_frame": (0.05, 0.15), "nrmse_rollout": (0.05, 0.15), "rmse": (0.01, 0.05), "max_err": (0.1, 0.4),
     "crmse": (0.001, 0.01), "brmse": (0.01, 0.05), "frmse_low": (0.005, 0.03), "frmse_mid": (0.01, 0.05),
     "frmse_high": (0.02, 0.1), "mass_drift": (1e-4, 1e-3), "energy_violation": (0.0, 0.01),
     "pde_residual": (0.01, 0.1),

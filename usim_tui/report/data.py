@@ -39,9 +39,12 @@ def read_eval(path: Path) -> EvalRecord | None:
     for name, b in (d.get("baselines") or {}).items():
         if isinstance(b, dict) and isinstance(b.get("metrics"), dict):
             base[name] = _numbers(b["metrics"])
+        elif name == "coarse_solver" and isinstance(b, dict):  # the solver at the model's CPU cost (eval schema v2)
+            base[name] = _numbers({k: b.get(k) for k in ("nrmse_rollout", "nrmse_frame", "cpu_s_per_traj", "nx")})
     ttc = d.get("ttc") or {}
     gain = ttc.get("gain") if ttc.get("enabled", True) else None
-    return EvalRecord(split=path.stem, metrics=_numbers(d["metrics"]), baselines=base,
+    metrics = _numbers({**d["metrics"], "model_cpu_s_per_traj": d.get("model_cpu_s_per_traj")})
+    return EvalRecord(split=path.stem, metrics=metrics, baselines=base,
                       ttc_gain=float(gain) if isinstance(gain, int | float) else None, source=str(path))
 
 

@@ -124,6 +124,13 @@ def _leaderboard(doc: Doc, data: ReportData) -> None:
         gated = A.passes_gates(champ.metrics)
         warn = " **No finished cell passes the physics gates**: this is only the lowest error." if gated is False else ""
         doc.p(f"Champion: `{champ.name}` with rollout nRMSE {champ.metrics[PRIMARY]:.4g}{vs}.{warn}")
+        coarse = A.baselines(data).get("coarse_solver")
+        if coarse and "nx" in coarse:
+            cost = champ.metrics.get("model_cpu_s_per_traj")
+            doc.p(f"Coarse-solver reference (the project's own solver on {coarse['nx']:.0f} points, the grid whose "
+                  f"CPU cost matches the model's): rollout nRMSE {_f(coarse.get(PRIMARY))} at "
+                  f"{_f(coarse.get('cpu_s_per_traj'))} CPU s per trajectory; the champion costs "
+                  f"{_f(cost)} CPU s per trajectory.")
 
 
 def _comparisons(doc: Doc, data: ReportData, out: Path) -> None:
