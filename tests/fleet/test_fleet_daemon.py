@@ -18,7 +18,7 @@ REPO = Path(__file__).resolve().parents[2]
 TUI = str(Path(sys.executable).parent / "usim-tui")
 FAKE = Path(__file__).parent / "data" / "fake_trainer.py"
 DEMO = str(REPO / "configs/sweeps/demo.yaml")
-SLOW = {"FAKE_STEP_S": "3"}   # fake trainers that run ~20 s: the sweep is still live while the test acts
+SLOW = {"FAKE_STEP_S": "8"}   # fake trainers that run ~40 s: no attempt ends (and none launches) while a test acts
 
 
 def tui(args, cwd, timeout=120, **kw):
@@ -103,7 +103,7 @@ def test_ctrl_c_stops_without_launching_anything(started):
     assert {a.id for a in led.attempts("demo")} == before            # nothing launched by the interrupt
     assert not led.live_attempts("demo") and not daemon.is_held(ledger)
     assert {c.state for c in led.snapshot("demo").cells} <= {"pending", "finished"}   # no cell failed by it
-    wait_for(lambda: not trainers_alive(tmp), 10, "trainers gone")
+    wait_for(lambda: not trainers_alive(tmp), 30, "trainers gone")
     assert led.sweep_row("demo").controller_state == "stopped"
 
 
@@ -122,7 +122,7 @@ def test_stop_leaves_instances_running_and_says_so_then_a_new_run_takes_them_bac
     proc.wait(timeout=30)
     assert len({a.cell for a in Ledger(ledger).attempts("demo")}) >= 2
     assert all(len([a for a in Ledger(ledger).attempts("demo", c)]) == 1 for c in ("round_a_lr1e-3_w0pct",))
-    wait_for(lambda: not trainers_alive(tmp), 10, "trainers gone")
+    wait_for(lambda: not trainers_alive(tmp), 30, "trainers gone")
 
 
 def test_stop_without_a_controller_says_so(tmp_path):
@@ -131,3 +131,18 @@ def test_stop_without_a_controller_says_so(tmp_path):
     led.ensure_sweep(expand(DEMO))
     out = tui(["stop", "--ledger", str(tmp_path / "l.sqlite")], tmp_path)
     assert out.returncode == 0 and "no controller runs demo; nothing is left running" in out.stdout
+
+
+@pytest.mark.slow
+def test_a_killed_controller_is_reported_and_stop_destroy_still_destroys(started):
+    """SIGKILL of the controller: `status` says no controller runs and that live instances are unwatched (the
+    heartbeat row still says running); `stop --destroy` then destroys them directly."""
+    tmp, ledger, follower = started
+    os.kill(daemon.holder(Ledger(ledger)).pid, signal.SIGKILL)
+    wait_for(lambda: not daemon.is_held(ledger), 10, "the lock to drop")
+    out = tui(["status", "--ledger", str(ledger)], tmp)
+    assert "controller: none running" in out.stdout and "2 live instance(s) unwatched" in out.stdout, out.stdout
+    out = tui(["stop", "--destroy", "--ledger", str(ledger)], tmp)
+    assert out.returncode == 0 and "destroying its instances directly" in out.stdout
+    assert "nothing is left running" in out.stdout, out.stdout
+    wait_for(lambda: not trainers_alive(tmp), 30, "trainers gone")

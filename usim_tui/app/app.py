@@ -1,8 +1,8 @@
 """UsimApp: renders ledger snapshots and sends commands; polls in a worker that never overlaps itself.
 
-The app owns no fleet state: kill it and restart, and the ledger has everything. When it runs the sweep
-(`usim-tui SWEEP`), the controller loop runs here as an async worker; attached (`--ledger`), commands go
-through the ledger's command queue. Each poll is a thread worker (the ledger reads block) that posts
+The app owns no fleet state: kill it and restart, and the ledger has everything. The sweep's controller runs
+as its own process (`usim-tui SWEEP` starts or attaches to it); commands go through the ledger's command
+queue. Only a rehearsal (`--rehearse`, a virtual clock) runs its controller here, as an async worker. Each poll is a thread worker (the ledger reads block) that posts
 `SnapshotReady` or `PollFailed` to the main screen; the next poll is scheduled when the worker ends.
 """
 

@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 from usim_core.config import ConfigError
-from usim_tui.fleet.states import CellState
+from usim_tui.fleet.states import LIVE, CellState
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -123,6 +123,9 @@ def _stop(args: argparse.Namespace) -> int:
 
     led, name = _find_ledger(args)
     if not daemon.is_held(led.path):
+        if args.destroy and led.live_attempts(name):   # nobody to ask: destroy them from here
+            print(f"no controller runs {name}: destroying its instances directly")
+            asyncio.run(_direct(led, name, "destroy", {"all": True}))
         print(f"no controller runs {name}; {_left_running(led, name)}")
         return 0
     led.enqueue(name, "stop", destroy=args.destroy)
@@ -137,13 +140,26 @@ def _stop(args: argparse.Namespace) -> int:
     return 0
 
 
+def _controller_line(led, snap) -> str:
+    """Whether a controller holds the ledger (the OS lock decides; the heartbeat row may be stale)."""
+    from usim_tui.fleet import daemon
+
+    if daemon.is_held(led.path):
+        age = time.time() - (snap.controller_seen_at or time.time())
+        return f"  controller: pid {snap.controller_pid}, last tick {age:.0f}s ago"
+    live = [a for a in snap.attempts if a.state in LIVE]
+    last = f" (the last one, pid {snap.controller_pid}, is {snap.controller_state or 'gone'})" if snap.controller_pid else ""
+    warn = f"; WARNING: {len(live)} live instance(s) unwatched: start it with `usim-tui run SWEEP`" if live else ""
+    return f"  controller: none running{last}{warn}"
+
+
 def _left_running(led, name: str) -> str:
     live = [a for a in led.live_attempts(name) if a.provider_id]
     if not live:
         return "nothing is left running"
     rows = "\n".join(f"  {a.label}  {a.provider_id}  {a.state}  ${a.price_per_hour:.3f}/h" for a in live)
     return (f"LEFT RUNNING, billing until destroyed ({len(live)}; `usim-tui stop --destroy --ledger {led.path}` "
-            f"after starting the sweep again, or destroy them at the provider):\n{rows}")
+            f"destroys them):\n{rows}")
 
 
 def _status(args: argparse.Namespace) -> int:
@@ -157,6 +173,7 @@ def _status(args: argparse.Namespace) -> int:
     b = snap.budget
     print(f"{snap.sweep} ({snap.provider}) spent ${b.spent:.4f} of ${b.budget:.2f}, committed ${b.committed:.4f}, "
           f"burn ${b.burn_per_hour:.2f}/h{'  PAUSED' if snap.paused else ''}  provider: {snap.provider_status}")
+    print(_controller_line(led, snap))
     if b.provider_reported is not None:
         print(f"  provider reports ${b.provider_reported:.4f} spent; estimate - provider = "
               f"${b.spent - b.provider_reported:+.4f}")

@@ -59,7 +59,7 @@ class Controller:
         self.stopping: str | None = None   # "leave": end after this tick; "destroy": tear down, then end
         self.reconciler = Reconciler(ledger, provider, self.journal, self.teardown, sweep.name, self._after_failure)
         ledger.ensure_sweep(sweep)
-        ledger.set_sweep(sweep.name, runs_root=str(self.launcher.runs_root))
+        ledger.set_sweep(sweep.name, runs_root=str(self.launcher.runs_root), controller_poll=poll_interval)
 
     # ---- state ---------------------------------------------------------------------------------------------
     @property

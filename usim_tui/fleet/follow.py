@@ -74,7 +74,11 @@ def start_or_attach(args: argparse.Namespace) -> Started:
     if daemon.is_held(ledger):
         return Started(sweep, ledger, _holder(ledger, sweep), started=False)
     check_provider(sweep)
-    proc = daemon.start_detached(controller_argv(args, ledger), ledger, cwd=Path.cwd())
+    try:
+        proc = daemon.start_detached(controller_argv(args, ledger), ledger, cwd=Path.cwd())
+    except OSError as exc:
+        raise ConfigError(f"cannot start the controller: {exc.filename or ledger.parent}: {exc.strerror or exc}; "
+                          "the ledger's directory must be writable (--ledger, --runs-root)") from None
     try:
         daemon.wait_started(proc, ledger)
     except RuntimeError as exc:
@@ -150,8 +154,11 @@ def interrupted(start: Started) -> int:
     name, led = start.sweep.name, Ledger(start.ledger)
     live = [a for a in led.live_attempts(name) if a.provider_id]
     if sys.stdin.isatty():
-        answer = input(f"\n{len(live)} instance(s) live. [d]etach (the controller goes on) or [s]top "
-                       "(destroy them, results kept)? [d/s] ").strip().lower()
+        try:
+            answer = input(f"\n{len(live)} instance(s) live. [d]etach (the controller goes on) or [s]top "
+                           "(destroy them, results kept)? [d/s] ").strip().lower()
+        except (EOFError, KeyboardInterrupt):
+            answer = "d"   # no answer: the safe choice for money already committed is to keep watching it
         stop = answer.startswith("s")
     else:
         stop = start.sweep.spec.provider.kind == "local"

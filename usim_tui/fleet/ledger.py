@@ -111,6 +111,7 @@ MIGRATIONS: list[str] = [
     ALTER TABLE sweeps ADD COLUMN controller_started_at REAL;
     ALTER TABLE sweeps ADD COLUMN controller_state TEXT;
     ALTER TABLE sweeps ADD COLUMN runs_root TEXT;
+    ALTER TABLE sweeps ADD COLUMN controller_poll REAL;
     ALTER TABLE sweeps ADD COLUMN wheel_sha256 TEXT;
     ALTER TABLE attempts ADD COLUMN host_started_at REAL;
     ALTER TABLE attempts ADD COLUMN results TEXT;
@@ -405,7 +406,8 @@ class Ledger:
             sweep=name, provider=srow.provider, now=now, paused=bool(srow.paused), auto=bool(srow.auto),
             cells=cells, attempts=attempts, events=events, budget=bview,
             provider_status=srow.provider_status, crash_loop=srow.crash_loop, controller_pid=srow.controller_pid,
-            controller_seen_at=srow.controller_seen_at, controller_state=srow.controller_state)
+            controller_seen_at=srow.controller_seen_at, controller_state=srow.controller_state,
+            controller_poll=srow.controller_poll)
 
     def provider_reported(self, sweep: str, attempts: list[AttemptRow] | None = None) -> float | None:
         """Spend as the provider reports it: the account credit used since the sweep's first reading (Vast), else

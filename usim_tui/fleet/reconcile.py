@@ -136,7 +136,7 @@ class Reconciler:
                 fields.update(state=A.LEAKED)
                 self.journal.event(now, "leaked", f"ALERT {a.label}: still listed {LEAK_AFTER_POLLS} polls after destroy",
                                    a, data={"from": A.DESTROYING, "to": A.LEAKED})
-        elif a.state != A.LEAKED:
+        elif a.state not in (A.LEAKED, A.PULLING):   # ours until the call settles
             fields.update(state=o.state)
         if o.state == A.RUNNING and not a.started_at:
             fields["started_at"] = o.started_at or now

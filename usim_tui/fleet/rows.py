@@ -47,6 +47,7 @@ class SweepRow(NamedTuple):
     controller_started_at: float | None = None
     controller_state: str | None = None        # running | stopping | stopped | crashed
     runs_root: str | None = None               # where its local run directories are (the controller's)
+    controller_poll: float | None = None       # its poll interval: a heartbeat older than a few is stale
     wheel_sha256: str | None = None            # the wheel pushed to hosts (built from the sweep's checkout)
 
 

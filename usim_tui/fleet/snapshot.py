@@ -100,6 +100,7 @@ class SweepSnapshot:
     controller_pid: int | None = None         # the controller process that holds the ledger (daemon.py)
     controller_seen_at: float | None = None   # its last tick (unix time): the heartbeat
     controller_state: str | None = None       # running | stopped | crashed
+    controller_poll: float | None = None      # its poll interval (seconds)
 
 
 def summary_line(snap: SweepSnapshot) -> str:

@@ -9,7 +9,8 @@ from usim_tui.app.widgets.leaderboard import RANK_BY, ranked
 from usim_tui.fleet.snapshot import SweepSnapshot
 from usim_tui.fleet.states import CELL_ENDED, LIVE
 
-STALE_POLLS = 3  # a controller heartbeat older than this many app polls: no controller is attached
+STALE_POLLS = 3     # a heartbeat older than this many controller polls (or app polls): no controller attached
+STALE_MIN_S = 15.0  # and never less: a tick at scale (200 instances) can take seconds
 
 
 def sweep_ended(snap: SweepSnapshot) -> bool:
@@ -50,7 +51,8 @@ def controller_attached(snap: SweepSnapshot | None, poll_interval: float) -> boo
     if snap is None or not hasattr(snap, "controller_seen_at"):
         return None
     age = controller_age(snap)
-    return age is not None and age <= STALE_POLLS * max(poll_interval, 1.0)
+    every = max(poll_interval, getattr(snap, "controller_poll", None) or 0.0, 1.0)
+    return age is not None and age <= max(STALE_POLLS * every, STALE_MIN_S)
 
 
 def heartbeat(snap: SweepSnapshot | None, poll_interval: float) -> str | None:
