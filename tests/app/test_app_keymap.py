@@ -326,3 +326,24 @@ async def test_sorting_keeps_the_cursor_on_its_row(source, clock):
             await pilot.press("S")
             await pilot.pause()
             assert app.main.table.selected_key == "6", app.main.sort
+
+
+async def test_c_starts_a_controller_when_none_runs(source, clock):
+    """No heartbeat: the header says so and offers `C`, which starts the sweep's controller; read-only refuses."""
+    stale = dataclasses.replace(source.current, controller_seen_at=NOW - 10**6)
+    source.current = stale
+    app = UsimApp(source, clock=clock, poll_interval=3600)
+    async with app.run_test(size=SIZE) as pilot:
+        await ready(app, pilot)
+        assert "C starts one" in str(app.main.query_one("SweepHeader").render())
+        await pilot.press("C")
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        assert ("start_controller", {}) in source.sent and "controller pid 4242 started" in status_text(app)
+    source.sent.clear()
+    app = UsimApp(source, clock=clock, poll_interval=3600, read_only=True)
+    async with app.run_test(size=SIZE) as pilot:
+        await ready(app, pilot)
+        await pilot.press("C")
+        await pilot.pause()
+        assert not source.sent

@@ -23,7 +23,8 @@ async def test_every_binding_is_tested_here():
     tested = {"launch", "destroy", "destroy_now", "relaunch", "logs", "details", "mark", "filter", "pause", "auto",
               "log_scale", "stage", "focus_pane", "help", "quit_app",
               # tests/app/test_app_keymap.py
-              "back", "sort", "ended", "metric_events", "refresh", "side", "app.command_palette"}
+              "back", "sort", "ended", "metric_events", "refresh", "side", "app.command_palette",
+              "start_controller"}   # test_app_keymap.py: test_c_starts_a_controller_when_none_runs
     assert {b.action.split("(")[0] for b in MAIN} == tested
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 from textual.binding import Binding
 
 # Actions that change the fleet; `--read-only` disables every one of them.
-MUTATING = frozenset({"launch", "destroy", "destroy_now", "relaunch", "pause", "auto"})
+MUTATING = frozenset({"launch", "destroy", "destroy_now", "relaunch", "pause", "auto", "start_controller"})
 
 MAIN: list[Binding] = [
     Binding("n", "launch", "Launch", tooltip="launch (new attempt of) the marked cells or the selected one, after a confirm"),
@@ -28,6 +28,8 @@ MAIN: list[Binding] = [
     Binding("R", "refresh", "Refresh", show=False, tooltip="read the ledger now"),
     Binding("p", "pause", "Pause", tooltip="pause or resume launching"),
     Binding("a", "auto", "Auto", tooltip="automatic management (policies) on or off"),
+    Binding("C", "start_controller", "Controller", show=False,
+            tooltip="start the sweep's controller when none runs (it then goes on without the app)"),
     Binding("y", "log_scale", "Log y", show=False, tooltip="log-scale toggle on the loss curves"),
     Binding("s", "stage", "Stage", show=False, tooltip="loss curves: cycle the stage shown (all, codec, ...)"),
     Binding("b", "side", "Side", show=False, tooltip="show / hide the side panes (budget, coverage, leaderboard)"),

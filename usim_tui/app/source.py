@@ -71,6 +71,23 @@ class LedgerSource:
         result = await dispatch(self.controller, command, **args)
         return f"{command} {detail}".strip() + ("" if result == "ok" else f": {result}")
 
+    def start_controller(self) -> str:
+        """Start the sweep's controller process (or find the one running); one line saying which. Blocking."""
+        import argparse
+
+        from usim_core.config import ConfigError
+        from usim_tui.fleet import follow
+
+        row = self.ledger.sweep_row(self.sweep or None)
+        args = argparse.Namespace(sweep=row.path, provider=row.provider, ledger=str(self.ledger.path),
+                                  runs_root=row.runs_root or str(self.ledger.path.parent.parent),
+                                  no_preflight=False, poll=None, local_command=None)
+        try:
+            started = follow.start_or_attach(args)
+        except ConfigError as exc:
+            return f"[red]could not start the controller: {exc}[/]"
+        return f"controller pid {started.holder.pid} {'started' if started.started else 'already running'}"
+
     async def provider_logs(self, attempt_id: int) -> str | None:
         """The provider's own log tail (only when the provider is in this process)."""
         if self.provider is None:
@@ -111,6 +128,10 @@ class StaticSource:
 
     def attempt_events(self, attempt_id: int, limit: int = 200) -> list[EventView]:
         return self.events.get(attempt_id, [])[-limit:]
+
+    def start_controller(self) -> str:
+        self.sent.append(("start_controller", {}))
+        return "controller pid 4242 started"
 
     async def send(self, command: str, **args: Any) -> str:
         self.sent.append((command, args))

@@ -302,6 +302,19 @@ class MainScreen(MoneyActions, Screen[None]):
         pane.show_metrics = not pane.show_metrics
         self.usim_app.poll_now()
 
+    def action_start_controller(self) -> None:
+        """`C`: start the sweep's controller (a process of its own) when none holds the ledger."""
+        start = getattr(self.usim_app.source, "start_controller", None)
+        if start is None:
+            self.status("this view has no sweep to start a controller for")
+            return
+        self.status("starting the sweep's controller ...")
+        self.app.run_worker(lambda: self._started(start()), thread=True, group="command", exit_on_error=False)
+
+    def _started(self, line: str) -> None:
+        self.app.call_from_thread(self.status, line)
+        self.app.call_from_thread(self.usim_app.poll_now)
+
     def action_refresh(self) -> None:
         self.usim_app.poll_now()
         self.status("reading the ledger now")

@@ -63,7 +63,7 @@ def heartbeat(snap: SweepSnapshot | None, poll_interval: float) -> str | None:
     age = controller_age(snap)
     if attached:
         return f"controller seen {age:.0f}s ago"
-    return "no controller" + (f" (last seen {age:.0f}s ago)" if age is not None else " attached")
+    return "no controller" + (f" (last seen {age:.0f}s ago)" if age is not None else " attached") + " · C starts one"
 
 
 def queued_hint(snap: SweepSnapshot | None, poll_interval: float) -> str:
