@@ -79,6 +79,7 @@ async def test_vastai_cli_round_trip(tmp_path):
         # usim's key, registered by the vastai CLI, is found by usim's provider (listed first: no duplicate)
         pair = ensure_key(tmp_path / "usim-ssh" / "id_ed25519")
         await vastai(tmp_path, url, "create", "ssh-key", pair.public, "-y")
+        await asyncio.sleep(1.1)   # the ssh-key calls share a 1 s minimum interval (the emulator answers 429)
         out, _ = await vastai(tmp_path, url, "show", "ssh-keys")
         assert pair.public.split()[1] in out and len(emu.account_keys) == 1
         p = VastProvider(ProviderSettings(kind="vast"), api_key=KEY, base_url=url, sweep="cli", ssh_key=pair)

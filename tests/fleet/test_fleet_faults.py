@@ -8,6 +8,7 @@ import pytest
 from usim_core.sweep import Cell
 from usim_tui.fleet.clock import VirtualClock
 from usim_tui.fleet.open import open_sweep
+from usim_tui.fleet.providers.base import ProviderError
 from usim_tui.fleet.providers.sim import Script, SimProvider
 from usim_tui.fleet.reconcile import MASS_DROP
 
@@ -126,3 +127,23 @@ async def test_the_cap_holds_at_200_instances_with_paced_destroys(tmp_path, demo
     assert why == "done" and not prov.alive()
     assert prov.true_cost() <= sweep.spec.budget + burn_per_poll
     assert any(a.reason == "budget" for a in led.attempts("demo"))
+
+
+async def test_a_failing_bulk_destroy_leaves_all_leaked_and_costs_one_call_per_poll(tmp_path, demo_sweep):
+    sweep = wide(demo_sweep, 14)
+    clock, prov, led, ctl = make(tmp_path, sweep, lambda spec: Script("done", run_s=3000))
+    await ticks(ctl, clock, 6)
+    calls = []
+    real = prov.destroy_many
+
+    async def failing_once(ids):
+        calls.append(len(ids))
+        if len(calls) == 1:
+            raise ProviderError("simulated 503")
+        await real(ids)
+
+    prov.destroy_many = failing_once
+    await ctl.command("destroy", all=True)
+    assert calls == [14] and {a.state for a in led.attempts("demo")} == {"leaked"}   # one call, not 14
+    await ticks(ctl, clock, 3)
+    assert calls == [14, 14] and not prov.alive()

@@ -111,15 +111,17 @@ async def destroy(ctl: Controller, args: dict[str, Any]) -> str:
     else:
         targets = [a for a in ctl.ledger.live_attempts(ctl.name) if args.get("all") or a.cell == args.get("cell")]
     now = ctl.clock.now()
+    ending = []
     for a in targets:
         assert a is not None
+        ending.append(a)
         if reason == EndReason.USER and not a.done_event:
             # a finished result is never lost by a later action: a cell that finished before stays finished
             finished = any(x.reason == EndReason.FINISHED for x in ctl.ledger.attempts(ctl.name, a.cell))
             ctl.ledger.set_cell(ctl.name, a.cell, state=CellState.FINISHED if finished else CellState.FAILED,
                                 reason=EndReason.FINISHED if finished else EndReason.USER)
         ctl.journal.event(now, "user", f"{a.cell} #{a.attempt}: destroy ({reason})", a)
-        await ctl.end_attempt(a, reason, f"destroyed by {reason}", now)
+    await ctl.end_attempts(ending, reason, f"destroyed by {reason}", now)
     return "ok"
 
 

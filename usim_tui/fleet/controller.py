@@ -232,15 +232,22 @@ class Controller:
             self._after_failure(self._attempt(a.id), now)
 
     async def end_attempt(self, a: AttemptRow, reason: str, message: str, now: float) -> None:
-        """An attempt that is over: its results pulled back from an SSH host first (`pulling`), then destroyed."""
-        if a.state in GONE | {A.DESTROYING, A.PULLING}:
-            return
-        if self.hosts.needs_pull(a):
-            self.ledger.set_attempt(a.id, at=now, state=A.PULLING, reason=a.reason or reason,
-                                    message=a.message or message or None)
-            self.hosts.pulled_or_given_up(self._attempt(a.id), now)   # starts the pull
-            return
-        await self.destroy_attempt(a, reason, message, now)
+        await self.end_attempts([a], reason, message, now)
+
+    async def end_attempts(self, attempts: list[AttemptRow], reason: str, message: str, now: float) -> None:
+        """Attempts that are over: results pulled back from an SSH host first (`pulling`), the rest destroyed
+        together (one bulk call where the provider has one)."""
+        now_gone = []
+        for a in attempts:
+            if a.state in GONE | {A.DESTROYING, A.PULLING}:
+                continue
+            if self.hosts.needs_pull(a):
+                self.ledger.set_attempt(a.id, at=now, state=A.PULLING, reason=a.reason or reason,
+                                        message=a.message or message or None)
+                self.hosts.pulled_or_given_up(self._attempt(a.id), now)   # starts the pull
+            else:
+                now_gone.append(a)
+        await self.teardown.destroy(now_gone, reason, message, now)
 
     async def _finish_pulls(self, now: float) -> None:
         for a in self.ledger.live_attempts(self.name):

@@ -12,7 +12,7 @@ from usim_tui.fleet import budget
 from usim_tui.fleet.clock import Clock
 from usim_tui.fleet.journal import Journal
 from usim_tui.fleet.ledger import Ledger
-from usim_tui.fleet.providers.base import Provider, ProviderError
+from usim_tui.fleet.providers.base import BulkUnsupported, Provider, ProviderError
 from usim_tui.fleet.rows import AttemptRow
 from usim_tui.fleet.states import GONE, AttemptState
 
@@ -53,14 +53,18 @@ class Teardown:
 
     async def _calls(self, ids: list[str], now: float) -> dict[str, str]:
         """provider id -> why its destroy failed (absent: accepted). One bulk call where the provider has one
-        and several must go; if it fails, one call each, concurrently."""
+        and several must go (a failed one leaves them all leaked, retried next poll: a failing provider costs
+        one call per poll, never one per instance); one call each, concurrently, only where the provider has
+        no bulk endpoint."""
         bulk = getattr(self.provider, "destroy_many", None)
         if bulk is not None and len(ids) > 1:
             try:
                 await bulk(ids)
                 return {}
+            except BulkUnsupported as exc:
+                self.journal.event(now, "provider", f"no bulk destroy ({exc}); destroying one by one")
             except ProviderError as exc:
-                self.journal.event(now, "provider", f"bulk destroy of {len(ids)} failed ({exc}); destroying one by one")
+                return {i: str(exc) for i in ids}
         results = await asyncio.gather(*(self._one(i) for i in ids))
         return {i: r for i, r in zip(ids, results, strict=True) if r is not None}
 

@@ -31,6 +31,10 @@ class RateLimited(ProviderError):
         self.threshold_s = threshold_s
 
 
+class BulkUnsupported(ProviderError):
+    """The provider has no bulk call for this (its endpoint is missing): make the calls one by one."""
+
+
 class NoCapacity(ProviderError):
     """No offer matches the sweep's filters (or every match was excluded)."""
 

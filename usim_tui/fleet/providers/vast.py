@@ -30,6 +30,7 @@ from usim_tui.fleet.providers.base import (
     RUNNING,
     STOPPED,
     AuthError,
+    BulkUnsupported,
     LaunchSpec,
     NoCapacity,
     Observed,
@@ -388,7 +389,8 @@ class VastProvider(VastHost):
                                         body={"instance_ids": [int(i) for i in provider_ids]})
         if status == 200 and not (isinstance(data, dict) and (data.get("error") or data.get("success") is False)):
             return
-        raise ProviderError(f"Vast API: bulk destroy of {len(provider_ids)} failed (HTTP {status}): {_describe(data)}")
+        error = BulkUnsupported if status in (404, 405) else ProviderError
+        raise error(f"Vast API: bulk destroy of {len(provider_ids)} failed (HTTP {status}): {_describe(data)}")
 
     async def show(self, provider_id: str) -> Observed | None:
         status, data = await self._call("show", "GET", f"/api/v0/instances/{int(provider_id)}/",
