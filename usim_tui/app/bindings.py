@@ -41,7 +41,7 @@ MAIN: list[Binding] = [
     Binding("6", "focus_pane('events')", "Events", show=False, tooltip="focus pane 6: events and logs"),
     Binding("colon", "app.command_palette", "Commands", key_display=":", tooltip="command palette (also ctrl+p)"),
     Binding("question_mark", "help", "Help", key_display="?", tooltip="this help"),
-    Binding("q", "quit_app", "Quit", tooltip="quit (asks first if paid instances run and the controller stops)"),
+    Binding("q", "quit_app", "Quit", tooltip="quit; with live instances: leave the sweep running or stop it"),
 ]
 
 # Moving inside a pane (instances table, coverage grid, events): vi keys beside the arrows.
