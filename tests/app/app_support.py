@@ -61,7 +61,7 @@ def make_snapshot(paused: bool = False, spent: float = 2.10) -> tuple[SweepSnaps
                                   metrics={"nrmse_rollout": 0.075, "mass_drift": 0.02, "energy_violation": 0.0}
                                   if state == "finished" else {}, cost=0.44 if state == "finished" else 0.0))
     budget = BudgetView(budget=5.25, spent=spent, committed=1.05, burn_per_hour=0.96, storage_per_hour=0.012,
-                        projected_total=4.70, projected_finish=NOW + 3 * 3600)
+                        projected_total=4.70, projected_finish=NOW + 3 * 3600, attempt_price=0.35, attempt_cost=0.35)
     snap = SweepSnapshot(sweep="overnight_sota", provider="vast", now=NOW, paused=paused, auto=True,
                          cells=tuple(cells), attempts=tuple(attempts), budget=budget,
                          events=(EventView(NOW - 30, None, None, "policy", "launching paused: none"),),

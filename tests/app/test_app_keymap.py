@@ -47,6 +47,7 @@ async def test_launch_of_a_finished_cell_asks_and_says_its_result_stays(source, 
         await pilot.pause()
         assert isinstance(app.screen, ConfirmScreen)
         assert "round_a_lr2e-4_w3pct" in app.screen.question and "result stays" in app.screen.question
+        assert "Each about $0.35/h, about $0.35 per attempt" in app.screen.question   # what it will cost
         await pilot.press("n")  # no
         await pilot.pause()
         assert source.sent == []

@@ -112,7 +112,8 @@ def budget_view(spec: SweepSpec, attempts: Sequence[AttemptRow], now: float, rem
     return BudgetView(budget=spec.budget, spent=round(s, 6), committed=round(c, 6), burn_per_hour=burn,
                       storage_per_hour=storage,
                       projected_total=round(s + c + remaining_cells * expected_attempt_cost(spec), 6),
-                      projected_finish=finish)
+                      projected_finish=finish, attempt_price=launch_price(spec),
+                      attempt_cost=round(expected_attempt_cost(spec), 6))
 
 
 def billed(a: AttemptRow, state: str, now: float, started_at: float | None = None, prev: str | None = None) -> float:

@@ -71,6 +71,8 @@ class BudgetView:
     projected_finish: float | None   # unix time
     provider_reported: float | None = None   # spend by the provider's own figures (Vast: account credit used
                                              # since the sweep began), None where it reports none
+    attempt_price: float = 0.0               # $/h a new attempt is planned at
+    attempt_cost: float = 0.0                # its expected cost (planning hours per cell x that price)
 
 
 @dataclass(frozen=True)

@@ -83,6 +83,9 @@ def launch_question(cells: list[CellView | str], live: dict[str, AttemptView], b
         lines.append(name + (f": destroys {live_cost(a)}" if a else "") + kept_result(view))
     verb = "Relaunch" if relaunch else "Launch"
     head = f"{verb} {len(cells)} cell(s) on new paid instance(s)?"
+    if budget is not None and budget.attempt_price:
+        head += (f" Each about {money(budget.attempt_price)}/h, about {money(budget.attempt_cost)} per attempt "
+                 f"({money(len(cells) * budget.attempt_cost)} in all).")
     if destroyed:
         head += f" It destroys {len(destroyed)} running now ({money(sum(a.price_per_hour for a in destroyed))}/h)."
     return head + "\n" + _names(lines) + budget_left(budget)

@@ -62,7 +62,8 @@ def heartbeat(snap: SweepSnapshot | None, poll_interval: float) -> str | None:
         return None
     age = controller_age(snap)
     if attached:
-        return f"controller seen {age:.0f}s ago"
+        pid = getattr(snap, "controller_pid", None)
+        return f"controller{f' pid {pid}' if pid else ''} seen {age:.0f}s ago"
     return "no controller" + (f" (last seen {age:.0f}s ago)" if age is not None else " attached") + " · C starts one"
 
 

@@ -90,7 +90,7 @@ class LossCurves(PlotextPlot):
             if xs:
                 plt.plot(xs, ys, label=label, marker="braille")
                 drawn += 1
-        self.notice = f"log y: dropped {dropped} non-positive point(s)" if dropped else ""
+        self.notice = f"dropped {dropped} non-positive point(s)" if dropped else ""
         if drawn and self.log_y:
             plt.yscale("log")
         title = f"loss · stage {self.stage or 'all'}{' · log y' if self.log_y else ''}"

@@ -28,7 +28,8 @@ def event_lines(events: list[EventView] | tuple[EventView, ...], limit: int) -> 
     for e in list(events)[-limit:]:
         t.append(f"{clock_time(e.t)} ", style="dim")
         t.append(f"{e.kind:<11} ", style=KIND_STYLE.get(e.kind, "magenta"))
-        t.append(e.message.rstrip() + "\n")
+        message = e.message[len(e.kind) + 1:] if e.message.startswith(e.kind + " ") else e.message
+        t.append(message.rstrip() + "\n")
     t.rstrip()
     return t
 

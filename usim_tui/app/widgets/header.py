@@ -32,7 +32,8 @@ class SweepHeader(Static):
             return
         t.append("usim ", style="bold")
         t.append(f"· sweep {snap.sweep} · provider {snap.provider} · {clock_time(now)} · launching ")
-        t.append("PAUSED" if snap.paused else "on", style="bold yellow" if snap.paused else "green")
+        paused = "PAUSED" if snap.paused else "PAUSED (crash loop)" if snap.crash_loop else ""
+        t.append(paused or "on", style="bold yellow" if paused else "green")
         t.append(" · auto ")
         t.append("on" if snap.auto else "OFF", style="green" if snap.auto else "bold yellow")
         t.append(" · provider ")

@@ -173,7 +173,10 @@ class InstancesTable(DataTable[object]):
     def add_columns_for(self, snap: SweepSnapshot) -> None:
         """The columns, once: the cell column as wide as the longest name (and the mark before it)."""
         longest = max((len(n) for n in [c.name for c in snap.cells] + [a.cell for a in snap.attempts]), default=4)
+        dup = max((len(duplicate_label(c.name, c.duplicate_of)) for c in snap.cells if c.duplicate_of), default=0)
         for key, label, width in COLUMNS:
+            if key == "reason" and width is not None:
+                width = max(width, dup)   # a duplicate's original is its identity: never cut
             self.add_column(label, key=key, width=width if width is not None else longest + 2)
 
     def apply(self, snap: SweepSnapshot, now: float, marked: set[str], query: str = "", hide_ended: bool = False,
