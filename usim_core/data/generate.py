@@ -124,6 +124,6 @@ def _open_partial(partial: Path, spec: GenSpec) -> np.ndarray:
 def _usim_version() -> str:
     try:
         from importlib.metadata import version
-        return version("usim")
+        return version("usim-sweeps")
     except Exception:
         return "unknown"
