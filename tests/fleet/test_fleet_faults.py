@@ -147,3 +147,37 @@ async def test_a_failing_bulk_destroy_leaves_all_leaked_and_costs_one_call_per_p
     assert calls == [14] and {a.state for a in led.attempts("demo")} == {"leaked"}   # one call, not 14
     await ticks(ctl, clock, 3)
     assert calls == [14, 14] and not prov.alive()
+
+
+def canary_sweep(tmp_path, sweep, script):
+    clock = VirtualClock()
+    prov = SimProvider(clock, lambda spec: script)
+    opened = open_sweep(sweep, provider=prov, ledger=tmp_path / "l.sqlite", runs_root=tmp_path / "runs", clock=clock,
+                        poll_interval=5.0, run_preflight=True, log=lambda m: None, env={})
+    return clock, prov, opened.ledger, opened.controller
+
+
+async def test_without_torch_the_first_instance_of_an_architecture_is_its_preflight(tmp_path, demo_sweep,
+                                                                                    monkeypatch):
+    from usim_tui.fleet import preflight
+    monkeypatch.setattr(preflight, "torch_available", lambda: False)
+    clock, prov, led, ctl = canary_sweep(tmp_path, demo_sweep, Script("done", run_s=600))
+    await ctl.tick()
+    assert len(prov.instances) == 1                       # the canary alone, though concurrency is 2
+    for _ in range(6):                                    # it starts and logs its first metric step
+        clock.advance(5)
+        await ctl.tick()
+    assert led.preflight_result("demo", preflight.fingerprint(demo_sweep.cells[0].config))[0]
+    assert len(prov.instances) == 2                       # then the rest of the architecture launches
+
+
+async def test_a_canary_that_dies_at_start_up_fails_its_architecture_for_one_instance(tmp_path, demo_sweep,
+                                                                                      monkeypatch):
+    from usim_tui.fleet import preflight
+    monkeypatch.setattr(preflight, "torch_available", lambda: False)
+    clock, prov, led, ctl = canary_sweep(tmp_path, demo_sweep, Script("crash", run_s=5))
+    why = await ctl.run(until=clock.now() + 3600)
+    assert why == "done" and len(prov.instances) == 1
+    assert {(c.state, c.reason) for c in led.cells("demo")} == {("failed", "preflight")}
+    ok, message = led.preflight_result("demo", preflight.fingerprint(demo_sweep.cells[0].config))
+    assert not ok and "died at start-up" in message and "ImportError" in message

@@ -1,10 +1,16 @@
 """Preflight: every distinct architecture is built and run for a few steps of every stage on this machine's
 CPU (`usim-core preflight`) before any money is spent on it. One result per architecture fingerprint, kept in
-the ledger."""
+the ledger.
+
+Where this machine cannot import torch (a laptop with only `usim-sweeps[tui]`), the first instance of each
+architecture is the canary instead: the rest of that architecture launch only once it has made training
+progress (a metric step); if it dies at start-up, every cell of the architecture fails with reason
+`preflight` and nothing more of it is paid for."""
 
 from __future__ import annotations
 
 import asyncio
+import importlib.util
 import sys
 from pathlib import Path
 
@@ -15,7 +21,7 @@ from usim_core.sweep import Sweep
 from usim_tui.fleet import policies
 from usim_tui.fleet.journal import Journal
 from usim_tui.fleet.ledger import Ledger
-from usim_tui.fleet.states import CellState, EndReason
+from usim_tui.fleet.states import CRASH_REASONS, CellState, EndReason
 
 DEFAULT_COMMAND = [sys.executable, "-m", "usim_core", "preflight", "--config"]
 TIMEOUT_S = 900.0
@@ -32,6 +38,8 @@ async def check(ledger: Ledger, sweep: Sweep, journal: Journal, cell: str, runs_
     config = sweep.cell(cell).config
     fp = fingerprint(config)
     known = ledger.preflight_result(sweep.name, fp)
+    if known is None and not torch_available():
+        return _canary(ledger, sweep, journal, fp, now)
     if known is None:
         where = runs_root / sweep.name / "preflight" / fp
         where.mkdir(parents=True, exist_ok=True)
@@ -43,10 +51,44 @@ async def check(ledger: Ledger, sweep: Sweep, journal: Journal, cell: str, runs_
                       data={"fingerprint": fp, "ok": ok, "message": message})
         known = (ok, message)
     if not known[0]:
-        for c in sweep.cells:
-            if fingerprint(c.config) == fp:
-                ledger.set_cell(sweep.name, c.name, state=CellState.FAILED, reason=EndReason.PREFLIGHT)
+        _fail_architecture(ledger, sweep, fp)
     return known[0]
+
+
+def torch_available() -> bool:
+    return importlib.util.find_spec("torch") is not None
+
+
+def _fail_architecture(ledger: Ledger, sweep: Sweep, fp: str) -> None:
+    for c in sweep.cells:
+        if fingerprint(c.config) == fp:
+            ledger.set_cell(sweep.name, c.name, state=CellState.FAILED, reason=EndReason.PREFLIGHT)
+
+
+def _canary(ledger: Ledger, sweep: Sweep, journal: Journal, fp: str, now: float) -> bool:
+    """No torch here: the architecture's first attempt is its preflight. True lets this launch go ahead (it is
+    the canary, or the canary trained); False holds it (the canary is still starting, or it failed)."""
+    cells = {c.name for c in sweep.cells if fingerprint(c.config) == fp}
+    attempts = [a for a in ledger.attempts(sweep.name) if a.cell in cells]
+    if any(a.step is not None or a.done_event for a in attempts):
+        ledger.set_preflight(sweep.name, fp, True, "canary: the first instance made training progress", now)
+        journal.event(now, "preflight", f"preflight {fp}: ok (canary instance trained)", data={"fingerprint": fp,
+                      "ok": True, "canary": True})
+        return True
+    crashed = next((a for a in attempts if a.reason in CRASH_REASONS), None)
+    if crashed is not None:
+        message = f"canary {crashed.label} died at start-up: {crashed.error_event or crashed.message or crashed.reason}"
+        ledger.set_preflight(sweep.name, fp, False, message, now)
+        journal.event(now, "preflight", f"preflight {fp}: FAILED: {message}", data={"fingerprint": fp, "ok": False,
+                      "message": message, "canary": True})
+        _fail_architecture(ledger, sweep, fp)
+        return False
+    if any(a.live for a in attempts):
+        return False   # the canary is still on its way: the rest of the architecture waits
+    if not any(a.provider_id for a in attempts):
+        journal.event(now, "preflight", f"no torch on this machine: the first instance of architecture {fp} is "
+                      "its preflight (the canary)", data={"fingerprint": fp, "canary": True})
+    return True
 
 
 async def run(cmd: list[str], cwd: Path, timeout: float = TIMEOUT_S) -> tuple[bool, str]:
