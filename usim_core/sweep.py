@@ -69,6 +69,8 @@ class ProviderSettings(Strict):
     startup_deadline_s: float = Field(900, gt=0, description="no started marker by then -> destroy, relaunch")
     max_runtime_s: float = Field(3 * 3600, gt=0, description="hard deadline per attempt")
     offline_grace_s: float = Field(180, ge=0, description="an instance listed offline/unknown this long is given up")
+    max_checkpoint_mb: float = Field(2048, ge=0, description="SSH hosts: the last checkpoint is pulled back "
+                                     "before destroy unless it is larger than this (0: never)")
 
 
 class Planning(Strict):

@@ -311,3 +311,12 @@ async def test_a_finished_result_survives_a_relaunch_destroyed_by_the_user(tmp_p
     await ctl.command("destroy", attempt_id=second.id)
     after = led.cell("demo", name)
     assert after.state == "finished" and after.metrics == before.metrics
+
+
+async def test_a_container_that_never_started_is_diagnosed_from_the_daemon_log(tmp_path, demo_sweep):
+    clock, prov, led, ctl = make(tmp_path, demo_sweep, lambda spec: Script("oci", run_s=60))
+    for _ in range(4):
+        await ctl.tick()
+        clock.advance(5)
+    a = next(x for x in led.attempts("demo") if x.reason == "container_error")
+    assert "daemon log:" in a.message and "nvidia-container-cli" in a.message, a.message

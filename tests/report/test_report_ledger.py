@@ -124,3 +124,15 @@ def test_crash_loop_and_cells_waiting_for_a_relaunch(demo_ledger, tmp_path):
     assert "| cells waiting for a relaunch | 1 |" in summary and "| cells not started | 2 |" in summary
     assert re.search(rf"^\| {second} \| pending \| 1 \| exited_error \|$", summary, flags=re.M)
     assert f"**Crash loop**: launching was paused on the shared error `{loop}`" in section(md, "6. Failures")
+
+
+def test_results_lost_on_a_host_are_said_in_the_report(demo_ledger, tmp_path):
+    from usim_tui.fleet.ledger import Ledger
+
+    path, _ = demo_ledger(finished=2)
+    led = Ledger(path)
+    aid = led.attempts("demo")[0].id
+    led.set_attempt(aid, results="results lost: the budget cap: money beats data")
+    led.close()
+    fail = section(report(path, tmp_path / "rep"), "6. Failures")
+    assert "### Results lost" in fail and "the budget cap: money beats data" in fail

@@ -10,6 +10,8 @@ Its parts: `logs` (reading events), `ingest` (what events change), `budget` (bil
 
 from __future__ import annotations
 
+import dataclasses
+import inspect
 import time
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
@@ -226,10 +228,25 @@ class Controller:
             self.journal.event(now, "finished", f"{a.cell} #{a.attempt}: finished {shown}", a)
             await self.end_attempt(a, R.FINISHED, "", now)
         else:
+            if v.reason == R.CONTAINER_ERROR:
+                v = await self._diagnose_start(a, v)
             self.journal.event(now, "failed", f"{a.cell} #{a.attempt}: {v.reason}: {v.message}", a,
                                data={"reason": v.reason, "message": v.message})
             await self.end_attempt(a, v.reason, v.message, now)
             self._after_failure(self._attempt(a.id), now)
+
+    async def _diagnose_start(self, a: AttemptRow, v: policies.Verdict) -> policies.Verdict:
+        """A container that never started: the host daemon's log says why (Vast: `--daemon-logs`, which
+        replaces the container log, so it is read only here)."""
+        logs = self.provider.logs
+        if "daemon" not in inspect.signature(logs).parameters:
+            return v
+        try:
+            text = await logs(a.provider_id or "", tail=200, daemon=True)  # type: ignore[call-arg]
+        except ProviderError:
+            return v
+        line = policies.error_line(text)
+        return dataclasses.replace(v, message=f"{v.message} (daemon log: {line})"[:500]) if line else v
 
     async def end_attempt(self, a: AttemptRow, reason: str, message: str, now: float) -> None:
         await self.end_attempts([a], reason, message, now)

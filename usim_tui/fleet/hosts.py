@@ -25,7 +25,6 @@ from usim_tui.fleet.states import AttemptState
 
 A = AttemptState
 PULL_DEADLINE_S = 600.0            # after the attempt ended: then destroy without its results
-MAX_CHECKPOINT_BYTES = 2 * 1024**3
 REPO = Path(__file__).resolve().parents[2]
 
 
@@ -110,7 +109,8 @@ class Hosts:
         task = self._tasks.get(("pull", a.id))
         if task is None:
             self._tasks[("pull", a.id)] = asyncio.create_task(self.provider.pull(  # type: ignore[attr-defined]
-                a.provider_id or "", host_run_dir(a), Path(a.run_dir or ""), MAX_CHECKPOINT_BYTES))
+                a.provider_id or "", host_run_dir(a), Path(a.run_dir or ""),
+                int(self.sweep.spec.provider.max_checkpoint_mb * 1024**2)))
             return False
         if not task.done():
             return self._give_up_if_late(a, now, "the pull did not finish")

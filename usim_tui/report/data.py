@@ -165,6 +165,7 @@ def gather(ledger: Ledger, sweep: str | None = None, *, now: float | None = None
             attempt_id=a.attempt_id, cell=a.cell, attempt=a.attempt, state=a.state, reason=a.reason,
             price_per_hour=a.price_per_hour, created_at=a.created_at, started_at=a.started_at, ended_at=a.ended_at,
             spent=a.spent, gpu=a.gpu, machine_id=a.machine_id, error=err,
+            results=row.results if row is not None else None,
             phases=_phases_from_events(a, events, snap.now) or _phases(a, exit_t, snap.now)))
 
     finishing = {}  # cell -> the attempt whose results count: the finished one, else the latest

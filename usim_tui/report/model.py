@@ -34,6 +34,7 @@ class AttemptRecord:
     machine_id: str | None = None
     error: str | None = None        # message of the run's `error` event, or the provider's status
     phases: list[Phase] = field(default_factory=list)
+    results: str | None = None      # SSH hosts: what was pulled back before destroy, or "results lost: why"
 
     @property
     def label(self) -> str:

@@ -204,6 +204,12 @@ def _failures(doc: Doc, data: ReportData) -> None:
         doc.table(["attempt", "reason", "cost", "error"],
                   [[a.label, a.reason or "", _usd(a.spent), "`" + A.first_line(a.error).replace("`", "'") + "`" if a.error else ""]
                    for a in failed])
+    lost = [a for a in data.attempts if a.results and a.results.startswith("results lost")]
+    if lost:   # money beat data: the instance was destroyed before its run dir came back
+        doc.h3("Results lost")
+        doc.table(["attempt", "why"], [[a.label, a.results.removeprefix("results lost: ")] for a in lost])
+        doc.p("These instances were destroyed before their run directories came back (the budget cap, a stop, "
+              "or a pull that kept failing): their checkpoints and eval files exist nowhere.")
     if data.crash_loop:
         doc.p(f"**Crash loop**: launching was paused on the shared error `{data.crash_loop}`.")
     for err, labels in A.shared_errors(data):

@@ -166,8 +166,13 @@ class SimProvider:
         if i is not None and i.destroyed_at is None:
             i.destroyed_at = self.clock.now()
 
-    async def logs(self, provider_id: str, tail: int = 1000) -> str:
+    async def logs(self, provider_id: str, tail: int = 1000, daemon: bool = False) -> str:
         self._maybe_fail("logs")
+        if daemon:   # the host daemon's own log (Vast's --daemon-logs), not the container's
+            why = ("daemon: failed to create task: OCI runtime create failed: nvidia-container-cli: initialization "
+                   "error: driver/library version mismatch" if self.instances[provider_id].script.outcome == "oci"
+                   else "daemon: container started")
+            return why
         self.log_calls += 1
         i = self.instances[provider_id]
         now = self.clock.now()
