@@ -25,6 +25,11 @@ def test_a_tui_only_install_rehearses_and_preflights_by_canary(tmp_path):
                             "torch_available; print(u.find_spec('torch') is None, torch_available())"],
                            capture_output=True, text=True, timeout=120, cwd=tmp_path)
     assert probe.stdout.split() == ["True", "False"], probe.stderr   # no torch: preflight goes by canary
+    build = subprocess.run([py, "-c", f"from usim_tui.fleet.wheel import build_wheel; "
+                            f"print(build_wheel(__import__('pathlib').Path({str(REPO)!r}), "
+                            f"__import__('pathlib').Path({str(tmp_path / 'wheel')!r}))[0].name)"],
+                           capture_output=True, text=True, timeout=600, cwd=tmp_path)
+    assert build.returncode == 0 and build.stdout.strip().startswith("usim_sweeps-"), build.stderr[-1500:]
     out = subprocess.run([str(venv / "bin/usim-tui"), "rehearse", str(REPO / "configs/sweeps/overnight_sota.yaml"),
                           "--faults", str(REPO / "configs/faults/seed_night.yaml"), "--json"],
                          capture_output=True, text=True, timeout=300, cwd=tmp_path)

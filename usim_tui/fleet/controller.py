@@ -93,6 +93,8 @@ class Controller:
         """Tick every poll interval until the sweep is done, stalls, is stopped (`request_stop`), or the clock
         reaches `until`; calls `on_tick(self)` after each tick. Returns why it ended: "done", "stopped",
         "until", or the stall."""
+        if self.hosts.enabled:   # before any instance is paid for: a wheel that cannot be built stops here
+            self.hosts.wheel(self.clock.now())
         while True:
             await self.tick()
             if on_tick is not None:

@@ -67,7 +67,7 @@ class Hosts:
             if task is None:
                 self._tasks[("up", a.id)] = asyncio.create_task(host.bring_up(
                     self.provider, a.provider_id, wheel=self.wheel(now), config=self.sweep.cell(a.cell).config,
-                    run_dir=host_run_dir(a), env=self.env))
+                    run_dir=host_run_dir(a), env=self.env, max_runtime_s=self.sweep.spec.provider.max_runtime_s))
             elif task.done():
                 del self._tasks[("up", a.id)]
                 self._brought_up(a, task, now)

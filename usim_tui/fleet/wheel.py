@@ -43,9 +43,10 @@ def build_wheel(repo_root: Path, out_dir: Path, *, timeout_s: float = 300.0) -> 
             raise WheelBuildFailed(f"pip wheel {repo_root} did not finish in {timeout_s:g} s") from None
         built = sorted(Path(tmp).glob("*.whl"))
         if proc.returncode != 0 or len(built) != 1:
-            lines = (proc.stderr or proc.stdout).strip().splitlines()
-            raise WheelBuildFailed(f"pip wheel {repo_root} failed ({proc.returncode}): "
-                                   f"{lines[-1] if lines else 'no wheel built'}")
+            lines = [ln.strip() for ln in (proc.stderr + "\n" + proc.stdout).splitlines() if ln.strip()]
+            why = next((ln for ln in lines if ln.lower().startswith("error")), lines[-1] if lines else "no wheel built")
+            raise WheelBuildFailed(f"pip wheel {repo_root} failed ({proc.returncode}): {why} "
+                                   "(the laptop needs setuptools>=70.1: pip install -e '.[tui]' brings it)")
         dest = out_dir / built[0].name
         shutil.move(str(built[0]), dest)
     return dest, sha256_of(dest)
