@@ -51,13 +51,12 @@ class Controller:
         self.poll_interval, self.log = poll_interval, log
         self.name, self.spec = sweep.name, sweep.spec
         self.journal = Journal(ledger, sweep.name, log)
-        self.logs = LogReader(provider, log_tail, log_reads_per_poll)
         self.launcher = Launcher(ledger, provider, sweep, self.journal, self.clock, poll_interval,
                                  Path(runs_root).resolve(), dict(env or {}), run_preflight, preflight_cmd)
+        self.hosts = Hosts(ledger, provider, self.journal, sweep, self.launcher.runs_root, self.launcher.env)
+        self.logs = LogReader(provider, log_tail, log_reads_per_poll, self.hosts)
         self.credit = CreditReader(ledger, sweep.name, provider)
         self.teardown = Teardown(ledger, provider, self.journal, sweep.name, self.clock)
-        self.hosts = Hosts(ledger, provider, self.journal, sweep, self.launcher.runs_root, self.launcher.env)
-        self.logs.hosts = self.hosts
         self.stopping: str | None = None   # "leave": end after this tick; "destroy": tear down, then end
         self.reconciler = Reconciler(ledger, provider, self.journal, self.teardown, sweep.name, self._after_failure)
         ledger.ensure_sweep(sweep)
@@ -133,9 +132,8 @@ class Controller:
         await self._retry_leaks(now)
         await self._budget_guard(now)
         if self.stopping == "destroy":
-            live = self.ledger.live_attempts(self.name)
-            self._no_time_to_pull(live, "the sweep was stopped", now)
-            await self.teardown.destroy(live, R.USER, "the sweep was stopped", now)
+            await self._destroy_now(self.ledger.live_attempts(self.name), R.USER, "the sweep was stopped",
+                                    "the sweep was stopped", now)
         elif not self.stopping:
             await self.launcher.launch_wanted(now)
         if not self.credit.final_read and self.done:   # one last reading: the provider's figure for the sweep
@@ -297,10 +295,13 @@ class Controller:
             return True
         return a.id in await self.teardown.destroy([a], reason, message, now)
 
-    def _no_time_to_pull(self, attempts: list[AttemptRow], why: str, now: float) -> None:
+    async def _destroy_now(self, attempts: list[AttemptRow], reason: str, message: str, lost: str,
+                           now: float) -> None:
+        """Destroy without waiting for results (the cap, a stop): results not back yet are recorded as lost."""
         for a in attempts:
             if a.state not in GONE | {A.DESTROYING} and self.hosts.needs_pull(a):
-                self.hosts.lost(a, now, why)
+                self.hosts.lost(a, now, lost)
+        await self.teardown.destroy(attempts, reason, message, now)
 
     async def _retry_leaks(self, now: float) -> None:
         for reason, leaks in _by_reason(a for a in self.ledger.live_attempts(self.name) if a.state == A.LEAKED):
@@ -317,8 +318,7 @@ class Controller:
                                f"${self.spec.budget:.2f}; destroying every instance")
             stop = 1
         if stop:
-            self._no_time_to_pull(live, "the budget cap: money beats data", now)
-            await self.teardown.destroy(live, R.BUDGET, "budget cap reached", now)
+            await self._destroy_now(live, R.BUDGET, "budget cap reached", "the budget cap: money beats data", now)
 
     # ---- commands (actions.COMMANDS) ----------------------------------------------------------------------
     async def command(self, command: str, **args: Any) -> str:

@@ -21,9 +21,9 @@ FINAL_TRIES = 3          # polls an exited attempt's verdict waits for its final
 
 
 class LogReader:
-    def __init__(self, provider: Provider, tail: int, reads_per_poll: int) -> None:
+    def __init__(self, provider: Provider, tail: int, reads_per_poll: int, hosts: Any = None) -> None:
         self.provider, self.tail, self.reads_per_poll = provider, tail, reads_per_poll
-        self.hosts: Any = None                   # fleet/hosts.py: events of runs on SSH hosts come from there
+        self.hosts = hosts                       # fleet/hosts.py: events of runs on SSH hosts come from there
         self.tails: dict[int, str] = {}          # attempt -> the last tail read (for failure messages)
         self.read_at: dict[int, float] = {}      # attempt -> when its log was last fetched (or tried)
         self.urgent: set[int] = set()            # a start-up deadline waits on a fresh read of these
