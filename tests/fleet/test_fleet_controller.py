@@ -3,23 +3,14 @@
 from __future__ import annotations
 
 import pytest
+from sim_support import make, ticks
 
-from usim_tui.fleet.clock import VirtualClock
-from usim_tui.fleet.open import open_sweep
-from usim_tui.fleet.providers.sim import Script, SimProvider
+from usim_tui.fleet.providers.sim import Script
 from usim_tui.fleet.reconcile import LEAK_AFTER_POLLS
 
 
-def make(tmp_path, sweep, script_for=None, **kw):
-    clock = VirtualClock()
-    prov = SimProvider(clock, script_for, **kw)
-    opened = open_sweep(sweep, provider=prov, ledger=tmp_path / "l.sqlite", runs_root=tmp_path / "runs", clock=clock,
-                        poll_interval=5.0, run_preflight=False, log=lambda m: None, env={})
-    return clock, prov, opened.ledger, opened.controller
-
-
-async def drive(ctl, clock, ticks=400):
-    why = await ctl.run(until=clock.now() + ticks * ctl.poll_interval)
+async def drive(ctl, clock, polls=400):
+    why = await ctl.run(until=clock.now() + polls * ctl.poll_interval)
     assert why != "until", "sweep did not settle"
 
 
@@ -66,7 +57,7 @@ async def test_failures_relaunch_until_their_limit(tmp_path, demo_sweep, outcome
     def script(spec):
         return Script(outcome, run_s=10_000 if outcome == "silent" else 60) if spec.cell == first else Script()
     clock, prov, led, ctl = make(tmp_path, demo_sweep, script)
-    await drive(ctl, clock, ticks=600)
+    await drive(ctl, clock, polls=600)
     limit = 3 if machine else demo_sweep.spec.max_attempts
     c = cells(led)[first]
     assert c.state == "failed" and c.reason == reason and c.attempts == limit
@@ -85,7 +76,7 @@ async def test_machine_faults_do_not_use_up_max_attempts(tmp_path, demo_sweep):
     first = demo_sweep.cells[0].name
     plan = iter([Script("stuck"), Script("oci"), Script("stuck"), Script("crash", run_s=30), Script()])
     clock, prov, led, ctl = make(tmp_path, demo_sweep, lambda spec: next(plan) if spec.cell == first else Script())
-    await drive(ctl, clock, ticks=800)
+    await drive(ctl, clock, polls=800)
     atts = [a for a in led.snapshot().attempts if a.cell == first]
     assert [a.reason for a in atts] == ["startup_timeout", "container_error", "startup_timeout", "exited_error",
                                         "finished"]
@@ -161,7 +152,7 @@ async def test_final_read_alone_decides_and_a_failed_one_is_retried(tmp_path, de
 async def test_no_capacity_backs_off_and_does_not_use_attempts(tmp_path, demo_sweep):
     clock, prov, led, ctl = make(tmp_path, demo_sweep)
     prov.no_capacity = 3
-    await drive(ctl, clock, ticks=800)
+    await drive(ctl, clock, polls=800)
     snap = led.snapshot()
     assert {c.state for c in snap.cells} == {"finished"}
     assert sum(a.reason == "no_capacity" and a.state == "not_created" for a in snap.attempts) == 3
@@ -200,9 +191,7 @@ async def test_failed_destroy_leaks_blocks_relaunch_and_is_retried(tmp_path, dem
     clock, prov, led, ctl = make(tmp_path, demo_sweep,
                                  lambda spec: Script("crash", run_s=10) if spec.cell == first else Script("done"))
     prov.fail_next["destroy"] = 6        # the crash at t=25 s: destroy fails there and on the retries
-    for _ in range(7):
-        await ctl.tick()
-        clock.advance(5)
+    await ticks(ctl, clock, 7)
     atts = [a for a in led.snapshot().attempts if a.cell == first]
     assert atts[0].state == "leaked" and len(atts) == 1   # never relaunched over a leak
     assert any("ALERT" in e.message for e in led.snapshot().events)
@@ -286,9 +275,7 @@ async def test_commands_pause_destroy_relaunch(tmp_path, demo_sweep):
 async def test_an_instance_listed_again_after_its_destroy_was_confirmed_is_leaked_and_destroyed(tmp_path, demo_sweep):
     """Believed gone (confirmed destroyed), then listed again: an alert, the state `leaked`, a new destroy."""
     clock, prov, led, ctl = make(tmp_path, demo_sweep, lambda spec: Script("done", run_s=3000))
-    for _ in range(6):
-        await ctl.tick()
-        clock.advance(5)
+    await ticks(ctl, clock, 6)
     a = next(x for x in led.attempts("demo") if x.state == "running")
     led.set_attempt(a.id, state="destroyed", ended_at=clock.now())   # as if a listing had confirmed a destroy
     await ctl.tick()
@@ -315,8 +302,6 @@ async def test_a_finished_result_survives_a_relaunch_destroyed_by_the_user(tmp_p
 
 async def test_a_container_that_never_started_is_diagnosed_from_the_daemon_log(tmp_path, demo_sweep):
     clock, prov, led, ctl = make(tmp_path, demo_sweep, lambda spec: Script("oci", run_s=60))
-    for _ in range(4):
-        await ctl.tick()
-        clock.advance(5)
+    await ticks(ctl, clock, 4)
     a = next(x for x in led.attempts("demo") if x.reason == "container_error")
     assert "daemon log:" in a.message and "nvidia-container-cli" in a.message, a.message

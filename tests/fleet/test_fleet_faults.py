@@ -4,6 +4,7 @@ paced at seconds each with hundreds of instances at the cap. Simulated provider,
 from __future__ import annotations
 
 import pytest
+from sim_support import make, ticks
 
 from usim_core.sweep import Cell
 from usim_tui.fleet.clock import VirtualClock
@@ -13,14 +14,6 @@ from usim_tui.fleet.providers.sim import Script, SimProvider
 from usim_tui.fleet.reconcile import MASS_DROP
 
 
-def make(tmp_path, sweep, script_for=None, poll=5.0, **kw):
-    clock = VirtualClock()
-    prov = SimProvider(clock, script_for, **kw)
-    opened = open_sweep(sweep, provider=prov, ledger=tmp_path / "l.sqlite", runs_root=tmp_path / "runs", clock=clock,
-                        poll_interval=poll, run_preflight=False, log=lambda m: None, env={})
-    return clock, prov, opened.ledger, opened.controller
-
-
 def wide(sweep, n, concurrency=None, budget=None):
     sweep.cells = [Cell(name=f"c{i:03d}", round="r", tags=[], overrides={}, config=sweep.cells[0].config,
                         config_hash=f"h{i}") for i in range(n)]
@@ -28,12 +21,6 @@ def wide(sweep, n, concurrency=None, budget=None):
     if budget is not None:
         sweep.spec.budget = budget
     return sweep
-
-
-async def ticks(ctl, clock, n):
-    for _ in range(n):
-        await ctl.tick()
-        clock.advance(ctl.poll_interval)
 
 
 def running(led):
