@@ -19,6 +19,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from stats import interval  # noqa: E402  (bench/ is the script's own directory)
+
 from usim_core.sweep import Cell, expand  # noqa: E402
 from usim_tui.emulator.faults import load_faults  # noqa: E402
 from usim_tui.emulator.rehearse import rehearse_naive, rehearse_usim  # noqa: E402
@@ -41,6 +43,10 @@ def night(seeds: int) -> None:
         n = statistics.mean(r[key] for r in rows["naive"])
         stats[key] = (u, n)
         print(f"{name:26}{u:12.2f}{n:12.2f}{(n / u if u else float('nan')):12.2f}")
+    for p in rows:   # the spread over seeds: mean ± half-width of the 95% interval
+        f, s = interval([r["finished"] for r in rows[p]]), interval([r["spent"] for r in rows[p]])
+        print(f"{p}: finished {f['mean']:.2f} ± {f['ci95']:.2f}, spent ${s['mean']:.2f} ± {s['ci95']:.2f} "
+              f"(95% interval over {f['n']} seeds)")
     cpf = {p: sum(r["spent"] for r in rows[p]) / max(1, sum(r["finished"] for r in rows[p])) for p in rows}
     print(f"{'$ per finished config':26}{cpf['usim']:12.3f}{cpf['naive']:12.3f}{cpf['naive'] / cpf['usim']:12.2f}")
     for p in rows:

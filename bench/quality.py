@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import io
 import json
-import math
 import sys
 import time
 from pathlib import Path
@@ -27,6 +26,7 @@ from typing import Any
 
 import torch
 import yaml
+from stats import interval  # noqa: E402  (bench/ is the script's own directory)
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
@@ -71,19 +71,6 @@ def config(args: argparse.Namespace, seed: int) -> RunConfig:
         key, _, value = item.partition("=")
         over[key] = yaml.safe_load(value)
     return load_config(REPO / "configs" / "runs" / "burgers_base.yaml", over)
-
-
-def interval(values: list[float]) -> dict[str, Any]:
-    """Mean and the half-width of its 95% interval (Student t, n - 1 degrees of freedom)."""
-    from scipy.stats import t as student
-
-    vals = [v for v in values if v is not None and math.isfinite(v)]
-    n = len(vals)
-    mean = sum(vals) / n if n else None
-    if n < 2:
-        return {"mean": mean, "ci95": None, "n": n, "values": values}
-    sd = math.sqrt(sum((v - mean) ** 2 for v in vals) / (n - 1))
-    return {"mean": mean, "ci95": float(student.ppf(0.975, n - 1) * sd / math.sqrt(n)), "n": n, "values": values}
 
 
 def ttc_block(ckpt: Path, bundle: Any, mode: str, seed: int) -> dict[str, Any]:

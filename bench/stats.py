@@ -1,0 +1,19 @@
+"""Summaries the benches share: a mean with its 95% interval."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+
+def interval(values: list[float]) -> dict[str, Any]:
+    """Mean and the half-width of its 95% interval (Student t, n - 1 degrees of freedom)."""
+    from scipy.stats import t as student
+
+    vals = [v for v in values if v is not None and math.isfinite(v)]
+    n = len(vals)
+    mean = sum(vals) / n if n else None
+    if n < 2:
+        return {"mean": mean, "ci95": None, "n": n, "values": values}
+    sd = math.sqrt(sum((v - mean) ** 2 for v in vals) / (n - 1))
+    return {"mean": mean, "ci95": float(student.ppf(0.975, n - 1) * sd / math.sqrt(n)), "n": n, "values": values}
