@@ -102,9 +102,13 @@ class VastHost:
             local.write_text("".join(f"export {k}={shlex.quote(v)}\n" for k, v in env.items()))
             local.chmod(0o600)
             await self.push(provider_id, {env_path: local})
-        inner = f". {shlex.quote(env_path)} && rm -f {shlex.quote(env_path)} && {command}"
-        line = (f"chmod 600 {shlex.quote(env_path)}; nohup setsid bash -c {shlex.quote(inner)} "
-                f"> .usim/start.log 2>&1 < /dev/null & echo started")
+        # The detached process writes its pid first, in its own session; the line waits for that before it
+        # answers, so a connection dropped right after (sshd's SIGHUP to the session) cannot catch it early.
+        pid_path = shlex.quote(env_path.removesuffix(ENV_FILE_SUFFIX) + ".pid")
+        inner = f"echo $$ > {pid_path}; . {shlex.quote(env_path)} && rm -f {shlex.quote(env_path)} && {command}"
+        line = (f"chmod 600 {shlex.quote(env_path)}; rm -f {pid_path}; nohup setsid bash -c {shlex.quote(inner)} "
+                f"> .usim/start.log 2>&1 < /dev/null & for i in $(seq 100); do [ -s {pid_path} ] && break; "
+                f"sleep 0.1; done; [ -s {pid_path} ] && echo started")
         out = await self.run_command(provider_id, line, timeout_s=30)
         if "started" not in out:
             raise ProviderError(f"instance {provider_id}: the detached start did not answer")
