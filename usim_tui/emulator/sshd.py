@@ -75,6 +75,12 @@ class _Server(asyncssh.SSHServer):
         return username == "root" and body in {key_body(k) for k in self.inst.ssh_keys}
 
 
+def _default_hangup() -> None:
+    """A session starts with SIGHUP at its default, as sshd's children do, even when whoever started the
+    emulator ignores it (CI under `nohup`): otherwise a plain `cmd &` would outlive its connection here."""
+    signal.signal(signal.SIGHUP, signal.SIG_DFL)
+
+
 async def _exec(process: asyncssh.SSHServerProcess, sandbox: Path, env: dict[str, str], server: _Server) -> None:
     command = process.command
     if not command:
@@ -83,7 +89,8 @@ async def _exec(process: asyncssh.SSHServerProcess, sandbox: Path, env: dict[str
         return
     proc = await asyncio.create_subprocess_exec(
         "bash", "-c", command, cwd=sandbox, env=env, stdin=asyncio.subprocess.DEVNULL,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, start_new_session=True)
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, start_new_session=True,
+        preexec_fn=_default_hangup)
     server.groups.append(proc.pid)
     out, err = await proc.communicate()
     process.stdout.write(out.decode(errors="replace"))
