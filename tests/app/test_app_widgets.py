@@ -73,3 +73,15 @@ def test_help_lists_every_key():
     for b in MAIN:
         assert (b.key_display or b.key) in text or b.action.startswith("focus_pane")
     assert "1-6" in text
+
+
+def test_leaderboard_ranks_on_val_never_on_test():
+    """The val (small) eval ranks; the best test number with a worse val number goes below."""
+    snap, _, _ = make_snapshot()
+    by = {c.name: c for c in snap.cells}
+    val = {"round_a_lr2e-4_w3pct": 0.30, "round_a_lr2e-4_w5pct": 0.10, "round_b_cap64": 0.20}
+    cells = tuple(dataclasses.replace(c, small_metrics={"nrmse_rollout": val[c.name]}) if c.name in val else c
+                  for c in snap.cells)
+    order = [c.name for c in ranked(cells)]
+    assert order == ["round_a_lr2e-4_w5pct", "round_b_cap64", "round_a_lr2e-4_w3pct"], order
+    assert by["round_b_cap64"].metrics["nrmse_rollout"] < by["round_a_lr2e-4_w5pct"].metrics["nrmse_rollout"]

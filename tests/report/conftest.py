@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from report_support import T0, attempt, cell, ev, eval_json  # noqa: F401
+from report_support import T0, attempt, cell, ev, eval_json, val_ev  # noqa: F401
 
 from usim_tui.report.model import ReportData
 

@@ -14,9 +14,18 @@ def ev(rollout: float, one: float = 0.01, mass: float = 0.001, energy: float = 0
                                  "fno": {"nrmse_rollout": 0.31}}, ttc_gain=gain, source="hand")
 
 
+def val_ev(rollout: float, **kw) -> EvalRecord:
+    """The small eval on val, as every run writes beside its full (test) eval."""
+    e = ev(rollout, **kw)
+    e.split = "small"
+    return e
+
+
 def cell(name, rnd, state, tags=(), overrides=None, metrics=None, cost=0.0, **kw) -> CellRecord:
+    """`metrics` is the full (test) eval; a val eval with the same numbers rides beside it."""
+    val = EvalRecord(**{**metrics.__dict__, "split": "small"}) if metrics else None
     return CellRecord(name=name, round=rnd, state=state, tags=[rnd.replace("_", "-"), *tags],
-                      overrides=overrides or {}, evals=[metrics] if metrics else [], cost=cost,
+                      overrides=overrides or {}, evals=[metrics, val] if metrics else [], cost=cost,
                       attempts=1 if state != "pending" else 0, **kw)
 
 

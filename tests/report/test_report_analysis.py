@@ -7,6 +7,7 @@ import math
 import statistics
 
 import pytest
+from report_support import ev, val_ev
 
 from usim_tui.report import analysis as A
 from usim_tui.report.model import PRIMARY
@@ -117,3 +118,21 @@ def test_next_steps_with_nothing_finished_use_the_plan(data):
 @pytest.mark.parametrize("text, value", [("1e-3", 1e-3), ("10%", 0.1), ("0%", 0.0), ("cap64", None)])
 def test_axis_number(text, value):
     assert A.axis_number(text) == value
+
+
+def test_cells_are_ranked_and_the_champion_chosen_on_val_never_on_test(data):
+    """A cell whose test number is best but whose val number is worse is not the champion: the report ranks
+    as the leaderboard command does (usim_core/eval/leaderboard.py), on the val (small) eval."""
+    best_test = data.cell("round_a_lr1e-3_w10pct")
+    best_test.evals = [ev(0.10), val_ev(0.50)]
+    board = A.leaderboard(data)
+    assert board[-1] is best_test, [c.name for c in board]
+    assert A.champion(data).name == "round_a_lr1e-3_w0pct"
+    vals = [c.val.metrics[PRIMARY] for c in board]
+    assert vals == sorted(vals)
+
+
+def test_no_champion_without_a_val_eval(data):
+    for c in data.cells:
+        c.evals = [e for e in c.evals if e.split != "small"]
+    assert A.leaderboard(data) and A.champion(data) is None

@@ -58,9 +58,9 @@ def test_complete_demo_report(demo_ledger, tmp_path, repo):
     best = min(rollouts, key=rollouts.get)
     for cell, value in rollouts.items():
         row = next(line for line in board.splitlines() if line.startswith(f"| {cell}"))
-        assert f"| full | {value:.4g} |" in row
+        assert f"| {value + 0.1:.4g} | full | {value:.4g} |" in row   # val (small, ranks) then test
     assert f"Champion: `{best}`" in board
-    assert "| baseline: persistence |  | 0.5 |" in board
+    assert "| baseline: persistence |  |  | 0.5 |" in board
     cov = section(md, "2. Coverage")
     assert "| lr \\ warmup | 0% | 10% |" in cov
     assert all(f"finished {v:.4g}" in cov for v in rollouts.values())

@@ -61,11 +61,16 @@ def _coarse_columns(coarse: dict[str, Any] | None) -> dict[str, Any]:
             "coarse_cpu_s_per_traj": c.get("cpu_s_per_traj")}
 
 
+def val_first(val: float | None, own: float | None) -> tuple:
+    """Sort key of a run: its val score (runs without a val eval last), then its own value only to order
+    those. The report and the app rank with it too, so test numbers never choose anywhere."""
+    return (val is None, val if val is not None else 0.0, own is None, own if own is not None else 0.0)
+
+
 def _key(metric: str):
-    """Within an eval name: by the run's val score (runs without a val eval last), then the row's own value."""
+    """Within an eval name: by the run's val score, then the row's own value."""
     def key(r: dict[str, Any]) -> tuple:
-        v, own = r["val_score"], r[metric]
-        return (r["name"], v is None, v if v is not None else 0.0, own is None, own if own is not None else 0.0)
+        return (r["name"], *val_first(r["val_score"], r[metric]))
     return key
 
 

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from usim_core.eval.gates import passes_gates
+from usim_core.eval.leaderboard import val_first
 from usim_tui.fleet.states import CELL_ACTIVE, CellState, EndReason
 from usim_tui.report.model import PRIMARY, AttemptRecord, CellRecord, ReportData
 
@@ -102,14 +103,15 @@ def coverage(data: ReportData) -> list[RoundCoverage]:
 
 # ---------------------------------------------------------------- leaderboard
 def leaderboard(data: ReportData, metric: str = PRIMARY) -> list[CellRecord]:
-    """Cells with a result, best first (lower is better)."""
+    """Cells with a result, best on VAL first (lower is better); cells without a val eval after them."""
     ranked = [c for c in data.cells if metric in c.metrics and math.isfinite(c.metrics[metric])]
-    return sorted(ranked, key=lambda c: c.metrics[metric])
+    return sorted(ranked, key=lambda c: val_first(c.val_score(metric), c.metrics[metric]))
 
 
 def champion(data: ReportData, metric: str = PRIMARY) -> CellRecord | None:
-    """The best finished cell that passes the physics gates; the best overall if none does."""
-    board = [c for c in leaderboard(data, metric) if c.state == CellState.FINISHED]
+    """The finished cell best on val that passes the physics gates (the best on val if none does); None when
+    no cell has a val eval: a champion is never chosen on test."""
+    board = [c for c in leaderboard(data, metric) if c.state == CellState.FINISHED and c.val_score(metric) is not None]
     gated = [c for c in board if passes_gates(c.metrics) is not False]
     return (gated or board or [None])[0]
 

@@ -189,8 +189,9 @@ def gather(ledger: Ledger, sweep: str | None = None, *, now: float | None = None
             rd = _run_dir(rows[a.attempt_id], roots) if a.attempt_id in rows else None
             if rd is not None:
                 rec.evals = [e for e in (read_eval(rd / "eval" / f"{s}.json") for s in ("full", "small")) if e]
-            if not rec.evals and cv.metrics:  # the eval event as the ledger recorded it (remote run dirs)
-                rec.evals = [EvalRecord(split="event", metrics=_numbers(cv.metrics), source="ledger")]
+            if not rec.evals:  # the eval events as the ledger recorded them (run dirs not on this machine)
+                rec.evals = [EvalRecord(split=name, metrics=_numbers(m), source="ledger")
+                             for name, m in (("full", cv.full_metrics), ("small", cv.small_metrics)) if m]
             rec.curves = series.get(a.attempt_id, {})
             rec.train_seconds = _train_seconds(events_by[a.attempt_id], a, exit_times[a.attempt_id])
         if cfg is not None:

@@ -3,6 +3,7 @@ or built by hand in tests. No I/O, no Textual, no torch."""
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -45,7 +46,7 @@ class AttemptRecord:
 class EvalRecord:
     """One eval JSON (small or full) of a cell's finishing attempt."""
 
-    split: str                                  # "full" or "small"
+    split: str                                  # the eval's name: "full" (test) or "small" (val)
     metrics: dict[str, float]
     baselines: dict[str, dict[str, float]] = field(default_factory=dict)   # persistence, fno
     ttc_gain: float | None = None
@@ -77,6 +78,15 @@ class CellRecord:
     @property
     def metrics(self) -> dict[str, float]:
         return self.eval.metrics if self.eval else {}
+
+    @property
+    def val(self) -> EvalRecord | None:
+        """The small eval (on val): what ranks cells and chooses the champion; test numbers never do."""
+        return next((e for e in self.evals if e.split == "small"), None)
+
+    def val_score(self, metric: str) -> float | None:
+        v = self.val.metrics.get(metric) if self.val else None
+        return v if v is not None and math.isfinite(v) else None
 
     def axis_values(self) -> dict[str, str]:
         """Grid axes from tags: `lr=1e-3` -> {"lr": "1e-3"}."""

@@ -103,22 +103,26 @@ def _leaderboard(doc: Doc, data: ReportData) -> None:
             doc.table(["cell", "source", *keys], [[c.name, c.eval.source if c.eval else "",
                                                    *(_f(c.metrics.get(k)) for k in keys)] for c in other])
         return
-    doc.p(f"Lower is better. Gates: |mass drift| ≤ {MASS_TOL:g}, energy violation ≤ {ENERGY_TOL:g}. "
-          "`split` says whether the numbers come from the full (test) or the small (val) eval.")
+    doc.p(f"Lower is better. Ranked by the val (small) eval's rollout nRMSE (`val`), as the champion is chosen; "
+          "test numbers never rank. `split` says whether the other numbers come from the full (test) or the small "
+          f"(val) eval. Gates: |mass drift| ≤ {MASS_TOL:g}, energy violation ≤ {ENERGY_TOL:g}.")
     rows = []
     for c in board:
         m = c.metrics
         mark = " **champion**" if c is champ else ""
-        rows.append([c.name + mark, c.eval.split if c.eval else "", _f(m.get(PRIMARY)), _f(m.get("nrmse_1step")),
+        rows.append([c.name + mark, _f(c.val_score(PRIMARY)), c.eval.split if c.eval else "", _f(m.get(PRIMARY)),
+                     _f(m.get("nrmse_1step")),
                      _gate(m, "mass"), _gate(m, "energy"),
                      _f(c.eval.ttc_gain if c.eval else None, ".2%"),
                      A.format_seconds(c.train_seconds), _usd(c.cost)])
     for name, m in A.baselines(data).items():
-        rows.append([f"baseline: {name}", "", _f(m.get(PRIMARY)), _f(m.get("nrmse_1step")),
+        rows.append([f"baseline: {name}", "", "", _f(m.get(PRIMARY)), _f(m.get("nrmse_1step")),
                      "", "", "", "", ""])
-    doc.table(["cell", "split", "rollout nRMSE", "1-step nRMSE", "mass drift", "energy violation", "TTC gain",
+    doc.table(["cell", "val", "split", "rollout nRMSE", "1-step nRMSE", "mass drift", "energy violation", "TTC gain",
                "train time", "cost"], rows)
-    if champ:
+    if not champ:
+        doc.p("No champion: no finished cell has a val (small) eval, and a champion is never chosen on test.")
+    else:
         base = A.baselines(data).get("persistence", {}).get(PRIMARY)
         vs = f", {base / champ.metrics[PRIMARY]:.2f}× better than persistence" if base else ""
         gated = A.passes_gates(champ.metrics)

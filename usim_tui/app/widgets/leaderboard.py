@@ -1,4 +1,4 @@
-"""Finished cells ranked by rollout nRMSE, with the physics gates (mass, energy) and their cost."""
+"""Finished cells ranked on val by rollout nRMSE, with the physics gates (mass, energy) and their cost."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from rich.text import Text
 from textual.widgets import Static
 
 from usim_core.eval.gates import gate
+from usim_core.eval.leaderboard import val_first
 from usim_tui.app.format import money, short_names
 from usim_tui.fleet.snapshot import CellView
 from usim_tui.fleet.states import CellState
@@ -20,8 +21,10 @@ def gate_text(name: str, ok: bool | None) -> Text:
 
 
 def ranked(cells: tuple[CellView, ...]) -> list[CellView]:
+    """Finished cells by their val (small) eval, as the report and `usim-core leaderboard` rank; the figure
+    shown is the cell's result (its test eval once it has one)."""
     done = [c for c in cells if c.state == CellState.FINISHED and RANK_BY in c.metrics]
-    return sorted(done, key=lambda c: c.metrics[RANK_BY])
+    return sorted(done, key=lambda c: val_first(c.small_metrics.get(RANK_BY), c.metrics[RANK_BY]))
 
 
 class Leaderboard(Static):
