@@ -279,3 +279,20 @@ async def test_paced_creates_do_not_starve_the_polls(tmp_path):
         await ctl.tick()
         assert all(a.reason is None for a in ctl.ledger.attempts("s")), "nobody timed out at start-up"
         await p.close()
+
+
+async def test_an_ssh_host_gets_secrets_over_ssh_only_never_in_the_create_payload(tmp_path):
+    """With SSH the run's env goes in the start's 0600 file; the create payload (Vast keeps it as the instance's
+    extra_env, shown by every `show instances`) carries no secret. Without SSH the onstart script needs it."""
+    emu = emulator()
+    env = {"WANDB_API_KEY": "wandb-secret-value", "WANDB_MODE": "online"}
+    async with serve(emu) as url:
+        ssh = provider(emu, url, ssh=True, ssh_key=tmp_path / "id_ed25519")
+        await ssh.create(spec("a", env=env))
+        plain = provider(emu, url, ssh=False)
+        await plain.create(spec("b", env=env))
+        await ssh.close()
+        await plain.close()
+    by = {i.label: i.env for i in emu.instances.values()}
+    assert by[make_label("s", "a", 1)] == {"WANDB_MODE": "online"}
+    assert by[make_label("s", "b", 1)] == env

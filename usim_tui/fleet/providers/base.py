@@ -51,6 +51,11 @@ class PullResult:
     bytes: int = 0
 
 
+# Variables of LaunchSpec.env that are secrets: a host reached over SSH gets them in its start's 0600 env file
+# only, never in the create payload (Vast keeps that as the instance's extra_env and lists it).
+SECRET_ENV = frozenset({"WANDB_API_KEY"})
+
+
 @dataclass
 class LaunchSpec:
     """What to start: one attempt of one cell."""

@@ -28,6 +28,7 @@ from usim_tui.fleet.providers.base import (
     OFFLINE,
     PENDING,
     RUNNING,
+    SECRET_ENV,
     STOPPED,
     AuthError,
     BulkUnsupported,
@@ -323,8 +324,10 @@ class VastProvider(VastHost):
         else:
             from usim_tui.fleet.bootstrap import onstart_script
             onstart = onstart_script(spec, s)
+        # over SSH the start carries the run's env (secrets included); the onstart script needs it otherwise
+        env = {k: v for k, v in spec.env.items() if not (self.ssh and k in SECRET_ENV)}
         payload = {"client_id": "me", "image": s.image, "disk": s.disk_gb, "label": spec.label,
-                   "env": dict(spec.env), "onstart": onstart, "runtype": SSH_RUNTYPE, "cancel_unavail": True}
+                   "env": env, "onstart": onstart, "runtype": SSH_RUNTYPE, "cancel_unavail": True}
         if self.ssh:
             await self.ensure_ssh_key()   # before the create: the account's keys are put on new instances
         unanswered = 0
