@@ -226,10 +226,12 @@ def show(s: dict[str, Any]) -> None:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", required=True, help="JSON file of every figure")
-    ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2],
+                    help="training seeds, one pipeline and one FNO each (default 0 1 2)")
     ap.add_argument("--n", type=int, default=200, help="trajectories to generate")
     ap.add_argument("--steps-scale", type=float, default=1.0, help="scale the stages' step caps")
-    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--threads", type=int, default=1,
+                    help="torch threads for both sides (default 1; process CPU time counts every thread)")
     ap.add_argument("--fno-lr", type=float, nargs="+", default=FNO_LRS,
                     help="FNO learning rates, each trained for the pipeline's CPU seconds, the best on val kept "
                          f"(default {FNO_LRS}, chosen on val from 1e-3 and 2e-3: docs/eval.md)")

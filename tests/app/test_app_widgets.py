@@ -85,3 +85,34 @@ def test_leaderboard_ranks_on_val_never_on_test():
     order = [c.name for c in ranked(cells)]
     assert order == ["round_a_lr2e-4_w5pct", "round_b_cap64", "round_a_lr2e-4_w3pct"], order
     assert by["round_b_cap64"].metrics["nrmse_rollout"] < by["round_a_lr2e-4_w5pct"].metrics["nrmse_rollout"]
+
+
+async def test_leaderboard_pane_redraws_when_only_a_val_score_changes():
+    """The pane shows the val score it ranks by, and redraws when only that changes."""
+    from rich.table import Table
+    from textual.app import App
+
+    from usim_tui.app.widgets.leaderboard import Leaderboard
+
+    snap, _, _ = make_snapshot()
+    finished = [c.name for c in ranked(snap.cells)]
+
+    def with_val(vals):
+        return tuple(dataclasses.replace(c, small_metrics={"nrmse_rollout": vals[c.name]}) if c.name in vals else c
+                     for c in snap.cells)
+
+    def shown(lb):
+        table = lb.content
+        assert isinstance(table, Table) and [c.header for c in table.columns][:2] == ["cell", "val"]
+        return list(table.columns[1]._cells)
+
+    class One(App):
+        def compose(self):
+            yield Leaderboard(id="lb")
+
+    async with One().run_test(size=(70, 12)) as pilot:
+        lb = pilot.app.query_one(Leaderboard)
+        lb.show(with_val({n: 0.1 * (i + 1) for i, n in enumerate(finished)}))
+        assert shown(lb) == ["0.1", "0.2", "0.3"]
+        lb.show(with_val({n: 0.1 * (3 - i) + 0.05 for i, n in enumerate(finished)}))
+        assert shown(lb) == ["0.15", "0.25", "0.35"]

@@ -136,3 +136,15 @@ def test_no_champion_without_a_val_eval(data):
     for c in data.cells:
         c.evals = [e for e in c.evals if e.split != "small"]
     assert A.leaderboard(data) and A.champion(data) is None
+
+
+def test_group_comparisons_name_their_best_on_val(data):
+    """Section 4's "best lr" follows the val means of the groups, not their test means."""
+    for name in ("round_a_lr3e-3_w0pct",):
+        data.cell(name).evals = [ev(0.01), val_ev(0.90)]   # the 3e-3 group is best on test, worst on val
+    by = {g.value: g for g in A.group_stats(data, "lr")}
+    assert by["3e-3"].mean < by["1e-3"].mean and by["3e-3"].val_mean > by["1e-3"].val_mean
+    assert A.best_group(list(by.values())).value == "1e-3"
+    for c in data.cells:
+        c.evals = [e for e in c.evals if e.split != "small"]
+    assert A.best_group(A.group_stats(data, "lr")) is None

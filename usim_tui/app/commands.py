@@ -17,7 +17,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--poll", type=float, default=1.0, help="seconds between ledger reads (default 1)")
     p.add_argument("--controller-poll", type=float, help="seconds between provider listings (default: 2 local, 10 vast)")
     p.add_argument("--no-preflight", action="store_true", help="skip `usim-core preflight` per architecture")
-    p.add_argument("--runs", default="runs", help="root of the local run directories (default: runs)")
+    p.add_argument("--runs", "--runs-root", default="runs", help="root of the local run directories (default: runs)")
     p.set_defaults(func=run_app)
 
 

@@ -138,6 +138,14 @@ class GroupStat:
     std: float | None          # sample std; None for a single cell
     lo: float
     hi: float
+    val_mean: float | None = None   # mean of the cells' val scores; None unless every cell has one
+
+
+def best_group(groups: list[GroupStat]) -> GroupStat | None:
+    """The group best on val (lowest mean val score); None when a group lacks val scores: never chosen on test."""
+    if not groups or any(g.val_mean is None for g in groups):
+        return None
+    return min(groups, key=lambda g: g.val_mean or 0.0)
 
 
 def group_stats(data: ReportData, axis: str, metric: str = PRIMARY) -> list[GroupStat]:
@@ -150,9 +158,10 @@ def group_stats(data: ReportData, axis: str, metric: str = PRIMARY) -> list[Grou
     out = []
     for value in sorted(groups, key=_sort_key):
         xs = [c.metrics[metric] for c in groups[value]]
+        vals = [v for v in (c.val_score(metric) for c in groups[value]) if v is not None]
         out.append(GroupStat(value=value, cells=[c.name for c in groups[value]], n=len(xs),
                              mean=statistics.fmean(xs), std=statistics.stdev(xs) if len(xs) > 1 else None,
-                             lo=min(xs), hi=max(xs)))
+                             lo=min(xs), hi=max(xs), val_mean=statistics.fmean(vals) if len(vals) == len(xs) else None))
     return out
 
 

@@ -20,7 +20,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--ledger", help="ledger file (default: runs/<sweep>/ledger.sqlite, else the most recent)")
     p.add_argument("--out", required=True, help="output directory")
     p.add_argument("--format", default="md", help="md (default) or html (writes both)")
-    p.add_argument("--runs", action="append", default=[], help="extra root for relative run directories")
+    p.add_argument("--runs", "--runs-root", action="append", default=[],
+                   help="extra root for relative run directories (the --runs-root a run used)")
     p.set_defaults(func=run)
 
 

@@ -158,12 +158,14 @@ def _comparisons(doc: Doc, data: ReportData, out: Path) -> None:
         if len(groups) < 2:
             doc.p(f"Only one `{axis}` group has finished cells: nothing to compare yet.")
         else:
-            best = min(groups, key=lambda g: g.mean)
-            spread = max(g.mean for g in groups) - best.mean
+            best = A.best_group(groups)
+            spread = max(g.mean for g in groups) - min(g.mean for g in groups)
             said = {None: "cannot be compared with run-to-run noise (no repeats)",
                     True: "**exceeds** run-to-run noise (more than 2 standard errors)",
                     False: "is **within** run-to-run noise"}[verdict]
-            doc.p(f"Best `{axis}` = {best.value}; the spread of group means ({spread:.4g}) {said}.")
+            named = (f"Best `{axis}` on val = {best.value} (mean val score {best.val_mean:.4g})" if best else
+                     f"No `{axis}` is named best: not every group has a val eval, and a best is never chosen on test")
+            doc.p(f"{named}; the spread of group means ({spread:.4g}) {said}.")
     name = figures.groups(stats, out)
     if name:
         doc.image(name, "metric by axis value")
@@ -239,7 +241,10 @@ def _next(doc: Doc, data: ReportData) -> None:
         items.append(f"Best configuration: `{ns.champion.name}` ({cfg}), rollout nRMSE "
                      f"{ns.champion.metrics[PRIMARY]:.4g}.")
     else:
-        items.append(f"No finished cell has a `{PRIMARY}` evaluation yet: there is no best configuration.")
+        have = any(c.state == "finished" and PRIMARY in c.metrics for c in data.cells)
+        items.append("No finished cell has a val (small) evaluation: no best configuration is named (it is never "
+                     "chosen on test)." if have else
+                     f"No finished cell has a `{PRIMARY}` evaluation yet: there is no best configuration.")
     if ns.uncovered:
         items.append(f"{len(ns.uncovered)} cells remain uncovered ({', '.join(c.name for c in ns.uncovered)}); "
                      f"at {_usd(ns.cost_per_cell)} per finished config ({basis}){price} they would cost about "

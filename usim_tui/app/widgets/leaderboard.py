@@ -44,8 +44,9 @@ class Leaderboard(Static):
     def show(self, cells: tuple[CellView, ...]) -> None:
         self._cells = cells
         rows = ranked(cells)
-        width = max(8, self.size.width - 24)  # nRMSE, gates and cost take the rest
-        key = (width, tuple((c.name, tuple(sorted(c.metrics.items())), c.cost) for c in rows))
+        width = max(8, self.size.width - 31)  # val, nRMSE, gates and cost take the rest
+        key = (width, tuple((c.name, c.small_metrics.get(RANK_BY), tuple(sorted(c.metrics.items())), c.cost)
+                            for c in rows))
         if key == self._key:
             return
         self._key = key
@@ -55,12 +56,15 @@ class Leaderboard(Static):
         table = Table(expand=True, box=None, padding=(0, 1), header_style="bold")
         names = short_names([c.name for c in rows], width)  # the shared front goes, never the tail
         table.add_column("cell", ratio=1, no_wrap=True, overflow="fold")
-        table.add_column("nRMSE", justify="right", no_wrap=True)
+        table.add_column("val", justify="right", no_wrap=True)     # what ranks
+        table.add_column("nRMSE", justify="right", no_wrap=True)   # the result: test once there is one
         table.add_column("gates", no_wrap=True)
         table.add_column("cost", justify="right", no_wrap=True)
         for c in rows:
             gates = gate_text("M", gate(c.metrics, "mass")) + " " + gate_text("E", gate(c.metrics, "energy"))
-            table.add_row(names[c.name], f"{c.metrics[RANK_BY]:.3g}", gates, money(c.cost))
+            val = c.small_metrics.get(RANK_BY)
+            table.add_row(names[c.name], "–" if val is None else f"{val:.3g}", f"{c.metrics[RANK_BY]:.3g}", gates,
+                          money(c.cost))
         self.update(table)
 
     def show_error(self, error: str) -> None:
