@@ -56,6 +56,10 @@ def test_leaderboard_ranks_each_eval_by_the_runs_val_metric(sweep, capsys):
     with open(sweep / "leaderboard.csv") as f:
         rows = list(csv.DictReader(f))
     assert len(rows) == 8 and float(rows[0]["nrmse_rollout"]) in (0.10, 0.40)
+    # the printed baselines are in the ranked metric, as in the report: never a per-frame figure beside a pooled one
+    line = next(x for x in capsys.readouterr().out.splitlines() if " full " in x and "lr_b" in x)
+    assert f"persistence {pers:.4g}" in line and f"coarse solver {full[0]['coarse_nrmse_rollout']:.4g}" in line
+    assert full[0]["coarse_nrmse_rollout"] != full[0]["coarse_nrmse_frame"]
 
 
 def test_gate_against_a_frozen_champion_never_compares_a_run_with_itself(sweep, tmp_path):

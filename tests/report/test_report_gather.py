@@ -94,3 +94,25 @@ def test_timeline_starts_in_the_first_transitions_from_state():
                         data={"from": "running", "to": "exited"})]
     phases = [(p.state, p.start, p.end) for p in _phases_from_events(a, events, now=300.0)]
     assert phases == [("running", 100.0, 190.0), ("exited", 190.0, 200.0), ("destroyed", 200.0, 200.0)]
+
+
+def test_val_is_the_eval_whose_own_split_is_val(tmp_path):
+    """A config may point eval.small at test: the report then does not rank on it, as usim-core leaderboard."""
+    import json
+
+    from report_support import eval_json
+
+    from usim_tui.report.data import read_eval
+    from usim_tui.report.model import CellRecord
+
+    small = eval_json("small", 0.3, 1)
+    small["split"] = "test"
+    (tmp_path / "small.json").write_text(json.dumps(small))
+    (tmp_path / "full.json").write_text(json.dumps(eval_json("full", 0.2, 1)))
+    cell = CellRecord(name="c", round="r", state="finished",
+                      evals=[read_eval(tmp_path / "full.json"), read_eval(tmp_path / "small.json")])
+    assert cell.val is None and cell.val_score("nrmse_rollout") is None
+    small["split"] = "val"
+    (tmp_path / "small.json").write_text(json.dumps(small))
+    cell.evals[1] = read_eval(tmp_path / "small.json")
+    assert cell.val_score("nrmse_rollout") == 0.3

@@ -84,8 +84,8 @@ def _leaderboard(args: argparse.Namespace) -> int:
     for r in rows:
         g = f"  gate {r['gate']['status']}" if r.get("gate") else ""
         print(f"{r['rank']:>3} {r['name']:<6} {r['cell']:<28} {r['attempt']:<3} val {_fmt(r['val_score'])}  "
-              f"{args.metric} {_fmt(r[args.metric])}  persistence {_fmt(r['persistence_nrmse_rollout'])}  "
-              f"coarse solver {_fmt(r['coarse_nrmse_frame'])}{g}")
+              f"{args.metric} {_fmt(r[args.metric])}  persistence {_fmt(r.get('persistence_' + args.metric))}  "
+              f"coarse solver {_fmt(r.get('coarse_' + args.metric))}{g}")   # the baselines in the same metric
     for b in bad:
         print(f"skipped {b}", file=sys.stderr)
     if args.freeze:

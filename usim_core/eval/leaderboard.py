@@ -58,7 +58,7 @@ def row_of(path: Path, root: Path) -> dict[str, Any]:
 def _coarse_columns(coarse: dict[str, Any] | None) -> dict[str, Any]:
     c = coarse or {}
     return {"coarse_nx": c.get("nx"), "coarse_nrmse_frame": c.get("nrmse_frame"),
-            "coarse_cpu_s_per_traj": c.get("cpu_s_per_traj")}
+            "coarse_nrmse_rollout": c.get("nrmse_rollout"), "coarse_cpu_s_per_traj": c.get("cpu_s_per_traj")}
 
 
 def val_first(val: float | None, own: float | None) -> tuple:

@@ -45,7 +45,8 @@ def read_eval(path: Path) -> EvalRecord | None:
     gain = ttc.get("gain") if ttc.get("enabled", True) else None
     metrics = _numbers({**d["metrics"], "model_cpu_s_per_traj": d.get("model_cpu_s_per_traj")})
     return EvalRecord(split=path.stem, metrics=metrics, baselines=base,
-                      ttc_gain=float(gain) if isinstance(gain, int | float) else None, source=str(path))
+                      ttc_gain=float(gain) if isinstance(gain, int | float) else None, source=str(path),
+                      data_split=str(d.get("split") or ""))
 
 
 def _run_dir(row: AttemptRow, roots: list[Path]) -> Path | None:

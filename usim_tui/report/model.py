@@ -51,6 +51,7 @@ class EvalRecord:
     baselines: dict[str, dict[str, float]] = field(default_factory=dict)   # persistence, fno
     ttc_gain: float | None = None
     source: str = ""                            # the file it came from (or "ledger")
+    data_split: str = ""                        # the JSON's own split (val, test); "" when unknown (ledger)
 
 
 @dataclass
@@ -81,8 +82,10 @@ class CellRecord:
 
     @property
     def val(self) -> EvalRecord | None:
-        """The small eval (on val): what ranks cells and chooses the champion; test numbers never do."""
-        return next((e for e in self.evals if e.split == "small"), None)
+        """The eval on val (by the JSON's own split; the one named small when that is unknown): what ranks cells
+        and chooses the champion, as `usim-core leaderboard` does; test numbers never do."""
+        return next((e for e in self.evals if e.data_split == "val"
+                     or (not e.data_split and e.split == "small")), None)
 
     def val_score(self, metric: str) -> float | None:
         v = self.val.metrics.get(metric) if self.val else None
