@@ -57,13 +57,25 @@ def trainers_alive(tmp):
     return out
 
 
+def first_line(proc: subprocess.Popen) -> str:
+    """One line read straight from the pipe: a buffered readline() may take later lines along, and a
+    communicate() afterwards (which reads the pipe itself) would never see them."""
+    out = b""
+    while not out.endswith(b"\n"):
+        byte = os.read(proc.stdout.fileno(), 1)
+        if not byte:
+            break
+        out += byte
+    return out.decode()
+
+
 @pytest.fixture
 def started(tmp_path):
     """A demo sweep whose detached controller is running two slow fake trainers; cleaned up afterwards."""
     follower = subprocess.Popen([TUI, *run_args()], cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                 env={**os.environ, **SLOW}, text=True)
     ledger = tmp_path / "runs/demo/ledger.sqlite"
-    assert "controller pid" in follower.stdout.readline()   # it holds the ledger and follows it
+    assert "controller pid" in first_line(follower)   # it holds the ledger and follows it
     wait_for(lambda: len(live(ledger)) == 2, what="two live attempts")
     yield tmp_path, ledger, follower
     if daemon.is_held(ledger):
