@@ -183,7 +183,16 @@ async def test_unregistered_key_is_refused_and_pull_of_nothing_fails(tmp_path):
 
         pid = obs.provider_id
         await p.run_command(pid, "sleep 300 > /dev/null 2>&1 < /dev/null & echo $! > plain.pid")
-        await p.start(pid, "echo $$ > detached.pid && exec sleep 300", {"X": "1"})
+        # the start's env reaches the command (the W&B key travels this way only), never its command line
+        await p.start(pid, 'echo $$ > detached.pid && echo "${#WANDB_API_KEY}" > key.len && exec sleep 300',
+                      {"WANDB_API_KEY": "wandb-secret-in-env"})
+        got = ""
+        for _ in range(60):                      # the detached command writes it just after the start answers
+            got = (await p.run_command(pid, "cat key.len 2>/dev/null; true")).strip()
+            if got:
+                break
+            await asyncio.sleep(0.5)
+        assert got == str(len("wandb-secret-in-env")), "the start's env reached the detached command"
         p.forget_host(pid)                       # the connection drops: sshd hangs up on its session
         alive = "for f in plain detached; do kill -0 $(cat $f.pid) 2>/dev/null && echo $f; done; true"
         running = (await p.run_command(pid, alive)).split()
