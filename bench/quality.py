@@ -36,7 +36,7 @@ sys.path.insert(0, str(REPO))
 from usim_core.config import RunConfig, load_config  # noqa: E402
 from usim_core.data import prepare_data  # noqa: E402
 from usim_core.eval import metrics as M  # noqa: E402
-from usim_core.eval.evaluate import evaluate_checkpoint, timed_rollout  # noqa: E402
+from usim_core.eval.evaluate import evaluate_checkpoint, rollout_nrmse_frame, timed_rollout  # noqa: E402
 from usim_core.eval.fno import save_fno, train_fno  # noqa: E402
 from usim_core.events import EventLog  # noqa: E402
 from usim_core.train.checkpoint import load_surrogate  # noqa: E402
@@ -106,8 +106,7 @@ def val_nrmse(stepper: Any, bundle: Any, n: int, seed: int) -> float:
     """Per-frame rollout nRMSE on the first n val trajectories (the rows the pipeline selects its mode on)."""
     u = torch.as_tensor(bundle.val.u[:n], dtype=torch.float32)
     nu = torch.as_tensor(bundle.val.nu[:n], dtype=torch.float32)
-    pred, _, _ = timed_rollout(stepper, u, nu, bundle.dt, "operator", seed, length=bundle.length)
-    return float(M.nrmse_per_frame(pred.double(), u[:, 1:].double(), u[:, 0].double()).mean())
+    return rollout_nrmse_frame(stepper, u, nu, bundle.dt, "operator", seed, length=bundle.length)
 
 
 def best_fno_on_val(args: argparse.Namespace, cfg: RunConfig, bundle: Any, cpu: float, seed: int

@@ -124,6 +124,13 @@ def timed_rollout(model: Any, u: Tensor, nu: Tensor, dt: float, mode: str, seed:
     return pred, stats, (time.process_time() - start) / u.shape[0]
 
 
+def rollout_nrmse_frame(model: Any, u: Tensor, nu: Tensor, dt: float, mode: str, seed: int,
+                        length: float = 1.0) -> float:
+    """Per-frame rollout nRMSE from u[:, 0] over the trajectories u (mean over frames and trajectories)."""
+    pred, _, _ = timed_rollout(model, u, nu, dt, mode, seed, length=length)
+    return float(M.nrmse_per_frame(pred.double().cpu(), u[:, 1:].double().cpu(), u[:, 0].double().cpu()).mean())
+
+
 def _fno_baseline(path: Path, rows: list, split: str, u: Tensor, nu: Tensor, dom: Domain, horizons: list[int],
                   device: str) -> tuple[dict | None, str | None, Tensor | None]:
     if not path.exists():
@@ -161,9 +168,8 @@ def select_on_val(model: Any, cfg: Any, meta: dict, bundle: Any, device: str, do
         if done and mode in done:
             scores[mode] = done[mode]["metrics"]["nrmse_frame"]
             continue
-        pred, _, _ = timed_rollout(model, u, nu, dom.dt, mode, cfg.seed + 1000 * MODES.index(mode))
-        true = u[:, 1:].double().cpu()
-        scores[mode] = clean(float(M.nrmse_per_frame(pred.double().cpu(), true, u[:, 0].double().cpu()).mean()))
+        scores[mode] = clean(rollout_nrmse_frame(model, u, nu, dom.dt, mode, cfg.seed + 1000 * MODES.index(mode),
+                                                 length=dom.length))
     op = scores.get("operator")
     beats = {m: bool(op is not None and v is not None and v < (1 - MIN_GAIN) * op)
              for m, v in scores.items() if m != "operator"}
