@@ -98,6 +98,9 @@ class TransformerWidth(Strict):
 class OperatorConfig(TransformerWidth):
     depth: int = Field(3, ge=1)
     mlp_ratio: float = Field(2.0, gt=0)
+    mixer: Literal["attention", "spectral"] = Field(
+        "attention", description="token mixing: attention (rotary token positions) or spectral (FNO-style: each "
+                                 "Fourier mode of the token axis mixes the channels; heads unused)")
 
 
 class DiffusionConfig(TransformerWidth):

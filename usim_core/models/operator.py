@@ -1,4 +1,5 @@
-"""Latent operator: z_t -> z_{t+dt} = z_t + s * f(z_t; nu, dt), a transformer over the latent tokens.
+"""Latent operator: z_t -> z_{t+dt} = z_t + s * f(z_t; nu, dt), a transformer over the latent tokens (token
+mixing by attention or spectral, `model.operator.mixer`).
 
 s (buffer `dz_scale`, per latent channel) is the RMS of the true one-step latent change on the training data,
 fitted when the operator stage starts, so f works at unit scale however small dt makes the change."""
@@ -17,7 +18,7 @@ class LatentOperator(nn.Module):
         super().__init__()
         self.cond = CondEmbed(cfg.hidden_dim)
         self.net = TokenTransformer(latent_dim, latent_dim, cfg.hidden_dim, cfg.heads, cfg.depth, cfg.mlp_ratio,
-                                    tokens)
+                                    tokens, cfg.mixer)
         self.register_buffer("dz_scale", torch.ones(latent_dim))
 
     def forward(self, z: Tensor, nu: Tensor, dt: Tensor) -> Tensor:

@@ -29,11 +29,13 @@ MODES = ("operator", "diffusion", "consistency")
 
 
 def check_architecture(cfg: RunConfig, nx: int) -> None:
-    """Shape rules beyond the config schema. Token mixing uses rotary positions over the token axis, which
+    """Shape rules beyond the config schema. Attention mixing uses rotary positions over the token axis, which
     rotate pairs of channels: each head's width hidden_dim / heads must be even."""
     m = cfg.model
     problems = []
     for name, sub in (("operator", m.operator), ("diffusion", m.diffusion)):
+        if getattr(sub, "mixer", "attention") != "attention":
+            continue
         head_dim = sub.hidden_dim // sub.heads
         if sub.hidden_dim % sub.heads or head_dim % 2:
             problems.append(
