@@ -17,6 +17,15 @@ def test_baseline_fno_command_trains_on_the_config_data(tmp_path, tiny_config_fi
     assert main(["baseline", "fno", "--config", str(tiny_config_file), "--run-dir", str(run), "--budget-s", "1"]) == 0
     info = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert info["steps"] >= 1 and info["budget_s"] == 1.0
+    # the FNO's own recipe: the run's operator lr and unroll by default, its own when given
+    from usim_core.config import load_config
+
+    op = load_config(tiny_config_file).stages.operator
+    assert (info["lr"], info["unroll"]) == (op.lr, op.unroll)
+    assert main(["baseline", "fno", "--config", str(tiny_config_file), "--run-dir", str(run), "--budget-s", "1",
+                 "--lr", "0.0042", "--unroll", "1"]) == 0
+    info = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert (info["lr"], info["unroll"]) == (0.0042, 1) and op.unroll != 1
     blob = torch.load(run / "baselines" / "fno.pt", weights_only=False)
     assert len(blob["train_rows"]) == 12 and blob["dt"] > 0
     # no --budget-s and no finished training in the run dir: a clear error, exit 2

@@ -61,8 +61,9 @@ def _baseline(args: argparse.Namespace) -> int:
     tr, op = bundle.train, cfg.stages.operator
     print(f"baseline fno: {tr.u.shape[0]} training trajectories, budget {budget:.0f} CPU s", file=sys.stderr)
     model, info = train_fno(tr.u, tr.nu, bundle.stats.mean, bundle.stats.std, budget_s=budget, seed=cfg.seed,
-                            unroll=op.unroll, unroll_weight=op.unroll_weight, batch_size=op.batch_size,
-                            lr=op.lr, log=lambda m: print(m, file=sys.stderr, flush=True))
+                            unroll=args.unroll or op.unroll, unroll_weight=op.unroll_weight,
+                            batch_size=op.batch_size, lr=args.lr or op.lr,
+                            log=lambda m: print(m, file=sys.stderr, flush=True))
     path = run_dir / "baselines" / "fno.pt"
     save_fno(path, model, dt=float(bundle.dt), manifest_hash=bundle.manifest_hash, train_rows=tr.rows,
              config_hash=cfg.config_hash(), info=info, length=bundle.length)
@@ -131,6 +132,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     b.add_argument("--run-dir", required=True, help="writes RUN/baselines/fno.pt; eval picks it up")
     b.add_argument("--budget-s", type=float,
                    help="process CPU seconds (default: the CPU seconds the run's stages took to train)")
+    b.add_argument("--lr", type=float, help="the FNO's learning rate (default: the run's stages.operator.lr)")
+    b.add_argument("--unroll", type=int, choices=range(1, 65), metavar="1..64",
+                   help="steps unrolled in the FNO's training loss (default: the run's stages.operator.unroll); "
+                        "the quality bench chose lr 2e-3 and unroll 1 on val for the FNO (docs/eval.md)")
     b.set_defaults(func=_baseline)
 
     lbp = sub.add_parser("leaderboard", help="rank the eval JSONs of a sweep dir (CSV + JSON)")
