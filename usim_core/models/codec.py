@@ -65,8 +65,10 @@ class Encoder(nn.Module):
 
     def forward(self, u: Tensor, x: Tensor, nu: Tensor) -> Tensor:
         b = u.shape[0]
-        feats = torch.cat([u[..., None], fourier_features(x, N_FREQ).expand(b, -1, -1)], dim=-1)
-        h = self.lift(feats).transpose(1, 2)  # (B, H, nx)
+        # lift([u, Fourier(x)]) with the coordinate part computed once, not once per field of the batch
+        w = self.lift.weight
+        coords = F.linear(fourier_features(x, N_FREQ).to(w.dtype), w[:, 1:], self.lift.bias)  # (nx, H)
+        h = (u[..., None] * w[:, 0] + coords).transpose(1, 2)  # (B, H, nx)
         for conv in self.convs:
             h = h + F.gelu(conv(h))
         h = h.transpose(1, 2)
@@ -100,9 +102,11 @@ class Decoder(nn.Module):
         s = torch.remainder(x, 1.0) * self.tokens
         j = torch.floor(s).long().clamp_max(self.tokens - 1)
         off = s - j  # in [0, 1): where inside token j
-        near = torch.cat([z[:, (j + d) % self.tokens] for d in NEIGHBOURS], dim=-1)  # (B, M, 3 D)
+        idx = torch.arange(self.tokens, device=z.device)
+        near = torch.cat([z[:, (idx + d) % self.tokens] for d in NEIGHBOURS], dim=-1)  # (B, T, 3 D)
         pos = torch.cat([off[..., None], fourier_features(off / 2, LOCAL_FREQ)], dim=-1).to(z.dtype)
-        ta, tb = self.tok(near).chunk(2, dim=-1)
+        # the token projection depends on the token only: once per token, then gathered to the M queries
+        ta, tb = self.tok(near)[:, j].chunk(2, dim=-1)
         pa, pb = self.pos(pos).chunk(2, dim=-1)
         h = ta * pa + tb + pb  # pos terms broadcast over the batch
         for mlp in self.mlps:
