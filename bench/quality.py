@@ -1,13 +1,14 @@
 """Quality protocol: this pipeline vs the neuralop FNO at equal process-CPU budget, over several seeds.
 
     .venv/bin/python bench/quality.py --out FILE.json [--seeds 0 1 2] [--n 200] [--steps-scale 1.0] [--threads 1]
-                                      [--fno-lr 1e-3 2e-3] [--set KEY=VALUE ...]
+                                      [--fno-lr 1e-3 2e-3] [--fno-unroll 1 2] [--set KEY=VALUE ...]
 
 1. Data: PDEBench-style Burgers (nu = 0.01, 1024 x 201 -> 256 x 41 after striding), n trajectories, split
    80/10/10 by trajectory (one split for every seed; the seeds change initialisation and batches).
 2. Per seed: train the four stages to fixed optimiser-step caps and measure the process CPU seconds T they took
    (time.process_time, never wall-clock); train the FNO for the same T CPU seconds on the same training split,
-   once per --fno-lr, and keep the one best on val (the pipeline's own hyperparameters were chosen on val too).
+   once per --fno-lr x --fno-unroll, and keep the one best on val (the pipeline's own hyperparameters were chosen
+   on val too).
 3. Evaluate both on the same test trajectories (evaluate_checkpoint: rollout from t = 0 over all 40 steps). The
    primary mode is the one chosen on VAL (operator unless a stochastic mode beats it there); test never chooses.
 4. TTC on the stochastic mode that did best on val, beside its compute-matched controls at the same N and
@@ -42,26 +43,28 @@ from usim_core.events import EventLog  # noqa: E402
 from usim_core.train.checkpoint import load_surrogate  # noqa: E402
 from usim_core.train.run import train_run, training_cpu_seconds  # noqa: E402
 
-# the operator's width and depth and the step caps were chosen on val (per-frame nRMSE of 16 val trajectories; the
-# record is in docs/eval.md): a wider, deeper operator costs little next to the codec's decode and re-encode inside
-# every training step, and operator steps buy more than codec steps past 1500
+# the operator's width, depth and token mixing and the step caps were chosen on val (per-frame nRMSE of 16 val
+# trajectories; the record is in docs/eval.md): spectral token mixing beat attention at the same CPU, a codec
+# trained for 3000 steps beat 1500 and 4500, and 128 x 4 beat 128 x 6
 ARCH = {
     "model.codec": {"latent_tokens": 16, "latent_dim": 16, "hidden_dim": 32, "depth": 1},
-    "model.operator": {"hidden_dim": 128, "heads": 4, "depth": 4, "mlp_ratio": 2.0},
+    "model.operator": {"hidden_dim": 128, "heads": 4, "depth": 4, "mlp_ratio": 2.0, "mixer": "spectral"},
     "model.diffusion": {"hidden_dim": 32, "heads": 4, "depth": 1, "steps": 3, "prediction": "eps",
                         "min_noise_std": 2e-3},
 }
-# optimiser-step caps: the operator sets the rollout error; the codec floors every latent mode; the corrector
-# stages get the least
-STEPS = {"codec": 1500, "operator": 1400, "diffusion_residual": 150, "consistency_distill": 60}
-# unroll 2 for the operator and the FNO alike: at equal CPU, 1000 two-step windows did better than 600 four-step
-# ones (3-seed runs in docs/eval.md)
-UNROLL = 2
+# optimiser-step caps: the operator sets the rollout error; the codec floors every latent mode (and is the
+# projection every rollout step goes through); the corrector stages get the least
+STEPS = {"codec": 3000, "operator": 2500, "diffusion_residual": 150, "consistency_distill": 60}
+# unroll 1 for the operator and the FNO alike: at equal CPU, 2500 one-step windows did better on val than 1400
+# two-step ones (and those better than 600 four-step ones; docs/eval.md)
+UNROLL = 1
 # the corrector stages are short: the base config's learning rates (2e-4, 1e-4) are for thousands of steps
 LR = {"diffusion_residual": 1e-3, "consistency_distill": 1e-3}
-# the FNO's learning rate, chosen on val: the operator's 1e-3 left the FNO under-tuned (val chose 2e-3 over 1e-3 on
-# all 6 seeds of two --fno-lr 1e-3 2e-3 runs, its val error 23-33% lower), which had flattered the pipeline
+# the FNO's own recipe, chosen on its val: the operator's lr 1e-3 left the FNO under-tuned (val chose 2e-3 over 1e-3
+# on all 6 seeds of two --fno-lr 1e-3 2e-3 runs, its val error 23-33% lower), and so did the operator's unroll 2
+# (unroll 1 is lower on val: docs/eval.md); both had flattered the pipeline
 FNO_LRS = [2e-3]
+FNO_UNROLLS = [1]
 TTC = {"candidates": 8, "max_evaluations": 80, "lookahead": 0}
 
 
@@ -111,20 +114,22 @@ def val_nrmse(stepper: Any, bundle: Any, n: int, seed: int) -> float:
 
 def best_fno_on_val(args: argparse.Namespace, cfg: RunConfig, bundle: Any, cpu: float, seed: int
                     ) -> tuple[Any, dict[str, Any]]:
-    """The FNO trained for `cpu` CPU seconds at each --fno-lr (the operator's recipe otherwise), the one best on
-    val kept: the baseline gets the same val-only selection as the pipeline's hyperparameters."""
+    """The FNO trained for `cpu` CPU seconds at each --fno-lr x --fno-unroll (the operator's batch and unroll
+    weight otherwise), the one best on val kept: the baseline gets the same val-only selection as the pipeline's
+    hyperparameters."""
     op = cfg.stages.operator
     tried = []
     for lr in args.fno_lr:
-        fno, info = train_fno(bundle.train.u, bundle.train.nu, bundle.stats.mean, bundle.stats.std, budget_s=cpu,
-                              seed=seed, unroll=op.unroll, unroll_weight=op.unroll_weight,
-                              batch_size=op.batch_size, lr=lr)
-        info = {**info, "lr": lr, "val_nrmse_frame": val_nrmse(fno, bundle, cfg.eval.small.trajectories, seed)}
-        print(f"seed {seed}: fno lr {lr:g}: {info['steps']} steps in {info['cpu_s']:.0f} CPU s, "
-              f"val nRMSE/frame {info['val_nrmse_frame']:.4f}", flush=True)
-        tried.append((fno, info))
+        for unroll in args.fno_unroll:
+            fno, info = train_fno(bundle.train.u, bundle.train.nu, bundle.stats.mean, bundle.stats.std,
+                                  budget_s=cpu, seed=seed, unroll=unroll, unroll_weight=op.unroll_weight,
+                                  batch_size=op.batch_size, lr=lr)
+            info = {**info, "lr": lr, "val_nrmse_frame": val_nrmse(fno, bundle, cfg.eval.small.trajectories, seed)}
+            print(f"seed {seed}: fno lr {lr:g} unroll {unroll}: {info['steps']} steps in {info['cpu_s']:.0f} CPU s, "
+                  f"val nRMSE/frame {info['val_nrmse_frame']:.4f}", flush=True)
+            tried.append((fno, info))
     fno, info = min(tried, key=lambda t: t[1]["val_nrmse_frame"])
-    return fno, {**info, "lr_search": [i for _, i in tried]}
+    return fno, {**info, "search": [i for _, i in tried]}
 
 
 def run_seed(args: argparse.Namespace, seed: int, bundle: Any) -> dict[str, Any]:
@@ -172,7 +177,8 @@ def summarise(args: argparse.Namespace, runs: list[dict[str, Any]], bundle: Any)
             "threads": args.threads, "trajectories": {s: len(bundle.split(s).rows) for s in ("train", "val", "test")},
             "steps": runs[0]["steps"], "model_cpu_s": [r["model_cpu_s"] for r in runs],
             "fno_steps": [r["fno"]["steps"] for r in runs], "fno_cpu_s": [r["fno"]["cpu_s"] for r in runs],
-            "fno_lr": [r["fno"]["lr"] for r in runs], "fno_lr_search": [r["fno"]["lr_search"] for r in runs],
+            "fno_lr": [r["fno"]["lr"] for r in runs], "fno_unroll": [r["fno"]["unroll"] for r in runs],
+            "fno_search": [r["fno"]["search"] for r in runs],
             "domain": reps[0]["domain"], "command": " ".join(sys.argv),
         },
         "primary_mode": [r["primary_mode"] for r in reps],
@@ -209,7 +215,8 @@ def show(s: dict[str, Any]) -> None:
     print(f"\nseeds {s['seeds']}; primary mode (val) {s['primary_mode']}")
     print(f"model  nRMSE/frame {f(s['model']['nrmse_frame'])}   pooled {f(s['model']['nrmse_rollout'])}")
     print(f"fno    nRMSE/frame {f(s['fno']['nrmse_frame'])}   pooled {f(s['fno']['nrmse_rollout'])}   "
-          f"lr {s['protocol']['fno_lr']} (chosen on val from {[i['lr'] for i in s['protocol']['fno_lr_search'][0]]})")
+          f"lr {s['protocol']['fno_lr']} unroll {s['protocol']['fno_unroll']} (chosen on val from "
+          f"{[(i['lr'], i['unroll']) for i in s['protocol']['fno_search'][0]]})")
     print(f"ratio to FNO (per-frame) {f(s['ratio_to_fno'])}  (target <= 1.00); pooled {f(s['ratio_to_fno_rollout'])}")
     c = s["coarse_solver"]
     print(f"coarse solver nx {c['nx']}: nRMSE/frame {c['nrmse_frame']['mean']:.2e} at {f(c['cpu_s_per_traj'])} "
@@ -234,6 +241,9 @@ def main() -> None:
     ap.add_argument("--fno-lr", type=float, nargs="+", default=FNO_LRS,
                     help="FNO learning rates, each trained for the pipeline's CPU seconds, the best on val kept "
                          f"(default {FNO_LRS}, chosen on val from 1e-3 and 2e-3: docs/eval.md)")
+    ap.add_argument("--fno-unroll", type=int, nargs="+", default=FNO_UNROLLS,
+                    help="FNO training unrolls, searched with --fno-lr, the best on val kept "
+                         f"(default {FNO_UNROLLS}, chosen on val from 1 and 2: docs/eval.md)")
     ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                     help="extra dotted config override (repeatable), e.g. stages.operator.unroll=2")
     ap.add_argument("--work", default=str(REPO / "runs" / "bench_quality"), help="run dirs, one per seed")
