@@ -143,13 +143,20 @@ class StageConfig(Strict):
         return self
 
 
+class CodecStageConfig(StageConfig):
+    low_mode_weight: float = Field(
+        0.0, ge=0, description="extra weight on the reconstruction error's lowest Fourier modes: a rollout re-encodes "
+                               "every step, and a low-mode error, which viscosity barely damps, is carried to the end")
+    low_modes: int = Field(8, ge=1, description="how many of the lowest nonzero modes low_mode_weight covers")
+
+
 class OperatorStageConfig(StageConfig):
     unroll: int = Field(4, ge=1, description="steps of the unrolled (multi-step) loss")
     unroll_weight: float = Field(0.5, ge=0, description="weight of the unrolled loss beside the one-step loss")
 
 
 class StagesConfig(Strict):
-    codec: StageConfig = Field(default_factory=StageConfig)
+    codec: CodecStageConfig = Field(default_factory=CodecStageConfig)
     operator: OperatorStageConfig = Field(default_factory=OperatorStageConfig)
     diffusion_residual: StageConfig = Field(default_factory=StageConfig)
     consistency_distill: StageConfig = Field(default_factory=StageConfig)

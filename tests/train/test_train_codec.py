@@ -78,3 +78,33 @@ def test_step_lands_on_the_codec_range():
         raw = m.operator(m.encode(torch.randn(2, 32), nu), nu, dt)
         assert torch.allclose(m.step(z, nu, dt), m.encode(m.decode(m.operator(z, nu, dt)), nu))
         assert not torch.allclose(m.encode(m.decode(raw), nu), raw)
+
+
+def test_low_mode_mse_is_the_low_band_share_of_the_mse():
+    from usim_core.train.losses import low_mode_mse
+
+    x = torch.arange(64) / 64
+    low = 0.3 * torch.sin(2 * torch.pi * 3 * x) + 0.2 * torch.cos(2 * torch.pi * 8 * x)
+    high = 0.5 * torch.sin(2 * torch.pi * 9 * x)
+    zero = torch.zeros(1, 64)
+    assert torch.isclose(low_mode_mse(low[None], zero, 8), F.mse_loss(low[None], zero), rtol=1e-5)
+    assert low_mode_mse(high[None], zero, 8) < 1e-10  # mode 9 lies outside modes 1..8
+    assert low_mode_mse((low + 1.0)[None], zero, 8) > 0  # the mean (mode 0) is not counted
+    assert torch.isclose(low_mode_mse((low + 1.0)[None], zero, 8), F.mse_loss(low[None], zero), rtol=1e-5)
+
+
+def test_codec_loss_weights_the_low_modes_when_asked():
+    from usim_core.train.losses import codec_loss, low_mode_mse
+
+    u = torch.randn(5, 1, 32)
+    nu = torch.full((5,), 0.01)
+    plain = tiny_config()
+    weighted = tiny_config(**{"stages.codec.low_mode_weight": 4.0, "stages.codec.low_modes": 3})
+    torch.manual_seed(0)
+    m = Surrogate(plain, 32, STATS).eval()
+    with torch.no_grad():
+        base = codec_loss(m, u, nu, nu, plain, torch.Generator())
+        rec = m.decode_n(m.encode_n(m.normalise(u[:, 0]), nu))
+        extra = low_mode_mse(rec, m.normalise(u[:, 0]), 3)
+        assert extra > 0
+        assert torch.isclose(codec_loss(m, u, nu, nu, weighted, torch.Generator()), base + 4.0 * extra, rtol=1e-5)

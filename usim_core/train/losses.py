@@ -12,9 +12,18 @@ from usim_core.models.diffusion import sample_student, sample_teacher
 from usim_core.models.surrogate import Surrogate
 
 
+def low_mode_mse(pred: Tensor, true: Tensor, modes: int) -> Tensor:
+    """The part of the mean squared error (over x) that lies in Fourier modes 1..modes (Parseval)."""
+    e = torch.fft.rfft(pred - true, dim=-1)[..., 1:modes + 1] / pred.shape[-1]
+    return 2 * e.abs().pow(2).sum(-1).mean()
+
+
 def codec_loss(m: Surrogate, u: Tensor, nu: Tensor, dt: Tensor, cfg: RunConfig, gen: torch.Generator) -> Tensor:
     u_n = m.normalise(u[:, 0])
-    return F.mse_loss(m.decode_n(m.encode_n(u_n, nu)), u_n)
+    rec = m.decode_n(m.encode_n(u_n, nu))
+    loss = F.mse_loss(rec, u_n)
+    st = cfg.stages.codec
+    return loss + st.low_mode_weight * low_mode_mse(rec, u_n, st.low_modes) if st.low_mode_weight else loss
 
 
 def operator_loss(m: Surrogate, u: Tensor, nu: Tensor, dt: Tensor, cfg: RunConfig,
