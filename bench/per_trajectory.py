@@ -21,8 +21,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from usim_core.data import prepare_data  # noqa: E402
-from usim_core.eval import metrics as M  # noqa: E402
-from usim_core.eval.evaluate import timed_rollout  # noqa: E402
+from usim_core.eval.evaluate import rollout_nrmse_per_trajectory  # noqa: E402
 from usim_core.eval.fno import load_fno  # noqa: E402
 from usim_core.train.checkpoint import load_surrogate  # noqa: E402
 
@@ -35,11 +34,9 @@ def per_trajectory(run: Path) -> dict:
     bundle = prepare_data(cfg)
     u = torch.as_tensor(bundle.test.u, dtype=torch.float32)
     nu = torch.as_tensor(bundle.test.nu, dtype=torch.float32)
-    true, u0 = u[:, 1:].double(), u[:, 0].double()
-    err = {}
-    for name, stepper, m in (("model", model, mode), ("fno", fno, "operator")):
-        pred, _, _ = timed_rollout(stepper, u, nu, bundle.dt, m, seed, length=bundle.length)
-        err[name] = M.nrmse_per_frame(pred.double(), true, u0).mean(-1)
+    u0 = u[:, 0].double()
+    err = {name: rollout_nrmse_per_trajectory(stepper, u, nu, bundle.dt, m, seed, length=bundle.length)
+           for name, stepper, m in (("model", model, mode), ("fno", fno, "operator"))}
     worst = int(torch.argmax(err["model"] - err["fno"]))
     n = len(err["model"])
     return {"seed": seed, "primary_mode": mode, "model": err["model"].tolist(), "fno": err["fno"].tolist(),

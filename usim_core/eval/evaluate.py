@@ -124,11 +124,17 @@ def timed_rollout(model: Any, u: Tensor, nu: Tensor, dt: float, mode: str, seed:
     return pred, stats, (time.process_time() - start) / u.shape[0]
 
 
+def rollout_nrmse_per_trajectory(model: Any, u: Tensor, nu: Tensor, dt: float, mode: str, seed: int,
+                                 length: float = 1.0) -> Tensor:
+    """Per-frame rollout nRMSE from u[:, 0] of each trajectory of u (mean over its frames), (B,) float64."""
+    pred, _, _ = timed_rollout(model, u, nu, dt, mode, seed, length=length)
+    return M.nrmse_per_frame(pred.double().cpu(), u[:, 1:].double().cpu(), u[:, 0].double().cpu()).mean(-1)
+
+
 def rollout_nrmse_frame(model: Any, u: Tensor, nu: Tensor, dt: float, mode: str, seed: int,
                         length: float = 1.0) -> float:
     """Per-frame rollout nRMSE from u[:, 0] over the trajectories u (mean over frames and trajectories)."""
-    pred, _, _ = timed_rollout(model, u, nu, dt, mode, seed, length=length)
-    return float(M.nrmse_per_frame(pred.double().cpu(), u[:, 1:].double().cpu(), u[:, 0].double().cpu()).mean())
+    return float(rollout_nrmse_per_trajectory(model, u, nu, dt, mode, seed, length).mean())
 
 
 def _fno_baseline(path: Path, rows: list, split: str, u: Tensor, nu: Tensor, dom: Domain, horizons: list[int],

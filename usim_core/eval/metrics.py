@@ -61,18 +61,22 @@ def brmse(pred: Tensor, true: Tensor, cells: int = 1) -> Tensor:
     return _rms((pred - true)[..., idx], (-2, -1))
 
 
-def frmse(pred: Tensor, true: Tensor) -> dict[str, Tensor]:
-    """Band-limited RMSE by Parseval: with e_k = rfft(err)/nx and w_k = 1 for k = 0 and N/2 else 2,
-    mean_x(err^2) = sum_k w_k |e_k|^2, so band^2 = mean_t sum_{k in band} w_k |e_k|^2 and
-    low^2 + mid^2 + high^2 = rmse^2."""
+def error_power(pred: Tensor, true: Tensor) -> Tensor:
+    """Parseval's split of mean_x(err^2) over the rfft modes (..., nx // 2 + 1): w_k |e_k|^2 with
+    e_k = rfft(err)/nx and w_k = 1 for k = 0 and N/2, else 2 (summed over k it is mean_x(err^2))."""
     nx = pred.shape[-1]
-    spec = torch.fft.rfft(pred - true, dim=-1) / nx
-    power = spec.abs().pow(2)
+    power = (torch.fft.rfft(pred - true, dim=-1) / nx).abs().pow(2)
     w = torch.full((power.shape[-1],), 2.0, dtype=power.dtype, device=power.device)
     w[0] = 1.0
     if nx % 2 == 0:
         w[-1] = 1.0
-    power = power * w
+    return power * w
+
+
+def frmse(pred: Tensor, true: Tensor) -> dict[str, Tensor]:
+    """Band-limited RMSE by Parseval (`error_power`): band^2 = mean_t sum_{k in band} w_k |e_k|^2, so
+    low^2 + mid^2 + high^2 = rmse^2."""
+    power = error_power(pred, true)
     out = {}
     for name, (lo, hi) in BANDS.items():
         hi = power.shape[-1] if hi is None else min(hi, power.shape[-1])
