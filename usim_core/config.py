@@ -135,6 +135,10 @@ class StageConfig(Strict):
     accum_steps: int = Field(1, ge=1, description="micro-batches per optimizer step")
     patience: int = Field(10, ge=1, description="epochs without val improvement before stopping")
     max_steps: int | None = Field(None, ge=1, description="cap on optimizer steps (quick runs)")
+    reflect: bool = Field(False, description="mirror half the training windows (x -> -x, u -> -u): a symmetry of "
+                                             "Burgers, so each is another exact solution (train/augment.py)")
+    galilean: float = Field(0.0, ge=0, description="boost each training window by c ~ U(-galilean, galilean): "
+                                                   "u(x - c t, t) + c, another exact solution at a shifted mean; 0 = off")
 
     @model_validator(mode="after")
     def _floor_below_lr(self) -> StageConfig:

@@ -18,6 +18,7 @@ import torch
 from usim_core.config import RunConfig
 from usim_core.data.domain import domain_of
 from usim_core.models.surrogate import STAGE_MODULES, Surrogate
+from usim_core.train.augment import augment
 from usim_core.train.batches import Windows, windows
 from usim_core.train.checkpoint import load_checkpoint, rng_state, save_checkpoint
 from usim_core.train.ema import copy_modules, ema_update
@@ -194,6 +195,8 @@ def _train_epoch(ctx: RunContext, run: StageRun, epoch: int, offset: int) -> flo
                 break
             pos += sc.batch_size
             u, nu, dt = run.train.batch(rows, dev)
+            if sc.reflect or sc.galilean:
+                u = augment(u, dt, domain_of(ctx.bundle).length, gen, sc.reflect, sc.galilean)
             with _autocast(dev):
                 loss = loss_fn(run.model, u, nu, dt, cfg, gen) / sc.accum_steps
             loss.backward()
