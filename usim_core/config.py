@@ -139,6 +139,10 @@ class StageConfig(Strict):
                                              "Burgers, so each is another exact solution (train/augment.py)")
     galilean: float = Field(0.0, ge=0, description="boost each training window by c ~ U(-galilean, galilean): "
                                                    "u(x - c t, t) + c, another exact solution at a shifted mean; 0 = off")
+    initial_repeat: int = Field(1, ge=1, description="draw training windows that start at the initial condition this "
+                                                     "many times as often: the first step, from a field not yet "
+                                                     "smoothed by viscosity, is the hardest, and its error is carried "
+                                                     "to the end")
 
     @model_validator(mode="after")
     def _floor_below_lr(self) -> StageConfig:

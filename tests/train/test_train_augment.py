@@ -12,6 +12,7 @@ from usim_core.config import ConfigError, load_config
 from usim_core.data.burgers import solve
 from usim_core.data.initial import sample_initial
 from usim_core.train.augment import augment, galilean, reflect
+from usim_core.train.batches import windows
 
 NU, DT, NX = 0.01, 0.05, 256
 
@@ -91,3 +92,28 @@ def test_an_augmented_operator_stage_trains_differently_and_reproducibly(tmp_pat
     once, twice = operator_weights("aug1", **aug), operator_weights("aug2", **aug)
     assert torch.equal(once, twice)
     assert not torch.allclose(once, plain)
+
+
+def test_windows_from_the_initial_condition_can_be_drawn_more_often():
+    split = make_bundle(n_train=5, nt=10).train
+    plain, more = windows(split, 2, DT), windows(split, 2, DT, initial_repeat=4)
+    assert len(plain) == 5 * 8 and len(more) == 5 * 8 + 3 * 5
+    assert torch.equal(more.index[:len(plain)], plain.index)
+    extra = more.index[len(plain):]
+    assert (extra[:, 1] == 0).all() and sorted(extra[:, 0].tolist()) == sorted(list(range(5)) * 3)
+
+
+def test_the_operator_stage_draws_its_windows_with_the_configured_repeat(tmp_path):
+    from usim_core.events import read_events
+    from usim_core.train.run import train_run
+
+    bundle = make_bundle()
+    n, nt = bundle.train.u.shape[:2]
+    for repeat in (1, 3):
+        cfg = tiny_config(**{"stages.operator.epochs": 1, "stages.operator.initial_repeat": repeat})
+        run = tmp_path / f"r{repeat}"
+        for stage in ("codec", "operator"):
+            train_run(cfg, run, stage=stage, device="cpu", bundle=bundle, run_evals=False, quiet=True)
+        start = next(e for e in read_events(run) if e.get("kind") == "stage_start" and e["stage"] == "operator")
+        windows_seen = n * (nt - cfg.stages.operator.unroll) + (repeat - 1) * n
+        assert start["steps_per_epoch"] == -(-windows_seen // cfg.stages.operator.batch_size)
