@@ -139,10 +139,12 @@ class StageConfig(Strict):
                                              "Burgers, so each is another exact solution (train/augment.py)")
     galilean: float = Field(0.0, ge=0, description="boost each training window by c ~ U(-galilean, galilean): "
                                                    "u(x - c t, t) + c, another exact solution at a shifted mean; 0 = off")
-    initial_repeat: int = Field(1, ge=1, description="draw training windows that start at the initial condition this "
-                                                     "many times as often: the first step, from a field not yet "
-                                                     "smoothed by viscosity, is the hardest, and its error is carried "
-                                                     "to the end")
+    initial_repeat: int = Field(1, ge=1, description="draw training windows that start in the first initial_span "
+                                                     "frames this many times as often: the first steps, from fields "
+                                                     "not yet smoothed by viscosity, are the hardest, and their error "
+                                                     "is carried to the end")
+    initial_span: int = Field(1, ge=1, description="how many of the first start frames initial_repeat covers "
+                                                   "(1 = windows from the initial condition only)")
 
     @model_validator(mode="after")
     def _floor_below_lr(self) -> StageConfig:

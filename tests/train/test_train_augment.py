@@ -101,6 +101,8 @@ def test_windows_from_the_initial_condition_can_be_drawn_more_often():
     assert torch.equal(more.index[:len(plain)], plain.index)
     extra = more.index[len(plain):]
     assert (extra[:, 1] == 0).all() and sorted(extra[:, 0].tolist()) == sorted(list(range(5)) * 3)
+    two = windows(split, 2, DT, initial_repeat=2, initial_span=2)
+    assert len(two) == 5 * 8 + 2 * 5 and sorted(two.index[len(plain):, 1].tolist()) == [0] * 5 + [1] * 5
 
 
 def test_the_operator_stage_draws_its_windows_with_the_configured_repeat(tmp_path):
@@ -110,10 +112,11 @@ def test_the_operator_stage_draws_its_windows_with_the_configured_repeat(tmp_pat
     bundle = make_bundle()
     n, nt = bundle.train.u.shape[:2]
     for repeat in (1, 3):
-        cfg = tiny_config(**{"stages.operator.epochs": 1, "stages.operator.initial_repeat": repeat})
+        cfg = tiny_config(**{"stages.operator.epochs": 1, "stages.operator.initial_repeat": repeat,
+                             "stages.operator.initial_span": 2})
         run = tmp_path / f"r{repeat}"
         for stage in ("codec", "operator"):
             train_run(cfg, run, stage=stage, device="cpu", bundle=bundle, run_evals=False, quiet=True)
         start = next(e for e in read_events(run) if e.get("kind") == "stage_start" and e["stage"] == "operator")
-        windows_seen = n * (nt - cfg.stages.operator.unroll) + (repeat - 1) * n
+        windows_seen = n * (nt - cfg.stages.operator.unroll) + (repeat - 1) * 2 * n
         assert start["steps_per_epoch"] == -(-windows_seen // cfg.stages.operator.batch_size)

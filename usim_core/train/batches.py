@@ -30,8 +30,8 @@ class Windows:
         return u.to(device), nu.to(device), torch.full_like(nu, self.dt).to(device)
 
 
-def windows(split, horizon: int, dt: float, initial_repeat: int = 1) -> Windows:
-    """Every window of `horizon` steps in the split; those starting at the initial condition listed
+def windows(split, horizon: int, dt: float, initial_repeat: int = 1, initial_span: int = 1) -> Windows:
+    """Every window of `horizon` steps in the split; those starting in the first `initial_span` frames listed
     `initial_repeat` times (so drawn that many times as often)."""
     u = torch.from_numpy(np.ascontiguousarray(split.u, dtype=np.float32))
     n, nt, _ = u.shape
@@ -40,6 +40,6 @@ def windows(split, horizon: int, dt: float, initial_repeat: int = 1) -> Windows:
     traj, start = torch.meshgrid(torch.arange(n), torch.arange(nt - horizon), indexing="ij")
     index = torch.stack([traj.reshape(-1), start.reshape(-1)], dim=1)
     if initial_repeat > 1:
-        index = torch.cat([index, index[index[:, 1] == 0].repeat(initial_repeat - 1, 1)])
+        index = torch.cat([index, index[index[:, 1] < initial_span].repeat(initial_repeat - 1, 1)])
     nu = torch.from_numpy(np.asarray(split.nu, dtype=np.float32))
     return Windows(u, nu, float(dt), horizon, index)

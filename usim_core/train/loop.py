@@ -127,7 +127,7 @@ def _setup_stage(ctx: RunContext, stage: str, model: Surrogate, ema: Surrogate, 
                  ) -> StageRun:
     sc = getattr(ctx.cfg.stages, stage)
     horizon = stage_horizon(stage, ctx.cfg)
-    train = windows(ctx.bundle.train, horizon, ctx.bundle.dt, sc.initial_repeat)
+    train = windows(ctx.bundle.train, horizon, ctx.bundle.dt, sc.initial_repeat, sc.initial_span)
     val = windows(ctx.bundle.val, horizon, ctx.bundle.dt)
     per_epoch, total = plan_steps(ctx.cfg, stage, len(train))
     for p in model.parameters():
