@@ -47,7 +47,8 @@ from usim_core.train.run import train_run, training_cpu_seconds  # noqa: E402
 # the record is in docs/eval.md): spectral token mixing beat attention at the same CPU, a codec trained for 3000
 # steps beat 1500 and 4500, 32 tokens x 8 (patches of 8 points) beat 16 x 16 with the operator 96 wide (its
 # codec floor is half, and 96 costs less than 128), and the base config's low-mode codec loss beat plain MSE, as
-# did its operator windows mirrored and Galilean-boosted (Burgers' symmetries) over the windows as they are
+# did its operator windows mirrored and Galilean-boosted (Burgers' symmetries), with those from the first two
+# frames drawn 4x as often, over the windows as they are
 ARCH = {
     "model.codec": {"latent_tokens": 32, "latent_dim": 8, "hidden_dim": 32, "depth": 1},
     "model.operator": {"hidden_dim": 96, "heads": 4, "depth": 4, "mlp_ratio": 2.0, "mixer": "spectral"},
