@@ -69,11 +69,17 @@ def first_line(proc: subprocess.Popen) -> str:
     return out.decode()
 
 
+def ctrl_c_reaches_it() -> None:
+    """A command typed at a terminal has SIGINT at its default; a test runner started as a background job of a
+    non-interactive shell (nohup ... &) passes SIGINT on ignored, and Python then never raises KeyboardInterrupt."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 @pytest.fixture
 def started(tmp_path):
     """A demo sweep whose detached controller is running two slow fake trainers; cleaned up afterwards."""
     follower = subprocess.Popen([TUI, *run_args()], cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                env={**os.environ, **SLOW}, text=True)
+                                env={**os.environ, **SLOW}, text=True, preexec_fn=ctrl_c_reaches_it)
     ledger = tmp_path / "runs/demo/ledger.sqlite"
     assert "controller pid" in first_line(follower)   # it holds the ledger and follows it
     wait_for(lambda: len(live(ledger)) == 2, what="two live attempts")
