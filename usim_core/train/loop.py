@@ -195,8 +195,7 @@ def _train_epoch(ctx: RunContext, run: StageRun, epoch: int, offset: int) -> flo
                 break
             pos += sc.batch_size
             u, nu, dt = run.train.batch(rows, dev)
-            if sc.reflect or sc.galilean:
-                u = augment(u, dt, domain_of(ctx.bundle).length, gen, sc.reflect, sc.galilean)
+            u = augment(u, dt, domain_of(ctx.bundle).length, gen, sc.reflect, sc.galilean)  # as is when both off
             with _autocast(dev):
                 loss = loss_fn(run.model, u, nu, dt, cfg, gen) / sc.accum_steps
             loss.backward()
