@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import os
 import signal
 import subprocess
@@ -123,6 +124,37 @@ def test_ctrl_c_stops_without_launching_anything(started):
     assert {c.state for c in led.snapshot("demo").cells} <= {"pending", "finished"}   # no cell failed by it
     wait_for(lambda: not trainers_alive(tmp), 30, "trainers gone")
     assert led.sweep_row("demo").controller_state == "stopped"
+
+
+@pytest.mark.slow
+def test_ctrl_c_while_the_follower_opens_the_ledger_still_stops(started, monkeypatch, capsys):
+    """A Ctrl-C between starting (or attaching to) the controller and following it, here at the follower's
+    first journal read, is answered like any other: a local sweep is stopped, no traceback."""
+    from usim_tui import cli
+
+    tmp, ledger, _ = started
+    monkeypatch.chdir(tmp)
+    monkeypatch.setattr(sys, "stdin", io.StringIO())   # no terminal: nobody to ask
+    read = Ledger.journal_after
+
+    def interrupt_first_read(self, *a, **kw):
+        if not getattr(interrupt_first_read, "sent", False):
+            interrupt_first_read.sent = True
+            os.kill(os.getpid(), signal.SIGINT)
+        return read(self, *a, **kw)
+
+    monkeypatch.setattr(Ledger, "journal_after", interrupt_first_read)
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)   # as a terminal's command has it
+    try:
+        code = cli.main(run_args())
+    except KeyboardInterrupt:
+        pytest.fail("the Ctrl-C escaped the follower as a traceback")
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    out = capsys.readouterr().out
+    assert interrupt_first_read.sent and code == 130, out
+    assert "already running: attached" in out and "stopped; nothing left running" in out
+    assert not live(ledger) and not daemon.is_held(ledger)
 
 
 @pytest.mark.slow

@@ -102,14 +102,17 @@ def _find_ledger(args: argparse.Namespace):
 def _run(args: argparse.Namespace) -> int:
     from usim_tui.fleet import follow
 
-    interrupted: list[int] = []   # a Ctrl-C while the controller starts is answered once it holds the ledger
+    # Ctrl-C is only noted while the controller starts and while it is followed, and answered between two
+    # steps, so no moment of either can turn it into a bare exit that leaves a local sweep running
+    interrupted: list[int] = []
     previous = signal.signal(signal.SIGINT, lambda signum, frame: interrupted.append(signum))
     try:
         start = follow.start_or_attach(args)
+        print(start.line, flush=True)
+        code = follow.follow(start, stop_when=lambda: bool(interrupted))
     finally:
-        signal.signal(signal.SIGINT, previous)
-    print(start.line, flush=True)
-    return follow.interrupted(start) if interrupted else follow.follow(start)
+        signal.signal(signal.SIGINT, previous)   # the answer's own prompt takes Ctrl-C as usual
+    return follow.interrupted(start) if code is None else code
 
 
 def _controller(args: argparse.Namespace) -> int:

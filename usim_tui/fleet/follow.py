@@ -8,6 +8,7 @@ import asyncio
 import sys
 import time
 import traceback
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -128,16 +129,15 @@ async def _run_and_close(opened) -> str:
         await opened.close()
 
 
-def follow(start: Started) -> int:
-    """Print the controller's events until it ends; Ctrl-C asks (on a terminal) whether to detach or stop."""
+def follow(start: Started, stop_when: Callable[[], bool]) -> int | None:
+    """Print the controller's events until it ends (exit code), or None as soon as `stop_when()` (a Ctrl-C)."""
     led = Ledger(start.ledger)
     seen = [0 if start.started else max((i for i, _ in led.journal_after(start.sweep.name)), default=0)]
-    try:
-        while daemon.is_held(start.ledger):
-            _print_new(led, start.sweep.name, seen)
-            time.sleep(FOLLOW_EVERY_S)
-    except KeyboardInterrupt:
-        return interrupted(start)
+    while daemon.is_held(start.ledger):
+        if stop_when():
+            return None
+        _print_new(led, start.sweep.name, seen)
+        time.sleep(FOLLOW_EVERY_S)
     _print_new(led, start.sweep.name, seen)
     snap = led.snapshot(start.sweep.name)
     print(summary_line(snap), flush=True)
