@@ -180,6 +180,7 @@ def _train_epoch(ctx: RunContext, run: StageRun, epoch: int, offset: int) -> flo
     perm = torch.randperm(len(run.train), generator=gen)
     run.model.train()
     loss_fn = STAGE_LOSS[stage]
+    length = domain_of(ctx.bundle).length   # the augmentation's period, fixed for the run
     log_every = max(1, run.per_epoch // LOGS_PER_EPOCH)
     samples, t_mark, pos, train_loss = 0, time.perf_counter(), 0, math.nan
     while pos < len(perm) and state["step"] < run.total:
@@ -195,7 +196,7 @@ def _train_epoch(ctx: RunContext, run: StageRun, epoch: int, offset: int) -> flo
                 break
             pos += sc.batch_size
             u, nu, dt = run.train.batch(rows, dev)
-            u = augment(u, dt, domain_of(ctx.bundle).length, gen, sc.reflect, sc.galilean)  # as is when both off
+            u = augment(u, dt, length, gen, sc.reflect, sc.galilean)  # as is when both off
             with _autocast(dev):
                 loss = loss_fn(run.model, u, nu, dt, cfg, gen) / sc.accum_steps
             loss.backward()
