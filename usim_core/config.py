@@ -80,6 +80,9 @@ class CodecConfig(Strict):
     latent_dim: int = Field(32, ge=1)
     hidden_dim: int = Field(64, ge=1, description="width of the encoder and the any-point decoder")
     depth: int = Field(2, ge=1)
+    linear_path: bool = Field(False, description="a per-token linear patch map beside the learned encoder and "
+                              "decoder, initialised as an exact pair (lossless when latent_dim >= the patch's "
+                              "points); the learned parts start at zero and learn what it misses")
 
 
 class TransformerWidth(Strict):
@@ -101,6 +104,9 @@ class OperatorConfig(TransformerWidth):
     mixer: Literal["attention", "spectral"] = Field(
         "attention", description="token mixing: attention (rotary token positions) or spectral (FNO-style: each "
                                  "Fourier mode of the token axis mixes the channels; heads unused)")
+    viscous_step: bool = Field(False, description="each step's viscous part exact (ETD1 in Fourier): "
+                               "u' = E u + phi1 (u_op - u), E = exp(-(nu/pi) k^2 dt); the operator's fine-scale "
+                               "error is damped as viscosity damps it (pair it with an exact codec, linear_path)")
 
 
 class DiffusionConfig(TransformerWidth):

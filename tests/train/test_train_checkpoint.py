@@ -93,5 +93,9 @@ def test_unreadable_or_inconsistent_files_fail_naming_the_file(tmp_path):
     torch.save(payload, bad)
     with pytest.raises(CheckpointError, match="format_version 1, .*retrain"):
         load_checkpoint(bad)
+    payload["format_version"] = 3  # before the linear codec path and the viscous step: weights and step differ
+    torch.save(payload, bad)
+    with pytest.raises(CheckpointError, match="format_version 3, .*viscous step.*retrain"):
+        load_checkpoint(bad)
     with pytest.raises(CheckpointError, match="not found"):
         load_checkpoint(tmp_path / "missing.pt")

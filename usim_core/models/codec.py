@@ -6,6 +6,12 @@ codec average-pooled each patch and decoded with global cross-attention from coo
 plateaued at ~0.2 reconstruction nRMSE (a patch mean plus a few attention picks cannot place a steep Burgers
 front inside its patch). Now the encoder reads the patch's P sub-point features in order (position is kept)
 and the decoder is a local implicit MLP: value at x = MLP(tokens around x, x's offset inside its token).
+
+Linear path (`linear_path`): beside those, token j's latent holds a linear map of its patch's P values, and the
+decoder reads them back with the transposed map (linear interpolation between the patch points at any x). The
+pair starts orthonormal, so the codec is exact at initialisation whenever latent_dim >= P, and the learned parts
+start at zero and learn only what the linear pair misses. Without it the learned codec had to discover that
+near-identity itself, and its floor fell only as steps^-0.7 (docs/eval.md, "The codec's floor against its budget").
 """
 
 from __future__ import annotations
@@ -43,14 +49,31 @@ def patch_points(tokens: int, nx: int) -> tuple[int, Tensor]:
     return p, torch.arange(tokens * p, dtype=torch.float32) / (tokens * p)
 
 
+def linear_pair(patch: int, latent_dim: int) -> tuple[nn.Linear, nn.Linear]:
+    """Patch -> latent and latent -> patch maps, orthonormal and each other's transpose: exact when D >= P, an
+    orthogonal projection onto D of the P directions otherwise."""
+    enc, dec = nn.Linear(patch, latent_dim, bias=False), nn.Linear(latent_dim, patch, bias=False)
+    nn.init.orthogonal_(enc.weight)
+    with torch.no_grad():
+        dec.weight.copy_(enc.weight.T)
+    return enc, dec
+
+
+def zero_(layer: nn.Linear) -> None:
+    nn.init.zeros_(layer.weight)
+    nn.init.zeros_(layer.bias)
+
+
 class Encoder(nn.Module):
     """Circular conv stem over [u, Fourier(x)], each token's patch of P sub-point features flattened in order
     and projected (keeps where inside the patch things happen), then refined by cross-attention from the tokens
     (plus learned queries conditioned on nu) to the whole grid."""
 
-    def __init__(self, tokens: int, latent_dim: int, hidden: int, depth: int, nx: int) -> None:
+    def __init__(self, tokens: int, latent_dim: int, hidden: int, depth: int, nx: int,
+                 linear: nn.Linear | None = None) -> None:
         super().__init__()
         self.tokens = tokens
+        self.linear = linear
         self.patch, pts = patch_points(tokens, nx)
         self.register_buffer("points", pts, persistent=False)
         self.lift = nn.Linear(1 + 2 * N_FREQ, hidden)
@@ -62,6 +85,8 @@ class Encoder(nn.Module):
         self.pool = nn.MultiheadAttention(hidden, codec_heads(hidden), batch_first=True)
         self.norm = nn.LayerNorm(hidden)
         self.head = nn.Sequential(nn.Linear(hidden, hidden), nn.GELU(), nn.Linear(hidden, latent_dim))
+        if linear is not None:
+            zero_(self.head[-1])
 
     def forward(self, u: Tensor, x: Tensor, nu: Tensor) -> Tensor:
         b = u.shape[0]
@@ -78,7 +103,10 @@ class Encoder(nn.Module):
             local = periodic_sample(local, self.points)
         q = self.embed(local.reshape(b, self.tokens, -1)) + self.queries[None] + self.cond(nu, torch.ones_like(nu))[:, None]
         pooled, _ = self.pool(q, h, h, need_weights=False)
-        return self.head(self.norm(pooled + q))
+        z = self.head(self.norm(pooled + q))
+        if self.linear is None:
+            return z
+        return z + self.linear(local[..., -1].reshape(b, self.tokens, self.patch))
 
 
 class Decoder(nn.Module):
@@ -86,9 +114,11 @@ class Decoder(nn.Module):
     features of x's offset inside token j. Their product term lets it pick "coefficient i of the token at
     offset o" directly (an unpatchify), which a plain MLP on the concatenation learns only slowly."""
 
-    def __init__(self, tokens: int, latent_dim: int, hidden: int, depth: int) -> None:
+    def __init__(self, tokens: int, latent_dim: int, hidden: int, depth: int,
+                 linear: nn.Linear | None = None) -> None:
         super().__init__()
         self.tokens = tokens
+        self.linear = linear
         width = 2 * hidden
         n_pos = 2 * LOCAL_FREQ + 1
         self.tok = nn.Linear(len(NEIGHBOURS) * latent_dim, 2 * width)
@@ -97,6 +127,8 @@ class Decoder(nn.Module):
             nn.Sequential(nn.LayerNorm(width), nn.Linear(width, width), nn.GELU(), nn.Linear(width, width))
             for _ in range(depth))
         self.out = nn.Linear(width, 1)
+        if linear is not None:
+            zero_(self.out)
 
     def forward(self, z: Tensor, x: Tensor) -> Tensor:
         s = torch.remainder(x, 1.0) * self.tokens
@@ -111,4 +143,8 @@ class Decoder(nn.Module):
         h = ta * pa + tb + pb  # pos terms broadcast over the batch
         for mlp in self.mlps:
             h = h + mlp(h)
-        return self.out(h)[..., 0]
+        u = self.out(h)[..., 0]
+        if self.linear is None:
+            return u
+        patches = self.linear(z).reshape(z.shape[0], -1, 1)  # (B, T * P, 1) at the patch points
+        return u + periodic_sample(patches, torch.remainder(x, 1.0))[..., 0]

@@ -13,10 +13,11 @@ import torch
 from torch import Tensor, nn
 
 from usim_core.config import ConfigError, RunConfig
-from usim_core.models.codec import Decoder, Encoder
+from usim_core.models.codec import Decoder, Encoder, linear_pair, patch_points
 from usim_core.models.diffusion import Denoiser, sample_student, sample_teacher
 from usim_core.models.invariants import restore_mean
 from usim_core.models.operator import LatentOperator
+from usim_core.models.viscous import viscous_step
 
 # which submodules each stage trains (the others are frozen during it)
 STAGE_MODULES: dict[str, tuple[str, ...]] = {
@@ -57,19 +58,22 @@ def _stat(stats: Any, key: str) -> float:
 class Surrogate(nn.Module):
     conserves_mass = True
 
-    def __init__(self, cfg: RunConfig, nx: int, stats: Any) -> None:
+    def __init__(self, cfg: RunConfig, nx: int, stats: Any, length: float = 1.0) -> None:
         super().__init__()
         check_architecture(cfg, nx)
         c = cfg.model.codec
         self.nx, self.tokens, self.latent_dim = nx, c.latent_tokens, c.latent_dim
+        self.length = float(length)  # the data's period: the viscous step's wavenumbers are 2 pi m / length
+        self.viscous = cfg.model.operator.viscous_step
         self.consistency_steps = cfg.model.consistency.steps
         self.register_buffer("u_mean", torch.tensor(_stat(stats, "mean")))
         self.register_buffer("u_std", torch.tensor(max(_stat(stats, "std"), 1e-8)))
         self.register_buffer("x_grid", torch.arange(nx, dtype=torch.float32) / nx)
         self.register_buffer("r_mean", torch.zeros(c.latent_dim))
         self.register_buffer("r_std", torch.ones(c.latent_dim))
-        self.encoder = Encoder(c.latent_tokens, c.latent_dim, c.hidden_dim, c.depth, nx)
-        self.decoder = Decoder(c.latent_tokens, c.latent_dim, c.hidden_dim, c.depth)
+        enc, dec = linear_pair(patch_points(c.latent_tokens, nx)[0], c.latent_dim) if c.linear_path else (None, None)
+        self.encoder = Encoder(c.latent_tokens, c.latent_dim, c.hidden_dim, c.depth, nx, enc)
+        self.decoder = Decoder(c.latent_tokens, c.latent_dim, c.hidden_dim, c.depth, dec)
         self.operator = LatentOperator(cfg.model.operator, c.latent_tokens, c.latent_dim)
         self.denoiser = Denoiser(cfg.model.diffusion, c.latent_tokens, c.latent_dim)
         self.student = Denoiser(cfg.model.diffusion, c.latent_tokens, c.latent_dim)
@@ -97,10 +101,12 @@ class Surrogate(nn.Module):
         return u if mean is None or x is not None else restore_mean(u, mean)
 
     def step(self, z: Tensor, nu: Tensor, dt: Tensor, mean: Tensor | None = None) -> Tensor:
-        """One operator step, then decode (+ the mean restored) and re-encode: the latent is projected back onto
-        the codec's range every step, so errors off that range cannot compound over a rollout, and the operator
-        never sees a drifted mean."""
+        """One operator step, then decode (+ the viscous part made exact, with `viscous_step`; + the mean
+        restored) and re-encode: the latent is projected back onto the codec's range every step, so errors off
+        that range cannot compound over a rollout, and the operator never sees a drifted mean."""
         u_n = self.decode_n(self.operator(z, nu, dt))
+        if self.viscous:
+            u_n = viscous_step(self.decode_n(z), u_n, nu, dt, self.length)
         if mean is not None:
             u_n = restore_mean(u_n, (mean.to(u_n.dtype) - self.u_mean) / self.u_std)
         return self.encode_n(u_n, nu)

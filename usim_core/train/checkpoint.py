@@ -11,8 +11,9 @@ import torch
 
 from usim_core.config import ConfigError, RunConfig
 
-FORMAT_VERSION = 3  # 3: PDE-Refiner corrector (K + 1 levels) and the domain; 2: local patch codec
-OLD_FORMATS = {1: "written before the local patch codec", 2: "written before the PDE-Refiner corrector"}
+FORMAT_VERSION = 4  # 4: linear codec path, viscous step; 3: PDE-Refiner corrector and the domain; 2: local patch codec
+OLD_FORMATS = {1: "written before the local patch codec", 2: "written before the PDE-Refiner corrector",
+               3: "written before the linear codec path and the viscous step"}
 
 
 class CheckpointError(ConfigError):
@@ -102,11 +103,12 @@ def load_surrogate(path: str | Path, device: str | torch.device = "cpu", use_ema
 
     ckpt = load_checkpoint(path)
     cfg: RunConfig = ckpt["cfg"]
-    model = Surrogate(cfg, ckpt["nx"], ckpt["stats"])
+    extra = ckpt.get("extra", {})
+    length = float((extra.get("domain") or {}).get("length", 1.0))  # written by every format-4 trainer
+    model = Surrogate(cfg, ckpt["nx"], ckpt["stats"], length)
     state = ckpt["ema"] if use_ema and ckpt["ema"] is not None else ckpt["model"]
     model.load_state_dict(state)
     model.to(device).eval()
-    extra = ckpt.get("extra", {})
     meta = {
         "stats": ckpt["stats"],
         "manifest_hash": ckpt["manifest_hash"],

@@ -12,6 +12,7 @@ from typing import Any
 import torch
 
 from usim_core.config import STAGES, ConfigError, RunConfig, save_config
+from usim_core.data.domain import domain_of
 from usim_core.events import EventLog
 from usim_core.models.surrogate import Surrogate
 from usim_core.train.checkpoint import load_checkpoint
@@ -128,7 +129,7 @@ def _train_stages(ctx: RunContext, selected: tuple[str, ...], resume: bool, trac
         n = bundle.train.u.shape[0] * (bundle.train.u.shape[1] - stage_horizon(s, cfg))
         offset += plan_steps(cfg, s, n)[1]
     torch.manual_seed(cfg.seed)
-    model = Surrogate(cfg, int(bundle.train.u.shape[-1]), bundle.stats).to(dev)
+    model = Surrogate(cfg, int(bundle.train.u.shape[-1]), bundle.stats, domain_of(bundle).length).to(dev)
     ema = copy.deepcopy(model)
     for s in STAGES:
         final = ctx.ckpt_dir / f"{s}.pt"
