@@ -13,7 +13,7 @@ from train_support import tiny_config
 from usim_core.models.surrogate import Surrogate
 from usim_core.models.viscous import viscous_factors, viscous_step
 from usim_core.train import checkpoint as ck
-from usim_core.train.checkpoint import load_surrogate, save_checkpoint
+from usim_core.train.checkpoint import CheckpointError, load_surrogate, save_checkpoint
 
 STATS = {"mean": 0.25, "std": 2.0}
 NU, DT = 0.01, 0.05
@@ -120,3 +120,12 @@ def test_checkpoint_rebuilds_the_viscous_step_on_its_own_domain(tmp_path):
         assert torch.allclose(loaded.step(z, nu, dt), m.step(z, nu, dt))
         assert not torch.allclose(_model(length=1.0).step(z, nu, dt), m.step(z, nu, dt), atol=1e-4)
 
+
+def test_a_viscous_checkpoint_without_its_domain_is_refused(tmp_path):
+    """A length silently taken as 1 would step PDEBench-layout models with 4x the viscosity: refuse instead."""
+    m = _model()
+    path = tmp_path / "operator.pt"
+    save_checkpoint(path, stage="operator", step=1, cfg=_config(), model=m, ema=None, optimizer=None, stats=STATS,
+                    manifest_hash="abc", rng=ck.rng_state(), extra={"dt": DT})
+    with pytest.raises(CheckpointError, match="operator.pt: no domain recorded.*period length"):
+        load_surrogate(path)

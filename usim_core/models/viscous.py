@@ -9,7 +9,7 @@ step's change"; the step keeps its nonlinear part and makes the viscous part exa
 which is ETD1 with the change held over the step. A pure heat step is exact with u_op = u, the mean (m = 0)
 passes untouched, and the operator's fine-scale error is damped by phi1 ~ 1 / lam instead of being fed back
 whole. That matters with an exact codec: without it, an operator on a lossless latent let its fine-scale error
-compound over a rollout (docs/eval.md, "An exact codec, tried and not kept").
+compound over a rollout (docs/eval.md, "An exact codec, first without the viscous step").
 """
 
 from __future__ import annotations

@@ -104,8 +104,11 @@ def load_surrogate(path: str | Path, device: str | torch.device = "cpu", use_ema
     ckpt = load_checkpoint(path)
     cfg: RunConfig = ckpt["cfg"]
     extra = ckpt.get("extra", {})
-    length = float((extra.get("domain") or {}).get("length", 1.0))  # written by every format-4 trainer
-    model = Surrogate(cfg, ckpt["nx"], ckpt["stats"], length)
+    domain = extra.get("domain")
+    if domain is None and cfg.model.operator.viscous_step:
+        raise CheckpointError(f"{path}: no domain recorded, and its viscous step needs the data's period length "
+                              f"(every trainer writes extra.domain; this file was not written by one)")
+    model = Surrogate(cfg, ckpt["nx"], ckpt["stats"], float(domain["length"]) if domain else 1.0)
     state = ckpt["ema"] if use_ema and ckpt["ema"] is not None else ckpt["model"]
     model.load_state_dict(state)
     model.to(device).eval()
