@@ -24,6 +24,7 @@ import quality as Q  # noqa: E402
 from usim_core.config import RunConfig  # noqa: E402
 from usim_core.data import prepare_data  # noqa: E402
 from usim_core.models.surrogate import Surrogate  # noqa: E402
+from usim_core.train.batches import windows  # noqa: E402
 from usim_core.train.losses import operator_loss  # noqa: E402
 
 
@@ -33,15 +34,11 @@ def cost(cfg: RunConfig, bundle, steps: int) -> tuple[float, float]:
     model = Surrogate(cfg, bundle.train.u.shape[-1], bundle.stats, bundle.length)
     opt = torch.optim.AdamW(model.operator.parameters(), lr=1e-3)
     gen = torch.Generator().manual_seed(0)
-    u_all = torch.as_tensor(bundle.train.u, dtype=torch.float32)
-    nu_all = torch.as_tensor(bundle.train.nu, dtype=torch.float32)
-    batch, nt = cfg.stages.operator.batch_size, u_all.shape[1]
+    win = windows(bundle.train, cfg.stages.operator.unroll, bundle.dt)
     start = time.process_time()
     for _ in range(steps):
-        i = torch.randint(0, u_all.shape[0], (batch,), generator=gen)
-        k = torch.randint(0, nt - 1, (batch,), generator=gen)
-        u = torch.stack([u_all[i, k], u_all[i, k + 1]], dim=1)
-        loss = operator_loss(model, u, nu_all[i], torch.full((batch,), bundle.dt), cfg, gen)
+        rows = torch.randint(0, len(win), (cfg.stages.operator.batch_size,), generator=gen)
+        loss = operator_loss(model, *win.batch(rows, "cpu"), cfg, gen)
         opt.zero_grad()
         loss.backward()
         opt.step()

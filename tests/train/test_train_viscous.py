@@ -41,7 +41,8 @@ def test_linear_path_codec_is_lossless_at_initialisation():
     u = torch.randn(3, 64) * 2 + 0.25
     nu = torch.full((3,), NU)
     with torch.no_grad():
-        rec = _model().decode(_model().encode(u, nu))
+        m = _model()
+        rec = m.decode(m.encode(u, nu))
         assert (rec - u).abs().max() < 1e-4
         torch.manual_seed(0)
         plain = Surrogate(tiny_config(**{"model.codec": {"latent_tokens": 8, "latent_dim": 8, "hidden_dim": 16,

@@ -99,6 +99,7 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
 
 def load_surrogate(path: str | Path, device: str | torch.device = "cpu", use_ema: bool = True):
     """(Surrogate in eval mode, its RunConfig, meta). Built from the checkpoint's own config, always."""
+    from usim_core.data.domain import Domain
     from usim_core.models.surrogate import Surrogate
 
     ckpt = load_checkpoint(path)
@@ -108,7 +109,7 @@ def load_surrogate(path: str | Path, device: str | torch.device = "cpu", use_ema
     if domain is None and cfg.model.operator.viscous_step:
         raise CheckpointError(f"{path}: no domain recorded, and its viscous step needs the data's period length "
                               f"(every trainer writes extra.domain; this file was not written by one)")
-    model = Surrogate(cfg, ckpt["nx"], ckpt["stats"], float(domain["length"]) if domain else 1.0)
+    model = Surrogate(cfg, ckpt["nx"], ckpt["stats"], Domain.from_dict(domain).length if domain else 1.0)
     state = ckpt["ema"] if use_ema and ckpt["ema"] is not None else ckpt["model"]
     model.load_state_dict(state)
     model.to(device).eval()
