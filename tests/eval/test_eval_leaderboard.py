@@ -101,3 +101,16 @@ def test_bad_input_names_the_file_and_the_allowed_values(sweep, tmp_path, capsys
     assert "nope.json: champion file not found" in capsys.readouterr().err
     assert main(["leaderboard", str(sweep), "--metric", "nrmse"]) == 2
     assert "allowed values are nrmse_1step" in capsys.readouterr().err
+
+
+def test_runs_on_different_domain_lengths_are_never_ranked_together(sweep, tmp_path, capsys):
+    # issue 16: a length-2 run (PDEBench's files) beside length-1 ones is a different problem; ranking them
+    # together would freeze a champion across problems, so the leaderboard refuses and names both
+    rep = json.loads((sweep / "lr_a/0/eval/full.json").read_text())
+    for name, split in (("full", "test"), ("small", "val")):
+        place(sweep, "pdebench", 0, name, rep, 0.01, split=split, domain={**rep["domain"], "length": 2.0})
+    champ = tmp_path / "champion.json"
+    assert main(["leaderboard", str(sweep), "--freeze", str(champ)]) == 2
+    err = capsys.readouterr().err
+    assert "domain length" in err and "pdebench/0" in err and "lr_a/0" in err
+    assert not champ.exists() and not (sweep / "leaderboard.json").exists()

@@ -21,7 +21,7 @@ from usim_core.eval.schema import METRIC_KEYS, validate_report
 
 CHAMPION_KIND = "usim-champion"
 ID_KEYS = ("name", "split", "cell", "attempt", "primary_mode", "stage", "config_hash", "manifest_hash",
-           "rows_hash", "trajectories", "domain_length")
+           "rows_hash", "trajectories", "domain_length", "domain_dt")
 
 
 def find_reports(root: Path) -> list[Path]:
@@ -47,6 +47,7 @@ def row_of(path: Path, root: Path) -> dict[str, Any]:
         **_coarse_columns(base.get("coarse_solver")),
         "model_cpu_s_per_traj": rep.get("model_cpu_s_per_traj"),
         "domain_length": (rep.get("domain") or {}).get("length", 1.0),
+        "domain_dt": (rep.get("domain") or {}).get("dt"),
         "ttc_gain": rep["ttc"]["gain"],
         "checkpoint": rep["checkpoint"], "path": str(path),
     }
@@ -74,6 +75,29 @@ def _key(metric: str):
     return key
 
 
+def domain_key(r: dict[str, Any]) -> tuple[float, float | None]:
+    """The problem a row was evaluated on: its domain's length and frame spacing (dt rounded: floats from files)."""
+    dt = r.get("domain_dt")
+    return (float(r.get("domain_length", 1.0)), None if dt is None else round(float(dt), 9))
+
+
+def check_one_domain(rows: list[dict[str, Any]], root: Path) -> None:
+    """Refuse a directory whose runs were evaluated on different domains: different problems at the same nu,
+    so ranking them together (and freezing a champion across them) would compare nothing."""
+    runs: dict[tuple, list[str]] = {}
+    for r in rows:
+        run = f"{r['cell']}/{r['attempt']}".strip("/") or r["path"]
+        runs.setdefault(domain_key(r), [])
+        if run not in runs[domain_key(r)]:
+            runs[domain_key(r)].append(run)
+    if len(runs) > 1:
+        parts = [f"length {k[0]:g}, dt {'?' if k[1] is None else f'{k[1]:g}'}: {', '.join(v[:4])}"
+                 f"{f' and {len(v) - 4} more' if len(v) > 4 else ''}" for k, v in sorted(runs.items(), key=str)]
+        raise ConfigError(f"{root}: runs evaluated on different domains (different problems at the same nu) cannot "
+                          f"be ranked together; domain length/dt differ: {'; '.join(parts)}. Rank each domain's runs "
+                          "from their own directory")
+
+
 def _attach_val_scores(rows: list[dict[str, Any]], metric: str) -> None:
     """val_score of every row: the metric of its own run's val-split eval (None when the run has none)."""
     val = {(r["cell"], r["attempt"]): r[metric] for r in rows if r["split"] == "val"}
@@ -94,6 +118,7 @@ def build(root: str | Path, metric: str = "nrmse_rollout") -> tuple[list[dict[st
             rows.append(row_of(p, root))
         except (ValueError, KeyError, json.JSONDecodeError) as exc:
             bad.append(f"{p}: {str(exc).splitlines()[0]}")
+    check_one_domain(rows, root)
     _attach_val_scores(rows, metric)
     rows.sort(key=_key(metric))
     for i, r in enumerate(rows):
@@ -143,8 +168,9 @@ def gate(row: dict[str, Any], champ: dict[str, Any], metric: str = "nrmse_rollou
     same_file = Path(row["path"]).resolve() == Path(champ["source"]).resolve()
     if same_file or row["checkpoint"] == champ["checkpoint"]:
         return {**out, "status": "self", "reason": "this is the champion's own run; nothing to compare"}
-    if row.get("domain_length", 1.0) != champ.get("domain_length", 1.0):
-        return {**out, "status": "incomparable", "reason": "domain length differs: a different problem"}
+    (length, dt), (c_length, c_dt) = domain_key(row), domain_key(champ)
+    if length != c_length or (dt is not None and c_dt is not None and dt != c_dt):  # champions frozen without dt
+        return {**out, "status": "incomparable", "reason": "domain length or dt differs: a different problem"}
     for k in ("split", "manifest_hash", "rows_hash"):
         if row[k] != champ[k]:
             return {**out, "status": "incomparable",
