@@ -8,7 +8,8 @@ import copy
 import pytest
 
 from usim_core.config import ConfigError
-from usim_core.eval.evaluate import MIN_GAIN, evaluate_checkpoint
+from usim_core.eval.evaluate import evaluate_checkpoint
+from usim_core.eval.selection import MIN_GAIN
 
 
 def test_mass_is_conserved_to_round_off_in_every_mode(full_report):
@@ -25,7 +26,11 @@ def test_primary_mode_is_chosen_on_val_with_the_val_numbers(trained, full_report
     for mode, score in sel["nrmse_frame"].items():  # the very numbers a val evaluation reports
         assert score == pytest.approx(val["modes"][mode]["metrics"]["nrmse_frame"], rel=1e-6)
     op = sel["nrmse_frame"]["operator"]
-    winners = [m for m, v in sel["nrmse_frame"].items() if m != "operator" and v < (1 - MIN_GAIN) * op]
+    gains = sel["gain_over_operator"]
+    for mode, g in gains.items():  # operator minus mode, paired over the same val trajectories
+        assert g["gain"] == pytest.approx(op - sel["nrmse_frame"][mode], rel=1e-6, abs=1e-12)
+        assert g["trajectories"] == sel["trajectories"]
+    winners = [m for m, g in gains.items() if g["gain"] > MIN_GAIN * op and g["gain"] - g["ci95"] > 0]
     assert sel["beats_operator"] == {m: m in winners for m in ("diffusion", "consistency")}
     expected = min(winners, key=sel["nrmse_frame"].get) if winners else "operator"
     assert full_report["primary_mode"] == val["primary_mode"] == expected

@@ -27,6 +27,7 @@ from usim_core.eval.coarse import coarse_reference
 from usim_core.eval.fno import rows_hash
 from usim_core.eval.rollout import MODES, one_step, rollout
 from usim_core.eval.schema import METRIC_KEYS, SCHEMA_VERSION, clean, validate_report
+from usim_core.eval.selection import beats_operator, paired_gain
 from usim_core.eval.stages import corrector_diagnostics
 
 # modes a checkpoint can run, by the last stage it finished
@@ -37,7 +38,6 @@ STAGE_MODES = {
     "consistency_distill": ("operator", "diffusion", "consistency"),
 }
 ONE_STEP_CHUNK = 1024  # frames per one-step batch
-MIN_GAIN = 0.01  # a stochastic mode must be 1% below the operator on val to become primary (not seed noise)
 
 
 def train_rows(meta: dict[str, Any], bundle: Any) -> set[tuple[str, int]] | None:
@@ -128,7 +128,12 @@ def rollout_nrmse_per_trajectory(model: Any, u: Tensor, nu: Tensor, dt: float, m
                                  length: float = 1.0) -> Tensor:
     """Per-frame rollout nRMSE from u[:, 0] of each trajectory of u (mean over its frames), (B,) float64."""
     pred, _, _ = timed_rollout(model, u, nu, dt, mode, seed, length=length)
-    return M.nrmse_per_frame(pred.double().cpu(), u[:, 1:].double().cpu(), u[:, 0].double().cpu()).mean(-1)
+    return _frame_nrmse_per_trajectory(pred, u)
+
+
+def _frame_nrmse_per_trajectory(pred: Tensor, u: Tensor) -> Tensor:
+    u64 = u.double().cpu()
+    return M.nrmse_per_frame(pred.double().cpu(), u64[:, 1:], u64[:, 0]).mean(-1)
 
 
 def rollout_nrmse_frame(model: Any, u: Tensor, nu: Tensor, dt: float, mode: str, seed: int,
@@ -161,27 +166,30 @@ def _split_tensors(data: Any, n: int, device: str) -> tuple[Tensor, Tensor]:
 
 
 def select_on_val(model: Any, cfg: Any, meta: dict, bundle: Any, device: str, dom: Domain,
-                  done: dict[str, Any] | None = None) -> dict[str, Any]:
-    """The primary mode, chosen on the VAL split only (never on test): the operator, unless a stochastic
-    mode's per-frame rollout nRMSE on val is lower by more than MIN_GAIN (relative). `done`: results already computed on these val rows."""
+                  done: dict[str, Tensor] | None = None) -> dict[str, Any]:
+    """The primary mode, chosen on the VAL split only (never on test): the operator, unless a stochastic mode
+    beats it there by more than MIN_GAIN and by more than the trajectories' noise (selection.beats_operator).
+    `done`: rollout frames already computed on these val rows, by mode."""
     available = [m for m in MODES if m in STAGE_MODES.get(meta["stage"], ())]
     val = bundle.val
     n = min(cfg.eval.small.trajectories or len(val.rows), len(val.rows))
     check_disjoint(train_rows(meta, bundle), [tuple(r) for r in val.rows[:n]], "selection on val", "val")
     u, nu = _split_tensors(val, n, device)
-    scores: dict[str, float | None] = {}
+    per_traj: dict[str, Tensor] = {}
     for mode in available:
         if done and mode in done:
-            scores[mode] = done[mode]["metrics"]["nrmse_frame"]
-            continue
-        scores[mode] = clean(rollout_nrmse_frame(model, u, nu, dom.dt, mode, cfg.seed + 1000 * MODES.index(mode),
-                                                 length=dom.length))
-    op = scores.get("operator")
-    beats = {m: bool(op is not None and v is not None and v < (1 - MIN_GAIN) * op)
-             for m, v in scores.items() if m != "operator"}
+            per_traj[mode] = _frame_nrmse_per_trajectory(done[mode], u)
+        else:
+            per_traj[mode] = rollout_nrmse_per_trajectory(model, u, nu, dom.dt, mode,
+                                                          cfg.seed + 1000 * MODES.index(mode), length=dom.length)
+    scores = {m: clean(float(v.mean())) for m, v in per_traj.items()}
+    op = per_traj.get("operator")
+    others = [m for m in per_traj if m != "operator"]
+    beats = {m: op is not None and beats_operator(op, per_traj[m]) for m in others}
+    paired = {m: paired_gain(op, per_traj[m]) for m in others} if op is not None else {}
     primary = min([m for m, b in beats.items() if b] or ["operator"], key=lambda m: scores[m] or 0.0)
     return {"split": "val", "trajectories": n, "nrmse_frame": scores, "beats_operator": beats,
-            "primary_mode": primary if available else None}
+            "gain_over_operator": paired, "primary_mode": primary if available else None}
 
 
 def _run_modes(model: Any, cfg: Any, u: Tensor, nu: Tensor, dom: Domain, horizons: list[int], wanted: list[str],
@@ -263,7 +271,7 @@ def evaluate_checkpoint(checkpoint: str | Path, split: str = "val", *, eval_set:
     n_sel = min(cfg.eval.small.trajectories or len(bundle.val.rows), len(bundle.val.rows))
     if split == "val" and n == n_sel:  # the selection's own rows: reuse the rollouts
         modes, skipped, preds = run(list(dict.fromkeys([*es.modes, *(m for m in MODES if m in available)])))
-        selection = select_on_val(model, cfg, meta, bundle, device, dom, done=modes)
+        selection = select_on_val(model, cfg, meta, bundle, device, dom, done=preds)
     else:
         say("selecting the primary mode on val")
         selection = select_on_val(model, cfg, meta, bundle, device, dom)

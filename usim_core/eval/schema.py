@@ -95,7 +95,11 @@ class Selection(Strict):
     split: Literal["val"]
     trajectories: int = Field(ge=1)
     nrmse_frame: dict[str, float | None] = Field(description="per-frame rollout nRMSE of each mode on val")
-    beats_operator: dict[str, bool] = Field(description="stochastic mode -> lower than the operator on val")
+    beats_operator: dict[str, bool] = Field(description="stochastic mode -> lower than the operator on val by more "
+                                                        "than MIN_GAIN and than the trajectories' noise")
+    gain_over_operator: dict[str, dict[str, float | int | None]] | None = Field(
+        None, description="stochastic mode -> {gain, ci95, trajectories}: operator minus mode per-frame nRMSE, mean "
+                          "over val trajectories with its paired 95% half-width (absent before 2026-12-05)")
     primary_mode: str | None
 
 
