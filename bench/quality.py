@@ -1,7 +1,9 @@
 """Quality protocol: this pipeline vs the neuralop FNO at equal process-CPU budget, over several seeds.
 
-    .venv/bin/python bench/quality.py --out FILE.json [--seeds 0 1 2] [--n 200] [--steps-scale 1.0] [--threads 1]
-                                      [--fno-lr 1e-3 2e-3] [--fno-unroll 1 2] [--set KEY=VALUE ...]
+    .venv/bin/python bench/quality.py --out FILE.json [--seeds 0 1 2] [--jobs 2] [--n 200] [--steps-scale 1.0]
+                                      [--threads 1] [--fno-lr 1e-3 2e-3] [--fno-unroll 1 2] [--set KEY=VALUE ...]
+
+With its defaults it takes about 15-20 minutes on a 2-core machine (three seeds, two at a time, one thread each).
 
 1. Data: PDEBench-style Burgers (nu = 0.01, 1024 x 201 -> 256 x 41 after striding), n trajectories, split
    80/10/10 by trajectory (one split for every seed; the seeds change initialisation and batches).
@@ -13,7 +15,9 @@
    primary mode is the one chosen on VAL (operator unless a stochastic mode beats it there); test never chooses.
 4. TTC on the stochastic mode that did best on val, beside its compute-matched controls at the same N and
    budget: the mean of the N candidates and a random pick of N.
-5. Mean and 95% interval (t-distribution) over seeds of PDEBench's per-frame nRMSE (primary metric) and the
+5. Seeds run in --jobs processes at once (each with --threads torch threads). Budgets are each process's own CPU
+   seconds, so running seeds side by side changes the wall-clock, not what either side is given.
+6. Mean and 95% interval (t-distribution) over seeds of PDEBench's per-frame nRMSE (primary metric) and the
    pooled space-time nRMSE; ratios to the FNO per seed, then averaged. Everything goes to --out as JSON.
 """
 
@@ -22,6 +26,7 @@ from __future__ import annotations
 import argparse
 import io
 import json
+import multiprocessing
 import sys
 import time
 from pathlib import Path
@@ -138,6 +143,7 @@ def best_fno_on_val(args: argparse.Namespace, cfg: RunConfig, bundle: Any, cpu: 
 
 
 def run_seed(args: argparse.Namespace, seed: int, bundle: Any) -> dict[str, Any]:
+    torch.set_num_threads(args.threads)  # a fresh worker process starts with torch's default
     cfg = config(args, seed)
     run = Path(args.work) / f"seed{seed}"
     import shutil
@@ -164,6 +170,17 @@ def run_seed(args: argparse.Namespace, seed: int, bundle: Any) -> dict[str, Any]
             "steps": {s: getattr(cfg.stages, s).max_steps for s in STEPS}}
 
 
+def run_seeds(args: argparse.Namespace, bundle: Any) -> list[dict[str, Any]]:
+    """Every seed, --jobs at a time in worker processes (spawned: no forked torch state), in seed order."""
+    jobs = min(args.jobs, len(args.seeds))
+    if jobs == 1:
+        return [run_seed(args, seed, bundle) for seed in args.seeds]
+    from concurrent.futures import ProcessPoolExecutor
+
+    with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
+        return list(pool.map(run_seed, [args] * len(args.seeds), args.seeds, [bundle] * len(args.seeds)))
+
+
 def summarise(args: argparse.Namespace, runs: list[dict[str, Any]], bundle: Any) -> dict[str, Any]:
     reps = [r["report"] for r in runs]
     fno = [r["baselines"]["fno"]["metrics"] for r in reps]
@@ -179,7 +196,8 @@ def summarise(args: argparse.Namespace, runs: list[dict[str, Any]], bundle: Any)
                       "frames and test trajectories); nrmse_rollout (pooled space-time) beside it",
             "budget": "optimiser-step caps for the pipeline; the FNO gets the pipeline's process CPU seconds",
             "selection": "primary mode chosen on val (16 trajectories); test only reports",
-            "threads": args.threads, "trajectories": {s: len(bundle.split(s).rows) for s in ("train", "val", "test")},
+            "threads": args.threads, "jobs": min(args.jobs, len(args.seeds)),
+            "trajectories": {s: len(bundle.split(s).rows) for s in ("train", "val", "test")},
             "steps": runs[0]["steps"], "model_cpu_s": [r["model_cpu_s"] for r in runs],
             "fno_steps": [r["fno"]["steps"] for r in runs], "fno_cpu_s": [r["fno"]["cpu_s"] for r in runs],
             "fno_lr": [r["fno"]["lr"] for r in runs], "fno_unroll": [r["fno"]["unroll"] for r in runs],
@@ -235,12 +253,15 @@ def show(s: dict[str, Any]) -> None:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", required=True, help="JSON file of every figure")
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2],
                     help="training seeds, one pipeline and one FNO each (default 0 1 2)")
-    ap.add_argument("--n", type=int, default=200, help="trajectories to generate")
-    ap.add_argument("--steps-scale", type=float, default=1.0, help="scale the stages' step caps")
+    ap.add_argument("--jobs", type=int, default=2,
+                    help="seeds run at once, one process each (default 2: this 2-core machine; 1 runs them in turn)")
+    ap.add_argument("--n", type=int, default=200, help="trajectories to generate (default 200: 160/20/20)")
+    ap.add_argument("--steps-scale", type=float, default=1.0,
+                    help=f"scale the stages' step caps (default 1.0: {', '.join(f'{k} {v}' for k, v in STEPS.items())})")
     ap.add_argument("--threads", type=int, default=1,
                     help="torch threads for both sides (default 1; process CPU time counts every thread)")
     ap.add_argument("--fno-lr", type=float, nargs="+", default=FNO_LRS,
@@ -251,15 +272,18 @@ def main() -> None:
                          f"(default {FNO_UNROLLS}, chosen on val from 1 and 2: docs/eval.md)")
     ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                     help="extra dotted config override (repeatable), e.g. stages.operator.unroll=2")
-    ap.add_argument("--work", default=str(REPO / "runs" / "bench_quality"), help="run dirs, one per seed")
+    ap.add_argument("--work", default=str(REPO / "runs" / "bench_quality"),
+                    help="run dirs, one per seed (default runs/bench_quality)")
     args = ap.parse_args()
+    if args.jobs < 1:
+        ap.error(f"--jobs {args.jobs}: must be at least 1")
     torch.set_num_threads(args.threads)
     t0 = time.time()
     bundle = prepare_data(config(args, args.seeds[0]))
     print(f"data: {len(bundle.train.rows)}/{len(bundle.val.rows)}/{len(bundle.test.rows)} trajectories of "
           f"{bundle.test.u.shape[1]} x {bundle.test.u.shape[2]}, dt {bundle.dt:.3g}, length {bundle.length:g}",
           flush=True)
-    runs = [run_seed(args, seed, bundle) for seed in args.seeds]
+    runs = run_seeds(args, bundle)
     summary = summarise(args, runs, bundle)
     summary["protocol"]["wall_s"] = round(time.time() - t0, 1)
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
