@@ -66,3 +66,30 @@ def test_files_of_different_domains_are_never_mixed(tmp_path: Path) -> None:
                                              "cache_dir": str(tmp_path / "cache")}})
     with pytest.raises(DataError, match="domain length"):
         prepare_data(cfg)
+
+
+def test_datagen_writes_a_length_two_file_in_pdebenchs_layout(tmp_path: Path) -> None:
+    # issue 16 cold try: there was no command that writes a length-2 file; `datagen --length 2` writes x on
+    # (-1, 1) as PDEBench's published files do, solved on that domain, and the loader reads length 2 back
+    import subprocess
+    import sys
+
+    out = tmp_path / "1D_Burgers_Sols_Nu0.1.hdf5"
+    r = subprocess.run([sys.executable, "-m", "usim_core", "datagen", "--nu", str(NU), "--n", "6", "--nx", str(NX),
+                        "--nt", str(NT), "--t-end", str(DT * (NT - 1)), "--seed", "3", "--length", "2",
+                        "--workers", "1", "--out", str(out)], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert "length 2" in r.stdout
+    b = _bundle(tmp_path, out)
+    assert b.domain.length == 2.0 and b.domain.dx == pytest.approx(2.0 / NX)
+    assert _true_residual(b) < 0.5  # the frames solve the length-2 problem
+    # the same initial states solved on length 2 by hand: datagen's frames are those
+    ref = solve(sample_initial(6, NX, seed=3), NU, np.linspace(0, DT * (NT - 1), NT), length=2.0).u
+    import h5py
+
+    with h5py.File(out) as f:
+        assert np.allclose(f["tensor"][()], ref, atol=1e-5)
+        assert f["x-coordinate"][0] == pytest.approx(-1 + 1 / NX) and f.attrs["length"] == 2.0
+    bad = subprocess.run([sys.executable, "-m", "usim_core", "datagen", "--nu", "0.1", "--length", "3",
+                          "--out", str(tmp_path / "x.h5")], capture_output=True, text=True, timeout=120)
+    assert bad.returncode == 2 and "--length" in bad.stderr and "1, 2" in bad.stderr

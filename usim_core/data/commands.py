@@ -26,6 +26,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--nt", type=int, default=201, help="stored frames on [0, t_end] (default 201)")
     p.add_argument("--t-end", type=float, default=2.0, help="final time (default 2.0)")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--length", type=float, default=1.0,
+                   help="period of x: 1 writes x on [0, 1) (default, the generated data's domain), 2 writes x on "
+                        "(-1, 1) solved on that domain, as PDEBench's published files are (docs/data.md)")
     p.add_argument("--workers", type=int, default=None, help="processes (default: all cores)")
     p.add_argument("--out", help="output .h5 path")
     p.add_argument("--force", action="store_true", help="replace an existing output file")
@@ -41,6 +44,7 @@ def _check(args: argparse.Namespace) -> None:
         ("--nx", args.nx, args.nx >= 16 and args.nx % 2 == 0, "an even number >= 16"),
         ("--nt", args.nt, args.nt >= 2, ">= 2"),
         ("--t-end", args.t_end, args.t_end > 0, "> 0"),
+        ("--length", args.length, args.length in (1.0, 2.0), "one of 1, 2 (x on [0, 1) or PDEBench's (-1, 1))"),
         ("--workers", args.workers, args.workers is None or args.workers >= 1, ">= 1"),
     ) if not ok]
     if bad:
@@ -76,7 +80,7 @@ def _datagen(args: argparse.Namespace) -> int:
             print(f"{out}: exists; nothing to do (--force to regenerate)")
             return 0
         out.unlink()
-    spec = GenSpec(nu=args.nu, n=args.n, nx=args.nx, nt=args.nt, t_end=args.t_end, seed=args.seed)
+    spec = GenSpec(nu=args.nu, n=args.n, nx=args.nx, nt=args.nt, t_end=args.t_end, seed=args.seed, length=args.length)
     start = time.time()
     if sys.stdout.isatty():
         with Progress(TextColumn(f"datagen nu={args.nu:g}"), BarColumn(), MofNCompleteColumn(),
@@ -91,6 +95,7 @@ def _datagen(args: argparse.Namespace) -> int:
     with h5py.File(out, "r") as f:
         solver = f.attrs.get("solver", "?")
     took = time.time() - start
-    print(f"{out}: {info.n} trajectories x {info.nt} frames x {info.nx} points, nu={info.nu:g}, solver {solver}, "
+    print(f"{out}: {info.n} trajectories x {info.nt} frames x {info.nx} points, nu={info.nu:g}, domain length "
+          f"{args.length:g}, solver {solver}, "
           f"{took:.1f} s ({info.n / max(took, 1e-9):.1f} trajectories/s)")
     return 0

@@ -32,13 +32,21 @@ class GenSpec:
     nt: int
     t_end: float
     seed: int
+    length: float = 1.0   # the period of x: 1 ([0, 1), generated data) or 2 (PDEBench's published (-1, 1))
 
     def key(self) -> str:
-        return hashlib.sha256(json.dumps({**asdict(self), "version": FORMAT_VERSION},
-                                         sort_keys=True).encode()).hexdigest()[:12]
+        fields = asdict(self)
+        if self.length == 1.0:
+            del fields["length"]  # the key of every file written before lengths existed stays the same
+        return hashlib.sha256(json.dumps({**fields, "version": FORMAT_VERSION}, sort_keys=True).encode()).hexdigest()[:12]
 
     def filename(self) -> str:
-        return f"burgers_nu{self.nu:g}_n{self.n}_{self.nx}x{self.nt}_{self.key()}.h5"
+        on = "" if self.length == 1.0 else f"_L{self.length:g}"
+        return f"burgers_nu{self.nu:g}_n{self.n}_{self.nx}x{self.nt}{on}_{self.key()}.h5"
+
+    def x(self) -> np.ndarray:
+        """Cell centres: of [0, 1) at length 1, of (-1, 1) at length 2 (PDEBench's published files)."""
+        return grid(self.nx) if self.length == 1.0 else self.length * grid(self.nx) - self.length / 2
 
     def times(self) -> np.ndarray:
         return np.linspace(0.0, self.t_end, self.nt)
@@ -47,7 +55,7 @@ class GenSpec:
 def _solve_block(args: tuple[GenSpec, int, int]) -> tuple[int, np.ndarray, str]:
     spec, lo, hi = args
     u0 = sample_initial(hi - lo, spec.nx, spec.seed, start=lo)
-    sol = solve(u0, spec.nu, spec.times())
+    sol = solve(u0, spec.nu, spec.times(), length=spec.length)
     return lo, sol.u.astype(np.float32), sol.method
 
 
@@ -112,10 +120,11 @@ def _open_partial(partial: Path, spec: GenSpec) -> np.ndarray:
     with h5py.File(partial, "w") as f:
         f.create_dataset("tensor", (spec.n, spec.nt, spec.nx), dtype=np.float32,
                          chunks=(1, spec.nt, spec.nx))
-        f.create_dataset("x-coordinate", data=grid(spec.nx).astype(np.float32))
+        f.create_dataset("x-coordinate", data=spec.x().astype(np.float32))
         f.create_dataset("t-coordinate", data=spec.times().astype(np.float32))
         f.create_dataset("blocks_done", data=np.zeros(nblocks, dtype=np.uint8))
-        f.attrs.update({"Nu": spec.nu, "seed": spec.seed, "t_end": spec.t_end, "gen_key": spec.key(),
+        f.attrs.update({"Nu": spec.nu, "seed": spec.seed, "t_end": spec.t_end, "length": spec.length,
+                        "gen_key": spec.key(),
                         "format_version": FORMAT_VERSION, "generator": "usim_core.data",
                         "version": _usim_version()})
     return np.zeros(nblocks, dtype=bool)

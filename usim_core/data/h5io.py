@@ -3,7 +3,7 @@
 Layout: dataset `tensor` (N, nt, nx) float32, `x-coordinate` (nx,), `t-coordinate` (nt,) and attribute `Nu`.
 Published PDEBench files differ in two ways that are accepted here: x on (-1, 1) (domain length 2; the
 coordinate is kept as the fraction of the period, in [0, 1), and the length as `length`) and a t-coordinate
-with nt + 1 entries (the extra last entry is dropped). Files `datagen` writes hold x on [0, 1) (length 1). `nu` comes from the `Nu` attribute or,
+with nt + 1 entries (the extra last entry is dropped). Files `datagen` writes hold x on [0, 1) (length 1), or on (-1, 1) with `--length 2`. `nu` comes from the `Nu` attribute or,
 failing that, from the file name (`..._Nu0.01.hdf5`). Files are never read whole.
 """
 
