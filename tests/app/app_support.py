@@ -23,7 +23,7 @@ def make_snapshot(paused: bool = False, spent: float = 2.10) -> tuple[SweepSnaps
     for i, (lr, w) in enumerate((a, b) for a in lrs for b in warmups):
         name = f"round_a_lr{lr}_w{w.rstrip('%')}pct"
         state = states[i]
-        metrics = {"nrmse_rollout": 0.08 + 0.01 * i, "mass_drift": 1e-4 * (i + 1),
+        metrics = {"nrmse_frame": 0.08 + 0.01 * i, "nrmse_rollout": 0.085 + 0.01 * i, "mass_drift": 1e-4 * (i + 1),
                    "energy_violation": 0.0 if i != 1 else 5e-3} if state == "finished" else {}
         cells.append(CellView(name=name, round="round_a", tags=("round-a", f"lr={lr}", f"warmup={w}"),
                               overrides={"stages.operator.lr": float(lr), "stages.operator.warmup": float(w[:-1]) / 100},
@@ -58,7 +58,7 @@ def make_snapshot(paused: bool = False, spent: float = 2.10) -> tuple[SweepSnaps
             state = "finished" if (rnd, j) == ("round_b", 0) else "pending"
             cells.append(CellView(name=f"{rnd}_{item}", round=rnd, tags=(rnd.replace("_", "-"), item), overrides={},
                                   state=state, attempts=int(state == "finished"),
-                                  metrics={"nrmse_rollout": 0.075, "mass_drift": 0.02, "energy_violation": 0.0}
+                                  metrics={"nrmse_frame": 0.075, "nrmse_rollout": 0.08, "mass_drift": 0.02, "energy_violation": 0.0}
                                   if state == "finished" else {}, cost=0.44 if state == "finished" else 0.0))
     budget = BudgetView(budget=5.25, spent=spent, committed=1.05, burn_per_hour=0.96, storage_per_hour=0.012,
                         projected_total=4.70, projected_finish=NOW + 3 * 3600, attempt_price=0.35, attempt_cost=0.35)

@@ -11,7 +11,7 @@ from usim_tui.app.format import AMBER_AT, BLOCKS, RED_AT, duration, short_names,
 from usim_tui.app.widgets.budget import level
 from usim_tui.app.widgets.coverage import grid_axes
 from usim_tui.app.widgets.curves import stage_of
-from usim_tui.app.widgets.leaderboard import gate, ranked
+from usim_tui.app.widgets.leaderboard import RANK_BY, gate, ranked
 
 
 def test_sparkline_follows_the_shape_and_width():
@@ -80,11 +80,11 @@ def test_leaderboard_ranks_on_val_never_on_test():
     snap, _, _ = make_snapshot()
     by = {c.name: c for c in snap.cells}
     val = {"round_a_lr2e-4_w3pct": 0.30, "round_a_lr2e-4_w5pct": 0.10, "round_b_cap64": 0.20}
-    cells = tuple(dataclasses.replace(c, small_metrics={"nrmse_rollout": val[c.name]}) if c.name in val else c
+    cells = tuple(dataclasses.replace(c, small_metrics={RANK_BY: val[c.name]}) if c.name in val else c
                   for c in snap.cells)
     order = [c.name for c in ranked(cells)]
     assert order == ["round_a_lr2e-4_w5pct", "round_b_cap64", "round_a_lr2e-4_w3pct"], order
-    assert by["round_b_cap64"].metrics["nrmse_rollout"] < by["round_a_lr2e-4_w5pct"].metrics["nrmse_rollout"]
+    assert by["round_b_cap64"].metrics[RANK_BY] < by["round_a_lr2e-4_w5pct"].metrics[RANK_BY]
 
 
 async def test_leaderboard_pane_redraws_when_only_a_val_score_changes():
@@ -98,7 +98,7 @@ async def test_leaderboard_pane_redraws_when_only_a_val_score_changes():
     finished = [c.name for c in ranked(snap.cells)]
 
     def with_val(vals):
-        return tuple(dataclasses.replace(c, small_metrics={"nrmse_rollout": vals[c.name]}) if c.name in vals else c
+        return tuple(dataclasses.replace(c, small_metrics={RANK_BY: vals[c.name]}) if c.name in vals else c
                      for c in snap.cells)
 
     def shown(lb):

@@ -16,7 +16,7 @@ from usim_core.eval.schema import validate_report
 def place(root: Path, cell: str, attempt: int, name: str, report: dict, nrmse: float, **changes) -> Path:
     rep = copy.deepcopy(report)
     rep["name"] = name
-    rep["metrics"]["nrmse_rollout"] = nrmse
+    rep["metrics"]["nrmse_frame"] = nrmse  # the ranked metric (per-frame, the primary one)
     rep["checkpoint"] = f"{root}/{cell}/{attempt}/checkpoints/consistency_distill.pt"
     rep.update(changes)
     path = root / cell / str(attempt) / "eval" / f"{name}.json"
@@ -50,15 +50,15 @@ def test_leaderboard_ranks_each_eval_by_the_runs_val_metric(sweep, capsys):
     assert [(r["cell"], r["rank"], r["split"]) for r in small] == [("lr_b", 1, "val"), ("lr_c", 2, "val"),
                                                                     ("lr_a", 3, "val"), ("lr_f", 4, "val")]
     assert full[0]["coarse_nrmse_frame"] is not None and full[0]["model_cpu_s_per_traj"] > 0
-    pers = full[0]["persistence_nrmse_rollout"]
+    pers = full[0]["persistence_nrmse_frame"]
     assert full[0]["ratio_to_persistence"] == pytest.approx(0.10 / pers)
     assert len(board["unreadable"]) == 1 and "lr_d" in board["unreadable"][0]
     with open(sweep / "leaderboard.csv") as f:
         rows = list(csv.DictReader(f))
-    assert len(rows) == 8 and float(rows[0]["nrmse_rollout"]) in (0.10, 0.40)
-    # the printed baselines are in the ranked metric, as in the report: never a per-frame figure beside a pooled one
+    assert len(rows) == 8 and float(rows[0]["nrmse_frame"]) in (0.10, 0.40)
+    # the printed baselines are in the ranked metric, as in the report: never a pooled figure beside a per-frame one
     line = next(x for x in capsys.readouterr().out.splitlines() if " full " in x and "lr_b" in x)
-    assert f"persistence {pers:.4g}" in line and f"coarse solver {full[0]['coarse_nrmse_rollout']:.4g}" in line
+    assert f"persistence {pers:.4g}" in line and f"coarse solver {full[0]['coarse_nrmse_frame']:.4g}" in line
     assert full[0]["coarse_nrmse_rollout"] != full[0]["coarse_nrmse_frame"]
 
 
@@ -66,7 +66,7 @@ def test_gate_against_a_frozen_champion_never_compares_a_run_with_itself(sweep, 
     champ = tmp_path / "champion.json"
     assert main(["leaderboard", str(sweep), "--freeze", str(champ)]) == 0
     frozen = json.loads(champ.read_text())
-    assert frozen["cell"] == "lr_b" and frozen["metrics"]["nrmse_rollout"] == 0.10
+    assert frozen["cell"] == "lr_b" and frozen["metrics"]["nrmse_frame"] == 0.10
 
     place(sweep, "lr_e", 0, "full", json.loads((sweep / "lr_a/0/eval/full.json").read_text()), 0.05)
     assert main(["leaderboard", str(sweep), "--champion", str(champ), "--tolerance", "0.5"]) == 0

@@ -112,12 +112,12 @@ def demo_ledger(tmp_path, repo):
                 for name in ("small", "full"):
                     doc = eval_json(name, rollout if name == "full" else rollout + 0.1, i + 1)
                     (run_dir / "eval" / f"{name}.json").write_text(json.dumps(doc))
-                event("eval", started + 250, name="full", metrics={"nrmse_rollout": rollout})
+                event("eval", started + 250, name="full", metrics={"nrmse_frame": rollout})
                 event("done", started + 260)
                 end = started + 270
                 led.set_attempt(aid, state="destroyed", reason="finished", ended_at=end, done_event=1,
                                 spent=round(0.35 * (end - t) / 3600, 6))
-                led.set_cell("demo", c.name, state="finished", full_metrics={"nrmse_rollout": rollout})
+                led.set_cell("demo", c.name, state="finished", full_metrics={"nrmse_frame": rollout})
                 t = end
         led.close()
         return path, rollouts

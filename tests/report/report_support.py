@@ -8,10 +8,10 @@ T0 = 1_700_000_000.0
 
 
 def ev(rollout: float, one: float = 0.01, mass: float = 0.001, energy: float = 0.0, gain: float | None = 0.02):
-    return EvalRecord(split="full", metrics={"nrmse_rollout": rollout, "nrmse_1step": one, "mass_drift": mass,
+    return EvalRecord(split="full", metrics={"nrmse_frame": rollout, "nrmse_rollout": rollout + 0.01, "nrmse_1step": one, "mass_drift": mass,
                                              "energy_violation": energy},
-                      baselines={"persistence": {"nrmse_rollout": 0.64, "nrmse_1step": 0.05},
-                                 "fno": {"nrmse_rollout": 0.31}}, ttc_gain=gain, source="hand")
+                      baselines={"persistence": {"nrmse_frame": 0.64, "nrmse_rollout": 0.65, "nrmse_1step": 0.05},
+                                 "fno": {"nrmse_frame": 0.31, "nrmse_rollout": 0.32}}, ttc_gain=gain, source="hand")
 
 
 def val_ev(rollout: float, **kw) -> EvalRecord:
@@ -42,14 +42,14 @@ def attempt(i, cell_name, reason, start, run_s, price=0.4, spent=None, started=T
                          gpu="RTX 4090", machine_id=f"m{i}", error=error, phases=phases)
 
 
-METRIC_KEYS = ("nrmse_1step", "nrmse_rollout", "rmse", "max_err", "crmse", "brmse", "frmse_low", "frmse_mid",
+METRIC_KEYS = ("nrmse_1step", "nrmse_frame", "nrmse_rollout", "rmse", "max_err", "crmse", "brmse", "frmse_low", "frmse_mid",
                "frmse_high", "mass_drift", "energy_violation", "pde_residual")
 
 
 def eval_json(name: str, rollout: float, seed: int) -> dict:
     """An eval report in the schema of usim_core/eval/schema.py (validated by the tests)."""
     metrics = {k: round(0.001 * (i + 1) + 0.0001 * seed, 6) for i, k in enumerate(METRIC_KEYS)}
-    metrics["nrmse_rollout"] = rollout
+    metrics["nrmse_frame"] = rollout  # the ranked (primary) metric
     persistence = {k: 0.5 for k in METRIC_KEYS}
 
     def mode(m: dict) -> dict:

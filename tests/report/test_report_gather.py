@@ -18,7 +18,7 @@ def test_gather_reads_full_eval_first_and_baselines(demo_ledger):
     led.close()
     for c in data.cells:
         assert [e.split for e in c.evals] == ["full", "small"]
-        assert c.metrics["nrmse_rollout"] == rollouts[c.name]
+        assert c.metrics["nrmse_frame"] == rollouts[c.name]
         assert c.eval.baselines == {"persistence": c.eval.baselines["persistence"]}   # fno is null: left out
         assert c.eval.baselines["persistence"]["nrmse_rollout"] == 0.5
         assert set(c.curves) == {"codec/loss", "codec/val_loss", "operator/loss", "operator/val_loss"}
@@ -103,7 +103,7 @@ def test_val_is_the_eval_whose_own_split_is_val(tmp_path):
     from report_support import eval_json
 
     from usim_tui.report.data import read_eval
-    from usim_tui.report.model import CellRecord
+    from usim_tui.report.model import PRIMARY, CellRecord
 
     small = eval_json("small", 0.3, 1)
     small["split"] = "test"
@@ -111,8 +111,8 @@ def test_val_is_the_eval_whose_own_split_is_val(tmp_path):
     (tmp_path / "full.json").write_text(json.dumps(eval_json("full", 0.2, 1)))
     cell = CellRecord(name="c", round="r", state="finished",
                       evals=[read_eval(tmp_path / "full.json"), read_eval(tmp_path / "small.json")])
-    assert cell.val is None and cell.val_score("nrmse_rollout") is None
+    assert cell.val is None and cell.val_score(PRIMARY) is None
     small["split"] = "val"
     (tmp_path / "small.json").write_text(json.dumps(small))
     cell.evals[1] = read_eval(tmp_path / "small.json")
-    assert cell.val_score("nrmse_rollout") == 0.3
+    assert cell.val_score(PRIMARY) == 0.3

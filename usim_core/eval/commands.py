@@ -9,8 +9,9 @@ import sys
 from pathlib import Path
 
 from usim_core.config import ConfigError
+from usim_core.eval.schema import PRIMARY_METRIC
 
-SUMMARY_KEYS = ("nrmse_1step", "nrmse_rollout", "rmse", "mass_drift", "energy_violation", "pde_residual")
+SUMMARY_KEYS = ("nrmse_frame", "nrmse_1step", "nrmse_rollout", "rmse", "mass_drift", "energy_violation", "pde_residual")
 
 
 def _fmt(v: float | None) -> str:
@@ -140,7 +141,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     lbp = sub.add_parser("leaderboard", help="rank the eval JSONs of a sweep dir (CSV + JSON)")
     lbp.add_argument("dir", help="runs/<sweep> (reads <cell>/<attempt>/eval/*.json)")
-    lbp.add_argument("--metric", default="nrmse_rollout")
+    lbp.add_argument("--metric", default=PRIMARY_METRIC,
+                     help=f"rank (on val) by this metric, lower is better (default {PRIMARY_METRIC}: PDEBench's "
+                          "per-frame nRMSE; nrmse_rollout is the pooled space-time one)")
     lbp.add_argument("--champion", help="gate every row against this frozen champion file")
     lbp.add_argument("--tolerance", type=float, default=0.0, help="relative slack of the gate")
     lbp.add_argument("--freeze", help="after writing, freeze the run best on val as the champion in this file")
@@ -150,6 +153,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     g = sub.add_parser("gate", help="compare one eval JSON with a frozen champion; records the result, exit 0")
     g.add_argument("eval_json")
     g.add_argument("--champion", required=True)
-    g.add_argument("--metric", default="nrmse_rollout")
+    g.add_argument("--metric", default=PRIMARY_METRIC, help=f"compared metric (default {PRIMARY_METRIC})")
     g.add_argument("--tolerance", type=float, default=0.0)
     g.set_defaults(func=_gate)

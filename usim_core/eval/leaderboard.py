@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from usim_core.config import ConfigError
-from usim_core.eval.schema import METRIC_KEYS, validate_report
+from usim_core.eval.schema import METRIC_KEYS, PRIMARY_METRIC, validate_report
 
 CHAMPION_KIND = "usim-champion"
 ID_KEYS = ("name", "split", "cell", "attempt", "primary_mode", "stage", "config_hash", "manifest_hash",
@@ -51,7 +51,7 @@ def row_of(path: Path, root: Path) -> dict[str, Any]:
         "ttc_gain": rep["ttc"]["gain"],
         "checkpoint": rep["checkpoint"], "path": str(path),
     }
-    model, pers = row["nrmse_rollout"], row["persistence_nrmse_rollout"]
+    model, pers = row[PRIMARY_METRIC], row[f"persistence_{PRIMARY_METRIC}"]
     row["ratio_to_persistence"] = model / pers if model is not None and pers else None
     return row
 
@@ -105,7 +105,7 @@ def _attach_val_scores(rows: list[dict[str, Any]], metric: str) -> None:
         r["val_score"] = val.get((r["cell"], r["attempt"]))
 
 
-def build(root: str | Path, metric: str = "nrmse_rollout") -> tuple[list[dict[str, Any]], list[str]]:
+def build(root: str | Path, metric: str = PRIMARY_METRIC) -> tuple[list[dict[str, Any]], list[str]]:
     """(rows sorted by eval name then metric, unreadable files with the reason)."""
     root = Path(root)
     if metric not in METRIC_KEYS:
@@ -160,7 +160,7 @@ def load_champion(path: str | Path) -> dict[str, Any]:
     return champ
 
 
-def gate(row: dict[str, Any], champ: dict[str, Any], metric: str = "nrmse_rollout",
+def gate(row: dict[str, Any], champ: dict[str, Any], metric: str = PRIMARY_METRIC,
          tolerance: float = 0.0) -> dict[str, Any]:
     """pass | fail | self (the champion's own run) | incomparable; lower metric is better."""
     out = {"metric": metric, "tolerance": tolerance, "value": row.get(metric),

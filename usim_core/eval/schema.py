@@ -13,6 +13,7 @@ METRIC_KEYS: tuple[str, ...] = (
     "nrmse_1step", "nrmse_frame", "nrmse_rollout", "rmse", "max_err", "crmse", "brmse",
     "frmse_low", "frmse_mid", "frmse_high", "mass_drift", "energy_violation", "pde_residual",
 )
+PRIMARY_METRIC = "nrmse_frame"  # PDEBench's per-frame nRMSE: what runs are ranked, gated and selected by
 
 
 class Strict(BaseModel):

@@ -8,10 +8,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from usim_core.eval.schema import PRIMARY_METRIC
 from usim_tui.fleet.states import AttemptState, CellState
 
 # Eval metrics shown first in one-line summaries (the rest follow in the ledger's order).
-HEADLINE_METRICS = ("nrmse_rollout", "nrmse_1step", "mass_drift", "energy_violation")
+HEADLINE_METRICS = (PRIMARY_METRIC, "nrmse_rollout", "nrmse_1step", "mass_drift", "energy_violation")
 
 
 def headline(metrics: dict[str, float], n: int = 3) -> str:

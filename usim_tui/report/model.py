@@ -7,7 +7,9 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-PRIMARY = "nrmse_rollout"
+from usim_core.eval.schema import PRIMARY_METRIC
+
+PRIMARY = PRIMARY_METRIC  # per-frame nRMSE: what the report ranks by
 
 
 @dataclass

@@ -103,7 +103,7 @@ def _leaderboard(doc: Doc, data: ReportData) -> None:
             doc.table(["cell", "source", *keys], [[c.name, c.eval.source if c.eval else "",
                                                    *(_f(c.metrics.get(k)) for k in keys)] for c in other])
         return
-    doc.p(f"Lower is better. Ranked by the val (small) eval's rollout nRMSE (`val`), as the champion is chosen; "
+    doc.p(f"Lower is better. Ranked by the val (small) eval's per-frame nRMSE (`val`), as the champion is chosen; "
           "test numbers never rank. `split` says whether the other numbers come from the full (test) or the small "
           f"(val) eval. Gates: |mass drift| ≤ {MASS_TOL:g}, energy violation ≤ {ENERGY_TOL:g}.")
     rows = []
@@ -118,7 +118,7 @@ def _leaderboard(doc: Doc, data: ReportData) -> None:
     for name, m in A.baselines(data).items():
         rows.append([f"baseline: {name}", "", "", _f(m.get(PRIMARY)), _f(m.get("nrmse_1step")),
                      "", "", "", "", ""])
-    doc.table(["cell", "val", "split", "rollout nRMSE", "1-step nRMSE", "mass drift", "energy violation", "TTC gain",
+    doc.table(["cell", "val", "split", "per-frame nRMSE", "1-step nRMSE", "mass drift", "energy violation", "TTC gain",
                "train time", "cost"], rows)
     if not champ:
         doc.p("No champion: no finished cell has a val (small) eval, and a champion is never chosen on test.")
@@ -127,12 +127,12 @@ def _leaderboard(doc: Doc, data: ReportData) -> None:
         vs = f", {base / champ.metrics[PRIMARY]:.2f}× better than persistence" if base else ""
         gated = A.passes_gates(champ.metrics)
         warn = " **No finished cell passes the physics gates**: this is only the lowest error." if gated is False else ""
-        doc.p(f"Champion: `{champ.name}` with rollout nRMSE {champ.metrics[PRIMARY]:.4g}{vs}.{warn}")
+        doc.p(f"Champion: `{champ.name}` with per-frame nRMSE {champ.metrics[PRIMARY]:.4g}{vs}.{warn}")
         coarse = A.baselines(data).get("coarse_solver")
         if coarse and "nx" in coarse:
             cost = champ.metrics.get("model_cpu_s_per_traj")
             doc.p(f"Coarse-solver reference (the project's own solver on {coarse['nx']:.0f} points, the grid whose "
-                  f"CPU cost matches the model's): rollout nRMSE {_f(coarse.get(PRIMARY))} at "
+                  f"CPU cost matches the model's): per-frame nRMSE {_f(coarse.get(PRIMARY))} at "
                   f"{_f(coarse.get('cpu_s_per_traj'))} CPU s per trajectory; the champion costs "
                   f"{_f(cost)} CPU s per trajectory.")
 
@@ -238,7 +238,7 @@ def _next(doc: Doc, data: ReportData) -> None:
     items = []
     if ns.champion:
         cfg = ", ".join(f"`{k}={v}`" for k, v in ns.champion.overrides.items()) or "the base config"
-        items.append(f"Best configuration: `{ns.champion.name}` ({cfg}), rollout nRMSE "
+        items.append(f"Best configuration: `{ns.champion.name}` ({cfg}), per-frame nRMSE "
                      f"{ns.champion.metrics[PRIMARY]:.4g}.")
     else:
         have = any(c.state == "finished" and PRIMARY in c.metrics for c in data.cells)

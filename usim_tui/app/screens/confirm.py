@@ -8,6 +8,7 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Button, Static
 
+from usim_core.eval.schema import PRIMARY_METRIC
 from usim_tui.app.format import money
 from usim_tui.fleet.snapshot import AttemptView, BudgetView, CellView
 from usim_tui.fleet.states import CellState
@@ -54,7 +55,7 @@ def kept_result(c: CellView | None) -> str:
     """What stays of a finished cell when it runs again."""
     if c is None or c.state != CellState.FINISHED:
         return ""
-    best = c.metrics.get("nrmse_rollout")
+    best = c.metrics.get(PRIMARY_METRIC)
     return f" — finished{f', nRMSE {best:.3g}' if best is not None else ''}: its result stays"
 
 

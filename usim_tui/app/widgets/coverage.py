@@ -12,12 +12,13 @@ from textual.binding import BindingType
 from textual.message import Message
 from textual.widgets import Static
 
+from usim_core.eval.schema import PRIMARY_METRIC
 from usim_tui.app.bindings import GRID
 from usim_tui.app.format import CELL_STYLE
 from usim_tui.fleet.snapshot import CellView
 from usim_tui.fleet.states import CellState
 
-BEST_METRIC = "nrmse_rollout"
+BEST_METRIC = PRIMARY_METRIC
 
 
 def axis_tags(cell: CellView) -> list[tuple[str, str]]:

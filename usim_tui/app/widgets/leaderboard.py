@@ -1,4 +1,4 @@
-"""Finished cells ranked on val by rollout nRMSE, with the physics gates (mass, energy) and their cost."""
+"""Finished cells ranked on val by per-frame nRMSE, with the physics gates (mass, energy) and their cost."""
 
 from __future__ import annotations
 
@@ -8,11 +8,12 @@ from textual.widgets import Static
 
 from usim_core.eval.gates import gate
 from usim_core.eval.leaderboard import val_first
+from usim_core.eval.schema import PRIMARY_METRIC
 from usim_tui.app.format import money, short_names
 from usim_tui.fleet.snapshot import CellView
 from usim_tui.fleet.states import CellState
 
-RANK_BY = "nrmse_rollout"
+RANK_BY = PRIMARY_METRIC
 
 
 def gate_text(name: str, ok: bool | None) -> Text:
@@ -51,7 +52,7 @@ class Leaderboard(Static):
             return
         self._key = key
         if not rows:
-            self.update(Text("no finished cell with a rollout nRMSE yet", style="dim"))
+            self.update(Text("no finished cell with a per-frame nRMSE yet", style="dim"))
             return
         table = Table(expand=True, box=None, padding=(0, 1), header_style="bold")
         names = short_names([c.name for c in rows], width)  # the shared front goes, never the tail

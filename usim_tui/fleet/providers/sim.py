@@ -189,7 +189,8 @@ class SimProvider:
             end = t0 + s.run_s
             if s.outcome == "done":
                 lines.append("@usim " + json.dumps({"v": 1, "kind": "eval", "t": end, "name": "small",
-                                                    "metrics": {"nrmse_rollout": 0.1 + int(i.id) % 5 / 100}}))
+                                                    "metrics": {"nrmse_frame": 0.1 + int(i.id) % 5 / 100,
+                                                                "nrmse_rollout": 0.11 + int(i.id) % 5 / 100}}))
                 lines.append("@usim " + json.dumps({"v": 1, "kind": "done", "t": end}))
             elif s.outcome == "error":
                 lines.append("@usim " + json.dumps({"v": 1, "kind": "error", "t": end, "reason": s.message}))
