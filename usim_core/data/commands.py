@@ -13,7 +13,7 @@ from usim_core.config import ConfigError
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "datagen", help="generate 1D Burgers trajectories into an HDF5 file in PDEBench's layout",
-        description="Solve 1D viscous Burgers (diffusion nu/pi, periodic [0, 1)) from PDEBench-style random "
+        description="Solve 1D viscous Burgers (diffusion nu/pi, periodic [0, 1), or (-1, 1) with --length 2) from PDEBench-style random "
                     "initial conditions. An interrupted run resumes from <out>.partial; the final name "
                     "only ever holds a complete file.",
         epilog="Examples: usim-core datagen --nu 0.01 --n 1000 --nx 1024 --nt 201 --seed 0 --out data/burgers_nu0.01.h5\n"
