@@ -185,8 +185,8 @@ def select_on_val(model: Any, cfg: Any, meta: dict, bundle: Any, device: str, do
     scores = {m: clean(float(v.mean())) for m, v in per_traj.items()}
     op = per_traj.get("operator")
     others = [m for m in per_traj if m != "operator"]
-    beats = {m: op is not None and beats_operator(op, per_traj[m]) for m in others}
     paired = {m: paired_gain(op, per_traj[m]) for m in others} if op is not None else {}
+    beats = {m: op is not None and beats_operator(op, per_traj[m], paired[m]) for m in others}
     primary = min([m for m, b in beats.items() if b] or ["operator"], key=lambda m: scores[m] or 0.0)
     return {"split": "val", "trajectories": n, "nrmse_frame": scores, "beats_operator": beats,
             "gain_over_operator": paired, "primary_mode": primary if available else None}

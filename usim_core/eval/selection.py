@@ -31,9 +31,10 @@ def paired_gain(op: Tensor, mode: Tensor) -> dict[str, Any]:
     return {"gain": float(d.mean()), "ci95": half, "trajectories": n}
 
 
-def beats_operator(op: Tensor, mode: Tensor) -> bool:
-    """op, mode: (B,) per-trajectory per-frame nRMSE on the same val trajectories."""
-    g = paired_gain(op, mode)
+def beats_operator(op: Tensor, mode: Tensor, gain: dict[str, Any] | None = None) -> bool:
+    """op, mode: (B,) per-trajectory per-frame nRMSE on the same val trajectories; `gain`: their paired_gain,
+    when the caller has it already."""
+    g = gain or paired_gain(op, mode)
     if g["gain"] is None or g["ci95"] is None:
         return False
     return g["gain"] > MIN_GAIN * float(op.double().mean()) and g["gain"] - g["ci95"] > 0
