@@ -63,7 +63,7 @@ class ProviderSettings(Strict):
     image: str = "pytorch/pytorch:2.5.1-cuda12.4-cudnn9-runtime"
     install: str = Field(
         "wheel", description="what the host runs: 'wheel' (the wheel built from the sweep's checkout, pushed and "
-        "installed over SSH: fleet/host.py), or for the onstart bootstrap a pinned requirement "
+        "installed over SSH: fleet/hosts/bring_up.py), or for the onstart bootstrap a pinned requirement "
         "('usim-sweeps==0.1.0'), a wheel URL (https://.../usim_sweeps-0.1.0-py3-none-any.whl) or a git URL@ref")
     price_per_hour: float = Field(0.35, ge=0, description="local provider: notional $/h so budget burn is real")
     startup_deadline_s: float = Field(900, gt=0, description="no started marker by then -> destroy, relaunch")

@@ -15,9 +15,9 @@ from usim_core.events import parse_lines
 from usim_core.sweep import ProviderSettings
 from usim_tui.emulator.server import serve
 from usim_tui.emulator.state import Emulator
-from usim_tui.fleet.bootstrap import ONSTART_MAX, install_arg, onstart_script, render
 from usim_tui.fleet.providers.base import EXITED, LaunchSpec, make_label
-from usim_tui.fleet.providers.vast import VastProvider
+from usim_tui.fleet.vast.onstart import ONSTART_MAX, install_arg, onstart_script, render
+from usim_tui.fleet.vast.provider import VastProvider
 
 KEY = "boot-key-123456789"
 SECRET = "wandb-0123456789abcdef"

@@ -14,8 +14,8 @@ from usim_core.events import parse_lines
 from usim_core.sweep import expand
 from usim_tui.emulator.server import serve
 from usim_tui.emulator.state import Emulator
-from usim_tui.fleet.open import open_sweep
-from usim_tui.fleet.providers.vast import VastProvider
+from usim_tui.fleet.process.open import open_sweep
+from usim_tui.fleet.vast.provider import VastProvider
 
 ROOT = Path(__file__).resolve().parents[2]
 KEY = "e2e-key-abcdef123"

@@ -14,7 +14,7 @@ from usim_tui.emulator.faults import FaultProfile
 from usim_tui.emulator.server import serve
 from usim_tui.emulator.state import Emulator
 from usim_tui.fleet.clock import VirtualClock
-from usim_tui.fleet.open import open_sweep
+from usim_tui.fleet.process.open import open_sweep
 from usim_tui.fleet.providers.base import (
     EXITED,
     FAILED,
@@ -25,7 +25,7 @@ from usim_tui.fleet.providers.base import (
     ProviderError,
     make_label,
 )
-from usim_tui.fleet.providers.vast import VastProvider, resolve_api_key
+from usim_tui.fleet.vast.provider import VastProvider, resolve_api_key
 
 ROOT = Path(__file__).resolve().parents[2]
 KEY = "k-test-1234567890"
@@ -231,7 +231,7 @@ def test_api_key_resolution_order(tmp_path):
 
 
 async def test_make_provider_scopes_the_listing_to_the_sweep(monkeypatch):
-    from usim_tui.fleet.providers import make_provider
+    from usim_tui.fleet.process.open import make_provider
 
     emu = emulator()
     async with serve(emu) as url:

@@ -18,13 +18,13 @@ import yaml
 from usim_core.sweep import ProviderSettings, expand
 from usim_tui.emulator.server import serve
 from usim_tui.emulator.state import Emulator
-from usim_tui.fleet import host
-from usim_tui.fleet.bootstrap import host_run_dir
-from usim_tui.fleet.keys import ensure_key
+from usim_tui.fleet.hosts import bring_up as host
+from usim_tui.fleet.hosts.keys import ensure_key
+from usim_tui.fleet.hosts.run_script import host_run_dir
+from usim_tui.fleet.hosts.ssh import PullFailed, SSHUnreachable
+from usim_tui.fleet.hosts.wheel import build_wheel, sha256_of
 from usim_tui.fleet.providers.base import RUNNING, HostProvider, LaunchSpec, make_label
-from usim_tui.fleet.providers.vast import VastProvider
-from usim_tui.fleet.ssh import PullFailed, SSHUnreachable
-from usim_tui.fleet.wheel import build_wheel, sha256_of
+from usim_tui.fleet.vast.provider import VastProvider
 
 ROOT = Path(__file__).resolve().parents[2]
 KEY = "ssh-test-key-0123456789"
@@ -41,7 +41,7 @@ def test_wheel_is_this_checkout(wheel):
     assert path.name.startswith("usim_sweeps-") and path.suffix == ".whl"
     assert sha == sha256_of(path) and len(sha) == 64
     names = zipfile.ZipFile(path).namelist()
-    assert "usim_core/cli.py" in names and "usim_tui/fleet/host_run.sh" in names
+    assert "usim_core/cli.py" in names and "usim_tui/fleet/hosts/host_run.sh" in names
     meta = zipfile.ZipFile(path).read(next(n for n in names if n.endswith("METADATA"))).decode()
     assert "Name: usim-sweeps" in meta and 'Requires-Dist: scipy' in meta and "neuraloperator" in meta
 
@@ -228,7 +228,7 @@ def two_cell_sweep(tmp: Path) -> Path:
 
 
 async def run_fleet(tmp_path: Path, url: str, sweep):
-    from usim_tui.fleet.open import open_sweep
+    from usim_tui.fleet.process.open import open_sweep
 
     p = VastProvider(sweep.spec.provider, api_key=KEY, base_url=url, sweep=sweep.name, ssh=True,
                      ssh_key=tmp_path / "cfg" / "id_ed25519")
@@ -269,7 +269,7 @@ async def test_a_sweep_on_ssh_hosts_pulls_results_back_before_destroying(tmp_pat
 
 @pytest.mark.slow
 async def test_a_pull_that_keeps_failing_records_results_lost_and_destroys_anyway(tmp_path, monkeypatch):
-    from usim_tui.fleet import hosts
+    from usim_tui.fleet.control import host_runs as hosts
 
     async def fails(self, *args, **kwargs):
         raise PullFailed("simulated: the host stopped answering sftp")

@@ -14,8 +14,8 @@ from usim_core.sweep import ProviderSettings
 from usim_tui.emulator.faults import FaultProfile
 from usim_tui.emulator.server import serve
 from usim_tui.emulator.state import Emulator
-from usim_tui.fleet.keys import ensure_key
-from usim_tui.fleet.providers.vast import VastProvider
+from usim_tui.fleet.hosts.keys import ensure_key
+from usim_tui.fleet.vast.provider import VastProvider
 
 KEY = "cli-test-key-123456"
 VASTAI = str(Path(sys.executable).with_name("vastai"))

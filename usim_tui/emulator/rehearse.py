@@ -23,11 +23,11 @@ from usim_tui.emulator.offers import catalogue
 from usim_tui.emulator.server import serve
 from usim_tui.emulator.state import Emulator
 from usim_tui.fleet.clock import VirtualClock
-from usim_tui.fleet.controller import Controller
-from usim_tui.fleet.open import open_sweep
+from usim_tui.fleet.control.controller import Controller
+from usim_tui.fleet.process.open import open_sweep
 from usim_tui.fleet.providers.base import make_label, parse_label
-from usim_tui.fleet.providers.vast import VastProvider
-from usim_tui.fleet.states import CellState
+from usim_tui.fleet.store.states import CellState
+from usim_tui.fleet.vast.provider import VastProvider
 
 KEY = "rehearsal-key"   # the emulator's own key: not a secret
 

@@ -19,7 +19,7 @@ from typing import Any
 
 import asyncssh
 
-from usim_tui.fleet.keys import key_body
+from usim_tui.fleet.hosts.keys import key_body
 
 PASS_ENV = ("LANG", "LC_ALL", "TMPDIR", "WANDB_MODE", "WANDB_DIR", "WANDB_SILENT", "USIM_THREADS",
             "VIRTUAL_ENV")

@@ -16,24 +16,21 @@ from pathlib import Path
 from typing import Any
 
 from usim_core.events import Event
-from usim_tui.fleet import host, wheel
-from usim_tui.fleet.journal import Journal
-from usim_tui.fleet.ledger import Ledger
+from usim_tui.fleet.hosts.bring_up import BringUpFailed, bring_up
+from usim_tui.fleet.hosts.run_script import host_run_dir
+from usim_tui.fleet.hosts.wheel import build_wheel
 from usim_tui.fleet.providers.base import HostProvider, Provider, ProviderError
-from usim_tui.fleet.rows import AttemptRow
-from usim_tui.fleet.states import AttemptState
+from usim_tui.fleet.store.journal import Journal
+from usim_tui.fleet.store.ledger import Ledger
+from usim_tui.fleet.store.rows import AttemptRow
+from usim_tui.fleet.store.states import AttemptState
 
 A = AttemptState
 PULL_DEADLINE_S = 600.0            # after the attempt ended: then destroy without its results
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 
 
-def host_run_dir(a: AttemptRow) -> str:
-    """The attempt's run dir on its host (bootstrap.host_run_dir: relative to the login home)."""
-    return f"runs/{a.sweep}/{a.cell}/{a.attempt}"
-
-
-class Hosts:
+class HostRuns:
     def __init__(self, ledger: Ledger, provider: Provider, journal: Journal, sweep: Any, runs_root: Path,
                  env: Mapping[str, str]) -> None:
         self.ledger, self.provider, self.journal, self.sweep = ledger, provider, journal, sweep
@@ -50,7 +47,7 @@ class Hosts:
     def wheel(self, now: float) -> Path:
         """The wheel of this checkout, built once per controller; its sha256 recorded in the ledger."""
         if self._wheel is None:
-            path, sha = wheel.build_wheel(REPO, self.runs_root / self.sweep.name / "wheel")
+            path, sha = build_wheel(REPO, self.runs_root / self.sweep.name / "wheel")
             self._wheel = path
             self.ledger.set_sweep(self.sweep.name, wheel_sha256=sha)
             self.journal.event(now, "wheel", f"built {path.name} (sha256 {sha[:12]})", data={"sha256": sha})
@@ -65,7 +62,7 @@ class Hosts:
                 continue
             task = self._tasks.get(("up", a.id))
             if task is None:
-                self._tasks[("up", a.id)] = asyncio.create_task(host.bring_up(
+                self._tasks[("up", a.id)] = asyncio.create_task(bring_up(
                     self.provider, a.provider_id, wheel=self.wheel(now), config=self.sweep.cell(a.cell).config,
                     run_dir=host_run_dir(a), env=self.env, max_runtime_s=self.sweep.spec.provider.max_runtime_s))
             elif task.done():
@@ -77,7 +74,7 @@ class Hosts:
         if exc is None:
             self.ledger.set_attempt(a.id, host_started_at=now)
             self.journal.event(now, "host", f"{a.cell} #{a.attempt}: run started on the host over SSH", a)
-        elif isinstance(exc, host.BringUpFailed) and ": install failed" in str(exc):
+        elif isinstance(exc, BringUpFailed) and ": install failed" in str(exc):
             self.ledger.set_attempt(a.id, error_event=str(exc)[:500])   # judged as the run's failure
             self.journal.event(now, "host", f"{a.cell} #{a.attempt}: {exc}", a)
         else:   # SSH not answering yet, a dropped push: tried again next poll, up to the start-up deadline

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from usim_core.eval.schema import PRIMARY_METRIC
-from usim_tui.fleet.states import AttemptState, CellState
+from usim_tui.fleet.store.states import AttemptState, CellState
 
 # Eval metrics shown first in one-line summaries (the rest follow in the ledger's order).
 HEADLINE_METRICS = (PRIMARY_METRIC, "nrmse_rollout", "nrmse_1step", "mass_drift", "energy_violation")

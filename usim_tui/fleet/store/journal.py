@@ -7,8 +7,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from usim_tui.fleet.ledger import Ledger
-from usim_tui.fleet.rows import AttemptRow
+from usim_tui.fleet.store.ledger import Ledger
+from usim_tui.fleet.store.rows import AttemptRow
 
 
 class Journal:

@@ -18,10 +18,10 @@ import yaml
 
 from usim_core.config import RunConfig
 from usim_core.sweep import Sweep
-from usim_tui.fleet import policies
-from usim_tui.fleet.journal import Journal
-from usim_tui.fleet.ledger import Ledger
-from usim_tui.fleet.states import CRASH_REASONS, CellState, EndReason
+from usim_tui.fleet.control import policies
+from usim_tui.fleet.store.journal import Journal
+from usim_tui.fleet.store.ledger import Ledger
+from usim_tui.fleet.store.states import CRASH_REASONS, CellState, EndReason
 
 DEFAULT_COMMAND = [sys.executable, "-m", "usim_core", "preflight", "--config"]
 TIMEOUT_S = 900.0

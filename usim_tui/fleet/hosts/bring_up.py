@@ -23,9 +23,9 @@ from typing import Any
 
 import yaml
 
-from usim_tui.fleet.bootstrap import host_run_script
+from usim_tui.fleet.hosts.run_script import host_run_script
+from usim_tui.fleet.hosts.ssh import HostCommandFailed, SSHUnreachable
 from usim_tui.fleet.providers.base import ProviderError
-from usim_tui.fleet.ssh import HostCommandFailed, SSHUnreachable
 
 WHEEL_DIR = ".usim/wheels"
 # pip flags for the wheel install; the emulator's sandbox adds --no-deps through USIM_PIP_FLAGS (its venv
@@ -57,7 +57,7 @@ async def bring_up(provider: Any, provider_id: str, *, wheel: Path, config: dict
                    ssh_deadline_s: float = 180.0) -> None:
     """Push wheel + config + run script, install the wheel, start the trainer detached.
 
-    `run_dir` is relative to the login home (bootstrap.host_run_dir(spec)); `env` (W&B variables, secrets)
+    `run_dir` is relative to the login home (run_script.host_run_dir); `env` (W&B variables, secrets)
     reaches the trainer through a 0600 file, never a command line. Raises BringUpFailed naming the step."""
     wheel = Path(wheel)
     remote_wheel = f"{WHEEL_DIR}/{wheel.name}"

@@ -1,5 +1,5 @@
 """Vast.ai over its REST API (aiohttp): offer search, create, the paged v1 list, destroy, logs; and over SSH
-(asyncssh, vast_host.py) once an instance runs: push, start detached, read events, pull results.
+(asyncssh, host.py) once an instance runs: push, start detached, read events, pull results.
 
 Follows reference/vast_api.md: Bearer auth with the key from VAST_API_KEY or the vastai CLI's key files;
 per-endpoint minimum intervals paced on the controller's clock (a virtual clock in rehearsals, so nothing
@@ -39,7 +39,7 @@ from usim_tui.fleet.providers.base import (
     RateLimited,
     parse_label,
 )
-from usim_tui.fleet.providers.vast_host import VastHost
+from usim_tui.fleet.vast.host import VastHost
 
 DEFAULT_URL = "https://console.vast.ai"
 # seconds between calls per endpoint (vast_api.md section 6); search is 10/min; logs are unstated: 0.5 s
@@ -322,7 +322,7 @@ class VastProvider(VastHost):
         if self._onstart is not None:
             onstart = self._onstart(spec)
         else:
-            from usim_tui.fleet.bootstrap import onstart_script
+            from usim_tui.fleet.vast.onstart import onstart_script
             onstart = onstart_script(spec, s)
         # over SSH the start carries the run's env (secrets included); the onstart script needs it otherwise
         env = {k: v for k, v in spec.env.items() if not (self.ssh and k in SECRET_ENV)}

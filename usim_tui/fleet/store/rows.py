@@ -17,7 +17,7 @@ from functools import cached_property
 from typing import Any, NamedTuple
 
 from usim_core.sweep import Cell
-from usim_tui.fleet.states import GONE, LIVE, AttemptState, CellState
+from usim_tui.fleet.store.states import GONE, LIVE, AttemptState, CellState
 
 
 def columns(row_type: type[tuple]) -> str:

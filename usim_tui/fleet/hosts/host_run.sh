@@ -1,5 +1,5 @@
 #!/bin/bash
-# usim host run: started detached over SSH by usim_tui/fleet/host.py (bring_up), in the login's home.
+# usim host run: started detached over SSH by usim_tui/fleet/hosts/bring_up.py (bring_up), in the login's home.
 # Trains, and on any exit appends an `exit` event to events.jsonl (and stdout). The controller pulls the run
 # dir and then destroys the instance; if it has not after USIM_STOP_AFTER_S (default 30 min: it is gone or
 # cut off), the container stops itself, so the GPU stops billing (a stopped container has no SSH: results

@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 from usim_core.config import ConfigError
-from usim_tui.fleet.states import LIVE, CellState
+from usim_tui.fleet.store.states import LIVE, CellState
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -78,7 +78,7 @@ def _ledger_args(p: argparse.ArgumentParser) -> None:
 
 
 def _find_ledger(args: argparse.Namespace):
-    from usim_tui.fleet.ledger import Ledger
+    from usim_tui.fleet.store.ledger import Ledger
 
     if args.ledger:
         path = Path(args.ledger)
@@ -100,7 +100,7 @@ def _find_ledger(args: argparse.Namespace):
 
 
 def _run(args: argparse.Namespace) -> int:
-    from usim_tui.fleet import follow
+    from usim_tui.fleet.process import follow
 
     # Ctrl-C is only noted while the controller starts and while it is followed, and answered between two
     # steps, so no moment of either can turn it into a bare exit that leaves a local sweep running
@@ -116,13 +116,13 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _controller(args: argparse.Namespace) -> int:
-    from usim_tui.fleet import follow
+    from usim_tui.fleet.process import follow
 
     return follow.serve(args)
 
 
 def _stop(args: argparse.Namespace) -> int:
-    from usim_tui.fleet import daemon
+    from usim_tui.fleet.process import daemon
 
     led, name = _find_ledger(args)
     if not daemon.is_held(led.path):
@@ -145,7 +145,7 @@ def _stop(args: argparse.Namespace) -> int:
 
 def _controller_line(led, snap) -> str:
     """Whether a controller holds the ledger (the OS lock decides; the heartbeat row may be stale)."""
-    from usim_tui.fleet import daemon
+    from usim_tui.fleet.process import daemon
 
     if daemon.is_held(led.path):
         age = time.time() - (snap.controller_seen_at or time.time())
@@ -166,7 +166,7 @@ def _left_running(led, name: str) -> str:
 
 
 def _status(args: argparse.Namespace) -> int:
-    from usim_tui.fleet.snapshot import headline
+    from usim_tui.fleet.store.snapshot import headline
 
     led, name = _find_ledger(args)
     snap = led.snapshot(name)
@@ -202,7 +202,7 @@ def _queue(args: argparse.Namespace, command: str, **kw) -> int:
     if "cell" in kw and kw["cell"] not in {c.name for c in led.cells(name)}:
         raise ConfigError(f"sweep {name} has no cell {kw['cell']!r}; cells: "
                           + ", ".join(c.name for c in led.cells(name)))
-    from usim_tui.fleet import daemon
+    from usim_tui.fleet.process import daemon
 
     if daemon.is_held(led.path):
         cid = led.enqueue(name, command, **kw)
@@ -218,7 +218,7 @@ def _queue(args: argparse.Namespace, command: str, **kw) -> int:
 
 
 async def _direct(led, name: str, command: str, kw: dict) -> int:
-    from usim_tui.fleet.open import open_sweep
+    from usim_tui.fleet.process.open import open_sweep
 
     recorded = led.sweep_row(name).runs_root
     runs_root = Path(recorded) if recorded else led.path.parent.parent   # else runs/<sweep>/ledger.sqlite

@@ -16,9 +16,9 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from usim_tui.fleet.keys import KeyPair, ensure_key, key_body
+from usim_tui.fleet.hosts.keys import KeyPair, ensure_key, key_body
+from usim_tui.fleet.hosts.ssh import SSHSession, SSHUnreachable, Target
 from usim_tui.fleet.providers.base import ProviderError, PullResult
-from usim_tui.fleet.ssh import SSHSession, SSHUnreachable, Target
 
 ENV_FILE_SUFFIX = ".env"
 

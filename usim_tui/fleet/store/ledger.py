@@ -20,10 +20,11 @@ from typing import Any
 
 from usim_core.config import ConfigError
 from usim_core.sweep import Sweep, SweepSpec
-from usim_tui.fleet.actions import check_command
-from usim_tui.fleet.rows import AttemptRow, CellRow, CommandRow, IntentRow, SweepRow, columns
-from usim_tui.fleet.snapshot import AttemptView, CellView, EventView, SweepSnapshot
-from usim_tui.fleet.states import GONE, AttemptState, CellState
+from usim_tui.fleet.store.budget import budget_view
+from usim_tui.fleet.store.commands import check_command
+from usim_tui.fleet.store.rows import AttemptRow, CellRow, CommandRow, IntentRow, SweepRow, columns
+from usim_tui.fleet.store.snapshot import AttemptView, CellView, EventView, SweepSnapshot
+from usim_tui.fleet.store.states import GONE, AttemptState, CellState
 
 MIGRATIONS: list[str] = [
     # v1
@@ -385,7 +386,6 @@ class Ledger:
 
     # ---- the read model ----------------------------------------------------------------------------------
     def snapshot(self, sweep: str | None = None, now: float | None = None) -> SweepSnapshot:
-        from usim_tui.fleet.budget import budget_view  # budget imports nothing from here at module level
 
         srow = self.sweep_row(sweep)
         name = srow.name

@@ -11,8 +11,8 @@ from dataclasses import dataclass
 
 from usim_core.sweep import ProviderSettings
 from usim_tui.fleet.providers.base import Observed
-from usim_tui.fleet.rows import AttemptRow, CellRow
-from usim_tui.fleet.states import (
+from usim_tui.fleet.store.rows import AttemptRow, CellRow
+from usim_tui.fleet.store.states import (
     CRASH_REASONS,
     FREE_REASONS,
     MACHINE_REASONS,

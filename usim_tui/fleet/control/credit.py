@@ -7,8 +7,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from usim_tui.fleet.ledger import Ledger
 from usim_tui.fleet.providers.base import Provider, ProviderError
+from usim_tui.fleet.store.ledger import Ledger
 
 CREDIT_EVERY_S = 300.0
 

@@ -13,9 +13,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from usim_core.sweep import SweepSpec
-from usim_tui.fleet.rows import AttemptRow
-from usim_tui.fleet.snapshot import BudgetView
-from usim_tui.fleet.states import BILLS_GPU, NOT_BILLING, UNSETTLED, AttemptState
+from usim_tui.fleet.store.rows import AttemptRow
+from usim_tui.fleet.store.snapshot import BudgetView
+from usim_tui.fleet.store.states import BILLS_GPU, NOT_BILLING, UNSETTLED, AttemptState
 
 DEFAULT_POLL_S = 5.0
 

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
-from usim_tui.fleet.ledger import Ledger
+from usim_tui.fleet.store.ledger import Ledger
 
 START_TIMEOUT_S = 120.0   # importing the fleet and opening the provider on a loaded laptop
 

@@ -19,21 +19,22 @@ from typing import Any
 
 from usim_core.events import Event
 from usim_core.sweep import Sweep
-from usim_tui.fleet import actions, budget, policies
 from usim_tui.fleet.clock import Clock, RealClock
-from usim_tui.fleet.credit import CreditReader
-from usim_tui.fleet.hosts import Hosts
-from usim_tui.fleet.ingest import describe, ingest
-from usim_tui.fleet.journal import Journal
-from usim_tui.fleet.launching import Launcher
-from usim_tui.fleet.ledger import Ledger, event_digest
-from usim_tui.fleet.logs import LogReader
+from usim_tui.fleet.control import actions, policies
+from usim_tui.fleet.control.credit import CreditReader
+from usim_tui.fleet.control.host_runs import HostRuns
+from usim_tui.fleet.control.launching import Launcher
+from usim_tui.fleet.control.logs import LogReader
+from usim_tui.fleet.control.reconcile import Reconciler
+from usim_tui.fleet.control.teardown import Teardown
 from usim_tui.fleet.providers.base import Provider, ProviderError
-from usim_tui.fleet.reconcile import Reconciler
-from usim_tui.fleet.rows import AttemptRow
-from usim_tui.fleet.snapshot import headline, summary_line
-from usim_tui.fleet.states import CELL_ENDED, GONE, UNSETTLED, AttemptState, CellState, EndReason
-from usim_tui.fleet.teardown import Teardown
+from usim_tui.fleet.store import budget
+from usim_tui.fleet.store.ingest import describe, ingest
+from usim_tui.fleet.store.journal import Journal
+from usim_tui.fleet.store.ledger import Ledger, event_digest
+from usim_tui.fleet.store.rows import AttemptRow
+from usim_tui.fleet.store.snapshot import headline, summary_line
+from usim_tui.fleet.store.states import CELL_ENDED, GONE, UNSETTLED, AttemptState, CellState, EndReason
 
 A, R = AttemptState, EndReason
 LOG_READS_PER_POLL = 4        # paid log fetches per poll besides one final read per ended attempt
@@ -53,7 +54,7 @@ class Controller:
         self.journal = Journal(ledger, sweep.name, log)
         self.launcher = Launcher(ledger, provider, sweep, self.journal, self.clock, poll_interval,
                                  Path(runs_root).resolve(), dict(env or {}), run_preflight, preflight_cmd)
-        self.hosts = Hosts(ledger, provider, self.journal, sweep, self.launcher.runs_root, self.launcher.env)
+        self.hosts = HostRuns(ledger, provider, self.journal, sweep, self.launcher.runs_root, self.launcher.env)
         self.logs = LogReader(provider, log_tail, log_reads_per_poll, self.hosts)
         self.credit = CreditReader(ledger, sweep.name, provider)
         self.teardown = Teardown(ledger, provider, self.journal, sweep.name, self.clock)
@@ -320,9 +321,9 @@ class Controller:
         if stop:
             await self._destroy_now(live, R.BUDGET, "budget cap reached", "the budget cap: money beats data", now)
 
-    # ---- commands (actions.COMMANDS) ----------------------------------------------------------------------
+    # ---- commands (store/commands.py) ----------------------------------------------------------------------
     async def command(self, command: str, **args: Any) -> str:
-        """One person's command, carried out now (see actions.py); returns its result line."""
+        """One person's command, carried out now (see control/actions.py); returns its result line."""
         return await actions.dispatch(self, command, **args)
 
     async def _run_commands(self, now: float) -> None:

@@ -8,10 +8,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from usim_core.sweep import Sweep
-from usim_tui.fleet import budget, policies, preflight
 from usim_tui.fleet.clock import Clock
-from usim_tui.fleet.journal import Journal
-from usim_tui.fleet.ledger import Ledger
+from usim_tui.fleet.control import policies, preflight
 from usim_tui.fleet.providers.base import (
     AuthError,
     LaunchSpec,
@@ -20,8 +18,11 @@ from usim_tui.fleet.providers.base import (
     ProviderError,
     make_label,
 )
-from usim_tui.fleet.rows import AttemptRow
-from usim_tui.fleet.states import AttemptState, EndReason
+from usim_tui.fleet.store import budget
+from usim_tui.fleet.store.journal import Journal
+from usim_tui.fleet.store.ledger import Ledger
+from usim_tui.fleet.store.rows import AttemptRow
+from usim_tui.fleet.store.states import AttemptState, EndReason
 
 
 @dataclass

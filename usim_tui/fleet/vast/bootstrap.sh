@@ -1,6 +1,6 @@
 #!/bin/bash
 # usim-bootstrap: install usim, write the cell's config, train, and always end the container.
-# Filled in by usim_tui/fleet/bootstrap.py; secrets arrive as instance environment variables, never here.
+# Filled in by usim_tui/fleet/vast/onstart.py; secrets arrive as instance environment variables, never here.
 set -uo pipefail
 W="${USIM_WORKDIR:-/workspace}"
 mkdir -p "$W" && cd "$W" || exit 90

@@ -13,8 +13,8 @@ from typing import Any
 
 from usim_core.events import Event, parse_lines
 from usim_tui.fleet.providers.base import Provider, ProviderError
-from usim_tui.fleet.rows import AttemptRow
-from usim_tui.fleet.states import ENDED, NO_LOG_YET, AttemptState
+from usim_tui.fleet.store.rows import AttemptRow
+from usim_tui.fleet.store.states import ENDED, NO_LOG_YET, AttemptState
 
 A = AttemptState
 FINAL_TRIES = 3          # polls an exited attempt's verdict waits for its final log read
@@ -23,7 +23,7 @@ FINAL_TRIES = 3          # polls an exited attempt's verdict waits for its final
 class LogReader:
     def __init__(self, provider: Provider, tail: int, reads_per_poll: int, hosts: Any = None) -> None:
         self.provider, self.tail, self.reads_per_poll = provider, tail, reads_per_poll
-        self.hosts = hosts                       # fleet/hosts.py: events of runs on SSH hosts come from there
+        self.hosts = hosts                       # fleet/control/host_runs.py: events of runs on SSH hosts come from there
         self.tails: dict[int, str] = {}          # attempt -> the last tail read (for failure messages)
         self.read_at: dict[int, float] = {}      # attempt -> when its log was last fetched (or tried)
         self.urgent: set[int] = set()            # a start-up deadline waits on a fresh read of these

@@ -14,13 +14,12 @@ from pathlib import Path
 
 from usim_core.config import ConfigError
 from usim_core.sweep import Sweep, expand
-from usim_tui.fleet import daemon
-from usim_tui.fleet.ledger import Ledger
-from usim_tui.fleet.open import default_ledger, open_sweep
-from usim_tui.fleet.providers import make_provider
+from usim_tui.fleet.process import daemon
+from usim_tui.fleet.process.open import default_ledger, make_provider, open_sweep
 from usim_tui.fleet.providers.base import ProviderError
-from usim_tui.fleet.snapshot import summary_line
-from usim_tui.fleet.states import CellState
+from usim_tui.fleet.store.ledger import Ledger
+from usim_tui.fleet.store.snapshot import summary_line
+from usim_tui.fleet.store.states import CellState
 
 FOLLOW_EVERY_S = 0.5
 

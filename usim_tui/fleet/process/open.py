@@ -10,12 +10,11 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from usim_core.sweep import Sweep, expand
+from usim_core.sweep import ProviderSettings, Sweep, expand
 from usim_tui.fleet.clock import Clock, RealClock
-from usim_tui.fleet.controller import Controller
-from usim_tui.fleet.ledger import Ledger
-from usim_tui.fleet.providers import make_provider
+from usim_tui.fleet.control.controller import Controller
 from usim_tui.fleet.providers.base import Provider
+from usim_tui.fleet.store.ledger import Ledger
 
 POLL_S = {"local": 2.0, "vast": 10.0}   # seconds between provider listings, per provider kind
 # What a trainer may need from the researcher's environment: W&B's key and mode. Passed to instances only.
@@ -33,6 +32,22 @@ class OpenSweep:
         """Close the provider's sessions and the host calls in flight; the ledger stays open for the caller."""
         await self.controller.hosts.close()
         await self.provider.close()
+
+
+def make_provider(settings: ProviderSettings, *, clock: Clock | None = None, root: str | Path = "runs",
+                  concurrency: int = 1, sweep: str | None = None, local_command: list[str] | None = None) -> Provider:
+    """The provider a sweep's settings name; `local_command` replaces the local trainer command line."""
+    if settings.kind == "local":
+        from usim_tui.fleet.providers.local import LocalProvider
+
+        # 2 cores shared by several trainers: one thread each, or they thrash
+        return LocalProvider(root, settings.price_per_hour, command=local_command,
+                             threads=1 if concurrency > 1 else None)
+    if settings.kind == "vast":
+        from usim_tui.fleet.vast.provider import make_vast_provider
+
+        return make_vast_provider(settings, clock=clock, sweep=sweep)
+    raise ValueError(f"unknown provider kind {settings.kind!r}; allowed: local, vast")
 
 
 def default_ledger(sweep_name: str, runs_root: str | Path = "runs") -> Path:

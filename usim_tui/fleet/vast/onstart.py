@@ -2,7 +2,7 @@
 
 With `provider.install: wheel` (the default) the onstart only prints the `bootstrap` event and saves the
 container's own API variables for the run script; the controller then brings the run up over SSH
-(fleet/host.py: the wheel built from the sweep's checkout, the resolved config, `host_run.sh` started
+(fleet/hosts/bring_up.py: the wheel built from the sweep's checkout, the resolved config, `host_run.sh` started
 detached). Otherwise the onstart does everything itself: it prints a `bootstrap` event first (the started
 marker), installs usim (a pinned requirement `usim-sweeps==0.1.0`, a wheel URL, or a git URL@ref; skipped
 when USIM_PREINSTALLED is set), writes the cell's resolved
@@ -22,16 +22,16 @@ from typing import Any
 
 import yaml
 
+from usim_tui.fleet.hosts.run_script import host_run_dir
 from usim_tui.fleet.providers.base import LaunchSpec
 
 ONSTART_MAX = 4048
 TEMPLATE = Path(__file__).with_name("bootstrap.sh")
-HOST_RUN_TEMPLATE = Path(__file__).with_name("host_run.sh")
 WHEEL = "wheel"
 # The SSH-mode onstart: the started marker, and the container's own API variables (which an SSH session does
 # not inherit) saved 0600 for host_run.sh, which stops the container with them when the trainer ends.
 SSH_ONSTART = r"""#!/bin/bash
-# usim-bootstrap (ssh): the controller brings the run up over SSH (usim_tui/fleet/host.py)
+# usim-bootstrap (ssh): the controller brings the run up over SSH (usim_tui/fleet/hosts/bring_up.py)
 echo "@usim {\"v\":1,\"kind\":\"bootstrap\",\"label\":\"__LABEL__\",\"mode\":\"ssh\",\"t\":$(date +%s)}"
 D="${USIM_HOME:-$HOME}/.usim"; mkdir -p "$D" && umask 077 && {
   echo "export CONTAINER_ID='${CONTAINER_ID:-}'"; echo "export CONTAINER_API_KEY='${CONTAINER_API_KEY:-}'"
@@ -46,7 +46,7 @@ def install_arg(install: str) -> str:
     req = install.strip()
     if not req or req == WHEEL:
         raise ValueError("provider.install: give a pinned version (usim-sweeps==0.1.0), a wheel URL or a git "
-                         "URL@ref for the onstart bootstrap ('wheel' is installed over SSH by fleet/host.py)")
+                         "URL@ref for the onstart bootstrap ('wheel' is installed over SSH by fleet/hosts/bring_up.py)")
     if req == "usim" or req.startswith(("usim=", "usim[", "usim<", "usim>")):
         raise ValueError(f"provider.install {req!r}: `usim` on PyPI is an unrelated project; "
                          "this one is `usim-sweeps`")
@@ -54,11 +54,6 @@ def install_arg(install: str) -> str:
     if "://" in req and not req.startswith("git+") and not is_wheel:
         req = "git+" + req
     return shlex.quote(req)
-
-
-def host_run_dir(spec: LaunchSpec) -> str:
-    """runs/<sweep>/<cell>/<attempt> under the host's workdir (the laptop's absolute path means nothing there)."""
-    return f"runs/{spec.sweep}/{spec.cell}/{spec.attempt}"
 
 
 def render(spec: LaunchSpec, settings: Any) -> str:
@@ -84,14 +79,6 @@ def pack(script: str) -> str:
     blob = base64.b64encode(gzip.compress(script.encode(), mtime=0)).decode()
     return ("#!/bin/bash\n# usim-bootstrap (packed)\nW=\"${USIM_WORKDIR:-/workspace}\"; mkdir -p \"$W\"\n"
             f"echo '{blob}' | base64 -d | gunzip > \"$W/usim-bootstrap.sh\" && exec bash \"$W/usim-bootstrap.sh\"\n")
-
-
-def host_run_script(run_dir: str, max_runtime_s: float) -> str:
-    """The script fleet/host.py starts detached over SSH: the trainer under `timeout`, an `exit` event into
-    events.jsonl and stdout whatever happens, the container stopped at the end (storage bills until the
-    controller destroys it; the GPU stops now)."""
-    script = HOST_RUN_TEMPLATE.read_text()
-    return script.replace("__RUN_DIR__", shlex.quote(run_dir)).replace("__MAX_RUNTIME__", str(int(max_runtime_s)))
 
 
 def onstart_script(spec: LaunchSpec, settings: Any) -> str:

@@ -8,13 +8,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from usim_tui.fleet import budget
-from usim_tui.fleet.journal import Journal
-from usim_tui.fleet.ledger import Ledger
+from usim_tui.fleet.control.teardown import Teardown
 from usim_tui.fleet.providers.base import Observed, Provider, ProviderError, parse_label
-from usim_tui.fleet.rows import AttemptRow
-from usim_tui.fleet.states import GONE, UNSETTLED, AttemptState, EndReason
-from usim_tui.fleet.teardown import Teardown
+from usim_tui.fleet.store import budget
+from usim_tui.fleet.store.journal import Journal
+from usim_tui.fleet.store.ledger import Ledger
+from usim_tui.fleet.store.rows import AttemptRow
+from usim_tui.fleet.store.states import GONE, UNSETTLED, AttemptState, EndReason
 
 A, R = AttemptState, EndReason
 LEAK_AFTER_POLLS = 3    # a destroyed instance still listed after this many polls is leaked

@@ -1,47 +1,42 @@
-"""The command table: every action a person can ask of a running sweep, with its arguments, in one place.
-
-The app's keys, `usim-tui destroy/relaunch/pause/resume` and the ledger's command queue all send these names;
-the controller carries them out through `dispatch`, whether the sender is in its process or queued a row.
+"""Carrying out a person's commands (the table of names and arguments: fleet/store/commands.py) on a running
+controller, whether the sender is in its process or queued a row. The handlers see the controller through the
+`Commanded` protocol: what they use of it, and nothing that would make this module import the controller.
 """
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from usim_core.config import RunConfig
-from usim_tui.fleet.states import CellState, EndReason
-
-if TYPE_CHECKING:
-    from usim_tui.fleet.controller import Controller
-
-# command -> (required arguments, optional arguments)
-COMMANDS: dict[str, tuple[frozenset[str], frozenset[str]]] = {
-    "launch": (frozenset({"cell"}), frozenset()),
-    "relaunch": (frozenset({"cell"}), frozenset()),
-    "destroy": (frozenset(), frozenset({"attempt_id", "cell", "all", "reason"})),
-    "pause": (frozenset(), frozenset()),
-    "resume": (frozenset(), frozenset()),
-    "auto": (frozenset({"on"}), frozenset()),
-    "stop": (frozenset(), frozenset({"destroy"})),   # end the controller; destroy=True tears down first
-}
+from usim_core.sweep import Sweep
+from usim_tui.fleet.clock import Clock
+from usim_tui.fleet.control.launching import Launcher
+from usim_tui.fleet.store.commands import check_command
+from usim_tui.fleet.store.journal import Journal
+from usim_tui.fleet.store.ledger import Ledger
+from usim_tui.fleet.store.rows import AttemptRow
+from usim_tui.fleet.store.states import CellState, EndReason
 
 
-def check_command(command: str, args: dict[str, Any]) -> None:
-    """ValueError naming what is wrong: an unknown command, a missing or an unexpected argument."""
-    if command not in COMMANDS:
-        raise ValueError(f"unknown command {command!r}; allowed: {', '.join(COMMANDS)}")
-    required, optional = COMMANDS[command]
-    if missing := required - args.keys():
-        raise ValueError(f"{command}: missing {', '.join(sorted(missing))}")
-    if extra := args.keys() - required - optional:
-        raise ValueError(f"{command}: unexpected {', '.join(sorted(extra))}; "
-                         f"allowed: {', '.join(sorted(required | optional)) or 'none'}")
-    if command == "destroy" and not ({"attempt_id", "cell", "all"} & args.keys()):
-        raise ValueError("destroy: name attempt_id, cell or all")
+class Commanded(Protocol):
+    """What the handlers use of the controller (fleet/control/controller.py: Controller)."""
+
+    name: str
+    sweep: Sweep
+    ledger: Ledger
+    journal: Journal
+    clock: Clock
+    launcher: Launcher
+
+    def request_stop(self, mode: str) -> None: ...
+
+    async def end_attempt(self, a: AttemptRow, reason: str, message: str, now: float) -> None: ...
+
+    async def end_attempts(self, attempts: list[AttemptRow], reason: str, message: str, now: float) -> None: ...
 
 
-async def dispatch(ctl: Controller, command: str, **args: Any) -> str:
+async def dispatch(ctl: Commanded, command: str, **args: Any) -> str:
     """Carry out one command; returns the result line ("ok", or why nothing happened)."""
     check_command(command, args)
     handlers: dict[str, Callable[[], Awaitable[str]]] = {
@@ -56,13 +51,13 @@ async def dispatch(ctl: Controller, command: str, **args: Any) -> str:
     return await handlers[command]()
 
 
-async def pause(ctl: Controller) -> str:
+async def pause(ctl: Commanded) -> str:
     ctl.ledger.set_sweep(ctl.name, paused=1)
     ctl.journal.event(ctl.clock.now(), "user", "paused: no new launches")
     return "ok"
 
 
-async def resume(ctl: Controller) -> str:
+async def resume(ctl: Commanded) -> str:
     """Launch again; a crash loop is cleared (its failures so far are forgiven)."""
     now = ctl.clock.now()
     ctl.ledger.set_sweep(ctl.name, paused=0, crash_loop=None, crash_loop_cleared_at=now)
@@ -70,7 +65,7 @@ async def resume(ctl: Controller) -> str:
     return "ok"
 
 
-async def stop(ctl: Controller, destroy: bool) -> str:
+async def stop(ctl: Commanded, destroy: bool) -> str:
     """End the controller: at once, leaving instances as they are, or after destroying every one of them (their
     cells stay pending: starting the sweep again picks them up; finished results are kept)."""
     ctl.request_stop("destroy" if destroy else "leave")
@@ -81,12 +76,12 @@ async def stop(ctl: Controller, destroy: bool) -> str:
     return "ok"
 
 
-async def set_auto(ctl: Controller, on: bool) -> str:
+async def set_auto(ctl: Commanded, on: bool) -> str:
     ctl.ledger.set_sweep(ctl.name, auto=int(on))
     return "ok"
 
 
-async def launch(ctl: Controller, cell: str) -> str:
+async def launch(ctl: Commanded, cell: str) -> str:
     """Start the cell now (a new attempt budget if it had ended); nothing while it has a live attempt."""
     ctl.sweep.cell(cell)  # KeyError naming the cells when unknown
     atts = ctl.ledger.attempts(ctl.name, cell)
@@ -101,7 +96,7 @@ async def launch(ctl: Controller, cell: str) -> str:
     return "ok" if launched else "not launched"
 
 
-async def destroy(ctl: Controller, args: dict[str, Any]) -> str:
+async def destroy(ctl: Commanded, args: dict[str, Any]) -> str:
     """One attempt (attempt_id), a cell's live attempts (cell) or every live attempt (all)."""
     reason = args.get("reason", EndReason.USER)
     if "attempt_id" in args:
@@ -125,7 +120,7 @@ async def destroy(ctl: Controller, args: dict[str, Any]) -> str:
     return "ok"
 
 
-async def relaunch(ctl: Controller, cell: str) -> str:
+async def relaunch(ctl: Commanded, cell: str) -> str:
     """Destroy the cell's live attempt (if any) and start it afresh with a new attempt budget; the launch
     itself waits until the destroy is confirmed."""
     ctl.sweep.cell(cell)

@@ -8,13 +8,13 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Sequence
 
-from usim_tui.fleet import budget
 from usim_tui.fleet.clock import Clock
-from usim_tui.fleet.journal import Journal
-from usim_tui.fleet.ledger import Ledger
 from usim_tui.fleet.providers.base import BulkUnsupported, Provider, ProviderError
-from usim_tui.fleet.rows import AttemptRow
-from usim_tui.fleet.states import GONE, AttemptState
+from usim_tui.fleet.store import budget
+from usim_tui.fleet.store.journal import Journal
+from usim_tui.fleet.store.ledger import Ledger
+from usim_tui.fleet.store.rows import AttemptRow
+from usim_tui.fleet.store.states import GONE, AttemptState
 
 A = AttemptState
 
