@@ -13,7 +13,7 @@ import sys
 from usim_core.cli import add_commands, dispatch
 
 COMMAND_MODULES = (
-    "usim_tui.fleet.process.cli",  # run, controller, stop, status, destroy, relaunch, pause, resume
+    "usim_tui.fleet.process.commands",  # run, controller, stop, status, destroy, relaunch, pause, resume
     "usim_tui.emulator.commands",  # rehearse, emulator
     "usim_tui.report.commands",    # report
 )

@@ -18,7 +18,7 @@ import yaml
 from usim_core.sweep import ProviderSettings, expand
 from usim_tui.emulator.server import serve
 from usim_tui.emulator.state import Emulator
-from usim_tui.fleet.hosts import bring_up as host
+from usim_tui.fleet.hosts.bring_up import bring_up
 from usim_tui.fleet.hosts.keys import ensure_key
 from usim_tui.fleet.hosts.run_script import host_run_dir
 from usim_tui.fleet.hosts.ssh import PullFailed, SSHUnreachable
@@ -41,7 +41,7 @@ def test_wheel_is_this_checkout(wheel):
     assert path.name.startswith("usim_sweeps-") and path.suffix == ".whl"
     assert sha == sha256_of(path) and len(sha) == 64
     names = zipfile.ZipFile(path).namelist()
-    assert "usim_core/cli.py" in names and "usim_tui/fleet/hosts/host_run.sh" in names
+    assert "usim_core/cli.py" in names and "usim_tui/fleet/hosts/run_script.sh" in names
     meta = zipfile.ZipFile(path).read(next(n for n in names if n.endswith("METADATA"))).decode()
     assert "Name: usim-sweeps" in meta and 'Requires-Dist: scipy' in meta and "neuraloperator" in meta
 
@@ -125,7 +125,7 @@ async def test_bring_up_train_read_and_pull_over_ssh(tmp_path, wheel):
 
         run_dir = host_run_dir(spec)
         env = {"WANDB_API_KEY": SECRET, "WANDB_MODE": "offline", "USIM_THREADS": "1", "USIM_NO_STOP": "1"}
-        await host.bring_up(p, obs.provider_id, wheel=wheel_path, config=spec.config, run_dir=run_dir, env=env)
+        await bring_up(p, obs.provider_id, wheel=wheel_path, config=spec.config, run_dir=run_dir, env=env)
         p.forget_host(obs.provider_id)     # the connection drops: the detached trainer goes on regardless
         events, offsets = await read_until_done(p, obs.provider_id, run_dir)
         sandbox = Path(emu.workdir) / str(inst.id)
@@ -269,13 +269,13 @@ async def test_a_sweep_on_ssh_hosts_pulls_results_back_before_destroying(tmp_pat
 
 @pytest.mark.slow
 async def test_a_pull_that_keeps_failing_records_results_lost_and_destroys_anyway(tmp_path, monkeypatch):
-    from usim_tui.fleet.control import host_runs as hosts
+    from usim_tui.fleet.control import host_runs
 
     async def fails(self, *args, **kwargs):
         raise PullFailed("simulated: the host stopped answering sftp")
 
     monkeypatch.setattr(VastProvider, "pull", fails)
-    monkeypatch.setattr(hosts, "PULL_DEADLINE_S", 2.0)
+    monkeypatch.setattr(host_runs, "PULL_DEADLINE_S", 2.0)
     doc = yaml.safe_load(tiny_sweep(tmp_path).read_text())
     path = tmp_path / "lost.yaml"
     path.write_text(yaml.safe_dump({**doc, "name": "sshlost"}))

@@ -1,25 +1,33 @@
-"""The fleet's rooms import one way (docs/architecture.md's table), and no usim_tui modules import each other in
-a circle. Read from the source (every import, those under TYPE_CHECKING and inside functions included)."""
+"""The rooms import one way, as docs/architecture.md's table says, and no usim_tui modules import each other in
+a circle. Read from the source (every import, those under TYPE_CHECKING, inside functions and through
+importlib included)."""
 
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
+FLEET_ROOMS = ("process", "control", "vast", "hosts", "providers", "store", "clock")
 
-# room -> the rooms it may import (docs/architecture.md, "The rooms")
-ALLOWED: dict[str, set[str]] = {
-    "fleet.clock": set(),
-    "fleet.store": set(),
-    "fleet.providers": {"fleet.store", "fleet.clock"},
-    "fleet.hosts": {"fleet.providers"},
-    "fleet.vast": {"fleet.providers", "fleet.hosts", "fleet.store", "fleet.clock"},
-    "fleet.control": {"fleet.store", "fleet.providers", "fleet.hosts", "fleet.clock"},
-    "fleet.process": {"fleet.control", "fleet.vast", "fleet.hosts", "fleet.providers", "fleet.store", "fleet.clock"},
-    "report": {"fleet.store"},
-    "app": {"fleet.process", "fleet.control", "fleet.store", "fleet.clock"},
-}
+
+def allowed_table() -> dict[str, set[str]]:
+    """room -> the rooms it may import, read from docs/architecture.md's table ("The rooms"), whose rows run
+    from the top room down: a room may import only rooms listed below it."""
+    text = (ROOT / "docs/architecture.md").read_text()
+    rows = re.findall(r"^\| `usim_tui/([\w/.]+?)/?` \|.*\| ([\w, ]+) \|$", text.split("## The rooms")[1], re.M)
+    table: dict[str, set[str]] = {}
+    order = []
+    for path, may in rows:
+        room = path.replace("/", ".").removesuffix(".py")
+        names = set() if may.strip() == "nothing" else {n.strip() for n in may.split(",")}
+        table[room] = {f"fleet.{n}" if n in FLEET_ROOMS else n for n in names}
+        order.append(room)
+    for i, room in enumerate(order):   # the table's own order says the same as its last column
+        above = set(order[:i + 1])
+        assert not table[room] & above, f"docs/architecture.md: {room} may import a room listed above it"
+    return table
 
 
 def module_name(path: Path) -> str:
@@ -36,9 +44,12 @@ def room(module: str) -> str | None:
 
 
 def imports(path: Path) -> set[str]:
-    """Every usim_tui module (or package) this file imports."""
+    """Every usim_tui module (or package) this file imports, `importlib.import_module("...")` included."""
     out: set[str] = set()
     for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Call) and getattr(node.func, "attr", getattr(node.func, "id", "")) == "import_module" \
+                and node.args and isinstance(node.args[0], ast.Constant) and isinstance(node.args[0].value, str):
+            out.add(node.args[0].value)
         if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
             for a in node.names:
                 full = f"{node.module}.{a.name}"
@@ -53,16 +64,19 @@ def graph() -> dict[str, set[str]]:
     return {module_name(p): imports(p) for p in (ROOT / "usim_tui").rglob("*.py")}
 
 
-def test_each_room_imports_only_the_rooms_below_it():
+def test_each_room_imports_only_what_the_architecture_page_allows():
+    allowed = allowed_table()
+    assert {f"fleet.{r}" for r in FLEET_ROOMS} | {"app", "report", "emulator"} <= set(allowed), \
+        "docs/architecture.md's table lacks a room"
     wrong = []
     for mod, deps in graph().items():
         src = room(mod)
-        if src not in ALLOWED:
+        if src not in allowed:
             continue
         for dep in deps:
             dst = room(dep)
-            if dst is not None and dst != src and dst not in ALLOWED[src]:
-                wrong.append(f"{mod} imports {dep} ({src} may import: {', '.join(sorted(ALLOWED[src])) or 'nothing'})")
+            if dst is not None and dst != src and dst not in allowed[src]:
+                wrong.append(f"{mod} imports {dep} ({src} may import: {', '.join(sorted(allowed[src])) or 'nothing'})")
     assert not wrong, "\n".join(wrong)
 
 

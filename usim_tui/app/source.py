@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from usim_tui.fleet.control.actions import dispatch
-from usim_tui.fleet.store.commands import check_command
+from usim_tui.fleet.store.command_table import check_command
 from usim_tui.fleet.store.snapshot import EventView, SweepSnapshot
 
 

@@ -1,4 +1,4 @@
-"""Carrying out a person's commands (the table of names and arguments: fleet/store/commands.py) on a running
+"""Carrying out a person's commands (the table of names and arguments: fleet/store/command_table.py) on a running
 controller, whether the sender is in its process or queued a row. The handlers see the controller through the
 `Commanded` protocol: what they use of it, and nothing that would make this module import the controller.
 """
@@ -12,7 +12,7 @@ from usim_core.config import RunConfig
 from usim_core.sweep import Sweep
 from usim_tui.fleet.clock import Clock
 from usim_tui.fleet.control.launching import Launcher
-from usim_tui.fleet.store.commands import check_command
+from usim_tui.fleet.store.command_table import check_command
 from usim_tui.fleet.store.journal import Journal
 from usim_tui.fleet.store.ledger import Ledger
 from usim_tui.fleet.store.rows import AttemptRow

@@ -54,8 +54,8 @@ class Controller:
         self.journal = Journal(ledger, sweep.name, log)
         self.launcher = Launcher(ledger, provider, sweep, self.journal, self.clock, poll_interval,
                                  Path(runs_root).resolve(), dict(env or {}), run_preflight, preflight_cmd)
-        self.hosts = HostRuns(ledger, provider, self.journal, sweep, self.launcher.runs_root, self.launcher.env)
-        self.logs = LogReader(provider, log_tail, log_reads_per_poll, self.hosts)
+        self.host_runs = HostRuns(ledger, provider, self.journal, sweep, self.launcher.runs_root, self.launcher.env)
+        self.logs = LogReader(provider, log_tail, log_reads_per_poll, self.host_runs)
         self.credit = CreditReader(ledger, sweep.name, provider)
         self.teardown = Teardown(ledger, provider, self.journal, sweep.name, self.clock)
         self.stopping: str | None = None   # "leave": end after this tick; "destroy": tear down, then end
@@ -93,8 +93,8 @@ class Controller:
         """Tick every poll interval until the sweep is done, stalls, is stopped (`request_stop`), or the clock
         reaches `until`; calls `on_tick(self)` after each tick. Returns why it ended: "done", "stopped",
         "until", or the stall."""
-        if self.hosts.enabled:   # before any instance is paid for: a wheel that cannot be built stops here
-            self.hosts.wheel(self.clock.now())
+        if self.host_runs.enabled:   # before any instance is paid for: a wheel that cannot be built stops here
+            self.host_runs.wheel(self.clock.now())
         while True:
             await self.tick()
             if on_tick is not None:
@@ -126,7 +126,7 @@ class Controller:
             self.journal.status("ok", now)
             await self.credit.read(now)
             await self.reconciler.apply(observed, now)
-            await self.hosts.bring_up(self.ledger.live_attempts(self.name), now)
+            await self.host_runs.bring_up(self.ledger.live_attempts(self.name), now)
             await self._read_events(now)
             await self._apply_policies(now)
             await self._finish_pulls(now)
@@ -259,17 +259,17 @@ class Controller:
         for a in attempts:
             if a.state in GONE | {A.DESTROYING, A.PULLING}:
                 continue
-            if self.hosts.needs_pull(a):
+            if self.host_runs.needs_pull(a):
                 self.ledger.set_attempt(a.id, at=now, state=A.PULLING, reason=a.reason or reason,
                                         message=a.message or message or None)
-                self.hosts.pulled_or_given_up(self._attempt(a.id), now)   # starts the pull
+                self.host_runs.pulled_or_given_up(self._attempt(a.id), now)   # starts the pull
             else:
                 now_gone.append(a)
         await self.teardown.destroy(now_gone, reason, message, now)
 
     async def _finish_pulls(self, now: float) -> None:
         for a in self.ledger.live_attempts(self.name):
-            if a.state == A.PULLING and self.hosts.pulled_or_given_up(a, now):
+            if a.state == A.PULLING and self.host_runs.pulled_or_given_up(a, now):
                 await self.teardown.destroy([a._replace(state=A.RUNNING)], a.reason or R.USER, "", now)
 
     def _after_failure(self, a: AttemptRow, now: float) -> None:
@@ -300,8 +300,8 @@ class Controller:
                            now: float) -> None:
         """Destroy without waiting for results (the cap, a stop): results not back yet are recorded as lost."""
         for a in attempts:
-            if a.state not in GONE | {A.DESTROYING} and self.hosts.needs_pull(a):
-                self.hosts.lost(a, now, lost)
+            if a.state not in GONE | {A.DESTROYING} and self.host_runs.needs_pull(a):
+                self.host_runs.lost(a, now, lost)
         await self.teardown.destroy(attempts, reason, message, now)
 
     async def _retry_leaks(self, now: float) -> None:
@@ -321,7 +321,7 @@ class Controller:
         if stop:
             await self._destroy_now(live, R.BUDGET, "budget cap reached", "the budget cap: money beats data", now)
 
-    # ---- commands (store/commands.py) ----------------------------------------------------------------------
+    # ---- commands (store/command_table.py) ----------------------------------------------------------------------
     async def command(self, command: str, **args: Any) -> str:
         """One person's command, carried out now (see control/actions.py); returns its result line."""
         return await actions.dispatch(self, command, **args)

@@ -9,9 +9,8 @@ lines not seen before are parsed (the ledger de-duplicates events as well).
 
 from __future__ import annotations
 
-from typing import Any
-
 from usim_core.events import Event, parse_lines
+from usim_tui.fleet.control.host_runs import HostRuns
 from usim_tui.fleet.providers.base import Provider, ProviderError
 from usim_tui.fleet.store.rows import AttemptRow
 from usim_tui.fleet.store.states import ENDED, NO_LOG_YET, AttemptState
@@ -21,9 +20,10 @@ FINAL_TRIES = 3          # polls an exited attempt's verdict waits for its final
 
 
 class LogReader:
-    def __init__(self, provider: Provider, tail: int, reads_per_poll: int, hosts: Any = None) -> None:
+    def __init__(self, provider: Provider, tail: int, reads_per_poll: int,
+                 host_runs: HostRuns | None = None) -> None:
         self.provider, self.tail, self.reads_per_poll = provider, tail, reads_per_poll
-        self.hosts = hosts                       # fleet/control/host_runs.py: events of runs on SSH hosts come from there
+        self.host_runs = host_runs               # events of runs on SSH hosts come from there
         self.tails: dict[int, str] = {}          # attempt -> the last tail read (for failure messages)
         self.read_at: dict[int, float] = {}      # attempt -> when its log was last fetched (or tried)
         self.urgent: set[int] = set()            # a start-up deadline waits on a fresh read of these
@@ -56,8 +56,8 @@ class LogReader:
         """The events in lines not seen before; None when the provider call failed."""
         self.read_at[a.id], self._read_state[a.id] = now, a.state
         self.urgent.discard(a.id)
-        if self.hosts is not None and self.hosts.on_host(a):
-            events = await self.hosts.events(a)
+        if self.host_runs is not None and self.host_runs.on_host(a):
+            events = await self.host_runs.events(a)
             if final:
                 if events is None:
                     self._final_tries[a.id] = self._final_tries.get(a.id, 0) + 1

@@ -9,7 +9,7 @@ directory before destroying the instance.
 Layout on the host (relative to the SSH login's home, /root on Vast):
   .usim/wheels/<wheel>              the pushed wheel
   <run_dir>.config.yaml             the resolved run config
-  <run_dir>.run.sh                  host_run.sh, started detached; stdout in <run_dir>/host.log
+  <run_dir>.run.sh                  run_script.sh, started detached; stdout in <run_dir>/host.log
   <run_dir>/                        the trainer's run dir (events.jsonl, metrics.jsonl, checkpoints/, eval/)
 """
 

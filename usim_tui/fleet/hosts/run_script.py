@@ -1,5 +1,5 @@
 """What runs on a host, and where: the attempt's run directory on it and the script bring_up starts there
-(template: host_run.sh beside this file)."""
+(template: run_script.sh beside this file)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import shlex
 from pathlib import Path
 from typing import Protocol
 
-TEMPLATE = Path(__file__).with_name("host_run.sh")
+TEMPLATE = Path(__file__).with_name("run_script.sh")
 
 
 class Attempted(Protocol):

@@ -105,8 +105,8 @@ def serve(args: argparse.Namespace) -> int:
         opened = open_sweep(sweep, ledger=ledger, runs_root=args.runs_root, poll_interval=args.poll,
                             run_preflight=not args.no_preflight, local_command=args.local_command,
                             log=lambda m: print(m, flush=True))
-        if opened.controller.hosts.enabled:   # the wheel for SSH hosts, before anything is started or paid
-            opened.controller.hosts.wheel(time.time())
+        if opened.controller.host_runs.enabled:   # the wheel for SSH hosts, before anything is started or paid
+            opened.controller.host_runs.wheel(time.time())
         daemon.record_start(opened.ledger, sweep.name)
         with daemon.signals_request_stop(opened.controller.request_stop):
             why = asyncio.run(_run_and_close(opened))

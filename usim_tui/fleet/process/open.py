@@ -30,7 +30,7 @@ class OpenSweep:
 
     async def close(self) -> None:
         """Close the provider's sessions and the host calls in flight; the ledger stays open for the caller."""
-        await self.controller.hosts.close()
+        await self.controller.host_runs.close()
         await self.provider.close()
 
 

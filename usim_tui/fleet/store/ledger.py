@@ -21,7 +21,7 @@ from typing import Any
 from usim_core.config import ConfigError
 from usim_core.sweep import Sweep, SweepSpec
 from usim_tui.fleet.store.budget import budget_view
-from usim_tui.fleet.store.commands import check_command
+from usim_tui.fleet.store.command_table import check_command
 from usim_tui.fleet.store.rows import AttemptRow, CellRow, CommandRow, IntentRow, SweepRow, columns
 from usim_tui.fleet.store.snapshot import AttemptView, CellView, EventView, SweepSnapshot
 from usim_tui.fleet.store.states import GONE, AttemptState, CellState
@@ -386,7 +386,6 @@ class Ledger:
 
     # ---- the read model ----------------------------------------------------------------------------------
     def snapshot(self, sweep: str | None = None, now: float | None = None) -> SweepSnapshot:
-
         srow = self.sweep_row(sweep)
         name = srow.name
         now = time.time() if now is None else now

@@ -1,6 +1,6 @@
 """The host side of VastProvider: usim's SSH key on the account, and push/start/read_events/pull over SSH.
 
-Mixed into VastProvider (vast.py), which supplies `_call` (paced REST), `show`, `clock` and `_log`.
+Mixed into VastProvider (provider.py), which supplies `_call` (paced REST), `show`, `clock` and `_log`.
 Key registration follows the `vastai` package's `api/keys.py`: `GET /api/v0/ssh/` lists the account's keys,
 `POST /api/v0/ssh/` with `{"ssh_key": <public key>}` adds one. The list's reply shape is not documented
 (docs/vast.md, unverified): a list of objects, or an object holding one, with the key text under

@@ -1,8 +1,8 @@
-"""The onstart script of a Vast instance (template: bootstrap.sh next to this file).
+"""The onstart script of a Vast instance (template: onstart.sh next to this file).
 
 With `provider.install: wheel` (the default) the onstart only prints the `bootstrap` event and saves the
 container's own API variables for the run script; the controller then brings the run up over SSH
-(fleet/hosts/bring_up.py: the wheel built from the sweep's checkout, the resolved config, `host_run.sh` started
+(fleet/hosts/bring_up.py: the wheel built from the sweep's checkout, the resolved config, `run_script.sh` started
 detached). Otherwise the onstart does everything itself: it prints a `bootstrap` event first (the started
 marker), installs usim (a pinned requirement `usim-sweeps==0.1.0`, a wheel URL, or a git URL@ref; skipped
 when USIM_PREINSTALLED is set), writes the cell's resolved
@@ -26,10 +26,10 @@ from usim_tui.fleet.hosts.run_script import host_run_dir
 from usim_tui.fleet.providers.base import LaunchSpec
 
 ONSTART_MAX = 4048
-TEMPLATE = Path(__file__).with_name("bootstrap.sh")
+TEMPLATE = Path(__file__).with_name("onstart.sh")
 WHEEL = "wheel"
 # The SSH-mode onstart: the started marker, and the container's own API variables (which an SSH session does
-# not inherit) saved 0600 for host_run.sh, which stops the container with them when the trainer ends.
+# not inherit) saved 0600 for run_script.sh, which stops the container with them when the trainer ends.
 SSH_ONSTART = r"""#!/bin/bash
 # usim-bootstrap (ssh): the controller brings the run up over SSH (usim_tui/fleet/hosts/bring_up.py)
 echo "@usim {\"v\":1,\"kind\":\"bootstrap\",\"label\":\"__LABEL__\",\"mode\":\"ssh\",\"t\":$(date +%s)}"
