@@ -38,7 +38,7 @@ def loads(text: str):
 
 @pytest.mark.slow
 async def test_vastai_cli_round_trip(tmp_path):
-    emu = Emulator(faults=FaultProfile(name="t", provisioning_s=(0.1, 0.2), image_pull_s=(0.1, 0.2)),
+    emu = Emulator(faults=FaultProfile(name="t", provisioning_s=(0.1, 0.2), image_pull_s=(0.1, 0.2)), gentle=True,
                    api_keys=(KEY,))
     async with serve(emu) as url:
         out, _ = await vastai(tmp_path, url, "search", "offers", "gpu_name=RTX_4090 num_gpus=1 dph<0.45")
