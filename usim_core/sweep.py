@@ -71,6 +71,13 @@ class ProviderSettings(Strict):
     offline_grace_s: float = Field(180, ge=0, description="an instance listed offline/unknown this long is given up")
     max_checkpoint_mb: float = Field(2048, ge=0, description="SSH hosts: the last checkpoint is pulled back "
                                      "before destroy unless it is larger than this (0: never)")
+    ssh_deadline_s: float = Field(300, gt=0, description="SSH hosts: an instance whose SSH does not answer (or that "
+                                  "cannot be set up) this long after it runs is given up as ssh_unreachable")
+    create_timeout_s: float = Field(120, gt=0, description="seconds a create may take to answer (the vastai CLI "
+                                    "waits 120); an unanswered create is never retried: the listing settles it")
+    create_settle_s: float = Field(600, gt=0, description="how long a new instance may take to show in listings "
+                                   "(Vast does not say: docs/vast.md); an unanswered create or a new instance "
+                                   "not listed yet is not given up before this")
 
 
 class Planning(Strict):

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from hostile_support import HOSTILE_FAST
 
 from usim_core.events import parse_lines
 from usim_core.sweep import expand
@@ -41,7 +42,7 @@ def tiny_sweep(tmp: Path) -> Path:
 @pytest.mark.slow
 async def test_real_training_through_the_emulator(tmp_path):
     sweep = expand(tiny_sweep(tmp_path))
-    emu = Emulator(api_keys=(KEY,), execute=True, workdir=str(tmp_path / "hosts"))
+    emu = Emulator(api_keys=(KEY,), execute=True, workdir=str(tmp_path / "hosts"), faults=HOSTILE_FAST)
     async with serve(emu) as url:
         provider = VastProvider(sweep.spec.provider, api_key=KEY, base_url=url, sweep=sweep.name)
         opened = open_sweep(sweep, provider=provider, ledger=tmp_path / "ledger.sqlite", runs_root=tmp_path / "runs",

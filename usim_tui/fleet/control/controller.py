@@ -46,7 +46,8 @@ class Controller:
                  poll_interval: float = 5.0, run_preflight: bool = True, log: Callable[[str], None] = print,
                  runs_root: str | Path = "runs", env: Mapping[str, str] | None = None,
                  preflight_cmd: list[str] | None = None, log_tail: int = 2000,
-                 log_reads_per_poll: int = LOG_READS_PER_POLL) -> None:
+                 log_reads_per_poll: int = LOG_READS_PER_POLL, wheel: Path | None = None) -> None:
+        """wheel: the wheel SSH hosts install (default: built from this checkout at the first bring-up)."""
         self.ledger, self.provider, self.sweep = ledger, provider, sweep
         self.clock = clock or RealClock()
         self.poll_interval, self.log = poll_interval, log
@@ -54,12 +55,14 @@ class Controller:
         self.journal = Journal(ledger, sweep.name, log)
         self.launcher = Launcher(ledger, provider, sweep, self.journal, self.clock, poll_interval,
                                  Path(runs_root).resolve(), dict(env or {}), run_preflight, preflight_cmd)
-        self.host_runs = HostRuns(ledger, provider, self.journal, sweep, self.launcher.runs_root, self.launcher.env)
+        self.host_runs = HostRuns(ledger, provider, self.journal, sweep, self.launcher.runs_root, self.launcher.env,
+                                  wheel)
         self.logs = LogReader(provider, log_tail, log_reads_per_poll, self.host_runs)
         self.credit = CreditReader(ledger, sweep.name, provider)
         self.teardown = Teardown(ledger, provider, self.journal, sweep.name, self.clock)
         self.stopping: str | None = None   # "leave": end after this tick; "destroy": tear down, then end
-        self.reconciler = Reconciler(ledger, provider, self.journal, self.teardown, sweep.name, self._after_failure)
+        self.reconciler = Reconciler(ledger, provider, self.journal, self.teardown, sweep.name, self._after_failure,
+                                     settle_s=self.spec.provider.create_settle_s)
         ledger.ensure_sweep(sweep)
         ledger.set_sweep(sweep.name, runs_root=str(self.launcher.runs_root), controller_poll=poll_interval)
 
@@ -115,9 +118,11 @@ class Controller:
         now = self.clock.now()
         self.ledger.set_sweep(self.name, controller_seen_at=time.time())
         await self._run_commands(now)
+        listed = True
         try:
             observed = await self.provider.list()
         except ProviderError as exc:
+            listed = False   # blind this tick: bill the worst, launch nothing (a create now could buy twice)
             self.journal.status(f"list failed: {exc}", now)
             for a in self.ledger.live_attempts(self.name):
                 if a.state != A.DESTROYING:
@@ -126,7 +131,8 @@ class Controller:
             self.journal.status("ok", now)
             await self.credit.read(now)
             await self.reconciler.apply(observed, now)
-            await self.host_runs.bring_up(self.ledger.live_attempts(self.name), now)
+            for a, verdict in await self.host_runs.bring_up(self.ledger.live_attempts(self.name), now):
+                await self._conclude(a, verdict, now)
             await self._read_events(now)
             await self._apply_policies(now)
             await self._finish_pulls(now)
@@ -135,7 +141,7 @@ class Controller:
         if self.stopping == "destroy":
             await self._destroy_now(self.ledger.live_attempts(self.name), R.USER, "the sweep was stopped",
                                     "the sweep was stopped", now)
-        elif not self.stopping:
+        elif not self.stopping and listed:
             await self.launcher.launch_wanted(now)
         if not self.credit.final_read and self.done:   # one last reading: the provider's figure for the sweep
             await self.credit.read_final(now)
@@ -283,11 +289,15 @@ class Controller:
             self.ledger.set_cell(self.name, a.cell, state=CellState.FAILED, reason=a.reason)
             self.journal.event(now, "cell_failed", f"{a.cell}: failed after {why}; last: {a.reason}", a)
         row = self.ledger.sweep_row(self.name)
-        shared = policies.sweep_crash_loop(self.ledger.attempts(self.name), self.ledger.cells(self.name),
-                                           row.crash_loop_cleared_at, now)
-        if shared and not row.crash_loop:
+        if row.crash_loop:
+            return
+        attempts = self.ledger.attempts(self.name)
+        if shared := policies.sweep_crash_loop(attempts, self.ledger.cells(self.name), row.crash_loop_cleared_at, now):
             self.ledger.set_sweep(self.name, crash_loop=shared)
             self.journal.event(now, "crash_loop", f"ALERT crash loop, launching paused: {shared}")
+        elif hosts := policies.host_loop(attempts, row.crash_loop_cleared_at):
+            self.ledger.set_sweep(self.name, crash_loop=hosts)
+            self.journal.event(now, "host_loop", f"ALERT launching paused: {hosts}")
 
     # ---- side effects (intent before, outcome after) ------------------------------------------------------
     async def destroy_attempt(self, a: AttemptRow | None, reason: str, message: str, now: float) -> bool:

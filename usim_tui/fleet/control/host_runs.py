@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from usim_core.events import Event
+from usim_tui.fleet.control.policies import Verdict
 from usim_tui.fleet.hosts.bring_up import BringUpFailed, bring_up
 from usim_tui.fleet.hosts.run_script import host_run_dir
 from usim_tui.fleet.hosts.wheel import build_wheel
@@ -23,22 +24,23 @@ from usim_tui.fleet.providers.base import HostProvider, Provider, ProviderError
 from usim_tui.fleet.store.journal import Journal
 from usim_tui.fleet.store.ledger import Ledger
 from usim_tui.fleet.store.rows import AttemptRow
-from usim_tui.fleet.store.states import AttemptState
+from usim_tui.fleet.store.states import AttemptState, EndReason
 
-A = AttemptState
+A, R = AttemptState, EndReason
 PULL_DEADLINE_S = 600.0            # after the attempt ended: then destroy without its results
 REPO = Path(__file__).resolve().parents[3]
 
 
 class HostRuns:
     def __init__(self, ledger: Ledger, provider: Provider, journal: Journal, sweep: Any, runs_root: Path,
-                 env: Mapping[str, str]) -> None:
+                 env: Mapping[str, str], wheel: Path | None = None) -> None:
         self.ledger, self.provider, self.journal, self.sweep = ledger, provider, journal, sweep
         self.runs_root, self.env = runs_root, dict(env)
         self.enabled = isinstance(provider, HostProvider) and bool(getattr(provider, "ssh", False))
-        self._wheel: Path | None = None
+        self._wheel = wheel
         self._tasks: dict[tuple[str, int], asyncio.Task[Any]] = {}
         self._offsets: dict[int, int] = {}
+        self._tried: dict[int, str] = {}          # attempt -> the bring-up step that last failed (said once)
 
     def on_host(self, a: AttemptRow) -> bool:
         return self.enabled and a.host_started_at is not None
@@ -53,10 +55,13 @@ class HostRuns:
             self.journal.event(now, "wheel", f"built {path.name} (sha256 {sha[:12]})", data={"sha256": sha})
         return self._wheel
 
-    async def bring_up(self, attempts: list[AttemptRow], now: float) -> None:
-        """Start the run on every newly running instance (once: the ledger remembers across restarts)."""
+    async def bring_up(self, attempts: list[AttemptRow], now: float) -> list[tuple[AttemptRow, Verdict]]:
+        """Start the run on every newly running instance (once: the ledger remembers across restarts). Returns
+        the attempts whose host will not come round, with why: SSH unanswered, or the host not set up, past
+        provider.ssh_deadline_s after it ran; no python with torch, or a failing install, at once."""
         if not self.enabled:
-            return
+            return []
+        out = []
         for a in attempts:
             if a.state != A.RUNNING or a.host_started_at is not None or not a.provider_id:
                 continue
@@ -67,18 +72,35 @@ class HostRuns:
                     run_dir=host_run_dir(a), env=self.env, max_runtime_s=self.sweep.spec.provider.max_runtime_s))
             elif task.done():
                 del self._tasks[("up", a.id)]
-                self._brought_up(a, task, now)
+                if (verdict := self._brought_up(a, task, now)) is not None:
+                    out.append((a, verdict))
+        return out
 
-    def _brought_up(self, a: AttemptRow, task: asyncio.Task[Any], now: float) -> None:
+    def _brought_up(self, a: AttemptRow, task: asyncio.Task[Any], now: float) -> Verdict | None:
         exc = task.exception()
         if exc is None:
+            found = task.result()
+            self._tried.pop(a.id, None)
             self.ledger.set_attempt(a.id, host_started_at=now)
-            self.journal.event(now, "host", f"{a.cell} #{a.attempt}: run started on the host over SSH", a)
-        elif isinstance(exc, BringUpFailed) and ": install failed" in str(exc):
-            self.ledger.set_attempt(a.id, error_event=str(exc)[:500])   # judged as the run's failure
-            self.journal.event(now, "host", f"{a.cell} #{a.attempt}: {exc}", a)
-        else:   # SSH not answering yet, a dropped push: tried again next poll, up to the start-up deadline
-            self.journal.event(now, "host", f"{a.cell} #{a.attempt}: bring-up not done ({exc}); retrying", a)
+            self.journal.event(now, "host", f"{a.cell} #{a.attempt}: run started over SSH ({found.python}, torch "
+                               f"{found.torch})", a, data={"python": found.python, "torch": found.torch})
+            return None
+        if not isinstance(exc, ProviderError):   # a fault of usim's own: said as it is, never taken for SSH
+            return Verdict("failed", R.HOST_SETUP, f"bring-up raised {type(exc).__name__}: {exc}"[:500])
+        step = exc.step if isinstance(exc, BringUpFailed) else "ssh"
+        if isinstance(exc, BringUpFailed) and not exc.retry:
+            return Verdict("failed", R.HOST_SETUP, str(exc)[:500])
+        deadline = self.sweep.spec.provider.ssh_deadline_s
+        ran_for = now - (a.started_at if a.started_at is not None else now)
+        if ran_for > deadline:
+            reason = R.SSH_UNREACHABLE if step == "ssh" else R.HOST_SETUP
+            return Verdict("failed", reason, f"{exc} (still, {ran_for:.0f} s after it ran; provider.ssh_deadline_s="
+                           f"{deadline:g})"[:500], exclude_machine=reason == R.SSH_UNREACHABLE)
+        if self._tried.get(a.id) != step:   # one line per kind of trouble, not one per poll
+            self._tried[a.id] = step
+            self.journal.event(now, "host", f"{a.cell} #{a.attempt}: bring-up not done ({exc}); retrying until "
+                               f"{deadline:g} s after it ran", a, data={"step": step})
+        return None
 
     # ---- events -----------------------------------------------------------------------------------------
     async def events(self, a: AttemptRow) -> list[Event] | None:

@@ -85,13 +85,19 @@ class Launcher:
             self.journal.status(f"auth failed: {exc}", now)
             return False
         except ProviderError as exc:
-            # the outcome is unknown (a timeout may hide a success): the next listing settles it by label
+            # the outcome is unknown (a timeout may hide a success): the listings settle it by label, within
+            # provider.create_settle_s where they lag; the attempt stays live meanwhile, so nothing buys again
             self.ledger.set_attempt(aid, message=f"create error: {exc}")
-            self.journal.event(now, "create_error", f"{cell_name} #{attempt}: create failed ({exc}); checking by label",
-                               self.ledger.attempt(aid))
+            self.journal.event(now, "create_error", f"{cell_name} #{attempt}: create got no clear answer ({exc}); "
+                               f"not buying again: the listing settles it by label", self.ledger.attempt(aid),
+                               data={"error": str(exc)[:300]})
             self.ledger.set_cell(self.name, cell_name, not_before=now + policies.backoff_s(1, self.poll_interval))
             return False
         now = self.clock.now()   # a paced create may have waited: the instance (and its deadline) starts now
+        if unanswered := o.raw.get("create_unanswered"):
+            self.journal.event(now, "create_error", f"{cell_name} #{attempt}: create got no answer ({unanswered}); "
+                               f"its instance {o.provider_id} was found by label", self.ledger.attempt(aid),
+                               data={"error": str(unanswered)[:300]})
         self.ledger.close_create_intent(aid, "created", now, o.provider_id)
         self.ledger.set_attempt(aid, at=now, state=o.state, provider_id=o.provider_id, machine_id=o.machine_id, gpu=o.gpu,
                                 price_per_hour=o.price_per_hour, storage_per_hour=o.storage_per_hour,

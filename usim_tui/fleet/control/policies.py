@@ -15,6 +15,7 @@ from usim_tui.fleet.store.rows import AttemptRow, CellRow
 from usim_tui.fleet.store.states import (
     CRASH_REASONS,
     FREE_REASONS,
+    HOST_REASONS,
     MACHINE_REASONS,
     AttemptState,
     CellState,
@@ -132,6 +133,20 @@ def sweep_crash_loop(attempts: Sequence[AttemptRow], cells: Sequence[CellRow], c
                 for r in attempts if r.reason in CRASH_REASONS and (r.ended_at or now) > cleared_at]
     n_cells = sum(1 for c in cells if not c.duplicate_of)
     return crash_loop(failures, now, min_cells=max(2, min(3, n_cells)))
+
+
+def host_loop(attempts: Sequence[AttemptRow], cleared_at: float) -> str | None:
+    """Why launching should pause when the last two hosts that ended (since a person's resume) failed alike to
+    be reached or set up over SSH: two machines in a row is the setup's fault, not theirs."""
+    ended = sorted((a for a in attempts if a.ended_at is not None and a.ended_at > cleared_at and a.reason
+                    and a.reason not in FREE_REASONS), key=lambda a: (a.ended_at, a.id))[-2:]
+    if len(ended) < 2 or not all(a.reason in HOST_REASONS for a in ended):
+        return None
+    first, last = ended
+    if signature(first.reason or "", first.message or "") != signature(last.reason or "", last.message or ""):
+        return None
+    what = "SSH did not answer" if last.reason == R.SSH_UNREACHABLE else "setting the host up failed"
+    return f"{what} the same way on 2 hosts in a row: {last.message} (docs/vast.md, first real night)"
 
 
 def attempts_used(attempts: Sequence[AttemptRow], counted_from: int = 0) -> int:

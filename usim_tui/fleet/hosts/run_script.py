@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Protocol
 
 TEMPLATE = Path(__file__).with_name("run_script.sh")
+IMAGE_ENV = ".usim/image.env"   # the image's environment, saved by the onstart for SSH sessions (home-relative)
 
 
 class Attempted(Protocol):

@@ -5,6 +5,9 @@
 # cut off), the container stops itself, so the GPU stops billing (a stopped container has no SSH: results
 # stay on its disk until destroyed).
 set -uo pipefail
+# An SSH session does not see the image's environment: the onstart saved it (its python, CUDA's variables).
+E="${USIM_HOME:-$HOME}/.usim/image.env"
+[ -f "$E" ] && . "$E"
 RUN_DIR=__RUN_DIR__
 mkdir -p "$RUN_DIR" || exit 92
 SINK="${USIM_CONTAINER_LOG:-/proc/1/fd/1}"   # the container log (vastai logs) carries the events too
@@ -32,6 +35,6 @@ usim_on_exit() {
 }
 trap usim_on_exit EXIT
 trap 'exit 143' TERM INT
-timeout --signal=TERM --kill-after=60 __MAX_RUNTIME__ "${USIM_CORE:-usim-core}" train \
+timeout --signal=TERM --kill-after=60 __MAX_RUNTIME__ "${USIM_PY:-python3}" -m usim_core train \
   --config "$RUN_DIR.config.yaml" --run-dir "$RUN_DIR" 2>&1 | tee -a "$SINK"
 exit "${PIPESTATUS[0]}"

@@ -31,7 +31,11 @@ class SSHUnreachable(ProviderError):
 
 
 class HostCommandFailed(ProviderError):
-    """A command on the host exited non-zero."""
+    """A command on the host exited non-zero (`exit_status`; None when it did not end in time)."""
+
+    def __init__(self, message: str, exit_status: int | None = None) -> None:
+        super().__init__(message)
+        self.exit_status = exit_status
 
 
 class PullFailed(ProviderError):
@@ -94,7 +98,7 @@ class SSHSession:
         if check and res.exit_status != 0:
             err = str(res.stderr or res.stdout or "").strip().splitlines()
             raise HostCommandFailed(f"ssh {t.host}:{t.port}: `{_short(command)}` exited {res.exit_status}: "
-                                    f"{err[-1] if err else 'no output'}")
+                                    f"{err[-1] if err else 'no output'}", res.exit_status)
         return str(res.stdout or "")
 
     @contextlib.asynccontextmanager
@@ -135,47 +139,65 @@ class SSHSession:
                 return b""
         return bytes(data or b"")
 
-    async def pull(self, t: Target, run_dir: str, dest: Path, max_checkpoint_bytes: int,
-                   *, timeout_s: float = 900.0) -> PullResult:
-        """The run directory's results into `dest`: written to a temp dir beside it, then renamed into place."""
+    async def pull(self, t: Target, run_dir: str, dest: Path, max_checkpoint_bytes: int, *,
+                   small_timeout_s: float = 300.0, checkpoint_timeout_s: float = 240.0) -> PullResult:
+        """The run directory's results into `dest`, small files first (config, events, metrics, logs, eval JSONs
+        and figures: into a temp dir beside `dest`, renamed into place when all are whole), then the last
+        checkpoint (under a temp name until whole). A checkpoint that does not come is said in `skipped`:
+        what arrived stays (PullFailed only when the small files do not come)."""
         dest = Path(dest)
         dest.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.pull-", dir=dest.parent))
         try:
-            result = await asyncio.wait_for(self._pull_into(t, run_dir, tmp, max_checkpoint_bytes), timeout_s)
+            result, ckpt = await asyncio.wait_for(self._pull_small(t, run_dir, tmp), small_timeout_s)
             if dest.exists():
                 shutil.rmtree(dest)
             tmp.rename(dest)
-            return result
         except TimeoutError:
             self.drop(t)
-            raise PullFailed(f"pull of {run_dir} from {t.host}:{t.port} did not finish in {timeout_s:g} s") from None
+            raise PullFailed(f"pull of {run_dir} from {t.host}:{t.port} did not finish in {small_timeout_s:g} s") from None
         except (SSHUnreachable, OSError, asyncssh.Error) as exc:
             raise PullFailed(f"pull of {run_dir} from {t.host}:{t.port} failed: {_why(exc)}") from None
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
+        if ckpt is not None:
+            name, size = ckpt
+            if size > max_checkpoint_bytes:
+                result.skipped.append(f"{name} ({size} bytes > max_checkpoint_bytes {max_checkpoint_bytes})")
+            else:
+                try:
+                    await asyncio.wait_for(self._pull_file(t, run_dir, name, dest), checkpoint_timeout_s)
+                    result.files.append(name)
+                    result.bytes += size
+                except (TimeoutError, SSHUnreachable, OSError, asyncssh.Error) as exc:
+                    self.drop(t)
+                    why = f"not whole in {checkpoint_timeout_s:g} s" if isinstance(exc, TimeoutError) else _why(exc)
+                    result.skipped.append(f"{name} (the pull failed: {why}; the rest arrived)")
+        return result
 
-    async def _pull_into(self, t: Target, run_dir: str, tmp: Path, max_ckpt: int) -> PullResult:
+    async def _pull_small(self, t: Target, run_dir: str, tmp: Path) -> tuple[PullResult, tuple[str, int] | None]:
+        """The small files into `tmp`; returns them and the last checkpoint (path, size), not pulled yet."""
         result = PullResult()
         async with self.sftp(t, "pull") as sftp:
             if not await sftp.isdir(run_dir):
                 raise PullFailed(f"pull: {run_dir} does not exist on {t.host}:{t.port}")
             wanted = [n for n in PULL_PATTERNS if await sftp.isfile(posixpath.join(run_dir, n))]
             wanted += await _listed(sftp, run_dir, "eval", EVAL_SUFFIXES)
-            ckpt = await _last_checkpoint(sftp, run_dir)
-            if ckpt is not None:
-                name, size = ckpt
-                if size > max_ckpt:
-                    result.skipped.append(f"{name} ({size} bytes > max_checkpoint_bytes {max_ckpt})")
-                else:
-                    wanted.append(name)
             for rel in wanted:
                 local = tmp / rel
                 local.parent.mkdir(parents=True, exist_ok=True)
                 await sftp.get(posixpath.join(run_dir, rel), str(local))
                 result.files.append(rel)
                 result.bytes += local.stat().st_size
-        return result
+            return result, await _last_checkpoint(sftp, run_dir)
+
+    async def _pull_file(self, t: Target, run_dir: str, rel: str, dest: Path) -> None:
+        local = dest / rel
+        local.parent.mkdir(parents=True, exist_ok=True)
+        part = local.with_name(local.name + ".part")
+        async with self.sftp(t, "pull") as sftp:
+            await sftp.get(posixpath.join(run_dir, rel), str(part))
+        part.rename(local)
 
     async def close(self) -> None:
         for t in list(self._conns):

@@ -219,10 +219,27 @@ def _queue(args: argparse.Namespace, command: str, **kw) -> int:
 
 async def _direct(led, name: str, command: str, kw: dict) -> int:
     from usim_tui.fleet.process.open import open_sweep
+    from usim_tui.fleet.providers.base import ProviderError
+    from usim_tui.fleet.providers.offline import Offline
 
     recorded = led.sweep_row(name).runs_root
     runs_root = Path(recorded) if recorded else led.path.parent.parent   # else runs/<sweep>/ledger.sqlite
-    opened = open_sweep(led.load_sweep(name), ledger=led.path, runs_root=runs_root, run_preflight=False)
+    sweep = led.load_sweep(name)
+    try:
+        opened = open_sweep(sweep, ledger=led.path, runs_root=runs_root, run_preflight=False)
+    except ProviderError as exc:   # no key, say: the ledger alone, and never a pretence of having reached it
+        if live := _needs_provider(led, name, command, kw):
+            ids = ", ".join(f"{a.cell} {a.provider_id}" for a in live)
+            print(f"{command}: not done: {len(live)} live instance(s) ({ids}) can only be destroyed through "
+                  f"{sweep.spec.provider.kind} ({exc}); nothing changed, they may still be billing")
+            return 1
+        opened = open_sweep(sweep, ledger=led.path, runs_root=runs_root, run_preflight=False,
+                            provider=Offline(str(exc)), log=lambda line: None)   # the line below says it
+        result = await opened.controller.command(command, **kw)
+        await opened.close()
+        print(f"{command}: {result}: recorded in the ledger only (no controller running; {exc}); it takes effect "
+              "when `usim-tui run` starts one")
+        return 0 if result == "ok" else 1
     ctl = opened.controller
     try:
         await ctl.observe()
@@ -233,3 +250,13 @@ async def _direct(led, name: str, command: str, kw: dict) -> int:
     hint = " (it launches when `usim-tui run` next runs)" if command in ("relaunch", "resume") else ""
     print(f"{command}: {result}: no controller running, applied directly{hint}")
     return 0
+
+
+def _needs_provider(led, name: str, command: str, kw: dict) -> list:
+    """The live instances a command would have to destroy (destroy; relaunch of a cell that runs)."""
+    live = [a for a in led.live_attempts(name) if a.provider_id]
+    if command == "destroy":
+        return [a for a in live if kw.get("all") or a.cell == kw.get("cell")]
+    if command == "relaunch":
+        return [a for a in live if a.cell == kw["cell"]]
+    return []

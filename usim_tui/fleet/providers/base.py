@@ -131,9 +131,9 @@ class HostProvider(Protocol):
         ...
 
     async def pull(self, provider_id: str, run_dir: str, dest: Path, max_checkpoint_bytes: int) -> PullResult:
-        """config.yaml, events.jsonl, metrics.jsonl, train.log, host.log, eval/*.json and *.png and the last
-        checkpoint (skipped, and said so, when over `max_checkpoint_bytes`) into `dest`: written to a temp
-        dir beside it, then renamed, so `dest` is whole or absent."""
+        """config.yaml, events.jsonl, metrics.jsonl, train.log, host.log, eval/*.json and *.png into `dest`
+        first (a temp dir beside it, then renamed: they are whole or absent), then the last checkpoint
+        (skipped, and said so, when over `max_checkpoint_bytes` or when it does not come: what arrived stays)."""
         ...
 
 

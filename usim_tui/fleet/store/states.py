@@ -51,6 +51,8 @@ class EndReason(StrEnum):
     MAX_RUNTIME = "max_runtime"
     PREFLIGHT = "preflight"
     ORPHAN = "orphan"
+    SSH_UNREACHABLE = "ssh_unreachable"   # the host ran, but its SSH never answered within provider.ssh_deadline_s
+    HOST_SETUP = "host_setup"             # the host answered, but could not be set up (no python with torch, install)
 
 
 A = AttemptState
@@ -88,14 +90,18 @@ BILLS_GPU = frozenset({A.RUNNING})
 CELL_ENDED = frozenset({CellState.FINISHED, CellState.FAILED, CellState.DUPLICATE})
 """A cell in one of these is never launched again by the controller (only by a person's relaunch)."""
 
-CRASH_REASONS = frozenset({EndReason.EXITED_ERROR})
-"""Failures of the run itself: they use up max_attempts, and the same exit at start-up across cells is a
-crash loop."""
+CRASH_REASONS = frozenset({EndReason.EXITED_ERROR, EndReason.HOST_SETUP})
+"""Failures of the run itself (or of what it needs from the image): they use up max_attempts, and the same
+exit at start-up across cells is a crash loop."""
 
 MACHINE_REASONS = frozenset({EndReason.STARTUP_TIMEOUT, EndReason.CONTAINER_ERROR, EndReason.OFFLINE,
-                             EndReason.OUTBID})
+                             EndReason.OUTBID, EndReason.SSH_UNREACHABLE})
 """Failures of the machine or the market, not of the cell: the machine is excluded and they use up the cell's
 own, larger max_machine_faults allowance instead."""
+
+HOST_REASONS = frozenset({EndReason.SSH_UNREACHABLE, EndReason.HOST_SETUP})
+"""Reaching or setting up a host over SSH failed: the same failure on two hosts in a row is not the machines'
+fault (usim's key, a proxy, the image): launching pauses with it."""
 
 FREE_REASONS = frozenset({EndReason.NO_CAPACITY, EndReason.BUDGET, EndReason.USER, EndReason.ORPHAN,
                           EndReason.PREFLIGHT})

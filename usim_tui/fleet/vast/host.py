@@ -31,10 +31,10 @@ class VastHost:
     _targets: dict[str, Target]
     _key_registered: bool
 
-    def _init_host(self, ssh_key: KeyPair | Path | None) -> None:
+    def _init_host(self, ssh_key: KeyPair | Path | None, session: Any = None) -> None:
         self._ssh_key = ssh_key if isinstance(ssh_key, KeyPair) else None
         self._ssh_key_path = ssh_key if isinstance(ssh_key, Path) else None
-        self._ssh_session = None
+        self._ssh_session = session
         self._targets = {}
         self._key_registered = False
 

@@ -36,6 +36,8 @@ echo "@usim {\"v\":1,\"kind\":\"bootstrap\",\"label\":\"__LABEL__\",\"mode\":\"s
 D="${USIM_HOME:-$HOME}/.usim"; mkdir -p "$D" && umask 077 && {
   echo "export CONTAINER_ID='${CONTAINER_ID:-}'"; echo "export CONTAINER_API_KEY='${CONTAINER_API_KEY:-}'"
   echo "export VAST_URL='${VAST_URL:-https://console.vast.ai}'"; } > "$D/container.env"
+# An SSH session does not see the image's environment (its PATH to python, CUDA's variables): save it for them.
+export -p | grep -Ev '^declare -x (PWD|OLDPWD|SHLVL|_|HOSTNAME|TERM|PS1)=' > "$D/image.env.part" && mv "$D/image.env.part" "$D/image.env"
 """
 _SECRET_HINTS = ("KEY", "TOKEN", "SECRET", "PASSWORD")
 

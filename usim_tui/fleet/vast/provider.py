@@ -46,6 +46,7 @@ DEFAULT_URL = "https://console.vast.ai"
 INTERVALS = {"search": 6.0, "create": 4.5, "list": 1.0, "show": 2.0, "destroy": 3.0, "put": 1.0,
              "logs": 0.5, "user": 1.0}
 CREATE_PENALTY_S = 12.0
+BULK_DESTROY_MAX = 64   # ids per bulk destroy, as the vastai CLI chunks them
 OCI_SIGNATURE = "OCI runtime create failed"
 _THRESHOLD = re.compile(r"threshold=([0-9.]+)")
 # SSH through Vast's gateway (ssh_host/ssh_port) and direct where the machine allows it, as SkyPilot creates
@@ -117,16 +118,18 @@ def _redact(row: dict[str, Any]) -> dict[str, Any]:
 
 class VastProvider(VastHost):
     name = "vast"
+    listing_lags = True      # a new instance may show in listings minutes after its create (docs/vast.md)
     logs_are_cheap = False   # each read is request_logs + a result_url fetch: the controller budgets them
 
     def __init__(self, settings: Any, *, clock: Clock | None = None, api_key: str | None = None,
                  base_url: str | None = None, sweep: str | None = None, onstart: Any = None,
                  timeout_s: float = 20.0, exclude_ttl_s: float = 600.0, offer_cache_s: float = 60.0,
                  max_tries: int = 5, seed: int = 0, log: Any = None, ssh: bool | None = None,
-                 ssh_key: Any = None) -> None:
+                 ssh_key: Any = None, ssh_session: Any = None) -> None:
         """ssh: register usim's key before creating (default: when settings.install is 'wheel', i.e. the
         controller brings runs up over SSH); ssh_key: a KeyPair or a private key path (default
-        keys.default_key_path(): $USIM_SSH_KEY or ~/.config/usim/ssh/id_ed25519)."""
+        keys.default_key_path(): $USIM_SSH_KEY or ~/.config/usim/ssh/id_ed25519); ssh_session: what reaches the
+        hosts (default an asyncssh SSHSession; the emulator's simulated hosts in a rehearsal)."""
         self.settings = settings
         self.clock = clock or RealClock()
         self._key = _Secret(resolve_api_key(api_key))
@@ -150,8 +153,9 @@ class VastProvider(VastHost):
         self._offers_at = float("-inf")
         self._running_since: dict[str, float] = {}
         self.calls: dict[str, int] = {}
+        self.unrated_offers = 0      # offers of the last search with no reliability field (said, not dropped silently)
         self.ssh = (getattr(settings, "install", "") == "wheel") if ssh is None else ssh
-        self._init_host(Path(ssh_key) if isinstance(ssh_key, str) else ssh_key)
+        self._init_host(Path(ssh_key) if isinstance(ssh_key, str) else ssh_key, ssh_session)
 
     def __repr__(self) -> str:
         return f"VastProvider(base_url={self.base_url!r}, sweep={self.sweep!r})"
@@ -187,19 +191,27 @@ class VastProvider(VastHost):
         return max(floor, min(60.0, 2.0 * 2 ** attempt)) * (1 + 0.25 * self._rng.random())
 
     async def _call(self, group: str, method: str, path: str, *, params: dict[str, str] | None = None,
-                    body: dict[str, Any] | None = None, retry: bool = True) -> tuple[int, Any]:
+                    body: dict[str, Any] | None = None, retry: bool = True,
+                    timeout_s: float | None = None) -> tuple[int, Any]:
         """One API call with pacing and retries. Returns (status, parsed body) for answers that are not
-        429/5xx; raises AuthError, RateLimited, or ProviderError (the key never appears in messages)."""
+        429/5xx; raises AuthError, RateLimited, or ProviderError (the key never appears in messages).
+        `timeout_s` replaces the session's timeout for this call; it is kept on the provider's clock as well (a
+        virtual clock's answer that came later than that is no answer, as a real timeout would have made it)."""
         session = await self._http(once=not retry)
         url = self.base_url + path
         headers = {"Authorization": f"Bearer {self._key.value}", "Accept": "application/json"}
+        per_call = {"timeout": aiohttp.ClientTimeout(total=timeout_s)} if timeout_s else {}
         last = ""
         for attempt in range(self.max_tries):
             await self._pace(group)
             self.calls[group] = self.calls.get(group, 0) + 1
+            sent = self.clock.now()
             try:
-                async with session.request(method, url, params=params, json=body, headers=headers) as resp:
+                async with session.request(method, url, params=params, json=body, headers=headers,
+                                           **per_call) as resp:
                     status, text = resp.status, await resp.text()
+                if timeout_s and self.clock.now() - sent > timeout_s:
+                    raise TimeoutError(f"answered after {self.clock.now() - sent:.0f} s")
             except (TimeoutError, aiohttp.ClientError) as exc:
                 last = f"{type(exc).__name__} on {method} {path}"
                 if not retry:
@@ -285,7 +297,7 @@ class VastProvider(VastHost):
         if now - self._offers_at > self.offer_cache_s or not self._offers:
             query: dict[str, Any] = {
                 "gpu_name": {"eq": s.gpu}, "num_gpus": {"eq": s.num_gpus}, "dph_total": {"lte": max_dph},
-                "reliability2": {"gte": s.min_reliability}, "disk_space": {"gte": s.disk_gb},
+                "reliability": {"gte": s.min_reliability}, "disk_space": {"gte": s.disk_gb},
                 "rentable": {"eq": True}, "rented": {"eq": False}, "external": {"eq": False},
                 "order": [["dph_total", "asc"]], "type": "on-demand", "limit": 100,
                 "allocated_storage": s.disk_gb}
@@ -300,14 +312,21 @@ class VastProvider(VastHost):
                 if until <= now:
                     del table[k]
         fits = []
+        unrated = 0
         for o in self._offers:   # re-check on our side: a filter the server ignored must not cost money
+            rel = reliability(o)
+            unrated += rel is None
             if o.get("gpu_name") != s.gpu or float(o.get("dph_total") or 1e9) > max_dph \
-                    or float(o.get("reliability2") or 0) < s.min_reliability or int(o.get("num_gpus") or 0) != s.num_gpus:
+                    or (rel or 0.0) < s.min_reliability or int(o.get("num_gpus") or 0) != s.num_gpus:
                 continue
             mid = str(o.get("machine_id"))
             if o.get("id") in self._excluded_offers or mid in self._excluded_machines or mid in spec.exclude_machines:
                 continue
             fits.append(o)
+        if unrated:
+            self.unrated_offers = unrated
+            self._log(f"{unrated} of {len(self._offers)} offers carry neither reliability nor reliability2: "
+                      "treated as unreliable (docs/vast.md)")
         return sorted(fits, key=lambda o: float(o.get("dph_total") or 0))
 
     def _exclude(self, offer_id: Any, machine_id: Any) -> None:
@@ -330,31 +349,32 @@ class VastProvider(VastHost):
                    "env": env, "onstart": onstart, "runtype": SSH_RUNTYPE, "cancel_unavail": True}
         if self.ssh:
             await self.ensure_ssh_key()   # before the create: the account's keys are put on new instances
-        unanswered = 0
         async with self._buy:
             for _ in range(8):
                 offers = await self._search(spec)
                 if not offers:
+                    unrated = f"; {self.unrated_offers} offers carried no reliability field" if self.unrated_offers else ""
                     raise NoCapacity(f"no {s.gpu} offer under ${s.max_dph:.2f}/h with reliability >= "
-                                     f"{s.min_reliability} and {s.disk_gb} GB disk (after exclusions)")
+                                     f"{s.min_reliability} and {s.disk_gb} GB disk (after exclusions){unrated}")
                 offer = offers[0]
                 try:
                     status, data = await self._call("create", "PUT", f"/api/v0/asks/{offer['id']}/",
-                                                    body=payload, retry=False)
+                                                    body=payload, retry=False, timeout_s=s.create_timeout_s)
                 except (RateLimited, AuthError):
                     raise
                 except ProviderError as exc:
-                    # the create may have happened: look for our label before anything else
+                    # The create may have happened, and Vast's listing may show it minutes later: never buy
+                    # again for this attempt. One look by label now; otherwise the controller's listings settle
+                    # it (adopted when it shows up, closed as never created after provider.create_settle_s).
                     self._exclude(offer.get("id"), offer.get("machine_id"))
                     found = await self._list_rows(label=spec.label)
                     if found:
                         self._log(f"create of {spec.label} did not answer but the instance exists: adopted")
-                        return self._observe(found[0])
-                    unanswered += 1
-                    if unanswered > 1:
-                        raise CreateUnconfirmed(f"{exc}; no instance labelled {spec.label} exists") from None
-                    self._log(f"create of {spec.label} did not answer and no instance has its label: one retry")
-                    continue
+                        o = self._observe(min(found, key=lambda r: int(r.get("id") or 0)))
+                        o.raw["create_unanswered"] = str(exc)
+                        return o
+                    raise CreateUnconfirmed(f"{exc}; no instance labelled {spec.label} listed yet: not buying "
+                                            "again, the listing settles it") from None
                 if status == 200 and isinstance(data, dict) and data.get("success") and data.get("new_contract"):
                     self._exclude(offer.get("id"), offer.get("machine_id"))
                     return Observed(
@@ -383,17 +403,19 @@ class VastProvider(VastHost):
         raise ProviderError(f"Vast API: destroy {provider_id} failed (HTTP {status}): {_describe(data)}")
 
     async def destroy_many(self, provider_ids: list[str]) -> None:
-        """One bulk destroy (`DELETE /api/v0/instances/` with `instance_ids`, as vastai's api/instances.py sends
-        it). Its answer's shape is unverified (docs/vast.md): anything but a 200 without an error raises, and
-        the controller confirms every destroy by listing, so one that did not take is found and retried."""
+        """Bulk destroys (`DELETE /api/v0/instances/` with `instance_ids`), 64 ids a call as `vastai destroy
+        instances` sends them (cli/commands/instances.py). The answer's shape is unverified (docs/vast.md):
+        anything but a 200 without an error raises, and the controller confirms every destroy by listing, so
+        one that did not take is found and retried."""
         for pid in provider_ids:
             self.forget_host(pid)
-        status, data = await self._call("destroy", "DELETE", "/api/v0/instances/",
-                                        body={"instance_ids": [int(i) for i in provider_ids]})
-        if status == 200 and not (isinstance(data, dict) and (data.get("error") or data.get("success") is False)):
-            return
-        error = BulkUnsupported if status in (404, 405) else ProviderError
-        raise error(f"Vast API: bulk destroy of {len(provider_ids)} failed (HTTP {status}): {_describe(data)}")
+        for i in range(0, len(provider_ids), BULK_DESTROY_MAX):
+            chunk = [int(x) for x in provider_ids[i:i + BULK_DESTROY_MAX]]
+            status, data = await self._call("destroy", "DELETE", "/api/v0/instances/", body={"instance_ids": chunk})
+            if status == 200 and not (isinstance(data, dict) and (data.get("error") or data.get("success") is False)):
+                continue
+            error = BulkUnsupported if status in (404, 405) else ProviderError
+            raise error(f"Vast API: bulk destroy of {len(chunk)} failed (HTTP {status}): {_describe(data)}")
 
     async def show(self, provider_id: str) -> Observed | None:
         status, data = await self._call("show", "GET", f"/api/v0/instances/{int(provider_id)}/",
@@ -440,6 +462,15 @@ class VastProvider(VastHost):
             if session is not None:
                 await session.close()
         self._session = self._once = None
+
+
+def reliability(offer: dict[str, Any]) -> float | None:
+    """An offer's reliability from whichever field it carries: the current vastai CLI knows `reliability`, older
+    ones aliased it to `reliability2` (vastai api/query.py); None when it carries neither."""
+    for key in ("reliability", "reliability2"):
+        if offer.get(key) is not None:
+            return float(offer[key])
+    return None
 
 
 def _parse(text: str) -> Any:
