@@ -85,3 +85,18 @@ def test_sweep_cells_pass_the_architecture_check():
         check_architecture(cfg, 256)
         Surrogate(cfg, 256, {"mean": 0.0, "std": 1.0})
     assert len(seen) >= 3
+
+
+def test_a_data_file_training_would_refuse_is_refused_by_preflight(tmp_path, capsys):
+    """Reproduced on main: preflight passed an HDF5 file with a (n, nt, nx) dataset but without PDEBench's
+    `tensor` and coordinate datasets, which `train` then refused on the paid host."""
+    import h5py
+    import numpy as np
+
+    path = tmp_path / "odd_nu0.01.h5"
+    with h5py.File(path, "w") as f:
+        f["u"] = np.zeros((4, 8, 64), np.float32)
+    tree = _tiny_tree(data__files=[str(path)], data__nu=[0.01])
+    assert _run(_write(tmp_path, tree), tmp_path) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("preflight FAILED") and "odd_nu0.01.h5" in err and "missing dataset 'tensor'" in err
