@@ -17,6 +17,7 @@ import yaml
 from hostile_support import HOSTILE_FAST
 
 from usim_core.sweep import ProviderSettings, expand
+from usim_tui.emulator.faults import Timed
 from usim_tui.emulator.server import serve
 from usim_tui.emulator.state import Emulator
 from usim_tui.fleet.hosts.bring_up import bring_up
@@ -219,9 +220,8 @@ async def test_a_create_answered_past_its_timeout_buys_one_instance_end_to_end(t
     path.write_text(yaml.safe_dump({**doc, "name": "slowcreate"}))
     sweep = expand(path)
     slow = HOSTILE_FAST.model_copy(update={"vast": HOSTILE_FAST.vast.model_copy(update={
-        "slow_create": {"p": 1.0, "duration_s": (4.0, 4.0)}, "listing_lag_s": (6.0, 8.0)})})
-    emu = Emulator(api_keys=(KEY,), execute=True, workdir=str(tmp_path / "hosts"),
-                   faults=type(slow).model_validate(slow.model_dump()))
+        "slow_create": Timed(p=1.0, duration_s=(4.0, 4.0)), "listing_lag_s": (6.0, 8.0)})})
+    emu = Emulator(api_keys=(KEY,), execute=True, workdir=str(tmp_path / "hosts"), faults=slow)
     async with serve(emu) as url:
         led, why = await run_fleet(tmp_path, url, sweep)
     assert why == "done" and len(emu.instances) == 1, "one purchase for one attempt"

@@ -69,3 +69,25 @@ def test_morning_commands_without_a_controller_or_a_key_say_one_line_each(tmp_pa
     out = run(tmp_path, "relaunch", "r_c1")
     assert out.returncode == 0 and "relaunch: ok: recorded in the ledger only" in one_line(out)
     assert Ledger(path).cell("night", "r_c1").state == "pending", "r_c1 runs again when a controller starts"
+
+
+async def test_a_destroy_the_provider_refuses_is_not_reported_done(tmp_path):
+    """Found in the cold try: with a key the API refuses (401), `destroy` printed `ok ... applied directly` and
+    exited 0 while the instance went on billing."""
+    import asyncio
+
+    from usim_tui.emulator.server import serve
+    from usim_tui.emulator.state import Emulator
+
+    path = vast_ledger(tmp_path)
+    env = {k: v for k, v in os.environ.items() if k != "VAST_API_KEY"}
+    async with serve(Emulator(api_keys=("the-right-key",), gentle=True)) as url:
+        env.update(HOME=str(tmp_path / "home"), VAST_URL=url, VAST_API_KEY="a-wrong-key")
+        proc = await asyncio.create_subprocess_exec(
+            TUI, "destroy", "r_c0", "--ledger", str(path), cwd=tmp_path, env=env,
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+        out, err = await asyncio.wait_for(proc.communicate(), 120)
+    text = (out + err).decode()
+    assert proc.returncode == 1 and "Traceback" not in text, text
+    last = text.strip().splitlines()[-1]
+    assert last.startswith("destroy: not done") and "27071001" in last and "billing" in last, text

@@ -41,7 +41,7 @@ def image_env(emu: Emulator, inst: Instance, root: Path) -> dict[str, str]:
     env.update(inst.env)
     env.update(CONTAINER_ID=str(inst.id), CONTAINER_API_KEY=inst.api_key, VAST_URL=emu.base_url,
                USIM_WORKDIR=str(root / "workspace"), USIM_PREINSTALLED="1", USIM_NO_KILL_INIT="1",
-               USIM_EMU_INSTANCE=str(inst.id))
+               USIM_EMU_INSTANCE=inst.marker)
     return env
 
 
@@ -61,7 +61,7 @@ def start(emu: Emulator, inst: Instance) -> None:
 
 
 async def _run(emu: Emulator, inst: Instance) -> None:
-    root = Path(emu.workdir or "emulator-instances") / str(inst.id)
+    root = Path(emu.workdir or "emulator-instances").resolve() / str(inst.id)   # scripts run by absolute paths
     root.mkdir(parents=True, exist_ok=True)
     script = root / "onstart.sh"
     script.write_text(inst.onstart)
@@ -120,9 +120,9 @@ def kill(inst: Instance, grace_s: float = 0.0) -> None:
             conn.close()
         inst.ssh_conns.clear()
         if grace_s <= 0:
-            kill_sandbox(inst.id)
+            kill_sandbox(inst.marker)
         else:
-            asyncio.get_running_loop().call_later(grace_s + 5.0, kill_sandbox, inst.id)
+            asyncio.get_running_loop().call_later(grace_s + 5.0, kill_sandbox, inst.marker)
     proc = inst.proc
     if isinstance(proc, asyncio.Task):
         if not proc.done():

@@ -6,7 +6,7 @@ the instance's sandbox directory (its "home"); SFTP is chrooted to it. The sandb
 venv's, with pip installs going to `<sandbox>/site` (PIP_TARGET, offline, --no-deps) and that directory first
 on PYTHONPATH and PATH of the image's environment, so the pushed wheel's code is what runs, never the
 checkout's. A session does not see that environment (session_env: Vast's bare SSH environment) unless the
-emulator is gentle. Every process started here carries USIM_EMU_INSTANCE=<id>, so destroying the instance ends
+emulator is gentle. Every process started here carries USIM_EMU_INSTANCE=<emulator>-<id>, so destroying the instance ends
 them all, detached ones included.
 """
 
@@ -42,7 +42,7 @@ def session_env(inst: Any, sandbox: Path, image_env: dict[str, str], bare: bool)
         return dict(image_env)
     env = {k: image_env[k] for k in ("LANG", "LC_ALL", "TMPDIR") if k in image_env}
     env.update(HOME=str(sandbox), PWD=str(sandbox), USER="root", LOGNAME="root", SHELL="/bin/bash",
-               PATH=BARE_PATH, PIP_NO_INDEX="1", USIM_EMU_INSTANCE=str(inst.id))
+               PATH=BARE_PATH, PIP_NO_INDEX="1", USIM_EMU_INSTANCE=image_env["USIM_EMU_INSTANCE"])
     return env
 
 
@@ -114,9 +114,10 @@ async def start_sshd(inst: Any, sandbox: Path, env: dict[str, str], port: int = 
     return server, port
 
 
-def kill_sandbox(inst_id: int) -> int:
-    """SIGKILL every process started for this instance (found by USIM_EMU_INSTANCE in /proc/*/environ)."""
-    mark = f"USIM_EMU_INSTANCE={inst_id}".encode()
+def kill_sandbox(marker: str) -> int:
+    """SIGKILL every process started for this instance (found by its USIM_EMU_INSTANCE marker in
+    /proc/*/environ; the marker names the emulator too, so another emulator's instance of the same id lives)."""
+    mark = f"USIM_EMU_INSTANCE={marker}".encode()
     killed = 0
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():

@@ -54,6 +54,7 @@ class Instance:
     answer_delay_s: float = 0.0      # its create was answered this late
     ssh_refused_s: float = 0.0       # SSH refuses this long after it first runs
     ssh_dead: bool = False           # its listed SSH port never answers
+    marker: str = ""                 # USIM_EMU_INSTANCE of every process it starts: its destroy ends them all
 
     def running_since(self) -> float | None:
         """When it first reached running (None: not yet, as planned so far)."""
@@ -136,6 +137,7 @@ class Emulator:
         self._seen_cells: dict[str, list[str]] = {}    # served emulator: cells in the order first created
         self._sold: dict[int, Machine] = {}   # offer id -> machine, for the race mode
         self.account_keys: dict[int, str] = {}   # /api/v0/ssh/: id -> public key text
+        self.token = secrets.token_hex(4)   # marks this emulator's processes (instance ids repeat across emulators)
         for m in self.machines:
             self._relist(m)
 
@@ -268,6 +270,7 @@ class Emulator:
             created_at=now, api_key=secrets.token_hex(16), plan=plan, executing=self.execute and not raced,
             runtype=str(body.get("runtype") or ""), ssh_keys=set(self.account_keys.values()))
         self._unkind(inst)
+        inst.marker = f"{self.token}-{iid}"   # instance ids repeat across emulators: the marker names this one
         self.instances[iid] = inst
         if not raced:
             machine.rented = True

@@ -16,6 +16,7 @@ from usim_tui.fleet.providers.base import (
     NoCapacity,
     Provider,
     ProviderError,
+    RateLimited,
     make_label,
 )
 from usim_tui.fleet.store import budget
@@ -83,6 +84,9 @@ class Launcher:
             self._not_created(aid, cell_name, None, str(exc), now)
             self.ledger.set_sweep(self.name, paused=1)
             self.journal.status(f"auth failed: {exc}", now)
+            return False
+        except RateLimited as exc:   # answered 429: nothing was created, the cell waits its back-off only
+            self._not_created(aid, cell_name, None, str(exc), now)
             return False
         except ProviderError as exc:
             # the outcome is unknown (a timeout may hide a success): the listings settle it by label, within

@@ -136,17 +136,23 @@ def sweep_crash_loop(attempts: Sequence[AttemptRow], cells: Sequence[CellRow], c
 
 
 def host_loop(attempts: Sequence[AttemptRow], cleared_at: float) -> str | None:
-    """Why launching should pause when the last two hosts that ended (since a person's resume) failed alike to
-    be reached or set up over SSH: two machines in a row is the setup's fault, not theirs."""
-    ended = sorted((a for a in attempts if a.ended_at is not None and a.ended_at > cleared_at and a.reason
-                    and a.reason not in FREE_REASONS), key=lambda a: (a.ended_at, a.id))[-2:]
-    if len(ended) < 2 or not all(a.reason in HOST_REASONS for a in ended):
+    """Why launching should pause when the last two hosts failed alike to be reached or set up over SSH and no
+    host created since the first of them was: two machines failing the same way with none working around them
+    is the setup's fault (usim's key, a proxy, the image), not theirs. A host that answered in that time makes
+    the dead ones bad luck."""
+    failed = sorted((a for a in attempts if a.reason in HOST_REASONS and a.ended_at is not None
+                     and a.ended_at > cleared_at), key=lambda a: (a.ended_at, a.id))
+    if len(failed) < 2:
         return None
-    first, last = ended
+    first, last = failed[-2:]
     if signature(first.reason or "", first.message or "") != signature(last.reason or "", last.message or ""):
         return None
+    began = min(x for x in (first.created_at, last.created_at, first.ended_at) if x is not None)
+    if any(a.host_started_at is not None and a.host_started_at >= began for a in attempts):
+        return None
     what = "SSH did not answer" if last.reason == R.SSH_UNREACHABLE else "setting the host up failed"
-    return f"{what} the same way on 2 hosts in a row: {last.message} (docs/vast.md, first real night)"
+    return (f"{what} the same way on 2 hosts with none working since: {last.message} (docs/vast.md, first real "
+            "night)")
 
 
 def attempts_used(attempts: Sequence[AttemptRow], counted_from: int = 0) -> int:

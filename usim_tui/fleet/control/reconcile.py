@@ -34,6 +34,7 @@ class Reconciler:
         self._misses: dict[int, int] = {}         # attempt -> listings in a row that did not show it
         self._duplicates: dict[str, tuple[float, int]] = {}   # provider id -> (billed until, polls since destroy)
         self._listed: set[int] = set()            # attempts a listing has shown (no longer waited for)
+        self._waited: set[int] = set()            # attempts a listing did not show at first (said when it does)
 
     async def apply(self, observed: list[Observed], now: float) -> None:
         """Bring the ledger in line with one listing, then repair destroys a killed controller left open."""
@@ -51,12 +52,18 @@ class Reconciler:
                                      {a.label: a for a in attempts})
         unconfirmed = await self._unconfirmed([a for a in attempts if a.label not in mine], mine, attempts, now)
         self.observed = dict(mine)
+        never_listed = []
         for a in attempts:
             o = mine.pop(a.label, None)
             if o is not None:
                 self._present(a, o, now)
-            elif a.id not in unconfirmed:
-                self._absent(a, now)
+            elif a.id not in unconfirmed and self._absent(a, now):
+                never_listed.append(a)
+        if never_listed:   # its id is known: destroyed by it, in case it exists unlisted (billing all night)
+            await self.teardown.destroy(never_listed, R.OFFLINE, f"never listed within {self.settle_s:g} s of its "
+                                        "create (provider.create_settle_s): destroyed by its id", now)
+            for a in never_listed:
+                self.after_failure(self._attempt(a.id), now)
         for label, o in mine.items():  # labelled as ours, unknown to the ledger: record it, then destroy it
             _, cell, attempt = parse_label(label)  # type: ignore[misc]
             aid = self.ledger.new_attempt(self.sweep, cell, attempt, label, "", now)
@@ -118,6 +125,7 @@ class Reconciler:
         instance it still shows is put back into `mine`), else by a second listing in a row. A listing that
         drops more than a few live instances at once is a provider fault: surfaced, never acted on."""
         young = {a.id for a in missing if a.provider_id and self._young(a, now)}   # not listed yet, perhaps
+        self._waited |= young
         vanished = [a for a in missing if a.provider_id and a.state not in GONE | UNSETTLED and a.id not in young]
         for a in attempts:
             if a.label in mine:
@@ -144,12 +152,18 @@ class Reconciler:
                 mine[a.label] = o
         return unconfirmed
 
-    def _absent(self, a: AttemptRow, now: float) -> None:
+    def _absent(self, a: AttemptRow, now: float) -> bool:
+        """Act on an attempt this listing does not show; True for one whose create was answered (its id is known)
+        but that was never listed within the settle time: the caller destroys it by that id."""
         if a.state in GONE:
-            return
+            return False
+        if a.provider_id and a.state == A.PENDING and self.settle_s and a.id not in self._listed:
+            self.journal.event(now, "not_listed", f"{a.cell} #{a.attempt}: instance {a.provider_id} not listed "
+                               f"{now - (a.created_at or now):.0f} s after its create; destroying it by id", a)
+            return True
         if a.state == A.LAUNCHING:
             if self._young(a, now):
-                return   # a create that did not answer: the instance may yet be listed (never buy again meanwhile)
+                return False   # a create that did not answer: the instance may yet be listed (never buy again meanwhile)
             self.ledger.set_attempt(a.id, at=now, state=A.NOT_CREATED, ended_at=now, billed_until=now,
                                     message=a.message or "create not confirmed: no instance with this label")
             self.ledger.close_create_intent(a.id, "absent", now, "no instance with this label in the listing")
@@ -164,8 +178,12 @@ class Reconciler:
                                     message=a.message or "instance disappeared from the provider's listing")
             self._transition(a, A.DESTROYED, now, "instance disappeared", kind="vanished")
             self.after_failure(self._attempt(a.id), now)
+        return False
 
     def _present(self, a: AttemptRow, o: Observed, now: float) -> None:
+        if a.id not in self._listed and a.id in self._waited:
+            self.journal.event(now, "listed", f"{a.cell} #{a.attempt}: instance {o.provider_id} listed "
+                               f"{now - (a.created_at or now):.0f} s after its create (the listing lags creates)", a)
         self._listed.add(a.id)
         fields: dict[str, Any] = dict(provider_id=o.provider_id, machine_id=o.machine_id, gpu=o.gpu,
                                       price_per_hour=o.price_per_hour, storage_per_hour=o.storage_per_hour,

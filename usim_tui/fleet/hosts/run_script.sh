@@ -18,12 +18,19 @@ usim_event() {
   echo "$line" >> "$RUN_DIR/events.jsonl"
 }
 usim_stop_container() {
+  # with the image's own python (an image need not have curl): storage bills until the controller destroys
+  # the instance; the GPU stops now
   C="${USIM_HOME:-$HOME}/.usim/container.env"
   [ -f "$C" ] && . "$C"
   if [ -n "${CONTAINER_ID:-}" ] && [ -n "${CONTAINER_API_KEY:-}" ]; then
-    curl -s -m 20 -X PUT -H "Authorization: Bearer ${CONTAINER_API_KEY}" -H "Content-Type: application/json" \
-      -d '{"state":"stopped"}' "${VAST_URL:-https://console.vast.ai}/api/v0/instances/${CONTAINER_ID}/" \
-      >/dev/null 2>&1 || echo "usim-host-run: stop request failed"
+    "${USIM_PY:-python3}" - <<'USIM_STOP' || echo "usim-host-run: stop request failed"
+import json, os, urllib.request
+url = os.environ.get("VAST_URL", "https://console.vast.ai") + "/api/v0/instances/" + os.environ["CONTAINER_ID"] + "/"
+req = urllib.request.Request(url, data=json.dumps({"state": "stopped"}).encode(), method="PUT",
+                             headers={"Authorization": "Bearer " + os.environ["CONTAINER_API_KEY"],
+                                      "Content-Type": "application/json"})
+urllib.request.urlopen(req, timeout=20).read()
+USIM_STOP
   fi
 }
 usim_on_exit() {

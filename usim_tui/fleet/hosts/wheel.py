@@ -33,6 +33,9 @@ def build_wheel(repo_root: Path, out_dir: Path, *, timeout_s: float = 300.0) -> 
     if not (repo_root / "pyproject.toml").is_file():
         raise WheelBuildFailed(f"{repo_root} has no pyproject.toml: not a usim checkout")
     out_dir.mkdir(parents=True, exist_ok=True)
+    # setuptools builds in <repo>/build and keeps what is there: a module deleted from the checkout would still
+    # be in the wheel (and the recorded sha256 would not be the checkout's code)
+    shutil.rmtree(repo_root / "build", ignore_errors=True)
     with tempfile.TemporaryDirectory(prefix="usim-wheel-") as tmp:
         cmd = [sys.executable, "-m", "pip", "wheel", str(repo_root), "--no-deps", "--no-build-isolation",
                "--no-index", "-q", "-w", tmp]

@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 from usim_core.config import ConfigError
-from usim_tui.fleet.store.states import LIVE, CellState
+from usim_tui.fleet.store.states import GONE, LIVE, AttemptState, CellState
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -34,7 +34,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=_controller)
 
     p = sub.add_parser("stop", help="end the sweep's controller (--destroy: destroy its instances first)")
-    p.add_argument("--destroy", action="store_true", help="destroy every live instance, then end (results kept)")
+    p.add_argument("--destroy", action="store_true", help="destroy every live instance, then end (results of runs "
+                   "already pulled are kept; a run still going loses what it had not sent back)")
     p.add_argument("--timeout", type=float, default=600.0, help="seconds to wait for the controller to end")
     _ledger_args(p)
     p.set_defaults(func=_stop)
@@ -130,7 +131,7 @@ def _stop(args: argparse.Namespace) -> int:
             print(f"no controller runs {name}: destroying its instances directly")
             asyncio.run(_direct(led, name, "destroy", {"all": True}))
         print(f"no controller runs {name}; {_left_running(led, name)}")
-        return 0
+        return 1 if args.destroy and led.live_attempts(name) else 0
     led.enqueue(name, "stop", destroy=args.destroy)
     deadline = time.monotonic() + args.timeout
     while daemon.is_held(led.path):
@@ -229,7 +230,7 @@ async def _direct(led, name: str, command: str, kw: dict) -> int:
         opened = open_sweep(sweep, ledger=led.path, runs_root=runs_root, run_preflight=False)
     except ProviderError as exc:   # no key, say: the ledger alone, and never a pretence of having reached it
         if live := _needs_provider(led, name, command, kw):
-            ids = ", ".join(f"{a.cell} {a.provider_id}" for a in live)
+            ids = ", ".join(f"{a.cell} {a.provider_id or '(create unconfirmed)'}" for a in live)
             print(f"{command}: not done: {len(live)} live instance(s) ({ids}) can only be destroyed through "
                   f"{sweep.spec.provider.kind} ({exc}); nothing changed, they may still be billing")
             return 1
@@ -241,20 +242,28 @@ async def _direct(led, name: str, command: str, kw: dict) -> int:
               "when `usim-tui run` starts one")
         return 0 if result == "ok" else 1
     ctl = opened.controller
+    targets = {a.id for a in _needs_provider(led, name, command, kw)}
     try:
         await ctl.observe()
         result = await ctl.command(command, **kw)
         await ctl.observe()
     finally:
         await opened.close()
+    failed = [a for a in led.attempts(name) if a.id in targets and a.state not in GONE | {AttemptState.DESTROYING}]
+    if failed:   # the provider refused or did not answer: the instances bill on, and the line says so
+        why = ", ".join(f"{a.cell} {a.provider_id or '(create unconfirmed)'}: {a.state}" for a in failed)
+        print(f"{command}: not done: {len(failed)} instance(s) not destroyed ({why}); they may still be billing: "
+              f"see `usim-tui status --ledger {led.path}`")
+        return 1
     hint = " (it launches when `usim-tui run` next runs)" if command in ("relaunch", "resume") else ""
     print(f"{command}: {result}: no controller running, applied directly{hint}")
     return 0
 
 
 def _needs_provider(led, name: str, command: str, kw: dict) -> list:
-    """The live instances a command would have to destroy (destroy; relaunch of a cell that runs)."""
-    live = [a for a in led.live_attempts(name) if a.provider_id]
+    """The live attempts a command would have to destroy (destroy; relaunch of a cell that runs), a create not
+    confirmed yet included (its instance may exist)."""
+    live = led.live_attempts(name)
     if command == "destroy":
         return [a for a in live if kw.get("all") or a.cell == kw.get("cell")]
     if command == "relaunch":

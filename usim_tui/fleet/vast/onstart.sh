@@ -10,10 +10,15 @@ echo "@usim {\"v\":1,\"kind\":\"bootstrap\",\"label\":\"__LABEL__\",\"t\":$(date
 usim_stop_container() {
   # Vast gives every instance CONTAINER_ID and a per-instance CONTAINER_API_KEY: stop ourselves through
   # the API (storage bills until the controller destroys us; the GPU stops now).
-  if [ -n "${CONTAINER_ID:-}" ] && [ -n "${CONTAINER_API_KEY:-}" ]; then
-    curl -s -m 20 -X PUT -H "Authorization: Bearer ${CONTAINER_API_KEY}" -H "Content-Type: application/json" \
-      -d '{"state":"stopped"}' "${VAST_URL:-https://console.vast.ai}/api/v0/instances/${CONTAINER_ID}/" \
-      >/dev/null 2>&1 || echo "usim-bootstrap: stop request failed"
+  if [ -n "${CONTAINER_ID:-}" ] && [ -n "${CONTAINER_API_KEY:-}" ]; then   # python, not curl: an image may lack it
+    python3 - <<'USIM_STOP' || echo "usim-bootstrap: stop request failed"
+import json, os, urllib.request
+url = os.environ.get("VAST_URL", "https://console.vast.ai") + "/api/v0/instances/" + os.environ["CONTAINER_ID"] + "/"
+req = urllib.request.Request(url, data=json.dumps({"state": "stopped"}).encode(), method="PUT",
+                             headers={"Authorization": "Bearer " + os.environ["CONTAINER_API_KEY"],
+                                      "Content-Type": "application/json"})
+urllib.request.urlopen(req, timeout=20).read()
+USIM_STOP
   fi
   # On a real Vast container (and only there) end PID 1 as a last resort.
   if [ -n "${VAST_CONTAINERLABEL:-}" ] && [ -z "${USIM_NO_KILL_INIT:-}" ]; then
