@@ -89,3 +89,18 @@ def test_sigkill_controller_then_restart_reattaches(tmp_path):
         per_cell.setdefault(a["cell"], []).append(a)
     # the instances launched before the kill were re-attached, not relaunched beside a second copy
     assert all(len(v) == 1 for v in per_cell.values()), per_cell
+
+
+def test_a_vast_sweep_naming_the_laptops_data_files_is_refused_before_anything_is_written(tmp_path):
+    """A Vast host runs in its own directory and the laptop's files are not copied there: a relative
+    data.files would fail on every host after it was paid for. The CLI refuses it in one line, naming the key."""
+    sweep = yaml.safe_load(quick_demo(tmp_path).read_text())
+    sweep["provider"] = {"kind": "vast", "max_dph": 0.5}
+    sweep["set"]["data.files"] = ["burgers_nu0.01.h5"]
+    sweep["set"]["data.nu"] = [0.01]
+    path = tmp_path / "vast_files.yaml"
+    path.write_text(yaml.safe_dump(sweep))
+    out = run(["run", str(path), "--headless"], tmp_path, env={"VAST_API_KEY": "not-a-real-key"})
+    assert out.returncode != 0
+    assert "data.files" in out.stderr and "Traceback" not in out.stderr, out.stderr
+    assert not list(tmp_path.glob("runs/*/ledger.sqlite"))

@@ -53,6 +53,13 @@ def check_provider(sweep: Sweep) -> None:
     except ProviderError as exc:
         raise ConfigError(f"provider {sweep.spec.provider.kind}: {exc}") from None
     asyncio.run(provider.close())
+    if sweep.spec.provider.kind != "local":
+        for cell in sweep.cells:
+            rel = [f for f in (cell.config.get("data") or {}).get("files") or [] if not Path(f).is_absolute()]
+            if rel:   # a remote host runs in its own directory: the laptop's files are not copied there
+                raise ConfigError(f"{sweep.name}: cell {cell.name}: data.files {rel} are the laptop's; on "
+                                  f"{sweep.spec.provider.kind} hosts leave data.files empty (the host generates "
+                                  "the data) or give absolute paths present in the image")
 
 
 def controller_argv(args: argparse.Namespace, ledger: Path) -> list[str]:
