@@ -17,3 +17,19 @@ def interval(values: list[float]) -> dict[str, Any]:
         return {"mean": mean, "ci95": None, "n": n, "values": values}
     sd = math.sqrt(sum((v - mean) ** 2 for v in vals) / (n - 1))
     return {"mean": mean, "ci95": float(student.ppf(0.975, n - 1) * sd / math.sqrt(n)), "n": n, "values": values}
+
+
+def paired_bootstrap(diffs: list[float], draws: int = 10000, seed: int = 0) -> dict[str, Any]:
+    """The mean of paired differences (one per seed: variant minus reference on the same seed) with its 95%
+    percentile interval from resampling the seeds with replacement."""
+    import random
+
+    vals = [d for d in diffs if d is not None and math.isfinite(d)]
+    n = len(vals)
+    mean = sum(vals) / n if n else None
+    if n < 2:
+        return {"mean": mean, "ci95": None, "n": n, "draws": 0, "values": diffs}
+    rng = random.Random(seed)
+    boot = sorted(sum(rng.choice(vals) for _ in vals) / n for _ in range(draws))
+    return {"mean": mean, "ci95": [boot[int(0.025 * draws)], boot[int(0.975 * draws) - 1]], "n": n, "draws": draws,
+            "values": diffs}
