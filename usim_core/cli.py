@@ -56,12 +56,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
-    cfg = sub.add_parser("config", help="check run configs").add_subparsers(dest="action", metavar="ACTION")
+    cfg = sub.add_parser("config", help="check run configs", description="Check run configs: `usim-core config "
+                         "validate FILE` (a file, or a shipped config by name: burgers_tiny)."
+                         ).add_subparsers(dest="action", metavar="ACTION")
     val = cfg.add_parser("validate", help="validate a run config: exit 0, or exit 2 naming the file and key")
     val.add_argument("file")
     val.set_defaults(func=_config_validate)
 
-    sw = sub.add_parser("sweep", help="expand sweep files").add_subparsers(dest="action", metavar="ACTION")
+    sw = sub.add_parser("sweep", help="expand sweep files", description="Expand sweep files into their cells: "
+                        "`usim-core sweep expand FILE` (a file, or a shipped sweep by name: demo, overnight_sota)."
+                        ).add_subparsers(dest="action", metavar="ACTION")
     exp = sw.add_parser("expand", help="list the cells of a sweep (duplicates marked)")
     exp.add_argument("file")
     exp.add_argument("--json", action="store_true", help="JSON list with name, round, tags, overrides, config")
@@ -77,6 +81,10 @@ def add_commands(sub: argparse._SubParsersAction, modules: tuple[str, ...]) -> N
         importlib.import_module(module).register(sub)
 
 
+# What the [core] extra brings (training, evaluation, data files): a [tui]-only install lacks them.
+CORE_MODULES = frozenset({"torch", "h5py", "scipy", "neuralop", "wandb"})
+
+
 def dispatch(parser: argparse.ArgumentParser, argv: list[str] | None) -> int:
     """Parse, run the chosen handler, and turn bad input into exit 2 with the message (no traceback)."""
     args = parser.parse_args(argv)
@@ -88,6 +96,13 @@ def dispatch(parser: argparse.ArgumentParser, argv: list[str] | None) -> int:
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except ModuleNotFoundError as exc:
+        if exc.name not in CORE_MODULES:
+            raise
+        print(f"error: {parser.prog} {args.command}: needs {exc.name}, which this install lacks (a laptop's "
+              "[tui] install has no torch); install the training side: pip install 'usim-sweeps[core]' "
+              "(torch first: pip install torch)", file=sys.stderr)
+        return 3
     except KeyboardInterrupt:
         return 130
     except BrokenPipeError:  # output piped into `head`: stop quietly, as other CLI tools do

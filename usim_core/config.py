@@ -274,11 +274,40 @@ def deep_merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+# The configs shipped with usim (the repository's configs/, installed as usim_core/configs): sweeps, run configs
+# and fault profiles, each named without a path from anywhere (`demo`, `burgers_tiny`, `seed_night`).
+SHIPPED = Path(__file__).resolve().parent / "configs"
+SHIPPED_KINDS = {"sweeps": "sweep", "runs": "run config", "faults": "fault profile"}
+
+
+def shipped_names(kind: str) -> list[str]:
+    return sorted(p.stem for p in (SHIPPED / kind).glob("*.yaml"))
+
+
+def resolve_config(value: str | Path, kind: str) -> Path:
+    """The file a command was given: a path as it is when it exists, else the shipped `<kind>/<value>.yaml` for
+    a bare name. ConfigError naming the shipped ones when it is neither."""
+    path = Path(value)
+    if path.exists():
+        return path
+    shipped = SHIPPED / kind / f"{value}.yaml"
+    if str(value) == path.name and not path.suffix and shipped.is_file():
+        return shipped
+    raise ConfigError(f"{value}: no such file, and no shipped {SHIPPED_KINDS[kind]} of that name; shipped {kind}: "
+                      f"{', '.join(shipped_names(kind)) or 'none'} ({SHIPPED / kind})")
+
+
 def _read_yaml(path: Path) -> dict[str, Any]:
     if not path.exists():
         raise ConfigError(f"{path}: file not found")
+    if path.is_dir():
+        raise ConfigError(f"{path}: a directory; expected a YAML file")
     try:
         data = yaml.safe_load(path.read_text()) or {}
+    except UnicodeDecodeError:
+        ledger = path.read_bytes()[:16] == b"SQLite format 3\x00"
+        raise ConfigError(f"{path}: not a YAML text file" + (" (a SQLite ledger: pass it with --ledger)" if ledger
+                                                               else " (binary content)")) from None
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path}: not valid YAML: {exc}") from None
     if not isinstance(data, dict):
@@ -394,8 +423,13 @@ def validate(tree: dict[str, Any], file: Path | str = "<config>",
 
 
 def load_config(path: str | Path, overrides: dict[str, Any] | None = None) -> RunConfig:
-    """Load a run config file (with includes) and apply dotted overrides ({"stages.operator.lr": 3e-4})."""
+    """Load a run config file (with includes; or a shipped one by name, `burgers_tiny`) and apply dotted
+    overrides ({"stages.operator.lr": 3e-4}). An empty file is refused: every default is a choice to make."""
+    path = resolve_config(path, "runs")
     tree, origins = load_tree(path)
+    if not tree:
+        raise ConfigError(f"{path}: an empty run config; start from a shipped one (include: it), e.g. "
+                          "configs/runs/burgers_tiny.yaml")
     for dotted, value in (overrides or {}).items():
         set_dotted(tree, dotted, value)
     return validate(tree, path, origins)

@@ -25,6 +25,7 @@ from usim_core.config import (
     format_validation_error,
     get_dotted,
     load_tree,
+    resolve_config,
     set_dotted,
     validate,
 )
@@ -197,8 +198,8 @@ def _diff(base: dict[str, Any], resolved: dict[str, Any], keys: list[str]) -> di
 
 
 def expand(path: str | Path) -> Sweep:
-    """Expand a sweep file into cells, with duplicates marked."""
-    path = Path(path)
+    """Expand a sweep file (or a shipped sweep by name: `demo`) into cells, with duplicates marked."""
+    path = resolve_config(path, "sweeps")
     spec = load_sweep_spec(path)
     base_path = (path.parent / spec.base).resolve()
     base_tree, base_origins = load_tree(base_path)
@@ -247,6 +248,12 @@ def _check_axes_change_config(path: Path, base_tree: dict[str, Any], base_origin
     """Refuse an axis whose values all resolve to the same config (the earlier night's w5 == w6)."""
     for axis in rnd.grid:
         if len(axis.values) < 2:
+            without = _resolve(base_tree, base_origins, {**spec.common, **rnd.common}, f"{path} (round {rnd.name})")
+            with_it = _resolve(base_tree, base_origins, {**spec.common, **rnd.common, axis.key: axis.values[0]},
+                               f"{path} (round {rnd.name}, {axis.key}={axis.values[0]!r})")
+            if without.config_hash() == with_it.config_hash():
+                raise ConfigError(f"{path}: round {rnd.name}: axis {axis.key} has one value, {axis.values[0]!r}, "
+                                  "which is what the round has anyway: it varies nothing (drop it, or add values)")
             continue
         hashes = set()
         for value in axis.values:

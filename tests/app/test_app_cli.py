@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from usim_core.config import ConfigError
+from usim_core.config import ConfigError, resolve_config
+from usim_core.sweep import expand
 from usim_tui.app import launch
 from usim_tui.app.launch import build
 from usim_tui.app.rehearsal import RehearsalSource
@@ -36,10 +37,10 @@ def test_imports_stay_light():
 
 def test_demo_sweep_is_found_from_any_directory(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    assert launch.demo_sweep() == REPO / "configs" / "sweeps" / "demo.yaml"
-    monkeypatch.setattr(launch, "DEMO", Path("configs") / "sweeps" / "gone.yaml")
-    with pytest.raises(ConfigError, match="demo sweep is missing.*gone.yaml"):
-        launch.demo_sweep()
+    assert resolve_config(launch.DEMO, "sweeps").resolve() == REPO / "configs" / "sweeps" / "demo.yaml"
+    with pytest.raises(ConfigError, match="gone: no such file, and no shipped sweep of that name; shipped sweeps: "
+                                          "demo, overnight_sota"):
+        resolve_config("gone", "sweeps")
 
 
 def test_missing_ledger_fails_clearly(tmp_path, capsys):
@@ -55,12 +56,16 @@ def test_unknown_provider_is_refused(capsys):
 
 def test_read_only_run_and_attach_build_ledger_sources(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    app = build(args(read_only=True))  # the demo sweep, recorded in runs/demo/ledger.sqlite
+    app = build(args(read_only=True))  # the demo sweep, not run yet: shown from memory, nothing written
     assert app.read_only and not app.source.in_process
     ledger = tmp_path / "runs" / "demo" / "ledger.sqlite"
     assert app.source.snapshot().sweep == "demo" and len(app.source.snapshot().cells) == 4
+    assert not ledger.exists() and "has not run" in app.mode, "a read-only view writes nothing"
+    Ledger(ledger).ensure_sweep(expand("demo"))
+    again = build(args(read_only=True))
+    assert again.source.ledger.read_only and again.source.snapshot().sweep == "demo"
     attached = build(args(ledger=str(ledger)))
-    assert not attached.read_only and not attached.source.in_process and attached.mode == "attached"
+    assert not attached.read_only and not attached.source.in_process and attached.mode == ""   # a plain attach
     assert attached.source.snapshot().sweep == "demo"
 
 
@@ -74,12 +79,12 @@ def test_running_a_sweep_starts_its_controller_as_its_own_process(tmp_path, monk
     ledger = tmp_path / "runs" / "demo" / "ledger.sqlite"
     try:
         pid = daemon.holder(Ledger(ledger)).pid
-        assert not app.source.in_process and daemon.is_held(ledger) and f"controller pid {pid}" in app.mode
+        assert not app.source.in_process and daemon.is_held(ledger) and f"controller pid {pid} started" in app.source.log[0]
         assert pid != os.getpid() and os.getpgid(pid) != os.getpgid(0)     # its own process group
         environ = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
         assert b"WANDB_API_KEY=" + b"k" * 40 in environ
         again = build(args(sweep=str(REPO / "configs" / "sweeps" / "demo.yaml"), runs=str(tmp_path / "runs")))
-        assert daemon.holder(Ledger(ledger)).pid == pid and "(attached)" in again.mode
+        assert daemon.holder(Ledger(ledger)).pid == pid and "already running: attached" in again.source.log[0]
     finally:
         assert main(["stop", "--destroy", "--ledger", str(ledger)]) == 0
     assert not daemon.is_held(ledger)
@@ -87,7 +92,7 @@ def test_running_a_sweep_starts_its_controller_as_its_own_process(tmp_path, monk
 
 def test_rehearse_names_a_profile_or_fails_naming_it(tmp_path):
     app = build(args(rehearse="seed_night"))
-    assert isinstance(app.source, RehearsalSource) and "rehearsal (seed_night" in app.mode
+    assert isinstance(app.source, RehearsalSource) and app.mode == "rehearsal: seed_night"
     with pytest.raises(ConfigError, match="nope"):
         build(args(rehearse=str(tmp_path / "nope.yaml")))
 

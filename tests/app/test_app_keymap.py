@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 
+import pytest
 from app_support import NOW, SIZE, cursor_to, ready
 from textual.command import CommandPalette
 from textual.widgets import Input, Static
@@ -283,29 +284,38 @@ async def test_attached_queue_without_a_controller_heartbeat_says_so(demo_ledger
         assert "queued pause" in status_text(app) and "no controller is attached" in status_text(app)
 
 
-async def test_small_terminal_hides_the_side_panes_behind_b(source, clock):
+@pytest.mark.parametrize("size", [(100, 30), (80, 24)])
+async def test_a_small_terminal_shows_one_pane_at_a_time(source, clock, size):
+    """Reproduced on main at 80 x 24: three table rows, one plot row, a footer without ?, : and q. Small now means
+    one pane fills the body (the instances first; 1-6 choose, esc back), the footer keeps help, commands, quit."""
     app = UsimApp(source, clock=clock, poll_interval=3600)
-    async with app.run_test(size=(100, 30)) as pilot:
+    async with app.run_test(size=size) as pilot:
         await ready(app, pilot)
-        right = app.main.query_one("#right")
-        assert not right.display or right.region.width == 0
-        assert app.main.query_one("#pane-instances").region.width >= 90
-        assert app.main.query_one("#pane-curves").region.height >= 6
-        await pilot.press("b")
+        main = app.main
+
+        def shown() -> set[str]:
+            return {n for n in ("instances", "curves", "events", "budget", "coverage", "leaderboard")
+                    if main.query_one(f"#pane-{n}").region.height > 0}
+
+        assert shown() == {"instances"} and main.query_one("#pane-instances").region.height >= size[1] - 6
+        await pilot.pause(0.3)   # the footer composes its keys after the first frames
+        visible = {k.key for k in main.query("FooterKey") if k.region.width and k.region.right <= size[0]}
+        assert {"question_mark", "colon", "q"} <= visible, visible
+        for key in ("2", "6", "5", "4", "3"):
+            await pilot.press(key)
+            await pilot.pause()
+            name = {"2": "curves", "6": "events", "5": "leaderboard", "4": "budget", "3": "coverage"}[key]
+            assert shown() == {name} and main.query_one(f"#pane-{name}").region.width >= size[0] - 2
+        await pilot.press("escape")
         await pilot.pause()
-        assert app.main.query_one("#right").region.width > 30
-        table = app.main.table
+        assert shown() == {"instances"} and app.focused is main.table
+        table = main.table
         before = "".join(seg.text for seg in table.render_line(1))
         table.scroll_to(x=table.max_scroll_x, animate=False)  # sideways to the last columns
         await pilot.pause()
         after = "".join(seg.text for seg in table.render_line(1))
         assert table.scroll_x > 0 and after != before
-        assert "round_a_lr2e-4_w3pct" in after and "0.097" in after  # the cell column pinned beside the last ones
-        await pilot.press("b")
-        await pilot.pause()
-        await pilot.press("4")  # a side pane asked for: the side comes back
-        await pilot.pause()
-        assert app.main.query_one("#right").region.width > 30 and app.focused.id == "budget"
+        assert table.labels["round_a_lr2e-4_w3pct"] in after, "the cell column stays pinned beside the last ones"
 
 
 async def test_palette_lists_the_key_table_and_read_only_leaves_out_what_mutates(source, clock):
@@ -314,8 +324,8 @@ async def test_palette_lists_the_key_table_and_read_only_leaves_out_what_mutates
         async with app.run_test(size=SIZE) as pilot:
             await ready(app, pilot)
             titles = {c.title for c in app.get_system_commands(app.main)}
-            assert {"Logs", "Sort", "Ended", "Refresh", "Help"} <= titles
-            assert ("Launch" in titles) is expected and ("Relaunch" in titles) is expected
+            assert {"Logs · l", "Sort · S", "Ended · e", "Refresh · R", "Help · ?", "Report · W"} <= titles
+            assert ("Launch · n" in titles) is expected and ("Relaunch · r" in titles) is expected
 
 
 async def test_sorting_keeps_the_cursor_on_its_row(source, clock):
@@ -348,3 +358,20 @@ async def test_c_starts_a_controller_when_none_runs(source, clock):
         await pilot.press("C")
         await pilot.pause()
         assert not source.sent
+
+
+async def test_w_writes_the_report(demo_ledger, clock, tmp_path, monkeypatch):
+    from usim_tui.app.source import LedgerSource
+
+    monkeypatch.chdir(tmp_path)
+    led, _, _ = demo_ledger
+    app = UsimApp(LedgerSource(led), clock=clock, poll_interval=3600)
+    async with app.run_test(size=SIZE) as pilot:
+        await ready(app, pilot)
+        await pilot.press("W")
+        for _ in range(300):
+            await pilot.pause(0.2)
+            if "report" in status_text(app) and "writing" not in status_text(app):
+                break
+        assert (tmp_path / "reports" / "demo" / "report.md").is_file(), status_text(app)
+        assert "failed" not in status_text(app)

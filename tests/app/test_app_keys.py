@@ -24,7 +24,8 @@ async def test_every_binding_is_tested_here():
               "log_scale", "stage", "focus_pane", "help", "quit_app",
               # tests/app/test_app_keymap.py
               "back", "sort", "ended", "metric_events", "refresh", "side", "app.command_palette",
-              "start_controller"}   # test_app_keymap.py: test_c_starts_a_controller_when_none_runs
+              "start_controller",   # test_app_keymap.py: test_c_starts_a_controller_when_none_runs
+              "report"}             # test_app_keymap.py: test_w_writes_the_report
     assert {b.action.split("(")[0] for b in MAIN} == tested
 
 
@@ -144,12 +145,12 @@ async def test_curves_follow_selection_log_scale_and_stage(source, clock):
         curves = app.main.query_one(LossCurves)
         cursor_to(app, "1")
         await pilot.pause(0.3)
-        assert set(curves.lines) == {"codec/train_loss", "operator/train_loss", "operator/val_loss"}
+        assert set(curves.lines) == {"codec train_loss", "operator train_loss", "operator val_loss"}   # short legends
         await pilot.press("y")
         assert curves.log_y
         await pilot.press("s")  # all -> codec
         await pilot.pause()
-        assert curves.stage == "codec" and set(curves.lines) == {"codec/train_loss"}
+        assert curves.stage == "codec" and set(curves.lines) == {"codec train_loss"}
         await pilot.press("s", "s")  # -> operator -> all
         assert curves.stage == ""
         # two marked attempts overlay, each line labelled with its cell and attempt
@@ -422,4 +423,4 @@ async def test_curves_replot_only_when_the_selection_gains_points(source, clock,
         source.series[3] = grown
         app.poll_now()
         await pilot.pause(0.3)
-        assert redraws == [1] and curves.lines["operator/train_loss"][0][-1] == 600
+        assert redraws == [1] and curves.lines["operator train_loss"][0][-1] == 600

@@ -67,5 +67,5 @@ def test_main_screen_large(snap_compare, source, clock):
 
 
 def test_main_screen_small(snap_compare, source, clock):
-    """100 x 30: the side panes hide behind `b`; the table and the plot keep room to read."""
+    """100 x 30 (a small terminal): one pane at a time, the instances filling the body; the footer keeps ?, : and q."""
     assert snap_compare(UsimApp(source, clock=clock, poll_interval=3600), terminal_size=(100, 30), run_before=first_poll)

@@ -58,7 +58,7 @@ def test_demo_sweep_in_tmux(tmp_path):
     cmd = f"cd {tmp_path} && {env} {BIN} --no-preflight --poll 0.5 --controller-poll 1; echo EXITED $?; sleep 30"
     start(session, cmd)
     try:
-        wait_for("the app", lambda _: "sweep demo" in screen(session), 60, session)
+        wait_for("the app", lambda _: "demo on local" in screen(session), 60, session)
         # the controller launches up to concurrency (2) attempts; the first reaches running and logs a loss
         wait_for("two instances", lambda _: len(rows(db, "SELECT id FROM attempts")) >= 2, 60, session)
         first = wait_for("a running instance with loss points", lambda _: rows(
@@ -116,7 +116,7 @@ def test_sigkill_of_the_app_leaves_the_controller_running_and_a_new_app_attaches
     cmd = f"cd {tmp_path} && {env} {BIN} --no-preflight --poll 0.5 --controller-poll 1"
     start(session, cmd + "; echo EXITED $?; sleep 30")
     try:
-        wait_for("the app", lambda _: "sweep demo" in screen(session), 60, session)
+        wait_for("the app", lambda _: "demo on local" in screen(session), 60, session)
         wait_for("two instances", lambda _: len(rows(db, "SELECT id FROM attempts")) >= 2, 60, session)
         controller = daemon.holder(Ledger(db)).pid
         shell = int(tmux("list-panes", "-t", session, "-F", "#{pane_pid}").split()[0])
@@ -131,7 +131,7 @@ def test_sigkill_of_the_app_leaves_the_controller_running_and_a_new_app_attaches
         # last session and at once starting another raced the server's exit (an empty screen, one run in a few)
         start(again, cmd + "; echo EXITED $?; sleep 30")
         kill(session)
-        wait_for("the new app, attached", lambda _: f"controller pid {controller} (attached)" in screen(again), 60,
+        wait_for("the new app, attached", lambda _: f"controller pid {controller} seen" in screen(again), 60,
                  again)
         tmux("send-keys", "-t", again, "q")
         wait_for("the quit dialog", lambda _: "does not stop the sweep" in screen(again), 20, again)

@@ -33,7 +33,7 @@ def test_keys_in_a_real_terminal_never_end_the_app(demo_ledger, tmp_path):
     cmd = f"cd {tmp_path} && {env} {BIN} --ledger {led.path} --read-only --poll 0.5; echo EXITED $?; sleep 30"
     start(session, cmd)
     try:
-        wait_for("the app", lambda s: "sweep demo" in s and "running" in s, 60, session)
+        wait_for("the app", lambda s: "demo on local" in s and "running" in s, 60, session)
         keys(session, "y")
         wait_for("log scale", lambda s: "log y" in s and "non-positive" in s, 20, session)
         assert "plot unavailable" not in screen(session)
@@ -49,7 +49,7 @@ def test_keys_in_a_real_terminal_never_end_the_app(demo_ledger, tmp_path):
         keys(session, "Escape", "3", "j", "Enter")
         wait_for("the details of the grid's cell", lambda s: "details ·" in s, 20, session)
         keys(session, "Escape", ":")
-        wait_for("the palette", lambda s: "Relaunch" in s or "Launch" in s, 20, session)
+        wait_for("the palette", lambda s: "Focus Instances" in s, 20, session)   # not the footer's "Launch"
         keys(session, "Escape", "Escape", "Escape", "q")  # the palette's list, the palette, the main screen
         wait_for("the app to exit", lambda s: "EXITED 0" in s, 30, session)
     finally:

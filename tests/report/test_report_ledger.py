@@ -73,7 +73,7 @@ def test_half_finished_report_says_what_is_missing(demo_ledger, tmp_path):
     path, rollouts = demo_ledger(finished=2)
     md = report(path, tmp_path / "rep")
     summary = section(md, "1. Summary")
-    assert "in progress or incomplete" in summary
+    assert "in progress: the figures below cover what exists so far" in summary
     assert "| cells finished | 2 / 4 |" in summary and "| cells running | 1 |" in summary
     assert "| cells not started | 1 |" in summary
     missing = summary[summary.index("What is missing"):]
@@ -136,3 +136,22 @@ def test_results_lost_on_a_host_are_said_in_the_report(demo_ledger, tmp_path):
     led.close()
     fail = section(report(path, tmp_path / "rep"), "6. Failures")
     assert "### Results lost" in fail and "the budget cap: money beats data" in fail
+
+
+def test_a_sweep_whose_cells_all_failed_is_reported_ended_not_in_progress(tmp_path, repo):
+    """Reproduced on main: every cell failed, nothing live, and the report said "in progress"."""
+    from usim_core.sweep import expand
+    from usim_tui.fleet.store.ledger import Ledger
+
+    sweep = expand(repo / "configs/sweeps/demo.yaml")
+    path = tmp_path / "runs" / "demo" / "ledger.sqlite"
+    led = Ledger(path)
+    led.ensure_sweep(sweep)
+    for i, c in enumerate(sweep.cells):
+        aid = led.new_attempt("demo", c.name, 1, f"usim:demo:{c.name}:1", str(tmp_path / c.name), 1000.0 + i)
+        led.set_attempt(aid, state="destroyed", reason="exited_error", ended_at=1100.0 + i)
+        led.set_cell("demo", c.name, state="failed", reason="exited_error")
+    led.close()
+    summary = section(report(path, tmp_path / "rep"), "1. Summary")
+    assert "ended: 0 finished, 4 failed; nothing more runs without a relaunch" in summary
+    assert "in progress" not in summary

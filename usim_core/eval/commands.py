@@ -117,7 +117,10 @@ def _gate(args: argparse.Namespace) -> int:
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("eval", help="evaluate a checkpoint in physical space (JSON + PNGs)")
+    p = sub.add_parser("eval", help="evaluate a checkpoint in physical space (JSON + PNGs)",
+                       description="Evaluate a checkpoint in physical space on a split (val or test): one-step and "
+                       "rollout errors, physics checks and baselines, written as JSON and figures; the model is "
+                       "built from the checkpoint's own config.")
     p.add_argument("--checkpoint", required=True, help="a stage checkpoint, e.g. RUN/checkpoints/consistency_distill.pt")
     p.add_argument("--split", choices=("val", "test"), default="val",
                    help="val = the config's small eval set, test = the full eval set")
@@ -127,7 +130,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
     p.set_defaults(func=_eval)
 
-    b = sub.add_parser("baseline", help="train a baseline on the same training split and budget")
+    b = sub.add_parser("baseline", help="train a baseline on the same training split and budget",
+                       description="Train a baseline (fno) on the run's training split with a budget matched to the "
+                       "run's, for the eval reports to compare against.")
     b.add_argument("kind", choices=("fno",), help="fno: neuralop.models.FNO")
     b.add_argument("--config", required=True, help="the run config (same data and split)")
     b.add_argument("--run-dir", required=True, help="writes RUN/baselines/fno.pt; eval picks it up")
@@ -139,7 +144,10 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "the quality bench chose lr 2e-3 and unroll 1 on val for the FNO (docs/eval.md)")
     b.set_defaults(func=_baseline)
 
-    lbp = sub.add_parser("leaderboard", help="rank the eval JSONs of a sweep dir (CSV + JSON)")
+    lbp = sub.add_parser("leaderboard", help="rank the eval JSONs of a sweep dir (CSV + JSON)",
+                         description="Rank the eval JSONs under a sweep directory on val by the primary metric "
+                         "(runs evaluated on different domains are refused), writing CSV and JSON; --freeze-name "
+                         "freezes the champion for gates.")
     lbp.add_argument("dir", help="runs/<sweep> (reads <cell>/<attempt>/eval/*.json)")
     lbp.add_argument("--metric", default=PRIMARY_METRIC,
                      help=f"rank (on val) by this metric, lower is better (default {PRIMARY_METRIC}: PDEBench's "
@@ -150,7 +158,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     lbp.add_argument("--freeze-name", default="full", help="which eval (small|full) the champion is taken from")
     lbp.set_defaults(func=_leaderboard)
 
-    g = sub.add_parser("gate", help="compare one eval JSON with a frozen champion; records the result, exit 0")
+    g = sub.add_parser("gate", help="compare one eval JSON with a frozen champion; records the result, exit 0",
+                       description="Compare one eval JSON with a frozen champion on the primary metric and the "
+                       "physics gates; the result is recorded (a gate is a result, never a crash: exit 0).")
     g.add_argument("eval_json")
     g.add_argument("--champion", required=True)
     g.add_argument("--metric", default=PRIMARY_METRIC, help=f"compared metric (default {PRIMARY_METRIC})")

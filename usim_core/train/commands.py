@@ -49,7 +49,18 @@ def run_guarded(events, body: Callable[[], object]) -> int:
         return 1
 
 
+def needs_core() -> None:
+    """ModuleNotFoundError for the first of the [core] extra's modules this install lacks (the CLI says it in
+    one line, with what to install), before anything is written."""
+    import importlib.util
+
+    for name in ("torch", "h5py", "scipy"):
+        if importlib.util.find_spec(name) is None:
+            raise ModuleNotFoundError(f"No module named {name!r}", name=name)
+
+
 def _train(args: argparse.Namespace) -> int:
+    needs_core()
     from usim_core.events import EventLog
 
     run_dir = Path(args.run_dir)
@@ -65,6 +76,7 @@ def _train(args: argparse.Namespace) -> int:
 
 
 def _preflight(args: argparse.Namespace) -> int:
+    needs_core()
     try:
         cfg = load_config(args.config)
         from usim_core.train.preflight import preflight
@@ -81,7 +93,11 @@ def _preflight(args: argparse.Namespace) -> int:
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("train", help="train the surrogate's stages, then run the configured evaluations")
+    p = sub.add_parser("train", help="train the surrogate's stages, then run the configured evaluations",
+                       description="Train codec, operator, diffusion residual and consistency student in order, "
+                       "then the configured evaluations, printing one `@usim {json}` event per line and writing the "
+                       "run directory (config.yaml, events.jsonl, metrics.jsonl, checkpoints/, eval/). --resume "
+                       "continues from the last checkpoint of the unfinished stage.")
     p.add_argument("--config", required=True, help="run config YAML")
     p.add_argument("--run-dir", required=True, help="output folder (config.yaml, events, metrics, checkpoints)")
     p.add_argument("--stage", choices=STAGES, help="train only this stage (earlier stages' checkpoints needed)")
@@ -89,7 +105,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
     p.set_defaults(func=_train)
 
-    q = sub.add_parser("preflight", help="CPU smoke test of a config: every model, stage, checkpoint, rollout")
+    q = sub.add_parser("preflight", help="CPU smoke test of a config: every model, stage, checkpoint, rollout",
+                       description="Before any money is spent: build every model of a config, take two optimizer "
+                       "steps of each stage on small synthetic data on the CPU, reload each checkpoint, roll out "
+                       "in every mode and run a tiny eval; data files are checked as training reads them.")
     q.add_argument("--config", required=True, help="run config YAML")
     q.add_argument("--root", default=".", help="folder that relative data.files paths are resolved against")
     q.set_defaults(func=_preflight)

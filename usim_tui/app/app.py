@@ -40,7 +40,7 @@ class UsimApp(App[None]):
         self.source, self.clock, self.read_only = source, clock or RealClock(), read_only
         self.dangerous = dangerous  # `D` destroys without asking only when the user said so (k9s' kill)
         self.poll_interval = poll_interval
-        self.mode = mode or ("read-only" if read_only else "running the controller" if source.in_process else "attached")
+        self.mode = mode or ("read-only" if read_only else "")   # how this app views the sweep, when not plainly
         self.polls = 0
         self._polling = False
         self._poll_again = False

@@ -12,7 +12,11 @@ from textual.binding import Binding
 # Actions that change the fleet; `--read-only` disables every one of them.
 MUTATING = frozenset({"launch", "destroy", "destroy_now", "relaunch", "pause", "auto", "start_controller"})
 
+# The footer shows the keys in this order and cuts what does not fit: help, commands and quit come first.
 MAIN: list[Binding] = [
+    Binding("question_mark", "help", "Help", key_display="?", tooltip="this help"),
+    Binding("colon", "app.command_palette", "Commands", key_display=":", tooltip="command palette (also ctrl+p)"),
+    Binding("q", "quit_app", "Quit", tooltip="quit; with live instances: leave the sweep running or stop it"),
     Binding("n", "launch", "Launch", tooltip="launch (new attempt of) the marked cells or the selected one, after a confirm"),
     Binding("d", "destroy", "Destroy", tooltip="destroy the marked/selected instances, after a confirm naming the cost"),
     Binding("D", "destroy_now", "Destroy!", show=False, tooltip="destroy without asking (with --dangerous; else asks like d)"),
@@ -33,15 +37,13 @@ MAIN: list[Binding] = [
     Binding("y", "log_scale", "Log y", show=False, tooltip="log-scale toggle on the loss curves"),
     Binding("s", "stage", "Stage", show=False, tooltip="loss curves: cycle the stage shown (all, codec, ...)"),
     Binding("b", "side", "Side", show=False, tooltip="show / hide the side panes (budget, coverage, leaderboard)"),
+    Binding("W", "report", "Report", show=False, tooltip="write the sweep's report now (usim-tui report) into reports/<sweep>"),
     Binding("1", "focus_pane('instances')", "Instances", show=False, tooltip="focus pane 1: instances"),
     Binding("2", "focus_pane('curves')", "Curves", show=False, tooltip="focus pane 2: loss curves"),
     Binding("3", "focus_pane('coverage')", "Coverage", show=False, tooltip="focus pane 3: grid coverage"),
     Binding("4", "focus_pane('budget')", "Budget", show=False, tooltip="focus pane 4: budget"),
     Binding("5", "focus_pane('leaderboard')", "Leaderboard", show=False, tooltip="focus pane 5: leaderboard"),
     Binding("6", "focus_pane('events')", "Events", show=False, tooltip="focus pane 6: events and logs"),
-    Binding("colon", "app.command_palette", "Commands", key_display=":", tooltip="command palette (also ctrl+p)"),
-    Binding("question_mark", "help", "Help", key_display="?", tooltip="this help"),
-    Binding("q", "quit_app", "Quit", tooltip="quit; with live instances: leave the sweep running or stop it"),
 ]
 
 # Moving inside a pane (instances table, coverage grid, events): vi keys beside the arrows.
@@ -74,13 +76,14 @@ def help_rows() -> list[tuple[str, str]]:
             panes.append(b)
             continue
         rows.append((key_label(b), b.tooltip))
-    rows.insert(len(rows) - 3, ("1-6", "panes: " + " ".join(f"{b.key} {b.description.lower()}" for b in panes)))
-    rows.insert(len(rows) - 3, ("j k g G", "down, up, first, last (instances, coverage grid, events); "
-                                           "h l ← → in the coverage grid, enter opens its cell"))
+    rows.append(("1-6", "panes: " + " ".join(f"{b.key} {b.description.lower()}" for b in panes)
+                 + " (on a small terminal one pane at a time: 1 back to the instances)"))
+    rows.append(("j k g G", "down, up, first, last (instances, coverage grid, events); "
+                            "h l ← → in the coverage grid, enter opens its cell"))
     return rows
 
 
 def palette_commands() -> list[tuple[str, str, str]]:
-    """(title, help, action) of every main-screen action, for the command palette."""
-    return [(b.description if not b.action.startswith("focus_pane") else f"Focus {b.description}",
+    """(title with its key, help, action) of every main-screen action, for the command palette."""
+    return [(f"{b.description if not b.action.startswith('focus_pane') else f'Focus {b.description}'} · {key_label(b)}",
              b.tooltip, b.action) for b in MAIN if b.action != "app.command_palette"]

@@ -57,16 +57,68 @@ def duration(seconds: float | None) -> str:
 
 
 def short_names(names: list[str], width: int) -> dict[str, str]:
-    """Each name shortened to `width` by dropping what the names share at the front (`…lr1e-3_w0pct`), never the
-    tail that tells them apart; names that fit stay whole."""
+    """Each name within `width`, keeping what tells it from the others (the round and the varied values), never
+    a tail two names share. Names that fit stay whole; else, step by step until each fits: the parts (between
+    `_`) every name shares at the front go (`…lr1e-3_w0pct`), then the axis names every name shares at a
+    position (`…1e-3_0pct`), then the middle of what is left. Distinct names stay distinct as long as the
+    width allows them to."""
     if all(len(n) <= width for n in names):
         return {n: n for n in names}
-    cut = common_prefix(names) if len(names) > 1 else 0
-    out = {}
-    for n in names:
-        rest = n[cut:]
-        out[n] = n if len(n) <= width else "…" + rest[-(width - 1):] if width > 1 else n[-1:]
+    parts = {n: n.split("_") for n in names}
+    front = _shared_front(list(parts.values())) if len(names) > 1 else 0
+    rest = {n: p[front:] or p[-1:] for n, p in parts.items()}
+    values = {n: "_".join(r) for n, r in rest.items()}
+    if any(len(v) + 1 > width for v in values.values()):
+        values = {n: "_".join(_without_axis_names(list(rest.values()), r)) for n, r in rest.items()}
+    labels = {n: n if len(n) <= width else "…" + values[n] for n in names}
+    for head in _heads(width):   # where to cut the middle out: the first cut that keeps every label distinct
+        out = {n: _fit(label, width, head) for n, label in labels.items()}
+        if len(set(out.values())) == len(set(labels.values())):
+            return out
+    return {n: _fit(label, width, (width - 1) // 2) for n, label in labels.items()}
+
+
+def _heads(width: int) -> list[int]:
+    """Characters kept before the cut, from the middle outwards."""
+    mid = (width - 1) // 2
+    return sorted(range(width), key=lambda h: (abs(h - mid), h))
+
+
+def _shared_front(parts: list[list[str]]) -> int:
+    """How many leading parts every name shares (one is always left to each)."""
+    n = 0
+    while all(len(p) > n + 1 for p in parts) and len({p[n] for p in parts}) == 1:
+        n += 1
+    return n
+
+
+def _without_axis_names(all_parts: list[list[str]], parts: list[str]) -> list[str]:
+    """`lr1e-3` -> `1e-3` where every name's part at that position starts with the same letters (an axis name)."""
+    out = []
+    for i, part in enumerate(parts):
+        column = [p[i] for p in all_parts if len(p) > i]
+        head = _letters(part)
+        shared = head and all(_letters(c) == head for c in column) and len(part) > len(head)
+        out.append(part[len(head):] if shared else part)
     return out
+
+
+def _letters(part: str) -> str:
+    n = 0
+    while n < len(part) and part[n].isalpha():
+        n += 1
+    return part[:n]
+
+
+def _fit(label: str, width: int, head: int) -> str:
+    """The label within `width`: `head` characters, `…`, the end (the ends tell names apart: the round, the
+    last value)."""
+    if len(label) <= width:
+        return label
+    if width < 3:
+        return label[-width:]
+    head = min(max(head, 1), width - 2)
+    return label[:head] + "…" + label[len(label) - (width - 1 - head):]
 
 
 def common_prefix(names: list[str]) -> int:

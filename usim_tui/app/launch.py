@@ -7,57 +7,62 @@ import importlib
 from collections import deque
 from pathlib import Path
 
-from usim_core.config import ConfigError
+from usim_core.config import ConfigError, resolve_config
 from usim_tui.app.app import UsimApp
 from usim_tui.app.source import LedgerSource
 from usim_tui.fleet.store.ledger import Ledger
 
-DEMO = Path("configs") / "sweeps" / "demo.yaml"
-
-
-def demo_sweep() -> Path:
-    """configs/sweeps/demo.yaml in the working directory, else next to the installed package (a clone)."""
-    candidates = [Path.cwd() / DEMO, Path(__file__).resolve().parents[2] / DEMO]
-    for path in candidates:
-        if path.is_file():
-            return path
-    raise ConfigError("no sweep given and the demo sweep is missing; looked for "
-                      + ", ".join(str(p) for p in candidates) + ". Pass a sweep file: usim-tui configs/sweeps/<name>.yaml")
+DEMO = "demo"   # the shipped demo sweep (configs/sweeps/demo.yaml): found from any directory
 
 
 def build(args: argparse.Namespace) -> UsimApp:
     if args.rehearse:
         return rehearsal(args)
+    if args.read_only:
+        return read_only(args)
     if args.ledger and not args.sweep:
-        path = Path(args.ledger)
-        if not path.exists():
-            raise ConfigError(f"--ledger {path}: no such file; start a sweep first (usim-tui SWEEP or usim-tui run SWEEP)")
-        return UsimApp(LedgerSource(Ledger(path)), read_only=args.read_only, poll_interval=args.poll,
-                       dangerous=args.dangerous)
+        return UsimApp(LedgerSource(Ledger(existing(args.ledger))), poll_interval=args.poll, dangerous=args.dangerous)
     return run_sweep(args)
+
+
+def existing(ledger: str) -> Path:
+    path = Path(ledger)
+    if not path.is_file():
+        raise ConfigError(f"--ledger {path}: no such file; start a sweep first (usim-tui SWEEP or usim-tui run SWEEP)")
+    return path
+
+
+def read_only(args: argparse.Namespace) -> UsimApp:
+    """View a ledger and change nothing, not even the disk: an existing ledger opened read-only (its directory
+    may be read-only), or a sweep that has not run yet shown from an in-memory ledger."""
+    from usim_core.sweep import expand
+    from usim_tui.fleet.process.open import default_ledger
+
+    if args.ledger:
+        return UsimApp(LedgerSource(Ledger(existing(args.ledger), read_only=True)), read_only=True,
+                       poll_interval=args.poll)
+    sweep = expand(args.sweep or DEMO)
+    path = default_ledger(sweep.name, args.runs)
+    if path.is_file():
+        return UsimApp(LedgerSource(Ledger(path, read_only=True), sweep.name), read_only=True, poll_interval=args.poll)
+    led = Ledger(":memory:")
+    led.ensure_sweep(sweep)   # the sweep's cells show, nothing is written
+    return UsimApp(LedgerSource(led, sweep.name), read_only=True, poll_interval=args.poll,
+                   mode=f"read-only: {sweep.name} has not run (no {path})")
 
 
 def run_sweep(args: argparse.Namespace) -> UsimApp:
     """The app on a sweep: start its controller as its own process (or attach to the one that runs it), then
     render the ledger and queue commands. The app can crash or quit; the controller goes on."""
-    from usim_core.sweep import expand
     from usim_tui.fleet.process import follow
-    from usim_tui.fleet.process.open import default_ledger
 
-    sweep_file = str(args.sweep or demo_sweep())
-    if args.read_only:
-        sweep = expand(sweep_file)
-        path = Path(args.ledger) if args.ledger else default_ledger(sweep.name, args.runs)
-        Ledger(path).ensure_sweep(sweep)   # the sweep's cells show before anything has run
-        return UsimApp(LedgerSource(Ledger(path), sweep.name), read_only=True, poll_interval=args.poll)
+    sweep_file = str(resolve_config(args.sweep or DEMO, "sweeps"))
     start = follow.start_or_attach(argparse.Namespace(
         sweep=sweep_file, provider=args.provider, ledger=args.ledger, runs_root=args.runs,
         no_preflight=args.no_preflight, poll=args.controller_poll, local_command=None))
     source = LedgerSource(Ledger(start.ledger), start.sweep.name, log=deque([start.line], maxlen=200),
                           sweep_file=Path(sweep_file))
-    how = "started" if start.started else "attached"
-    return UsimApp(source, poll_interval=args.poll, mode=f"controller pid {start.holder.pid} ({how})",
-                   dangerous=args.dangerous)
+    return UsimApp(source, poll_interval=args.poll, dangerous=args.dangerous)   # the header follows the controller
 
 
 def rehearsal(args: argparse.Namespace) -> UsimApp:
@@ -69,11 +74,8 @@ def rehearsal(args: argparse.Namespace) -> UsimApp:
     from usim_core.sweep import expand
     from usim_tui.app.rehearsal import RehearsalSource
 
-    sweep = expand(args.sweep or Path(demo_sweep()).parent / "overnight_sota.yaml")
-    path = Path(args.rehearse)
-    if not path.is_file() and "/" not in args.rehearse:  # a profile name: configs/faults/<name>.yaml
-        path = Path(demo_sweep()).parents[1] / "faults" / f"{args.rehearse}.yaml"
-    profile = faults.load_faults(path)
+    sweep = expand(args.sweep or "overnight_sota")
+    profile = faults.load_faults(args.rehearse)   # a file, or a shipped profile's name
     source = RehearsalSource(rehearse.rehearse_usim, sweep, profile)
     return UsimApp(source, clock=source.clock, read_only=args.read_only, poll_interval=args.poll,
-                   mode=f"rehearsal ({profile.name}, virtual clock)")
+                   mode=f"rehearsal: {profile.name}")

@@ -8,6 +8,8 @@ controller running elsewhere). The blocking reads are called from a worker threa
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import time
 from collections import deque
 from pathlib import Path
 from typing import Any, Protocol
@@ -15,6 +17,9 @@ from typing import Any, Protocol
 from usim_tui.fleet.control.actions import dispatch
 from usim_tui.fleet.store.command_table import check_command
 from usim_tui.fleet.store.snapshot import EventView, SweepSnapshot
+
+OUTPUT_FILES = ("console.log", "host.log", "train.log")   # a local run's output; an SSH host's, pulled
+OUTPUT_TAIL_BYTES = 400_000
 
 
 class Source(Protocol):
@@ -47,10 +52,18 @@ class LedgerSource:
         self.log: deque[str] = log if log is not None else deque(maxlen=200)  # the controller's own messages
         self.sweep = sweep or ""  # attached without a name: the ledger's sweep, learnt from the first snapshot
         self.in_process = controller is not None
+        self._version: int | None = None          # the ledger's data_version at the last snapshot read
+        self._last: SweepSnapshot | None = None
 
     def snapshot(self, now: float | None = None) -> SweepSnapshot:
+        """The ledger's snapshot; read again only when another process wrote to the ledger since (SQLite's
+        data_version), else the last one at the new time: an idle app costs next to nothing."""
+        version = None if self.in_process else self.ledger.data_version()
+        if version is not None and version == self._version and self._last is not None:
+            return dataclasses.replace(self._last, now=time.time() if now is None else now)
         snap = self.ledger.snapshot(self.sweep or None, now=now)
         self.sweep = self.sweep or snap.sweep
+        self._version, self._last = version, snap
         return snap
 
     def metric_series(self, attempt_ids: list[int], max_points: int = 400) -> dict[int, dict[str, list[tuple[int, float]]]]:
@@ -66,6 +79,7 @@ class LedgerSource:
         detail = " ".join(f"{k}={v}" for k, v in args.items())
         if not self.in_process:
             cid = await asyncio.to_thread(self.ledger.enqueue, self.sweep, command, **args)
+            self._last = None   # our own write does not move data_version: show the queued command now
             return f"queued {command} {detail} (#{cid})".strip()
         if self.controller is None:
             raise RuntimeError("the rehearsal's controller has not started yet")
@@ -90,14 +104,28 @@ class LedgerSource:
         return f"controller pid {started.holder.pid} {'started' if started.started else 'already running'}"
 
     async def provider_logs(self, attempt_id: int) -> str | None:
-        """The provider's own log tail (only when the provider is in this process)."""
+        """The trainer's output: the provider's log tail when the provider is in this process, else the file
+        its run directory holds on this machine (a local run's console.log; an SSH host's host.log and
+        train.log, once pulled). None when there is none yet."""
         if self.provider is None:
-            return None
+            return await asyncio.to_thread(self._run_dir_output, attempt_id)
         snap = await asyncio.to_thread(self.snapshot)
         att = next((a for a in snap.attempts if a.attempt_id == attempt_id), None)
         if att is None or not att.provider_id:
             return None
         return await self.provider.logs(att.provider_id, tail=2000)
+
+    def _run_dir_output(self, attempt_id: int) -> str | None:
+        a = self.ledger.attempt(attempt_id)
+        if a is None or not a.run_dir:
+            return None
+        for name in OUTPUT_FILES:
+            path = Path(a.run_dir) / name
+            if path.is_file():
+                with open(path, "rb") as f:
+                    f.seek(max(0, path.stat().st_size - OUTPUT_TAIL_BYTES))
+                    return f"({path})\n" + f.read().decode(errors="replace")
+        return None
 
     async def run(self) -> None:
         if self.controller is not None:

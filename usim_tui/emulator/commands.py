@@ -12,8 +12,9 @@ def register(sub: Any) -> None:
                        description="Runs the real controller with the real Vast provider over HTTP against a "
                                    "loopback emulator on a virtual clock, and the naive policy on an identical "
                                    "one; reports finished cells, spend, $ per finished config and overshoot.")
-    p.add_argument("sweep", help="sweep file, e.g. configs/sweeps/overnight_sota.yaml")
-    p.add_argument("--faults", default="configs/faults/seed_night.yaml", help="fault profile (configs/faults/)")
+    p.add_argument("sweep", help="a sweep file, or a shipped sweep by name: demo, overnight_sota")
+    p.add_argument("--faults", default="seed_night", help="a fault profile file, or a shipped one by name: none, "
+                   "seed_night (the earlier night, default), seed_night_fixed (its build fixed)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--night-hours", type=float, default=12.0, help="virtual hours before everything is destroyed")
     p.add_argument("--poll", type=float, default=30.0, help="controller poll interval, virtual seconds")
@@ -23,7 +24,7 @@ def register(sub: Any) -> None:
     e = sub.add_parser("emulator", help="serve the Vast.ai emulator on a loopback port (for the vastai CLI)",
                        description="Point clients at it with VAST_URL=http://127.0.0.1:PORT and the key it prints.")
     e.add_argument("--port", type=int, default=8765)
-    e.add_argument("--faults", default=None, help="fault profile (default: none)")
+    e.add_argument("--faults", default=None, help="a fault profile file or shipped name (default: none)")
     e.add_argument("--seed", type=int, default=0)
     e.add_argument("--key", default="emulator-key", help="the API key the emulator accepts")
     e.add_argument("--execute", action="store_true", help="run each instance's onstart as a local subprocess")
@@ -42,7 +43,9 @@ def cmd_rehearse(args: argparse.Namespace) -> int:
 
     sweep = _sweep(args.sweep)
     profile = load_faults(args.faults)
+    fits = runs_fit(sweep, profile)
     out = run(sweep, profile, args.seed, night_h=args.night_hours, poll_interval=args.poll)
+    out["meta"]["warning"] = fits
     if args.json:
         print(json.dumps(out, indent=2))
         return 0
@@ -69,7 +72,23 @@ def cmd_rehearse(args: argparse.Namespace) -> int:
         print(f"{name:28}{fmt(u):>12}{fmt(n):>12}")
     if u.get("note"):
         print(f"usim: {u['note']}")
+    if u.get("reasons"):
+        print("usim attempts ended: " + ", ".join(f"{n} {r}" for r, n in u["reasons"].items()))
+    if fits:
+        print(f"note: {fits}")
     return 0
+
+
+def runs_fit(sweep: Any, profile: Any) -> str | None:
+    """Why every run would be cut short, when the profile's runs (its emulated GPU) outlast the sweep's
+    provider.max_runtime_s: a sweep planned for this machine's CPU (the demo) rehearsed against a GPU night."""
+    shortest = sum(lo for lo, _ in profile.stages.model_dump().values())
+    limit = sweep.spec.provider.max_runtime_s
+    if shortest <= limit:
+        return None
+    return (f"the profile {profile.name}'s runs take at least {shortest / 60:.0f} min on its emulated GPU, longer "
+            f"than {sweep.name}'s provider.max_runtime_s ({limit / 60:.0f} min): every run ends at max_runtime "
+            "(rehearse a sweep planned for GPU hosts, e.g. overnight_sota, or raise provider.max_runtime_s)")
 
 
 def cmd_emulator(args: argparse.Namespace) -> int:

@@ -14,7 +14,7 @@ from typing import Any, Literal
 
 from pydantic import Field, ValidationError, field_validator
 
-from usim_core.config import ConfigError, Strict, format_validation_error, load_tree
+from usim_core.config import ConfigError, Strict, format_validation_error, load_tree, resolve_config
 
 Span = tuple[float, float]
 
@@ -107,9 +107,8 @@ GENTLE = VastRealism(listing_lag_s=(0.0, 0.0), slow_create=Timed(), ssh_refused_
 
 
 def load_faults(path: str | Path) -> FaultProfile:
-    path = Path(path)
-    if not path.exists():
-        raise ConfigError(f"{path}: fault profile not found (see configs/faults/)")
+    """A fault profile file, or a shipped one by name (`seed_night`)."""
+    path = resolve_config(path, "faults")
     data, origins = load_tree(path)  # the run configs' reader: includes, clear YAML errors
     data.setdefault("name", path.stem)
     try:

@@ -49,6 +49,7 @@ class PolicyResult:
     api_calls: int = 0
     polls: int = 0
     stuck: list[float | None] = field(default_factory=list)   # seconds from a stuck instance to its replacement
+    reasons: dict[str, int] = field(default_factory=dict)     # how attempts ended (usim: from its ledger)
     faults: dict[str, int] = field(default_factory=dict)
     note: str = ""
 
@@ -73,7 +74,7 @@ class PolicyResult:
             "stuck_to_replacement_s": {"median": round(statistics.median(replaced), 1) if replaced else None,
                                        "max": round(max(replaced), 1) if replaced else None,
                                        "never": len(self.stuck) - len(replaced)},
-            "faults": self.faults, "note": self.note,
+            "faults": self.faults, "reasons": self.reasons, "note": self.note,
         }
 
 
@@ -144,6 +145,9 @@ async def rehearse_usim(sweep: Sweep, profile: FaultProfile, seed: int = 0, *, n
                 rows = ledger.attempts(sweep.name)
                 res.finished = sum(1 for c in ledger.cells(sweep.name) if c.state == CellState.FINISHED)
                 res.estimated = sum(a.spent for a in rows)
+                for a in rows:
+                    if a.reason:
+                        res.reasons[a.reason] = res.reasons.get(a.reason, 0) + 1
                 res.provider_reported = ledger.provider_reported(sweep.name, rows)
             finally:
                 _morning(emu)

@@ -46,6 +46,7 @@ class Summary:
     wall_clock_s: float | None
     complete: bool
     missing: list[CellRecord] = field(default_factory=list)   # cells without a result, in sweep order
+    ended: bool = False              # nothing runs or waits to: every cell finished or failed, nothing live
 
 
 def summarize(data: ReportData) -> Summary:
@@ -65,6 +66,7 @@ def summarize(data: ReportData) -> Summary:
         planned_cost_per_cell=data.planned_cost_per_cell, wall_clock_s=wall,
         complete=finished == len(cells),
         missing=[c for c in cells if c.state != CellState.FINISHED],
+        ended=not live and all(c.state in (CellState.FINISHED, CellState.FAILED) for c in cells),
     )
 
 

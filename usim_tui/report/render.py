@@ -38,7 +38,8 @@ def _when(t: float) -> str:
 
 def _summary(doc: Doc, data: ReportData, s: A.Summary) -> None:
     doc.h2("1. Summary")
-    state = "complete" if s.complete else "**in progress or incomplete: the figures below cover what exists so far**"
+    state = ("complete" if s.complete else f"**ended: {s.finished} finished, {s.failed} failed; nothing more runs without "
+             "a relaunch**" if s.ended else "**in progress: the figures below cover what exists so far**")
     doc.p(f"Sweep `{data.sweep}` on provider `{data.provider}`, report of {_when(data.now)}: {state}.")
     over = " (**over budget**)" if s.spent > s.budget else ""
     if data.crash_loop:

@@ -82,9 +82,12 @@ class LogsScreen(ModalScreen[None]):
                 log.write(Text(f"events ({len(events)})", style="bold"))
             log.write(event_lines(fresh_events, LIMIT) if events else Text("no events", style="dim"),
                       scroll_end=at_end)
+        if not lines and not self.loaded:
+            log.write(Text("the trainer's output: none on this machine yet (an SSH host's comes back with its "
+                           "results)", style="dim"), scroll_end=at_end)
         if fresh_lines:
             if not self.lines:
-                log.write(Text("provider log (trainer events shown above)", style="bold"), scroll_end=at_end)
+                log.write(Text("the trainer's output (its events are shown above)", style="bold"), scroll_end=at_end)
             for line in fresh_lines:
                 log.write(Text(line), scroll_end=at_end)
         self.events, self.lines = events, lines

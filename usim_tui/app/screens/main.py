@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, ClassVar, cast
 
 from textual import on
@@ -34,9 +37,22 @@ from usim_tui.fleet.store.states import GONE
 
 NARROW = 120   # columns: below, the side panes hide behind `b`
 SHORT = 40     # rows: below, the events pane shrinks
+# A small terminal (k9s' and btop's answer): below these (so at 100 x 30 and 80 x 24), one pane at a time fills the body (1-6 choose it, the
+# instances first), so the table keeps its rows and the footer its keys.
+COMPACT_W, COMPACT_H = 100, 40
 SIDE_PANES = ("budget", "coverage", "leaderboard")
+PANES = ("instances", "curves", "events", *SIDE_PANES)
 PANE_TITLES = {"instances": "1 instances", "curves": "2 loss curves", "coverage": "3 grid coverage",
                "budget": "4 budget", "leaderboard": "5 leaderboard", "events": "6 events"}
+
+
+def write_report(ledger: Path, out: Path) -> str:
+    """`usim-tui report --ledger L --out O` in a subprocess; its last line (where the report is, or why not)."""
+    proc = subprocess.run([sys.executable, "-m", "usim_tui", "report", "--ledger", str(ledger), "--out", str(out)],
+                          capture_output=True, text=True, timeout=600)
+    lines = [ln for ln in (proc.stdout + proc.stderr).splitlines() if ln.strip()]
+    return (lines[-1] if lines else f"report: exit {proc.returncode}") if proc.returncode == 0 else \
+        f"[red]report failed: {lines[-1] if lines else proc.returncode}[/]"
 
 
 def pane(name: str, widget: Widget) -> Container:
@@ -60,6 +76,7 @@ class MainScreen(MoneyActions, Screen[None]):
         self.sort = ""                    # `S`: one of SORTS ("" = the ledger's order)
         self.side: bool | None = None     # `b`: side panes shown / hidden; None = by the terminal's width
         self.ended_said = False           # the "sweep ended, what next" line was put in the status line
+        self.view = "instances"           # on a small terminal: the one pane shown
 
     def compose(self) -> ComposeResult:
         yield SweepHeader(id="header")
@@ -84,9 +101,7 @@ class MainScreen(MoneyActions, Screen[None]):
     def on_mount(self) -> None:
         self.query_one("#filter").display = False
         self.query_one(SweepHeader).show(None, self.usim_app.clock.now(), self.usim_app.mode)
-        self.set_class(self.app.size.width < NARROW, "-narrow")
-        self.set_class(self.app.size.height < SHORT, "-short")
-        self.layout_side()
+        self.fit(self.app.size.width, self.app.size.height)
         self.table.focus()
         self.usim_app.poll_now()
 
@@ -141,10 +156,18 @@ class MainScreen(MoneyActions, Screen[None]):
         self.guard(CoverageGrid, lambda w: w.show(snap.cells))
         self.guard(Leaderboard, lambda w: w.show(snap.cells))
         self.last_series = message.series
-        names = {a.attempt_id: f"{a.cell}#{a.attempt}" for a in snap.attempts if a.attempt_id in message.series}
+        names = {a.attempt_id: f"{self.table.labels.get(a.cell, a.cell)}#{a.attempt}" for a in snap.attempts
+                 if a.attempt_id in message.series}
         self.guard(LossCurves, lambda w: w.show(message.series, names))
+        self.title_curves(snap, message.series)
         self.guard(EventsPane, lambda w: self.show_events(w, message))
         self.status_after_poll(message)
+
+    def title_curves(self, snap: SweepSnapshot, series: dict[int, Any]) -> None:
+        """The curves pane names what it plots: the cell and attempt (the marked ones: how many)."""
+        shown = [a for a in snap.attempts if a.attempt_id in series]
+        what = f"{shown[0].cell} #{shown[0].attempt}" if len(shown) == 1 else f"{len(shown)} marked" if shown else ""
+        self.query_one("#pane-curves").border_title = PANE_TITLES["curves"] + (f" · {what}" if what else "")
 
     def guard(self, kind: type[Widget], refresh: Callable[[Any], object]) -> None:
         """Refresh one pane; an exception stays in that pane (a notice in it), the others and the app go on."""
@@ -192,13 +215,23 @@ class MainScreen(MoneyActions, Screen[None]):
         return max(found, key=lambda a: a.attempt) if found else None
 
     def on_resize(self, event: Resize) -> None:
-        self.set_class(event.size.width < NARROW, "-narrow")
-        self.set_class(event.size.height < SHORT, "-short")
+        self.fit(event.size.width, event.size.height)
+
+    def fit(self, width: int, height: int) -> None:
+        """The layout for the terminal's size: side panes by width, one pane at a time when small, the cell
+        column's width."""
+        self.set_class(width < NARROW, "-narrow")
+        self.set_class(height < SHORT, "-short")
+        self.set_class(width < COMPACT_W or height < COMPACT_H, "-compact")
+        self.table.name_width = 40 if width >= 160 else 24 if width >= 110 else 16
+        self.apply_table()
         self.layout_side()
 
     def layout_side(self) -> None:
         shown = self.side if self.side is not None else not self.has_class("-narrow")
         self.set_class(not shown, "-noside")
+        for name in PANES:
+            self.set_class(self.view == name, f"-view-{name}")
 
     @on(DataTable.RowHighlighted, "#instances")
     def _row_moved(self) -> None:
@@ -277,6 +310,8 @@ class MainScreen(MoneyActions, Screen[None]):
             self.marked = set()
             self.apply_table()
             self.usim_app.poll_now()
+        elif self.view != "instances":   # a small terminal showing another pane: back to the instances
+            self.action_focus_pane("instances")
 
     def action_sort(self) -> None:
         self.sort = SORTS[(SORTS.index(self.sort) + 1) % len(SORTS)]
@@ -308,6 +343,20 @@ class MainScreen(MoneyActions, Screen[None]):
         self.app.call_from_thread(self.status, line)
         self.app.call_from_thread(self.usim_app.poll_now)
 
+    def action_report(self) -> None:
+        """`W`: the sweep's report written now, as `usim-tui report` writes it (a worker: it reads every result)."""
+        ledger = getattr(getattr(self.usim_app.source, "ledger", None), "path", None)
+        if ledger is None or self.snap is None:
+            self.status("this view has no ledger to report on")
+            return
+        out = Path("reports") / self.snap.sweep
+        self.status(f"writing the report into {out} ...")
+        self.app.run_worker(lambda: self._reported(write_report(Path(ledger), out)), thread=True, group="command",
+                            exit_on_error=False)
+
+    def _reported(self, line: str) -> None:
+        self.app.call_from_thread(self.status, line)
+
     def action_refresh(self) -> None:
         self.usim_app.poll_now()
         self.status("reading the ledger now")
@@ -329,10 +378,13 @@ class MainScreen(MoneyActions, Screen[None]):
         curves.show(self.last_series, {a.attempt_id: f"{a.cell}#{a.attempt}" for a in (self.snap.attempts if self.snap else ())})
 
     def action_focus_pane(self, name: str) -> None:
-        if name in SIDE_PANES and self.has_class("-noside"):
+        self.view = name   # on a small terminal: the pane shown
+        if name in SIDE_PANES and self.has_class("-noside") and not self.has_class("-compact"):
             self.side = True
-            self.layout_side()
+        self.layout_side()
         self.query_one(f"#{name}").focus()
+        if self.has_class("-compact"):
+            self.status(f"{PANE_TITLES[name][2:]} · esc: back to the instances" if name != "instances" else "")
 
     def action_help(self) -> None:
         self.app.push_screen(HelpScreen(self.usim_app.read_only))

@@ -19,6 +19,15 @@ if TYPE_CHECKING:
     from usim_tui.app.services import UsimServices
 
 
+def leave_hint(snap: SweepSnapshot | None, source: object) -> str:
+    """What to do later, once the app has left the sweep running."""
+    ledger = getattr(getattr(source, "ledger", None), "path", None)
+    where = f" --ledger {ledger}" if ledger else ""
+    pid = f" (controller pid {snap.controller_pid})" if snap and snap.controller_pid else ""
+    return (f"the sweep goes on{pid}: watch it with `usim-tui{where}`, see it with `usim-tui status{where}`, "
+            f"end it with `usim-tui stop{where} --destroy`")
+
+
 class MoneyActions:
     if TYPE_CHECKING:  # provided by MainScreen
         snap: SweepSnapshot | None
@@ -112,7 +121,7 @@ class MoneyActions:
 
         def done(answer: str | None) -> None:
             if answer == LEAVE:
-                self.app.exit()
+                self.app.exit(message=leave_hint(snap, self.usim_app.source))
             elif answer == STOP:
                 self.app.run_worker(self._stop_then_exit(), group="command", exit_on_error=False)
 

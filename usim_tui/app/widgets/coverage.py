@@ -15,6 +15,7 @@ from textual.widgets import Static
 from usim_core.eval.schema import PRIMARY_METRIC
 from usim_tui.app.bindings import GRID
 from usim_tui.app.format import CELL_STYLE
+from usim_tui.app.widgets.leaderboard import ranked
 from usim_tui.fleet.store.snapshot import CellView
 from usim_tui.fleet.store.states import CellState
 
@@ -39,15 +40,22 @@ def grid_axes(cells: list[CellView]) -> tuple[str, list[str], str, list[str]] | 
     return a_name, a_vals, b_name, b_vals
 
 
-def cell_text(cell: CellView | None, label: str = "", cursor: str | None = None) -> Text:
+def cell_text(cell: CellView | None, label: str = "", cursor: str | None = None, best: str | None = None) -> Text:
+    """A cell's state, or its result once it has one; `best`: the name of the sweep's best cell (★)."""
     if cell is None:
         return Text("·", style="dim")
-    best = cell.metrics.get(BEST_METRIC)
-    inner = f"{best:.3g}" if best is not None else cell.state
+    value = cell.metrics.get(BEST_METRIC)
+    inner = f"{value:.3g}" if value is not None else cell.state
     if cell.state == CellState.DUPLICATE:
         inner = "dup"  # of which cell: in the details (enter) and the instances table
     style = CELL_STYLE.get(cell.state, "") + (" reverse" if cell.name == cursor else "")
-    return Text(f"{label}{inner}", style=style)
+    return Text(f"{label}{'★ ' if cell.name == best else ''}{inner}", style=style)
+
+
+def best_cell(cells: tuple[CellView, ...]) -> str | None:
+    """The cell the leaderboard puts first (ranked on val), if any."""
+    board = ranked(cells)
+    return board[0].name if board else None
 
 
 def by_round(cells: tuple[CellView, ...]) -> dict[str, list[CellView]]:
@@ -73,7 +81,7 @@ def positions(cells: tuple[CellView, ...]) -> list[list[str | None]]:
 
 
 def matrix(name: str, members: list[CellView], axes: tuple[str, list[str], str, list[str]],
-           cursor: str | None) -> Table:
+           cursor: str | None, best: str | None = None) -> Table:
     a_name, a_vals, b_name, b_vals = axes
     table = Table(title=f"{name}: {a_name} ↓  {b_name} →", title_justify="left",
                   expand=False, show_edge=True, padding=(0, 1))
@@ -82,22 +90,23 @@ def matrix(name: str, members: list[CellView], axes: tuple[str, list[str], str, 
         table.add_column(b, justify="center")
     at = {tuple(v for _, v in axis_tags(c)): c for c in members}
     for a in a_vals:
-        table.add_row(a, *(cell_text(at.get((a, b)), cursor=cursor) for b in b_vals))
+        table.add_row(a, *(cell_text(at.get((a, b)), cursor=cursor, best=best) for b in b_vals))
     return table
 
 
 def render(cells: tuple[CellView, ...], cursor: str | None = None) -> Group:
     parts: list = []
+    best = best_cell(cells)
     for name, members in by_round(cells).items():
         axes = grid_axes(members)
         if axes:
-            parts.append(matrix(name, members, axes, cursor))
+            parts.append(matrix(name, members, axes, cursor, best))
             continue
         parts.append(Text(name, style="bold"))
         for c in members:
             label = c.name[len(name) + 1:] if c.name.startswith(name + "_") else c.name
-            parts.append(Text("  ") + cell_text(c, f"{label}: ", cursor))
-    legend = Text("  ").join(Text(s, style=st) for s, st in CELL_STYLE.items())
+            parts.append(Text("  ") + cell_text(c, f"{label}: ", cursor, best))
+    legend = Text("  ").join([*(Text(s, style=st) for s, st in CELL_STYLE.items()), Text("★ best (val)")])
     parts.append(legend)
     return Group(*parts)
 

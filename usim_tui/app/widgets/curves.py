@@ -6,6 +6,8 @@ while drawing becomes a one-line notice in the pane."""
 
 from __future__ import annotations
 
+import math
+
 from rich.text import Text
 from textual.app import RenderResult
 from textual.reactive import reactive
@@ -28,6 +30,29 @@ def stage_of(key: str) -> str:
 
 def is_loss(key: str) -> bool:
     return "loss" in key.rsplit("/", 1)[-1]
+
+
+def short_metric(key: str) -> str:
+    """A legend's words for a metric key: `train/codec/loss` -> `codec`, `val/operator/loss` -> `operator val`."""
+    parts = [p for p in key.split("/") if p not in ("train", "loss")]
+    if parts and parts[0] == "val":
+        parts = parts[1:] + ["val"]
+    return " ".join(parts) or key
+
+
+def log_ticks(lo: float, hi: float) -> tuple[list[float], list[str]]:
+    """Ticks for a log axis from lo to hi: the powers of ten (with 2 and 5 between when it spans little), as
+    numbers a person reads (`0.01`, `1e-5`), never a column of zeros."""
+    a, b = math.floor(math.log10(lo)), math.ceil(math.log10(hi))
+    steps = (1.0,) if b - a >= 3 else (1.0, 2.0, 5.0)
+    ticks = [m * 10.0 ** k for k in range(a, b + 1) for m in steps if lo / 1.0001 <= m * 10.0 ** k <= hi * 1.0001]
+    if len(ticks) < 2:
+        ticks = [lo, hi]
+    return ticks, [tick_label(t) for t in ticks]
+
+
+def tick_label(v: float) -> str:
+    return f"{v:g}" if 1e-3 <= v < 1e4 else f"{v:.0e}".replace("e-0", "e-").replace("e+0", "e")
 
 
 def positive(xs: list[int], ys: list[float]) -> tuple[list[int], list[float]]:
@@ -63,7 +88,9 @@ class LossCurves(PlotextPlot):
             for metric, points in sorted(per.items()):
                 if not is_loss(metric) or (self.stage and stage_of(metric) != self.stage) or not points:
                     continue
-                label = f"{names.get(aid, aid)} {metric}" if len(series) > 1 else metric
+                if not self.stage and metric.startswith("val/") and len(series) > 1:
+                    continue   # every stage of several runs: the training losses (s picks a stage: val too)
+                label = f"{names.get(aid, aid)} {short_metric(metric)}" if len(series) > 1 else short_metric(metric)
                 lines[label] = ([p[0] for p in points], [p[1] for p in points])
                 if len(lines) >= MAX_LINES:
                     break
@@ -82,6 +109,7 @@ class LossCurves(PlotextPlot):
         plt.clear_figure()
         plt.xlabel("step")
         drawn = dropped = 0
+        shown: list[float] = []
         for label, (xs, ys) in self.lines.items():
             if self.log_y:
                 kept_x, ys = positive(xs, ys)
@@ -89,10 +117,12 @@ class LossCurves(PlotextPlot):
                 xs = kept_x
             if xs:
                 plt.plot(xs, ys, label=label, marker="braille")
+                shown += ys
                 drawn += 1
         self.notice = f"dropped {dropped} non-positive point(s)" if dropped else ""
         if drawn and self.log_y:
             plt.yscale("log")
+            plt.yticks(*log_ticks(min(shown), max(shown)))
         title = f"loss · stage {self.stage or 'all'}{' · log y' if self.log_y else ''}"
         plt.title(title + (f" · {self.notice}" if self.notice else ""))
         if not drawn:

@@ -55,6 +55,7 @@ class EventsPane(VerticalScroll):
         self._key: tuple | None = None
         self.show_metrics = False
         self.follow = True   # at the newest line: new lines keep it there
+        self._resizing = False
         self.hidden_metrics = 0
         self.text = ""       # what it shows, as plain text
 
@@ -84,7 +85,18 @@ class EventsPane(VerticalScroll):
 
     def watch_scroll_y(self, old_value: float, new_value: float) -> None:
         super().watch_scroll_y(old_value, new_value)
-        self.follow = new_value >= self.max_scroll_y - 0.5
+        if not self._resizing:
+            self.follow = new_value >= self.max_scroll_y - 0.5
+
+    def on_resize(self) -> None:
+        """A resize re-wraps the lines: a pane that followed the newest line still does."""
+        if self.follow:
+            self._resizing = True
+            self.call_after_refresh(self._back_to_end)
+
+    def _back_to_end(self) -> None:
+        self.scroll_end(animate=False, immediate=True)
+        self._resizing = False
 
     def action_cursor_down(self) -> None:
         self.scroll_down(animate=False)

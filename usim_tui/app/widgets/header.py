@@ -1,4 +1,6 @@
-"""Top line: sweep, provider, clock, launching paused or not, auto-management, provider status."""
+"""Top line: what decides the user's next move first (a failing ledger or provider, paused launching and why,
+the budget cap, no controller), then who runs the sweep, then the sweep, its spend and the clock. Every part
+comes from the same snapshot, so no two parts can contradict each other."""
 
 from __future__ import annotations
 
@@ -6,8 +8,9 @@ from rich.text import Text
 from textual.visual import VisualType
 from textual.widgets import Static
 
-from usim_tui.app.format import clock_time
+from usim_tui.app.format import clock_time, money
 from usim_tui.fleet.store.snapshot import SweepSnapshot
+from usim_tui.fleet.store.states import LIVE
 
 
 class SweepHeader(Static):
@@ -20,33 +23,49 @@ class SweepHeader(Static):
         self._last = content if isinstance(content, Text) else None
         super().update(content, layout=layout)
 
-    def show(self, snap: SweepSnapshot | None, now: float, mode: str, poll_error: str | None = None,
-             heartbeat: str | None = None) -> None:
-        t = Text()
+    def show(self, snap: SweepSnapshot | None, now: float, mode: str = "", poll_error: str | None = None,
+             controller: str | None = None) -> None:
+        """`controller`: the heartbeat's line (screens/status.py: heartbeat), None where the view has none (a
+        rehearsal, a static snapshot); `mode`: how this app views the sweep, when not plainly (read-only, a
+        rehearsal)."""
         if snap is None:
-            t.append("usim ", style="bold")
-            t.append(f"· {clock_time(now)} · ")
-            t.append(poll_error and f"ledger unreadable: {poll_error}" or "reading the ledger…",
-                     style="bold red" if poll_error else "dim")
+            t = Text.assemble(("usim ", "bold"), (f"{clock_time(now)} · ", ""),
+                              (f"ledger unreadable: {poll_error}" if poll_error else "reading the ledger…",
+                               "bold red" if poll_error else "dim"))
             self.update(t)
             return
-        t.append("usim ", style="bold")
-        t.append(f"· sweep {snap.sweep} · provider {snap.provider} · {clock_time(now)} · launching ")
-        paused = "PAUSED" if snap.paused else "PAUSED (crash loop)" if snap.crash_loop else ""
-        t.append(paused or "on", style="bold yellow" if paused else "green")
-        t.append(" · auto ")
-        t.append("on" if snap.auto else "OFF", style="green" if snap.auto else "bold yellow")
-        t.append(" · provider ")
-        if snap.provider_status == "ok":
-            t.append("ok", style="green")
-        else:
-            t.append(f"failing: {snap.provider_status}", style="bold red")
-        if poll_error:
-            t.append(f" · ledger read failing: {poll_error}", style="bold red")
-        if snap.crash_loop:
-            t.append(f" · crash loop: {snap.crash_loop}", style="bold red")
+        t = Text()
+        for text, style in attention(snap, poll_error, controller):
+            t.append(text + " · ", style=style)
+        t.append(f"{snap.sweep} ", style="bold")
+        t.append(f"on {snap.provider} · {money(snap.budget.spent)} of {money(snap.budget.budget)} · {clock_time(now)}")
+        if not snap.auto:
+            t.append(" · auto OFF", style="bold yellow")
         if mode:
             t.append(f" · {mode}", style="italic")
-        if heartbeat:
-            t.append(f" · {heartbeat}", style="bold yellow" if heartbeat.startswith("no controller") else "dim")
+        if controller and not controller.startswith("no controller"):
+            t.append(f" · {controller}", style="dim")
         self.update(t)
+
+
+def attention(snap: SweepSnapshot, poll_error: str | None, controller: str | None) -> list[tuple[str, str]]:
+    """The parts that want the user, most urgent first; when there are none, the one state that says all is
+    well (`launching on`, or the sweep's end)."""
+    out: list[tuple[str, str]] = []
+    if poll_error:
+        out.append((f"LEDGER READ FAILING: {poll_error}", "bold red"))
+    if snap.provider_status != "ok":
+        out.append((f"PROVIDER FAILING: {snap.provider_status}", "bold red"))
+    live = sum(1 for a in snap.attempts if a.state in LIVE)
+    watched = controller is None or not controller.startswith("no controller")
+    if not watched:
+        out.append((controller + (f" · {live} LIVE UNWATCHED" if live else ""), "bold red" if live else "bold yellow"))
+    if getattr(snap, "budget_stop", False):
+        out.append(("STOPPED AT THE BUDGET CAP", "bold red"))
+    if snap.crash_loop:
+        out.append((f"LAUNCHING PAUSED: {snap.crash_loop}", "bold red"))
+    elif snap.paused:
+        out.append(("LAUNCHING PAUSED (p resumes)", "bold yellow"))
+    if not out:
+        out.append(("launching on", "green"))
+    return out

@@ -20,7 +20,15 @@ from textual.widgets import DataTable
 from textual.widgets.data_table import ColumnKey, RowKey
 
 from usim_tui.app.bindings import MOVE
-from usim_tui.app.format import ATTEMPT_STYLE, CELL_STYLE, common_prefix, duration, loss, sparkline
+from usim_tui.app.format import (
+    ATTEMPT_STYLE,
+    CELL_STYLE,
+    common_prefix,
+    duration,
+    loss,
+    short_names,
+    sparkline,
+)
 from usim_tui.fleet.store.snapshot import AttemptView, CellView, SweepSnapshot
 from usim_tui.fleet.store.states import GONE, AttemptState
 
@@ -93,9 +101,12 @@ def row_values_from_raw(raw: tuple[object, ...]) -> tuple[object, ...]:
     return tuple(FORMAT[col](r) for (col, _, _), r in zip(COLUMNS, raw, strict=True))
 
 
-def raw_attempt(a: AttemptView, now: float, marked: bool) -> tuple[object, ...]:
-    """The inputs of each column, in COLUMNS order (one tuple, built for every attempt on every poll)."""
-    return ((a.cell, marked), a.attempt, a.state, a.reason, a.gpu, a.price_per_hour, uptime(a, now), a.stage,
+def raw_attempt(a: AttemptView, now: float, marked: bool, label: str | None = None,
+                queued: str | None = None) -> tuple[object, ...]:
+    """The inputs of each column, in COLUMNS order (one tuple, built for every attempt on every poll); `label`:
+    the cell's name as shown (format.short_names), its full name by default; `queued`: a command for it that
+    the controller has not taken yet (shown in the reason column at once)."""
+    return ((label or a.cell, marked), a.attempt, a.state, f"queued {queued}" if queued else a.reason, a.gpu, a.price_per_hour, uptime(a, now), a.stage,
             a.epoch, a.last_loss, a.loss_history)
 
 
@@ -105,9 +116,10 @@ def duplicate_label(name: str, of: str) -> str:
     return f"= …{of[cut:]}" if cut else f"= {of}"
 
 
-def cell_row_values(c: CellView, marked: bool) -> tuple[object, ...]:
-    reason = duplicate_label(c.name, c.duplicate_of) if c.duplicate_of else c.reason or ""
-    return (cell_label(c.name, marked), "-", Text(c.state, style=CELL_STYLE.get(c.state, "")),
+def cell_row_values(c: CellView, marked: bool, label: str | None = None, queued: str | None = None) -> tuple[object, ...]:
+    reason = f"queued {queued}" if queued else duplicate_label(c.name, c.duplicate_of) if c.duplicate_of \
+        else c.reason or ""
+    return (cell_label(label or c.name, marked), "-", Text(c.state, style=CELL_STYLE.get(c.state, "")),
             reason, "-", "-", "-", "-", "-", "-", "")
 
 
@@ -117,23 +129,50 @@ def matches(q: str, *fields: str | None) -> bool:
 
 
 def wanted_rows(snap: SweepSnapshot, now: float, marked: set[str], query: str,
-                hide_ended: bool = False) -> dict[str, tuple[object, ...]]:
-    """Row key -> raw inputs per column (attempt rows) or finished values (rows of cells with no attempt)."""
+                hide_ended: bool = False, labels: dict[str, str] | None = None) -> dict[str, tuple[object, ...]]:
+    """Row key -> raw inputs per column (attempt rows) or finished values (rows of cells with no attempt);
+    `labels`: each cell's name as shown."""
+    labels = labels or {}
     rows: dict[str, tuple[object, ...]] = {}
     with_attempts = set()
     query = query.strip().lower()
+    queued = queued_for(snap)
+    newest = {a.cell: a.attempt_id for a in sorted(snap.attempts, key=lambda a: a.attempt)}
     for a in snap.attempts:
         with_attempts.add(a.cell)
         key = str(a.attempt_id)
         if hide_ended and a.state in GONE:
             continue
         if matches(query, a.cell, a.state, a.reason, a.gpu, a.stage):
-            rows[key] = raw_attempt(a, now, key in marked)
+            mine = queued.get(key) or (queued.get(a.cell) if newest[a.cell] == a.attempt_id else None)
+            rows[key] = raw_attempt(a, now, key in marked, labels.get(a.cell), mine)
     for c in snap.cells:
         key = f"cell:{c.name}"
         if c.name not in with_attempts and matches(query, c.name, c.state, c.reason):
-            rows[key] = cell_row_values(c, key in marked)
+            rows[key] = cell_row_values(c, key in marked, labels.get(c.name), queued.get(c.name))
     return rows
+
+
+def same_cell(key: str, snap: SweepSnapshot, wanted: dict[str, tuple[object, ...]]) -> str | None:
+    """The row that now stands for the cell of a row that went (`cell:x` became its first attempt, an ended
+    attempt was hidden): the cell's newest attempt shown, else its cell row."""
+    was = next((a.cell for a in snap.attempts if str(a.attempt_id) == key), key.removeprefix("cell:"))
+    mine = [a for a in snap.attempts if a.cell == was and str(a.attempt_id) in wanted]
+    if mine:
+        return str(max(mine, key=lambda a: a.attempt).attempt_id)
+    return f"cell:{was}" if f"cell:{was}" in wanted else None
+
+
+def queued_for(snap: SweepSnapshot) -> dict[str, str]:
+    """Cell name or attempt id (as a row key) -> the command queued for it and not taken yet."""
+    out: dict[str, str] = {}
+    for q in getattr(snap, "queued", ()):
+        target = q.args.get("cell") or (str(q.args["attempt_id"]) if "attempt_id" in q.args else None)
+        if target is not None:
+            out[str(target)] = q.command
+        elif q.args.get("all"):
+            out.update({str(a.attempt_id): q.command for a in snap.attempts if a.state not in GONE})
+    return out
 
 
 # InstancesTable overrides these private DataTable names (render caches, cell store, key maps, cursor state) to
@@ -145,6 +184,7 @@ DATATABLE_PRIVATE = (
     "_data", "_row_locations", "_column_locations", "_header_row_key",        # cell store and key maps
     "_update_count", "_row_renderable_cache", "_row_render_cache", "_line_cache", "_cell_render_cache",  # caches
     "_show_hover_cursor", "_pseudo_class_state",                              # what a cell's render depends on
+    "_require_update_dimensions",                                             # a column's new width
 )
 
 
@@ -153,6 +193,8 @@ class InstancesTable(DataTable[object]):
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
+        self.name_width = 40                              # the cell column's width, set by the screen's width
+        self.labels: dict[str, str] = {}                  # cell name -> as shown (format.short_names)
         self._raw: dict[str, tuple[object, ...]] = {}     # the latest inputs of each row
         self._shown: dict[str, tuple[object, ...]] = {}   # the inputs its cells were formatted from
         self._stale: set[str] = set()                     # rows whose cells lag their inputs (off screen)
@@ -171,13 +213,30 @@ class InstancesTable(DataTable[object]):
         self.fixed_columns = 1  # the cell column stays when scrolling sideways
 
     def add_columns_for(self, snap: SweepSnapshot) -> None:
-        """The columns, once: the cell column as wide as the longest name (and the mark before it)."""
-        longest = max((len(n) for n in [c.name for c in snap.cells] + [a.cell for a in snap.attempts]), default=4)
+        """The columns, once: the cell column as wide as the longest name shown (and the mark before it)."""
         dup = max((len(duplicate_label(c.name, c.duplicate_of)) for c in snap.cells if c.duplicate_of), default=0)
         for key, label, width in COLUMNS:
             if key == "reason" and width is not None:
                 width = max(width, dup)   # a duplicate's original is its identity: never cut
-            self.add_column(label, key=key, width=width if width is not None else longest + 2)
+            self.add_column(label, key=key, width=width if width is not None else self._name_column())
+
+    def _name_column(self) -> int:
+        return max((len(v) for v in self.labels.values()), default=4) + 2
+
+    def set_labels(self, snap: SweepSnapshot) -> None:
+        """Each cell's name as shown: whole when the names fit `name_width`, else what tells them apart
+        (format.short_names, never a tail two cells share); the cell column follows."""
+        names = sorted({c.name for c in snap.cells} | {a.cell for a in snap.attempts})
+        labels = short_names(names, self.name_width)
+        if labels == self.labels:
+            return
+        self.labels = labels
+        if self.columns:
+            column = self.columns[ColumnKey("cell")]
+            column.width = self._name_column()
+            self._require_update_dimensions = True
+            self._clear_caches()
+            self.refresh()
 
     def apply(self, snap: SweepSnapshot, now: float, marked: set[str], query: str = "", hide_ended: bool = False,
               sort: str = "") -> None:
@@ -185,9 +244,10 @@ class InstancesTable(DataTable[object]):
 
         Changed rows are only formatted when on screen; the others are formatted when scrolled into view, so a
         poll that moves 1000 losses costs a few dozen formatted rows."""
+        self.set_labels(snap)
         if not self.columns:
             self.add_columns_for(snap)
-        wanted = wanted_rows(snap, now, marked, query, hide_ended)
+        wanted = wanted_rows(snap, now, marked, query, hide_ended, self.labels)
         cursor = self.selected_key
         gone = [k for k in self.keys() if k not in wanted]
         for key in gone:
@@ -209,7 +269,9 @@ class InstancesTable(DataTable[object]):
                     self._versions[key, col] = next(self._next_version)
             else:
                 self._stale.add(key)
-        moved = self._sort_rows(snap, now, sort) if sort else False
+        moved = self._sort_rows(snap, now, sort) if sort else self._put_in_order(list(wanted))
+        if cursor is not None and cursor not in wanted:   # its row went: stay on the same cell's newest row
+            cursor = same_cell(cursor, snap, wanted)
         if (gone or moved) and cursor in wanted:  # rows removed above or re-ordered: keep the cursor on its row
             self.move_cursor(row=self.get_row_index(cursor), animate=False)
         self.flush(visible_only=True)
@@ -218,9 +280,12 @@ class InstancesTable(DataTable[object]):
         """Order the rows by `sort` when they are not already in that order; whether they moved."""
         attempts = {str(a.attempt_id): a for a in snap.attempts}
         cells = {f"cell:{c.name}": c for c in snap.cells}
-        keys = self.keys()
-        ranked = sorted(keys, key=lambda k: sort_value(sort, attempts.get(k), cells.get(k), now))
-        if ranked == keys:
+        return self._put_in_order(sorted(self.keys(), key=lambda k: sort_value(sort, attempts.get(k), cells.get(k), now)))
+
+    def _put_in_order(self, ranked: list[str]) -> bool:
+        """Rows in this order of keys (rows a filter brought back go to their place, not to the end); whether
+        they moved."""
+        if ranked == self.keys():
             return False
         self.flush()  # sort moves rows by index: every row's cells must be current
         # DataTable.sort hands the key function cell values, not row keys: each row's cell label is its own object

@@ -22,10 +22,16 @@ def gate_text(name: str, ok: bool | None) -> Text:
 
 
 def ranked(cells: tuple[CellView, ...]) -> list[CellView]:
-    """Finished cells by their val (small) eval, as the report and `usim-core leaderboard` rank; the figure
-    shown is the cell's result (its test eval once it has one)."""
-    done = [c for c in cells if c.state == CellState.FINISHED and RANK_BY in c.metrics]
+    """Cells with a result by their val (small) eval, as the report and `usim-core leaderboard` rank; the figure
+    shown is the cell's result (its test eval once it has one). A finished cell relaunched keeps its result
+    here until the new run replaces it (`rerun`)."""
+    done = [c for c in cells if RANK_BY in c.metrics and (c.state == CellState.FINISHED or rerun(c))]
     return sorted(done, key=lambda c: val_first(c.small_metrics.get(RANK_BY), c.metrics[RANK_BY]))
+
+
+def rerun(c: CellView) -> bool:
+    """A cell with a result that runs again (relaunched after it finished)."""
+    return c.state in (CellState.PENDING, CellState.LAUNCHING, CellState.RUNNING) and bool(c.metrics)
 
 
 class Leaderboard(Static):
@@ -45,7 +51,7 @@ class Leaderboard(Static):
     def show(self, cells: tuple[CellView, ...]) -> None:
         self._cells = cells
         rows = ranked(cells)
-        width = max(8, self.size.width - 31)  # val, nRMSE, gates and cost take the rest
+        width = max(8, self.size.width - 33)  # val, nRMSE, gates, cost and a rerun's mark take the rest
         key = (width, tuple((c.name, c.small_metrics.get(RANK_BY), tuple(sorted(c.metrics.items())), c.cost)
                             for c in rows))
         if key == self._key:
@@ -64,7 +70,8 @@ class Leaderboard(Static):
         for c in rows:
             gates = gate_text("M", gate(c.metrics, "mass")) + " " + gate_text("E", gate(c.metrics, "energy"))
             val = c.small_metrics.get(RANK_BY)
-            table.add_row(names[c.name], "–" if val is None else f"{val:.3g}", f"{c.metrics[RANK_BY]:.3g}", gates,
+            name = Text(names[c.name]) + (Text(" ↻", style="yellow") if rerun(c) else Text(""))
+            table.add_row(name, "–" if val is None else f"{val:.3g}", f"{c.metrics[RANK_BY]:.3g}", gates,
                           money(c.cost))
         self.update(table)
 

@@ -19,7 +19,7 @@ from usim_core.events import Event
 from usim_tui.fleet.control.policies import Verdict
 from usim_tui.fleet.hosts.bring_up import BringUpFailed, bring_up
 from usim_tui.fleet.hosts.run_script import host_run_dir
-from usim_tui.fleet.hosts.wheel import build_wheel
+from usim_tui.fleet.hosts.wheel import this_usim
 from usim_tui.fleet.providers.base import HostProvider, Provider, ProviderError
 from usim_tui.fleet.store.journal import Journal
 from usim_tui.fleet.store.ledger import Ledger
@@ -28,7 +28,6 @@ from usim_tui.fleet.store.states import AttemptState, EndReason
 
 A, R = AttemptState, EndReason
 PULL_DEADLINE_S = 600.0            # after the attempt ended: then destroy without its results
-REPO = Path(__file__).resolve().parents[3]
 
 
 class HostRuns:
@@ -47,9 +46,9 @@ class HostRuns:
 
     # ---- bring-up ---------------------------------------------------------------------------------------
     def wheel(self, now: float) -> Path:
-        """The wheel of this checkout, built once per controller; its sha256 recorded in the ledger."""
+        """The wheel of this usim (hosts/wheel.py: this_usim), made once per controller; its sha256 recorded."""
         if self._wheel is None:
-            path, sha = build_wheel(REPO, self.runs_root / self.sweep.name / "wheel")
+            path, sha = this_usim(self.runs_root / self.sweep.name / "wheel")
             self._wheel = path
             self.ledger.set_sweep(self.sweep.name, wheel_sha256=sha)
             self.journal.event(now, "wheel", f"built {path.name} (sha256 {sha[:12]})", data={"sha256": sha})

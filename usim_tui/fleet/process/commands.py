@@ -33,31 +33,42 @@ def register(sub: argparse._SubParsersAction) -> None:
     _controller_args(p)
     p.set_defaults(func=_controller)
 
-    p = sub.add_parser("stop", help="end the sweep's controller (--destroy: destroy its instances first)")
+    p = sub.add_parser("stop", help="end the sweep's controller (--destroy: destroy its instances first)",
+                       description="Ask the sweep's controller to end, and wait for it. Without --destroy its instances "
+                       "go on billing (the line printed lists them); with it, every instance is destroyed first "
+                       "(results pulled where there is time). With no controller running, --destroy destroys them "
+                       "from here, and exits 1 if any is left.")
     p.add_argument("--destroy", action="store_true", help="destroy every live instance, then end (results of runs "
                    "already pulled are kept; a run still going loses what it had not sent back)")
     p.add_argument("--timeout", type=float, default=600.0, help="seconds to wait for the controller to end")
     _ledger_args(p)
     p.set_defaults(func=_stop)
 
-    p = sub.add_parser("status", help="the sweep's cells, attempts and spend from the ledger")
+    p = sub.add_parser("status", help="the sweep's cells, attempts and spend from the ledger",
+                       description="One screen from the ledger: spend against the budget, whether a controller "
+                       "watches the sweep, and each cell's state, attempts, cost and result (--json: everything).")
     _ledger_args(p)
     p.add_argument("--json", action="store_true", help="the full snapshot as JSON")
     p.set_defaults(func=_status)
 
-    p = sub.add_parser("destroy", help="destroy a cell's live instance (or --all)")
+    p = sub.add_parser("destroy", help="destroy a cell's live instance (or --all)",
+                       description="Destroy a cell's live instance (or every one with --all); its results are pulled "
+                       "first on SSH hosts. Queued for the running controller, else done from here.")
     p.add_argument("cell", nargs="?")
     p.add_argument("--all", action="store_true")
     _ledger_args(p)
     p.set_defaults(func=_destroy)
 
-    p = sub.add_parser("relaunch", help="destroy a cell's live instance and start it afresh")
+    p = sub.add_parser("relaunch", help="destroy a cell's live instance and start it afresh",
+                       description="Destroy the cell's live instance, if any, and start it again with a new attempt "
+                       "budget (a finished cell's result stays until the new run replaces it).")
     p.add_argument("cell")
     _ledger_args(p)
     p.set_defaults(func=lambda a: _queue(a, "relaunch", cell=a.cell))
 
     for name, text in (("pause", "stop launching new instances"), ("resume", "launch again (clears a crash loop)")):
-        p = sub.add_parser(name, help=text)
+        p = sub.add_parser(name, help=text, description=f"{text[0].upper()}{text[1:]}: queued for the running "
+                           "controller, else recorded in the ledger for the next one.")
         _ledger_args(p)
         p.set_defaults(func=lambda a, n=name: _queue(a, n))
 

@@ -17,6 +17,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -64,20 +65,34 @@ class ControllerLock:
 
     def acquire(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        f = open(self.path, "a+")   # noqa: SIM115 - held open for the process's life
-        try:
-            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            f.close()
-            raise ControllerRunning(f"{self.path}: held by another controller") from None
+        while True:
+            f = open(self.path, "a+")   # noqa: SIM115 - held open for the process's life
+            try:
+                fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                f.close()
+                raise ControllerRunning(f"{self.path}: held by another controller") from None
+            if self._still_the_file(f):
+                break
+            f.close()   # the holder removed the file on its way out, after we opened it: open the new one
         f.seek(0)
         f.truncate()
         f.write(f"{os.getpid()} {socket.gethostname()}\n")
         f.flush()
         self._file = f
 
+    def _still_the_file(self, f: IO[str]) -> bool:
+        try:
+            return os.stat(self.path).st_ino == os.fstat(f.fileno()).st_ino
+        except FileNotFoundError:
+            return False
+
     def release(self) -> None:
+        """Unlock, and remove the lock file: removed while still locked, so a controller starting meanwhile
+        either finds no file or finds, once locked, that its file was removed and opens the new one."""
         if self._file is not None:
+            with contextlib.suppress(FileNotFoundError):
+                self.path.unlink()
             fcntl.flock(self._file, fcntl.LOCK_UN)
             self._file.close()
             self._file = None
@@ -146,9 +161,12 @@ def start_detached(args: list[str], ledger_path: str | Path, cwd: str | Path | N
     log = log_path(ledger_path)
     log.parent.mkdir(parents=True, exist_ok=True)
     with open(log, "ab") as out:
-        return subprocess.Popen([sys.executable, "-m", "usim_tui", "controller", *args], cwd=cwd, env=env,
+        proc = subprocess.Popen([sys.executable, "-m", "usim_tui", "controller", *args], cwd=cwd, env=env,
                                 stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
                                 start_new_session=True)
+    # whoever started it (the app's `C`, `usim-tui run`) reaps it when it ends: never a zombie under the app
+    threading.Thread(target=proc.wait, name=f"reap-controller-{proc.pid}", daemon=True).start()
+    return proc
 
 
 def wait_started(proc: subprocess.Popen[bytes], ledger_path: str | Path, timeout: float = START_TIMEOUT_S) -> None:

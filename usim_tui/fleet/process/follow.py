@@ -47,7 +47,14 @@ def _sweep(args: argparse.Namespace) -> tuple[Sweep, Path]:
 
 
 def check_provider(sweep: Sweep) -> None:
-    """Fail here, before anything is written, when the provider cannot even be opened (no API key)."""
+    """Fail here, before anything is written, when the provider cannot even be opened (no API key), or cannot
+    train anything (the local provider trains on this machine: it needs torch)."""
+    import importlib.util
+
+    if sweep.spec.provider.kind == "local" and importlib.util.find_spec("torch") is None:
+        raise ConfigError(f"sweep {sweep.name}: the local provider trains on this machine, which has no torch; "
+                          "install the training side (pip install torch 'usim-sweeps[core]') or run it on Vast "
+                          "(--provider vast)")
     try:
         provider = make_provider(sweep.spec.provider, sweep=sweep.name)
     except ProviderError as exc:

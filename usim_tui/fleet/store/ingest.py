@@ -71,8 +71,11 @@ def numbers(d: Any) -> dict[str, float]:
 
 
 def describe(e: Mapping[str, Any]) -> str:
-    """One line for the events pane: the kind and its scalar fields."""
+    """One line for the events pane: the kind, its scalar fields, and the values of a field that holds them
+    (a metric event's `metrics`: `train/operator/loss=0.0123 lr=0.0003`)."""
     rest = {k: v for k, v in e.items() if k not in META}
-    text = " ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in rest.items()
-                    if not isinstance(v, dict | list))
+    fields = [(k, v) for k, v in rest.items() if not isinstance(v, dict | list)]
+    fields += [(k, v) for d in rest.values() if isinstance(d, dict) for k, v in d.items()
+               if isinstance(v, int | float | str) and not isinstance(v, bool)]
+    text = " ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in fields)
     return f"{e.get('kind')} {text}"[:500]

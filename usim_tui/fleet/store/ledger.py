@@ -23,7 +23,7 @@ from usim_core.sweep import Sweep, SweepSpec
 from usim_tui.fleet.store.budget import budget_view
 from usim_tui.fleet.store.command_table import check_command
 from usim_tui.fleet.store.rows import AttemptRow, CellRow, CommandRow, IntentRow, SweepRow, columns
-from usim_tui.fleet.store.snapshot import AttemptView, CellView, EventView, SweepSnapshot
+from usim_tui.fleet.store.snapshot import AttemptView, CellView, EventView, QueuedView, SweepSnapshot
 from usim_tui.fleet.store.states import GONE, AttemptState, CellState
 
 MIGRATIONS: list[str] = [
@@ -127,21 +127,68 @@ def _j(obj: Any) -> str:
 
 
 class Ledger:
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, read_only: bool = False) -> None:
+        """The ledger at `path`, created (and migrated) when it is not there. `read_only`: an existing ledger,
+        never written (its directory may be read-only); ":memory:" for one that lives in this process only."""
         self.path = Path(path)
+        self.read_only = read_only
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            self.db = sqlite3.connect(str(self.path), timeout=30, isolation_level=None, check_same_thread=False)
-            self.db.execute("PRAGMA journal_mode=WAL")
-        except (OSError, sqlite3.OperationalError) as exc:
-            raise ConfigError(f"ledger {self.path}: cannot open it ({exc}); its directory must exist or be "
-                              "creatable, and be writable (SQLite writes a journal beside it)") from None
+            self.db = self._connect()
+            self.db.execute("PRAGMA busy_timeout=30000")
+            if not read_only:
+                self.db.execute("PRAGMA journal_mode=WAL")
+                self.db.execute("PRAGMA synchronous=NORMAL")
+        except sqlite3.DatabaseError as exc:
+            raise ConfigError(self._why(exc)) from None
         self.db.row_factory = sqlite3.Row
-        self.db.execute("PRAGMA synchronous=NORMAL")
-        self.db.execute("PRAGMA busy_timeout=30000")
-        self._migrate()
+        if read_only:
+            self._check_version()
+        else:
+            self._migrate()
+
+    def _connect(self) -> sqlite3.Connection:
+        args: dict[str, Any] = {"timeout": 30, "isolation_level": None, "check_same_thread": False}
+        if str(self.path) == ":memory:":
+            return sqlite3.connect(":memory:", **args)
+        if not self.read_only:
+            try:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise sqlite3.OperationalError(str(exc)) from None
+            return sqlite3.connect(str(self.path), **args)
+        if not self.path.is_file():
+            raise sqlite3.OperationalError("no such file")
+        db = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, **args)
+        try:
+            db.execute("SELECT count(*) FROM sqlite_master").fetchone()
+            return db
+        except sqlite3.OperationalError:   # a WAL ledger in a read-only directory: no -shm file can be made
+            db.close()
+            return sqlite3.connect(f"file:{self.path}?mode=ro&immutable=1", uri=True, **args)
+
+    def _why(self, exc: sqlite3.DatabaseError) -> str:
+        if isinstance(exc, sqlite3.OperationalError):
+            if self.read_only:
+                return f"ledger {self.path}: cannot open it read-only ({exc})"
+            return (f"ledger {self.path}: cannot open it ({exc}); its directory must exist or be creatable, and be "
+                    "writable (SQLite writes a journal beside it); --read-only views a ledger without writing")
+        return (f"{self.path}: not a usim ledger (SQLite: {exc}); a ledger is runs/<sweep>/ledger.sqlite, a sweep "
+                "file goes first: usim-tui SWEEP")
+
+    def _check_version(self) -> None:
+        version = self.db.execute("PRAGMA user_version").fetchone()[0]
+        if version != SCHEMA_VERSION:
+            raise ConfigError(f"ledger {self.path}: schema v{version}, this usim reads v{SCHEMA_VERSION}; open it "
+                              "once without --read-only to migrate it" if version < SCHEMA_VERSION else
+                              f"ledger {self.path}: schema v{version} is newer than this usim (v{SCHEMA_VERSION})")
 
     def _migrate(self) -> None:
+        try:
+            self._migrations()
+        except sqlite3.DatabaseError as exc:   # e.g. a YAML given as the ledger: "file is not a database"
+            raise ConfigError(self._why(exc)) from None
+
+    def _migrations(self) -> None:
         with self.tx():
             version = self.db.execute("PRAGMA user_version").fetchone()[0]
             if version > SCHEMA_VERSION:
@@ -164,6 +211,10 @@ class Ledger:
 
     def close(self) -> None:
         self.db.close()
+
+    def data_version(self) -> int:
+        """Moves when another connection commits to the ledger (a reader's cheap "anything new?")."""
+        return int(self.db.execute("PRAGMA data_version").fetchone()[0])
 
     def q(self, sql: str, *args: Any) -> list[sqlite3.Row]:
         return self.db.execute(sql, args).fetchall()
@@ -406,7 +457,10 @@ class Ledger:
             cells=cells, attempts=attempts, events=events, budget=bview,
             provider_status=srow.provider_status, crash_loop=srow.crash_loop, controller_pid=srow.controller_pid,
             controller_seen_at=srow.controller_seen_at, controller_state=srow.controller_state,
-            controller_poll=srow.controller_poll)
+            controller_poll=srow.controller_poll, budget_stop=bool(srow.budget_stop),
+            queued=tuple(QueuedView(r["command"], json.loads(r["args_json"]), r["created_at"]) for r in self.q(
+                "SELECT command, args_json, created_at FROM commands WHERE sweep=? AND taken_at IS NULL ORDER BY id",
+                name)))
 
     def provider_reported(self, sweep: str, attempts: list[AttemptRow] | None = None) -> float | None:
         """Spend as the provider reports it: the account credit used since the sweep's first reading (Vast), else

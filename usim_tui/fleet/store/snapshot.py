@@ -88,6 +88,13 @@ class EventView:
 
 
 @dataclass(frozen=True)
+class QueuedView:
+    command: str
+    args: dict[str, Any]
+    created_at: float
+
+
+@dataclass(frozen=True)
 class SweepSnapshot:
     sweep: str
     provider: str
@@ -104,6 +111,8 @@ class SweepSnapshot:
     controller_seen_at: float | None = None   # its last tick (unix time): the heartbeat
     controller_state: str | None = None       # running | stopped | crashed
     controller_poll: float | None = None      # its poll interval (seconds)
+    budget_stop: bool = False                 # the budget cap was reached: everything destroyed, nothing launches
+    queued: tuple[QueuedView, ...] = ()       # commands sent to the controller that it has not taken yet
 
 
 def summary_line(snap: SweepSnapshot) -> str:
