@@ -1,7 +1,7 @@
 """Fleet bench: the earlier night rehearsed over 20 seeds (usim vs naive), a 1000-cell sweep with 200
 concurrent instances (API calls, controller CPU per poll, memory), and the budget cap at 200 instances (what the
 emulator bills past a $30 budget, against one poll's burn). Run: .venv/bin/python bench/fleet.py
-[--seeds N] [--cells N] [--concurrency N] [--polls N] [--skip-night] [--skip-scale] [--skip-cap]
+[--seeds N] [--out FILE.json] [--cells N] [--concurrency N] [--polls N] [--skip-night] [--skip-scale] [--skip-cap]
 """
 
 from __future__ import annotations
@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import copy
+import json
 import math
 import resource
 import statistics
@@ -19,14 +20,14 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from stats import interval  # noqa: E402  (bench/ is the script's own directory)
+from stats import interval, paired_bootstrap  # noqa: E402  (bench/ is the script's own directory)
 
 from usim_core.sweep import Cell, expand  # noqa: E402
 from usim_tui.emulator.faults import load_faults  # noqa: E402
 from usim_tui.emulator.rehearse import rehearse_naive, rehearse_usim  # noqa: E402
 
 
-def night(seeds: int) -> None:
+def night(seeds: int, out: str | None) -> None:
     sweep = expand(ROOT / "configs/sweeps/overnight_sota.yaml")
     prof = load_faults(ROOT / "configs/faults/seed_night.yaml")
     rows = {"usim": [], "naive": []}
@@ -58,6 +59,24 @@ def night(seeds: int) -> None:
     delays = [r["stuck_to_replacement_s"]["median"] for r in rows["usim"] if r["stuck_to_replacement_s"]["median"]]
     if delays:
         print(f"usim stuck->replacement median over seeds: {statistics.median(delays) / 60:.1f} min")
+    paired = {k: paired_bootstrap([n[k] - u[k] for u, n in zip(rows["usim"], rows["naive"], strict=True)])
+              for k in ("finished", "spent")}
+    for k, d in paired.items():
+        print(f"naive - usim, {k}: {d['mean']:+.2f} [{d['ci95'][0]:+.2f}, {d['ci95'][1]:+.2f}] "
+              "(95% paired bootstrap over seeds)")
+    if out:
+        keep = ("finished", "finishable", "spent", "overshoot", "instances", "note")
+        doc = {"command": " ".join(["python", "bench/fleet.py", *sys.argv[1:]]), "sweep": sweep.name,
+               "faults": prof.name, "seeds": list(range(seeds)),
+               "summary": {p: {"finished": interval([r["finished"] for r in rows[p]]),
+                               "spent": interval([r["spent"] for r in rows[p]]), "cost_per_finished": cpf[p],
+                               "seeds_over_budget": sum(r["overshoot"] > 0 for r in rows[p]),
+                               "every_finishable_finished": sum(r["finished"] == r["finishable"] for r in rows[p])}
+                           for p in rows},
+               "naive_minus_usim": paired,
+               "per_seed": {p: [{k: r.get(k) for k in keep} for r in rows[p]] for p in rows}}
+        Path(out).write_text(json.dumps(doc, indent=1, default=float) + "\n")
+        print(f"wrote {out}")
     notes = {r["note"] for r in rows["usim"] if r["note"]}
     if notes:
         print("usim notes:", "; ".join(sorted(notes)))
@@ -148,8 +167,9 @@ def cap(instances: int = 200, budget: float = 30.0, poll: float = 30.0) -> None:
 
 
 if __name__ == "__main__":
-    ap = argparse.ArgumentParser()
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--seeds", type=int, default=20)
+    ap.add_argument("--out", help="write the night's figures (per seed and summarised) as JSON here")
     ap.add_argument("--cells", type=int, default=1000)
     ap.add_argument("--concurrency", type=int, default=200)
     ap.add_argument("--polls", type=int, default=45)
@@ -158,7 +178,7 @@ if __name__ == "__main__":
     ap.add_argument("--skip-cap", action="store_true")
     a = ap.parse_args()
     if not a.skip_night:
-        night(a.seeds)
+        night(a.seeds, a.out)
     if not a.skip_scale:
         scale(a.cells, a.concurrency, a.polls)
     if not a.skip_cap:
