@@ -3,9 +3,14 @@ children (one per config x stage, so peak RSS is per stage). Prints samples/s, p
 
     .venv/bin/python bench/train.py [--device cpu|cuda] [--steps 6]
     .venv/bin/python bench/train.py --codec-curve tiny|quality [--steps 200]   # codec alone, real data
+    .venv/bin/python bench/train.py --end-to-end [--out FILE.json]   # `usim-core train` on the tiny config
 
 --codec-curve trains only the codec of that config on its real (generated, cached) data and prints the
 held-out reconstruction nRMSE (the floor under every latent mode) at five points of the run.
+
+--end-to-end runs `usim-core train` on the tiny config (USIM_THREADS=1, an empty data cache, so data generation
+and both evals count) and reports the child's process CPU seconds (user + sys) and the four stages' own training
+CPU seconds (the sum of their checkpoints' `cpu_s`): the figure the README and docs/training.md quote.
 
 On CPU peak memory is the child's max RSS (includes the interpreter and torch, ~300 MB); on CUDA it is
 torch.cuda.max_memory_allocated. Synthetic data with the config's grid, frames and batch size.
@@ -130,15 +135,53 @@ def codec_curve(config: str, steps: int) -> None:
             model.train()
 
 
+def end_to_end(out: str | None) -> None:
+    import os
+    import tempfile
+
+    import torch
+    import yaml
+
+    from usim_core.config import load_config
+
+    with tempfile.TemporaryDirectory() as tmp:
+        cfg = load_config(CONFIGS["tiny"], {"data.cache_dir": str(Path(tmp) / "data")}).to_dict()
+        path = Path(tmp) / "tiny.yaml"
+        path.write_text(yaml.safe_dump(cfg))
+        run_dir = Path(tmp) / "run"
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
+        subprocess.run([sys.executable, "-m", "usim_core", "train", "--config", str(path), "--run-dir", str(run_dir),
+                        "--device", "cpu"], check=True, stdout=subprocess.DEVNULL,
+                       env={**os.environ, "USIM_THREADS": "1"})
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        user, system = after.ru_utime - before.ru_utime, after.ru_stime - before.ru_stime
+        stages = {s: torch.load(run_dir / "checkpoints" / f"{s}.pt", map_location="cpu", weights_only=False)
+                  ["extra"]["cpu_s"] for s in STAGES}
+    doc = {"command": " ".join(["python", "bench/train.py", *sys.argv[1:]]), "config": "configs/runs/burgers_tiny.yaml",
+           "date": time.strftime("%Y-%m-%d"), "process_cpu_s": user + system, "user_s": user, "sys_s": system,
+           "training_cpu_s": sum(stages.values()), "stage_cpu_s": stages}
+    print(f"usim-core train, tiny config, USIM_THREADS=1, data generated: {user + system:.1f} process CPU s "
+          f"(user {user:.1f} + sys {system:.1f}); the four stages' own training {sum(stages.values()):.1f} CPU s "
+          f"({', '.join(f'{k} {v:.1f}' for k, v in stages.items())})")
+    if out:
+        Path(out).write_text(json.dumps(doc, indent=1) + "\n")
+        print(f"wrote {out}")
+
+
 def main() -> int:
-    ap = argparse.ArgumentParser()
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
     ap.add_argument("--steps", type=int, default=6)
     ap.add_argument("--codec-curve", choices=tuple(CURVES), help="codec alone on real data: nRMSE vs steps")
+    ap.add_argument("--end-to-end", action="store_true", help="time `usim-core train` on the tiny config")
+    ap.add_argument("--out", help="--end-to-end: write its figures as JSON here")
     ap.add_argument("--one", nargs=2, metavar=("CONFIG", "STAGE"), help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.codec_curve:
         codec_curve(args.codec_curve, args.steps)
+        return 0
+    if args.end_to_end:
+        end_to_end(args.out)
         return 0
     if args.one:
         print(json.dumps(measure(*args.one, args.device, args.steps)))
