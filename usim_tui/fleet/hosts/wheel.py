@@ -85,7 +85,7 @@ def repack_installed(out_dir: Path, dist_name: str = DIST) -> tuple[Path, str]:
     if not any(f.as_posix().startswith("usim_core/") for f in files):
         raise WheelBuildFailed(f"{dist_name} {dist.version} is installed without its files (an editable install "
                                "outside its checkout?): cannot make the hosts' wheel")
-    out_dir = Path(out_dir)
+    out_dir = Path(out_dir).resolve()
     out_dir.mkdir(parents=True, exist_ok=True)
     dest = out_dir / f"{dist_name.replace('-', '_')}-{dist.version}-py3-none-any.whl"
     record = []
