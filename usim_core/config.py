@@ -302,12 +302,12 @@ def _read_yaml(path: Path) -> dict[str, Any]:
         raise ConfigError(f"{path}: file not found")
     if path.is_dir():
         raise ConfigError(f"{path}: a directory; expected a YAML file")
+    if path.read_bytes()[:16] == b"SQLite format 3\x00":   # a small ledger can even decode as text
+        raise ConfigError(f"{path}: not a YAML text file (a SQLite ledger: pass it with --ledger)")
     try:
         data = yaml.safe_load(path.read_text()) or {}
     except UnicodeDecodeError:
-        ledger = path.read_bytes()[:16] == b"SQLite format 3\x00"
-        raise ConfigError(f"{path}: not a YAML text file" + (" (a SQLite ledger: pass it with --ledger)" if ledger
-                                                               else " (binary content)")) from None
+        raise ConfigError(f"{path}: not a YAML text file (binary content)") from None
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path}: not valid YAML: {exc}") from None
     if not isinstance(data, dict):

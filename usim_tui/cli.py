@@ -25,7 +25,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="usim-tui",
         description="Run a hyperparameter sweep of the usim surrogate on rented GPUs within a budget.",
         epilog="With no command, opens the app: usim-tui [SWEEP] [--provider local|vast] [--ledger PATH]. "
-               "Try: usim-tui rehearse configs/sweeps/overnight_sota.yaml --faults configs/faults/seed_night.yaml",
+               "Try: usim-tui rehearse overnight_sota --faults seed_night (shipped sweeps and fault profiles by name, or a path)",
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     add_commands(sub, (*COMMAND_MODULES, APP_MODULE))

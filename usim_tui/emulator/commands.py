@@ -15,7 +15,7 @@ def register(sub: Any) -> None:
     p.add_argument("sweep", help="a sweep file, or a shipped sweep by name: demo, overnight_sota")
     p.add_argument("--faults", default="seed_night", help="a fault profile file, or a shipped one by name: none, "
                    "seed_night (the earlier night, default), seed_night_fixed (its build fixed)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="draws the faults and the market (same seed, same night)")
     p.add_argument("--night-hours", type=float, default=12.0, help="virtual hours before everything is destroyed")
     p.add_argument("--poll", type=float, default=30.0, help="controller poll interval, virtual seconds")
     p.add_argument("--json", action="store_true", help="one JSON object: {usim: {...}, naive: {...}, meta}")
@@ -23,9 +23,9 @@ def register(sub: Any) -> None:
 
     e = sub.add_parser("emulator", help="serve the Vast.ai emulator on a loopback port (for the vastai CLI)",
                        description="Point clients at it with VAST_URL=http://127.0.0.1:PORT and the key it prints.")
-    e.add_argument("--port", type=int, default=8765)
+    e.add_argument("--port", type=int, default=8765, help="loopback port to serve on (default 8765)")
     e.add_argument("--faults", default=None, help="a fault profile file or shipped name (default: none)")
-    e.add_argument("--seed", type=int, default=0)
+    e.add_argument("--seed", type=int, default=0, help="draws the faults (default 0)")
     e.add_argument("--key", default="emulator-key", help="the API key the emulator accepts")
     e.add_argument("--execute", action="store_true", help="run each instance's onstart as a local subprocess")
     e.add_argument("--workdir", default="runs/emulator", help="where executing instances run")

@@ -54,15 +54,15 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("destroy", help="destroy a cell's live instance (or --all)",
                        description="Destroy a cell's live instance (or every one with --all); its results are pulled "
                        "first on SSH hosts. Queued for the running controller, else done from here.")
-    p.add_argument("cell", nargs="?")
-    p.add_argument("--all", action="store_true")
+    p.add_argument("cell", nargs="?", help="the cell whose live instance goes (as `usim-tui status` names it)")
+    p.add_argument("--all", action="store_true", help="every live instance of the sweep")
     _ledger_args(p)
     p.set_defaults(func=_destroy)
 
     p = sub.add_parser("relaunch", help="destroy a cell's live instance and start it afresh",
                        description="Destroy the cell's live instance, if any, and start it again with a new attempt "
                        "budget (a finished cell's result stays until the new run replaces it).")
-    p.add_argument("cell")
+    p.add_argument("cell", help="the cell to start again (as `usim-tui status` names it)")
     _ledger_args(p)
     p.set_defaults(func=lambda a: _queue(a, "relaunch", cell=a.cell))
 
@@ -86,7 +86,7 @@ def _controller_args(p: argparse.ArgumentParser) -> None:
 def _ledger_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--ledger", help="ledger path (default: the most recent runs/*/ledger.sqlite)")
     p.add_argument("--sweep", help="sweep name inside the ledger (default: its latest)")
-    p.add_argument("--runs-root", default="runs")
+    p.add_argument("--runs-root", default="runs", help="where sweeps keep their ledgers (default runs/)")
 
 
 def _find_ledger(args: argparse.Namespace):

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from usim_core.config import ConfigError
+from usim_core.config import ConfigError, resolve_config
 from usim_core.sweep import Sweep, expand
 from usim_tui.fleet.process import daemon
 from usim_tui.fleet.process.open import default_ledger, make_provider, open_sweep
@@ -70,7 +70,7 @@ def check_provider(sweep: Sweep) -> None:
 
 
 def controller_argv(args: argparse.Namespace, ledger: Path) -> list[str]:
-    argv = [str(Path(args.sweep).resolve()), "--ledger", str(ledger), "--runs-root", str(Path(args.runs_root).resolve())]
+    argv = [str(resolve_config(args.sweep, "sweeps").resolve()), "--ledger", str(ledger), "--runs-root", str(Path(args.runs_root).resolve())]
     if args.provider:
         argv += ["--provider", args.provider]
     if args.no_preflight:
@@ -109,6 +109,7 @@ def _holder(ledger: Path, sweep: Sweep) -> daemon.Holder:
 def serve(args: argparse.Namespace) -> int:
     """`usim-tui controller`: hold the ledger's lock and run the sweep until it ends or is stopped."""
     sweep, ledger = _sweep(args)
+    check_provider(sweep)   # no key, no torch for a local sweep: one line, before the lock or the ledger
     lock = daemon.ControllerLock(ledger)
     try:
         lock.acquire()
