@@ -85,3 +85,16 @@ def test_sweep_cells_pass_the_architecture_check():
         check_architecture(cfg, 256)
         Surrogate(cfg, 256, {"mean": 0.0, "std": 1.0})
     assert len(seen) >= 3
+
+
+def test_a_trained_parameter_without_a_gradient_fails_preflight(tmp_path, capsys, monkeypatch):
+    """DistributedDataParallel needs a gradient for every parameter a stage trains; preflight finds one that gets
+    none on the CPU, before a multi-GPU host is rented (here: the codec stage made to train the operator too)."""
+    from usim_core.models.surrogate import STAGE_MODULES
+
+    monkeypatch.setitem(STAGE_MODULES, "codec", ("encoder", "decoder", "operator"))
+    path = _write(tmp_path, _tiny_tree())
+    assert _run(path, tmp_path) == 1
+    err = capsys.readouterr().err
+    assert err.startswith(f"preflight FAILED: {path}") and "stage codec" in err
+    assert "get no gradient from its loss" in err and "operator." in err

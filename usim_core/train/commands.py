@@ -18,8 +18,12 @@ class Terminated(BaseException):
     """SIGTERM, raised in the main thread so the run ends with an `error` event."""
 
 
+_ending = False  # an exit is being reported: a SIGTERM now (torchrun stopping the ranks) must not interrupt it
+
+
 def _on_sigterm(signum, frame) -> None:
-    raise Terminated()
+    if not _ending:
+        raise Terminated()
 
 
 def _last_frame(exc: BaseException) -> str:
@@ -30,19 +34,22 @@ def _last_frame(exc: BaseException) -> str:
 def run_guarded(events, body: Callable[[], object]) -> int:
     """Run `body` so that every way out has its event: 0 (body emitted `done`), 2 config error, 1 any other
     failure, 143 on SIGTERM; failures emit `error` with a one-line reason and the traceback's last frame."""
+    global _ending
+    _ending = False
     signal.signal(signal.SIGTERM, _on_sigterm)
     try:
         body()
         return 0
-    except Terminated:
-        events.emit("error", reason="terminated", frame="SIGTERM")
-        return EXIT_TERMINATED
-    except ConfigError as exc:
-        reason = str(exc).splitlines()[0] if str(exc) else "config error"
-        events.emit("error", reason=f"config: {reason}", frame=_last_frame(exc))
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
     except BaseException as exc:  # never a silent failure: every exit has its error event
+        _ending = True
+        if isinstance(exc, Terminated):
+            events.emit("error", reason="terminated", frame="SIGTERM")
+            return EXIT_TERMINATED
+        if isinstance(exc, ConfigError):
+            reason = str(exc).splitlines()[0] if str(exc) else "config error"
+            events.emit("error", reason=f"config: {reason}", frame=_last_frame(exc))
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
         reason = " ".join(f"{type(exc).__name__}: {exc}".split())[:400]
         events.emit("error", reason=reason, frame=_last_frame(exc))
         traceback.print_exc()
@@ -50,16 +57,18 @@ def run_guarded(events, body: Callable[[], object]) -> int:
 
 
 def _train(args: argparse.Namespace) -> int:
-    from usim_core.events import EventLog
+    from usim_core.train.ranks import Ranks, event_log
 
     run_dir = Path(args.run_dir)
-    events = EventLog(run_dir)
+    ranks = Ranks.from_env()  # several processes under torchrun; rank 0 writes the run dir
+    events = event_log(run_dir, ranks)
 
     def body() -> None:
         cfg = load_config(args.config)
         from usim_core.train.run import train_run
 
-        train_run(cfg, run_dir, stage=args.stage, resume=args.resume, device=args.device, events=events)
+        train_run(cfg, run_dir, stage=args.stage, resume=args.resume, device=args.device, events=events,
+                  ranks=ranks)
 
     return run_guarded(events, body)
 
@@ -81,7 +90,12 @@ def _preflight(args: argparse.Namespace) -> int:
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("train", help="train the surrogate's stages, then run the configured evaluations")
+    p = sub.add_parser(
+        "train", help="train the surrogate's stages, then run the configured evaluations",
+        description="Train the surrogate's stages, then run the configured evaluations. On a host with N GPUs, "
+        "run it data-parallel: `torchrun --standalone --nproc-per-node=N -m usim_core train ...` (a stage's "
+        "batch_size is the global batch, split over the processes; the learning rate is the config's; rank 0 "
+        "writes the run dir and evaluates; docs/training.md).")
     p.add_argument("--config", required=True, help="run config YAML")
     p.add_argument("--run-dir", required=True, help="output folder (config.yaml, events, metrics, checkpoints)")
     p.add_argument("--stage", choices=STAGES, help="train only this stage (earlier stages' checkpoints needed)")
