@@ -41,7 +41,8 @@ def _sweep_expand(args: argparse.Namespace) -> int:
     for c in sweep.cells:
         over = ", ".join(f"{k}={v}" for k, v in c.overrides.items()) or "(base)"
         dup = f"  DUPLICATE of {c.duplicate_of}" if c.duplicate_of else ""
-        print(f"  {c.name:<{width}}  {c.config_hash}  {over}{dup}")
+        gpus = f"  [{c.num_gpus} GPUs, data-parallel]" if c.num_gpus > 1 else ""
+        print(f"  {c.name:<{width}}  {c.config_hash}  {over}{gpus}{dup}")
     if sweep.duplicates:
         print(f"{len(sweep.duplicates)} duplicate cell(s): same resolved config as an earlier cell; "
               "they would run the same experiment twice.")

@@ -5,6 +5,11 @@ A sweep names a base run config and rounds of overrides. A grid round is the pro
 (`round_a_lr3e-4_w5pct`), tags, the overrides that differ from the base, the fully resolved config and a
 config hash. Cells whose resolved configs are identical are reported as duplicates, and an axis whose
 values never change the resolved config is refused.
+
+Each cell also says how many GPUs its host has (`num_gpus`: the round's `num_gpus`, else `provider.num_gpus`); the
+cell trains data-parallel over all of them (`torchrun --nproc-per-node=<num_gpus>`). It is not part of the run
+config: a stage's batch_size is the global batch, so the experiment (and its config hash) is the same on any
+number of GPUs; only its speed and its price per hour change.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ from usim_core.config import (
     ConfigError,
     RunConfig,
     Strict,
+    check_batch_split,
     deep_merge,
     format_validation_error,
     get_dotted,
@@ -44,6 +50,8 @@ class Round(Strict):
     common: dict[str, Any] = Field(default_factory=dict, alias="set", description="overrides for every cell of the round")
     grid: list[Axis] = Field(default_factory=list)
     items: dict[str, dict[str, Any]] = Field(default_factory=dict, alias="list", description="named override sets")
+    num_gpus: int | None = Field(None, ge=1, description="GPUs per host for this round's cells, each trained "
+                                 "data-parallel over all of them (default: provider.num_gpus)")
 
     @model_validator(mode="after")
     def _one_kind(self) -> Round:
@@ -108,6 +116,7 @@ class Cell:
     config_hash: str
     duplicate_of: str | None = None
     run_id: str = ""
+    num_gpus: int = 1    # GPUs of the cell's host; it trains on all of them (torchrun --nproc-per-node)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -119,6 +128,7 @@ class Cell:
             "config_hash": self.config_hash,
             "duplicate_of": self.duplicate_of,
             "run_id": self.run_id,
+            "num_gpus": self.num_gpus,
         }
 
 
@@ -209,8 +219,13 @@ def expand(path: str | Path) -> Sweep:
             "tags": sorted({*wb.tags, *spec.tags, *tags}),
         })
         resolved = cfg.to_dict()
+        gpus = rnd.num_gpus or spec.provider.num_gpus
+        try:
+            check_batch_split(cfg, gpus, f"round {rnd.name}'s num_gpus" if rnd.num_gpus else "provider.num_gpus")
+        except ConfigError as exc:
+            raise ConfigError(f"{path} (cell {name}): {exc}") from None
         cell = Cell(name=name, round=rnd.name, tags=tags, overrides=_diff(base_resolved, resolved, list(merged)),
-                    config=resolved, config_hash=cfg.config_hash(), run_id=run_id)
+                    config=resolved, config_hash=cfg.config_hash(), run_id=run_id, num_gpus=gpus)
         if name in {c.name for c in sweep.cells}:
             raise ConfigError(f"{path}: two cells are named {name!r}; give the rounds or list items distinct names")
         cell.duplicate_of = seen.get(cell.config_hash)
