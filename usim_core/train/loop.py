@@ -215,22 +215,25 @@ def _train_epoch(ctx: RunContext, run: StageRun, epoch: int, offset: int) -> flo
             samples += len(rows)
         if step == 0:
             _check_gradients(run)
-        if ctx.ranks.parallel:
-            acc = reduce_sum([acc], dev)[0] / ctx.ranks.world
         clip = sc.grad_clip if sc.grad_clip > 0 else math.inf
         grad_norm = float(torch.nn.utils.clip_grad_norm_(run.params, clip))
         run.opt.step()
         ema_update(run.ema, run.model, STAGE_MODULES[stage], sc.ema_decay, step)
         state["step"] = step + 1
-        train_loss = acc
+        train_loss = acc  # this rank's weighted share of the batch's loss; the whole batch's where it is logged
         if state["step"] % log_every == 0:
             now = time.perf_counter()
-            metrics = {f"train/{stage}/loss": acc, "lr": lr, "grad_norm": grad_norm,
+            metrics = {f"train/{stage}/loss": _whole_batch(ctx, acc), "lr": lr, "grad_norm": grad_norm,
                        "samples_per_s": samples / max(now - t_mark, 1e-9), "epoch": epoch}
             samples, t_mark = 0, now
             ctx.log_metrics({"step": offset + state["step"], "stage": stage, "stage_step": state["step"], **metrics})
             ctx.emit("metric", stage=stage, epoch=epoch, step=state["step"], total_steps=run.total, metrics=metrics)
-    return train_loss
+    return _whole_batch(ctx, train_loss)
+
+
+def _whole_batch(ctx: RunContext, share: float) -> float:
+    """The whole batch's loss from each rank's weighted share (the loss itself in one process)."""
+    return reduce_sum([share], ctx.device)[0] / ctx.ranks.world
 
 
 def _check_gradients(run: StageRun) -> None:
