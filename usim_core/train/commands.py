@@ -3,57 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import signal
 import sys
-import traceback
-from collections.abc import Callable
 from pathlib import Path
 
 from usim_core.config import STAGES, ConfigError, load_config
-
-EXIT_TERMINATED = 143
-
-
-class Terminated(BaseException):
-    """SIGTERM, raised in the main thread so the run ends with an `error` event."""
-
-
-_ending = False  # an exit is being reported: a SIGTERM now (torchrun stopping the ranks) must not interrupt it
-
-
-def _on_sigterm(signum, frame) -> None:
-    if not _ending:
-        raise Terminated()
-
-
-def _last_frame(exc: BaseException) -> str:
-    tb = traceback.extract_tb(exc.__traceback__)
-    return f"{tb[-1].filename}:{tb[-1].lineno} in {tb[-1].name}" if tb else ""
-
-
-def run_guarded(events, body: Callable[[], object]) -> int:
-    """Run `body` so that every way out has its event: 0 (body emitted `done`), 2 config error, 1 any other
-    failure, 143 on SIGTERM; failures emit `error` with a one-line reason and the traceback's last frame."""
-    global _ending
-    _ending = False
-    signal.signal(signal.SIGTERM, _on_sigterm)
-    try:
-        body()
-        return 0
-    except BaseException as exc:  # never a silent failure: every exit has its error event
-        _ending = True
-        if isinstance(exc, Terminated):
-            events.emit("error", reason="terminated", frame="SIGTERM")
-            return EXIT_TERMINATED
-        if isinstance(exc, ConfigError):
-            reason = str(exc).splitlines()[0] if str(exc) else "config error"
-            events.emit("error", reason=f"config: {reason}", frame=_last_frame(exc))
-            print(f"error: {exc}", file=sys.stderr)
-            return 2
-        reason = " ".join(f"{type(exc).__name__}: {exc}".split())[:400]
-        events.emit("error", reason=reason, frame=_last_frame(exc))
-        traceback.print_exc()
-        return 1
+from usim_core.train.guard import last_frame, run_guarded
 
 
 def _train(args: argparse.Namespace) -> int:
@@ -84,7 +38,7 @@ def _preflight(args: argparse.Namespace) -> int:
         print(f"preflight FAILED: {args.config}: {exc}", file=sys.stderr)
         return 2
     except Exception as exc:
-        print(f"preflight FAILED: {args.config}: {type(exc).__name__}: {exc} (at {_last_frame(exc)})",
+        print(f"preflight FAILED: {args.config}: {type(exc).__name__}: {exc} (at {last_frame(exc)})",
               file=sys.stderr)
         return 1
 
