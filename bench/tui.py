@@ -25,7 +25,7 @@ from usim_core.sweep import expand  # noqa: E402
 from usim_tui.app.app import UsimApp  # noqa: E402
 from usim_tui.app.messages import SnapshotReady  # noqa: E402
 from usim_tui.app.source import LedgerSource  # noqa: E402
-from usim_tui.fleet.ledger import Ledger  # noqa: E402
+from usim_tui.fleet.store.ledger import Ledger  # noqa: E402
 
 TARGET_MS, TARGET_MB = 50.0, 300.0
 

@@ -71,7 +71,7 @@ class ProviderSettings(Strict):
     image: str = "pytorch/pytorch:2.5.1-cuda12.4-cudnn9-runtime"
     install: str = Field(
         "wheel", description="what the host runs: 'wheel' (the wheel built from the sweep's checkout, pushed and "
-        "installed over SSH: fleet/host.py), or for the onstart bootstrap a pinned requirement "
+        "installed over SSH: fleet/hosts/bring_up.py), or for the onstart bootstrap a pinned requirement "
         "('usim-sweeps==0.1.0'), a wheel URL (https://.../usim_sweeps-0.1.0-py3-none-any.whl) or a git URL@ref")
     price_per_hour: float = Field(0.35, ge=0, description="local provider: notional $/h so budget burn is real")
     startup_deadline_s: float = Field(900, gt=0, description="no started marker by then -> destroy, relaunch")
@@ -79,6 +79,13 @@ class ProviderSettings(Strict):
     offline_grace_s: float = Field(180, ge=0, description="an instance listed offline/unknown this long is given up")
     max_checkpoint_mb: float = Field(2048, ge=0, description="SSH hosts: the last checkpoint is pulled back "
                                      "before destroy unless it is larger than this (0: never)")
+    ssh_deadline_s: float = Field(300, gt=0, description="SSH hosts: an instance whose SSH does not answer (or that "
+                                  "cannot be set up) this long after it runs is given up as ssh_unreachable")
+    create_timeout_s: float = Field(120, gt=0, description="seconds a create may take to answer (the vastai CLI "
+                                    "waits 120); an unanswered create is never retried: the listing settles it")
+    create_settle_s: float = Field(600, gt=0, description="how long a new instance may take to show in listings "
+                                   "(Vast does not say: docs/vast.md); an unanswered create or a new instance "
+                                   "not listed yet is not given up before this")
 
 
 class Planning(Strict):

@@ -2,7 +2,7 @@
 
 `usim-tui [SWEEP] [--provider local|vast] [--ledger PATH] [--read-only] [--rehearse PROFILE]` opens the app
 (no SWEEP: the demo sweep on the local provider). Subcommands run headless: run, status, destroy, relaunch,
-pause, resume, rehearse, report. Each concept registers its own (`register(subparsers)` in `commands.py`).
+pause, resume, rehearse, report. Each concept registers its own (`register(subparsers)` in the modules of COMMAND_MODULES).
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import sys
 from usim_core.cli import add_commands, dispatch
 
 COMMAND_MODULES = (
-    "usim_tui.fleet.commands",     # run, status, destroy, relaunch, pause, resume
+    "usim_tui.fleet.process.commands",  # run, controller, stop, status, destroy, relaunch, pause, resume
     "usim_tui.emulator.commands",  # rehearse, emulator
     "usim_tui.report.commands",    # report
 )

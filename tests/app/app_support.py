@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 import random
 
-from usim_tui.fleet.snapshot import AttemptView, BudgetView, CellView, EventView, SweepSnapshot
+from usim_tui.fleet.store.snapshot import AttemptView, BudgetView, CellView, EventView, SweepSnapshot
 
 NOW = 1_761_040_800.0  # 2025-10-21 10:00:00 UTC
 

@@ -46,7 +46,7 @@ DEMO = __import__("pathlib").Path(__file__).resolve().parents[2] / "configs" / "
 def demo_ledger(tmp_path):
     """A real ledger with the demo sweep recorded and two attempts: one running with metrics, one loading."""
     from usim_core.sweep import expand
-    from usim_tui.fleet.ledger import Ledger
+    from usim_tui.fleet.store.ledger import Ledger
 
     sweep = expand(DEMO)
     led = Ledger(tmp_path / "ledger.sqlite")

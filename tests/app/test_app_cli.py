@@ -15,8 +15,8 @@ from usim_tui.app import launch
 from usim_tui.app.launch import build
 from usim_tui.app.rehearsal import RehearsalSource
 from usim_tui.cli import main
-from usim_tui.fleet import daemon
-from usim_tui.fleet.ledger import Ledger
+from usim_tui.fleet.process import daemon
+from usim_tui.fleet.store.ledger import Ledger
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -15,7 +15,7 @@ from usim_tui.app.screens.details import DetailsScreen
 from usim_tui.app.screens.logs import LogsScreen
 from usim_tui.app.widgets.coverage import CoverageGrid
 from usim_tui.app.widgets.events import EventsPane
-from usim_tui.fleet.snapshot import EventView
+from usim_tui.fleet.store.snapshot import EventView
 
 
 def status_text(app: UsimApp) -> str:
@@ -269,7 +269,7 @@ async def test_actions_after_the_controller_ended_say_so(source, clock):
 
 async def test_attached_queue_without_a_controller_heartbeat_says_so(demo_ledger, clock, monkeypatch):
     from usim_tui.app.source import LedgerSource
-    from usim_tui.fleet.snapshot import SweepSnapshot
+    from usim_tui.fleet.store.snapshot import SweepSnapshot
 
     led, _, (a1, _) = demo_ledger
     monkeypatch.setattr(SweepSnapshot, "controller_seen_at", NOW - 60, raising=False)  # older than 3 polls of 5 s

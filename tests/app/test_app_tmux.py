@@ -16,10 +16,10 @@ import sys
 from pathlib import Path
 
 import pytest
-from tmux_support import screen, tmux, wait_for
+from tmux_support import has, kill, screen, start, tmux, wait_for
 
-from usim_tui.fleet import daemon
-from usim_tui.fleet.ledger import Ledger
+from usim_tui.fleet.process import daemon
+from usim_tui.fleet.store.ledger import Ledger
 
 REPO = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent / "usim-tui"
@@ -38,13 +38,25 @@ def rows(db: Path, sql: str) -> list[sqlite3.Row]:
         con.close()
 
 
+def test_a_session_started_just_after_the_last_one_was_killed_runs():
+    """The flake of the SIGKILL test below: a new session started right after the server's last one was killed
+    races the server's exit ("server exited unexpectedly", about one run in 30 here) and leaves no session, an
+    empty screen. `start` checks and starts it again."""
+    name = f"usim-race-{os.getpid()}"
+    for _ in range(40):
+        start(name, "sleep 30")
+        kill(name)
+        start(name, "sleep 30")
+        assert has(name) and tmux("list-panes", "-t", name, "-F", "#{pane_pid}").strip()
+        kill(name)
+
+
 def test_demo_sweep_in_tmux(tmp_path):
     session = f"usim-e2e-{os.getpid()}"
     db = tmp_path / "runs" / "demo" / "ledger.sqlite"
     env = f"env -u COLUMNS -u LINES WANDB_MODE=offline WANDB_DIR={tmp_path} TERM=xterm-256color"
     cmd = f"cd {tmp_path} && {env} {BIN} --no-preflight --poll 0.5 --controller-poll 1; echo EXITED $?; sleep 30"
-    tmux("new-session", "-d", "-s", session, "-x", "160", "-y", "50", cmd)
-    tmux("resize-window", "-t", session, "-x", "160", "-y", "50")
+    start(session, cmd)
     try:
         wait_for("the app", lambda _: "sweep demo" in screen(session), 60, session)
         # the controller launches up to concurrency (2) attempts; the first reaches running and logs a loss
@@ -83,7 +95,7 @@ def test_demo_sweep_in_tmux(tmp_path):
         assert destroyed.reason == "user" and destroyed.state in ("destroying", "destroyed")
         assert len(snap.cells) == 4
     finally:
-        tmux("kill-session", "-t", session)
+        kill(session)
         from usim_tui.fleet.providers.local import LocalProvider
 
         async def cleanup() -> None:  # the instances this test started keep running in their own sessions
@@ -98,11 +110,11 @@ def test_demo_sweep_in_tmux(tmp_path):
 def test_sigkill_of_the_app_leaves_the_controller_running_and_a_new_app_attaches(tmp_path):
     """The app is a client: killed outright, its sweep's controller goes on ticking (the heartbeat moves, the
     instances stay watched), and the next `usim-tui` attaches to that same controller."""
-    session = f"usim-kill-{os.getpid()}"
+    session, again = f"usim-kill-{os.getpid()}", f"usim-kill-again-{os.getpid()}"
     db = tmp_path / "runs" / "demo" / "ledger.sqlite"
     env = f"env -u COLUMNS -u LINES WANDB_MODE=offline WANDB_DIR={tmp_path} TERM=xterm-256color"
     cmd = f"cd {tmp_path} && {env} {BIN} --no-preflight --poll 0.5 --controller-poll 1"
-    tmux("new-session", "-d", "-s", session, "-x", "160", "-y", "50", cmd + "; echo EXITED $?; sleep 30")
+    start(session, cmd + "; echo EXITED $?; sleep 30")
     try:
         wait_for("the app", lambda _: "sweep demo" in screen(session), 60, session)
         wait_for("two instances", lambda _: len(rows(db, "SELECT id FROM attempts")) >= 2, 60, session)
@@ -115,16 +127,19 @@ def test_sigkill_of_the_app_leaves_the_controller_running_and_a_new_app_attaches
         wait_for("the controller's next tick", lambda _: Ledger(db).sweep_row("demo").controller_seen_at > seen, 20,
                  session)
         assert daemon.is_held(db) and daemon.holder(Ledger(db)).pid == controller
-        tmux("kill-session", "-t", session)
-        tmux("new-session", "-d", "-s", session, "-x", "160", "-y", "50", cmd + "; echo EXITED $?; sleep 30")
-        wait_for("the new app, attached", lambda _: f"controller pid {controller} (attached)" in screen(session), 60,
-                 session)
-        tmux("send-keys", "-t", session, "q")
-        wait_for("the quit dialog", lambda _: "does not stop the sweep" in screen(session), 20, session)
-        tmux("send-keys", "-t", session, "s")
-        wait_for("the controller to end", lambda _: not daemon.is_held(db), 60, session)
+        # The new app in a session of its own, started before the old one is killed: killing a tmux server's
+        # last session and at once starting another raced the server's exit (an empty screen, one run in a few)
+        start(again, cmd + "; echo EXITED $?; sleep 30")
+        kill(session)
+        wait_for("the new app, attached", lambda _: f"controller pid {controller} (attached)" in screen(again), 60,
+                 again)
+        tmux("send-keys", "-t", again, "q")
+        wait_for("the quit dialog", lambda _: "does not stop the sweep" in screen(again), 20, again)
+        tmux("send-keys", "-t", again, "s")
+        wait_for("the controller to end", lambda _: not daemon.is_held(db), 60, again)
         assert not Ledger(db).live_attempts("demo")
     finally:
-        tmux("kill-session", "-t", session)
+        for name in (session, again):
+            kill(name)
         if daemon.is_held(db):
             subprocess.run([str(BIN), "stop", "--destroy", "--ledger", str(db)], capture_output=True, timeout=120)

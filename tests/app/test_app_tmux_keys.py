@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 from app_support import NOW
-from tmux_support import screen, tmux, wait_for
+from tmux_support import kill, screen, start, tmux, wait_for
 
 BIN = Path(sys.executable).parent / "usim-tui"
 
@@ -31,8 +31,7 @@ def test_keys_in_a_real_terminal_never_end_the_app(demo_ledger, tmp_path):
     session = f"usim-keys-{os.getpid()}"
     env = "env -u COLUMNS -u LINES WANDB_MODE=offline TERM=xterm-256color"
     cmd = f"cd {tmp_path} && {env} {BIN} --ledger {led.path} --read-only --poll 0.5; echo EXITED $?; sleep 30"
-    tmux("new-session", "-d", "-s", session, "-x", "160", "-y", "50", cmd)
-    tmux("resize-window", "-t", session, "-x", "160", "-y", "50")
+    start(session, cmd)
     try:
         wait_for("the app", lambda s: "sweep demo" in s and "running" in s, 60, session)
         keys(session, "y")
@@ -54,4 +53,4 @@ def test_keys_in_a_real_terminal_never_end_the_app(demo_ledger, tmp_path):
         keys(session, "Escape", "Escape", "Escape", "q")  # the palette's list, the palette, the main screen
         wait_for("the app to exit", lambda s: "EXITED 0" in s, 30, session)
     finally:
-        tmux("kill-session", "-t", session)
+        kill(session)

@@ -8,3 +8,4 @@ import pytest
 @pytest.fixture(autouse=True)
 def _usim_ssh_key(tmp_path_factory, monkeypatch):
     monkeypatch.setenv("USIM_SSH_KEY", str(tmp_path_factory.getbasetemp() / "usim-ssh" / "id_ed25519"))
+

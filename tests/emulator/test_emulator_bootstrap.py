@@ -15,9 +15,9 @@ from usim_core.events import parse_lines
 from usim_core.sweep import ProviderSettings
 from usim_tui.emulator.server import serve
 from usim_tui.emulator.state import Emulator
-from usim_tui.fleet.bootstrap import ONSTART_MAX, install_arg, onstart_script, render
 from usim_tui.fleet.providers.base import EXITED, LaunchSpec, make_label
-from usim_tui.fleet.providers.vast import VastProvider
+from usim_tui.fleet.vast.onstart import ONSTART_MAX, install_arg, onstart_script, render
+from usim_tui.fleet.vast.provider import VastProvider
 
 KEY = "boot-key-123456789"
 SECRET = "wandb-0123456789abcdef"
@@ -72,7 +72,7 @@ async def run_instance(tmp_path: Path, trainer: str, max_runtime: float = 60) ->
     fake.write_text("#!/bin/bash\n" + trainer)
     fake.chmod(0o755)
     settings = ProviderSettings(kind="vast", max_runtime_s=max_runtime, install="usim-sweeps==0.1.0")
-    emu = Emulator(api_keys=(KEY,), execute=True, workdir=str(tmp_path / "hosts"))
+    emu = Emulator(api_keys=(KEY,), execute=True, workdir=str(tmp_path / "hosts"), gentle=True)
     async with serve(emu) as url:
         p = VastProvider(settings, api_key=KEY, base_url=url, sweep="s")
         o = await p.create(spec({"seed": 1}, USIM_CORE=str(fake)))

@@ -9,13 +9,14 @@ from pathlib import Path
 
 import pytest
 import yaml
+from hostile_support import HOSTILE_FAST
 
 from usim_core.events import parse_lines
 from usim_core.sweep import expand
 from usim_tui.emulator.server import serve
 from usim_tui.emulator.state import Emulator
-from usim_tui.fleet.open import open_sweep
-from usim_tui.fleet.providers.vast import VastProvider
+from usim_tui.fleet.process.open import open_sweep
+from usim_tui.fleet.vast.provider import VastProvider
 
 ROOT = Path(__file__).resolve().parents[2]
 KEY = "e2e-key-abcdef123"
@@ -41,7 +42,7 @@ def tiny_sweep(tmp: Path) -> Path:
 @pytest.mark.slow
 async def test_real_training_through_the_emulator(tmp_path):
     sweep = expand(tiny_sweep(tmp_path))
-    emu = Emulator(api_keys=(KEY,), execute=True, workdir=str(tmp_path / "hosts"))
+    emu = Emulator(api_keys=(KEY,), execute=True, workdir=str(tmp_path / "hosts"), faults=HOSTILE_FAST)
     async with serve(emu) as url:
         provider = VastProvider(sweep.spec.provider, api_key=KEY, base_url=url, sweep=sweep.name)
         opened = open_sweep(sweep, provider=provider, ledger=tmp_path / "ledger.sqlite", runs_root=tmp_path / "runs",

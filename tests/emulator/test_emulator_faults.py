@@ -74,7 +74,9 @@ def test_rehearse_cli_json_compares_usim_and_naive(capsys):
     assert u["stuck_instances"] > 0 and u["stuck_to_replacement_s"]["max"] < 1800, \
         "a stuck instance is replaced within the startup deadline plus a few polls"
     assert n["stuck_to_replacement_s"]["never"] == n["stuck_instances"], "naive never replaces"
-    assert u["spent"] < n["spent"]
+    # usim finishes 13 cells to naive's 8 and pays each one's install over SSH as a real host bills it, so the
+    # night's totals are close; what a finished config costs is the comparison that means something
+    assert u["finished"] > n["finished"] and u["cost_per_finished"] < 0.75 * n["cost_per_finished"]
     # the controller's estimate never under-counts, and the provider's own figure (credit used) is what it billed
     assert u["estimated_spend"] >= u["spent"] - 1e-3
     assert u["provider_reported_spend"] == pytest.approx(u["spent"], abs=1e-3)

@@ -12,9 +12,10 @@ from aiohttp import web
 from usim_core.sweep import ProviderSettings
 from usim_tui.emulator.faults import FaultProfile
 from usim_tui.emulator.server import serve
+from usim_tui.emulator.simssh import SimSSH
 from usim_tui.emulator.state import Emulator
 from usim_tui.fleet.clock import VirtualClock
-from usim_tui.fleet.open import open_sweep
+from usim_tui.fleet.process.open import open_sweep
 from usim_tui.fleet.providers.base import (
     EXITED,
     FAILED,
@@ -22,10 +23,11 @@ from usim_tui.fleet.providers.base import (
     RUNNING,
     AuthError,
     LaunchSpec,
+    NoCapacity,
     ProviderError,
     make_label,
 )
-from usim_tui.fleet.providers.vast import VastProvider, resolve_api_key
+from usim_tui.fleet.vast.provider import CreateUnconfirmed, VastProvider, resolve_api_key
 
 ROOT = Path(__file__).resolve().parents[2]
 KEY = "k-test-1234567890"
@@ -44,13 +46,15 @@ def provider(emu: Emulator, url: str, **kw) -> VastProvider:
 
 def emulator(**kw) -> Emulator:
     kw.setdefault("faults", FaultProfile(name="t"))
-    return Emulator(VirtualClock(), api_keys=(KEY, KEY2), **kw)
+    return Emulator(VirtualClock(), api_keys=(KEY, KEY2), **{"gentle": True, **kw})
 
 
 async def test_lifecycle_create_list_logs_destroy_and_billing():
     emu = emulator()
     async with serve(emu) as url:
-        p = provider(emu, url)
+        # the onstart bootstrap trains by itself (with `install: wheel` the run waits for a bring-up over SSH)
+        p = VastProvider(SETTINGS.model_copy(update={"install": "usim-sweeps==0.1.0"}), clock=emu.clock,
+                         api_key=KEY, base_url=url, sweep="s")
         a = await p.create(spec("a", env={"WANDB_API_KEY": "wandb-secret-value"}))
         b = await p.create(spec("b"))
         assert a.machine_id != b.machine_id, "a bought machine is excluded from the next pick"
@@ -180,7 +184,8 @@ async def test_giving_up_waits_no_backoff_after_the_last_try():
 
 
 class DropFirstCreate(Emulator):
-    """Answers nothing to the first create, after doing it (the create did happen)."""
+    """Answers nothing to the first create, after doing it (the create did happen); listings show it at once
+    unless the emulator is made hostile."""
     dropped = False
 
     def api_fault(self):
@@ -191,11 +196,27 @@ class DropFirstCreate(Emulator):
 
 
 async def test_create_without_an_answer_lists_by_label_and_never_buys_twice():
-    emu = DropFirstCreate(VirtualClock(), faults=FaultProfile(name="t"), api_keys=(KEY,))
+    emu = DropFirstCreate(VirtualClock(), faults=FaultProfile(name="t"), api_keys=(KEY,), gentle=True)
     async with serve(emu) as url:
         p = provider(emu, url)
         o = await p.create(spec("a"))
         assert len(emu.instances) == 1 and o.provider_id == str(next(iter(emu.instances)))
+        await p.close()
+
+
+async def test_a_create_unanswered_while_the_listing_lags_is_never_bought_again():
+    """Vast's listing can show a new instance minutes after its create: a create that got no answer is left to
+    the controller's listings (CreateUnconfirmed), never retried with a second purchase."""
+    emu = DropFirstCreate(VirtualClock(), faults=FaultProfile(name="t"), api_keys=(KEY,))   # hostile: lagging
+    async with serve(emu) as url:
+        p = provider(emu, url)
+        with pytest.raises(CreateUnconfirmed, match="not buying again"):
+            await p.create(spec("a"))
+        assert len(emu.instances) == 1, "bought once"
+        (inst,) = emu.instances.values()
+        assert [o.label for o in await p.list()] == [], "the listing does not show it yet"
+        emu.clock.advance(inst.visible_at - emu.clock.now())
+        assert [o.provider_id for o in await p.list()] == [str(inst.id)], "then it does"
         await p.close()
 
 
@@ -231,7 +252,7 @@ def test_api_key_resolution_order(tmp_path):
 
 
 async def test_make_provider_scopes_the_listing_to_the_sweep(monkeypatch):
-    from usim_tui.fleet.providers import make_provider
+    from usim_tui.fleet.process.open import make_provider
 
     emu = emulator()
     async with serve(emu) as url:
@@ -264,9 +285,10 @@ async def test_paced_creates_do_not_starve_the_polls(tmp_path):
                         config_hash=f"{i:04d}") for i in range(20)]
     emu = emulator()
     async with serve(emu) as url:
-        p = provider(emu, url)
+        p = provider(emu, url, ssh_key=tmp_path / "id_ed25519", ssh_session=SimSSH(emu))   # hosts on the clock
         ctl = open_sweep(sweep, provider=p, ledger=tmp_path / "l.sqlite", runs_root=tmp_path, clock=emu.clock,
-                         poll_interval=30.0, run_preflight=False, log=lambda m: None, env={}).controller
+                         poll_interval=30.0, run_preflight=False, log=lambda m: None, env={},
+                         wheel=tmp_path / "rehearsal.whl").controller
         await ctl.tick()
         first = ctl.ledger.attempts("s")
         assert 3 <= len(first) <= 9, "about one poll interval of paced creates"
@@ -296,3 +318,41 @@ async def test_an_ssh_host_gets_secrets_over_ssh_only_never_in_the_create_payloa
     by = {i.label: i.env for i in emu.instances.values()}
     assert by[make_label("s", "a", 1)] == {"WANDB_MODE": "online"}
     assert by[make_label("s", "b", 1)] == env
+
+
+async def test_offers_are_read_from_either_reliability_field_and_rows_with_neither_are_said():
+    """The current vastai lists offers' `reliability`, older clients `reliability2`: reading one alone rejected
+    every offer that carried the other (the night ends as "no capacity")."""
+    for field in ("reliability", "reliability2", "mixed"):
+        emu = emulator(gentle=False, faults=FaultProfile(name="t", vast={"reliability_field": field}))
+        async with serve(emu) as url:
+            p = provider(emu, url)
+            offers = await p._search(spec("a"))
+            assert offers and p.unrated_offers == 0, field
+            await p.close()
+    emu = emulator()
+    async with serve(emu) as url:
+        p = provider(emu, url)
+        p._offers, p._offers_at = [{k: v for k, v in o.items() if not k.startswith("reliability")}
+                                   for o in emu.offers(64)], emu.clock.now()
+        with pytest.raises(NoCapacity, match="carried no reliability field"):
+            await p.create(spec("a"))
+        assert p.unrated_offers == len(p._offers)
+        await p.close()
+
+
+async def test_many_destroys_go_64_ids_a_call():
+    emu = emulator()
+    async with serve(emu) as url:
+        p = provider(emu, url)
+        ids = []
+        for _ in range(130):
+            offer = emu.offers(64)[0]["id"]
+            status, body = emu.create(offer, {"label": "usim:s:c:1", "disk": 64})
+            assert status == 200
+            ids.append(str(body["new_contract"]))
+        before = emu.calls.by_group.get("destroy", 0)
+        await p.destroy_many(ids)
+        assert emu.calls.by_group["destroy"] - before == 3, "ceil(130 / 64) bulk calls"
+        assert all(emu.instances[int(i)].destroyed_at is not None for i in ids)
+        await p.close()

@@ -14,17 +14,18 @@ from pathlib import Path
 import asyncssh
 import pytest
 import yaml
+from hostile_support import HOSTILE_FAST
 
 from usim_core.sweep import ProviderSettings, expand
 from usim_tui.emulator.server import serve
 from usim_tui.emulator.state import Emulator
-from usim_tui.fleet import host
-from usim_tui.fleet.bootstrap import host_run_dir
-from usim_tui.fleet.keys import ensure_key
+from usim_tui.fleet.hosts.bring_up import bring_up
+from usim_tui.fleet.hosts.keys import ensure_key
+from usim_tui.fleet.hosts.run_script import host_run_dir
+from usim_tui.fleet.hosts.ssh import PullFailed, SSHUnreachable
+from usim_tui.fleet.hosts.wheel import build_wheel, sha256_of
 from usim_tui.fleet.providers.base import RUNNING, HostProvider, LaunchSpec, make_label
-from usim_tui.fleet.providers.vast import VastProvider
-from usim_tui.fleet.ssh import PullFailed, SSHUnreachable
-from usim_tui.fleet.wheel import build_wheel, sha256_of
+from usim_tui.fleet.vast.provider import VastProvider
 
 ROOT = Path(__file__).resolve().parents[2]
 KEY = "ssh-test-key-0123456789"
@@ -41,7 +42,7 @@ def test_wheel_is_this_checkout(wheel):
     assert path.name.startswith("usim_sweeps-") and path.suffix == ".whl"
     assert sha == sha256_of(path) and len(sha) == 64
     names = zipfile.ZipFile(path).namelist()
-    assert "usim_core/cli.py" in names and "usim_tui/fleet/host_run.sh" in names
+    assert "usim_core/cli.py" in names and "usim_tui/fleet/hosts/run_script.sh" in names
     meta = zipfile.ZipFile(path).read(next(n for n in names if n.endswith("METADATA"))).decode()
     assert "Name: usim-sweeps" in meta and 'Requires-Dist: scipy' in meta and "neuraloperator" in meta
 
@@ -87,6 +88,17 @@ async def wait_running(p: VastProvider, pid: str) -> None:
     raise AssertionError("instance never ran")
 
 
+async def wait_ssh(p: VastProvider, pid: str) -> None:
+    """SSH refuses for a while after running (the unkind emulator, as Vast)."""
+    for _ in range(100):
+        try:
+            await p.run_command(pid, "true", timeout_s=10)
+            return
+        except SSHUnreachable:
+            await asyncio.sleep(0.2)
+    raise AssertionError("SSH never answered")
+
+
 async def read_until_done(p: VastProvider, pid: str, run_dir: str, deadline_s: float = 150) -> tuple[list[dict], list[int]]:
     events: list[dict] = []
     offsets = [0]
@@ -109,7 +121,7 @@ async def read_until_done(p: VastProvider, pid: str, run_dir: str, deadline_s: f
 async def test_bring_up_train_read_and_pull_over_ssh(tmp_path, wheel):
     wheel_path, _ = wheel
     spec = spec_for(tmp_path)
-    emu = Emulator(api_keys=(KEY,), execute=True, workdir=str(tmp_path / "hosts"))
+    emu = Emulator(api_keys=(KEY,), execute=True, workdir=str(tmp_path / "hosts"), faults=HOSTILE_FAST)
     async with serve(emu) as url:
         p = VastProvider(ProviderSettings(kind="vast"), api_key=KEY, base_url=url, sweep=spec.sweep,
                          ssh_key=tmp_path / "cfg" / "id_ed25519")
@@ -122,10 +134,17 @@ async def test_bring_up_train_read_and_pull_over_ssh(tmp_path, wheel):
         await p.ensure_ssh_key()
         assert len(emu.account_keys) == 1, "registration is idempotent: listed first"
         await wait_running(p, obs.provider_id)
+        await wait_ssh(p, obs.provider_id)
+        # Reproduced on main: a session's plain python3 imported the laptop's torch and usim-core was on PATH
+        # before anything was installed. A Vast session sees a bare environment: neither.
+        bare = await p.run_command(obs.provider_id, "echo PATH=$PATH; command -v usim-core || echo no-usim-core; "
+                                   "python3 -c 'import torch' 2>/dev/null && echo torch || echo no-torch")
+        assert "opt/conda" not in bare and "no-usim-core" in bare and "no-torch" in bare, bare
 
         run_dir = host_run_dir(spec)
         env = {"WANDB_API_KEY": SECRET, "WANDB_MODE": "offline", "USIM_THREADS": "1", "USIM_NO_STOP": "1"}
-        await host.bring_up(p, obs.provider_id, wheel=wheel_path, config=spec.config, run_dir=run_dir, env=env)
+        found = await bring_up(p, obs.provider_id, wheel=wheel_path, config=spec.config, run_dir=run_dir, env=env)
+        assert found.python.endswith("opt/conda/bin/python3") and found.torch, "the image's python, found"
         p.forget_host(obs.provider_id)     # the connection drops: the detached trainer goes on regardless
         events, offsets = await read_until_done(p, obs.provider_id, run_dir)
         sandbox = Path(emu.workdir) / str(inst.id)
@@ -164,11 +183,57 @@ async def test_bring_up_train_read_and_pull_over_ssh(tmp_path, wheel):
             assert SECRET not in path.read_text(errors="replace"), f"the W&B key leaked into {path}"
     assert not list((sandbox / ".usim").glob("start-*.env")), "the start's env file is removed once read"
     assert ((sandbox / ".usim" / "container.env").stat().st_mode & 0o777) == 0o600
+    assert ((sandbox / ".usim" / "image.env").stat().st_mode & 0o777) == 0o600
     assert SECRET not in inst.onstart
 
 
+@pytest.mark.slow
+async def test_a_pull_brings_the_small_files_first_and_keeps_them_when_the_checkpoint_fails(tmp_path):
+    """Reproduced on main: the pull was all-or-nothing, so a checkpoint that did not come lost the events and
+    metrics already copied."""
+    emu = Emulator(api_keys=(KEY,), execute=True, workdir=str(tmp_path / "hosts"), faults=HOSTILE_FAST)
+    spec = LaunchSpec(label=make_label("pl", "c", 1), sweep="pl", cell="c", attempt=1, config={}, run_dir="x")
+    async with serve(emu) as url:
+        p = VastProvider(ProviderSettings(kind="vast"), api_key=KEY, base_url=url, sweep="pl",
+                         ssh_key=tmp_path / "k" / "id_ed25519")
+        obs = await p.create(spec)
+        await wait_running(p, obs.provider_id)
+        await wait_ssh(p, obs.provider_id)
+        # a checkpoint that cannot be read as a file (a directory under the name): its transfer fails
+        await p.run_command(obs.provider_id, "mkdir -p r/eval r/checkpoints/operator.pt && echo '{}' > r/events.jsonl "
+                            "&& echo '{}' > r/metrics.jsonl && echo '{}' > r/eval/small.json")
+        got = await p.pull(obs.provider_id, "r", tmp_path / "dest", 1 << 30)
+        await p.close()
+    assert {"events.jsonl", "metrics.jsonl", "eval/small.json"} <= set(got.files), got
+    assert (tmp_path / "dest" / "events.jsonl").exists() and (tmp_path / "dest" / "eval" / "small.json").exists()
+    assert got.skipped and "checkpoints/operator.pt" in got.skipped[0] and "the rest arrived" in got.skipped[0]
+
+
+@pytest.mark.slow
+async def test_a_create_answered_past_its_timeout_buys_one_instance_end_to_end(tmp_path):
+    """Over real SSH, with every create answered after the client gave up and the listing lagging it: one
+    instance for the cell, the run finished, results pulled, nothing left running."""
+    doc = yaml.safe_load(tiny_sweep(tmp_path).read_text())
+    doc["provider"].update(create_timeout_s=2, create_settle_s=60)
+    path = tmp_path / "slow.yaml"
+    path.write_text(yaml.safe_dump({**doc, "name": "slowcreate"}))
+    sweep = expand(path)
+    slow = HOSTILE_FAST.model_copy(update={"vast": HOSTILE_FAST.vast.model_copy(update={
+        "slow_create": {"p": 1.0, "duration_s": (4.0, 4.0)}, "listing_lag_s": (6.0, 8.0)})})
+    emu = Emulator(api_keys=(KEY,), execute=True, workdir=str(tmp_path / "hosts"),
+                   faults=type(slow).model_validate(slow.model_dump()))
+    async with serve(emu) as url:
+        led, why = await run_fleet(tmp_path, url, sweep)
+    assert why == "done" and len(emu.instances) == 1, "one purchase for one attempt"
+    (a,) = led.attempts(sweep.name)
+    assert a.reason == "finished" and a.results and a.results.startswith("pulled ")
+    kinds = [e.kind for e in led.attempt_events(a.id, limit=500)]
+    assert "create_error" in kinds and "adopted" in kinds
+    assert all(i.destroyed_at is not None for i in emu.instances.values())
+
+
 async def test_unregistered_key_is_refused_and_pull_of_nothing_fails(tmp_path):
-    emu = Emulator(api_keys=(KEY,), execute=True, workdir=str(tmp_path / "hosts"))
+    emu = Emulator(api_keys=(KEY,), execute=True, workdir=str(tmp_path / "hosts"), faults=HOSTILE_FAST)
     spec = LaunchSpec(label=make_label("k", "c", 1), sweep="k", cell="c", attempt=1, config={}, run_dir="x")
     async with serve(emu) as url:
         p = VastProvider(ProviderSettings(kind="vast"), api_key=KEY, base_url=url, sweep="k",
@@ -228,7 +293,7 @@ def two_cell_sweep(tmp: Path) -> Path:
 
 
 async def run_fleet(tmp_path: Path, url: str, sweep):
-    from usim_tui.fleet.open import open_sweep
+    from usim_tui.fleet.process.open import open_sweep
 
     p = VastProvider(sweep.spec.provider, api_key=KEY, base_url=url, sweep=sweep.name, ssh=True,
                      ssh_key=tmp_path / "cfg" / "id_ed25519")
@@ -248,7 +313,7 @@ async def test_a_sweep_on_ssh_hosts_pulls_results_back_before_destroying(tmp_pat
     instance runs, events read over SSH, the run dir pulled into runs/<sweep>/<cell>/<attempt> on the laptop,
     and only then the instance destroyed."""
     sweep = expand(two_cell_sweep(tmp_path))
-    emu = Emulator(api_keys=(KEY,), execute=True, workdir=str(tmp_path / "hosts"))
+    emu = Emulator(api_keys=(KEY,), execute=True, workdir=str(tmp_path / "hosts"), faults=HOSTILE_FAST)
     async with serve(emu) as url:
         led, why = await run_fleet(tmp_path, url, sweep)
     assert why == "done"
@@ -269,18 +334,18 @@ async def test_a_sweep_on_ssh_hosts_pulls_results_back_before_destroying(tmp_pat
 
 @pytest.mark.slow
 async def test_a_pull_that_keeps_failing_records_results_lost_and_destroys_anyway(tmp_path, monkeypatch):
-    from usim_tui.fleet import hosts
+    from usim_tui.fleet.control import host_runs
 
     async def fails(self, *args, **kwargs):
         raise PullFailed("simulated: the host stopped answering sftp")
 
     monkeypatch.setattr(VastProvider, "pull", fails)
-    monkeypatch.setattr(hosts, "PULL_DEADLINE_S", 2.0)
+    monkeypatch.setattr(host_runs, "PULL_DEADLINE_S", 2.0)
     doc = yaml.safe_load(tiny_sweep(tmp_path).read_text())
     path = tmp_path / "lost.yaml"
     path.write_text(yaml.safe_dump({**doc, "name": "sshlost"}))
     sweep = expand(path)
-    emu = Emulator(api_keys=(KEY,), execute=True, workdir=str(tmp_path / "hosts"))
+    emu = Emulator(api_keys=(KEY,), execute=True, workdir=str(tmp_path / "hosts"), faults=HOSTILE_FAST)
     async with serve(emu) as url:
         led, why = await run_fleet(tmp_path, url, sweep)
     (a,) = led.attempts(sweep.name)

@@ -14,8 +14,8 @@ from usim_core.sweep import ProviderSettings
 from usim_tui.emulator.faults import FaultProfile
 from usim_tui.emulator.server import serve
 from usim_tui.emulator.state import Emulator
-from usim_tui.fleet.keys import ensure_key
-from usim_tui.fleet.providers.vast import VastProvider
+from usim_tui.fleet.hosts.keys import ensure_key
+from usim_tui.fleet.vast.provider import VastProvider
 
 KEY = "cli-test-key-123456"
 VASTAI = str(Path(sys.executable).with_name("vastai"))
@@ -38,7 +38,7 @@ def loads(text: str):
 
 @pytest.mark.slow
 async def test_vastai_cli_round_trip(tmp_path):
-    emu = Emulator(faults=FaultProfile(name="t", provisioning_s=(0.1, 0.2), image_pull_s=(0.1, 0.2)),
+    emu = Emulator(faults=FaultProfile(name="t", provisioning_s=(0.1, 0.2), image_pull_s=(0.1, 0.2)), gentle=True,
                    api_keys=(KEY,))
     async with serve(emu) as url:
         out, _ = await vastai(tmp_path, url, "search", "offers", "gpu_name=RTX_4090 num_gpus=1 dph<0.45")

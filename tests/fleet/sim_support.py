@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from usim_tui.fleet.clock import VirtualClock
-from usim_tui.fleet.open import open_sweep
+from usim_tui.fleet.process.open import open_sweep
 from usim_tui.fleet.providers.sim import SimProvider
 
 

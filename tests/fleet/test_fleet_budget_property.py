@@ -7,7 +7,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from usim_tui.fleet.clock import VirtualClock
-from usim_tui.fleet.open import open_sweep
+from usim_tui.fleet.process.open import open_sweep
 from usim_tui.fleet.providers.sim import OUTCOMES, Script, SimProvider
 
 POLL = 5.0

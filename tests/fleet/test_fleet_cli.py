@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from usim_tui.fleet import daemon
-from usim_tui.fleet.ledger import Ledger
+from usim_tui.fleet.process import daemon
+from usim_tui.fleet.store.ledger import Ledger
 
 REPO = Path(__file__).resolve().parents[2]
 TUI = str(Path(sys.executable).parent / "usim-tui")

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from sim_support import make, ticks
 
+from usim_tui.fleet.control.reconcile import LEAK_AFTER_POLLS
 from usim_tui.fleet.providers.sim import Script
-from usim_tui.fleet.reconcile import LEAK_AFTER_POLLS
 
 
 async def drive(ctl, clock, polls=400):

@@ -7,10 +7,10 @@ from __future__ import annotations
 import random
 
 from usim_tui.fleet.clock import VirtualClock
-from usim_tui.fleet.ledger import Ledger
-from usim_tui.fleet.open import open_sweep
+from usim_tui.fleet.process.open import open_sweep
 from usim_tui.fleet.providers.base import LOADING, PENDING, RUNNING
 from usim_tui.fleet.providers.sim import Script, SimProvider
+from usim_tui.fleet.store.ledger import Ledger
 
 
 class Killed(BaseException):

@@ -8,10 +8,10 @@ from sim_support import make, ticks
 
 from usim_core.sweep import Cell
 from usim_tui.fleet.clock import VirtualClock
-from usim_tui.fleet.open import open_sweep
+from usim_tui.fleet.control.reconcile import MASS_DROP
+from usim_tui.fleet.process.open import open_sweep
 from usim_tui.fleet.providers.base import ProviderError
 from usim_tui.fleet.providers.sim import Script, SimProvider
-from usim_tui.fleet.reconcile import MASS_DROP
 
 
 def wide(sweep, n, concurrency=None, budget=None):
@@ -146,7 +146,7 @@ def canary_sweep(tmp_path, sweep, script):
 
 async def test_without_torch_the_first_instance_of_an_architecture_is_its_preflight(tmp_path, demo_sweep,
                                                                                     monkeypatch):
-    from usim_tui.fleet import preflight
+    from usim_tui.fleet.control import preflight
     monkeypatch.setattr(preflight, "torch_available", lambda: False)
     clock, prov, led, ctl = canary_sweep(tmp_path, demo_sweep, Script("done", run_s=600))
     await ctl.tick()
@@ -160,7 +160,7 @@ async def test_without_torch_the_first_instance_of_an_architecture_is_its_prefli
 
 async def test_a_canary_that_dies_at_start_up_fails_its_architecture_for_one_instance(tmp_path, demo_sweep,
                                                                                       monkeypatch):
-    from usim_tui.fleet import preflight
+    from usim_tui.fleet.control import preflight
     monkeypatch.setattr(preflight, "torch_available", lambda: False)
     clock, prov, led, ctl = canary_sweep(tmp_path, demo_sweep, Script("crash", run_s=5))
     why = await ctl.run(until=clock.now() + 3600)

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from usim_core.sweep import expand
-from usim_tui.fleet.ledger import SCHEMA_VERSION, Ledger, event_digest
+from usim_tui.fleet.store.ledger import SCHEMA_VERSION, Ledger, event_digest
 
 DEMO = Path(__file__).resolve().parents[2] / "configs/sweeps/demo.yaml"
 
@@ -79,7 +79,7 @@ def test_command_queue(ledger):
 
 
 def test_a_v1_ledger_migrates_and_keeps_its_rows(tmp_path):
-    from usim_tui.fleet.ledger import MIGRATIONS
+    from usim_tui.fleet.store.ledger import MIGRATIONS
 
     db = sqlite3.connect(tmp_path / "old.sqlite")
     db.executescript(MIGRATIONS[0])
@@ -97,7 +97,7 @@ def test_a_v1_ledger_migrates_and_keeps_its_rows(tmp_path):
 
 def test_a_v2_ledger_splits_small_and_full_eval_metrics(tmp_path):
     """v2 kept both evals in one metrics_json, the full one marked `_full`; v3 gives each its own column."""
-    from usim_tui.fleet.ledger import MIGRATIONS
+    from usim_tui.fleet.store.ledger import MIGRATIONS
 
     db = sqlite3.connect(tmp_path / "old.sqlite")
     db.executescript(MIGRATIONS[0] + ";" + MIGRATIONS[1])

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from usim_tui.fleet.open import open_sweep
+from usim_tui.fleet.process.open import open_sweep
 from usim_tui.fleet.providers.base import EXITED, RUNNING, LaunchSpec, ProviderError
 from usim_tui.fleet.providers.local import LocalProvider, group_alive
 

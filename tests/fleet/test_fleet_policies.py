@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from usim_core.sweep import ProviderSettings
-from usim_tui.fleet import budget, policies
+from usim_tui.fleet.control import policies
 from usim_tui.fleet.providers.base import (
     EXITED,
     FAILED,
@@ -16,8 +16,9 @@ from usim_tui.fleet.providers.base import (
     STOPPED,
     Observed,
 )
-from usim_tui.fleet.rows import AttemptRow, CellRow
-from usim_tui.fleet.states import CellState
+from usim_tui.fleet.store import budget
+from usim_tui.fleet.store.rows import AttemptRow, CellRow
+from usim_tui.fleet.store.states import CellState
 
 S = ProviderSettings(startup_deadline_s=100, max_runtime_s=1000)
 

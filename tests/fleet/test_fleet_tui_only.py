@@ -21,11 +21,11 @@ def test_a_tui_only_install_rehearses_and_preflights_by_canary(tmp_path):
                          capture_output=True, text=True, timeout=600)
     assert pip.returncode == 0, pip.stderr[-2000:]
     py = str(venv / "bin/python")
-    probe = subprocess.run([py, "-c", "import importlib.util as u; from usim_tui.fleet.preflight import "
+    probe = subprocess.run([py, "-c", "import importlib.util as u; from usim_tui.fleet.control.preflight import "
                             "torch_available; print(u.find_spec('torch') is None, torch_available())"],
                            capture_output=True, text=True, timeout=120, cwd=tmp_path)
     assert probe.stdout.split() == ["True", "False"], probe.stderr   # no torch: preflight goes by canary
-    build = subprocess.run([py, "-c", f"from usim_tui.fleet.wheel import build_wheel; "
+    build = subprocess.run([py, "-c", f"from usim_tui.fleet.hosts.wheel import build_wheel; "
                             f"print(build_wheel(__import__('pathlib').Path({str(REPO)!r}), "
                             f"__import__('pathlib').Path({str(tmp_path / 'wheel')!r}))[0].name)"],
                            capture_output=True, text=True, timeout=600, cwd=tmp_path)

@@ -55,8 +55,8 @@ def demo_ledger(tmp_path, repo):
 
     from usim_core.events import format_event
     from usim_core.sweep import expand
-    from usim_tui.fleet.ingest import describe
-    from usim_tui.fleet.ledger import Ledger, event_digest
+    from usim_tui.fleet.store.ingest import describe
+    from usim_tui.fleet.store.ledger import Ledger, event_digest
 
     def build(finished: int = 4, failed_first: bool = False):
         sweep = expand(repo / "configs/sweeps/demo.yaml")

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import sqlite3
 
-from usim_tui.fleet.ledger import Ledger
+from usim_tui.fleet.store.ledger import Ledger
 from usim_tui.report.data import gather, read_eval
 from usim_tui.report.doc import Doc, to_html, to_markdown
 
@@ -84,7 +84,7 @@ def test_markdown_and_html_carry_the_same_blocks():
 
 def test_timeline_starts_in_the_first_transitions_from_state():
     """A local attempt is running from creation: its only state event is `running -> exited`."""
-    from usim_tui.fleet.snapshot import AttemptView, EventView
+    from usim_tui.fleet.store.snapshot import AttemptView, EventView
     from usim_tui.report.data import _phases_from_events
 
     a = AttemptView(attempt_id=1, cell="c", attempt=1, state="destroyed", reason="finished", provider_id="p",

@@ -108,7 +108,7 @@ def test_bad_input_fails_with_a_clear_message(argv, needle, capsys, tmp_path, mo
 
 
 def test_crash_loop_and_cells_waiting_for_a_relaunch(demo_ledger, tmp_path):
-    from usim_tui.fleet.ledger import Ledger
+    from usim_tui.fleet.store.ledger import Ledger
 
     path, _ = demo_ledger(finished=1, failed_first=True)
     led = Ledger(path)
@@ -127,7 +127,7 @@ def test_crash_loop_and_cells_waiting_for_a_relaunch(demo_ledger, tmp_path):
 
 
 def test_results_lost_on_a_host_are_said_in_the_report(demo_ledger, tmp_path):
-    from usim_tui.fleet.ledger import Ledger
+    from usim_tui.fleet.store.ledger import Ledger
 
     path, _ = demo_ledger(finished=2)
     led = Ledger(path)

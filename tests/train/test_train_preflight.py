@@ -98,3 +98,18 @@ def test_a_trained_parameter_without_a_gradient_fails_preflight(tmp_path, capsys
     err = capsys.readouterr().err
     assert err.startswith(f"preflight FAILED: {path}") and "stage codec" in err
     assert "get no gradient from its loss" in err and "operator." in err
+
+
+def test_a_data_file_training_would_refuse_is_refused_by_preflight(tmp_path, capsys):
+    """Reproduced on main: preflight passed an HDF5 file with a (n, nt, nx) dataset but without PDEBench's
+    `tensor` and coordinate datasets, which `train` then refused on the paid host."""
+    import h5py
+    import numpy as np
+
+    path = tmp_path / "odd_nu0.01.h5"
+    with h5py.File(path, "w") as f:
+        f["u"] = np.zeros((4, 8, 64), np.float32)
+    tree = _tiny_tree(data__files=[str(path)], data__nu=[0.01])
+    assert _run(_write(tmp_path, tree), tmp_path) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("preflight FAILED") and "odd_nu0.01.h5" in err and "missing dataset 'tensor'" in err

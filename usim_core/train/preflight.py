@@ -18,25 +18,20 @@ from usim_core.config import STAGES, ConfigError, RunConfig
 
 
 def grid_points(cfg: RunConfig, root: Path) -> int:
-    """Spatial points the model will see, after data.x_stride. Checks listed data files exist."""
+    """Spatial points the model will see, after data.x_stride. Listed data files must exist and pass the same
+    checks training makes of them (layout, coordinates, nu, matching shapes): a file training would refuse is
+    refused here, before anything is paid for."""
     d = cfg.data
     if not d.files:
         return math.ceil(d.generate.nx / d.x_stride)
-    raw_nx = None
     for i, f in enumerate(d.files):
         path = Path(f) if Path(f).is_absolute() else root / f
         if not path.exists():
             raise ConfigError(f"data.files[{i}]: {path} not found (leave data.files empty to generate data "
                               f"into data.cache_dir)")
-        if raw_nx is None:
-            import h5py
+    from usim_core.data.prepare import data_files
 
-            with h5py.File(path, "r") as h5:
-                shapes = [h5[k].shape for k in h5 if hasattr(h5[k], "shape") and len(h5[k].shape) == 3]
-            if not shapes:
-                raise ConfigError(f"data.files[{i}]: {path} has no (n, nt, nx) dataset (PDEBench key 'tensor')")
-            raw_nx = shapes[0][-1]
-    return math.ceil(raw_nx / d.x_stride)
+    return math.ceil(data_files(cfg, root)[0].nx / d.x_stride)
 
 
 def synthetic_bundle(nx: int, nt: int, nu: list[float], n: int = 4, seed: int = 0) -> SimpleNamespace:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 import time
 
-from usim_tui.fleet import states
+from usim_tui.fleet.store import states
 
 BLOCKS = "▁▂▃▄▅▆▇█"
 

@@ -10,7 +10,7 @@ from pathlib import Path
 from usim_core.config import ConfigError
 from usim_tui.app.app import UsimApp
 from usim_tui.app.source import LedgerSource
-from usim_tui.fleet.ledger import Ledger
+from usim_tui.fleet.store.ledger import Ledger
 
 DEMO = Path("configs") / "sweeps" / "demo.yaml"
 
@@ -41,8 +41,8 @@ def run_sweep(args: argparse.Namespace) -> UsimApp:
     """The app on a sweep: start its controller as its own process (or attach to the one that runs it), then
     render the ledger and queue commands. The app can crash or quit; the controller goes on."""
     from usim_core.sweep import expand
-    from usim_tui.fleet import follow
-    from usim_tui.fleet.open import default_ledger
+    from usim_tui.fleet.process import follow
+    from usim_tui.fleet.process.open import default_ledger
 
     sweep_file = str(args.sweep or demo_sweep())
     if args.read_only:

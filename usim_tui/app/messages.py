@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 
 from textual.message import Message
 
-from usim_tui.fleet.snapshot import EventView, SweepSnapshot
+from usim_tui.fleet.store.snapshot import EventView, SweepSnapshot
 
 
 @dataclass

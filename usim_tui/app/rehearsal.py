@@ -10,7 +10,7 @@ from typing import Any
 
 from usim_tui.app.source import LedgerSource
 from usim_tui.fleet.clock import PacedClock
-from usim_tui.fleet.snapshot import SweepSnapshot
+from usim_tui.fleet.store.snapshot import SweepSnapshot
 
 PACE_S = 0.05  # real seconds per controller poll (30 virtual seconds by default)
 
@@ -29,7 +29,7 @@ class RehearsalSource(LedgerSource):
         if self.ledger is None:
             if not self.path.exists():
                 raise FileNotFoundError("the rehearsal is starting")
-            from usim_tui.fleet.ledger import Ledger
+            from usim_tui.fleet.store.ledger import Ledger
             self.ledger = Ledger(self.path)
         return super().snapshot(now)
 

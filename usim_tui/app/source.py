@@ -12,8 +12,9 @@ from collections import deque
 from pathlib import Path
 from typing import Any, Protocol
 
-from usim_tui.fleet.actions import check_command, dispatch
-from usim_tui.fleet.snapshot import EventView, SweepSnapshot
+from usim_tui.fleet.control.actions import dispatch
+from usim_tui.fleet.store.command_table import check_command
+from usim_tui.fleet.store.snapshot import EventView, SweepSnapshot
 
 
 class Source(Protocol):
@@ -76,7 +77,7 @@ class LedgerSource:
         import argparse
 
         from usim_core.config import ConfigError
-        from usim_tui.fleet import follow
+        from usim_tui.fleet.process import follow
 
         row = self.ledger.sweep_row(self.sweep or None)
         args = argparse.Namespace(sweep=row.path, provider=row.provider, ledger=str(self.ledger.path),

@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import random
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import Field, ValidationError, field_validator
 
@@ -62,6 +62,25 @@ class ApiFaults(Strict):
     burst_len: int = Field(3, ge=1, description="requests answered 429 in a burst")
     error_5xx_p: float = Field(0.0, ge=0, le=1, description="chance a request is answered 502/503")
     drop_p: float = Field(0.0, ge=0, le=1, description="chance a connection is dropped without an answer")
+    html_list_p: float = Field(0.0, ge=0, le=1, description="chance a listing is answered by an HTML error page "
+                               "with HTTP 200 (a CDN in front of the API)")
+
+
+class VastRealism(_Span):
+    """How the real Vast behaves where it is unkind, on by default (docs/vast.md cites each; where Vast's own
+    figures are unknown, the worse case). `Emulator(gentle=True)` turns all of it off, for unit tests only."""
+
+    listing_lag_s: Span = Field((60.0, 180.0), description="a new instance shows in listings and show-one only "
+                                "this long after its create (drawn per instance)")
+    slow_create: Timed = Field(default_factory=lambda: Timed(p=0.2, duration_s=(20.0, 200.0)),
+                               description="the create's answer comes this late; the instance exists at once")
+    ssh_refused_s: Span = Field((5.0, 60.0), description="SSH refuses connections this long after `running`")
+    ssh_dead: Chance = Field(default_factory=lambda: Chance(p=0.03),
+                             description="hosts whose listed SSH port never answers")
+    bare_ssh_env: bool = Field(True, description="SSH sessions get a container's bare environment: the image's "
+                               "variables (PATH to its python) only in the init process and the onstart")
+    reliability_field: Literal["reliability", "reliability2", "both", "mixed"] = Field(
+        "mixed", description="which reliability field an offer row carries (mixed: each machine one of them)")
 
 
 class FaultProfile(_Span):
@@ -76,8 +95,15 @@ class FaultProfile(_Span):
     outbid: AfterStart = Field(default_factory=AfterStart, description="stopped triple mid-run (spot)")
     bad_build: BadBuild = Field(default_factory=BadBuild)
     eval_failure: Chance = Field(default_factory=Chance, description="full eval exits non-zero after training")
+    install_s: Span = Field((30.0, 120.0), description="SSH hosts: installing the wheel's dependencies before "
+                            "the run starts")
     stages: Stages = Field(default_factory=Stages)
     api: ApiFaults = Field(default_factory=ApiFaults)
+    vast: VastRealism = Field(default_factory=VastRealism)
+
+
+GENTLE = VastRealism(listing_lag_s=(0.0, 0.0), slow_create=Timed(), ssh_refused_s=(0.0, 0.0), ssh_dead=Chance(),
+                     bare_ssh_env=False, reliability_field="both")
 
 
 def load_faults(path: str | Path) -> FaultProfile:

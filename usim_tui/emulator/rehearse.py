@@ -21,13 +21,15 @@ from usim_tui.emulator.faults import FaultProfile
 from usim_tui.emulator.naive import naive_onstart, run_naive
 from usim_tui.emulator.offers import catalogue
 from usim_tui.emulator.server import serve
+from usim_tui.emulator.simssh import SimSSH
 from usim_tui.emulator.state import Emulator
 from usim_tui.fleet.clock import VirtualClock
-from usim_tui.fleet.controller import Controller
-from usim_tui.fleet.open import open_sweep
+from usim_tui.fleet.control.controller import Controller
+from usim_tui.fleet.hosts.keys import ensure_key
+from usim_tui.fleet.process.open import open_sweep
 from usim_tui.fleet.providers.base import make_label, parse_label
-from usim_tui.fleet.providers.vast import VastProvider
-from usim_tui.fleet.states import CellState
+from usim_tui.fleet.store.states import CellState
+from usim_tui.fleet.vast.provider import VastProvider
 
 KEY = "rehearsal-key"   # the emulator's own key: not a secret
 
@@ -125,12 +127,16 @@ async def rehearse_usim(sweep: Sweep, profile: FaultProfile, seed: int = 0, *, n
 
     with tempfile.TemporaryDirectory(prefix="usim-rehearse-") as tmp:
         base = Path(root or tmp)
+        wheel = Path(tmp) / "usim_sweeps-rehearsal-py3-none-any.whl"   # simulated hosts install nothing
+        wheel.touch()
         async with serve(emu) as url:
+            # hosts over SSH (install: wheel) are simulated on the clock: the bring-up is the real one
             provider = VastProvider(sweep.spec.provider, clock=clock, api_key=KEY, base_url=url, sweep=sweep.name,
-                                    seed=seed, ssh=False)   # virtual-clock hosts are simulated: no SSH
+                                    seed=seed, ssh_key=ensure_key(Path(tmp) / "ssh" / "id_ed25519"),
+                                    ssh_session=SimSSH(emu))
             opened = open_sweep(sweep, provider=provider, ledger=base / "ledger.sqlite", runs_root=base / "runs",
                                 clock=clock, poll_interval=poll_interval, run_preflight=False, log=lambda msg: None,
-                                env={})
+                                env={}, wheel=wheel)
             ledger = opened.ledger
             try:
                 why = await opened.controller.run(until=t0 + night_h * 3600, on_tick=count)

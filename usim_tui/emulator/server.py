@@ -19,6 +19,8 @@ from usim_tui.emulator.state import Emulator
 STORED_COLUMNS = {"id", "label", "actual_status", "intended_status", "gpu_name", "verification", "machine_id"}
 PAGE_MAX = 25
 EMU = web.AppKey("emu", Emulator)
+HTML_ERROR = ("<!DOCTYPE html><html><head><title>502 Bad Gateway</title></head><body><h1>502 Bad Gateway</h1>"
+              "<p>The origin did not answer in time.</p></body></html>")
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
@@ -205,6 +207,8 @@ async def create(request: web.Request, emu: Emulator) -> web.Response:
     if status == 200 and emu.execute:
         from usim_tui.emulator.process import start
         start(emu, emu.instances[body["new_contract"]])
+    if status == 200 and (delay := emu.instances[body["new_contract"]].answer_delay_s):
+        await emu.clock.sleep(delay)   # made at once, answered late (a client may have given up by then)
     return reply(body, status)
 
 
@@ -217,7 +221,9 @@ async def list_v1(request: web.Request, emu: Emulator) -> web.Response:
                                           f"filterable: {', '.join(sorted(STORED_COLUMNS))}")
     limit = max(1, min(PAGE_MAX, int(float(request.query.get("limit", PAGE_MAX)))))
     offset = _decode_token(request.query.get("after_token"))
-    rows = [emu.row(i) for i in emu.instances.values() if i.destroyed_at is None]
+    if emu.html_page():
+        return web.Response(status=200, text=HTML_ERROR, content_type="text/html")
+    rows = [emu.row(i) for i in emu.instances.values() if emu.visible(i)]
     rows = _order([r for r in rows if matches(r, filters)], _json_param(request, "order_by", [["id", "asc"]]))
     page = rows[offset:offset + limit]
     counts: dict[str, int] = {}
@@ -253,7 +259,7 @@ async def list_v0(request: web.Request, emu: Emulator) -> web.Response:
 @api("show", instance_route=True)
 async def show(request: web.Request, emu: Emulator) -> web.Response:
     inst = emu.live(int(request.match_info["id"]))
-    return reply({"instances": emu.row(inst) if inst else None})
+    return reply({"instances": emu.row(inst) if inst and emu.visible(inst) else None})
 
 
 @api("destroy", instance_route=True)

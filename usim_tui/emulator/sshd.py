@@ -4,8 +4,10 @@ It accepts user `root` with a key registered on the emulated account when the in
 attached to it since), as Vast puts the account's keys on a new instance. Commands run with `bash -c` in
 the instance's sandbox directory (its "home"); SFTP is chrooted to it. The sandbox's Python is the test
 venv's, with pip installs going to `<sandbox>/site` (PIP_TARGET, offline, --no-deps) and that directory first
-on PYTHONPATH and PATH, so the pushed wheel's code is what runs, never the checkout's. Every process started
-here carries USIM_EMU_INSTANCE=<id>, so destroying the instance ends them all, detached ones included.
+on PYTHONPATH and PATH of the image's environment, so the pushed wheel's code is what runs, never the
+checkout's. A session does not see that environment (session_env: Vast's bare SSH environment) unless the
+emulator is gentle. Every process started here carries USIM_EMU_INSTANCE=<id>, so destroying the instance ends
+them all, detached ones included.
 """
 
 from __future__ import annotations
@@ -13,16 +15,14 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import sys
 from pathlib import Path
 from typing import Any
 
 import asyncssh
 
-from usim_tui.fleet.keys import key_body
+from usim_tui.fleet.hosts.keys import key_body
 
-PASS_ENV = ("LANG", "LC_ALL", "TMPDIR", "WANDB_MODE", "WANDB_DIR", "WANDB_SILENT", "USIM_THREADS",
-            "VIRTUAL_ENV")
+BARE_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 _HOST_KEY: asyncssh.SSHKey | None = None
 
 
@@ -33,15 +33,16 @@ def host_key() -> asyncssh.SSHKey:
     return _HOST_KEY
 
 
-def sandbox_env(inst: Any, sandbox: Path, base_url: str) -> dict[str, str]:
-    site = sandbox / "site"
-    env = {k: os.environ[k] for k in PASS_ENV if k in os.environ}
-    env.update(
-        HOME=str(sandbox), USIM_HOME=str(sandbox), PWD=str(sandbox), USER="root", LOGNAME="root",
-        PATH=os.pathsep.join([str(site / "bin"), os.path.dirname(sys.executable), "/usr/bin", "/bin"]),
-        PYTHONPATH=str(site), PIP_TARGET=str(site), PIP_NO_INDEX="1", PIP_DISABLE_PIP_VERSION_CHECK="1",
-        USIM_PIP_FLAGS="--no-deps --no-index --upgrade", USIM_CONTAINER_LOG=str(sandbox / "container.log"),
-        USIM_EMU_INSTANCE=str(inst.id), MPLCONFIGDIR=str(sandbox / ".mpl"))
+def session_env(inst: Any, sandbox: Path, image_env: dict[str, str], bare: bool) -> dict[str, str]:
+    """What a non-interactive SSH session sees. bare (Vast): the container's bare environment, the image's
+    variables (its python's PATH) only in the init process and the onstart; PIP_NO_INDEX is the emulator's own
+    guard, so a mistaken `pip install` of torch fails here at once instead of downloading gigabytes.
+    Not bare (a gentle emulator): the image's environment, as a kinder host would give it."""
+    if not bare:
+        return dict(image_env)
+    env = {k: image_env[k] for k in ("LANG", "LC_ALL", "TMPDIR") if k in image_env}
+    env.update(HOME=str(sandbox), PWD=str(sandbox), USER="root", LOGNAME="root", SHELL="/bin/bash",
+               PATH=BARE_PATH, PIP_NO_INDEX="1", USIM_EMU_INSTANCE=str(inst.id))
     return env
 
 
@@ -98,15 +99,15 @@ async def _exec(process: asyncssh.SSHServerProcess, sandbox: Path, env: dict[str
     process.exit(proc.returncode or 0)
 
 
-async def start_sshd(inst: Any, sandbox: Path, base_url: str) -> tuple[Any, int]:
-    """Serve SSH for `inst` on 127.0.0.1; returns (server, port)."""
+async def start_sshd(inst: Any, sandbox: Path, env: dict[str, str], port: int = 0) -> tuple[Any, int]:
+    """Serve SSH for `inst` on 127.0.0.1 (on `port`, or a free one), sessions in `env`; returns (server, port)."""
     sandbox.mkdir(parents=True, exist_ok=True)
-    env = sandbox_env(inst, sandbox, base_url)
+
     def process(p: asyncssh.SSHServerProcess) -> Any:
         return _exec(p, sandbox, env, p.get_extra_info("connection").get_owner())
 
     server = await asyncssh.create_server(
-        lambda: _Server(inst), "127.0.0.1", 0, server_host_keys=[host_key()], process_factory=process,
+        lambda: _Server(inst), "127.0.0.1", port, server_host_keys=[host_key()], process_factory=process,
         sftp_factory=lambda chan: asyncssh.SFTPServer(chan, chroot=str(sandbox).encode()),
         allow_scp=False, encoding="utf-8")
     port = server.sockets[0].getsockname()[1]

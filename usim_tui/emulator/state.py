@@ -11,7 +11,7 @@ import secrets
 from dataclasses import dataclass, field
 from typing import Any
 
-from usim_tui.emulator.faults import FaultProfile, rng_for
+from usim_tui.emulator.faults import GENTLE, FaultProfile, draw, rng_for
 from usim_tui.emulator.offers import Machine, catalogue
 from usim_tui.emulator.timeline import Phase, Plan, plan_instance
 from usim_tui.fleet.clock import Clock, RealClock
@@ -23,6 +23,7 @@ CREATE_PENALTY_S = 12.0
 ONSTART_MAX = 4048
 GPU_STATES = ("running", "frozen")
 TRAP_MARK = "usim-bootstrap"   # onstart scripts carrying it stop their container when they end
+SSH_MARK = "usim-bootstrap (ssh)"   # the onstart of a run the controller brings up over SSH
 
 
 @dataclass
@@ -49,6 +50,18 @@ class Instance:
     sshd: Any = None
     ssh_conns: set[Any] = field(default_factory=set)   # open connections: a stop or destroy ends them
     ssh_port: int | None = None
+    visible_at: float = 0.0          # listings and show-one see it from then (Vast's listing lag)
+    answer_delay_s: float = 0.0      # its create was answered this late
+    ssh_refused_s: float = 0.0       # SSH refuses this long after it first runs
+    ssh_dead: bool = False           # its listed SSH port never answers
+
+    def running_since(self) -> float | None:
+        """When it first reached running (None: not yet, as planned so far)."""
+        return next((p.at for p in self.plan.phases if p.actual == "running"), None)
+
+    def ssh_answers(self, now: float) -> bool:
+        since = self.running_since()
+        return not self.ssh_dead and since is not None and now >= since + self.ssh_refused_s
 
     @property
     def has_ssh(self) -> bool:
@@ -93,9 +106,11 @@ class Emulator:
                  api_keys: tuple[str, ...] = ("emulator-key",), machines: list[Machine] | None = None,
                  execute: bool = False, workdir: str | None = None, rate_limits: bool = True,
                  credit: float = 1000.0, log_polls: int = 1, race: bool = False,
-                 auth_404: bool = False) -> None:
+                 auth_404: bool = False, gentle: bool = False) -> None:
+        """gentle: none of the real Vast's unkindness (faults.VastRealism): for unit tests of other mechanics."""
         self.clock = clock or RealClock()
         self.faults = faults or FaultProfile(name="none")
+        self.realism = GENTLE if gentle else self.faults.vast
         self.seed = seed
         self.api_keys = set(api_keys)
         self.machines = machines if machines is not None else catalogue(seed)
@@ -168,6 +183,10 @@ class Emulator:
             return "drop"
         return None
 
+    def html_page(self) -> bool:
+        """This listing is answered by a CDN's HTML error page with HTTP 200 (faults: api.html_list_p)."""
+        return self._api_rng.random() < self.faults.api.html_list_p if self.faults.api.html_list_p else False
+
     # ------------------------------------------------------------ offers
     def _relist(self, m: Machine) -> None:
         self._next_offer += 1
@@ -175,7 +194,19 @@ class Emulator:
         m.rented = False
 
     def offers(self, storage_gb: float) -> list[dict[str, Any]]:
-        return [m.offer(storage_gb) for m in self.machines if not m.rented]
+        return [self._reliability_fields(m.offer(storage_gb)) for m in self.machines if not m.rented]
+
+    def _reliability_fields(self, row: dict[str, Any]) -> dict[str, Any]:
+        """The current vastai CLI knows offers' `reliability`, older ones `reliability2` (docs/vast.md): a row
+        carries one, the other, or both."""
+        mode = self.realism.reliability_field
+        if mode == "mixed":
+            mode = ("reliability", "reliability2", "both")[row["machine_id"] % 3]
+        if mode == "reliability":
+            row.pop("reliability2")
+        elif mode == "reliability2":
+            row.pop("reliability")
+        return row
 
     def gpu_names(self) -> list[str]:
         return sorted({m.gpu_name for m in self.machines})
@@ -228,18 +259,36 @@ class Emulator:
         elif self.execute:
             plan = Plan([Phase(now, None)])
         else:
+            over_ssh = SSH_MARK in onstart and "ssh" in str(body.get("runtype") or "")
             plan = plan_instance(self.faults, rng_for(self.seed, label or str(iid)), now, label=label or "",
-                                 bad_build=self.is_bad_build(label), traps=traps)
+                                 bad_build=self.is_bad_build(label), traps=traps, over_ssh=over_ssh)
         inst = Instance(
             id=iid, machine=machine, dph_total=offer["dph_total"], storage_per_hour=offer["storage_total_cost"],
             label=label, image=str(body.get("image") or ""), disk=disk, onstart=onstart, env=env,
             created_at=now, api_key=secrets.token_hex(16), plan=plan, executing=self.execute and not raced,
             runtype=str(body.get("runtype") or ""), ssh_keys=set(self.account_keys.values()))
+        self._unkind(inst)
         self.instances[iid] = inst
         if not raced:
             machine.rented = True
             self._sold[offer_id] = machine
         return 200, {"success": True, "new_contract": iid, "instance_api_key": inst.api_key}
+
+    def _unkind(self, inst: Instance) -> None:
+        """Draw how the real Vast treats this instance (faults.VastRealism), seeded by its label."""
+        real, rng = self.realism, rng_for(self.seed, f"vast:{inst.label or inst.id}")
+        inst.visible_at = inst.created_at + draw(rng, real.listing_lag_s)
+        slow = rng.random() < real.slow_create.p
+        inst.answer_delay_s = draw(rng, real.slow_create.duration_s) if slow else 0.0
+        inst.ssh_refused_s = draw(rng, real.ssh_refused_s)
+        inst.ssh_dead = rng.random() < real.ssh_dead.p
+        for fault, drawn in (("slow_create", slow), ("ssh_dead", inst.ssh_dead)):
+            if drawn:
+                inst.plan.faults.append(fault)
+
+    def visible(self, inst: Instance) -> bool:
+        """Listed (and shown) yet: alive, and past its listing lag."""
+        return inst.destroyed_at is None and self.clock.now() >= inst.visible_at
 
     def live(self, iid: int) -> Instance | None:
         inst = self.instances.get(iid)
@@ -304,10 +353,6 @@ class Emulator:
     def credit(self) -> float:
         return self.initial_credit - self.spent()
 
-    @staticmethod
-    def _ssh_fields(inst: Instance, running: bool) -> dict[str, Any]:
-        return _ssh_fields_of(inst, running)
-
     def row(self, inst: Instance) -> dict[str, Any]:
         """One instance as /api/v1/instances/ and show-one return it."""
         p = self.status(inst)
@@ -325,7 +370,7 @@ class Emulator:
             "vmem_usage": None, "cuda_max_good": 12.8, "driver_version": "570.124.06",
             "cpu_cores_effective": 16.0, "cpu_util": 0.0, "cpu_ram": 128000, "mem_usage": None,
             "mem_limit": None, "disk_space": inst.disk, "disk_usage": None, "disk_util": None,
-            **self._ssh_fields(inst, running),
+            **ssh_fields(inst, running),
             "public_ipaddr": "127.0.0.1", "local_ipaddrs": "127.0.0.1", "direct_port_start": -1,
             "direct_port_end": -1, "ports": {"22/tcp": None}, "inet_up": 0.0, "inet_down": 0.0,
             "jupyter_token": None, "dph_total": inst.dph_total, "dph_base": round(m.dph_base, 4),
@@ -336,7 +381,8 @@ class Emulator:
         }
 
 
-def _ssh_fields_of(inst: Instance, running: bool) -> dict[str, Any]:
+def ssh_fields(inst: Instance, running: bool) -> dict[str, Any]:
+    """Where its SSH is listed (once it runs): an executing instance's real sshd, or a synthetic address."""
     if inst.ssh_port is not None:   # an executing instance's real sshd on loopback
         return {"ssh_host": "127.0.0.1" if running else None, "ssh_port": inst.ssh_port if running else None,
                 "ssh_idx": "0"}

@@ -41,6 +41,12 @@ class Plan:
     phases: list[Phase]
     logs: list[tuple[float, str]] = field(default_factory=list)
     faults: list[str] = field(default_factory=list)   # what was drawn, for rehearsal reports
+    # A run brought up over SSH starts when the controller starts it: its script (times from that start) waits
+    # here until `place_script`, then its events go to `events` (the run dir's events.jsonl) and the logs.
+    script: list[tuple[float, str]] = field(default_factory=list)
+    script_end: tuple[float, int] | None = None       # (seconds after the start, exit code)
+    interrupt_at: float | None = None                 # offline or outbid: nothing runs after it
+    events: list[tuple[float, str]] = field(default_factory=list)
 
     def phase_at(self, t: float) -> Phase:
         current = self.phases[0]
@@ -53,6 +59,23 @@ class Plan:
         """Forget everything planned after t (the instance was stopped or destroyed)."""
         self.phases = [p for p in self.phases if p.at <= t] or self.phases[:1]
         self.logs = [(at, line) for at, line in self.logs if at <= t]
+        self.events = [(at, line) for at, line in self.events if at <= t]
+        self.interrupt_at = min(t, self.interrupt_at) if self.interrupt_at is not None else t
+
+    def place_script(self, t0: float) -> None:
+        """The controller started the run at t0 (run_script.sh): its events from then on, cut at an interrupt;
+        after its exit the container stops itself if it is not destroyed within USIM_STOP_AFTER_S (1800 s)."""
+        if self.script_end is None or self.events:
+            return
+        end, code = self.script_end
+        placed = [(t0 + dt, line) for dt, line in self.script]
+        placed.append(_event(t0 + end, "exit", code=code))
+        if self.interrupt_at is not None:
+            placed = [(at, line) for at, line in placed if at <= self.interrupt_at]
+        elif not any(p.at > t0 + end for p in self.phases):
+            self.phases.append(Phase(t0 + end + 1800, "exited", f"container exited ({code})", "stopped", "stopped"))
+        self.events = [(at, line.removeprefix("@usim ")) for at, line in placed if line.startswith("@usim ")]
+        self.logs = sorted(self.logs + placed, key=lambda x: x[0])
 
 
 def _event(t: float, kind: str, **fields) -> tuple[float, str]:
@@ -60,7 +83,8 @@ def _event(t: float, kind: str, **fields) -> tuple[float, str]:
 
 
 def plan_instance(profile: FaultProfile, rng: random.Random, t0: float, *, label: str,
-                  bad_build: bool, traps: bool) -> Plan:
+                  bad_build: bool, traps: bool, over_ssh: bool = False) -> Plan:
+    """over_ssh: the run starts when the controller starts it over SSH (Plan.place_script), not at running."""
     prov = draw(rng, profile.provisioning_s)
     plan = Plan([Phase(t0, None, ""), Phase(t0 + prov * 0.3, "created", "Creating container")])
     t = t0 + prov
@@ -86,25 +110,37 @@ def plan_instance(profile: FaultProfile, rng: random.Random, t0: float, *, label
     outbid_at = t_run + draw(rng, profile.outbid.after_s) if rng.random() < profile.outbid.p else None
     eval_fails = rng.random() < profile.eval_failure.p
 
-    end, code = _script(profile, rng, logs, t_run + 2, bad_build=bad_build, eval_fails=eval_fails)
+    start = 0.0 if over_ssh else t_run + 2
+    script: list[tuple[float, str]] = plan.script if over_ssh else logs
+    end, code = _script(profile, rng, script, start, bad_build=bad_build, eval_fails=eval_fails)
     if bad_build:
         plan.faults.append("bad_build")
     elif eval_fails:
         plan.faults.append("eval_failure")
     interrupt = min((x for x in (offline_at, outbid_at) if x is not None), default=None)
+    if over_ssh:
+        plan.script_end = (end, code)
+        if interrupt is not None:
+            plan.interrupt_at = interrupt
+            _interrupt(plan, interrupt, offline=interrupt == offline_at)
+        return plan
     if interrupt is not None and interrupt < end:
         plan.logs = [(at, line) for at, line in logs if at <= interrupt]
-        if interrupt == offline_at:
-            plan.phases.append(Phase(interrupt, "offline", "host offline: no heartbeat"))
-            plan.faults.append("offline")
-        else:
-            plan.phases.append(Phase(interrupt, "stopped", "outbid: instance stopped", "stopped", "stopped"))
-            plan.faults.append("outbid")
+        _interrupt(plan, interrupt, offline=interrupt == offline_at)
         return plan
     logs.append(_event(end, "exit", code=code))
     if traps:
         plan.phases.append(Phase(end + 1, "exited", f"container exited ({code})", "stopped", "stopped"))
     return plan
+
+
+def _interrupt(plan: Plan, at: float, *, offline: bool) -> None:
+    if offline:
+        plan.phases.append(Phase(at, "offline", "host offline: no heartbeat"))
+        plan.faults.append("offline")
+    else:
+        plan.phases.append(Phase(at, "stopped", "outbid: instance stopped", "stopped", "stopped"))
+        plan.faults.append("outbid")
 
 
 def _script(profile: FaultProfile, rng: random.Random, logs: list[tuple[float, str]], t: float, *,

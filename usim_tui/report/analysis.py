@@ -12,7 +12,7 @@ from typing import Any
 
 from usim_core.eval.gates import passes_gates
 from usim_core.eval.leaderboard import val_first
-from usim_tui.fleet.states import CELL_ACTIVE, CellState, EndReason
+from usim_tui.fleet.store.states import CELL_ACTIVE, CellState, EndReason
 from usim_tui.report.model import PRIMARY, AttemptRecord, CellRecord, ReportData
 
 

@@ -56,7 +56,7 @@ def run(args: argparse.Namespace) -> int:
     if args.format not in FORMATS:
         raise ConfigError(f"--format: {args.format!r} is not allowed; allowed values: {', '.join(FORMATS)}")
     path, name = resolve(args.sweep, args.ledger)
-    from usim_tui.fleet.ledger import Ledger
+    from usim_tui.fleet.store.ledger import Ledger
     from usim_tui.report.data import gather
     from usim_tui.report.render import write_report
 

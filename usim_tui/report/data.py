@@ -11,10 +11,10 @@ from pathlib import Path
 from typing import Any
 
 from usim_core.sweep import Sweep
-from usim_tui.fleet.ledger import Ledger
-from usim_tui.fleet.rows import AttemptRow
-from usim_tui.fleet.snapshot import AttemptView, EventView, SweepSnapshot
-from usim_tui.fleet.states import GONE, EndReason
+from usim_tui.fleet.store.ledger import Ledger
+from usim_tui.fleet.store.rows import AttemptRow
+from usim_tui.fleet.store.snapshot import AttemptView, EventView, SweepSnapshot
+from usim_tui.fleet.store.states import GONE, EndReason
 from usim_tui.report.model import AttemptRecord, CellRecord, EvalRecord, Phase, ReportData
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from usim_core.config import STAGES
-from usim_tui.fleet.states import AttemptState, CellState
+from usim_tui.fleet.store.states import AttemptState, CellState
 from usim_tui.report.analysis import GroupStat, RoundCoverage
 from usim_tui.report.model import PRIMARY, CellRecord, ReportData
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import yaml
 
 from usim_core.eval.gates import ENERGY_TOL, MASS_TOL, gate
-from usim_tui.fleet.states import EndReason
+from usim_tui.fleet.store.states import EndReason
 from usim_tui.report import analysis as A
 from usim_tui.report import figures
 from usim_tui.report.doc import Doc, to_html, to_markdown

@@ -10,8 +10,8 @@ from textual.widgets import Button, Static
 
 from usim_core.eval.schema import PRIMARY_METRIC
 from usim_tui.app.format import money
-from usim_tui.fleet.snapshot import AttemptView, BudgetView, CellView
-from usim_tui.fleet.states import CellState
+from usim_tui.fleet.store.snapshot import AttemptView, BudgetView, CellView
+from usim_tui.fleet.store.states import CellState
 
 
 class ConfirmScreen(ModalScreen[bool]):

@@ -10,7 +10,7 @@ from textual.screen import ModalScreen
 from textual.widgets import Static
 
 from usim_tui.app.format import clock_time, duration, loss, money
-from usim_tui.fleet.snapshot import AttemptView, CellView
+from usim_tui.fleet.store.snapshot import AttemptView, CellView
 
 
 def details_table(cell: CellView | None, attempt: AttemptView | None, now: float) -> Table:

@@ -14,7 +14,7 @@ from textual.widgets import RichLog
 
 from usim_tui.app.source import Source
 from usim_tui.app.widgets.events import event_lines
-from usim_tui.fleet.snapshot import EventView
+from usim_tui.fleet.store.snapshot import EventView
 
 LIMIT = 2000
 FOLLOW_S = 2.0     # seconds between reads while the screen is open

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import Any, ClassVar, cast
 
 from textual import on
 from textual.app import ComposeResult
@@ -21,6 +21,7 @@ from usim_tui.app.screens.help import HelpScreen
 from usim_tui.app.screens.logs import LogsScreen
 from usim_tui.app.screens.money import MoneyActions
 from usim_tui.app.screens.status import ended_line, heartbeat
+from usim_tui.app.services import UsimServices
 from usim_tui.app.widgets.budget import BudgetPane
 from usim_tui.app.widgets.coverage import CoverageGrid
 from usim_tui.app.widgets.curves import LossCurves
@@ -28,11 +29,8 @@ from usim_tui.app.widgets.events import EventsPane
 from usim_tui.app.widgets.header import SweepHeader
 from usim_tui.app.widgets.instances import SORTS, InstancesTable
 from usim_tui.app.widgets.leaderboard import Leaderboard
-from usim_tui.fleet.snapshot import AttemptView, CellView, SweepSnapshot
-from usim_tui.fleet.states import GONE
-
-if TYPE_CHECKING:
-    from usim_tui.app.app import UsimApp
+from usim_tui.fleet.store.snapshot import AttemptView, CellView, SweepSnapshot
+from usim_tui.fleet.store.states import GONE
 
 NARROW = 120   # columns: below, the side panes hide behind `b`
 SHORT = 40     # rows: below, the events pane shrinks
@@ -79,14 +77,9 @@ class MainScreen(MoneyActions, Screen[None]):
         yield Footer()
 
     @property
-    def usim_app(self) -> UsimApp:
-        """`self.app`, typed: this screen only runs in UsimApp."""
-        from usim_tui.app.app import UsimApp  # here, not at the top: app.py imports this module
-
-        app = self.app
-        if not isinstance(app, UsimApp):
-            raise TypeError(f"MainScreen runs in UsimApp, not {type(app).__name__}")
-        return app
+    def usim_app(self) -> UsimServices:
+        """`self.app`, typed by what this screen uses of it (services.py), without importing the app."""
+        return cast(UsimServices, self.app)
 
     def on_mount(self) -> None:
         self.query_one("#filter").display = False

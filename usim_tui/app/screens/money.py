@@ -11,19 +11,19 @@ from typing import TYPE_CHECKING
 from usim_tui.app.format import LIVE
 from usim_tui.app.screens.confirm import ConfirmScreen, destroy_question, launch_question
 from usim_tui.app.screens.quit import LEAVE, STOP, QuitScreen, quit_question
-from usim_tui.fleet.snapshot import AttemptView, CellView, SweepSnapshot
+from usim_tui.fleet.store.snapshot import AttemptView, CellView, SweepSnapshot
 
 if TYPE_CHECKING:
     from textual.app import App
 
-    from usim_tui.app.app import UsimApp
+    from usim_tui.app.services import UsimServices
 
 
 class MoneyActions:
     if TYPE_CHECKING:  # provided by MainScreen
         snap: SweepSnapshot | None
         app: App[None]
-        usim_app: UsimApp
+        usim_app: UsimServices
 
         def selected_cells(self) -> list[str]: ...
         def selected_attempts(self) -> list[AttemptView]: ...

@@ -10,7 +10,7 @@ from textual.screen import ModalScreen
 from textual.widgets import Button, Static
 
 from usim_tui.app.format import money
-from usim_tui.fleet.snapshot import AttemptView
+from usim_tui.fleet.store.snapshot import AttemptView
 
 LEAVE, STOP = "leave", "stop"
 

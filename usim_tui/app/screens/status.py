@@ -6,8 +6,8 @@ from __future__ import annotations
 from typing import Any
 
 from usim_tui.app.widgets.leaderboard import RANK_BY, ranked
-from usim_tui.fleet.snapshot import SweepSnapshot
-from usim_tui.fleet.states import CELL_ENDED, LIVE
+from usim_tui.fleet.store.snapshot import SweepSnapshot
+from usim_tui.fleet.store.states import CELL_ENDED, LIVE
 
 STALE_POLLS = 3     # a heartbeat older than this many controller polls (or app polls): no controller attached
 STALE_MIN_S = 15.0  # and never less: a tick at scale (200 instances) can take seconds

@@ -6,7 +6,7 @@ from rich.text import Text
 from textual.widgets import Static
 
 from usim_tui.app.format import AMBER_AT, RED_AT, clock_time, money
-from usim_tui.fleet.snapshot import BudgetView
+from usim_tui.fleet.store.snapshot import BudgetView
 
 
 def level(b: BudgetView) -> str:

@@ -15,8 +15,8 @@ from textual.widgets import Static
 from usim_core.eval.schema import PRIMARY_METRIC
 from usim_tui.app.bindings import GRID
 from usim_tui.app.format import CELL_STYLE
-from usim_tui.fleet.snapshot import CellView
-from usim_tui.fleet.states import CellState
+from usim_tui.fleet.store.snapshot import CellView
+from usim_tui.fleet.store.states import CellState
 
 BEST_METRIC = PRIMARY_METRIC
 

@@ -14,7 +14,7 @@ from textual.widgets import Static
 
 from usim_tui.app.bindings import MOVE
 from usim_tui.app.format import clock_time
-from usim_tui.fleet.snapshot import EventView
+from usim_tui.fleet.store.snapshot import EventView
 
 KIND_STYLE = {"error": "bold red", "done": "bold green", "eval": "green", "stage_start": "cyan",
               "stage_end": "cyan", "started": "cyan", "attempt_started": "cyan", "state": "dim", "failed": "bold red",

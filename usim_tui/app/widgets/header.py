@@ -7,7 +7,7 @@ from textual.visual import VisualType
 from textual.widgets import Static
 
 from usim_tui.app.format import clock_time
-from usim_tui.fleet.snapshot import SweepSnapshot
+from usim_tui.fleet.store.snapshot import SweepSnapshot
 
 
 class SweepHeader(Static):

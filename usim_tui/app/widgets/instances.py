@@ -21,8 +21,8 @@ from textual.widgets.data_table import ColumnKey, RowKey
 
 from usim_tui.app.bindings import MOVE
 from usim_tui.app.format import ATTEMPT_STYLE, CELL_STYLE, common_prefix, duration, loss, sparkline
-from usim_tui.fleet.snapshot import AttemptView, CellView, SweepSnapshot
-from usim_tui.fleet.states import GONE, AttemptState
+from usim_tui.fleet.store.snapshot import AttemptView, CellView, SweepSnapshot
+from usim_tui.fleet.store.states import GONE, AttemptState
 
 STATE_RANK = {s: i for i, s in enumerate((AttemptState.RUNNING, AttemptState.LOADING, AttemptState.LAUNCHING,
                                           AttemptState.PENDING, AttemptState.STOPPED, AttemptState.OFFLINE,

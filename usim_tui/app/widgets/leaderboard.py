@@ -10,8 +10,8 @@ from usim_core.eval.gates import gate
 from usim_core.eval.leaderboard import val_first
 from usim_core.eval.schema import PRIMARY_METRIC
 from usim_tui.app.format import money, short_names
-from usim_tui.fleet.snapshot import CellView
-from usim_tui.fleet.states import CellState
+from usim_tui.fleet.store.snapshot import CellView
+from usim_tui.fleet.store.states import CellState
 
 RANK_BY = PRIMARY_METRIC
 

@@ -11,9 +11,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
-from usim_tui.fleet.states import PROVIDER_STATES, AttemptState
+from usim_tui.fleet.store.states import PROVIDER_STATES, AttemptState
 
-# Normalised instance states (Vast's actual_status values map onto these): see fleet/states.py.
+# Normalised instance states (Vast's actual_status values map onto these): see fleet/store/states.py.
 PENDING, LOADING, RUNNING, STOPPED, EXITED, OFFLINE, FAILED = PROVIDER_STATES   # short names for providers
 
 
@@ -111,9 +111,9 @@ class HostProvider(Protocol):
     providers do not implement it; test with `isinstance(provider, HostProvider)`.
 
     Remote paths are relative to the SSH login's home directory (`/root` on Vast) unless absolute; run dirs
-    are `bootstrap.host_run_dir(spec)` = `runs/<sweep>/<cell>/<attempt>`. Every method has a timeout and
-    raises a ProviderError subclass (fleet/ssh.py: SSHUnreachable, HostCommandFailed, PullFailed) with one
-    clear line. The whole bring-up sequence (wheel, config, install, start) is `fleet/host.py: bring_up`.
+    are `hosts/run_script.py: host_run_dir` = `runs/<sweep>/<cell>/<attempt>`. Every method has a timeout and
+    raises a ProviderError subclass (fleet/hosts/ssh.py: SSHUnreachable, HostCommandFailed, PullFailed) with one
+    clear line. The whole bring-up sequence (wheel, config, install, start) is `fleet/hosts/bring_up.py: bring_up`.
     """
 
     async def push(self, provider_id: str, files: dict[str, Path]) -> None:
@@ -131,9 +131,9 @@ class HostProvider(Protocol):
         ...
 
     async def pull(self, provider_id: str, run_dir: str, dest: Path, max_checkpoint_bytes: int) -> PullResult:
-        """config.yaml, events.jsonl, metrics.jsonl, train.log, host.log, eval/*.json and *.png and the last
-        checkpoint (skipped, and said so, when over `max_checkpoint_bytes`) into `dest`: written to a temp
-        dir beside it, then renamed, so `dest` is whole or absent."""
+        """config.yaml, events.jsonl, metrics.jsonl, train.log, host.log, eval/*.json and *.png into `dest`
+        first (a temp dir beside it, then renamed: they are whole or absent), then the last checkpoint
+        (skipped, and said so, when over `max_checkpoint_bytes` or when it does not come: what arrived stays)."""
         ...
 
 

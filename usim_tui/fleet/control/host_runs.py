@@ -1,0 +1,167 @@
+"""Attempts on SSH hosts (Vast with `install: wheel`), as the controller drives them: bring the run up once the
+instance first runs (the wheel built from this checkout, its sha256 in the ledger), read its events over SSH,
+and pull its run directory back before the instance is destroyed.
+
+The slow calls (the install, a pull) run as background tasks, so a poll never waits on them; each tick looks
+at what finished. A pull that keeps failing is given up at PULL_DEADLINE_S: the instance is destroyed anyway
+and the attempt records `results lost: <why>` (money beats data). At the budget cap nothing waits for a pull.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from usim_core.events import Event
+from usim_tui.fleet.control.policies import Verdict
+from usim_tui.fleet.hosts.bring_up import BringUpFailed, bring_up
+from usim_tui.fleet.hosts.run_script import host_run_dir
+from usim_tui.fleet.hosts.wheel import build_wheel
+from usim_tui.fleet.providers.base import HostProvider, Provider, ProviderError
+from usim_tui.fleet.store.journal import Journal
+from usim_tui.fleet.store.ledger import Ledger
+from usim_tui.fleet.store.rows import AttemptRow
+from usim_tui.fleet.store.states import AttemptState, EndReason
+
+A, R = AttemptState, EndReason
+PULL_DEADLINE_S = 600.0            # after the attempt ended: then destroy without its results
+REPO = Path(__file__).resolve().parents[3]
+
+
+class HostRuns:
+    def __init__(self, ledger: Ledger, provider: Provider, journal: Journal, sweep: Any, runs_root: Path,
+                 env: Mapping[str, str], wheel: Path | None = None) -> None:
+        self.ledger, self.provider, self.journal, self.sweep = ledger, provider, journal, sweep
+        self.runs_root, self.env = runs_root, dict(env)
+        self.enabled = isinstance(provider, HostProvider) and bool(getattr(provider, "ssh", False))
+        self._wheel = wheel
+        self._tasks: dict[tuple[str, int], asyncio.Task[Any]] = {}
+        self._offsets: dict[int, int] = {}
+        self._tried: dict[int, str] = {}          # attempt -> the bring-up step that last failed (said once)
+
+    def on_host(self, a: AttemptRow) -> bool:
+        return self.enabled and a.host_started_at is not None
+
+    # ---- bring-up ---------------------------------------------------------------------------------------
+    def wheel(self, now: float) -> Path:
+        """The wheel of this checkout, built once per controller; its sha256 recorded in the ledger."""
+        if self._wheel is None:
+            path, sha = build_wheel(REPO, self.runs_root / self.sweep.name / "wheel")
+            self._wheel = path
+            self.ledger.set_sweep(self.sweep.name, wheel_sha256=sha)
+            self.journal.event(now, "wheel", f"built {path.name} (sha256 {sha[:12]})", data={"sha256": sha})
+        return self._wheel
+
+    async def bring_up(self, attempts: list[AttemptRow], now: float) -> list[tuple[AttemptRow, Verdict]]:
+        """Start the run on every newly running instance (once: the ledger remembers across restarts). Returns
+        the attempts whose host will not come round, with why: SSH unanswered, or the host not set up, past
+        provider.ssh_deadline_s after it ran; no python with torch, or a failing install, at once."""
+        if not self.enabled:
+            return []
+        out = []
+        for a in attempts:
+            if a.state != A.RUNNING or a.host_started_at is not None or not a.provider_id:
+                continue
+            task = self._tasks.get(("up", a.id))
+            if task is None:
+                self._tasks[("up", a.id)] = asyncio.create_task(bring_up(
+                    self.provider, a.provider_id, wheel=self.wheel(now), config=self.sweep.cell(a.cell).config,
+                    run_dir=host_run_dir(a), env=self.env, max_runtime_s=self.sweep.spec.provider.max_runtime_s))
+            elif task.done():
+                del self._tasks[("up", a.id)]
+                if (verdict := self._brought_up(a, task, now)) is not None:
+                    out.append((a, verdict))
+        return out
+
+    def _brought_up(self, a: AttemptRow, task: asyncio.Task[Any], now: float) -> Verdict | None:
+        exc = task.exception()
+        if exc is None:
+            found = task.result()
+            self._tried.pop(a.id, None)
+            self.ledger.set_attempt(a.id, host_started_at=now)
+            self.journal.event(now, "host", f"{a.cell} #{a.attempt}: run started over SSH ({found.python}, torch "
+                               f"{found.torch})", a, data={"python": found.python, "torch": found.torch})
+            return None
+        if not isinstance(exc, ProviderError):   # a fault of usim's own: said as it is, never taken for SSH
+            return Verdict("failed", R.HOST_SETUP, f"bring-up raised {type(exc).__name__}: {exc}"[:500])
+        step = exc.step if isinstance(exc, BringUpFailed) else "ssh"
+        if isinstance(exc, BringUpFailed) and not exc.retry:
+            return Verdict("failed", R.HOST_SETUP, str(exc)[:500])
+        deadline = self.sweep.spec.provider.ssh_deadline_s
+        ran_for = now - (a.started_at if a.started_at is not None else now)
+        if ran_for > deadline:
+            reason = R.SSH_UNREACHABLE if step == "ssh" else R.HOST_SETUP
+            return Verdict("failed", reason, f"{exc} (still, {ran_for:.0f} s after it ran; provider.ssh_deadline_s="
+                           f"{deadline:g})"[:500], exclude_machine=reason == R.SSH_UNREACHABLE)
+        if self._tried.get(a.id) != step:   # one line per kind of trouble, not one per poll
+            self._tried[a.id] = step
+            self.journal.event(now, "host", f"{a.cell} #{a.attempt}: bring-up not done ({exc}); retrying until "
+                               f"{deadline:g} s after it ran", a, data={"step": step})
+        return None
+
+    # ---- events -----------------------------------------------------------------------------------------
+    async def events(self, a: AttemptRow) -> list[Event] | None:
+        """New events from `<run_dir>/events.jsonl` on the host; None when the read failed."""
+        try:
+            text, offset = await self.provider.read_events(a.provider_id or "", host_run_dir(a),  # type: ignore[attr-defined]
+                                                           self._offsets.get(a.id, 0))
+        except ProviderError:
+            return None
+        self._offsets[a.id] = offset
+        out = []
+        for line in text.splitlines():
+            try:
+                e = json.loads(line)
+            except json.JSONDecodeError:
+                continue
+            if isinstance(e, dict) and "kind" in e:
+                out.append(e)
+        return out
+
+    # ---- results back before destroy --------------------------------------------------------------------
+    def pulled_or_given_up(self, a: AttemptRow, now: float) -> bool:
+        """For an attempt in `pulling`: True once its results are back or given up (recorded), so it can be
+        destroyed; False while a pull is still going (started here when none is)."""
+        task = self._tasks.get(("pull", a.id))
+        if task is None:
+            self._tasks[("pull", a.id)] = asyncio.create_task(self.provider.pull(  # type: ignore[attr-defined]
+                a.provider_id or "", host_run_dir(a), Path(a.run_dir or ""),
+                int(self.sweep.spec.provider.max_checkpoint_mb * 1024**2)))
+            return False
+        if not task.done():
+            return self._give_up_if_late(a, now, "the pull did not finish")
+        del self._tasks[("pull", a.id)]
+        exc = task.exception()
+        if exc is None:
+            got = task.result()
+            note = f"pulled {len(got.files)} files, {got.bytes / 1e6:.1f} MB" + (
+                f"; skipped: {'; '.join(got.skipped)}" if got.skipped else "")
+            self.ledger.set_attempt(a.id, results=note)
+            self.journal.event(now, "results", f"{a.cell} #{a.attempt}: {note}", a, data={"files": got.files})
+            return True
+        return self._give_up_if_late(a, now, str(exc))
+
+    def _give_up_if_late(self, a: AttemptRow, now: float, why: str) -> bool:
+        if now - (a.state_since or now) < PULL_DEADLINE_S:
+            return False
+        self.lost(a, now, f"{why} within {PULL_DEADLINE_S:.0f} s")
+        return True
+
+    def lost(self, a: AttemptRow, now: float, why: str) -> None:
+        task = self._tasks.pop(("pull", a.id), None)
+        if task is not None:
+            task.cancel()
+        self.ledger.set_attempt(a.id, results=f"results lost: {why}")
+        self.journal.event(now, "results_lost", f"ALERT {a.cell} #{a.attempt}: results lost ({why}); destroying "
+                           "the instance anyway", a, data={"reason": why})
+
+    def needs_pull(self, a: AttemptRow) -> bool:
+        return self.on_host(a) and a.results is None
+
+    async def close(self) -> None:
+        for task in self._tasks.values():
+            task.cancel()
+        self._tasks.clear()

@@ -1,0 +1,32 @@
+"""What runs on a host, and where: the attempt's run directory on it and the script bring_up starts there
+(template: run_script.sh beside this file)."""
+
+from __future__ import annotations
+
+import shlex
+from pathlib import Path
+from typing import Protocol
+
+TEMPLATE = Path(__file__).with_name("run_script.sh")
+IMAGE_ENV = ".usim/image.env"   # the image's environment, saved by the onstart for SSH sessions (home-relative)
+
+
+class Attempted(Protocol):
+    """An attempt as a LaunchSpec or a ledger row names it."""
+
+    sweep: str
+    cell: str
+    attempt: int
+
+
+def host_run_dir(a: Attempted) -> str:
+    """runs/<sweep>/<cell>/<attempt> under the host's login home (the laptop's absolute path means nothing there)."""
+    return f"runs/{a.sweep}/{a.cell}/{a.attempt}"
+
+
+def host_run_script(run_dir: str, max_runtime_s: float) -> str:
+    """The script bring_up starts detached over SSH: the trainer under `timeout`, an `exit` event into
+    events.jsonl and stdout whatever happens, the container stopped at the end (storage bills until the
+    controller destroys it; the GPU stops now)."""
+    script = TEMPLATE.read_text()
+    return script.replace("__RUN_DIR__", shlex.quote(run_dir)).replace("__MAX_RUNTIME__", str(int(max_runtime_s)))

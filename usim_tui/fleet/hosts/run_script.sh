@@ -1,0 +1,40 @@
+#!/bin/bash
+# usim host run: started detached over SSH by usim_tui/fleet/hosts/bring_up.py (bring_up), in the login's home.
+# Trains, and on any exit appends an `exit` event to events.jsonl (and stdout). The controller pulls the run
+# dir and then destroys the instance; if it has not after USIM_STOP_AFTER_S (default 30 min: it is gone or
+# cut off), the container stops itself, so the GPU stops billing (a stopped container has no SSH: results
+# stay on its disk until destroyed).
+set -uo pipefail
+# An SSH session does not see the image's environment: the onstart saved it (its python, CUDA's variables).
+E="${USIM_HOME:-$HOME}/.usim/image.env"
+[ -f "$E" ] && . "$E"
+RUN_DIR=__RUN_DIR__
+mkdir -p "$RUN_DIR" || exit 92
+SINK="${USIM_CONTAINER_LOG:-/proc/1/fd/1}"   # the container log (vastai logs) carries the events too
+[ -w "$SINK" ] || SINK=/dev/null
+usim_event() {
+  line="{\"v\":1,$1,\"t\":$(date +%s)}"
+  echo "@usim $line" | tee -a "$SINK"
+  echo "$line" >> "$RUN_DIR/events.jsonl"
+}
+usim_stop_container() {
+  C="${USIM_HOME:-$HOME}/.usim/container.env"
+  [ -f "$C" ] && . "$C"
+  if [ -n "${CONTAINER_ID:-}" ] && [ -n "${CONTAINER_API_KEY:-}" ]; then
+    curl -s -m 20 -X PUT -H "Authorization: Bearer ${CONTAINER_API_KEY}" -H "Content-Type: application/json" \
+      -d '{"state":"stopped"}' "${VAST_URL:-https://console.vast.ai}/api/v0/instances/${CONTAINER_ID}/" \
+      >/dev/null 2>&1 || echo "usim-host-run: stop request failed"
+  fi
+}
+usim_on_exit() {
+  code=$?
+  usim_event "\"kind\":\"exit\",\"code\":${code}"
+  if [ -z "${USIM_NO_STOP:-}" ]; then
+    ( trap '' HUP; sleep "${USIM_STOP_AFTER_S:-1800}"; usim_stop_container ) >/dev/null 2>&1 < /dev/null &
+  fi
+}
+trap usim_on_exit EXIT
+trap 'exit 143' TERM INT
+timeout --signal=TERM --kill-after=60 __MAX_RUNTIME__ "${USIM_PY:-python3}" -m usim_core train \
+  --config "$RUN_DIR.config.yaml" --run-dir "$RUN_DIR" 2>&1 | tee -a "$SINK"
+exit "${PIPESTATUS[0]}"

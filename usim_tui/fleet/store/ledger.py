@@ -1,0 +1,471 @@
+"""The ledger: one SQLite file (WAL) per sweep, the single source of truth for the fleet.
+
+Every provider side effect is written as an intent before the call and completed with its outcome after it,
+so a controller killed at any point can be restarted over the same file and repair what it finds (by label).
+Safe to open from several processes (the controller, the app, `usim-tui status`). Never stores a secret:
+only configs, labels, provider ids, prices, states, events and metrics.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import sqlite3
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from usim_core.config import ConfigError
+from usim_core.sweep import Sweep, SweepSpec
+from usim_tui.fleet.store.budget import budget_view
+from usim_tui.fleet.store.command_table import check_command
+from usim_tui.fleet.store.rows import AttemptRow, CellRow, CommandRow, IntentRow, SweepRow, columns
+from usim_tui.fleet.store.snapshot import AttemptView, CellView, EventView, SweepSnapshot
+from usim_tui.fleet.store.states import GONE, AttemptState, CellState
+
+MIGRATIONS: list[str] = [
+    # v1
+    """
+    CREATE TABLE sweeps (
+        name TEXT PRIMARY KEY, provider TEXT NOT NULL, path TEXT NOT NULL, spec_json TEXT NOT NULL,
+        budget REAL NOT NULL, paused INTEGER NOT NULL DEFAULT 0, auto INTEGER NOT NULL DEFAULT 1,
+        crash_loop TEXT, crash_loop_cleared_at REAL NOT NULL DEFAULT 0, budget_stop INTEGER NOT NULL DEFAULT 0,
+        provider_status TEXT NOT NULL DEFAULT 'ok', controller_seen_at REAL, created_at REAL NOT NULL
+    );
+    CREATE TABLE cells (
+        sweep TEXT NOT NULL, name TEXT NOT NULL, round TEXT NOT NULL, tags_json TEXT NOT NULL,
+        overrides_json TEXT NOT NULL, config_json TEXT NOT NULL, config_hash TEXT NOT NULL,
+        duplicate_of TEXT, run_id TEXT NOT NULL, ord INTEGER NOT NULL,
+        state TEXT NOT NULL DEFAULT 'pending', reason TEXT, metrics_json TEXT NOT NULL DEFAULT '{}',
+        not_before REAL NOT NULL DEFAULT 0, counted_from INTEGER NOT NULL DEFAULT 0,
+        PRIMARY KEY (sweep, name)
+    );
+    CREATE TABLE attempts (
+        id INTEGER PRIMARY KEY AUTOINCREMENT, sweep TEXT NOT NULL, cell TEXT NOT NULL, attempt INTEGER NOT NULL,
+        label TEXT NOT NULL UNIQUE, state TEXT NOT NULL, reason TEXT, message TEXT,
+        provider_id TEXT, machine_id TEXT, gpu TEXT, price_per_hour REAL NOT NULL DEFAULT 0,
+        storage_per_hour REAL NOT NULL DEFAULT 0, status_msg TEXT, exit_code INTEGER, run_dir TEXT,
+        created_at REAL, started_at REAL, ended_at REAL, started_event INTEGER NOT NULL DEFAULT 0,
+        done_event INTEGER NOT NULL DEFAULT 0, error_event TEXT,
+        stage TEXT, epoch INTEGER, step INTEGER, last_loss REAL,
+        spent REAL NOT NULL DEFAULT 0, billed_until REAL, provider_cost REAL, destroy_failures INTEGER NOT NULL DEFAULT 0,
+        UNIQUE (sweep, cell, attempt)
+    );
+    CREATE INDEX attempts_cell ON attempts (sweep, cell);
+    CREATE VIEW instances AS
+        SELECT id AS attempt_id, sweep, cell, attempt, provider_id, label, machine_id, gpu, price_per_hour,
+               storage_per_hour, state, reason, created_at, started_at, ended_at, spent FROM attempts
+        WHERE provider_id IS NOT NULL;
+    CREATE TABLE intents (
+        id INTEGER PRIMARY KEY AUTOINCREMENT, sweep TEXT NOT NULL, attempt_id INTEGER, action TEXT NOT NULL,
+        label TEXT, provider_id TEXT, t REAL NOT NULL, outcome TEXT, outcome_t REAL, detail TEXT
+    );
+    CREATE TABLE events (
+        id INTEGER PRIMARY KEY AUTOINCREMENT, sweep TEXT NOT NULL, attempt_id INTEGER, cell TEXT, t REAL NOT NULL,
+        kind TEXT NOT NULL, message TEXT NOT NULL, data_json TEXT, digest TEXT UNIQUE
+    );
+    CREATE INDEX events_attempt ON events (attempt_id, id);
+    CREATE TABLE metrics (
+        attempt_id INTEGER NOT NULL, step INTEGER NOT NULL, key TEXT NOT NULL, value REAL NOT NULL, t REAL
+    );
+    CREATE INDEX metrics_attempt ON metrics (attempt_id, key, step);
+    CREATE TABLE spend_samples (
+        sweep TEXT NOT NULL, t REAL NOT NULL, spent REAL NOT NULL, committed REAL NOT NULL,
+        burn_per_hour REAL NOT NULL, provider_reported REAL
+    );
+    CREATE TABLE commands (
+        id INTEGER PRIMARY KEY AUTOINCREMENT, sweep TEXT NOT NULL, command TEXT NOT NULL, args_json TEXT NOT NULL,
+        created_at REAL NOT NULL, taken_at REAL, result TEXT
+    );
+    CREATE TABLE excluded_machines (
+        sweep TEXT NOT NULL, machine_id TEXT NOT NULL, reason TEXT, t REAL, PRIMARY KEY (sweep, machine_id)
+    );
+    CREATE TABLE preflight (
+        sweep TEXT NOT NULL, fingerprint TEXT NOT NULL, ok INTEGER NOT NULL, message TEXT, t REAL,
+        PRIMARY KEY (sweep, fingerprint)
+    );
+    """,
+    # v2: the provider's own account credit (Vast /users/current), read every few minutes by the controller
+    """
+    ALTER TABLE sweeps ADD COLUMN credit_start REAL;
+    ALTER TABLE sweeps ADD COLUMN credit_now REAL;
+    ALTER TABLE sweeps ADD COLUMN credit_at REAL
+    """,
+    # v3: small and full eval metrics in their own columns (v2 kept both in metrics_json, full marked `_full`)
+    """
+    ALTER TABLE cells ADD COLUMN small_metrics_json TEXT NOT NULL DEFAULT '{}';
+    ALTER TABLE cells ADD COLUMN full_metrics_json TEXT NOT NULL DEFAULT '{}';
+    UPDATE cells SET full_metrics_json = json_remove(metrics_json, '$._full')
+        WHERE json_extract(metrics_json, '$._full') IS NOT NULL;
+    UPDATE cells SET small_metrics_json = metrics_json WHERE json_extract(metrics_json, '$._full') IS NULL;
+    ALTER TABLE cells DROP COLUMN metrics_json
+    """,
+    # v4: the controller process that holds the ledger (heartbeat: controller_seen_at), when each attempt
+    # entered its current state (grace periods, the app's per-phase timers), SSH hosts (the wheel, bring-up,
+    # what was pulled back)
+    """
+    ALTER TABLE sweeps ADD COLUMN controller_pid INTEGER;
+    ALTER TABLE sweeps ADD COLUMN controller_host TEXT;
+    ALTER TABLE sweeps ADD COLUMN controller_started_at REAL;
+    ALTER TABLE sweeps ADD COLUMN controller_state TEXT;
+    ALTER TABLE sweeps ADD COLUMN runs_root TEXT;
+    ALTER TABLE sweeps ADD COLUMN controller_poll REAL;
+    ALTER TABLE sweeps ADD COLUMN wheel_sha256 TEXT;
+    ALTER TABLE attempts ADD COLUMN host_started_at REAL;
+    ALTER TABLE attempts ADD COLUMN results TEXT;
+    ALTER TABLE attempts ADD COLUMN state_since REAL
+    """,
+]
+SCHEMA_VERSION = len(MIGRATIONS)
+
+
+def _j(obj: Any) -> str:
+    return json.dumps(obj, sort_keys=True, default=str)
+
+
+class Ledger:
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self.db = sqlite3.connect(str(self.path), timeout=30, isolation_level=None, check_same_thread=False)
+            self.db.execute("PRAGMA journal_mode=WAL")
+        except (OSError, sqlite3.OperationalError) as exc:
+            raise ConfigError(f"ledger {self.path}: cannot open it ({exc}); its directory must exist or be "
+                              "creatable, and be writable (SQLite writes a journal beside it)") from None
+        self.db.row_factory = sqlite3.Row
+        self.db.execute("PRAGMA synchronous=NORMAL")
+        self.db.execute("PRAGMA busy_timeout=30000")
+        self._migrate()
+
+    def _migrate(self) -> None:
+        with self.tx():
+            version = self.db.execute("PRAGMA user_version").fetchone()[0]
+            if version > SCHEMA_VERSION:
+                raise RuntimeError(f"{self.path}: ledger schema v{version} is newer than this usim (v{SCHEMA_VERSION})")
+            for v in range(version, SCHEMA_VERSION):
+                for stmt in MIGRATIONS[v].split(";\n"):
+                    if stmt.strip():
+                        self.db.execute(stmt)
+                self.db.execute(f"PRAGMA user_version={v + 1}")
+
+    @contextmanager
+    def tx(self) -> Iterator[sqlite3.Connection]:
+        self.db.execute("BEGIN IMMEDIATE")
+        try:
+            yield self.db
+        except BaseException:
+            self.db.execute("ROLLBACK")
+            raise
+        self.db.execute("COMMIT")
+
+    def close(self) -> None:
+        self.db.close()
+
+    def q(self, sql: str, *args: Any) -> list[sqlite3.Row]:
+        return self.db.execute(sql, args).fetchall()
+
+    def q1(self, sql: str, *args: Any) -> sqlite3.Row | None:
+        return self.db.execute(sql, args).fetchone()
+
+    def _update(self, table: str, where: str, fields: dict[str, Any], *key: Any) -> None:
+        cols = ", ".join(f"{k}=?" for k in fields)
+        self.db.execute(f"UPDATE {table} SET {cols} WHERE {where}", (*fields.values(), *key))
+
+    # ---- sweeps and cells -------------------------------------------------------------------------------
+    def ensure_sweep(self, sweep: Sweep) -> None:
+        spec = sweep.spec
+        with self.tx() as db:
+            db.execute(
+                "INSERT INTO sweeps (name, provider, path, spec_json, budget, created_at) VALUES (?,?,?,?,?,?) "
+                "ON CONFLICT(name) DO UPDATE SET provider=excluded.provider, path=excluded.path, "
+                "spec_json=excluded.spec_json, budget=excluded.budget",
+                (spec.name, spec.provider.kind, str(sweep.path), _j(spec.model_dump(by_alias=True)), spec.budget,
+                 time.time()))
+            for i, c in enumerate(sweep.cells):
+                db.execute(
+                    "INSERT INTO cells (sweep, name, round, tags_json, overrides_json, config_json, config_hash, "
+                    "duplicate_of, run_id, ord, state) VALUES (?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT(sweep, name) DO UPDATE "
+                    "SET round=excluded.round, tags_json=excluded.tags_json, overrides_json=excluded.overrides_json, "
+                    "config_json=excluded.config_json, config_hash=excluded.config_hash, "
+                    "duplicate_of=excluded.duplicate_of, run_id=excluded.run_id, ord=excluded.ord",
+                    (spec.name, c.name, c.round, _j(c.tags), _j(c.overrides), _j(c.config), c.config_hash,
+                     c.duplicate_of, c.run_id, i, CellState.DUPLICATE if c.duplicate_of else CellState.PENDING))
+
+    def sweeps(self) -> list[str]:
+        return [r[0] for r in self.q("SELECT name FROM sweeps ORDER BY created_at")]
+
+    def _sweep_name(self, sweep: str | None) -> str:
+        if sweep:
+            return sweep
+        names = self.sweeps()
+        if not names:
+            raise LookupError(f"{self.path}: the ledger has no sweep yet")
+        return names[-1]
+
+    def sweep_row(self, sweep: str | None = None) -> SweepRow:
+        name = self._sweep_name(sweep)
+        row = self.q1(f"SELECT {columns(SweepRow)} FROM sweeps WHERE name=?", name)
+        if row is None:
+            raise LookupError(f"{self.path}: no sweep {name!r}; sweeps here: {', '.join(self.sweeps()) or 'none'}")
+        return SweepRow._make(row)
+
+    def load_sweep(self, sweep: str | None = None) -> Sweep:
+        """Rebuild the Sweep (spec + resolved cells) as recorded, without the sweep file."""
+        row = self.sweep_row(sweep)
+        spec = SweepSpec.model_validate(json.loads(row.spec_json))
+        return Sweep(spec=spec, path=Path(row.path), cells=[c.cell for c in self.cells(row.name)])
+
+    def set_sweep(self, sweep: str, **fields: Any) -> None:
+        self._update("sweeps", "name=?", fields, sweep)
+
+    def cells(self, sweep: str) -> list[CellRow]:
+        return [CellRow.from_row(r) for r in self.q("SELECT * FROM cells WHERE sweep=? ORDER BY ord", sweep)]
+
+    def cell(self, sweep: str, name: str) -> CellRow:
+        row = self.q1("SELECT * FROM cells WHERE sweep=? AND name=?", sweep, name)
+        if row is None:
+            raise KeyError(f"sweep {sweep} has no cell {name!r}")
+        return CellRow.from_row(row)
+
+    def set_cell(self, sweep: str, cell: str, **fields: Any) -> None:
+        for split in ("small_metrics", "full_metrics"):
+            if split in fields:
+                fields[f"{split}_json"] = _j(fields.pop(split))
+        self._update("cells", "sweep=? AND name=?", fields, sweep, cell)
+
+    # ---- attempts and intents ----------------------------------------------------------------------------
+    def attempts(self, sweep: str, cell: str | None = None) -> list[AttemptRow]:
+        if cell is None:
+            rows = self.q(f"SELECT {columns(AttemptRow)} FROM attempts WHERE sweep=? ORDER BY id", sweep)
+        else:
+            rows = self.q(f"SELECT {columns(AttemptRow)} FROM attempts WHERE sweep=? AND cell=? ORDER BY attempt", sweep, cell)
+        return [AttemptRow.from_row(r) for r in rows]
+
+    def attempt(self, attempt_id: int) -> AttemptRow | None:
+        row = self.q1(f"SELECT {columns(AttemptRow)} FROM attempts WHERE id=?", attempt_id)
+        return None if row is None else AttemptRow.from_row(row)
+
+    def live_attempts(self, sweep: str) -> list[AttemptRow]:
+        marks = ",".join("?" * len(GONE))
+        rows = self.q(f"SELECT {columns(AttemptRow)} FROM attempts WHERE sweep=? AND state NOT IN ({marks}) ORDER BY id", sweep, *GONE)
+        return [AttemptRow.from_row(r) for r in rows]
+
+    def new_attempt(self, sweep: str, cell: str, attempt: int, label: str, run_dir: str, t: float) -> int:
+        """Insert an attempt in state `launching` together with its create intent (one transaction)."""
+        with self.tx() as db:
+            cur = db.execute(
+                "INSERT INTO attempts (sweep, cell, attempt, label, state, run_dir, created_at, billed_until, "
+                "state_since) VALUES (?,?,?,?,?,?,?,?,?)",
+                (sweep, cell, attempt, label, AttemptState.LAUNCHING, run_dir, t, t, t))
+            aid = int(cur.lastrowid or 0)
+            db.execute("INSERT INTO intents (sweep, attempt_id, action, label, t) VALUES (?,?,?,?,?)",
+                       (sweep, aid, "create", label, t))
+        return aid
+
+    def set_attempt(self, attempt_id: int, at: float | None = None, **fields: Any) -> None:
+        """Update an attempt; a new `state` also records when it was entered (`at`, default now)."""
+        if "state" not in fields:
+            self._update("attempts", "id=?", fields, attempt_id)
+            return
+        cols = ", ".join(f"{k}=?" for k in fields)
+        since = time.time() if at is None else at
+        self.db.execute(f"UPDATE attempts SET {cols}, state_since=CASE WHEN state=? AND state_since IS NOT NULL "
+                        "THEN state_since ELSE ? END WHERE id=?", (*fields.values(), fields["state"], since, attempt_id))
+
+    def intent(self, sweep: str, action: str, t: float, attempt_id: int | None = None, label: str | None = None,
+               provider_id: str | None = None) -> int:
+        cur = self.db.execute(
+            "INSERT INTO intents (sweep, attempt_id, action, label, provider_id, t) VALUES (?,?,?,?,?,?)",
+            (sweep, attempt_id, action, label, provider_id, t))
+        return int(cur.lastrowid or 0)
+
+    def outcome(self, intent_id: int, outcome: str, t: float, detail: str = "") -> None:
+        self.db.execute("UPDATE intents SET outcome=?, outcome_t=?, detail=? WHERE id=?",
+                        (outcome, t, detail[:2000], intent_id))
+
+    def close_create_intent(self, attempt_id: int, outcome: str, t: float, detail: str = "") -> None:
+        self.db.execute("UPDATE intents SET outcome=?, outcome_t=?, detail=? WHERE attempt_id=? AND action='create' "
+                        "AND outcome IS NULL", (outcome, t, detail[:2000], attempt_id))
+
+    def intents(self, sweep: str) -> list[IntentRow]:
+        return [IntentRow._make(r) for r in self.q(f"SELECT {columns(IntentRow)} FROM intents WHERE sweep=? ORDER BY id", sweep)]
+
+    def open_destroy_intents(self, sweep: str) -> list[IntentRow]:
+        """Destroy calls whose outcome was never recorded (the controller died during the call)."""
+        return [IntentRow._make(r) for r in self.q(
+            f"SELECT {columns(IntentRow)} FROM intents WHERE sweep=? AND action='destroy' AND outcome IS NULL ORDER BY id", sweep)]
+
+    # ---- events and metrics ------------------------------------------------------------------------------
+    def add_event(self, sweep: str, t: float, kind: str, message: str, attempt_id: int | None = None,
+                  cell: str | None = None, data: dict[str, Any] | None = None, digest: str | None = None) -> bool:
+        """Record one event; with a digest, a duplicate (the same log line read twice) is ignored."""
+        cur = self.db.execute(
+            "INSERT OR IGNORE INTO events (sweep, attempt_id, cell, t, kind, message, data_json, digest) "
+            "VALUES (?,?,?,?,?,?,?,?)",
+            (sweep, attempt_id, cell, t, kind, message[:2000], _j(data) if data is not None else None, digest))
+        return cur.rowcount > 0
+
+    def add_metrics(self, attempt_id: int, step: int, values: dict[str, float], t: float | None) -> None:
+        self.db.executemany("INSERT INTO metrics (attempt_id, step, key, value, t) VALUES (?,?,?,?,?)",
+                            [(attempt_id, step, k, v, t) for k, v in values.items()])
+
+    def metric_series(self, attempt_ids: list[int], keys: list[str] | None = None,
+                      max_points: int = 500) -> dict[int, dict[str, list[tuple[int, float]]]]:
+        """attempt id -> metric key -> [(step, value)], evenly downsampled to at most max_points per series."""
+        out: dict[int, dict[str, list[tuple[int, float]]]] = {a: {} for a in attempt_ids}
+        if not attempt_ids:
+            return out
+        sql = f"SELECT attempt_id, key, step, value FROM metrics WHERE attempt_id IN ({','.join('?' * len(attempt_ids))})"
+        args: list[Any] = list(attempt_ids)
+        if keys:
+            sql += f" AND key IN ({','.join('?' * len(keys))})"
+            args += keys
+        for r in self.db.execute(sql + " ORDER BY attempt_id, key, rowid", args):
+            out[r["attempt_id"]].setdefault(r["key"], []).append((r["step"], r["value"]))
+        for series in out.values():
+            for k, pts in series.items():
+                if len(pts) > max_points:
+                    stride = len(pts) / max_points
+                    series[k] = [pts[int(i * stride)] for i in range(max_points - 1)] + [pts[-1]]
+        return out
+
+    def journal_after(self, sweep: str, after_id: int = 0) -> list[tuple[int, EventView]]:
+        """The controller's own events (not the trainers') after an event id, oldest first: for following."""
+        rows = self.q("SELECT * FROM events WHERE sweep=? AND id>? AND digest IS NULL ORDER BY id", sweep, after_id)
+        return [(r["id"], _event_view(r)) for r in rows]
+
+    def attempt_events(self, attempt_id: int, limit: int = 200) -> list[EventView]:
+        rows = self.q("SELECT * FROM events WHERE attempt_id=? ORDER BY id DESC LIMIT ?", attempt_id, limit)
+        return [_event_view(r) for r in reversed(rows)]
+
+    # ---- commands, exclusions, preflight, spend ----------------------------------------------------------
+    def enqueue(self, sweep: str, command: str, **args: Any) -> int:
+        check_command(command, args)
+        cur = self.db.execute("INSERT INTO commands (sweep, command, args_json, created_at) VALUES (?,?,?,?)",
+                              (sweep, command, _j(args), time.time()))
+        return int(cur.lastrowid or 0)
+
+    def take_commands(self, sweep: str, t: float) -> list[CommandRow]:
+        with self.tx() as db:
+            rows = db.execute("SELECT * FROM commands WHERE sweep=? AND taken_at IS NULL ORDER BY id", (sweep,)).fetchall()
+            db.execute("UPDATE commands SET taken_at=? WHERE sweep=? AND taken_at IS NULL", (t, sweep))
+        return [CommandRow.from_row(r) for r in rows]
+
+    def finish_command(self, command_id: int, result: str) -> None:
+        self.db.execute("UPDATE commands SET result=? WHERE id=?", (result, command_id))
+
+    def command(self, command_id: int) -> CommandRow | None:
+        row = self.q1("SELECT * FROM commands WHERE id=?", command_id)
+        return None if row is None else CommandRow.from_row(row)
+
+    def exclude_machine(self, sweep: str, machine_id: str, reason: str, t: float) -> None:
+        self.db.execute("INSERT OR IGNORE INTO excluded_machines VALUES (?,?,?,?)", (sweep, machine_id, reason, t))
+
+    def excluded_machines(self, sweep: str) -> frozenset[str]:
+        return frozenset(r[0] for r in self.q("SELECT machine_id FROM excluded_machines WHERE sweep=?", sweep))
+
+    def preflight_result(self, sweep: str, fingerprint: str) -> tuple[bool, str] | None:
+        r = self.q1("SELECT ok, message FROM preflight WHERE sweep=? AND fingerprint=?", sweep, fingerprint)
+        return None if r is None else (bool(r["ok"]), r["message"] or "")
+
+    def set_preflight(self, sweep: str, fingerprint: str, ok: bool, message: str, t: float) -> None:
+        self.db.execute("INSERT OR REPLACE INTO preflight VALUES (?,?,?,?,?)", (sweep, fingerprint, int(ok), message, t))
+
+    def forget_failed_preflight(self, sweep: str, fingerprint: str) -> None:
+        """A person's relaunch tries the architecture's preflight again."""
+        self.db.execute("DELETE FROM preflight WHERE sweep=? AND fingerprint=? AND ok=0", (sweep, fingerprint))
+
+    def add_spend_sample(self, sweep: str, t: float, spent: float, committed: float, burn: float,
+                         provider_reported: float | None = None) -> None:
+        self.db.execute("INSERT INTO spend_samples VALUES (?,?,?,?,?,?)", (sweep, t, spent, committed, burn,
+                                                                          provider_reported))
+
+    # ---- the read model ----------------------------------------------------------------------------------
+    def snapshot(self, sweep: str | None = None, now: float | None = None) -> SweepSnapshot:
+        srow = self.sweep_row(sweep)
+        name = srow.name
+        now = time.time() if now is None else now
+        spec = SweepSpec.model_validate(json.loads(srow.spec_json))
+        arows = self.attempts(name)
+        losses = self._loss_histories([r.id for r in arows])
+        attempts = tuple(_attempt_view(r, losses.get(r.id, ())) for r in arows)
+        by_cell: dict[str, list[AttemptRow]] = {}
+        for r in arows:
+            by_cell.setdefault(r.cell, []).append(r)
+        cells = tuple(_cell_view(c, by_cell.get(c.name, [])) for c in self.cells(name))
+        events = tuple(_event_view(r) for r in reversed(
+            self.q("SELECT * FROM events WHERE sweep=? AND kind NOT IN ('metric') ORDER BY id DESC LIMIT 200", name)))
+        bview = budget_view(spec, arows, now, remaining_cells=sum(c.state == CellState.PENDING for c in cells))
+        bview = dataclasses.replace(bview, provider_reported=self.provider_reported(name, arows))
+        return SweepSnapshot(
+            sweep=name, provider=srow.provider, now=now, paused=bool(srow.paused), auto=bool(srow.auto),
+            cells=cells, attempts=attempts, events=events, budget=bview,
+            provider_status=srow.provider_status, crash_loop=srow.crash_loop, controller_pid=srow.controller_pid,
+            controller_seen_at=srow.controller_seen_at, controller_state=srow.controller_state,
+            controller_poll=srow.controller_poll)
+
+    def provider_reported(self, sweep: str, attempts: list[AttemptRow] | None = None) -> float | None:
+        """Spend as the provider reports it: the account credit used since the sweep's first reading (Vast), else
+        the sum of per-instance costs where the provider gives them, else None."""
+        row = self.sweep_row(sweep)
+        if row.credit_start is not None and row.credit_now is not None:
+            return round(row.credit_start - row.credit_now, 6)
+        costs = [a.provider_cost for a in (attempts if attempts is not None else self.attempts(sweep))
+                 if a.provider_cost is not None]
+        return round(sum(costs), 6) if costs else None
+
+    def _loss_histories(self, attempt_ids: list[int], points: int = 60) -> dict[int, tuple[float, ...]]:
+        if not attempt_ids:
+            return {}
+        rows = self.q(f"SELECT attempt_id, value FROM metrics WHERE attempt_id IN ({','.join('?' * len(attempt_ids))}) "
+                      "AND (key='loss' OR key LIKE '%/loss') AND key NOT LIKE 'val/%' AND key NOT LIKE '%/val_loss' "
+                      "ORDER BY attempt_id, rowid", *attempt_ids)
+        series: dict[int, list[float]] = {}
+        for r in rows:
+            series.setdefault(r["attempt_id"], []).append(r["value"])
+        out = {}
+        for aid, vals in series.items():
+            if len(vals) > points:
+                stride = len(vals) / points
+                vals = [vals[int(i * stride)] for i in range(points - 1)] + [vals[-1]]
+            out[aid] = tuple(vals)
+        return out
+
+
+def event_digest(attempt_id: int, event: dict[str, Any]) -> str:
+    """De-duplication key of a protocol event read from a log tail (the same line is read on every poll)."""
+    return hashlib.sha1(f"{attempt_id}|{_j(event)}".encode()).hexdigest()
+
+
+def _event_view(r: sqlite3.Row) -> EventView:
+    return EventView(t=r["t"], attempt_id=r["attempt_id"], cell=r["cell"], kind=r["kind"], message=r["message"],
+                     data=json.loads(r["data_json"]) if r["data_json"] else None)
+
+
+def _attempt_view(r: AttemptRow, loss_history: tuple[float, ...]) -> AttemptView:
+    return AttemptView(
+        attempt_id=r.id, cell=r.cell, attempt=r.attempt, state=r.state, reason=r.reason,
+        provider_id=r.provider_id, label=r.label, gpu=r.gpu, machine_id=r.machine_id,
+        price_per_hour=r.price_per_hour, created_at=r.created_at, started_at=r.started_at,
+        ended_at=r.ended_at, stage=r.stage, epoch=r.epoch, step=r.step, last_loss=r.last_loss,
+        loss_history=loss_history, spent=r.spent, message=r.message)
+
+
+def _cell_view(c: CellRow, attempts: list[AttemptRow]) -> CellView:
+    state = c.state
+    if state == CellState.PENDING:
+        live = [a for a in attempts if a.live]
+        if any(a.state == AttemptState.RUNNING for a in live):
+            state = CellState.RUNNING
+        elif live:
+            state = CellState.LAUNCHING
+    last_reason = next((a.reason for a in reversed(attempts) if a.reason), None)
+    return CellView(
+        name=c.name, round=c.cell.round, tags=tuple(c.cell.tags), overrides=c.cell.overrides, state=state, attempts=len(attempts),
+        duplicate_of=c.duplicate_of, metrics=c.metrics, small_metrics=c.small_metrics, full_metrics=c.full_metrics,
+        cost=round(sum(a.spent for a in attempts), 6),
+        reason=c.reason or (last_reason if state == CellState.FAILED else None))

@@ -1,0 +1,117 @@
+"""Read-only views of the ledger that the app and the report render (no Textual, no torch).
+
+`Ledger.snapshot(sweep)` builds one SweepSnapshot; the app owns no state the ledger does not have.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from usim_core.eval.schema import PRIMARY_METRIC
+from usim_tui.fleet.store.states import AttemptState, CellState
+
+# Eval metrics shown first in one-line summaries (the rest follow in the ledger's order).
+HEADLINE_METRICS = (PRIMARY_METRIC, "nrmse_rollout", "nrmse_1step", "mass_drift", "energy_violation")
+
+
+def headline(metrics: dict[str, float], n: int = 3) -> str:
+    keys = [k for k in HEADLINE_METRICS if k in metrics] + [k for k in metrics if k not in HEADLINE_METRICS]
+    return ", ".join(f"{k}={metrics[k]:.4g}" for k in keys[:n])
+
+
+@dataclass(frozen=True)
+class AttemptView:
+    attempt_id: int                  # ledger primary key; the app's row key
+    cell: str
+    attempt: int
+    state: AttemptState
+    reason: str | None               # taxonomy: no_capacity, startup_timeout, container_error, exited_error,
+                                     # offline, outbid, budget, user, finished
+    provider_id: str | None
+    label: str
+    gpu: str | None
+    machine_id: str | None
+    price_per_hour: float
+    created_at: float | None
+    started_at: float | None
+    ended_at: float | None
+    stage: str | None                # current training stage from the events
+    epoch: int | None
+    step: int | None
+    last_loss: float | None
+    loss_history: tuple[float, ...] = ()   # downsampled train loss, for sparklines
+    spent: float = 0.0
+    message: str | None = None       # why it ended (error line, status_msg, exit code), when it did
+
+
+@dataclass(frozen=True)
+class CellView:
+    name: str
+    round: str
+    tags: tuple[str, ...]
+    overrides: dict[str, Any]
+    state: CellState
+    attempts: int
+    duplicate_of: str | None = None
+    metrics: dict[str, float] = field(default_factory=dict)   # the result: full (test) eval, else small (val)
+    small_metrics: dict[str, float] = field(default_factory=dict)   # the `eval` event named small
+    full_metrics: dict[str, float] = field(default_factory=dict)    # the `eval` event named full
+    cost: float = 0.0
+    reason: str | None = None        # why it failed, when it did
+
+
+@dataclass(frozen=True)
+class BudgetView:
+    budget: float
+    spent: float
+    committed: float                 # remaining expected cost of live attempts
+    burn_per_hour: float             # $/h of everything live now
+    storage_per_hour: float          # $/h of stopped instances (the money people forget)
+    projected_total: float
+    projected_finish: float | None   # unix time
+    provider_reported: float | None = None   # spend by the provider's own figures (Vast: account credit used
+                                             # since the sweep began), None where it reports none
+    attempt_price: float = 0.0               # $/h a new attempt is planned at
+    attempt_cost: float = 0.0                # its expected cost (planning hours per cell x that price)
+
+
+@dataclass(frozen=True)
+class EventView:
+    t: float
+    attempt_id: int | None
+    cell: str | None
+    kind: str
+    message: str
+    data: dict[str, Any] | None = None   # the structured event: a trainer event as read, or the controller's
+                                         # own fields (a state change: {"from": ..., "to": ...})
+
+
+@dataclass(frozen=True)
+class SweepSnapshot:
+    sweep: str
+    provider: str
+    now: float
+    paused: bool
+    auto: bool
+    cells: tuple[CellView, ...]
+    attempts: tuple[AttemptView, ...]
+    budget: BudgetView
+    events: tuple[EventView, ...] = ()
+    provider_status: str = "ok"      # "ok" or a one-line description of the last failing poll
+    crash_loop: str | None = None    # the shared error when launching was paused for a crash loop
+    controller_pid: int | None = None         # the controller process that holds the ledger (daemon.py)
+    controller_seen_at: float | None = None   # its last tick (unix time): the heartbeat
+    controller_state: str | None = None       # running | stopped | crashed
+    controller_poll: float | None = None      # its poll interval (seconds)
+
+
+def summary_line(snap: SweepSnapshot) -> str:
+    """One line for the end of a run: cells per state, spend and burn, the crash loop if any."""
+    counts: dict[str, int] = {}
+    for c in snap.cells:
+        counts[c.state] = counts.get(c.state, 0) + 1
+    parts = ", ".join(f"{n} {s}" for s, n in counts.items())
+    extra = f" | {snap.crash_loop}" if snap.crash_loop else ""
+    return (f"{snap.sweep}: {parts} | spent ${snap.budget.spent:.4f} of ${snap.budget.budget:.2f}, "
+            f"burn ${snap.budget.burn_per_hour:.2f}/h{extra}")

@@ -1,0 +1,40 @@
+#!/bin/bash
+# usim-bootstrap: install usim, write the cell's config, train, and always end the container.
+# Filled in by usim_tui/fleet/vast/onstart.py; secrets arrive as instance environment variables, never here.
+set -uo pipefail
+W="${USIM_WORKDIR:-/workspace}"
+mkdir -p "$W" && cd "$W" || exit 90
+RUN_DIR=__RUN_DIR__
+echo "@usim {\"v\":1,\"kind\":\"bootstrap\",\"label\":\"__LABEL__\",\"t\":$(date +%s)}"
+
+usim_stop_container() {
+  # Vast gives every instance CONTAINER_ID and a per-instance CONTAINER_API_KEY: stop ourselves through
+  # the API (storage bills until the controller destroys us; the GPU stops now).
+  if [ -n "${CONTAINER_ID:-}" ] && [ -n "${CONTAINER_API_KEY:-}" ]; then
+    curl -s -m 20 -X PUT -H "Authorization: Bearer ${CONTAINER_API_KEY}" -H "Content-Type: application/json" \
+      -d '{"state":"stopped"}' "${VAST_URL:-https://console.vast.ai}/api/v0/instances/${CONTAINER_ID}/" \
+      >/dev/null 2>&1 || echo "usim-bootstrap: stop request failed"
+  fi
+  # On a real Vast container (and only there) end PID 1 as a last resort.
+  if [ -n "${VAST_CONTAINERLABEL:-}" ] && [ -z "${USIM_NO_KILL_INIT:-}" ]; then
+    sleep 5; kill -TERM 1 2>/dev/null || true
+  fi
+}
+usim_on_exit() {
+  code=$?
+  echo "@usim {\"v\":1,\"kind\":\"exit\",\"code\":${code},\"t\":$(date +%s)}"
+  usim_stop_container
+}
+trap usim_on_exit EXIT
+trap 'exit 143' TERM INT
+
+if [ -z "${USIM_PREINSTALLED:-}" ]; then
+  python3 -m pip install -q --no-input __INSTALL__ || exit 91
+fi
+mkdir -p "$RUN_DIR" || exit 92
+cat > "$RUN_DIR.config.yaml" <<'USIM_CONFIG_EOF'
+__CONFIG__
+USIM_CONFIG_EOF
+timeout --signal=TERM --kill-after=60 __MAX_RUNTIME__ "${USIM_CORE:-usim-core}" train \
+  --config "$RUN_DIR.config.yaml" --run-dir "$RUN_DIR" 2>&1 | tee -a "$W/train.log"
+exit "${PIPESTATUS[0]}"
