@@ -63,8 +63,10 @@ class Round(Strict):
 class ProviderSettings(Strict):
     kind: Literal["local", "vast"] = "local"
     gpu: str = "RTX 4090"
-    num_gpus: int = Field(1, ge=1)
-    max_dph: float = Field(0.45, gt=0, description="highest $/h accepted for an offer")
+    num_gpus: int = Field(1, ge=1, description="GPUs per host (a round's num_gpus overrides it for its cells); "
+                          "every price here and in planning is for a host of this many GPUs")
+    max_dph: float = Field(0.45, gt=0, description="highest $/h accepted for an offer (a cell on N GPUs: "
+                           "N / num_gpus times it)")
     min_reliability: float = Field(0.98, ge=0, le=1)
     verified: bool = True
     disk_gb: int = Field(64, ge=8)
@@ -73,7 +75,8 @@ class ProviderSettings(Strict):
         "wheel", description="what the host runs: 'wheel' (the wheel built from the sweep's checkout, pushed and "
         "installed over SSH: fleet/hosts/bring_up.py), or for the onstart bootstrap a pinned requirement "
         "('usim-sweeps==0.1.0'), a wheel URL (https://.../usim_sweeps-0.1.0-py3-none-any.whl) or a git URL@ref")
-    price_per_hour: float = Field(0.35, ge=0, description="local provider: notional $/h so budget burn is real")
+    price_per_hour: float = Field(0.35, ge=0, description="local provider: notional $/h so budget burn is real "
+                                  "(a cell on N GPUs: N / num_gpus times it)")
     startup_deadline_s: float = Field(900, gt=0, description="no started marker by then -> destroy, relaunch")
     max_runtime_s: float = Field(3 * 3600, gt=0, description="hard deadline per attempt")
     offline_grace_s: float = Field(180, ge=0, description="an instance listed offline/unknown this long is given up")
@@ -87,9 +90,15 @@ class ProviderSettings(Strict):
                                    "(Vast does not say: docs/vast.md); an unanswered create or a new instance "
                                    "not listed yet is not given up before this")
 
+    def host_price(self, price: float, num_gpus: int) -> float:
+        """`price`, given (as every $/h of a sweep file) for a host of `self.num_gpus` GPUs, for a host of
+        `num_gpus`: prices scale with the GPUs, so a 2-GPU cell is planned and capped at twice a 1-GPU cell's."""
+        return price * num_gpus / self.num_gpus
+
 
 class Planning(Strict):
-    price_per_hour: float = Field(0.35, gt=0, description="assumed $/h for planning")
+    price_per_hour: float = Field(0.35, gt=0, description="assumed $/h for planning (a cell on N GPUs: N / "
+                                  "provider.num_gpus times it)")
     hours_per_cell: float = Field(1.0, gt=0, description="assumed wall-clock per cell")
 
 
@@ -110,7 +119,12 @@ class SweepSpec(Strict):
 
     @property
     def planned_cost_per_cell(self) -> float:
-        return self.planning.price_per_hour * self.planning.hours_per_cell
+        """The planned cost of a cell on a host of provider.num_gpus GPUs."""
+        return self.planned_cost(self.provider.num_gpus)
+
+    def planned_cost(self, num_gpus: int) -> float:
+        """The planned cost of a cell on a host of `num_gpus` GPUs (planning hours at its scaled price)."""
+        return self.provider.host_price(self.planning.price_per_hour, num_gpus) * self.planning.hours_per_cell
 
 
 @dataclass

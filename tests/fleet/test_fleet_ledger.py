@@ -41,6 +41,24 @@ def test_ensure_sweep_idempotent_and_load_back(ledger):
     assert back.spec.budget == sweep.spec.budget
 
 
+def test_each_cell_keeps_its_gpus_and_each_attempt_the_gpus_it_was_launched_for(tmp_path):
+    """Reproduced before v5: a sweep loaded back from its ledger (a relaunch with no controller) lost its cells'
+    num_gpus, so a 2-GPU cell would have rented a 1-GPU host; and the pending cells' planned cost ignored it."""
+    sweep = expand(DEMO)
+    sweep.cells[0].num_gpus = 2
+    led = Ledger(tmp_path / "l.sqlite")
+    led.ensure_sweep(sweep)
+    back = led.load_sweep("demo")
+    assert [c.num_gpus for c in back.cells] == [2, 1, 1, 1]
+    a = led.new_attempt("demo", sweep.cells[0].name, 1, "usim:demo:x:1", "/tmp/x", t=0.0, num_gpus=2)
+    assert led.attempt(a).num_gpus == 2
+    snap = led.snapshot("demo", now=0.0)
+    assert [c.num_gpus for c in snap.cells] == [2, 1, 1, 1] and snap.attempts[0].num_gpus == 2
+    per_cell = sweep.spec.planned_cost(1)
+    # the 2-GPU cell is live (reserved at 2x the local price for the planning hours), the three others pending
+    assert snap.budget.projected_total == pytest.approx(2 * per_cell + 3 * per_cell)
+
+
 def test_snapshot_states_costs_and_series(ledger):
     cells = [c.name for c in ledger.cells("demo")]
     a = ledger.new_attempt("demo", cells[0], 1, "usim:demo:x:1", "/tmp/x", t=100.0)
@@ -113,6 +131,24 @@ def test_a_v2_ledger_splits_small_and_full_eval_metrics(tmp_path):
     got = {c.name: (c.small_metrics, c.full_metrics, c.metrics) for c in led.cells("demo")}
     assert got == {"a": ({}, {"nrmse_rollout": 0.3}, {"nrmse_rollout": 0.3}),
                    "b": ({"nrmse_rollout": 0.5}, {}, {"nrmse_rollout": 0.5}), "c": ({}, {}, {})}
+
+
+def test_a_v4_ledger_gives_its_cells_and_attempts_one_gpu(tmp_path):
+    from usim_tui.fleet.store.ledger import MIGRATIONS
+
+    db = sqlite3.connect(tmp_path / "old.sqlite")
+    db.executescript(";".join(MIGRATIONS[:4]))
+    db.execute("INSERT INTO cells (sweep, name, round, tags_json, overrides_json, config_json, config_hash, run_id, "
+               "ord) VALUES ('demo', 'a', 'r', '[]', '{}', '{}', 'h', 'id', 0)")
+    db.execute("INSERT INTO attempts (sweep, cell, attempt, label, state) VALUES ('demo', 'a', 1, 'usim:demo:a:1', "
+               "'running')")
+    db.execute("PRAGMA user_version=4")
+    db.commit()
+    db.close()
+    led = Ledger(tmp_path / "old.sqlite")
+    assert led.q1("PRAGMA user_version")[0] == SCHEMA_VERSION
+    assert led.cell("demo", "a").num_gpus == 1 and led.cell("demo", "a").cell.num_gpus == 1
+    assert led.attempts("demo")[0].num_gpus == 1
 
 
 def test_a_ledger_that_cannot_be_opened_is_one_line_naming_it(tmp_path):
