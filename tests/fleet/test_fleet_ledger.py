@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import sqlite3
 from pathlib import Path
 
@@ -41,7 +42,7 @@ def test_ensure_sweep_idempotent_and_load_back(ledger):
     assert back.spec.budget == sweep.spec.budget
 
 
-def test_each_cell_keeps_its_gpus_and_each_attempt_the_gpus_it_was_launched_for(tmp_path):
+def test_each_cell_keeps_its_gpus_and_each_attempt_the_gpus_it_was_launched_for(tmp_path, capsys):
     """Reproduced before v5: a sweep loaded back from its ledger (a relaunch with no controller) lost its cells'
     num_gpus, so a 2-GPU cell would have rented a 1-GPU host; and the pending cells' planned cost ignored it."""
     sweep = expand(DEMO)
@@ -57,6 +58,12 @@ def test_each_cell_keeps_its_gpus_and_each_attempt_the_gpus_it_was_launched_for(
     per_cell = sweep.spec.planned_cost(1)
     # the 2-GPU cell is live (reserved at 2x the local price for the planning hours), the three others pending
     assert snap.budget.projected_total == pytest.approx(2 * per_cell + 3 * per_cell)
+    led.close()
+    from usim_tui.fleet.process.commands import _status
+
+    assert _status(argparse.Namespace(ledger=str(tmp_path / "l.sqlite"), sweep=None, runs_root="runs", json=False)) == 0
+    lines = {ln.split()[0]: ln for ln in capsys.readouterr().out.splitlines()[2:]}
+    assert "[2 GPUs]" in lines[sweep.cells[0].name] and "GPUs" not in lines[sweep.cells[1].name]
 
 
 def test_snapshot_states_costs_and_series(ledger):
