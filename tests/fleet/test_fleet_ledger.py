@@ -103,17 +103,24 @@ def test_command_queue(ledger):
     assert ledger.command(i).result == "ok"
 
 
-def test_a_v1_ledger_migrates_and_keeps_its_rows(tmp_path):
+def old_ledger(path: Path, version: int, *rows: tuple[str, tuple]) -> Ledger:
+    """A ledger file as schema `version` left it, holding `rows` ((INSERT statement, values) each), then opened
+    by this usim (which migrates it)."""
     from usim_tui.fleet.store.ledger import MIGRATIONS
 
-    db = sqlite3.connect(tmp_path / "old.sqlite")
-    db.executescript(MIGRATIONS[0])
-    db.execute("INSERT INTO sweeps (name, provider, path, spec_json, budget, created_at) "
-               "VALUES ('demo', 'vast', 'x', '{}', 1.0, 0)")
-    db.execute("PRAGMA user_version=1")
+    db = sqlite3.connect(path)
+    db.executescript(";".join(MIGRATIONS[:version]))
+    for sql, values in rows:
+        db.execute(sql, values)
+    db.execute(f"PRAGMA user_version={version}")
     db.commit()
     db.close()
-    led = Ledger(tmp_path / "old.sqlite")
+    return Ledger(path)
+
+
+def test_a_v1_ledger_migrates_and_keeps_its_rows(tmp_path):
+    led = old_ledger(tmp_path / "old.sqlite", 1, ("INSERT INTO sweeps (name, provider, path, spec_json, budget, "
+                                                  "created_at) VALUES ('demo', 'vast', 'x', '{}', 1.0, 0)", ()))
     assert led.q1("PRAGMA user_version")[0] == SCHEMA_VERSION
     assert led.provider_reported("demo") is None                 # no credit reading yet, no per-instance costs
     led.set_sweep("demo", credit_start=10.0, credit_now=9.25)
@@ -122,37 +129,21 @@ def test_a_v1_ledger_migrates_and_keeps_its_rows(tmp_path):
 
 def test_a_v2_ledger_splits_small_and_full_eval_metrics(tmp_path):
     """v2 kept both evals in one metrics_json, the full one marked `_full`; v3 gives each its own column."""
-    from usim_tui.fleet.store.ledger import MIGRATIONS
-
-    db = sqlite3.connect(tmp_path / "old.sqlite")
-    db.executescript(MIGRATIONS[0] + ";" + MIGRATIONS[1])
     cells = [("a", '{"nrmse_rollout": 0.3, "_full": 1.0}'), ("b", '{"nrmse_rollout": 0.5}'), ("c", "{}")]
-    for i, (name, metrics) in enumerate(cells):
-        db.execute("INSERT INTO cells (sweep, name, round, tags_json, overrides_json, config_json, config_hash, "
-                   "run_id, ord, metrics_json) VALUES ('demo', ?, 'r', '[]', '{}', '{}', 'h', 'id', ?, ?)",
-                   (name, i, metrics))
-    db.execute("PRAGMA user_version=2")
-    db.commit()
-    db.close()
-    led = Ledger(tmp_path / "old.sqlite")
+    insert = ("INSERT INTO cells (sweep, name, round, tags_json, overrides_json, config_json, config_hash, run_id, "
+              "ord, metrics_json) VALUES ('demo', ?, 'r', '[]', '{}', '{}', 'h', 'id', ?, ?)")
+    led = old_ledger(tmp_path / "old.sqlite", 2, *[(insert, (name, i, m)) for i, (name, m) in enumerate(cells)])
     got = {c.name: (c.small_metrics, c.full_metrics, c.metrics) for c in led.cells("demo")}
     assert got == {"a": ({}, {"nrmse_rollout": 0.3}, {"nrmse_rollout": 0.3}),
                    "b": ({"nrmse_rollout": 0.5}, {}, {"nrmse_rollout": 0.5}), "c": ({}, {}, {})}
 
 
 def test_a_v4_ledger_gives_its_cells_and_attempts_one_gpu(tmp_path):
-    from usim_tui.fleet.store.ledger import MIGRATIONS
-
-    db = sqlite3.connect(tmp_path / "old.sqlite")
-    db.executescript(";".join(MIGRATIONS[:4]))
-    db.execute("INSERT INTO cells (sweep, name, round, tags_json, overrides_json, config_json, config_hash, run_id, "
-               "ord) VALUES ('demo', 'a', 'r', '[]', '{}', '{}', 'h', 'id', 0)")
-    db.execute("INSERT INTO attempts (sweep, cell, attempt, label, state) VALUES ('demo', 'a', 1, 'usim:demo:a:1', "
-               "'running')")
-    db.execute("PRAGMA user_version=4")
-    db.commit()
-    db.close()
-    led = Ledger(tmp_path / "old.sqlite")
+    led = old_ledger(tmp_path / "old.sqlite", 4,
+                     ("INSERT INTO cells (sweep, name, round, tags_json, overrides_json, config_json, config_hash, "
+                      "run_id, ord) VALUES ('demo', 'a', 'r', '[]', '{}', '{}', 'h', 'id', 0)", ()),
+                     ("INSERT INTO attempts (sweep, cell, attempt, label, state) VALUES ('demo', 'a', 1, "
+                      "'usim:demo:a:1', 'running')", ()))
     assert led.q1("PRAGMA user_version")[0] == SCHEMA_VERSION
     assert led.cell("demo", "a").num_gpus == 1 and led.cell("demo", "a").cell.num_gpus == 1
     assert led.attempts("demo")[0].num_gpus == 1
