@@ -1,7 +1,7 @@
 """Training throughput and peak memory of every stage, base vs tiny config, measured in this process's
 children (one per config x stage, so peak RSS is per stage). Prints samples/s, peak memory and tiny/base ratios.
 
-    .venv/bin/python bench/train.py [--device cpu|cuda] [--steps 6]
+    .venv/bin/python bench/train.py [--device cpu|cuda] [--steps 6] [--batch B]
     .venv/bin/python bench/train.py --codec-curve tiny|quality [--steps 200]   # codec alone, real data
     .venv/bin/python bench/train.py --end-to-end [--out FILE.json]   # `usim-core train` on the tiny config
 
@@ -13,7 +13,9 @@ and both evals count) and reports the child's process CPU seconds (user + sys) a
 CPU seconds (the sum of their checkpoints' `cpu_s`): the figure the README and docs/training.md quote.
 
 On CPU peak memory is the child's max RSS (includes the interpreter and torch, ~300 MB); on CUDA it is
-torch.cuda.max_memory_allocated. Synthetic data with the config's grid, frames and batch size.
+torch.cuda.max_memory_allocated. Synthetic data with the config's grid, frames and batch size (--batch B: every
+stage at B instead; one GPU's step at B against B / N is the ceiling of N GPUs' data-parallel speed-up at the global
+batch B, docs/training.md).
 """
 
 from __future__ import annotations
@@ -39,7 +41,7 @@ CURVES = {
 }
 
 
-def measure(config: str, stage: str, device: str, steps: int) -> dict:
+def measure(config: str, stage: str, device: str, steps: int, batch: int | None = None) -> dict:
     import torch
 
     from usim_core.config import load_config
@@ -53,6 +55,8 @@ def measure(config: str, stage: str, device: str, steps: int) -> dict:
     nx = math.ceil(cfg.data.generate.nx / cfg.data.x_stride)
     nt = math.ceil(cfg.data.generate.nt / cfg.data.t_stride)
     sc = getattr(cfg.stages, stage)
+    if batch:
+        sc = sc.model_copy(update={"batch_size": batch})
     bundle = synthetic_bundle(nx, nt, cfg.data.nu, n=max(2, sc.batch_size // max(1, nt - 4) + 1))
     torch.manual_seed(0)
     model = Surrogate(cfg, nx, bundle.stats).to(dev)
@@ -175,6 +179,7 @@ def main() -> int:
     ap.add_argument("--codec-curve", choices=tuple(CURVES), help="codec alone on real data: nRMSE vs steps")
     ap.add_argument("--end-to-end", action="store_true", help="time `usim-core train` on the tiny config")
     ap.add_argument("--out", help="--end-to-end: write its figures as JSON here")
+    ap.add_argument("--batch", type=int, help="every stage's batch size (default: each config's own)")
     ap.add_argument("--one", nargs=2, metavar=("CONFIG", "STAGE"), help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.codec_curve:
@@ -184,13 +189,14 @@ def main() -> int:
         end_to_end(args.out)
         return 0
     if args.one:
-        print(json.dumps(measure(*args.one, args.device, args.steps)))
+        print(json.dumps(measure(*args.one, args.device, args.steps, args.batch)))
         return 0
     results: dict[tuple[str, str], dict] = {}
     for config in CONFIGS:
         for stage in STAGES:
             out = subprocess.run([sys.executable, __file__, "--one", config, stage, "--device", args.device,
-                                  "--steps", str(args.steps)], capture_output=True, text=True, check=True)
+                                  "--steps", str(args.steps), *(["--batch", str(args.batch)] if args.batch else [])],
+                                 capture_output=True, text=True, check=True)
             results[config, stage] = json.loads(out.stdout.strip().splitlines()[-1])
     print(f"device {args.device}, {args.steps} timed steps per stage (after 2 warm-up steps)")
     print(f"{'stage':<22}{'base samples/s':>15}{'tiny samples/s':>15}{'tiny/base':>10}"

@@ -36,12 +36,14 @@ def _sweep_expand(args: argparse.Namespace) -> int:
     spec = sweep.spec
     print(f"sweep {spec.name}: {len(sweep.cells)} cells, budget ${spec.budget:.2f}, "
           f"provider {spec.provider.kind}, concurrency {spec.concurrency}, "
-          f"planned ${spec.planned_cost_per_cell:.2f}/cell (${spec.planned_cost_per_cell * len(sweep.cells):.2f} total)")
+          f"planned ${spec.planned_cost_per_cell:.2f}/cell on {spec.provider.num_gpus} GPU(s) "
+          f"(${sum(spec.planned_cost(c.num_gpus) for c in sweep.cells):.2f} total)")
     width = max(len(c.name) for c in sweep.cells)
     for c in sweep.cells:
         over = ", ".join(f"{k}={v}" for k, v in c.overrides.items()) or "(base)"
         dup = f"  DUPLICATE of {c.duplicate_of}" if c.duplicate_of else ""
-        print(f"  {c.name:<{width}}  {c.config_hash}  {over}{dup}")
+        gpus = f"  [{c.num_gpus} GPUs, data-parallel]" if c.num_gpus > 1 else ""
+        print(f"  {c.name:<{width}}  {c.config_hash}  {over}{gpus}{dup}")
     if sweep.duplicates:
         print(f"{len(sweep.duplicates)} duplicate cell(s): same resolved config as an earlier cell; "
               "they would run the same experiment twice.")

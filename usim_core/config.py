@@ -181,6 +181,16 @@ class StagesConfig(Strict):
 STAGES: tuple[str, ...] = ("codec", "operator", "diffusion_residual", "consistency_distill")
 
 
+def check_batch_split(cfg: RunConfig, parts: int, what: str) -> None:
+    """A stage's batch_size is the global batch, split over `parts` data-parallel processes (one per GPU): it
+    needs at least one row for each. `what` names where `parts` came from, for the message."""
+    for stage in STAGES:
+        size = getattr(cfg.stages, stage).batch_size
+        if size < parts:
+            raise ConfigError(f"stages.{stage}.batch_size {size} is smaller than {what} ({parts}): the batch is "
+                              "split over them, at least one row each")
+
+
 # ---------------------------------------------------------------- eval
 class RewardWeights(Strict):
     mass: float = Field(1.0, ge=0)

@@ -34,6 +34,7 @@ class StartedEvent(Event):
     stage: str | None
     pid: int
     threads: int
+    processes: NotRequired[int]    # data-parallel processes (torchrun); 1 without it
 
 
 class StageStartEvent(Event):

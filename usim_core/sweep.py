@@ -5,6 +5,11 @@ A sweep names a base run config and rounds of overrides. A grid round is the pro
 (`round_a_lr3e-4_w5pct`), tags, the overrides that differ from the base, the fully resolved config and a
 config hash. Cells whose resolved configs are identical are reported as duplicates, and an axis whose
 values never change the resolved config is refused.
+
+Each cell also says how many GPUs its host has (`num_gpus`: the round's `num_gpus`, else `provider.num_gpus`); the
+cell trains data-parallel over all of them (`torchrun --nproc-per-node=<num_gpus>`). It is not part of the run
+config: a stage's batch_size is the global batch, so the experiment (and its config hash) is the same on any
+number of GPUs; only its speed and its price per hour change.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ from usim_core.config import (
     ConfigError,
     RunConfig,
     Strict,
+    check_batch_split,
     deep_merge,
     format_validation_error,
     get_dotted,
@@ -45,6 +51,8 @@ class Round(Strict):
     common: dict[str, Any] = Field(default_factory=dict, alias="set", description="overrides for every cell of the round")
     grid: list[Axis] = Field(default_factory=list)
     items: dict[str, dict[str, Any]] = Field(default_factory=dict, alias="list", description="named override sets")
+    num_gpus: int | None = Field(None, ge=1, description="GPUs per host for this round's cells, each trained "
+                                 "data-parallel over all of them (default: provider.num_gpus)")
 
     @model_validator(mode="after")
     def _one_kind(self) -> Round:
@@ -56,8 +64,10 @@ class Round(Strict):
 class ProviderSettings(Strict):
     kind: Literal["local", "vast"] = "local"
     gpu: str = "RTX 4090"
-    num_gpus: int = Field(1, ge=1)
-    max_dph: float = Field(0.45, gt=0, description="highest $/h accepted for an offer")
+    num_gpus: int = Field(1, ge=1, description="GPUs per host (a round's num_gpus overrides it for its cells); "
+                          "every price here and in planning is for a host of this many GPUs")
+    max_dph: float = Field(0.45, gt=0, description="highest $/h accepted for an offer (a cell on N GPUs: "
+                           "N / num_gpus times it)")
     min_reliability: float = Field(0.98, ge=0, le=1)
     verified: bool = True
     disk_gb: int = Field(64, ge=8)
@@ -66,7 +76,8 @@ class ProviderSettings(Strict):
         "wheel", description="what the host runs: 'wheel' (the wheel built from the sweep's checkout, pushed and "
         "installed over SSH: fleet/hosts/bring_up.py), or for the onstart bootstrap a pinned requirement "
         "('usim-sweeps==0.1.0'), a wheel URL (https://.../usim_sweeps-0.1.0-py3-none-any.whl) or a git URL@ref")
-    price_per_hour: float = Field(0.35, ge=0, description="local provider: notional $/h so budget burn is real")
+    price_per_hour: float = Field(0.35, ge=0, description="local provider: notional $/h so budget burn is real "
+                                  "(a cell on N GPUs: N / num_gpus times it)")
     startup_deadline_s: float = Field(900, gt=0, description="no started marker by then -> destroy, relaunch")
     max_runtime_s: float = Field(3 * 3600, gt=0, description="hard deadline per attempt")
     offline_grace_s: float = Field(180, ge=0, description="an instance listed offline/unknown this long is given up")
@@ -80,9 +91,15 @@ class ProviderSettings(Strict):
                                    "(Vast does not say: docs/vast.md); an unanswered create or a new instance "
                                    "not listed yet is not given up before this")
 
+    def host_price(self, price: float, num_gpus: int) -> float:
+        """`price`, given (as every $/h of a sweep file) for a host of `self.num_gpus` GPUs, for a host of
+        `num_gpus`: prices scale with the GPUs, so a 2-GPU cell is planned and capped at twice a 1-GPU cell's."""
+        return price * num_gpus / self.num_gpus
+
 
 class Planning(Strict):
-    price_per_hour: float = Field(0.35, gt=0, description="assumed $/h for planning")
+    price_per_hour: float = Field(0.35, gt=0, description="assumed $/h for planning (a cell on N GPUs: N / "
+                                  "provider.num_gpus times it)")
     hours_per_cell: float = Field(1.0, gt=0, description="assumed wall-clock per cell")
 
 
@@ -103,7 +120,12 @@ class SweepSpec(Strict):
 
     @property
     def planned_cost_per_cell(self) -> float:
-        return self.planning.price_per_hour * self.planning.hours_per_cell
+        """The planned cost of a cell on a host of provider.num_gpus GPUs."""
+        return self.planned_cost(self.provider.num_gpus)
+
+    def planned_cost(self, num_gpus: int) -> float:
+        """The planned cost of a cell on a host of `num_gpus` GPUs (planning hours at its scaled price)."""
+        return self.provider.host_price(self.planning.price_per_hour, num_gpus) * self.planning.hours_per_cell
 
 
 @dataclass
@@ -116,6 +138,7 @@ class Cell:
     config_hash: str
     duplicate_of: str | None = None
     run_id: str = ""
+    num_gpus: int = 1    # GPUs of the cell's host; it trains on all of them (torchrun --nproc-per-node)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -127,6 +150,7 @@ class Cell:
             "config_hash": self.config_hash,
             "duplicate_of": self.duplicate_of,
             "run_id": self.run_id,
+            "num_gpus": self.num_gpus,
         }
 
 
@@ -217,8 +241,13 @@ def expand(path: str | Path) -> Sweep:
             "tags": sorted({*wb.tags, *spec.tags, *tags}),
         })
         resolved = cfg.to_dict()
+        gpus = rnd.num_gpus or spec.provider.num_gpus
+        try:
+            check_batch_split(cfg, gpus, f"round {rnd.name}'s num_gpus" if rnd.num_gpus else "provider.num_gpus")
+        except ConfigError as exc:
+            raise ConfigError(f"{path} (cell {name}): {exc}") from None
         cell = Cell(name=name, round=rnd.name, tags=tags, overrides=_diff(base_resolved, resolved, list(merged)),
-                    config=resolved, config_hash=cfg.config_hash(), run_id=run_id)
+                    config=resolved, config_hash=cfg.config_hash(), run_id=run_id, num_gpus=gpus)
         if name in {c.name for c in sweep.cells}:
             raise ConfigError(f"{path}: two cells are named {name!r}; give the rounds or list items distinct names")
         cell.duplicate_of = seen.get(cell.config_hash)

@@ -116,3 +116,19 @@ async def test_leaderboard_pane_redraws_when_only_a_val_score_changes():
         assert shown(lb) == ["0.1", "0.2", "0.3"]
         lb.show(with_val({n: 0.1 * (3 - i) + 0.05 for i, n in enumerate(finished)}))
         assert shown(lb) == ["0.15", "0.25", "0.35"]
+
+
+def test_details_say_a_cells_gpus_and_its_hosts():
+    from rich.console import Console
+
+    from usim_tui.app.screens.details import details_table
+
+    snap, _, _ = make_snapshot()
+    a = dataclasses.replace(snap.attempts[0], num_gpus=2)
+    c = dataclasses.replace(next(c for c in snap.cells if c.name == a.cell), num_gpus=2)
+    console = Console(record=True, width=120)
+    console.print(details_table(c, a, snap.now))
+    text = console.export_text()
+    assert "2 per host, data-parallel (torchrun)" in text and f"/ 2x {a.gpu}" in text
+    console.print(details_table(dataclasses.replace(c, num_gpus=1), dataclasses.replace(a, num_gpus=1), snap.now))
+    assert "data-parallel" not in console.export_text() and "2x" not in console.export_text()

@@ -285,9 +285,12 @@ async def test_unregistered_key_is_refused_and_pull_of_nothing_fails(tmp_path):
 
 
 def two_cell_sweep(tmp: Path) -> Path:
+    """A 1-GPU cell and a 2-GPU cell (its own round's num_gpus), both at once."""
     path = tiny_sweep(tmp)
     doc = yaml.safe_load(path.read_text())
-    doc.update(name="sshfleet", concurrency=2, rounds=[{"name": "r", "list": {"a": {"seed": 3}, "b": {"seed": 4}}}])
+    doc.update(name="sshfleet", concurrency=2, budget=3.0,
+               rounds=[{"name": "solo", "list": {"a": {"seed": 3}}},
+                       {"name": "duo", "num_gpus": 2, "list": {"b": {"seed": 4}}}])
     path.write_text(yaml.safe_dump(doc))
     return path
 
@@ -308,21 +311,43 @@ async def run_fleet(tmp_path: Path, url: str, sweep):
 
 
 @pytest.mark.slow
-async def test_a_sweep_on_ssh_hosts_pulls_results_back_before_destroying(tmp_path):
-    """The controller end to end on SSH hosts: the wheel built and recorded, each run brought up when its
-    instance runs, events read over SSH, the run dir pulled into runs/<sweep>/<cell>/<attempt> on the laptop,
-    and only then the instance destroyed."""
+async def test_a_sweep_on_ssh_hosts_rents_each_cell_its_gpus_and_pulls_results_back_before_destroying(tmp_path):
+    """The controller end to end on SSH hosts: the wheel built and recorded, each cell on a host with its own
+    num_gpus (the 2-GPU cell on a 2-GPU offer, trained by torchrun over two gloo processes; the 1-GPU cell by one
+    process), each billed at its own offer's price, events read over SSH, the run dir pulled into
+    runs/<sweep>/<cell>/<attempt> on the laptop, and only then the instance destroyed."""
     sweep = expand(two_cell_sweep(tmp_path))
+    assert {c.name: c.num_gpus for c in sweep.cells} == {"solo_a": 1, "duo_b": 2}
     emu = Emulator(api_keys=(KEY,), execute=True, workdir=str(tmp_path / "hosts"), faults=HOSTILE_FAST)
     async with serve(emu) as url:
         led, why = await run_fleet(tmp_path, url, sweep)
     assert why == "done"
     assert len(led.sweep_row(sweep.name).wheel_sha256 or "") == 64
     intents = led.intents(sweep.name)
-    for a in led.attempts(sweep.name):
+    attempts = {a.cell: a for a in led.attempts(sweep.name)}
+    assert set(attempts) == {"solo_a", "duo_b"}
+    for cell, gpus in (("duo_b", 2), ("solo_a", 1)):
+        a = attempts[cell]
         assert a.state in ("destroyed", "destroying") and a.reason == "finished" and a.host_started_at, a
         assert a.results and a.results.startswith("pulled "), a.results
+        inst = emu.instances[int(a.provider_id)]
+        assert inst.machine.num_gpus == gpus, f"{cell} wants {gpus} GPUs, rented a {inst.machine.num_gpus}-GPU host"
+        assert a.num_gpus == gpus
+        assert a.price_per_hour == pytest.approx(inst.dph_total), "billed at its own offer's price"
+        assert a.price_per_hour <= gpus * sweep.spec.provider.max_dph
+        # the budget's spend against the emulator's exact bill: never less, and over it only by the polls around
+        # each state change (billed at the higher rate; 1.03-1.05x here); the other cell's price would be 2x off
+        billed = inst.billed(inst.destroyed_at)
+        assert 0 < billed - 1e-5 <= a.spent <= billed * 1.5, (cell, a.spent, billed)
+        sandbox = Path(emu.workdir) / str(inst.id)
+        script = (sandbox / f"{host_run_dir(a)}.run.sh").read_text()
         local = Path(a.run_dir)
+        started = [json.loads(x) for x in (local / "events.jsonl").read_text().splitlines()][0]
+        assert started["kind"] == "started" and started["processes"] == gpus and started["device"] == "cpu"
+        if gpus > 1:
+            assert "-m torch.distributed.run --standalone --nproc-per-node=2 -m usim_core train" in script
+        else:
+            assert "torch.distributed.run" not in script and '-m usim_core train' in script
         assert (local / "eval" / "small.json").exists() and list(local.glob("eval/*.png"))
         events = led.attempt_events(a.id, limit=500)
         pulled_at = next(e.t for e in events if e.kind == "results")

@@ -37,6 +37,39 @@ async def test_all_cells_finish_with_metrics_and_cost(tmp_path, demo_sweep):
     assert {i.action for i in intents} == {"create", "destroy"}
 
 
+async def test_each_cell_is_launched_billed_and_budgeted_on_its_own_gpus(tmp_path, demo_sweep):
+    """A 2-GPU cell is launched for a 2-GPU host (the sim bills $/h per GPU), recorded with its GPUs, and costs
+    twice a 1-GPU cell."""
+    demo_sweep.cells[0].num_gpus = 2
+    seen = []
+    clock, prov, led, ctl = make(tmp_path, demo_sweep, lambda spec: seen.append(spec.num_gpus) or Script())
+    await drive(ctl, clock)
+    snap = led.snapshot()
+    assert {c.state for c in snap.cells} == {"finished"} and sorted(seen) == [1, 1, 1, 2]
+    by = {a.cell: a for a in snap.attempts}
+    two, one = by[demo_sweep.cells[0].name], by[demo_sweep.cells[1].name]
+    assert (two.num_gpus, one.num_gpus) == (2, 1)
+    assert two.price_per_hour == pytest.approx(2 * one.price_per_hour)
+    assert two.spent == pytest.approx(2 * one.spent, rel=0.1)
+
+
+async def test_a_cell_on_more_gpus_waits_while_cheaper_cells_fit_the_budget(tmp_path, demo_sweep):
+    """Room for a 1-GPU cell, not for a 2-GPU one: the 1-GPU cells run (the 2-GPU cell first in the sweep does not
+    block them), the 2-GPU cell never launches, and the sweep stops at its budget once no pending cell fits."""
+    demo_sweep.cells[0].num_gpus = 2
+    demo_sweep.spec.budget = 0.03          # a 1-GPU cell is planned at $0.0175, a 2-GPU one at $0.035
+    demo_sweep.spec.concurrency = 1
+    clock, prov, led, ctl = make(tmp_path, demo_sweep)
+    await drive(ctl, clock)
+    snap = led.snapshot()
+    launched = [a.cell for a in snap.attempts]
+    assert demo_sweep.cells[0].name not in launched and len(launched) >= 2, launched
+    assert {c.state for c in snap.cells if c.name in launched} == {"finished"}
+    assert led.sweep_row("demo").budget_stop == 1 and snap.budget.spent <= 0.03
+    notes = [e.message for e in snap.events if e.kind == "budget"]
+    assert any("next attempt on 2 GPUs $0.035" in m for m in notes), notes
+
+
 def with_cells(sweep, n):
     from usim_core.sweep import Cell
     sweep.cells += [Cell(name=f"extra{i}", round="r", tags=[], overrides={}, config=sweep.cells[0].config,

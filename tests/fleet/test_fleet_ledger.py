@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import sqlite3
 from pathlib import Path
 
@@ -41,6 +42,30 @@ def test_ensure_sweep_idempotent_and_load_back(ledger):
     assert back.spec.budget == sweep.spec.budget
 
 
+def test_each_cell_keeps_its_gpus_and_each_attempt_the_gpus_it_was_launched_for(tmp_path, capsys):
+    """Reproduced before v5: a sweep loaded back from its ledger (a relaunch with no controller) lost its cells'
+    num_gpus, so a 2-GPU cell would have rented a 1-GPU host; and the pending cells' planned cost ignored it."""
+    sweep = expand(DEMO)
+    sweep.cells[0].num_gpus = 2
+    led = Ledger(tmp_path / "l.sqlite")
+    led.ensure_sweep(sweep)
+    back = led.load_sweep("demo")
+    assert [c.num_gpus for c in back.cells] == [2, 1, 1, 1]
+    a = led.new_attempt("demo", sweep.cells[0].name, 1, "usim:demo:x:1", "/tmp/x", t=0.0, num_gpus=2)
+    assert led.attempt(a).num_gpus == 2
+    snap = led.snapshot("demo", now=0.0)
+    assert [c.num_gpus for c in snap.cells] == [2, 1, 1, 1] and snap.attempts[0].num_gpus == 2
+    per_cell = sweep.spec.planned_cost(1)
+    # the 2-GPU cell is live (reserved at 2x the local price for the planning hours), the three others pending
+    assert snap.budget.projected_total == pytest.approx(2 * per_cell + 3 * per_cell)
+    led.close()
+    from usim_tui.fleet.process.commands import _status
+
+    assert _status(argparse.Namespace(ledger=str(tmp_path / "l.sqlite"), sweep=None, runs_root="runs", json=False)) == 0
+    lines = {ln.split()[0]: ln for ln in capsys.readouterr().out.splitlines()[2:]}
+    assert "[2 GPUs]" in lines[sweep.cells[0].name] and "GPUs" not in lines[sweep.cells[1].name]
+
+
 def test_snapshot_states_costs_and_series(ledger):
     cells = [c.name for c in ledger.cells("demo")]
     a = ledger.new_attempt("demo", cells[0], 1, "usim:demo:x:1", "/tmp/x", t=100.0)
@@ -78,17 +103,24 @@ def test_command_queue(ledger):
     assert ledger.command(i).result == "ok"
 
 
-def test_a_v1_ledger_migrates_and_keeps_its_rows(tmp_path):
+def old_ledger(path: Path, version: int, *rows: tuple[str, tuple]) -> Ledger:
+    """A ledger file as schema `version` left it, holding `rows` ((INSERT statement, values) each), then opened
+    by this usim (which migrates it)."""
     from usim_tui.fleet.store.ledger import MIGRATIONS
 
-    db = sqlite3.connect(tmp_path / "old.sqlite")
-    db.executescript(MIGRATIONS[0])
-    db.execute("INSERT INTO sweeps (name, provider, path, spec_json, budget, created_at) "
-               "VALUES ('demo', 'vast', 'x', '{}', 1.0, 0)")
-    db.execute("PRAGMA user_version=1")
+    db = sqlite3.connect(path)
+    db.executescript(";".join(MIGRATIONS[:version]))
+    for sql, values in rows:
+        db.execute(sql, values)
+    db.execute(f"PRAGMA user_version={version}")
     db.commit()
     db.close()
-    led = Ledger(tmp_path / "old.sqlite")
+    return Ledger(path)
+
+
+def test_a_v1_ledger_migrates_and_keeps_its_rows(tmp_path):
+    led = old_ledger(tmp_path / "old.sqlite", 1, ("INSERT INTO sweeps (name, provider, path, spec_json, budget, "
+                                                  "created_at) VALUES ('demo', 'vast', 'x', '{}', 1.0, 0)", ()))
     assert led.q1("PRAGMA user_version")[0] == SCHEMA_VERSION
     assert led.provider_reported("demo") is None                 # no credit reading yet, no per-instance costs
     led.set_sweep("demo", credit_start=10.0, credit_now=9.25)
@@ -97,22 +129,24 @@ def test_a_v1_ledger_migrates_and_keeps_its_rows(tmp_path):
 
 def test_a_v2_ledger_splits_small_and_full_eval_metrics(tmp_path):
     """v2 kept both evals in one metrics_json, the full one marked `_full`; v3 gives each its own column."""
-    from usim_tui.fleet.store.ledger import MIGRATIONS
-
-    db = sqlite3.connect(tmp_path / "old.sqlite")
-    db.executescript(MIGRATIONS[0] + ";" + MIGRATIONS[1])
     cells = [("a", '{"nrmse_rollout": 0.3, "_full": 1.0}'), ("b", '{"nrmse_rollout": 0.5}'), ("c", "{}")]
-    for i, (name, metrics) in enumerate(cells):
-        db.execute("INSERT INTO cells (sweep, name, round, tags_json, overrides_json, config_json, config_hash, "
-                   "run_id, ord, metrics_json) VALUES ('demo', ?, 'r', '[]', '{}', '{}', 'h', 'id', ?, ?)",
-                   (name, i, metrics))
-    db.execute("PRAGMA user_version=2")
-    db.commit()
-    db.close()
-    led = Ledger(tmp_path / "old.sqlite")
+    insert = ("INSERT INTO cells (sweep, name, round, tags_json, overrides_json, config_json, config_hash, run_id, "
+              "ord, metrics_json) VALUES ('demo', ?, 'r', '[]', '{}', '{}', 'h', 'id', ?, ?)")
+    led = old_ledger(tmp_path / "old.sqlite", 2, *[(insert, (name, i, m)) for i, (name, m) in enumerate(cells)])
     got = {c.name: (c.small_metrics, c.full_metrics, c.metrics) for c in led.cells("demo")}
     assert got == {"a": ({}, {"nrmse_rollout": 0.3}, {"nrmse_rollout": 0.3}),
                    "b": ({"nrmse_rollout": 0.5}, {}, {"nrmse_rollout": 0.5}), "c": ({}, {}, {})}
+
+
+def test_a_v4_ledger_gives_its_cells_and_attempts_one_gpu(tmp_path):
+    led = old_ledger(tmp_path / "old.sqlite", 4,
+                     ("INSERT INTO cells (sweep, name, round, tags_json, overrides_json, config_json, config_hash, "
+                      "run_id, ord) VALUES ('demo', 'a', 'r', '[]', '{}', '{}', 'h', 'id', 0)", ()),
+                     ("INSERT INTO attempts (sweep, cell, attempt, label, state) VALUES ('demo', 'a', 1, "
+                      "'usim:demo:a:1', 'running')", ()))
+    assert led.q1("PRAGMA user_version")[0] == SCHEMA_VERSION
+    assert led.cell("demo", "a").num_gpus == 1 and led.cell("demo", "a").cell.num_gpus == 1
+    assert led.attempts("demo")[0].num_gpus == 1
 
 
 def test_a_ledger_that_cannot_be_opened_is_one_line_naming_it(tmp_path):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
 import sys
@@ -155,3 +156,23 @@ async def test_sigint_like_kill_of_trainer_is_an_exit_without_done(tmp_path):
     info = __import__("json").loads((tmp_path / "s/c/1/instance.json").read_text())
     os.killpg(info["pid"], signal.SIGKILL)
     assert (await wait_state(prov, o.provider_id, EXITED)).exit_code in (None, -9, 137)
+
+
+async def test_a_cell_on_two_gpus_runs_under_torchrun_and_bills_twice_the_price(tmp_path):
+    """The default trainer of a 2-GPU cell is torchrun with two processes (gloo on this CPU), billed at twice the
+    notional price; here both refuse a config key (cheap, before torch) and torchrun's failure ends it."""
+    prov = LocalProvider(tmp_path, 0.35, threads=1)   # priced for 1-GPU hosts, as a sweep's provider.num_gpus: 1
+    s = spec(tmp_path)
+    s.config, s.num_gpus = {"stages": {"codec": {"batch_sise": 8}}}, 2
+    o = await prov.create(s)
+    assert o.price_per_hour == pytest.approx(0.70)
+    info = json.loads((tmp_path / "s/c/1/instance.json").read_text())
+    assert info["command"][:8] == [sys.executable, "-m", "torch.distributed.run", "--standalone",
+                                   "--nproc-per-node=2", "-m", "usim_core", "train"]
+    done = await wait_state(prov, o.provider_id, EXITED, timeout=120)
+    text = await prov.logs(o.provider_id)
+    assert done.exit_code == 1 and "ChildFailedError" in text and text.count("unknown key 'stages.codec.batch_sise'") >= 2
+    halves = LocalProvider(tmp_path / "b", 0.70, command=CMD, priced_gpus=2)   # priced for 2-GPU hosts
+    one = await halves.create(spec(tmp_path / "b", FAKE_MODE="hang"))
+    assert one.price_per_hour == pytest.approx(0.35)
+    await halves.destroy(one.provider_id)

@@ -131,3 +131,25 @@ def test_a_create_in_flight_is_reserved_at_max_dph_not_the_planning_price(demo_s
     in_flight = att(state="launching", price_per_hour=0.0, started_at=None, created_at=0.0)
     assert budget.worst_burn_per_hour(spec, [in_flight]) == 0.9 > spec.planning.price_per_hour
     assert budget.committed(spec, [in_flight], now=0.0) == pytest.approx(0.9 * spec.planning.hours_per_cell)
+
+
+def test_a_cell_on_n_gpus_is_planned_and_reserved_at_n_times_the_sweeps_prices(demo_sweep):
+    """Every $/h of a sweep file is for a host of provider.num_gpus GPUs; a cell on N GPUs costs N / that times
+    it: planned (the launch check, the projection) and reserved while its offer's price is unknown. Once
+    launched, an attempt bills at its own offer's price, whatever its GPUs."""
+    spec = demo_sweep.spec
+    spec.provider = spec.provider.model_copy(update={"kind": "vast", "max_dph": 0.45})
+    hours, plan = spec.planning.hours_per_cell, spec.planning.price_per_hour
+    assert budget.expected_attempt_cost(spec, 2) == pytest.approx(2 * hours * plan) == spec.planned_cost(2)
+    assert budget.expected_attempt_cost(spec) == pytest.approx(hours * plan) == spec.planned_cost_per_cell
+    in_flight = att(state="launching", price_per_hour=0.0, started_at=None, created_at=0.0, num_gpus=2)
+    assert budget.worst_burn_per_hour(spec, [in_flight]) == pytest.approx(0.9)
+    assert budget.worst_burn_per_hour(spec, [in_flight._replace(price_per_hour=0.61)]) == 0.61   # its offer's
+    spent = spec.budget - 1.5 * hours * plan          # room for a 1-GPU attempt, not for a 2-GPU one
+    ok1, _ = budget.can_launch(spec, [att(state="destroyed", spent=spent)], now=0.0, num_gpus=1)
+    ok2, why = budget.can_launch(spec, [att(state="destroyed", spent=spent)], now=0.0, num_gpus=2)
+    assert ok1 and not ok2 and "next attempt on 2 GPUs" in why
+    view = budget.budget_view(spec, [], now=0.0, remaining_gpus=[1, 2, 4])
+    assert view.projected_total == pytest.approx(7 * hours * plan)
+    quad = spec.provider.model_copy(update={"num_gpus": 4})   # prices given for 4-GPU hosts
+    assert quad.host_price(1.6, 1) == pytest.approx(0.4) and quad.host_price(1.6, 8) == pytest.approx(3.2)

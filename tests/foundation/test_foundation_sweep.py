@@ -117,3 +117,27 @@ def test_cli_expand_json_and_exit_codes(tmp_path):
     ok = subprocess.run([sys.executable, "-m", "usim_core", "config", "validate",
                          str(REPO / "configs/runs/burgers_base.yaml")], capture_output=True, text=True)
     assert ok.returncode == 0 and "ok" in ok.stdout
+
+
+def test_a_round_can_rent_hosts_with_more_gpus_and_its_cells_stay_the_same_experiment(tmp_path):
+    lrs = {"key": "stages.operator.lr", "name": "lr", "values": [1e-3, 3e-3], "format": "sci"}
+    path = _sweep(tmp_path, [{"name": "small", "grid": [lrs]}, {"name": "big", "num_gpus": 4, "grid": [lrs]}])
+    sweep = expand(path)
+    assert [(c.name, c.num_gpus) for c in sweep.cells] == [
+        ("small_lr1e-3", 1), ("small_lr3e-3", 1), ("big_lr1e-3", 4), ("big_lr3e-3", 4)]
+    # the batch is the global batch: the same config on 4 GPUs is the same experiment, reported as a duplicate
+    assert sweep.cell("big_lr1e-3").config_hash == sweep.cell("small_lr1e-3").config_hash
+    assert sweep.cell("big_lr1e-3").duplicate_of == "small_lr1e-3"
+    assert sweep.cell("big_lr3e-3").to_dict()["num_gpus"] == 4
+
+
+def test_num_gpus_is_validated_against_the_batch_it_splits(tmp_path):
+    path = _sweep(tmp_path, [{"name": "huge", "num_gpus": 64, "list": {"x": {}}}])
+    with pytest.raises(ConfigError) as err:
+        expand(path)
+    msg = str(err.value)
+    assert str(path) in msg and "cell huge_x" in msg and "stages.codec.batch_size 32" in msg
+    assert "round huge's num_gpus (64)" in msg
+    path = _sweep(tmp_path, [{"name": "r", "num_gpus": 0, "list": {"x": {}}}])
+    with pytest.raises(ConfigError, match=r"rounds\.0\.num_gpus"):
+        expand(path)

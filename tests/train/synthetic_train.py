@@ -11,7 +11,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from train_support import make_bundle, tiny_config  # noqa: E402
 
 from usim_core.events import EventLog  # noqa: E402
-from usim_core.train.commands import run_guarded  # noqa: E402
+from usim_core.train.guard import run_guarded  # noqa: E402
 from usim_core.train.run import train_run  # noqa: E402
 
 

@@ -87,6 +87,19 @@ def test_sweep_cells_pass_the_architecture_check():
     assert len(seen) >= 3
 
 
+def test_a_trained_parameter_without_a_gradient_fails_preflight(tmp_path, capsys, monkeypatch):
+    """DistributedDataParallel needs a gradient for every parameter a stage trains; preflight finds one that gets
+    none on the CPU, before a multi-GPU host is rented (here: the codec stage made to train the operator too)."""
+    from usim_core.models.surrogate import STAGE_MODULES
+
+    monkeypatch.setitem(STAGE_MODULES, "codec", ("encoder", "decoder", "operator"))
+    path = _write(tmp_path, _tiny_tree())
+    assert _run(path, tmp_path) == 1
+    err = capsys.readouterr().err
+    assert err.startswith(f"preflight FAILED: {path}") and "stage codec" in err
+    assert "get no gradient from its loss" in err and "operator." in err
+
+
 def test_a_data_file_training_would_refuse_is_refused_by_preflight(tmp_path, capsys):
     """Reproduced on main: preflight passed an HDF5 file with a (n, nt, nx) dataset but without PDEBench's
     `tensor` and coordinate datasets, which `train` then refused on the paid host."""

@@ -76,3 +76,22 @@ def test_sigterm_ends_with_error_event_and_143(tmp_path):
     assert last["kind"] == "error" and last["reason"] == "terminated"
     lines = (tmp_path / "events.jsonl").read_text().splitlines()
     assert json.loads(lines[-1])["kind"] == "error"
+
+
+@pytest.mark.slow
+def test_sigterm_to_a_main_thread_stuck_in_native_code_still_ends_with_one_error_event(tmp_path):
+    """The main thread cannot run Python's handler while it waits in native code (NCCL after a peer died); the
+    watcher reports `terminated` after its grace period and ends the process, long before the wait would."""
+    from usim_core.train.guard import GRACE_S
+
+    proc = subprocess.Popen([sys.executable, str(SCRIPT.with_name("stuck_main.py")), str(tmp_path)], env=ENV,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    _wait_for(tmp_path, lambda e: e["kind"] == "started", proc)
+    t = time.monotonic()
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=120) == 143
+    assert GRACE_S <= time.monotonic() - t < 120  # the store's wait would have lasted 300 s
+    kinds = [e["kind"] for e in read_events(tmp_path)]
+    assert kinds == ["started", "error"]
+    last = read_events(tmp_path)[-1]
+    assert last["reason"] == "terminated" and "stuck in native code" in last["frame"]  # the watcher wrote it

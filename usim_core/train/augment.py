@@ -15,6 +15,8 @@ import math
 import torch
 from torch import Tensor
 
+from usim_core.train.parallel import Part, whole
+
 
 def reflect(u: Tensor, mask: Tensor) -> Tensor:
     """u (B, H, nx) with the rows where mask (B,) is True mirrored: u(x) -> -u(-x)."""
@@ -32,13 +34,15 @@ def galilean(u: Tensor, c: Tensor, dt: Tensor, length: float) -> Tensor:
 
 
 def augment(u: Tensor, dt: Tensor, length: float, gen: torch.Generator, reflect_half: bool,
-            galilean_max: float) -> Tensor:
+            galilean_max: float, part: Part | None = None) -> Tensor:
     """Each window mirrored with probability 1/2 (if reflect_half) and boosted by c ~ U(-galilean_max,
-    galilean_max) (if > 0); all randomness from gen, so an epoch stays reproducible from its seed."""
+    galilean_max) (if > 0); all randomness from gen, so an epoch stays reproducible from its seed. `part`: this
+    process's rows of the batch (the draws are the whole batch's; None: u is the whole batch)."""
+    part = part or whole(u)
     b = u.shape[0]
     if reflect_half:
-        u = reflect(u, (torch.rand(b, generator=gen) < 0.5).to(u.device))
+        u = reflect(u, (part.rand((b,), gen) < 0.5).to(u.device))
     if galilean_max > 0:
-        c = (torch.rand(b, generator=gen, dtype=torch.float64) * 2 - 1) * galilean_max
+        c = (part.rand((b,), gen, dtype=torch.float64) * 2 - 1) * galilean_max
         u = galilean(u, c.to(u.device), dt, length)
     return u

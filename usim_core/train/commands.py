@@ -3,50 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import signal
 import sys
-import traceback
-from collections.abc import Callable
 from pathlib import Path
 
 from usim_core.config import STAGES, ConfigError, load_config
-
-EXIT_TERMINATED = 143
-
-
-class Terminated(BaseException):
-    """SIGTERM, raised in the main thread so the run ends with an `error` event."""
-
-
-def _on_sigterm(signum, frame) -> None:
-    raise Terminated()
-
-
-def _last_frame(exc: BaseException) -> str:
-    tb = traceback.extract_tb(exc.__traceback__)
-    return f"{tb[-1].filename}:{tb[-1].lineno} in {tb[-1].name}" if tb else ""
-
-
-def run_guarded(events, body: Callable[[], object]) -> int:
-    """Run `body` so that every way out has its event: 0 (body emitted `done`), 2 config error, 1 any other
-    failure, 143 on SIGTERM; failures emit `error` with a one-line reason and the traceback's last frame."""
-    signal.signal(signal.SIGTERM, _on_sigterm)
-    try:
-        body()
-        return 0
-    except Terminated:
-        events.emit("error", reason="terminated", frame="SIGTERM")
-        return EXIT_TERMINATED
-    except ConfigError as exc:
-        reason = str(exc).splitlines()[0] if str(exc) else "config error"
-        events.emit("error", reason=f"config: {reason}", frame=_last_frame(exc))
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    except BaseException as exc:  # never a silent failure: every exit has its error event
-        reason = " ".join(f"{type(exc).__name__}: {exc}".split())[:400]
-        events.emit("error", reason=reason, frame=_last_frame(exc))
-        traceback.print_exc()
-        return 1
+from usim_core.train.guard import last_frame, run_guarded
 
 
 def needs_core() -> None:
@@ -61,16 +22,18 @@ def needs_core() -> None:
 
 def _train(args: argparse.Namespace) -> int:
     needs_core()
-    from usim_core.events import EventLog
+    from usim_core.train.ranks import Ranks, event_log
 
     run_dir = Path(args.run_dir)
-    events = EventLog(run_dir)
+    ranks = Ranks.from_env()  # several processes under torchrun; rank 0 writes the run dir
+    events = event_log(run_dir, ranks)
 
     def body() -> None:
         cfg = load_config(args.config)
         from usim_core.train.run import train_run
 
-        train_run(cfg, run_dir, stage=args.stage, resume=args.resume, device=args.device, events=events)
+        train_run(cfg, run_dir, stage=args.stage, resume=args.resume, device=args.device, events=events,
+                  ranks=ranks)
 
     return run_guarded(events, body)
 
@@ -87,17 +50,20 @@ def _preflight(args: argparse.Namespace) -> int:
         print(f"preflight FAILED: {args.config}: {exc}", file=sys.stderr)
         return 2
     except Exception as exc:
-        print(f"preflight FAILED: {args.config}: {type(exc).__name__}: {exc} (at {_last_frame(exc)})",
+        print(f"preflight FAILED: {args.config}: {type(exc).__name__}: {exc} (at {last_frame(exc)})",
               file=sys.stderr)
         return 1
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("train", help="train the surrogate's stages, then run the configured evaluations",
-                       description="Train codec, operator, diffusion residual and consistency student in order, "
-                       "then the configured evaluations, printing one `@usim {json}` event per line and writing the "
-                       "run directory (config.yaml, events.jsonl, metrics.jsonl, checkpoints/, eval/). --resume "
-                       "continues from the last checkpoint of the unfinished stage.")
+    p = sub.add_parser(
+        "train", help="train the surrogate's stages, then run the configured evaluations",
+        description="Train codec, operator, diffusion residual and consistency student in order, then the "
+        "configured evaluations, printing one `@usim {json}` event per line and writing the run directory "
+        "(config.yaml, events.jsonl, metrics.jsonl, checkpoints/, eval/). --resume continues from the last "
+        "checkpoint of the unfinished stage. On a host with N GPUs, run it data-parallel: `torchrun --standalone "
+        "--nproc-per-node=N -m usim_core train ...` (a stage's batch_size is the global batch, split over the "
+        "processes; the learning rate is the config's; rank 0 writes the run dir and evaluates; docs/training.md).")
     p.add_argument("--config", required=True, help="run config YAML")
     p.add_argument("--run-dir", required=True, help="output folder (config.yaml, events, metrics, checkpoints)")
     p.add_argument("--stage", choices=STAGES, help="train only this stage (earlier stages' checkpoints needed)")

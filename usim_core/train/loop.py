@@ -1,6 +1,7 @@
 """One stage: AdamW with warmup + cosine, accumulation, clipping, EMA, bf16 autocast on CUDA, a validation
 loss (EMA weights) every epoch with early stopping on it, a `<stage>.last.pt` every epoch for exact resume,
-and the final `<stage>.pt` (best-validation EMA weights copied into the model)."""
+and the final `<stage>.pt` (best-validation EMA weights copied into the model). Under torchrun every rank runs
+this loop on its share of each batch (train/parallel.py) and rank 0 writes the checkpoints."""
 
 from __future__ import annotations
 
@@ -29,6 +30,8 @@ from usim_core.train.losses import (
     fit_residual_stats,
     stage_horizon,
 )
+from usim_core.train.parallel import Part, StageForward, reduce_sum, wrap
+from usim_core.train.ranks import Ranks
 from usim_core.train.schedule import lr_at
 
 VAL_CAP = 512  # validation windows per epoch (a fixed subset), so val stays cheap on big splits
@@ -44,6 +47,7 @@ class RunContext:
     emit: Callable[..., Any]                    # EventLog.emit-like
     log_metrics: Callable[[dict[str, Any]], None]
     step_offset: dict[str, int] = field(default_factory=dict)  # global step at each stage's start
+    ranks: Ranks = field(default_factory=Ranks)                # one process unless torchrun started several
 
     @property
     def ckpt_dir(self) -> Path:
@@ -77,11 +81,13 @@ def validate(ctx: RunContext, stage: str, model: Surrogate, data: Windows) -> fl
     bs = getattr(ctx.cfg.stages, stage).batch_size
     total, count = 0.0, 0
     for i in range(0, len(rows), bs):
-        u, nu, dt = data.batch(rows[i:i + bs], ctx.device)
+        part = Part.of(len(rows[i:i + bs]), ctx.ranks)
+        u, nu, dt = data.batch(part.take(rows[i:i + bs]), ctx.device)
         with _autocast(ctx.device):
-            loss = loss_fn(model, u, nu, dt, ctx.cfg, gen)
-        total += float(loss) * len(u)
-        count += len(u)
+            loss = loss_fn(model, u, nu, dt, ctx.cfg, gen, part)
+        total += float(loss) * part.n
+        count += part.n
+    total, count = reduce_sum([total, count], ctx.device)
     return total / max(count, 1)
 
 
@@ -112,15 +118,16 @@ class StageRun:
     train: Windows
     val: Windows
     params: list[torch.nn.Parameter]
+    forward: torch.nn.Module    # the stage's loss; DistributedDataParallel around it under torchrun
     opt: torch.optim.Optimizer
     per_epoch: int
     total: int
     state: dict[str, Any]
     cpu_start: float = field(default_factory=time.process_time)
 
-    def cpu_s(self) -> float:
-        """Process CPU seconds of this stage's training, across resumes."""
-        return self.state.get("cpu_base", 0.0) + time.process_time() - self.cpu_start
+    def cpu_s(self, device: torch.device) -> float:
+        """Process CPU seconds of this stage's training, across resumes and summed over ranks."""
+        return self.state.get("cpu_base", 0.0) + reduce_sum([time.process_time() - self.cpu_start], device)[0]
 
 
 def _setup_stage(ctx: RunContext, stage: str, model: Surrogate, ema: Surrogate, resume_from: Path | None
@@ -147,7 +154,8 @@ def _setup_stage(ctx: RunContext, stage: str, model: Surrogate, ema: Surrogate, 
         state["cpu_base"] = float(ck["extra"].get("cpu_s", 0.0))
     else:
         _prepare_stage(ctx, stage, model, ema, train)
-    return StageRun(stage, model, ema, train, val, params, opt, per_epoch, total, state)
+    forward = wrap(StageForward(model, STAGE_LOSS[stage], ctx.cfg), ctx.device)
+    return StageRun(stage, model, ema, train, val, params, forward, opt, per_epoch, total, state)
 
 
 def run_stage(ctx: RunContext, stage: str, model: Surrogate, ema: Surrogate, resume_from: Path | None = None,
@@ -179,7 +187,6 @@ def _train_epoch(ctx: RunContext, run: StageRun, epoch: int, offset: int) -> flo
     gen = torch.Generator().manual_seed(stage_seed(cfg.seed, stage, epoch))
     perm = torch.randperm(len(run.train), generator=gen)
     run.model.train()
-    loss_fn = STAGE_LOSS[stage]
     length = domain_of(ctx.bundle).length   # the augmentation's period, fixed for the run
     log_every = max(1, run.per_epoch // LOGS_PER_EPOCH)
     samples, t_mark, pos, train_loss = 0, time.perf_counter(), 0, math.nan
@@ -190,32 +197,53 @@ def _train_epoch(ctx: RunContext, run: StageRun, epoch: int, offset: int) -> flo
             g["lr"] = lr
         run.opt.zero_grad(set_to_none=True)
         acc = 0.0
-        for _ in range(sc.accum_steps):
+        micro = min(sc.accum_steps, math.ceil((len(perm) - pos) / sc.batch_size))
+        for i in range(micro):
             rows = perm[pos:pos + sc.batch_size]
-            if len(rows) == 0:
-                break
             pos += sc.batch_size
-            u, nu, dt = run.train.batch(rows, dev)
-            u = augment(u, dt, length, gen, sc.reflect, sc.galilean)  # as is when both off
-            with _autocast(dev):
-                loss = loss_fn(run.model, u, nu, dt, cfg, gen) / sc.accum_steps
-            loss.backward()
+            part = Part.of(len(rows), ctx.ranks)
+            u, nu, dt = run.train.batch(part.take(rows), dev)
+            u = augment(u, dt, length, gen, sc.reflect, sc.galilean, part)  # as is when both off
+            # DDP averages gradients over ranks on the last micro-batch's backward only
+            sync = run.forward.no_sync() if i < micro - 1 and hasattr(run.forward, "no_sync") \
+                else contextlib.nullcontext()
+            with sync:
+                with _autocast(dev):
+                    loss = run.forward(u, nu, dt, gen, part) * part.weight / sc.accum_steps
+                loss.backward()
             acc += float(loss.detach())
             samples += len(rows)
+        if step == 0:
+            _check_gradients(run)
         clip = sc.grad_clip if sc.grad_clip > 0 else math.inf
         grad_norm = float(torch.nn.utils.clip_grad_norm_(run.params, clip))
         run.opt.step()
         ema_update(run.ema, run.model, STAGE_MODULES[stage], sc.ema_decay, step)
         state["step"] = step + 1
-        train_loss = acc
+        train_loss = acc  # this rank's weighted share of the batch's loss; the whole batch's where it is logged
         if state["step"] % log_every == 0:
             now = time.perf_counter()
-            metrics = {f"train/{stage}/loss": acc, "lr": lr, "grad_norm": grad_norm,
+            metrics = {f"train/{stage}/loss": _whole_batch(ctx, acc), "lr": lr, "grad_norm": grad_norm,
                        "samples_per_s": samples / max(now - t_mark, 1e-9), "epoch": epoch}
             samples, t_mark = 0, now
             ctx.log_metrics({"step": offset + state["step"], "stage": stage, "stage_step": state["step"], **metrics})
             ctx.emit("metric", stage=stage, epoch=epoch, step=state["step"], total_steps=run.total, metrics=metrics)
-    return train_loss
+    return _whole_batch(ctx, train_loss)
+
+
+def _whole_batch(ctx: RunContext, share: float) -> float:
+    """The whole batch's loss from each rank's weighted share (the loss itself in one process)."""
+    return reduce_sum([share], ctx.device)[0] / ctx.ranks.world
+
+
+def _check_gradients(run: StageRun) -> None:
+    """Every parameter a stage trains must get a gradient: DistributedDataParallel needs it (preflight checks it
+    on the CPU, before a multi-GPU host is rented), and a parameter without one is a modelling bug anyway."""
+    names = {id(p): n for n, p in run.model.named_parameters()}
+    unused = [names[id(p)] for p in run.params if p.grad is None]
+    if unused:
+        raise RuntimeError(f"stage {run.stage}: {len(unused)} trained parameters get no gradient from its loss "
+                           f"(e.g. {', '.join(unused[:3])})")
 
 
 def _end_epoch(ctx: RunContext, run: StageRun, epoch: int, offset: int, train_loss: float) -> None:
@@ -235,7 +263,7 @@ def _end_epoch(ctx: RunContext, run: StageRun, epoch: int, offset: int, train_lo
     ctx.log_metrics({"step": offset + state["step"], "stage": stage, "stage_step": state["step"], **metrics})
     ctx.emit("metric", stage=stage, epoch=epoch, step=state["step"], total_steps=run.total, metrics=metrics)
     _save(ctx, ctx.ckpt_dir / f"{stage}.last.pt", stage, state, run.model, run.ema, run.opt, completed=False,
-          cpu_s=run.cpu_s())
+          cpu_s=run.cpu_s(ctx.device))
 
 
 def _finish_stage(ctx: RunContext, run: StageRun) -> dict[str, Any]:
@@ -246,9 +274,10 @@ def _finish_stage(ctx: RunContext, run: StageRun) -> dict[str, Any]:
             getattr(run.ema, n).load_state_dict(state["best"][n])
     copy_modules(run.model, run.ema, modules)
     final = ctx.ckpt_dir / f"{stage}.pt"
-    cpu_s = run.cpu_s()
+    cpu_s = run.cpu_s(ctx.device)
     _save(ctx, final, stage, state, run.model, run.ema, None, completed=True, cpu_s=cpu_s)
-    (ctx.ckpt_dir / f"{stage}.last.pt").unlink(missing_ok=True)
+    if ctx.ranks.main:
+        (ctx.ckpt_dir / f"{stage}.last.pt").unlink(missing_ok=True)
     summary = {"stage": stage, "step": state["step"], "epochs_run": state["epoch"],
                "best_val": None if math.isinf(state["best_val"]) else state["best_val"],
                "stopped_early": state["stopped"], "checkpoint": str(final)}
@@ -258,6 +287,8 @@ def _finish_stage(ctx: RunContext, run: StageRun) -> dict[str, Any]:
 
 def _save(ctx: RunContext, path: Path, stage: str, state: dict[str, Any], model: Surrogate, ema: Surrogate,
           opt: torch.optim.Optimizer | None, completed: bool, cpu_s: float = 0.0) -> None:
+    if not ctx.ranks.main:  # every rank holds the same state; one writes it
+        return
     b = ctx.bundle
     loop = {k: v for k, v in state.items() if k != "cpu_base" and (completed is False or k != "best")}
     save_checkpoint(path, stage=stage, step=state["step"], cfg=ctx.cfg, model=model, ema=ema, optimizer=opt,

@@ -1,5 +1,7 @@
 """The loss of each stage, in normalised units. `gen` supplies all randomness (noise, levels) so a stage
-epoch is reproducible from its seed alone (exact resume)."""
+epoch is reproducible from its seed alone (exact resume). `part` is this process's share of the batch under
+data parallelism (train/parallel.py): randomness is drawn for the whole batch and batch statistics are global,
+so the loss does not depend on the number of processes; None is the whole batch (one process)."""
 
 from __future__ import annotations
 
@@ -11,6 +13,7 @@ from usim_core.config import RunConfig
 from usim_core.eval.metrics import error_power
 from usim_core.models.diffusion import sample_student, sample_teacher
 from usim_core.models.surrogate import Surrogate
+from usim_core.train.parallel import Part, whole
 
 
 def low_mode_mse(pred: Tensor, true: Tensor, modes: int) -> Tensor:
@@ -18,7 +21,8 @@ def low_mode_mse(pred: Tensor, true: Tensor, modes: int) -> Tensor:
     return error_power(pred, true)[..., 1:modes + 1].sum(-1).mean()
 
 
-def codec_loss(m: Surrogate, u: Tensor, nu: Tensor, dt: Tensor, cfg: RunConfig, gen: torch.Generator) -> Tensor:
+def codec_loss(m: Surrogate, u: Tensor, nu: Tensor, dt: Tensor, cfg: RunConfig, gen: torch.Generator,
+               part: Part | None = None) -> Tensor:
     u_n = m.normalise(u[:, 0])
     rec = m.decode_n(m.encode_n(u_n, nu))
     loss = F.mse_loss(rec, u_n)
@@ -27,9 +31,10 @@ def codec_loss(m: Surrogate, u: Tensor, nu: Tensor, dt: Tensor, cfg: RunConfig, 
 
 
 def operator_loss(m: Surrogate, u: Tensor, nu: Tensor, dt: Tensor, cfg: RunConfig,
-                  gen: torch.Generator) -> Tensor:
+                  gen: torch.Generator, part: Part | None = None) -> Tensor:
     """Per step k: latent MSE relative to the true latent change z_k - z_0 (so a persistence-like operator
     scores ~1 however small dt is) + decoded MSE; one-step term + unroll_weight x mean of steps 2..H."""
+    part = part or whole(u)
     u_n = m.normalise(u)
     b, h1, nx = u_n.shape
     with torch.no_grad():  # the codec is frozen in this stage
@@ -39,7 +44,7 @@ def operator_loss(m: Surrogate, u: Tensor, nu: Tensor, dt: Tensor, cfg: RunConfi
     losses = []
     for k in range(1, h1):
         z = m.step(z, nu, dt, mean=mean)
-        scale = ((z_true[:, k] - z_true[:, 0]) ** 2).mean().clamp_min(1e-8)
+        scale = part.mean((z_true[:, k] - z_true[:, 0]) ** 2).clamp_min(1e-8)
         losses.append(F.mse_loss(z, z_true[:, k]) / scale + F.mse_loss(m.decode_n(z), u_n[:, k]))
     one = losses[0]
     if len(losses) == 1:
@@ -57,30 +62,33 @@ def residual_pairs(m: Surrogate, u: Tensor, nu: Tensor, dt: Tensor) -> tuple[Ten
 
 
 def diffusion_loss(m: Surrogate, u: Tensor, nu: Tensor, dt: Tensor, cfg: RunConfig,
-                   gen: torch.Generator) -> Tensor:
+                   gen: torch.Generator, part: Part | None = None) -> Tensor:
+    part = part or whole(u)
     z_pred, r = residual_pairs(m, u, nu, dt)
     r_n = (r - m.r_mean) / m.r_std
-    level = torch.randint(0, m.denoiser.steps + 1, (r.shape[0],), generator=gen).to(r.device)
-    eps = torch.randn(r.shape, generator=gen).to(r.device)
+    level = part.randint(m.denoiser.steps + 1, (r.shape[0],), gen).to(r.device)
+    eps = part.randn(r.shape, gen).to(r.device)
     return m.denoiser.loss(r_n, z_pred, nu, dt, level, eps)
 
 
 def diffusion_val_loss(m: Surrogate, u: Tensor, nu: Tensor, dt: Tensor, cfg: RunConfig,
-                       gen: torch.Generator) -> Tensor:
+                       gen: torch.Generator, part: Part | None = None) -> Tensor:
     """What the corrector is for: the MSE of a full sample (first prediction + K refinements) against the true
     normalised residual. The training loss cannot show progress: at PDE-Refiner's small noise levels the
     noise target is nearly unpredictable (its loss stays ~1 at any skill), so it is not used for selection."""
+    part = part or whole(u)
     z_pred, r = residual_pairs(m, u, nu, dt)
     r_n = (r - m.r_mean) / m.r_std
-    noise = torch.randn((m.denoiser.steps, *r.shape), generator=gen).to(r.device)
+    noise = part.randn((m.denoiser.steps, *r.shape), gen, dim=1).to(r.device)
     return F.mse_loss(sample_teacher(m.denoiser, z_pred, nu, dt, noise), r_n)
 
 
 def consistency_loss(m: Surrogate, u: Tensor, nu: Tensor, dt: Tensor, cfg: RunConfig,
-                     gen: torch.Generator) -> Tensor:
+                     gen: torch.Generator, part: Part | None = None) -> Tensor:
     """Student (1-2 calls) vs the frozen teacher (first prediction + K refinements) from the same noise."""
+    part = part or whole(u)
     z_pred, _ = residual_pairs(m, u, nu, dt)
-    noise = torch.randn((m.denoiser.steps, *z_pred.shape), generator=gen).to(z_pred.device)
+    noise = part.randn((m.denoiser.steps, *z_pred.shape), gen, dim=1).to(z_pred.device)
     with torch.no_grad():
         target = sample_teacher(m.denoiser, z_pred, nu, dt, noise)
     student = sample_student(m.student, z_pred, nu, dt, noise, cfg.model.consistency.steps)

@@ -1,6 +1,7 @@
 """`usim-core preflight`: before any money is spent, build every model of a config, run a couple of
-optimizer steps of every stage on small synthetic data on the CPU, save and reload each stage checkpoint,
-and roll the reloaded surrogate out in every mode (a tiny evaluation)."""
+optimizer steps of every stage on small synthetic data on the CPU (every parameter a stage trains must get a
+gradient, as DistributedDataParallel on a multi-GPU host needs), save and reload each stage checkpoint, and roll
+the reloaded surrogate out in every mode (a tiny evaluation)."""
 
 from __future__ import annotations
 
@@ -92,8 +93,8 @@ def preflight(cfg: RunConfig, root: str | Path = ".") -> str:
         eval_note = _tiny_eval(cfg, Path(tmp) / "checkpoints" / f"{STAGES[-1]}.pt", bundle, nt)
     params = sum(p.numel() for p in model.parameters())
     return (f"preflight OK: architecture {cfg.architecture_fingerprint()}, {params / 1e6:.2f}M parameters, "
-            f"{nx} grid points, {cfg.model.codec.latent_tokens} tokens, 4 stages x 2 steps, checkpoints "
-            f"reloaded, rollouts in {', '.join(MODES)}{eval_note} ({time.perf_counter() - t0:.1f}s)")
+            f"{nx} grid points, {cfg.model.codec.latent_tokens} tokens, 4 stages x 2 steps (every trained "
+            f"parameter gets a gradient: data-parallel ready), checkpoints reloaded, rollouts in {', '.join(MODES)}{eval_note} ({time.perf_counter() - t0:.1f}s)")
 
 
 def _tiny_eval(cfg: RunConfig, ckpt: Path, bundle: SimpleNamespace, nt: int) -> str:

@@ -1,5 +1,7 @@
 """The run driver behind `usim-core train`: data, stages in order (resuming where asked), evaluations,
-and the progress protocol from `started` to exactly one `done` or `error`."""
+and the progress protocol from `started` to exactly one `done` or `error`. Under torchrun every rank trains
+(train/parallel.py); rank 0 alone writes the run directory and runs the evaluations, after the others have left
+the process group."""
 
 from __future__ import annotations
 
@@ -11,29 +13,41 @@ from typing import Any
 
 import torch
 
-from usim_core.config import STAGES, ConfigError, RunConfig, save_config
+from usim_core.config import STAGES, ConfigError, RunConfig, check_batch_split, save_config
 from usim_core.data.domain import domain_of
 from usim_core.events import EventLog
 from usim_core.models.surrogate import Surrogate
+from usim_core.train import parallel
 from usim_core.train.checkpoint import load_checkpoint
 from usim_core.train.loop import RunContext, plan_steps, run_stage
 from usim_core.train.losses import stage_horizon
 from usim_core.train.progress import Display, MetricsFile
+from usim_core.train.ranks import Ranks
 from usim_core.train.tracking import Tracker
 
 
-def set_threads() -> None:
-    """USIM_THREADS (default: all cores); local sweeps run two trainers side by side."""
+def set_threads(ranks: Ranks = Ranks()) -> None:
+    """USIM_THREADS (default: all cores, shared by the processes on this host); local sweeps run two trainers
+    side by side."""
     n = os.environ.get("USIM_THREADS")
-    torch.set_num_threads(max(1, int(n)) if n else (os.cpu_count() or 1))
+    torch.set_num_threads(max(1, int(n)) if n else max(1, (os.cpu_count() or 1) // ranks.local_world))
 
 
-def pick_device(name: str) -> torch.device:
+def pick_device(name: str, ranks: Ranks = Ranks()) -> torch.device:
+    """The device by name; under torchrun on CUDA, this process's GPU (cuda:LOCAL_RANK)."""
     if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name == "cuda" and not torch.cuda.is_available():
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    if name == "cpu":
+        return torch.device("cpu")
+    if not torch.cuda.is_available():
         raise ConfigError("--device cuda: no CUDA device is available here (use --device cpu or auto)")
-    return torch.device(name)
+    if ranks.parallel:
+        if ranks.local_rank >= torch.cuda.device_count():
+            raise ConfigError(f"torchrun started {ranks.local_world} processes on this host but it has "
+                              f"{torch.cuda.device_count()} CUDA devices: give --nproc-per-node at most that")
+        torch.cuda.set_device(ranks.local_rank)
+        return torch.device("cuda", ranks.local_rank)
+    return torch.device("cuda")
 
 
 def flatten(d: dict[str, Any], prefix: str = "") -> dict[str, float]:
@@ -57,13 +71,14 @@ def load_bundle(cfg: RunConfig):
 
 def train_run(cfg: RunConfig, run_dir: str | Path, *, stage: str | None = None, resume: bool = False,
               device: str = "auto", bundle: Any = None, events: EventLog | None = None,
-              run_evals: bool = True, quiet: bool = False) -> dict[str, Any]:
+              run_evals: bool = True, quiet: bool = False, ranks: Ranks = Ranks()) -> dict[str, Any]:
     """Train the stages (all, or just `stage`) and run the configured evals. Raises on failure; the caller
-    turns exceptions into the `error` event."""
+    turns exceptions into the `error` event. `ranks`: this process's place under torchrun (one process by
+    default); only rank 0 writes, and only rank 0 returns the `done` event (the others return {})."""
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     events = events or EventLog(run_dir)
-    display = Display(run_dir / "train.log", quiet=quiet)
+    display = Display(run_dir / "train.log" if ranks.main else Path(os.devnull), quiet=quiet or not ranks.main)
     tracker = None
     t0 = time.time()
 
@@ -73,23 +88,29 @@ def train_run(cfg: RunConfig, run_dir: str | Path, *, stage: str | None = None, 
         return ev
 
     try:
-        _check_start(cfg, run_dir, stage, resume)
-        set_threads()
-        dev = pick_device(device)
+        _check_start(cfg, run_dir, stage, resume, ranks)
+        set_threads(ranks)
+        dev = pick_device(device, ranks)
+        parallel.start(ranks, dev)
         emit("started", config_hash=cfg.config_hash(), architecture=cfg.architecture_fingerprint(),
-             device=str(dev), resume=resume, stage=stage, pid=os.getpid(), threads=torch.get_num_threads())
+             device=str(dev), resume=resume, stage=stage, pid=os.getpid(), threads=torch.get_num_threads(),
+             processes=ranks.world)
         if bundle is None:
             bundle = load_bundle(cfg)
-        tracker = Tracker(cfg, run_dir)
+        tracker = Tracker(cfg, run_dir) if ranks.main else None
         metrics_file = MetricsFile(run_dir)
 
         def log_metrics(rec: dict[str, Any]) -> None:
-            metrics_file.write(rec)
-            tracker.log(rec)
+            if tracker is not None:  # rank 0
+                metrics_file.write(rec)
+                tracker.log(rec)
 
-        ctx = RunContext(cfg, run_dir, bundle, dev, emit, log_metrics)
+        ctx = RunContext(cfg, run_dir, bundle, dev, emit, log_metrics, ranks=ranks)
         selected = STAGES if stage is None else (stage,)
         _train_stages(ctx, selected, resume, tracker)
+        parallel.stop()  # evaluation is rank 0's alone; the other ranks are done
+        if not ranks.main:
+            return {}
         final_ckpt = ctx.ckpt_dir / f"{selected[-1]}.pt"
         if run_evals and selected[-1] == STAGES[-1]:
             _evaluate(cfg, run_dir, final_ckpt, str(dev), emit, tracker, bundle)
@@ -105,10 +126,14 @@ def train_run(cfg: RunConfig, run_dir: str | Path, *, stage: str | None = None, 
         display.close()
 
 
-def _check_start(cfg: RunConfig, run_dir: Path, stage: str | None, resume: bool) -> None:
-    """Refuse a bad --stage or a resume with another config; write the resolved config."""
+def _check_start(cfg: RunConfig, run_dir: Path, stage: str | None, resume: bool, ranks: Ranks) -> None:
+    """Refuse a bad --stage, a batch smaller than the processes, or a resume with another config; write the
+    resolved config (rank 0)."""
     if stage is not None and stage not in STAGES:
         raise ConfigError(f"--stage {stage!r}: allowed values are {', '.join(STAGES)}")
+    check_batch_split(cfg, ranks.world, "the processes torchrun started")
+    if not ranks.main:
+        return
     cfg_path = run_dir / "config.yaml"
     if resume and cfg_path.exists():
         from usim_core.config import load_config
@@ -120,7 +145,7 @@ def _check_start(cfg: RunConfig, run_dir: Path, stage: str | None, resume: bool)
     save_config(cfg, cfg_path)
 
 
-def _train_stages(ctx: RunContext, selected: tuple[str, ...], resume: bool, tracker: Tracker) -> None:
+def _train_stages(ctx: RunContext, selected: tuple[str, ...], resume: bool, tracker: Tracker | None) -> None:
     """Each selected stage in order: earlier stages loaded, finished ones skipped on resume."""
     cfg, bundle, dev = ctx.cfg, ctx.bundle, ctx.device
     offset = 0
@@ -143,7 +168,8 @@ def _train_stages(ctx: RunContext, selected: tuple[str, ...], resume: bool, trac
             ctx.emit("stage_end", stage=s, step=load_checkpoint(final)["step"], skipped=True, checkpoint=str(final))
             continue
         run_stage(ctx, s, model, ema, resume_from=last if resume and last.exists() else None)
-        tracker.artifact(final, s)
+        if tracker:
+            tracker.artifact(final, s)
 
 
 def training_cpu_seconds(run_dir: str | Path) -> float | None:

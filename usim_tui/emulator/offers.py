@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 HOURS_PER_MONTH = 30 * 24
-GPUS = (  # name, VRAM MB, $/h low, $/h high
+GPUS = (  # name, VRAM MB, $/h low, $/h high (per GPU)
     ("RTX 4090", 24564, 0.22, 0.55),
     ("RTX 3090", 24576, 0.12, 0.30),
     ("RTX 5880Ada", 49140, 0.40, 0.80),
@@ -55,17 +55,24 @@ class Machine:
         }
 
 
+def gpu_count(r: float) -> int:
+    """GPUs of a machine from one uniform draw: 80% one, 13% two, 5% four, 2% eight (as Vast's listings skew)."""
+    return 1 if r < 0.80 else 2 if r < 0.93 else 4 if r < 0.98 else 8
+
+
 def catalogue(seed: int = 0, per_gpu: int = 120) -> list[Machine]:
-    """A seeded catalogue: `per_gpu` machines of each GPU kind; RTX 4090s mostly under $0.45/h."""
+    """A seeded catalogue: `per_gpu` machines of each GPU kind; RTX 4090s mostly under $0.45/h per GPU, a
+    machine of N GPUs at N times its per-GPU price (Vast's hosts price multi-GPU machines about linearly)."""
     rng = random.Random(seed)
     machines = []
     mid = 10_000
     for name, ram, lo, hi in GPUS:
         for _ in range(per_gpu):
             mid += rng.randint(1, 50)
+            n = gpu_count(rng.random())
             machines.append(Machine(
                 machine_id=mid, host_id=100 + mid % 997, gpu_name=name, gpu_ram=ram,
-                num_gpus=1 if rng.random() < 0.8 else 2, dph_base=round(rng.uniform(lo, hi), 3),
+                num_gpus=n, dph_base=round(rng.uniform(lo, hi), 3) * n,
                 storage_cost=round(rng.uniform(0.1, 0.25), 3),
                 reliability2=round(rng.uniform(0.97, 0.9995), 4), verified=rng.random() < 0.9,
                 disk_space=float(rng.choice([100, 250, 500, 1000])),

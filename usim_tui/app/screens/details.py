@@ -23,6 +23,8 @@ def details_table(cell: CellView | None, attempt: AttemptView | None, now: float
         t.add_row("tags", ", ".join(cell.tags) or "-")
         t.add_row("overrides", "\n".join(f"{k} = {v}" for k, v in cell.overrides.items()) or "(base config)")
         t.add_row("attempts / cost", f"{cell.attempts} / {money(cell.cost)}")
+        if cell.num_gpus > 1:
+            t.add_row("GPUs", f"{cell.num_gpus} per host, data-parallel (torchrun)")
         if cell.duplicate_of:
             t.add_row("duplicate of", cell.duplicate_of)
         for k, v in sorted(cell.metrics.items()):
@@ -33,7 +35,8 @@ def details_table(cell: CellView | None, attempt: AttemptView | None, now: float
         t.add_row("attempt", f"#{attempt.attempt} (id {attempt.attempt_id}) {attempt.label}")
         t.add_row("state", attempt.state + (f" ({attempt.reason})" if attempt.reason else ""))
         t.add_row("provider id", attempt.provider_id or "-")
-        t.add_row("machine / GPU", f"{attempt.machine_id or '-'} / {attempt.gpu or '-'}")
+        gpus = f"{attempt.num_gpus}x " if attempt.num_gpus > 1 else ""
+        t.add_row("machine / GPU", f"{attempt.machine_id or '-'} / {gpus}{attempt.gpu or '-'}")
         t.add_row("price / spent", f"{money(attempt.price_per_hour)}/h / {money(attempt.spent)}")
         t.add_row("created", clock_time(attempt.created_at))
         t.add_row("started", clock_time(attempt.started_at))

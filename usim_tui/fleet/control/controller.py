@@ -184,7 +184,7 @@ class Controller:
             new = [e for e in events if self.ledger.add_event(
                 self.name, float(e.get("t") or now), str(e.get("kind")), describe(e), attempt_id=a.id, cell=a.cell,
                 data=dict(e), digest=event_digest(a.id, dict(e)))]
-            got = ingest(new)
+            got = ingest(new, concluded=bool(a.done_event or a.error_event))
             for step, values, t in got.metrics:
                 self.ledger.add_metrics(a.id, step, values, t)
             if got.attempt:

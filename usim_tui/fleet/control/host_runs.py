@@ -68,7 +68,8 @@ class HostRuns:
             if task is None:
                 self._tasks[("up", a.id)] = asyncio.create_task(bring_up(
                     self.provider, a.provider_id, wheel=self.wheel(now), config=self.sweep.cell(a.cell).config,
-                    run_dir=host_run_dir(a), env=self.env, max_runtime_s=self.sweep.spec.provider.max_runtime_s))
+                    run_dir=host_run_dir(a), env=self.env, max_runtime_s=self.sweep.spec.provider.max_runtime_s,
+                    num_gpus=a.num_gpus))
             elif task.done():
                 del self._tasks[("up", a.id)]
                 if (verdict := self._brought_up(a, task, now)) is not None:

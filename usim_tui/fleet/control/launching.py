@@ -22,8 +22,8 @@ from usim_tui.fleet.providers.base import (
 from usim_tui.fleet.store import budget
 from usim_tui.fleet.store.journal import Journal
 from usim_tui.fleet.store.ledger import Ledger
-from usim_tui.fleet.store.rows import AttemptRow
-from usim_tui.fleet.store.states import AttemptState, EndReason
+from usim_tui.fleet.store.rows import AttemptRow, CellRow
+from usim_tui.fleet.store.states import AttemptState, CellState, EndReason
 
 
 @dataclass
@@ -38,7 +38,7 @@ class Launcher:
     env: Mapping[str, str] = field(default_factory=dict)   # passed to instances only (secrets: never the ledger)
     run_preflight: bool = True
     preflight_cmd: list[str] | None = None
-    _budget_note: str = ""
+    _budget_notes: dict[int, str] = field(default_factory=dict)   # num_gpus -> the refusal last said
 
     @property
     def name(self) -> str:
@@ -47,11 +47,16 @@ class Launcher:
     async def launch_wanted(self, now: float) -> None:
         row = self.ledger.sweep_row(self.name)
         blocked = bool(row.paused or not row.auto or row.crash_loop or row.budget_stop)
+        attempts = self.ledger.attempts(self.name)
         by_cell: dict[str, list[AttemptRow]] = {}
-        for a in self.ledger.attempts(self.name):
+        for a in attempts:
             by_cell.setdefault(a.cell, []).append(a)
         spec = self.sweep.spec
-        for name in policies.next_launches(self.ledger.cells(self.name), by_cell, now, concurrency=spec.concurrency,
+        cells = self.ledger.cells(self.name)
+        if not blocked:   # a cell on more GPUs costs more: those that do not fit wait, the others go ahead
+            fits = self._affordable(cells, attempts, now)
+            cells = [c for c in cells if c.num_gpus in fits]
+        for name in policies.next_launches(cells, by_cell, now, concurrency=spec.concurrency,
                                            max_attempts=spec.max_attempts, blocked=blocked,
                                            max_machine_faults=spec.max_machine_faults):
             if self.clock.now() - now >= self.poll_interval:
@@ -59,22 +64,41 @@ class Launcher:
             if not await self.launch(name, self.clock.now()):
                 break
 
+    def _affordable(self, cells: list[CellRow], attempts: list[AttemptRow], now: float) -> set[int]:
+        """The GPU counts of pending cells a new attempt fits the budget for (each said once when not). With
+        nothing live and no pending cell that fits, nothing ever will: the sweep stops at its budget."""
+        fits = set()
+        for n in sorted({c.num_gpus for c in cells if c.state == CellState.PENDING}):
+            ok, why = budget.can_launch(self.sweep.spec, attempts, now, self.poll_interval, n)
+            if ok:
+                fits.add(n)
+            else:
+                self._say_budget(n, why, now)
+        if not fits and any(c.state == CellState.PENDING for c in cells) and not any(a.live for a in attempts):
+            self.ledger.set_sweep(self.name, budget_stop=1)
+        return fits
+
     async def launch(self, cell_name: str, now: float) -> bool:
         """Start the next attempt of one cell if preflight and budget allow; False stops this round of launches."""
         if self.run_preflight and not await preflight.check(self.ledger, self.sweep, self.journal, cell_name,
                                                              self.runs_root, now, self.preflight_cmd):
             return True
-        if not self._budget_allows(cell_name, now):
+        cell = self.sweep.cell(cell_name)
+        ok, why = budget.can_launch(self.sweep.spec, self.ledger.attempts(self.name), now, self.poll_interval,
+                                    cell.num_gpus)
+        if not ok:
+            self._say_budget(cell.num_gpus, f"{why} ({cell_name})", now)
             return False
         attempt = 1 + max((a.attempt for a in self.ledger.attempts(self.name, cell_name)), default=0)
         label = make_label(self.name, cell_name, attempt)
         run_dir = str(self.runs_root / self.name / cell_name / str(attempt))
-        aid = self.ledger.new_attempt(self.name, cell_name, attempt, label, run_dir, now)
+        aid = self.ledger.new_attempt(self.name, cell_name, attempt, label, run_dir, now, num_gpus=cell.num_gpus)
         settings = self.sweep.spec.provider
         spec = LaunchSpec(label=label, sweep=self.name, cell=cell_name, attempt=attempt,
-                          config=self.sweep.cell(cell_name).config, run_dir=run_dir, env=dict(self.env),
-                          exclude_machines=self.ledger.excluded_machines(self.name),
-                          max_price_per_hour=settings.max_dph if settings.kind != "local" else None)
+                          config=cell.config, run_dir=run_dir, env=dict(self.env),
+                          exclude_machines=self.ledger.excluded_machines(self.name), num_gpus=cell.num_gpus,
+                          max_price_per_hour=budget.reserve_price(self.sweep.spec, cell.num_gpus)
+                          if settings.kind != "local" else None)
         try:
             o = await self.provider.create(spec)
         except NoCapacity as exc:
@@ -106,22 +130,18 @@ class Launcher:
         self.ledger.set_attempt(aid, at=now, state=o.state, provider_id=o.provider_id, machine_id=o.machine_id, gpu=o.gpu,
                                 price_per_hour=o.price_per_hour, storage_per_hour=o.storage_per_hour,
                                 status_msg=o.status_msg, created_at=now, billed_until=now)
+        on = f"{cell.num_gpus}x " if cell.num_gpus > 1 else ""
         self.journal.event(now, "launch", f"{cell_name} #{attempt}: launched {o.provider_id}"
-                           + (f" on {o.gpu}" if o.gpu else "") + f" at ${o.price_per_hour:.3f}/h",
+                           + (f" on {on}{o.gpu}" if o.gpu else "") + f" at ${o.price_per_hour:.3f}/h",
                            self.ledger.attempt(aid), data={"provider_id": o.provider_id, "gpu": o.gpu,
+                                                           "num_gpus": cell.num_gpus,
                                                            "price_per_hour": o.price_per_hour})
         return True
 
-    def _budget_allows(self, cell_name: str, now: float) -> bool:
-        ok, why = budget.can_launch(self.sweep.spec, self.ledger.attempts(self.name), now, self.poll_interval)
-        if ok:
-            return True
-        if why != self._budget_note:
-            self._budget_note = why
-            self.journal.event(now, "budget", f"not launching {cell_name}: {why}")
-        if not self.ledger.live_attempts(self.name):
-            self.ledger.set_sweep(self.name, budget_stop=1)
-        return False
+    def _say_budget(self, num_gpus: int, why: str, now: float) -> None:
+        if why != self._budget_notes.get(num_gpus):   # a refusal repeated word for word is said once
+            self._budget_notes[num_gpus] = why
+            self.journal.event(now, "budget", f"not launching: {why}")
 
     def _not_created(self, aid: int, cell: str, reason: EndReason | None, message: str, now: float) -> None:
         self.ledger.close_create_intent(aid, reason or "error", now, message)

@@ -91,10 +91,10 @@ def parse_probe(out: str) -> Interpreter:
 
 
 async def bring_up(provider: Any, provider_id: str, *, wheel: Path, config: dict[str, Any], run_dir: str,
-                   env: dict[str, str], max_runtime_s: float = 3 * 3600,
-                   install_timeout_s: float = 900.0) -> Interpreter:
+                   env: dict[str, str], max_runtime_s: float = 3 * 3600, install_timeout_s: float = 900.0,
+                   num_gpus: int = 1) -> Interpreter:
     """Find the image's python, push wheel + config + run script, install the wheel, start the trainer
-    detached; returns the interpreter it runs on.
+    detached (under torchrun, one process per GPU, when `num_gpus` > 1); returns the interpreter it runs on.
 
     `run_dir` is relative to the login home (run_script.host_run_dir); `env` (W&B variables, secrets)
     reaches the trainer through a 0600 file, never a command line. Raises BringUpFailed naming the step."""
@@ -106,7 +106,7 @@ async def bring_up(provider: Any, provider_id: str, *, wheel: Path, config: dict
         cfg = Path(d) / "config.yaml"
         cfg.write_text(yaml.safe_dump(config, sort_keys=False))
         script = Path(d) / "run.sh"
-        script.write_text(host_run_script(run_dir, max_runtime_s))
+        script.write_text(host_run_script(run_dir, max_runtime_s, num_gpus))
         await _step(provider_id, "push", provider.push(provider_id, {
             remote_wheel: wheel, f"{run_dir}.config.yaml": cfg, f"{run_dir}.run.sh": script}))
     install = install_command(found.python, found.torch, remote_wheel + "[core]")

@@ -24,9 +24,20 @@ def host_run_dir(a: Attempted) -> str:
     return f"runs/{a.sweep}/{a.cell}/{a.attempt}"
 
 
-def host_run_script(run_dir: str, max_runtime_s: float) -> str:
-    """The script bring_up starts detached over SSH: the trainer under `timeout`, an `exit` event into
-    events.jsonl and stdout whatever happens, the container stopped at the end (storage bills until the
-    controller destroys it; the GPU stops now)."""
+def trainer(num_gpus: int, one: str = '"${USIM_PY:-python3}" -m usim_core') -> str:
+    """What starts `usim_core` on a host of `num_gpus` GPUs (shell words): `one` on one GPU; on more, torchrun
+    (torch.distributed.run) with one data-parallel process per GPU, on a free port of its own (--standalone)."""
+    if num_gpus <= 1:
+        return one
+    return (f'"${{USIM_PY:-python3}}" -m torch.distributed.run --standalone --nproc-per-node={int(num_gpus)} '
+            "-m usim_core")
+
+
+def host_run_script(run_dir: str, max_runtime_s: float, num_gpus: int = 1) -> str:
+    """The script bring_up starts detached over SSH: the trainer (under torchrun on more than one GPU) under
+    `timeout`, an `exit` event into events.jsonl and stdout whatever happens (with the last error line of its
+    output when it failed), the container stopped at the end (storage bills until the controller destroys it;
+    the GPU stops now)."""
     script = TEMPLATE.read_text()
-    return script.replace("__RUN_DIR__", shlex.quote(run_dir)).replace("__MAX_RUNTIME__", str(int(max_runtime_s)))
+    return (script.replace("__RUN_DIR__", shlex.quote(run_dir)).replace("__MAX_RUNTIME__", str(int(max_runtime_s)))
+            .replace("__TRAINER__", trainer(num_gpus)))

@@ -1,6 +1,8 @@
 #!/bin/bash
-# usim host run: started detached over SSH by usim_tui/fleet/hosts/bring_up.py (bring_up), in the login's home.
-# Trains, and on any exit appends an `exit` event to events.jsonl (and stdout). The controller pulls the run
+# usim host run: started detached over SSH by usim_tui/fleet/hosts/bring_up.py (bring_up), in the login's home;
+# its stdout is $RUN_DIR/host.log. Trains (torchrun, one process per GPU, on a multi-GPU host), and on any exit
+# appends an `exit` event to events.jsonl (and stdout): the status, and when it failed the last error line of
+# the trainer's output (torchrun's ChildFailedError, a traceback's last line). The controller pulls the run
 # dir and then destroys the instance; if it has not after USIM_STOP_AFTER_S (default 30 min: it is gone or
 # cut off), the container stops itself, so the GPU stops billing (a stopped container has no SSH: results
 # stay on its disk until destroyed).
@@ -33,15 +35,21 @@ urllib.request.urlopen(req, timeout=20).read()
 USIM_STOP
   fi
 }
+usim_last_error() {   # the output's last error line, as JSON string content (printable ASCII, quotes escaped)
+  grep -v '^@usim ' "$RUN_DIR/host.log" 2>/dev/null | grep -E '(Error|Exception|Interrupt)\b|Error:' | tail -n 1 \
+    | LC_ALL=C tr -cd '\040-\176' | cut -c1-300 | sed -e 's/\\/\\\\/g' -e 's/"/\\"/g'
+}
 usim_on_exit() {
   code=$?
-  usim_event "\"kind\":\"exit\",\"code\":${code}"
+  why=""
+  [ "$code" -ne 0 ] && why=",\"error\":\"$(usim_last_error)\""
+  usim_event "\"kind\":\"exit\",\"code\":${code}${why}"
   if [ -z "${USIM_NO_STOP:-}" ]; then
     ( trap '' HUP; sleep "${USIM_STOP_AFTER_S:-1800}"; usim_stop_container ) >/dev/null 2>&1 < /dev/null &
   fi
 }
 trap usim_on_exit EXIT
 trap 'exit 143' TERM INT
-timeout --signal=TERM --kill-after=60 __MAX_RUNTIME__ "${USIM_PY:-python3}" -m usim_core train \
+timeout --signal=TERM --kill-after=60 __MAX_RUNTIME__ __TRAINER__ train \
   --config "$RUN_DIR.config.yaml" --run-dir "$RUN_DIR" 2>&1 | tee -a "$SINK"
 exit "${PIPESTATUS[0]}"

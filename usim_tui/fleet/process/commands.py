@@ -198,7 +198,8 @@ def _status(args: argparse.Namespace) -> int:
     for c in snap.cells:
         m = headline(c.metrics)
         why = f" ({c.reason})" if c.reason and c.state == CellState.FAILED else ""
-        print(f"  {c.name:<{width}}  {c.state:<9}{why}  attempts {c.attempts}  ${c.cost:.4f}  {m}")
+        gpus = f"  [{c.num_gpus} GPUs]" if c.num_gpus > 1 else ""
+        print(f"  {c.name:<{width}}  {c.state:<9}{why}  attempts {c.attempts}  ${c.cost:.4f}{gpus}  {m}")
     return 0
 
 

@@ -42,7 +42,7 @@ def make_provider(settings: ProviderSettings, *, clock: Clock | None = None, roo
 
         # 2 cores shared by several trainers: one thread each, or they thrash
         return LocalProvider(root, settings.price_per_hour, command=local_command,
-                             threads=1 if concurrency > 1 else None)
+                             threads=1 if concurrency > 1 else None, priced_gpus=settings.num_gpus)
     if settings.kind == "vast":
         from usim_tui.fleet.vast.provider import make_vast_provider
 

@@ -68,7 +68,8 @@ class LaunchSpec:
     run_dir: str                    # local: runs/<sweep>/<cell>/<attempt>; remote: path on the host
     env: dict[str, str] = field(default_factory=dict)        # secrets go here, never into scripts or labels
     exclude_machines: frozenset[str] = frozenset()
-    max_price_per_hour: float | None = None
+    max_price_per_hour: float | None = None                   # for the whole host (its num_gpus GPUs)
+    num_gpus: int = 1               # GPUs of the host: an offer with exactly this many; one trainer per GPU
 
 
 @dataclass

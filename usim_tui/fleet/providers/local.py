@@ -5,6 +5,9 @@ instance.json (label, pid, process start time, price), console.log (stdout + std
 exit_code (written by a tiny shell wrapper when the trainer ends, so a restarted controller that is no longer
 the parent still learns it). Processes run in their own session, so they survive a controller restart and
 `list` rediscovers them from disk. A notional $/h makes budget burn real in local runs.
+
+A cell on N > 1 GPUs trains under torchrun with N processes (`--device auto`: gloo on this machine's CPU, NCCL
+where it has N GPUs) and is billed N / `priced_gpus` times the notional price, as the sweep prices it.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ import yaml
 from usim_tui.fleet.providers.base import EXITED, PENDING, RUNNING, LaunchSpec, Observed, ProviderError
 
 DEFAULT_COMMAND = [sys.executable, "-m", "usim_core", "train", "--config", "{config}", "--run-dir", "{run_dir}"]
+TORCHRUN = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node={num_gpus}"]
 # The wrapper records its own pid first (it leads the trainer's session), so an instance whose creator died
 # before writing the pid into instance.json can still be found and destroyed.
 WRAPPER = ('echo $$ > wrapper.pid; "$@"; code=$?; echo $code > exit_code.tmp && mv exit_code.tmp exit_code; '
@@ -59,9 +63,11 @@ class LocalProvider:
     logs_are_cheap = True    # a file read, not an API call: every running attempt is read every poll
 
     def __init__(self, root: str | Path = "runs", price_per_hour: float = 0.0, *, command: list[str] | None = None,
-                 threads: int | None = None) -> None:
+                 threads: int | None = None, priced_gpus: int = 1) -> None:
+        """price_per_hour: for a host of `priced_gpus` GPUs (the sweep's provider.num_gpus); command: replaces
+        the trainer's command line ({config}, {run_dir}; a cell on several GPUs runs it as it is)."""
         self.root = Path(root).resolve()
-        self.price_per_hour = price_per_hour
+        self.price_per_hour, self.priced_gpus = price_per_hour, priced_gpus
         self.command = command or DEFAULT_COMMAND
         self.threads = threads
         self._children: dict[str, subprocess.Popen[bytes]] = {}
@@ -85,10 +91,15 @@ class LocalProvider:
         env = {**os.environ, **spec.env}
         if self.threads:
             env["USIM_THREADS"] = str(self.threads)
-        cmd = [c.format(config=str(run_dir / "config.yaml"), run_dir=str(run_dir)) for c in self.command]
+        command = self.command
+        if spec.num_gpus > 1 and command is DEFAULT_COMMAND:   # python -m torch.distributed.run ... -m usim_core
+            command = TORCHRUN + command[1:]
+        cmd = [c.format(config=str(run_dir / "config.yaml"), run_dir=str(run_dir), num_gpus=spec.num_gpus)
+               for c in command]
         created = time.time()
+        price = self.price_per_hour * spec.num_gpus / self.priced_gpus
         info = {"label": spec.label, "pid": None, "proc_start": None, "created_at": created,
-                "price_per_hour": self.price_per_hour, "command": cmd}   # no env: secrets stay out of files
+                "price_per_hour": price, "num_gpus": spec.num_gpus, "command": cmd}   # no env: secrets stay out
         _write_info(run_dir, info)   # before the process: a crash after it still leaves the label listed
         with open(run_dir / "console.log", "ab") as out:
             try:

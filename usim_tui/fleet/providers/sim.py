@@ -4,7 +4,8 @@ rehearsing policies and for property tests (fault schedules, crash/restart), wit
 Each created instance follows a Script: seconds pending, seconds loading, then running for `run_s` and an
 outcome: done (started, metrics, eval, done, exit 0), error (an error event), crash (exit 1, a traceback),
 stuck (loading forever), offline, outbid (stopped), oci (created + OCI runtime create failed), silent (runs,
-never prints started). Billing: storage from creation until destroy (not while offline), GPU while running.
+never prints started). Billing: storage from creation until destroy (not while offline), GPU while running,
+at `price` per GPU of the attempt's host.
 """
 
 from __future__ import annotations
@@ -139,7 +140,8 @@ class SimProvider:
         self._n += 1
         machine = f"m{self._n % 7}"
         i = SimInstance(id=str(1000 + self._n), label=spec.label, script=self.script_for(spec),
-                        created=self.clock.now(), machine=machine, price=self.price, storage=self.storage)
+                        created=self.clock.now(), machine=machine, price=self.price * spec.num_gpus,
+                        storage=self.storage)
         self.instances[i.id] = i
         if self.create_then_fail > 0:
             self.create_then_fail -= 1

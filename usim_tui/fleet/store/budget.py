@@ -4,6 +4,9 @@ spent      Σ price × billed time per attempt (GPU while running, storage while
            stopped included), reconciled upward with the provider's own figure where it gives one.
 committed  per live attempt, the remaining expected cost: planning.hours_per_cell × price minus what it has
            run already, never less than one poll interval of burn.
+A cell on a host of N GPUs is planned and reserved at N / provider.num_gpus times the sweep's prices (planning,
+max_dph, the local price): every $/h of a sweep file is for a provider.num_gpus-GPU host. Once launched, an
+attempt bills at its own offer's price.
 At the cap (spent + one poll of worst-case burn ≥ budget) every instance is destroyed with reason `budget`,
 so spent never exceeds the budget by more than one poll interval of burn.
 """
@@ -20,19 +23,22 @@ from usim_tui.fleet.store.states import BILLS_GPU, NOT_BILLING, UNSETTLED, Attem
 DEFAULT_POLL_S = 5.0
 
 
-def launch_price(spec: SweepSpec) -> float:
-    """$/h a new attempt is planned at (what the next launch is expected to cost)."""
-    return spec.provider.price_per_hour if spec.provider.kind == "local" else spec.planning.price_per_hour
+def launch_price(spec: SweepSpec, num_gpus: int | None = None) -> float:
+    """$/h a new attempt on a host of `num_gpus` GPUs (default provider.num_gpus) is planned at."""
+    p = spec.provider
+    price = p.price_per_hour if p.kind == "local" else spec.planning.price_per_hour
+    return p.host_price(price, num_gpus or p.num_gpus)
 
 
-def reserve_price(spec: SweepSpec) -> float:
-    """$/h reserved for an instance whose price is not known yet (a create in flight): the most an offer may
-    cost (max_dph), never the planning guess."""
-    return spec.provider.price_per_hour if spec.provider.kind == "local" else spec.provider.max_dph
+def reserve_price(spec: SweepSpec, num_gpus: int | None = None) -> float:
+    """$/h reserved for an instance whose price is not known yet (a create in flight): the most an offer for
+    its host may cost (max_dph, scaled to its GPUs), never the planning guess."""
+    p = spec.provider
+    return p.host_price(p.price_per_hour if p.kind == "local" else p.max_dph, num_gpus or p.num_gpus)
 
 
-def expected_attempt_cost(spec: SweepSpec) -> float:
-    return spec.planning.hours_per_cell * launch_price(spec)
+def expected_attempt_cost(spec: SweepSpec, num_gpus: int | None = None) -> float:
+    return spec.planning.hours_per_cell * launch_price(spec, num_gpus)
 
 
 def rate(state: str, price: float, storage: float) -> float:
@@ -64,7 +70,7 @@ def committed(spec: SweepSpec, attempts: Sequence[AttemptRow], now: float,
     for a in attempts:
         if not _reserves(a):
             continue
-        price = a.price_per_hour or reserve_price(spec)
+        price = a.price_per_hour or reserve_price(spec, a.num_gpus)
         begun = next((x for x in (a.started_at, a.created_at) if x is not None), now)
         remaining_s = max(spec.planning.hours_per_cell * 3600 - (now - begun), poll_interval)
         total += worst_rate(price, a.storage_per_hour or 0.0) * remaining_s / 3600
@@ -76,7 +82,7 @@ def burn_per_hour(attempts: Sequence[AttemptRow]) -> float:
 
 
 def worst_burn_per_hour(spec: SweepSpec, attempts: Sequence[AttemptRow]) -> float:
-    return sum(worst_rate(a.price_per_hour or reserve_price(spec), a.storage_per_hour or 0.0)
+    return sum(worst_rate(a.price_per_hour or reserve_price(spec, a.num_gpus), a.storage_per_hour or 0.0)
                for a in attempts if _reserves(a))
 
 
@@ -85,11 +91,14 @@ def spent(attempts: Sequence[AttemptRow]) -> float:
 
 
 def can_launch(spec: SweepSpec, attempts: Sequence[AttemptRow], now: float,
-               poll_interval: float = DEFAULT_POLL_S) -> tuple[bool, str]:
-    s, c, e = spent(attempts), committed(spec, attempts, now, poll_interval), expected_attempt_cost(spec)
+               poll_interval: float = DEFAULT_POLL_S, num_gpus: int | None = None) -> tuple[bool, str]:
+    """Does a new attempt on a host of `num_gpus` GPUs (default provider.num_gpus) fit the budget?"""
+    s, c = spent(attempts), committed(spec, attempts, now, poll_interval)
+    e = expected_attempt_cost(spec, num_gpus)
     if s + c + e <= spec.budget + 1e-12:
         return True, ""
-    return False, (f"budget: spent ${s:.3f} + committed ${c:.3f} + next attempt ${e:.3f} "
+    on = f" on {num_gpus} GPUs" if num_gpus and num_gpus > 1 else ""
+    return False, (f"budget: spent ${s:.3f} + committed ${c:.3f} + next attempt{on} ${e:.3f} "
                    f"> budget ${spec.budget:.2f}")
 
 
@@ -101,8 +110,9 @@ def at_cap(spec: SweepSpec, attempts: Sequence[AttemptRow], poll_interval: float
     return so_far + worst_burn_per_hour(spec, attempts) * poll_interval / 3600 >= spec.budget
 
 
-def budget_view(spec: SweepSpec, attempts: Sequence[AttemptRow], now: float, remaining_cells: int = 0,
+def budget_view(spec: SweepSpec, attempts: Sequence[AttemptRow], now: float, remaining_gpus: Sequence[int] = (),
                 poll_interval: float = DEFAULT_POLL_S) -> BudgetView:
+    """`remaining_gpus`: the GPUs of each cell still to run (each planned at its own host's price)."""
     s = spent(attempts)
     c = committed(spec, attempts, now, poll_interval)
     burn = burn_per_hour(attempts)
@@ -111,7 +121,7 @@ def budget_view(spec: SweepSpec, attempts: Sequence[AttemptRow], now: float, rem
     finish = now + c / live_price * 3600 if live_price > 0 else None
     return BudgetView(budget=spec.budget, spent=round(s, 6), committed=round(c, 6), burn_per_hour=burn,
                       storage_per_hour=storage,
-                      projected_total=round(s + c + remaining_cells * expected_attempt_cost(spec), 6),
+                      projected_total=round(s + c + sum(expected_attempt_cost(spec, n) for n in remaining_gpus), 6),
                       projected_finish=finish, attempt_price=launch_price(spec),
                       attempt_cost=round(expected_attempt_cost(spec), 6))
 
@@ -135,6 +145,6 @@ def billed(a: AttemptRow, state: str, now: float, started_at: float | None = Non
 
 def billed_blind(spec: SweepSpec, a: AttemptRow, now: float) -> float:
     """The attempt's spend when the listing failed: billed at its worst-case rate until we can see again."""
-    price = a.price_per_hour or reserve_price(spec)
+    price = a.price_per_hour or reserve_price(spec, a.num_gpus)
     since = a.billed_until or a.created_at or now
     return a.spent + worst_rate(price, a.storage_per_hour) * max(0.0, now - since) / 3600

@@ -22,7 +22,8 @@ class Ingested:
     started: bool = False                                      # a `started` event came in this batch
 
 
-def ingest(events: Sequence[Event]) -> Ingested:
+def ingest(events: Sequence[Event], concluded: bool = False) -> Ingested:
+    """`concluded`: the attempt's `done` or `error` event was recorded before these."""
     out = Ingested()
     for e in events:
         kind = e["kind"]
@@ -47,6 +48,12 @@ def ingest(events: Sequence[Event]) -> Ingested:
             out.attempt["done_event"] = 1
         elif kind == "error":
             out.attempt["error_event"] = str(e.get("reason") or describe(e))[:500]
+        elif kind == "exit" and not (concluded or "done_event" in out.attempt or "error_event" in out.attempt):
+            # the host script (hosts/run_script.sh, vast/onstart.sh) ended with neither `done` nor `error`:
+            # torchrun or the trainer died without a word of its own (a rank killed outright, torchrun itself)
+            why = e.get("error")
+            out.attempt["error_event"] = (f"exit code {e.get('code')} without a done event"
+                                          + (f": {why}" if why else ""))[:500]
     return out
 
 

@@ -118,6 +118,11 @@ MIGRATIONS: list[str] = [
     ALTER TABLE attempts ADD COLUMN results TEXT;
     ALTER TABLE attempts ADD COLUMN state_since REAL
     """,
+    # v5: the GPUs of each cell's host (a round's num_gpus) and of each attempt's, which its price is for
+    """
+    ALTER TABLE cells ADD COLUMN num_gpus INTEGER NOT NULL DEFAULT 1;
+    ALTER TABLE attempts ADD COLUMN num_gpus INTEGER NOT NULL DEFAULT 1
+    """,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -239,12 +244,14 @@ class Ledger:
             for i, c in enumerate(sweep.cells):
                 db.execute(
                     "INSERT INTO cells (sweep, name, round, tags_json, overrides_json, config_json, config_hash, "
-                    "duplicate_of, run_id, ord, state) VALUES (?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT(sweep, name) DO UPDATE "
-                    "SET round=excluded.round, tags_json=excluded.tags_json, overrides_json=excluded.overrides_json, "
-                    "config_json=excluded.config_json, config_hash=excluded.config_hash, "
-                    "duplicate_of=excluded.duplicate_of, run_id=excluded.run_id, ord=excluded.ord",
+                    "duplicate_of, run_id, ord, state, num_gpus) VALUES (?,?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT(sweep, "
+                    "name) DO UPDATE SET round=excluded.round, tags_json=excluded.tags_json, "
+                    "overrides_json=excluded.overrides_json, config_json=excluded.config_json, "
+                    "config_hash=excluded.config_hash, duplicate_of=excluded.duplicate_of, run_id=excluded.run_id, "
+                    "ord=excluded.ord, num_gpus=excluded.num_gpus",
                     (spec.name, c.name, c.round, _j(c.tags), _j(c.overrides), _j(c.config), c.config_hash,
-                     c.duplicate_of, c.run_id, i, CellState.DUPLICATE if c.duplicate_of else CellState.PENDING))
+                     c.duplicate_of, c.run_id, i, CellState.DUPLICATE if c.duplicate_of else CellState.PENDING,
+                     c.num_gpus))
 
     def sweeps(self) -> list[str]:
         return [r[0] for r in self.q("SELECT name FROM sweeps ORDER BY created_at")]
@@ -305,13 +312,15 @@ class Ledger:
         rows = self.q(f"SELECT {columns(AttemptRow)} FROM attempts WHERE sweep=? AND state NOT IN ({marks}) ORDER BY id", sweep, *GONE)
         return [AttemptRow.from_row(r) for r in rows]
 
-    def new_attempt(self, sweep: str, cell: str, attempt: int, label: str, run_dir: str, t: float) -> int:
-        """Insert an attempt in state `launching` together with its create intent (one transaction)."""
+    def new_attempt(self, sweep: str, cell: str, attempt: int, label: str, run_dir: str, t: float,
+                    num_gpus: int = 1) -> int:
+        """Insert an attempt in state `launching` (on a host of `num_gpus` GPUs) together with its create intent
+        (one transaction)."""
         with self.tx() as db:
             cur = db.execute(
                 "INSERT INTO attempts (sweep, cell, attempt, label, state, run_dir, created_at, billed_until, "
-                "state_since) VALUES (?,?,?,?,?,?,?,?,?)",
-                (sweep, cell, attempt, label, AttemptState.LAUNCHING, run_dir, t, t, t))
+                "state_since, num_gpus) VALUES (?,?,?,?,?,?,?,?,?,?)",
+                (sweep, cell, attempt, label, AttemptState.LAUNCHING, run_dir, t, t, t, num_gpus))
             aid = int(cur.lastrowid or 0)
             db.execute("INSERT INTO intents (sweep, attempt_id, action, label, t) VALUES (?,?,?,?,?)",
                        (sweep, aid, "create", label, t))
@@ -450,7 +459,8 @@ class Ledger:
         cells = tuple(_cell_view(c, by_cell.get(c.name, [])) for c in self.cells(name))
         events = tuple(_event_view(r) for r in reversed(
             self.q("SELECT * FROM events WHERE sweep=? AND kind NOT IN ('metric') ORDER BY id DESC LIMIT 200", name)))
-        bview = budget_view(spec, arows, now, remaining_cells=sum(c.state == CellState.PENDING for c in cells))
+        pending = [c.num_gpus for c in cells if c.state == CellState.PENDING]   # not running: each at its host's price
+        bview = budget_view(spec, arows, now, remaining_gpus=pending)
         bview = dataclasses.replace(bview, provider_reported=self.provider_reported(name, arows))
         return SweepSnapshot(
             sweep=name, provider=srow.provider, now=now, paused=bool(srow.paused), auto=bool(srow.auto),
@@ -506,7 +516,7 @@ def _attempt_view(r: AttemptRow, loss_history: tuple[float, ...]) -> AttemptView
         provider_id=r.provider_id, label=r.label, gpu=r.gpu, machine_id=r.machine_id,
         price_per_hour=r.price_per_hour, created_at=r.created_at, started_at=r.started_at,
         ended_at=r.ended_at, stage=r.stage, epoch=r.epoch, step=r.step, last_loss=r.last_loss,
-        loss_history=loss_history, spent=r.spent, message=r.message)
+        loss_history=loss_history, spent=r.spent, message=r.message, num_gpus=r.num_gpus)
 
 
 def _cell_view(c: CellRow, attempts: list[AttemptRow]) -> CellView:
@@ -522,4 +532,4 @@ def _cell_view(c: CellRow, attempts: list[AttemptRow]) -> CellView:
         name=c.name, round=c.cell.round, tags=tuple(c.cell.tags), overrides=c.cell.overrides, state=state, attempts=len(attempts),
         duplicate_of=c.duplicate_of, metrics=c.metrics, small_metrics=c.small_metrics, full_metrics=c.full_metrics,
         cost=round(sum(a.spent for a in attempts), 6),
-        reason=c.reason or (last_reason if state == CellState.FAILED else None))
+        reason=c.reason or (last_reason if state == CellState.FAILED else None), num_gpus=c.num_gpus)

@@ -64,13 +64,14 @@ class CellRow:
     reason: str | None
     not_before: float                      # back-off: not launched before this time
     counted_from: int                      # attempts up to this number no longer count against the limits
+    num_gpus: int = 1                      # GPUs of its host: it trains data-parallel over all of them
     stored: Mapping[str, Any] = field(default_factory=dict, repr=False, compare=False)  # the raw row
 
     @classmethod
     def from_row(cls, row: sqlite3.Row) -> CellRow:
         return cls(sweep=row["sweep"], name=row["name"], duplicate_of=row["duplicate_of"], ord=row["ord"],
                    state=CellState(row["state"]), reason=row["reason"], not_before=row["not_before"],
-                   counted_from=row["counted_from"], stored=row)
+                   counted_from=row["counted_from"], num_gpus=row["num_gpus"], stored=row)
 
     @cached_property
     def cell(self) -> Cell:
@@ -78,7 +79,8 @@ class CellRow:
         r = self.stored
         return Cell(name=r["name"], round=r["round"], tags=json.loads(r["tags_json"]),
                     overrides=json.loads(r["overrides_json"]), config=json.loads(r["config_json"]),
-                    config_hash=r["config_hash"], duplicate_of=r["duplicate_of"], run_id=r["run_id"])
+                    config_hash=r["config_hash"], duplicate_of=r["duplicate_of"], run_id=r["run_id"],
+                    num_gpus=r["num_gpus"])
 
     @cached_property
     def small_metrics(self) -> dict[str, float]:
@@ -130,6 +132,7 @@ class AttemptRow(NamedTuple):
     state_since: float | None = None       # when it entered its current state
     host_started_at: float | None = None   # SSH hosts: when the run was brought up on the instance
     results: str | None = None             # SSH hosts: what came back before destroy, or "results lost: why"
+    num_gpus: int = 1                      # GPUs of the host it was launched for (its price is that host's)
 
     @classmethod
     def from_row(cls, row: Sequence[Any]) -> AttemptRow:

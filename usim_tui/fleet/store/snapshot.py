@@ -43,6 +43,7 @@ class AttemptView:
     loss_history: tuple[float, ...] = ()   # downsampled train loss, for sparklines
     spent: float = 0.0
     message: str | None = None       # why it ended (error line, status_msg, exit code), when it did
+    num_gpus: int = 1                # GPUs of its host (its price is that host's)
 
 
 @dataclass(frozen=True)
@@ -59,6 +60,7 @@ class CellView:
     full_metrics: dict[str, float] = field(default_factory=dict)    # the `eval` event named full
     cost: float = 0.0
     reason: str | None = None        # why it failed, when it did
+    num_gpus: int = 1                # GPUs of its host: it trains data-parallel over all of them
 
 
 @dataclass(frozen=True)
@@ -72,7 +74,7 @@ class BudgetView:
     projected_finish: float | None   # unix time
     provider_reported: float | None = None   # spend by the provider's own figures (Vast: account credit used
                                              # since the sweep began), None where it reports none
-    attempt_price: float = 0.0               # $/h a new attempt is planned at
+    attempt_price: float = 0.0               # $/h a new attempt is planned at (on provider.num_gpus GPUs)
     attempt_cost: float = 0.0                # its expected cost (planning hours per cell x that price)
 
 

@@ -6,7 +6,7 @@ container's own API variables for the run script; the controller then brings the
 detached). Otherwise the onstart does everything itself: it prints a `bootstrap` event first (the started
 marker), installs usim (a pinned requirement `usim-sweeps==0.1.0`, a wheel URL, or a git URL@ref; skipped
 when USIM_PREINSTALLED is set), writes the cell's resolved
-config, runs `usim-core train` under `timeout` (the max-runtime deadline), and on any exit prints an `exit`
+config, runs `usim-core train` (under torchrun, one process per GPU, on a multi-GPU host) under `timeout` (the max-runtime deadline), and on any exit prints an `exit`
 event with the status and stops its container. Over Vast's 4048-character onstart limit the script is
 shipped gzip+base64 inside a short unpacking line. Secrets never enter the text: they travel as
 LaunchSpec.env instance variables.
@@ -22,7 +22,7 @@ from typing import Any
 
 import yaml
 
-from usim_tui.fleet.hosts.run_script import host_run_dir
+from usim_tui.fleet.hosts.run_script import host_run_dir, trainer
 from usim_tui.fleet.providers.base import LaunchSpec
 
 ONSTART_MAX = 4048
@@ -70,7 +70,9 @@ def render(spec: LaunchSpec, settings: Any) -> str:
     script = TEMPLATE.read_text()
     for key, value in {"__RUN_DIR__": shlex.quote(host_run_dir(spec)), "__LABEL__": spec.label,
                        "__INSTALL__": install_arg(settings.install),
-                       "__MAX_RUNTIME__": str(int(settings.max_runtime_s)), "__CONFIG__": config}.items():
+                       "__MAX_RUNTIME__": str(int(settings.max_runtime_s)),
+                       "__TRAINER__": trainer(spec.num_gpus, one='"${USIM_CORE:-usim-core}"'),
+                       "__CONFIG__": config}.items():
         script = script.replace(key, value)
     return script
 

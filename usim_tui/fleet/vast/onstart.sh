@@ -40,6 +40,6 @@ mkdir -p "$RUN_DIR" || exit 92
 cat > "$RUN_DIR.config.yaml" <<'USIM_CONFIG_EOF'
 __CONFIG__
 USIM_CONFIG_EOF
-timeout --signal=TERM --kill-after=60 __MAX_RUNTIME__ "${USIM_CORE:-usim-core}" train \
+timeout --signal=TERM --kill-after=60 __MAX_RUNTIME__ __TRAINER__ train \
   --config "$RUN_DIR.config.yaml" --run-dir "$RUN_DIR" 2>&1 | tee -a "$W/train.log"
 exit "${PIPESTATUS[0]}"

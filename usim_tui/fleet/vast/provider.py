@@ -149,8 +149,7 @@ class VastProvider(VastHost):
         self._buy = asyncio.Lock()
         self._excluded_offers: dict[int, float] = {}
         self._excluded_machines: dict[str, float] = {}
-        self._offers: list[dict[str, Any]] = []
-        self._offers_at = float("-inf")
+        self._offers: dict[int, tuple[float, list[dict[str, Any]]]] = {}   # num_gpus -> (searched at, offers)
         self._running_since: dict[str, float] = {}
         self.calls: dict[str, int] = {}
         self.unrated_offers = 0      # offers of the last search with no reliability field (said, not dropped silently)
@@ -290,13 +289,22 @@ class VastProvider(VastHost):
             storage_per_hour=float(row.get("storage_total_cost") or 0.0),
             created_at=row.get("start_date"), started_at=self._running_since.get(pid), raw=_redact(row))
 
+    def _max_dph(self, spec: LaunchSpec) -> float:
+        """The most an offer for this attempt's host may cost: max_dph scaled to its GPUs (the launcher's
+        figure, never above it)."""
+        cap = self.settings.host_price(self.settings.max_dph, spec.num_gpus)
+        return min(cap, spec.max_price_per_hour or cap)
+
     async def _search(self, spec: LaunchSpec) -> list[dict[str, Any]]:
+        """Offers for the attempt's host (exactly spec.num_gpus GPUs), cheapest first; one search per GPU count
+        every offer_cache_s."""
         s = self.settings
-        max_dph = min(s.max_dph, spec.max_price_per_hour or s.max_dph)
+        gpus, max_dph = spec.num_gpus, self._max_dph(spec)
         now = self.clock.now()
-        if now - self._offers_at > self.offer_cache_s or not self._offers:
+        searched_at, offers = self._offers.get(gpus, (float("-inf"), []))
+        if now - searched_at > self.offer_cache_s or not offers:
             query: dict[str, Any] = {
-                "gpu_name": {"eq": s.gpu}, "num_gpus": {"eq": s.num_gpus}, "dph_total": {"lte": max_dph},
+                "gpu_name": {"eq": s.gpu}, "num_gpus": {"eq": gpus}, "dph_total": {"lte": max_dph},
                 "reliability": {"gte": s.min_reliability}, "disk_space": {"gte": s.disk_gb},
                 "rentable": {"eq": True}, "rented": {"eq": False}, "external": {"eq": False},
                 "order": [["dph_total", "asc"]], "type": "on-demand", "limit": 100,
@@ -306,18 +314,19 @@ class VastProvider(VastHost):
             status, data = await self._call("search", "POST", "/api/v0/bundles/", body=query)
             if status != 200 or not isinstance(data, dict) or not isinstance(data.get("offers"), list):
                 raise ProviderError(f"Vast API: offer search failed (HTTP {status}): {_describe(data)}")
-            self._offers, self._offers_at = data["offers"], self.clock.now()
+            offers = data["offers"]
+            self._offers[gpus] = (self.clock.now(), offers)
         for table in (self._excluded_offers, self._excluded_machines):
             for k, until in list(table.items()):
                 if until <= now:
                     del table[k]
         fits = []
         unrated = 0
-        for o in self._offers:   # re-check on our side: a filter the server ignored must not cost money
+        for o in offers:   # re-check on our side: a filter the server ignored must not cost money
             rel = reliability(o)
             unrated += rel is None
             if o.get("gpu_name") != s.gpu or float(o.get("dph_total") or 1e9) > max_dph \
-                    or (rel or 0.0) < s.min_reliability or int(o.get("num_gpus") or 0) != s.num_gpus:
+                    or (rel or 0.0) < s.min_reliability or int(o.get("num_gpus") or 0) != gpus:
                 continue
             mid = str(o.get("machine_id"))
             if o.get("id") in self._excluded_offers or mid in self._excluded_machines or mid in spec.exclude_machines:
@@ -325,7 +334,7 @@ class VastProvider(VastHost):
             fits.append(o)
         if unrated:
             self.unrated_offers = unrated
-            self._log(f"{unrated} of {len(self._offers)} offers carry neither reliability nor reliability2: "
+            self._log(f"{unrated} of {len(offers)} offers carry neither reliability nor reliability2: "
                       "treated as unreliable (docs/vast.md)")
         return sorted(fits, key=lambda o: float(o.get("dph_total") or 0))
 
@@ -334,7 +343,8 @@ class VastProvider(VastHost):
         self._excluded_offers[offer_id] = until
         if machine_id is not None:
             self._excluded_machines[str(machine_id)] = until
-        self._offers = [o for o in self._offers if o.get("id") != offer_id]
+        for gpus, (at, offers) in self._offers.items():
+            self._offers[gpus] = (at, [o for o in offers if o.get("id") != offer_id])
 
     async def create(self, spec: LaunchSpec) -> Observed:
         s = self.settings
@@ -354,7 +364,7 @@ class VastProvider(VastHost):
                 offers = await self._search(spec)
                 if not offers:
                     unrated = f"; {self.unrated_offers} offers carried no reliability field" if self.unrated_offers else ""
-                    raise NoCapacity(f"no {s.gpu} offer under ${s.max_dph:.2f}/h with reliability >= "
+                    raise NoCapacity(f"no {spec.num_gpus}x {s.gpu} offer under ${self._max_dph(spec):.2f}/h with reliability >= "
                                      f"{s.min_reliability} and {s.disk_gb} GB disk (after exclusions){unrated}")
                 offer = offers[0]
                 try:
