@@ -171,7 +171,9 @@ async def test_a_cell_on_two_gpus_runs_under_torchrun_and_bills_twice_the_price(
                                    "--nproc-per-node=2", "-m", "usim_core", "train"]
     done = await wait_state(prov, o.provider_id, EXITED, timeout=120)
     text = await prov.logs(o.provider_id)
-    assert done.exit_code == 1 and "ChildFailedError" in text and text.count("unknown key 'stages.codec.batch_sise'") >= 2
+    # the cause once at least: torchrun ends the other rank when the first fails, so whether the second prints its
+    # own error first is a race (1 run in 3 under load here); torchrun's own report always closes the log
+    assert done.exit_code == 1 and "ChildFailedError" in text and "unknown key 'stages.codec.batch_sise'" in text, text
     halves = LocalProvider(tmp_path / "b", 0.70, command=CMD, priced_gpus=2)   # priced for 2-GPU hosts
     one = await halves.create(spec(tmp_path / "b", FAKE_MODE="hang"))
     assert one.price_per_hour == pytest.approx(0.35)
