@@ -227,7 +227,7 @@ class InstancesTable(DataTable[object]):
         """Each cell's name as shown: whole when the names fit `name_width`, else what tells them apart
         (format.short_names, never a tail two cells share); the cell column follows."""
         names = sorted({c.name for c in snap.cells} | {a.cell for a in snap.attempts})
-        labels = short_names(names, self.name_width)
+        labels = short_names(names, self.name_width, {c.name: c.round for c in snap.cells})
         if labels == self.labels:
             return
         self.labels = labels

@@ -1,0 +1,60 @@
+"""Issue 28, what a cold try of the app still found on main: names cut inside a value, a header that said "no
+controller" while one ran, a queued relaunch that did not show, the curves' legend over the data, the sort,
+losses cut, `q` during preflight, `W`'s line, three spend figures, the events pane at 80 x 24, `l`'s order."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from app_support import ready
+from textual.widgets import Static
+
+from usim_core.sweep import expand
+from usim_tui.app.app import UsimApp
+from usim_tui.app.format import short_names
+from usim_tui.app.source import LedgerSource
+from usim_tui.fleet.store.ledger import Ledger
+
+SWEEPS = Path(__file__).resolve().parents[2] / "configs" / "sweeps"
+
+
+def status_text(app: UsimApp) -> str:
+    return str(app.main.query_one("#status", Static).render())
+
+
+def header_text(app: UsimApp) -> str:
+    return str(app.main.query_one("#header", Static).render())
+
+
+def varied(cell) -> list[str]:
+    """What tells a cell of overnight_sota from the others in its name: the grid's values, the list item."""
+    values = [t.partition("=")[2].replace("%", "pct") for t in cell.tags if "=" in t]
+    return values or [cell.name.removeprefix(cell.round + "_")]
+
+
+@pytest.mark.parametrize("width", [16, 20, 24])
+def test_short_names_never_cut_a_varied_value(width):
+    """On main at 16 columns: `…a_lr4.…-4_w3pct`, the lr value cut in its middle and the round shown as `…a_`."""
+    sweep = expand(SWEEPS / "overnight_sota.yaml")
+    short = short_names([c.name for c in sweep.cells], width, {c.name: c.round for c in sweep.cells})
+    assert len(set(short.values())) == len(sweep.cells) and all(len(v) <= width for v in short.values()), short
+    for c in sweep.cells:
+        assert all(v in short[c.name] for v in varied(c)), (c.name, short[c.name])
+    assert short["round_a_lr4.5e-4_w3pct"] in ("A·lr4.5e-4_w3pct", "round_a_lr4.5e-4_w3pct")
+    assert short["round_b_cap128"] != short["round_c_cap128_ttc"]
+
+
+@pytest.mark.parametrize("size", [(100, 30), (80, 24)])
+async def test_the_table_names_overnight_cells_by_their_round_and_values(tmp_path, clock, size):
+    sweep = expand(SWEEPS / "overnight_sota.yaml")
+    led = Ledger(tmp_path / "ledger.sqlite")
+    led.ensure_sweep(sweep)
+    app = UsimApp(LedgerSource(led), clock=clock, poll_interval=3600)
+    async with app.run_test(size=size) as pilot:
+        await ready(app, pilot)
+        table = app.main.table
+        shown = {str(table.row_text(f"cell:{c.name}")[0]).strip("● ").strip(): c for c in sweep.cells}
+        assert len(shown) == len(sweep.cells)
+        for label, c in shown.items():
+            assert "…" not in label and all(v in label for v in varied(c)), (label, c.name)
