@@ -7,7 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from app_support import ready
+from app_support import NOW, ready
 from textual.widgets import Static
 
 from usim_core.sweep import expand
@@ -58,3 +58,59 @@ async def test_the_table_names_overnight_cells_by_their_round_and_values(tmp_pat
         assert len(shown) == len(sweep.cells)
         for label, c in shown.items():
             assert "…" not in label and all(v in label for v in varied(c)), (label, c.name)
+
+
+async def test_the_lock_decides_whether_a_controller_runs_not_the_heartbeat_s_age(demo_ledger, clock):
+    """On main: a controller busy in its preflight (no tick for 41 s) was `no controller · C starts one`, and one
+    that `usim-tui stop` ended was still `launching on · controller pid N seen 15s ago` for 20 s. A live process
+    holding the ledger's lock (this test's) is the controller; its release is no controller at once."""
+    import os
+
+    from usim_tui.fleet.process.daemon import ControllerLock
+
+    led, _, _ = demo_ledger
+    lock = ControllerLock(led.path)
+    lock.acquire()
+    led.set_sweep("demo", controller_pid=os.getpid(), controller_seen_at=NOW - 41, controller_state="running")
+    app = UsimApp(LedgerSource(led), clock=clock, poll_interval=0.05)
+    try:
+        async with app.run_test(size=(200, 50)) as pilot:
+            await ready(app, pilot)
+            await pilot.pause(0.2)
+            text = header_text(app)
+            assert "no controller" not in text and f"controller pid {os.getpid()}" in text, text
+            led.set_sweep("demo", controller_seen_at=NOW - 2)   # a fresh tick, then the controller ends
+            lock.release()
+            for _ in range(50):
+                await pilot.pause(0.05)
+                if "no controller" in header_text(app):
+                    break
+            text = header_text(app)
+            assert text.startswith("no controller") and "launching on" not in text and "seen 2s ago" not in text, text
+            assert "C starts one" in text
+    finally:
+        lock.release()
+
+
+async def test_read_only_comes_first_and_never_offers_c(source, clock):
+    """On main: `--read-only` offered `C starts one` (C does nothing there) and said read-only last."""
+    import dataclasses
+
+    source.current = dataclasses.replace(source.current, controller_seen_at=NOW - 10**6)
+    app = UsimApp(source, clock=clock, poll_interval=3600, read_only=True)
+    async with app.run_test(size=(200, 50)) as pilot:
+        await ready(app, pilot)
+        text = header_text(app)
+        assert text.startswith("read-only") and "no controller" in text and "C starts one" not in text, text
+
+
+async def test_an_ended_controller_is_said_first(source, clock):
+    """On main `controller finished: actions disabled` came last and was cut even at 200 columns."""
+    source.controller = object()  # a real controller that has returned
+    app = UsimApp(source, clock=clock, poll_interval=0.05)
+    async with app.run_test(size=(200, 50)) as pilot:
+        await ready(app, pilot)
+        await pilot.pause(0.3)
+        text = header_text(app)
+        assert text.startswith("controller finished: actions disabled"), text
+        assert "launching on" not in text and "C starts one" not in text, text

@@ -100,7 +100,7 @@ class MainScreen(MoneyActions, Screen[None]):
 
     def on_mount(self) -> None:
         self.query_one("#filter").display = False
-        self.query_one(SweepHeader).show(None, self.usim_app.clock.now(), self.usim_app.mode)
+        self.show_header(None, self.usim_app.clock.now(), None)
         self.fit(self.app.size.width, self.app.size.height)
         self.table.focus()
         self.usim_app.poll_now()
@@ -149,8 +149,7 @@ class MainScreen(MoneyActions, Screen[None]):
         self.snap, self.poll_error = snap, None
         if self.marked:
             self.marked &= {str(a.attempt_id) for a in snap.attempts} | {f"cell:{c.name}" for c in snap.cells}
-        app = self.usim_app
-        self.guard(SweepHeader, lambda w: w.show(snap, now, app.mode, None, heartbeat(snap, app.poll_interval)))
+        self.show_header(snap, now, None)
         self.guard(BudgetPane, lambda w: w.show(snap.budget))
         self.guard(InstancesTable, lambda w: self.apply_table())
         self.guard(CoverageGrid, lambda w: w.show(snap.cells))
@@ -205,7 +204,15 @@ class MainScreen(MoneyActions, Screen[None]):
 
     def on_poll_failed(self, message: PollFailed) -> None:
         self.poll_error = message.error
-        self.guard(SweepHeader, lambda w: w.show(self.snap, self.usim_app.clock.now(), self.usim_app.mode, message.error))
+        self.show_header(self.snap, self.usim_app.clock.now(), message.error)
+
+    def show_header(self, snap: SweepSnapshot | None, now: float, error: str | None) -> None:
+        """The header: a mode that disables the actions (read-only, the app's controller ended) first; the
+        controller's part only while one can run (never `C starts one` where C does nothing)."""
+        app = self.usim_app
+        disabled = app.read_only or app.controller_ended
+        beat = None if app.controller_ended else heartbeat(snap, app.poll_interval, can_start=not app.read_only)
+        self.guard(SweepHeader, lambda w: w.show(snap, now, app.mode, error, beat, disabled))
 
     def on_coverage_grid_open(self, message: CoverageGrid.Open) -> None:
         self.open_details(self.cell(message.cell), self.latest_attempt(message.cell))

@@ -113,6 +113,8 @@ class SweepSnapshot:
     controller_poll: float | None = None      # its poll interval (seconds)
     budget_stop: bool = False                 # the budget cap was reached: everything destroyed, nothing launches
     queued: tuple[QueuedView, ...] = ()       # commands sent to the controller that it has not taken yet
+    controller_held: bool | None = None       # a live process holds the ledger's controller lock (the app probes
+                                              # it: the heartbeat stops during a long tick); None: not probed
 
 
 def summary_line(snap: SweepSnapshot) -> str:
