@@ -4,10 +4,12 @@ losses cut, `q` during preflight, `W`'s line, three spend figures, the events pa
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 import pytest
 from app_support import NOW, ready
+from rich.console import Console
 from textual.widgets import Static
 
 from usim_core.sweep import expand
@@ -25,6 +27,12 @@ def status_text(app: UsimApp) -> str:
 
 def header_text(app: UsimApp) -> str:
     return str(app.main.query_one("#header", Static).render())
+
+
+def plain(renderable) -> str:
+    console = Console(width=200, record=True, file=io.StringIO())
+    console.print(renderable)
+    return console.export_text()
 
 
 def varied(cell) -> list[str]:
@@ -114,3 +122,47 @@ async def test_an_ended_controller_is_said_first(source, clock):
         text = header_text(app)
         assert text.startswith("controller finished: actions disabled"), text
         assert "launching on" not in text and "C starts one" not in text, text
+
+
+async def test_a_relaunch_shows_as_queued_until_its_attempt_starts(tmp_path, clock):
+    """On main, after `r` `y` on a finished cell only the status line said `queued relaunch`: once the controller
+    had taken the command, the table and the grid showed nothing until attempt #2 appeared minutes later. The
+    cell is queued from the next ledger read until then: reason `queued relaunch`, the grid's cell `queued`."""
+    from usim_tui.app.widgets.coverage import CoverageGrid
+    from usim_tui.fleet.clock import VirtualClock
+    from usim_tui.fleet.process.open import open_sweep
+    from usim_tui.fleet.providers.sim import SimProvider
+
+    sweep = expand(SWEEPS / "demo.yaml")
+    vclock = VirtualClock(NOW)
+    opened = open_sweep(sweep, provider=SimProvider(vclock), ledger=tmp_path / "ledger.sqlite",
+                        runs_root=tmp_path / "runs", clock=vclock, run_preflight=False, log=lambda m: None, env={})
+    led, cell = opened.ledger, sweep.cells[0].name
+    aid = led.new_attempt("demo", cell, 1, f"usim:demo:{cell}:1", str(tmp_path / "r1"), NOW - 900)
+    led.set_attempt(aid, state="destroyed", reason="finished", started_at=NOW - 800, ended_at=NOW - 100)
+    led.set_cell("demo", cell, state="finished", reason="finished")
+    led.set_sweep("demo", paused=1)   # nothing launches: the relaunch waits, as behind a full fleet
+    app = UsimApp(LedgerSource(Ledger(led.path)), clock=clock, poll_interval=0.05)
+    try:
+        async with app.run_test(size=(200, 50)) as pilot:
+            await ready(app, pilot)
+            table = app.main.table
+            table.move_cursor(row=table.get_row_index(str(aid)))
+            await pilot.press("r", "y")
+
+            async def reason_is(text: str) -> bool:
+                for _ in range(60):
+                    await pilot.pause(0.05)
+                    if str(table.row_text(str(aid))[3]) == text:
+                        return True
+                return False
+
+            assert await reason_is("queued relaunch"), table.row_text(str(aid))   # not taken yet
+            await opened.controller.tick()    # the controller takes it; the cell waits to launch
+            assert not led.snapshot("demo").queued and led.cell("demo", cell).state == "pending"
+            await pilot.pause(0.3)
+            assert await reason_is("queued relaunch"), table.row_text(str(aid))
+            grid = plain(app.main.query_one(CoverageGrid).content)
+            assert "queued" in grid.split("lr ↓")[1].split("pending")[0], grid   # in the matrix, not the legend
+    finally:
+        await opened.close()

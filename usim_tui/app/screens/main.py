@@ -30,7 +30,7 @@ from usim_tui.app.widgets.coverage import CoverageGrid
 from usim_tui.app.widgets.curves import LossCurves
 from usim_tui.app.widgets.events import EventsPane
 from usim_tui.app.widgets.header import SweepHeader
-from usim_tui.app.widgets.instances import SORTS, InstancesTable
+from usim_tui.app.widgets.instances import SORTS, InstancesTable, queued_cells
 from usim_tui.app.widgets.leaderboard import Leaderboard
 from usim_tui.fleet.store.snapshot import AttemptView, CellView, SweepSnapshot
 from usim_tui.fleet.store.states import GONE
@@ -152,7 +152,7 @@ class MainScreen(MoneyActions, Screen[None]):
         self.show_header(snap, now, None)
         self.guard(BudgetPane, lambda w: w.show(snap.budget))
         self.guard(InstancesTable, lambda w: self.apply_table())
-        self.guard(CoverageGrid, lambda w: w.show(snap.cells))
+        self.guard(CoverageGrid, lambda w: w.show(snap.cells, queued_cells(snap)))
         self.guard(Leaderboard, lambda w: w.show(snap.cells))
         self.last_series = message.series
         names = {a.attempt_id: f"{self.table.labels.get(a.cell, a.cell)}#{a.attempt}" for a in snap.attempts

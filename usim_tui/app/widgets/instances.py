@@ -164,8 +164,9 @@ def same_cell(key: str, snap: SweepSnapshot, wanted: dict[str, tuple[object, ...
 
 
 def queued_for(snap: SweepSnapshot) -> dict[str, str]:
-    """Cell name or attempt id (as a row key) -> the command queued for it and not taken yet."""
-    out: dict[str, str] = {}
+    """Cell name or attempt id (as a row key) -> the command queued for it: not taken yet, or a relaunch taken
+    whose attempt has not started (it shows from the next ledger read until the new attempt's row)."""
+    out: dict[str, str] = {c.name: "relaunch" for c in snap.cells if c.relaunch_waiting}
     for q in getattr(snap, "queued", ()):
         target = q.args.get("cell") or (str(q.args["attempt_id"]) if "attempt_id" in q.args else None)
         if target is not None:
@@ -173,6 +174,12 @@ def queued_for(snap: SweepSnapshot) -> dict[str, str]:
         elif q.args.get("all"):
             out.update({str(a.attempt_id): q.command for a in snap.attempts if a.state not in GONE})
     return out
+
+
+def queued_cells(snap: SweepSnapshot) -> frozenset[str]:
+    """The cells a queued launch or relaunch waits for (the coverage grid shows them as queued)."""
+    return frozenset(c for c, command in queued_for(snap).items() if command in ("launch", "relaunch")
+                     and not c.isdigit())
 
 
 # InstancesTable overrides these private DataTable names (render caches, cell store, key maps, cursor state) to

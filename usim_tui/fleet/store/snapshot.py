@@ -59,6 +59,7 @@ class CellView:
     full_metrics: dict[str, float] = field(default_factory=dict)    # the `eval` event named full
     cost: float = 0.0
     reason: str | None = None        # why it failed, when it did
+    relaunch_waiting: bool = False   # a relaunch the controller took, waiting for its attempt to start
 
 
 @dataclass(frozen=True)
