@@ -166,3 +166,24 @@ async def test_a_relaunch_shows_as_queued_until_its_attempt_starts(tmp_path, clo
             assert "queued" in grid.split("lr ↓")[1].split("pending")[0], grid   # in the matrix, not the legend
     finally:
         await opened.close()
+
+
+async def test_the_curves_legend_covers_no_data(source, clock):
+    """On main plotext drew the legend top-left inside the plot, over the start of the curves. It is a row of
+    its own below the plot now, each label in its line's colour."""
+    from app_support import SIZE, cursor_to
+
+    from usim_tui.app.widgets.curves import LossCurves
+
+    app = UsimApp(source, clock=clock, poll_interval=3600)
+    async with app.run_test(size=SIZE) as pilot:
+        await ready(app, pilot)
+        curves = app.main.query_one(LossCurves)
+        cursor_to(app, "1")
+        await pilot.pause(0.3)
+        rows = ["".join(seg.text for seg in curves.render_line(y)) for y in range(curves.size.height)]
+        labels = set(curves.lines)
+        assert len(labels) == 3
+        with_labels = [i for i, row in enumerate(rows) if any(label in row for label in labels)]
+        assert with_labels == [len(rows) - 1], rows            # the last row, and no row of the plot
+        assert all(label in rows[-1] for label in labels), rows[-1]
