@@ -187,3 +187,41 @@ async def test_the_curves_legend_covers_no_data(source, clock):
         with_labels = [i for i, row in enumerate(rows) if any(label in row for label in labels)]
         assert with_labels == [len(rows) - 1], rows            # the last row, and no row of the plot
         assert all(label in rows[-1] for label in labels), rows[-1]
+
+
+def seconds(text: str) -> int:
+    """`4m33s`, `3h07m`, `42s` back to seconds."""
+    import re
+
+    h, m, s = (re.search(rf"(\d+){u}", text) for u in "hms")
+    return sum(int(x.group(1)) * k for x, k in ((h, 3600), (m, 60), (s, 1)) if x)
+
+
+async def test_sort_by_time_orders_by_the_time_shown_and_the_header_marks_the_column(source, clock):
+    """On main `S` = time gave 5m16s, 5m06s, 4m33s, 4m34s: ended rows sorted by time since their start, not by
+    the start-to-end time the column shows; and no column header said what the rows were sorted by."""
+    import dataclasses
+
+    from textual.widgets.data_table import ColumnKey
+
+    snap = source.current
+    ends = {1: NOW - 2900, 2: NOW - 100}   # the first finished run was short, the second long
+    source.current = dataclasses.replace(snap, attempts=tuple(
+        dataclasses.replace(a, ended_at=ends.get(a.attempt_id, a.ended_at)) for a in snap.attempts))
+    app = UsimApp(source, clock=clock, poll_interval=3600)
+    async with app.run_test(size=(200, 50)) as pilot:
+        await ready(app, pilot)
+        table = app.main.table
+        assert "▼" not in str(table.columns[ColumnKey("uptime")].label)
+        while app.main.sort != "time":
+            await pilot.press("S")
+        await pilot.pause()
+        times = [str(table.row_text(k)[6]) for k in table.keys() if k.isdigit()]
+        assert [seconds(t) for t in times] == sorted((seconds(t) for t in times), reverse=True), times
+        assert str(table.columns[ColumnKey("uptime")].label) == "time ▼"
+        await pilot.press("S")   # $/h: the mark moves with the sort
+        await pilot.pause()
+        assert str(table.columns[ColumnKey("uptime")].label) == "time"
+        assert "▼" in str(table.columns[ColumnKey("price")].label)
+        header = "".join(seg.text for seg in table.render_line(0))
+        assert "$/h ▼" in header, header

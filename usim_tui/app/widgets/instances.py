@@ -45,7 +45,7 @@ def sort_value(sort: str, a: AttemptView | None, c: CellView | None, now: float)
         return (1 if a is None and sort != "cell" else 0, name)
     by = {
         "state": lambda: STATE_RANK.get(a.state, 99),
-        "time": lambda: -(now - (a.started_at or a.created_at or now)),
+        "time": lambda: -(phase_seconds(a, now) or -1.0),   # the time the column shows, longest first
         "$/h": lambda: -a.price_per_hour,
         "loss": lambda: a.last_loss if a.last_loss is not None else float("inf"),
     }
@@ -61,8 +61,10 @@ COLUMNS = (
 )
 # Attempt states still on their way up: their time column counts from creation (a per-phase timer).
 STARTING = frozenset({AttemptState.PENDING, AttemptState.LAUNCHING, AttemptState.LOADING})
-# `S` cycles these: "" is the ledger's order.
+# `S` cycles these: "" is the ledger's order. The sorted column's header is marked (▼ largest first).
 SORTS = ("", "state", "time", "$/h", "loss", "cell")
+SORT_COLUMN = {"state": ("state", "▲"), "time": ("uptime", "▼"), "$/h": ("price", "▼"), "loss": ("loss", "▲"),
+               "cell": ("cell", "▲")}
 STAGE_SHORT = {"diffusion_residual": "diffusion", "consistency_distill": "distill"}
 
 
@@ -70,13 +72,16 @@ def cell_label(name: str, marked: bool) -> Text:
     return Text.assemble(("● " if marked else "  ", "bold magenta"), name)
 
 
-def uptime(a: AttemptView, now: float) -> str:
+def phase_seconds(a: AttemptView, now: float) -> float | None:
     """Time in the current phase: since creation while starting (loading 3m12s), since start when running,
-    start to end once ended."""
+    start to end once ended; None when the phase has no start."""
     end = a.ended_at if a.ended_at is not None else now
-    if a.state in STARTING and a.ended_at is None:
-        return duration(end - a.created_at if a.created_at is not None else None)
-    return duration(end - a.started_at if a.started_at is not None else None)
+    start = a.created_at if a.state in STARTING and a.ended_at is None else a.started_at
+    return None if start is None else end - start
+
+
+def uptime(a: AttemptView, now: float) -> str:
+    return duration(phase_seconds(a, now))
 
 
 # Per column (in COLUMNS order): the raw input (cheap attribute reads, see raw_attempt) and its formatter. A cell
@@ -213,6 +218,7 @@ class InstancesTable(DataTable[object]):
         self._cell_cache: LRUCache[tuple, list[list[Segment]]] = LRUCache(4000)
         self._row_styles: dict[tuple, Style] = {}
         self._frame_style: Style | None = None  # the widget's style, resolved once per repaint, not per line
+        self._marked_sort = ""                  # the sort its column header is marked for
 
     def on_mount(self) -> None:
         self.cursor_type = "row"
@@ -276,12 +282,28 @@ class InstancesTable(DataTable[object]):
                     self._versions[key, col] = next(self._next_version)
             else:
                 self._stale.add(key)
+        self.mark_sort(sort)
         moved = self._sort_rows(snap, now, sort) if sort else self._put_in_order(list(wanted))
         if cursor is not None and cursor not in wanted:   # its row went: stay on the same cell's newest row
             cursor = same_cell(cursor, snap, wanted)
         if (gone or moved) and cursor in wanted:  # rows removed above or re-ordered: keep the cursor on its row
             self.move_cursor(row=self.get_row_index(cursor), animate=False)
         self.flush(visible_only=True)
+
+    def mark_sort(self, sort: str) -> None:
+        """The sorted column's header says so (`time ▼`), widened where the mark needs it."""
+        if sort == self._marked_sort:
+            return
+        self._marked_sort = sort
+        mark_key, arrow = SORT_COLUMN.get(sort, ("", ""))
+        for key, label, width in COLUMNS:
+            column = self.columns[ColumnKey(key)]
+            column.label = Text(f"{label} {arrow}" if key == mark_key else label)
+            if width is not None:
+                column.width = max(width, len(column.label))
+        self._require_update_dimensions = True
+        self._clear_caches()
+        self.refresh()
 
     def _sort_rows(self, snap: SweepSnapshot, now: float, sort: str) -> bool:
         """Order the rows by `sort` when they are not already in that order; whether they moved."""
