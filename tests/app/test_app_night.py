@@ -216,7 +216,7 @@ async def test_sort_by_time_orders_by_the_time_shown_and_the_header_marks_the_co
         while app.main.sort != "time":
             await pilot.press("S")
         await pilot.pause()
-        times = [str(table.row_text(k)[6]) for k in table.keys() if k.isdigit()]
+        times = [str(table.row_text(k)[4]) for k in table.keys() if k.isdigit()]
         assert [seconds(t) for t in times] == sorted((seconds(t) for t in times), reverse=True), times
         assert str(table.columns[ColumnKey("uptime")].label) == "time ▼"
         await pilot.press("S")   # $/h: the mark moves with the sort
@@ -225,3 +225,32 @@ async def test_sort_by_time_orders_by_the_time_shown_and_the_header_marks_the_co
         assert "▼" in str(table.columns[ColumnKey("price")].label)
         header = "".join(seg.text for seg in table.render_line(0))
         assert "$/h ▼" in header, header
+
+
+@pytest.mark.parametrize("size", [(200, 50), (100, 30), (80, 24)])
+async def test_a_loss_is_never_cut(source, clock, size):
+    """On main 7.46e-06 showed as `7.46e-0` at 200 columns (reads as 7.46) and `7.46` at 100: the column was
+    narrower than the text, and at 100 columns the pane's edge cut the column. A loss fits its column and shows
+    whole, or (80 columns) not at all until scrolled to."""
+    import dataclasses
+
+    from usim_tui.app.format import loss
+
+    values = (7.46e-06, 1234.5, 0.00123, -2.5e-5, 0.0421)
+    snap = source.current
+    source.current = dataclasses.replace(snap, attempts=tuple(
+        dataclasses.replace(a, last_loss=values[i % len(values)]) for i, a in enumerate(snap.attempts)))
+    for v in values:
+        assert len(loss(v)) <= 7 and abs(float(loss(v)) - v) <= 0.01 * abs(v), (v, loss(v))
+    app = UsimApp(source, clock=clock, poll_interval=3600)
+    async with app.run_test(size=size) as pilot:
+        await ready(app, pilot)
+        await pilot.pause(0.2)
+        table = app.main.table
+        for a in source.current.attempts:
+            line = "".join(seg.text for seg in table.render_line(table.get_row_index(str(a.attempt_id)) + 1))
+            text = loss(a.last_loss)
+            whole = f" {text} " in line + " "
+            assert whole or (size[0] < 100 and text[:3] not in line.split()[-1]), (text, line)
+            if size[0] >= 100:
+                assert whole, (text, line)

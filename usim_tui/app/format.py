@@ -175,7 +175,16 @@ def clock_time(t: float | None) -> str:
     return "-" if t is None else time.strftime("%H:%M:%S", time.localtime(t))
 
 
-def loss(x: float | None) -> str:
+LOSS_WIDTH = 7   # the instances table's loss column
+
+
+def loss(x: float | None, width: int = LOSS_WIDTH) -> str:
+    """Within `width` characters, never cut: 3 significant digits, fewer where they do not fit, the exponent
+    without its `+` and leading zeros (`7.46e-6`, `1.23e3`)."""
     if x is None or not math.isfinite(x):
         return "-"
-    return f"{x:.3g}" if 1e-3 <= abs(x) < 1e4 else f"{x:.2e}"
+    for digits in (3, 2, 1):
+        text = f"{x:.{digits}g}".replace("e+0", "e").replace("e-0", "e-").replace("e+", "e")
+        if len(text) <= width:
+            break
+    return text

@@ -23,6 +23,7 @@ from usim_tui.app.bindings import MOVE
 from usim_tui.app.format import (
     ATTEMPT_STYLE,
     CELL_STYLE,
+    LOSS_WIDTH,
     common_prefix,
     duration,
     loss,
@@ -54,10 +55,12 @@ def sort_value(sort: str, a: AttemptView | None, c: CellView | None, now: float)
 # (column key, label, width): identity columns never truncate: the cell column sizes to the sweep's longest
 # name (None here: set from the first snapshot, whose cells are the sweep's) and stays pinned when scrolling; state and reason fit the longest names they take
 # (`not_created`, `startup_timeout`, `container_error`).
+# The run's progress (time, stage, epoch, loss) before the hardware (GPU, $/h: the budget pane sums them), so
+# at 100 columns the loss shows whole rather than cut by the pane's edge.
 COLUMNS = (
     ("cell", "cell", None), ("attempt", "#", 1), ("state", "state", 11), ("reason", "reason", 15),
-    ("gpu", "GPU", 8), ("price", "$/h", 4), ("uptime", "time", 6), ("stage", "stage", 9),
-    ("epoch", "ep", 3), ("loss", "loss", 7), ("spark", "loss curve", 10),
+    ("uptime", "time", 6), ("stage", "stage", 9), ("epoch", "ep", 3), ("loss", "loss", LOSS_WIDTH),
+    ("spark", "loss curve", 10), ("gpu", "GPU", 8), ("price", "$/h", 4),
 )
 # Attempt states still on their way up: their time column counts from creation (a per-phase timer).
 STARTING = frozenset({AttemptState.PENDING, AttemptState.LAUNCHING, AttemptState.LOADING})
@@ -111,8 +114,8 @@ def raw_attempt(a: AttemptView, now: float, marked: bool, label: str | None = No
     """The inputs of each column, in COLUMNS order (one tuple, built for every attempt on every poll); `label`:
     the cell's name as shown (format.short_names), its full name by default; `queued`: a command for it that
     the controller has not taken yet (shown in the reason column at once)."""
-    return ((label or a.cell, marked), a.attempt, a.state, f"queued {queued}" if queued else a.reason, a.gpu, a.price_per_hour, uptime(a, now), a.stage,
-            a.epoch, a.last_loss, a.loss_history)
+    return ((label or a.cell, marked), a.attempt, a.state, f"queued {queued}" if queued else a.reason,
+            uptime(a, now), a.stage, a.epoch, a.last_loss, a.loss_history, a.gpu, a.price_per_hour)
 
 
 def duplicate_label(name: str, of: str) -> str:
@@ -125,7 +128,7 @@ def cell_row_values(c: CellView, marked: bool, label: str | None = None, queued:
     reason = f"queued {queued}" if queued else duplicate_label(c.name, c.duplicate_of) if c.duplicate_of \
         else c.reason or ""
     return (cell_label(label or c.name, marked), "-", Text(c.state, style=CELL_STYLE.get(c.state, "")),
-            reason, "-", "-", "-", "-", "-", "-", "")
+            reason, "-", "-", "-", "-", "", "-", "-")
 
 
 def matches(q: str, *fields: str | None) -> bool:
