@@ -254,3 +254,35 @@ async def test_a_loss_is_never_cut(source, clock, size):
             assert whole or (size[0] < 100 and text[:3] not in line.split()[-1]), (text, line)
             if size[0] >= 100:
                 assert whole, (text, line)
+
+
+async def test_q_asks_while_a_controller_has_work_left_though_nothing_is_live(tmp_path, clock):
+    """On main `q` in the first minute of `make run` (the controller in its preflight, no instance yet) quit at
+    once, leaving the controller to train the whole sweep. It asks: leave it or stop it (stop first, local)."""
+    import os
+
+    from textual.widgets import Button
+
+    from usim_tui.app.screens.quit import QuitScreen
+    from usim_tui.fleet.process.daemon import ControllerLock
+
+    sweep = expand(SWEEPS / "demo.yaml")
+    led = Ledger(tmp_path / "ledger.sqlite")
+    led.ensure_sweep(sweep)
+    led.set_sweep("demo", controller_pid=os.getpid(), controller_seen_at=NOW - 60, controller_state="running")
+    lock = ControllerLock(led.path)
+    lock.acquire()
+    try:
+        app = UsimApp(LedgerSource(led), clock=clock, poll_interval=3600)
+        async with app.run_test(size=(200, 50)) as pilot:
+            await ready(app, pilot)
+            await pilot.press("q")
+            await pilot.pause()
+            assert isinstance(app.screen, QuitScreen), "quit without asking"
+            assert "4 cell(s) left" in app.screen.question, app.screen.question
+            assert isinstance(app.focused, Button) and app.focused.id == "stop"
+            await pilot.press("escape")
+            await pilot.pause()
+            assert app.is_running
+    finally:
+        lock.release()
