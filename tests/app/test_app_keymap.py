@@ -375,3 +375,6 @@ async def test_w_writes_the_report(demo_ledger, clock, tmp_path, monkeypatch):
                 break
         assert (tmp_path / "reports" / "demo" / "report.md").is_file(), status_text(app)
         assert "failed" not in status_text(app)
+        # on main the line was the last file written (`reports/demo/timeline.png`): it names the report
+        figures = len([p for p in (tmp_path / "reports" / "demo").iterdir() if p.suffix in (".png", ".svg")])
+        assert status_text(app) == f"report written: reports/demo/report.md ({figures} figures)", status_text(app)

@@ -47,12 +47,16 @@ PANE_TITLES = {"instances": "1 instances", "curves": "2 loss curves", "coverage"
 
 
 def write_report(ledger: Path, out: Path) -> str:
-    """`usim-tui report --ledger L --out O` in a subprocess; its last line (where the report is, or why not)."""
+    """`usim-tui report --ledger L --out O` in a subprocess (it prints each file it wrote); one line naming the
+    report and its figures, or why it failed."""
     proc = subprocess.run([sys.executable, "-m", "usim_tui", "report", "--ledger", str(ledger), "--out", str(out)],
                           capture_output=True, text=True, timeout=600)
-    lines = [ln for ln in (proc.stdout + proc.stderr).splitlines() if ln.strip()]
-    return (lines[-1] if lines else f"report: exit {proc.returncode}") if proc.returncode == 0 else \
-        f"[red]report failed: {lines[-1] if lines else proc.returncode}[/]"
+    lines = [ln.strip() for ln in (proc.stdout + proc.stderr).splitlines() if ln.strip()]
+    if proc.returncode != 0:
+        return f"[red]report failed: {lines[-1] if lines else proc.returncode}[/]"
+    report = next((ln for ln in lines if ln.endswith((".md", ".html"))), lines[-1] if lines else str(out))
+    figures = sum(ln.endswith((".png", ".svg")) for ln in lines)
+    return f"report written: {report} ({figures} figures)"
 
 
 def pane(name: str, widget: Widget) -> Container:
