@@ -286,3 +286,26 @@ async def test_q_asks_while_a_controller_has_work_left_though_nothing_is_live(tm
             assert app.is_running
     finally:
         lock.release()
+
+
+async def test_the_spend_figures_agree_once_nothing_can_launch(source, clock):
+    """On main a finished rehearsal showed `$1.46` in the header, `$1.32 billed` in the status line and
+    `proj. $3.91` at a burn of $0/h in the budget pane. With nothing live and no controller to launch the
+    cells left, the projection is the spend; each figure says what it is (spent, billed by the provider)."""
+    import dataclasses
+
+    from usim_tui.app.widgets.budget import BudgetPane
+
+    snap = source.current
+    budget = dataclasses.replace(snap.budget, spent=1.46, committed=0.0, burn_per_hour=0.0, projected_total=3.91,
+                                 projected_finish=None, provider_reported=1.32)
+    source.current = dataclasses.replace(snap, budget=budget, attempts=tuple(
+        dataclasses.replace(a, state="destroyed") for a in snap.attempts))
+    source.controller = object()  # the rehearsal's controller, returned
+    app = UsimApp(source, clock=clock, poll_interval=0.05)
+    async with app.run_test(size=(200, 50)) as pilot:
+        await ready(app, pilot)
+        await pilot.pause(0.3)
+        pane = str(app.main.query_one(BudgetPane).render())
+        assert "proj. $1.46" in pane and "billed $1.32 (provider)" in pane, pane
+        assert "spent $1.46 of $5.25" in header_text(app), header_text(app)

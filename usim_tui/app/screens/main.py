@@ -23,7 +23,7 @@ from usim_tui.app.screens.details import DetailsScreen
 from usim_tui.app.screens.help import HelpScreen
 from usim_tui.app.screens.logs import LogsScreen
 from usim_tui.app.screens.money import MoneyActions
-from usim_tui.app.screens.status import ended_line, heartbeat
+from usim_tui.app.screens.status import controller_attached, ended_line, heartbeat
 from usim_tui.app.services import UsimServices
 from usim_tui.app.widgets.budget import BudgetPane
 from usim_tui.app.widgets.coverage import CoverageGrid
@@ -154,7 +154,9 @@ class MainScreen(MoneyActions, Screen[None]):
         if self.marked:
             self.marked &= {str(a.attempt_id) for a in snap.attempts} | {f"cell:{c.name}" for c in snap.cells}
         self.show_header(snap, now, None)
-        self.guard(BudgetPane, lambda w: w.show(snap.budget))
+        app = self.usim_app   # nothing launches the cells left without a controller: the projection is the spend
+        launching = not app.controller_ended and controller_attached(snap, app.poll_interval) is not False
+        self.guard(BudgetPane, lambda w: w.show(snap.budget, launching))
         self.guard(InstancesTable, lambda w: self.apply_table())
         self.guard(CoverageGrid, lambda w: w.show(snap.cells, queued_cells(snap)))
         self.guard(Leaderboard, lambda w: w.show(snap.cells))

@@ -41,7 +41,7 @@ class SweepHeader(Static):
         for text, style in first + attention(snap, poll_error, controller, launching=not disabled or bool(controller)):
             t.append(text + " · ", style=style)
         t.append(f"{snap.sweep} ", style="bold")
-        t.append(f"on {snap.provider} · {money(snap.budget.spent)} of {money(snap.budget.budget)} · {clock_time(now)}")
+        t.append(f"on {snap.provider} · spent {money(snap.budget.spent)} of {money(snap.budget.budget)} · {clock_time(now)}")
         if not snap.auto:
             t.append(" · auto OFF", style="bold yellow")
         if mode and not disabled:
