@@ -309,3 +309,19 @@ async def test_the_spend_figures_agree_once_nothing_can_launch(source, clock):
         pane = str(app.main.query_one(BudgetPane).render())
         assert "proj. $1.46" in pane and "billed $1.32 (provider)" in pane, pane
         assert "spent $1.46 of $5.25" in header_text(app), header_text(app)
+
+
+@pytest.mark.parametrize("size", [(100, 30), (80, 24)])
+async def test_the_events_pane_fills_a_small_terminal(source, clock, size):
+    """On main at 80 x 24 the events pane (6) used 4 of 20 lines: its fixed short height won over the layout
+    that gives the one pane shown the whole body."""
+    from usim_tui.app.widgets.events import EventsPane
+
+    app = UsimApp(source, clock=clock, poll_interval=3600)
+    async with app.run_test(size=size) as pilot:
+        await ready(app, pilot)
+        await pilot.press("6")
+        await pilot.pause()
+        body = app.main.query_one("#body").region.height
+        assert app.main.query_one("#pane-events").region.height == body
+        assert app.main.query_one(EventsPane).region.height >= body - 2
