@@ -325,3 +325,49 @@ async def test_the_events_pane_fills_a_small_terminal(source, clock, size):
         body = app.main.query_one("#body").region.height
         assert app.main.query_one("#pane-events").region.height == body
         assert app.main.query_one(EventsPane).region.height >= body - 2
+
+
+async def test_logs_show_each_line_once_in_time_order(source, clock, monkeypatch):
+    """On main events that arrived after the trainer's output was shown were appended below it: lines out of
+    order (and, when the event list shifted, twice). Each line shows once, the events in time order above the
+    trainer's output."""
+    from app_support import cursor_to
+
+    from usim_tui.app.screens import logs
+    from usim_tui.fleet.store.snapshot import EventView
+
+    monkeypatch.setattr(logs, "FOLLOW_S", 0.1)
+    raw = ["host booting", "pip install ok"]
+
+    async def provider_logs(attempt_id: int) -> str:
+        return "\n".join(raw)
+
+    source.provider_logs = provider_logs
+    app = UsimApp(source, clock=clock, poll_interval=3600)
+    async with app.run_test(size=(200, 50)) as pilot:
+        await ready(app, pilot)
+        cursor_to(app, "1")
+        await pilot.press("l")
+        await pilot.pause(0.3)
+        screen = app.screen
+
+        def text() -> list[str]:
+            return [str(line.text) for line in screen.query_one("#logs").lines]
+
+        assert "pip install ok" in text()
+        reads = screen.loaded
+        raw.append("epoch 5 done")
+        late = EventView(NOW - 2990, 1, "x", "stage_end", "codec finished late")   # pulled from the host later
+        source.events[1] = source.events[1] + [EventView(NOW, 1, "x", "stage_end", "operator finished"), late]
+        for _ in range(50):
+            await pilot.pause(0.05)
+            if "epoch 5 done" in text() and any("operator finished" in ln for ln in text()):
+                break
+        lines = text()
+        assert screen.loaded > reads
+        output = next(i for i, ln in enumerate(lines) if ln.startswith("the trainer's output"))
+        events = [ln for ln in lines[:output] if ln[:2].isdigit()]
+        assert any("operator finished" in ln for ln in events) and any("codec finished late" in ln for ln in events)
+        assert events == sorted(events, key=lambda ln: ln[:8]), events     # HH:MM:SS first: time order
+        assert len(lines) == len(set(lines)), lines                          # each line once
+        assert lines[output + 1:] == raw, lines[output + 1:]
