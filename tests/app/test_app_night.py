@@ -53,6 +53,12 @@ def test_short_names_never_cut_a_varied_value(width):
     assert short["round_b_cap128"] != short["round_c_cap128_ttc"]
 
 
+def test_each_round_is_shortened_only_as_far_as_it_needs():
+    sweep = expand(SWEEPS / "overnight_sota.yaml")
+    short = short_names([c.name for c in sweep.cells], 13, {c.name: c.round for c in sweep.cells})
+    assert short["round_a_lr4.5e-4_w3pct"] == "A·4.5e-4_3pct" and short["round_b_cap64"] == "B·cap64"
+
+
 @pytest.mark.parametrize("size", [(100, 30), (80, 24)])
 async def test_the_table_names_overnight_cells_by_their_round_and_values(tmp_path, clock, size):
     sweep = expand(SWEEPS / "overnight_sota.yaml")

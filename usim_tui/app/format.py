@@ -62,10 +62,21 @@ def short_names(names: list[str], width: int, rounds: dict[str, str] | None = No
     forms that fits every name and keeps them distinct: the parts (between `_`) every name shares at the front
     go (`…lr1e-3_w0pct`); the round (`rounds`: name -> its round) shortened to what tells the rounds apart
     (`A·lr4.5e-4_w3pct`, then the shortest distinct start of each round's name); the axis names every name of a
-    round shares (`A·4.5e-4_3pct`). Only a width too small for all of these cuts characters (the middle out)."""
+    round shares (`A·4.5e-4_3pct`); each round in the first form that fits all its names (`B·cap64` beside
+    `A·4.5e-4_3pct`). Only a width too small for all of these cuts characters (the middle out)."""
     if all(len(n) <= width for n in names):
         return {n: n for n in names}
-    forms = _forms(names, rounds or {})
+    rounds = rounds or {}
+    forms = _forms(names, rounds)
+    by_round: dict[str, list[str]] = {}
+    for n in names:
+        by_round.setdefault(rounds.get(n, ""), []).append(n)
+    labels = {}
+    for members in by_round.values():
+        form = next((f for f in forms if all(len(f[n]) <= width for n in members)), forms[-1])
+        labels.update({n: form[n] for n in members})
+    if all(len(v) <= width for v in labels.values()) and len(set(labels.values())) == len(set(names)):
+        return labels
     for labels in forms:
         if all(len(v) <= width for v in labels.values()) and len(set(labels.values())) == len(set(names)):
             return labels
