@@ -69,7 +69,11 @@ class LedgerSource:
         if self.in_process:
             return snap
         # whether a controller runs is the OS lock's to say (released the moment it ends), not the heartbeat's age
-        return dataclasses.replace(snap, controller_held=daemon.is_held(self.ledger.path))
+        try:
+            held: bool | None = daemon.is_held(self.ledger.path)
+        except OSError:   # a lock file this user cannot open: the heartbeat decides, as without one
+            held = None
+        return dataclasses.replace(snap, controller_held=held)
 
     def metric_series(self, attempt_ids: list[int], max_points: int = 400) -> dict[int, dict[str, list[tuple[int, float]]]]:
         if not attempt_ids:
