@@ -216,7 +216,7 @@ async def test_labels_do_not_truncate_and_loading_rows_show_a_phase_timer(source
         assert "= …w5pct" in dup  # the cell it duplicates, told apart in the reason column
         loading = next(a for a in source.current.attempts if a.state == "loading")
         assert loading.started_at is None and NOW - loading.created_at == 2200
-        assert table.row_text(str(loading.attempt_id))[6] == "36m40s"  # in loading since created, to the second
+        assert table.row_text(str(loading.attempt_id))[4] == "36m40s"  # in loading since created, to the second
 
 
 async def test_coverage_grid_cursor_moves_and_enter_opens_that_cell(source, clock):
@@ -375,3 +375,6 @@ async def test_w_writes_the_report(demo_ledger, clock, tmp_path, monkeypatch):
                 break
         assert (tmp_path / "reports" / "demo" / "report.md").is_file(), status_text(app)
         assert "failed" not in status_text(app)
+        # on main the line was the last file written (`reports/demo/timeline.png`): it names the report
+        figures = len([p for p in (tmp_path / "reports" / "demo").iterdir() if p.suffix in (".png", ".svg")])
+        assert status_text(app) == f"report written: reports/demo/report.md ({figures} figures)", status_text(app)

@@ -368,7 +368,7 @@ async def test_rows_off_screen_are_brought_up_to_date_when_scrolled_into_view(so
         assert table.get_row("179")[2].plain == "running"     # off screen: not formatted yet
         table.move_cursor(row=79)                              # scrolls it into view
         await pilot.pause(0.2)
-        assert table.get_row("179")[2].plain == "exited" and table.get_row("179")[8] == "99"
+        assert table.get_row("179")[2].plain == "exited" and table.get_row("179")[6] == "99"
 
 
 def screen_line(table: DataTable, key: str) -> str:
@@ -403,7 +403,7 @@ async def test_a_poll_repaints_only_the_cells_that_changed(source, clock, monkey
         assert {k: v for k, v in after.items() if k != "6"} == {k: v for k, v in before.items() if k != "6"}
         row6 = table.get_row_index("6")
         assert rendered and {r for r, _ in rendered} == {row6}  # the other rows and the header: from the cache
-        assert {c for _, c in rendered} == {2, 8}               # state and epoch, not the row's 9 other cells
+        assert {c for _, c in rendered} == {2, 6}               # state and epoch, not the row's 9 other cells
 
 
 async def test_curves_replot_only_when_the_selection_gains_points(source, clock, monkeypatch):

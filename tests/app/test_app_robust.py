@@ -28,7 +28,8 @@ async def test_log_scale_with_non_positive_losses_then_filter_and_resize(source,
         await pilot.pause(0.3)
         assert app.is_running and curves.log_y
         assert "dropped 4 non-positive" in curves.notice
-        rendered = str(curves.render())
+        shown = curves.render()   # the plot and its legend's row below it
+        rendered = "\n".join(str(r) for r in getattr(shown, "renderables", [shown]))
         assert "plot unavailable" not in rendered and "log y" in rendered  # drawn, not a notice
         assert "train_loss" in rendered                                    # the positive points are plotted
 

@@ -50,7 +50,12 @@ def test_keys_in_a_real_terminal_never_end_the_app(demo_ledger, tmp_path):
         wait_for("the details of the grid's cell", lambda s: "details ·" in s, 20, session)
         keys(session, "Escape", ":")
         wait_for("the palette", lambda s: "Focus Instances" in s, 20, session)   # not the footer's "Launch"
-        keys(session, "Escape", "Escape", "Escape", "q")  # the palette's list, the palette, the main screen
+        keys(session, "Escape", "Escape", "Escape")  # the palette's list, the palette, the main screen
+        # q only once the escapes are read: an ESC and a q that reach the terminal together read as alt+q (seen
+        # once in the whole app suite on the loaded 2-core machine: the app never saw the q)
+        wait_for("the palette closed", lambda s: "Focus Instances" not in s, 20, session)
+        time.sleep(0.5)
+        keys(session, "q")
         wait_for("the app to exit", lambda s: "EXITED 0" in s, 30, session)
     finally:
         kill(session)

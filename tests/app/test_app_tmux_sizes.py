@@ -65,7 +65,8 @@ def test_the_app_at_every_size(demo_ledger, tmp_path, size):
         tmux("send-keys", "-t", session, "r")
         wait_for("the relaunch question", lambda s: "Relaunch" in s and ("result" in s or "stays" in s), 20, session)
         tmux("send-keys", "-t", session, "y")
-        wait_for("the queued relaunch on its row", lambda s: "queued relaunch" in s, 20, session)
+        wait_for("the queued relaunch on its row", lambda s: any("queued relaunch" in r for r in table_rows(s)), 20,
+                 session)   # on the row, not only in the status line
         tmux("send-keys", "-t", session, "Escape")   # the filter cleared
         wait_for("every row again", lambda s: len(table_rows(s)) >= len(sweep.cells), 20, session)
         # the curves name what they plot

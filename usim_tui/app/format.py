@@ -56,26 +56,76 @@ def duration(seconds: float | None) -> str:
     return f"{m}m{s % 60:02d}s" if m < 60 else f"{m // 60}h{m % 60:02d}m"
 
 
-def short_names(names: list[str], width: int) -> dict[str, str]:
+def short_names(names: list[str], width: int, rounds: dict[str, str] | None = None) -> dict[str, str]:
     """Each name within `width`, keeping what tells it from the others (the round and the varied values), never
-    a tail two names share. Names that fit stay whole; else, step by step until each fits: the parts (between
-    `_`) every name shares at the front go (`…lr1e-3_w0pct`), then the axis names every name shares at a
-    position (`…1e-3_0pct`), then the middle of what is left. Distinct names stay distinct as long as the
-    width allows them to."""
+    a tail two names share and never a cut inside a value. Names that fit stay whole; else the first of these
+    forms that fits every name and keeps them distinct: the parts (between `_`) every name shares at the front
+    go (`…lr1e-3_w0pct`); the round (`rounds`: name -> its round) shortened to what tells the rounds apart
+    (`A·lr4.5e-4_w3pct`, then the shortest distinct start of each round's name); the axis names every name of a
+    round shares (`A·4.5e-4_3pct`); each round in the first form that fits all its names (`B·cap64` beside
+    `A·4.5e-4_3pct`). Only a width too small for all of these cuts characters (the middle out)."""
     if all(len(n) <= width for n in names):
         return {n: n for n in names}
-    parts = {n: n.split("_") for n in names}
-    front = _shared_front(list(parts.values())) if len(names) > 1 else 0
-    rest = {n: p[front:] or p[-1:] for n, p in parts.items()}
-    values = {n: "_".join(r) for n, r in rest.items()}
-    if any(len(v) + 1 > width for v in values.values()):
-        values = {n: "_".join(_without_axis_names(list(rest.values()), r)) for n, r in rest.items()}
-    labels = {n: n if len(n) <= width else "…" + values[n] for n in names}
+    rounds = rounds or {}
+    forms = _forms(names, rounds)
+    by_round: dict[str, list[str]] = {}
+    for n in names:
+        by_round.setdefault(rounds.get(n, ""), []).append(n)
+    labels = {}
+    for members in by_round.values():
+        form = next((f for f in forms if all(len(f[n]) <= width for n in members)), forms[-1])
+        labels.update({n: form[n] for n in members})
+    if all(len(v) <= width for v in labels.values()) and len(set(labels.values())) == len(set(names)):
+        return labels
+    for labels in forms:
+        if all(len(v) <= width for v in labels.values()) and len(set(labels.values())) == len(set(names)):
+            return labels
+    labels = forms[-1]
     for head in _heads(width):   # where to cut the middle out: the first cut that keeps every label distinct
         out = {n: _fit(label, width, head) for n, label in labels.items()}
         if len(set(out.values())) == len(set(labels.values())):
             return out
     return {n: _fit(label, width, (width - 1) // 2) for n, label in labels.items()}
+
+
+def _forms(names: list[str], rounds: dict[str, str]) -> list[dict[str, str]]:
+    """short_names' forms, each shorter than the one before: per name (what stands for the front, the rest)."""
+    parts = {n: n.split("_") for n in names}
+    front = _shared_front(list(parts.values())) if len(names) > 1 else 0
+    less_front = {n: ("…", "_".join(p[front:])) if front else ("", n) for n, p in parts.items()}
+    rest = {n: n[len(rounds[n]) + 1:] for n in names if rounds.get(n) and n.startswith(rounds[n] + "_")}
+    # the shared front alone, unless it would leave half a round's name (`…a_lr2e-4` of round_a, round_b)
+    forms = [less_front] if front and all(rounds[n].count("_") < front for n in rest) else []
+    if rest:
+        for short in _round_names(sorted({rounds[n] for n in rest})):
+            forms.append({n: (short[rounds[n]] + "·" if short[rounds[n]] else "", rest[n]) if n in rest
+                          else less_front[n] for n in names})
+    last = forms[-1] if forms else less_front
+    groups: dict[str, list[list[str]]] = {}
+    for lead, tail in last.values():   # axis names are shared within a round: the same lead
+        groups.setdefault(lead, []).append(tail.split("_"))
+    forms.append({n: (lead, "_".join(_without_axis_names(groups[lead], tail.split("_"))))
+                  for n, (lead, tail) in last.items()})
+    return [{n: lead + tail for n, (lead, tail) in form.items()} for form in forms]
+
+
+def _round_names(rounds: list[str]) -> list[dict[str, str]]:
+    """Shorter names for the rounds: less the front they all share (`round_a` -> `A`), then the shortest start
+    that tells each from the others. One round alone needs none."""
+    if len(rounds) == 1:
+        return [{rounds[0]: ""}]
+    parts = [r.split("_") for r in rounds]
+    front = _shared_front(parts)
+    less = {r: "_".join(p[front:]) for r, p in zip(rounds, parts, strict=True)}
+    n = 1
+    while len({v[:n] for v in less.values()}) < len(less) and n < max(map(len, less.values())):
+        n += 1
+    return [{r: _capital(v) for r, v in less.items()}, {r: _capital(v[:n]) for r, v in less.items()}]
+
+
+def _capital(short: str) -> str:
+    """A one-letter round name in capitals (`A`), as the sweep's rounds are spoken of."""
+    return short.upper() if len(short) == 1 else short
 
 
 def _heads(width: int) -> list[int]:
@@ -136,7 +186,16 @@ def clock_time(t: float | None) -> str:
     return "-" if t is None else time.strftime("%H:%M:%S", time.localtime(t))
 
 
-def loss(x: float | None) -> str:
+LOSS_WIDTH = 7   # the instances table's loss column
+
+
+def loss(x: float | None, width: int = LOSS_WIDTH) -> str:
+    """Within `width` characters, never cut: 3 significant digits, fewer where they do not fit, the exponent
+    without its `+` and leading zeros (`7.46e-6`, `1.23e3`)."""
     if x is None or not math.isfinite(x):
         return "-"
-    return f"{x:.3g}" if 1e-3 <= abs(x) < 1e4 else f"{x:.2e}"
+    for digits in (3, 2, 1):
+        text = f"{x:.{digits}g}".replace("e+0", "e").replace("e-0", "e-").replace("e+", "e")
+        if len(text) <= width:
+            break
+    return text

@@ -39,5 +39,7 @@ class RehearsalSource(LedgerSource):
     async def run(self) -> None:
         res = await self.rehearse_usim(self.sweep_obj, self.profile, root=self.root, clock=self.clock,
                                        on_tick=self._on_tick)
-        self.log.append(f"rehearsal over: {res.finished}/{res.cells} finished, ${res.spent:.2f} billed "
-                        f"(budget ${res.budget:.2f}); {res.note or ''}".strip())
+        estimate = f"the controller's estimate ${self.snapshot().budget.spent:.2f} (the header's), " \
+            if self.ledger is not None else ""
+        self.log.append(f"rehearsal over: {res.finished}/{res.cells} finished; the provider billed ${res.spent:.2f}, "
+                        f"{estimate}budget ${res.budget:.2f}; {res.note or ''}".strip())

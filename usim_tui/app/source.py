@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from usim_tui.fleet.control.actions import dispatch
+from usim_tui.fleet.process import daemon
 from usim_tui.fleet.store.command_table import check_command
 from usim_tui.fleet.store.snapshot import EventView, SweepSnapshot
 
@@ -60,11 +61,19 @@ class LedgerSource:
         data_version), else the last one at the new time: an idle app costs next to nothing."""
         version = None if self.in_process else self.ledger.data_version()
         if version is not None and version == self._version and self._last is not None:
-            return dataclasses.replace(self._last, now=time.time() if now is None else now)
-        snap = self.ledger.snapshot(self.sweep or None, now=now)
-        self.sweep = self.sweep or snap.sweep
-        self._version, self._last = version, snap
-        return snap
+            snap = dataclasses.replace(self._last, now=time.time() if now is None else now)
+        else:
+            snap = self.ledger.snapshot(self.sweep or None, now=now)
+            self.sweep = self.sweep or snap.sweep
+            self._version, self._last = version, snap
+        if self.in_process:
+            return snap
+        # whether a controller runs is the OS lock's to say (released the moment it ends), not the heartbeat's age
+        try:
+            held: bool | None = daemon.is_held(self.ledger.path)
+        except OSError:   # a lock file this user cannot open: the heartbeat decides, as without one
+            held = None
+        return dataclasses.replace(snap, controller_held=held)
 
     def metric_series(self, attempt_ids: list[int], max_points: int = 400) -> dict[int, dict[str, list[tuple[int, float]]]]:
         if not attempt_ids:

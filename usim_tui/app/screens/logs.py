@@ -1,5 +1,7 @@
-"""`l`: the selected attempt's events (each once, as text) and the provider's log tail without the `@usim {json}`
-lines those events came from; re-read every few seconds while open, following the end unless scrolled back."""
+"""`l`: the selected attempt's events (each once, as text, in time order) and the provider's log tail without the
+`@usim {json}` lines those events came from; re-read every few seconds while open, following the end unless
+scrolled back. New trainer output is appended; a new event (it may be older than the last: pulled from a host
+later) rewrites the view, so every line shows once and in order."""
 
 from __future__ import annotations
 
@@ -26,17 +28,15 @@ def plain_lines(raw: str | None) -> list[str]:
     return [line for line in (raw or "").splitlines() if not line.lstrip().startswith(EVENT_PREFIX)][-LIMIT:]
 
 
-def new_part(old: list, new: list) -> list:
-    """What `new` adds after `old` (both tails of a growing stream, `new` maybe shifted by a roll)."""
-    if not old:
-        return new
-    if new[:len(old)] == old:
-        return new[len(old):]
-    last = old[-1]
-    for i in range(len(new) - 1, -1, -1):  # the tail rolled: continue after the last line already shown
-        if new[i] == last:
-            return new[i + 1:]
-    return new
+def view_lines(events: list[EventView], lines: list[str]) -> list[Text]:
+    """What the screen shows, one Text a line: the events by time, then the trainer's own output."""
+    events = sorted(events, key=lambda e: e.t)   # stable: the ledger's order among equal times
+    out = [Text(f"events ({len(events)})", style="bold")]
+    out += [event_lines([e], 1) for e in events] or [Text("no events", style="dim")]
+    if not lines:
+        return out + [Text("the trainer's output: none on this machine yet (an SSH host's comes back with its "
+                           "results)", style="dim")]
+    return out + [Text("the trainer's output (its events are shown above)", style="bold"), *map(Text, lines)]
 
 
 class LogsScreen(ModalScreen[None]):
@@ -46,12 +46,11 @@ class LogsScreen(ModalScreen[None]):
         super().__init__()
         self.source, self.attempt_id, self.title_text = source, attempt_id, title
         self.follow_s = follow_s or FOLLOW_S
-        self.events: list[EventView] = []
-        self.lines: list[str] = []
+        self.shown: list[str] = []   # the lines on screen, as plain text
         self.loaded = 0   # reads done (tests, the title)
 
     def compose(self) -> ComposeResult:
-        log = RichLog(id="logs", wrap=False, highlight=False, max_lines=LIMIT * 2, auto_scroll=False)
+        log = RichLog(id="logs", wrap=False, highlight=False, max_lines=LIMIT * 2 + 8, auto_scroll=False)
         log.border_title = f"logs · {self.title_text}"
         yield log
 
@@ -73,23 +72,20 @@ class LogsScreen(ModalScreen[None]):
 
     def show(self, log: RichLog, events: list[EventView], lines: list[str]) -> None:
         at_end = log.is_vertical_scroll_end or not self.loaded
-        if not self.loaded:
+        view = view_lines(events, lines)
+        plain = [t.plain for t in view]
+        if self.shown and plain[:len(self.shown)] == self.shown:   # only new output at the end: append it
+            for t in view[len(self.shown):]:
+                log.write(t, scroll_end=at_end)
+        elif plain != self.shown:   # the first read, or events changed above the output: the whole view again
+            y = log.scroll_y
             log.clear()
-        fresh_events = new_part(self.events, events)
-        fresh_lines = new_part(self.lines, lines)
-        if fresh_events or not self.loaded:
-            if not self.loaded:
-                log.write(Text(f"events ({len(events)})", style="bold"))
-            log.write(event_lines(fresh_events, LIMIT) if events else Text("no events", style="dim"),
-                      scroll_end=at_end)
-        if not lines and not self.loaded:
-            log.write(Text("the trainer's output: none on this machine yet (an SSH host's comes back with its "
-                           "results)", style="dim"), scroll_end=at_end)
-        if fresh_lines:
-            if not self.lines:
-                log.write(Text("the trainer's output (its events are shown above)", style="bold"), scroll_end=at_end)
-            for line in fresh_lines:
-                log.write(Text(line), scroll_end=at_end)
-        self.events, self.lines = events, lines
+            for t in view:
+                log.write(t, scroll_end=False)
+            if at_end:
+                log.scroll_end(animate=False, immediate=True)
+            else:
+                log.scroll_to(y=y, animate=False, immediate=True)
+        self.shown = plain
         self.loaded += 1
         log.border_subtitle = f"{len(events)} events · follows new lines every {self.follow_s:g} s"

@@ -23,14 +23,14 @@ from usim_tui.app.screens.details import DetailsScreen
 from usim_tui.app.screens.help import HelpScreen
 from usim_tui.app.screens.logs import LogsScreen
 from usim_tui.app.screens.money import MoneyActions
-from usim_tui.app.screens.status import ended_line, heartbeat
+from usim_tui.app.screens.status import controller_attached, ended_line, heartbeat
 from usim_tui.app.services import UsimServices
 from usim_tui.app.widgets.budget import BudgetPane
 from usim_tui.app.widgets.coverage import CoverageGrid
 from usim_tui.app.widgets.curves import LossCurves
 from usim_tui.app.widgets.events import EventsPane
 from usim_tui.app.widgets.header import SweepHeader
-from usim_tui.app.widgets.instances import SORTS, InstancesTable
+from usim_tui.app.widgets.instances import SORTS, InstancesTable, queued_cells
 from usim_tui.app.widgets.leaderboard import Leaderboard
 from usim_tui.fleet.store.snapshot import AttemptView, CellView, SweepSnapshot
 from usim_tui.fleet.store.states import GONE
@@ -47,12 +47,16 @@ PANE_TITLES = {"instances": "1 instances", "curves": "2 loss curves", "coverage"
 
 
 def write_report(ledger: Path, out: Path) -> str:
-    """`usim-tui report --ledger L --out O` in a subprocess; its last line (where the report is, or why not)."""
+    """`usim-tui report --ledger L --out O` in a subprocess (it prints each file it wrote); one line naming the
+    report and its figures, or why it failed."""
     proc = subprocess.run([sys.executable, "-m", "usim_tui", "report", "--ledger", str(ledger), "--out", str(out)],
                           capture_output=True, text=True, timeout=600)
-    lines = [ln for ln in (proc.stdout + proc.stderr).splitlines() if ln.strip()]
-    return (lines[-1] if lines else f"report: exit {proc.returncode}") if proc.returncode == 0 else \
-        f"[red]report failed: {lines[-1] if lines else proc.returncode}[/]"
+    lines = [ln.strip() for ln in (proc.stdout + proc.stderr).splitlines() if ln.strip()]
+    if proc.returncode != 0:
+        return f"[red]report failed: {lines[-1] if lines else proc.returncode}[/]"
+    report = next((ln for ln in lines if ln.endswith((".md", ".html"))), lines[-1] if lines else str(out))
+    figures = sum(ln.endswith((".png", ".svg")) for ln in lines)
+    return f"report written: {report} ({figures} figures)"
 
 
 def pane(name: str, widget: Widget) -> Container:
@@ -100,7 +104,7 @@ class MainScreen(MoneyActions, Screen[None]):
 
     def on_mount(self) -> None:
         self.query_one("#filter").display = False
-        self.query_one(SweepHeader).show(None, self.usim_app.clock.now(), self.usim_app.mode)
+        self.show_header(None, self.usim_app.clock.now(), None)
         self.fit(self.app.size.width, self.app.size.height)
         self.table.focus()
         self.usim_app.poll_now()
@@ -149,11 +153,12 @@ class MainScreen(MoneyActions, Screen[None]):
         self.snap, self.poll_error = snap, None
         if self.marked:
             self.marked &= {str(a.attempt_id) for a in snap.attempts} | {f"cell:{c.name}" for c in snap.cells}
-        app = self.usim_app
-        self.guard(SweepHeader, lambda w: w.show(snap, now, app.mode, None, heartbeat(snap, app.poll_interval)))
-        self.guard(BudgetPane, lambda w: w.show(snap.budget))
+        self.show_header(snap, now, None)
+        app = self.usim_app   # nothing launches the cells left without a controller: the projection is the spend
+        launching = not app.controller_ended and controller_attached(snap, app.poll_interval) is not False
+        self.guard(BudgetPane, lambda w: w.show(snap.budget, launching))
         self.guard(InstancesTable, lambda w: self.apply_table())
-        self.guard(CoverageGrid, lambda w: w.show(snap.cells))
+        self.guard(CoverageGrid, lambda w: w.show(snap.cells, queued_cells(snap)))
         self.guard(Leaderboard, lambda w: w.show(snap.cells))
         self.last_series = message.series
         names = {a.attempt_id: f"{self.table.labels.get(a.cell, a.cell)}#{a.attempt}" for a in snap.attempts
@@ -205,7 +210,15 @@ class MainScreen(MoneyActions, Screen[None]):
 
     def on_poll_failed(self, message: PollFailed) -> None:
         self.poll_error = message.error
-        self.guard(SweepHeader, lambda w: w.show(self.snap, self.usim_app.clock.now(), self.usim_app.mode, message.error))
+        self.show_header(self.snap, self.usim_app.clock.now(), message.error)
+
+    def show_header(self, snap: SweepSnapshot | None, now: float, error: str | None) -> None:
+        """The header: a mode that disables the actions (read-only, the app's controller ended) first; the
+        controller's part only while one can run (never `C starts one` where C does nothing)."""
+        app = self.usim_app
+        disabled = app.read_only or app.controller_ended
+        beat = None if app.controller_ended else heartbeat(snap, app.poll_interval, can_start=not app.read_only)
+        self.guard(SweepHeader, lambda w: w.show(snap, now, app.mode, error, beat, disabled))
 
     def on_coverage_grid_open(self, message: CoverageGrid.Open) -> None:
         self.open_details(self.cell(message.cell), self.latest_attempt(message.cell))

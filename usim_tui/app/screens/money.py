@@ -11,7 +11,9 @@ from typing import TYPE_CHECKING
 from usim_tui.app.format import LIVE
 from usim_tui.app.screens.confirm import ConfirmScreen, destroy_question, launch_question
 from usim_tui.app.screens.quit import LEAVE, STOP, QuitScreen, quit_question
+from usim_tui.app.screens.status import controller_attached, sweep_ended
 from usim_tui.fleet.store.snapshot import AttemptView, CellView, SweepSnapshot
+from usim_tui.fleet.store.states import CELL_ENDED
 
 if TYPE_CHECKING:
     from textual.app import App
@@ -98,11 +100,20 @@ class MoneyActions:
 
     def action_quit_app(self) -> None:
         live = [a for a in (self.snap.attempts if self.snap else ()) if a.state in LIVE]
-        if not live or self.usim_app.read_only:
+        if self.usim_app.read_only:
             self.app.exit()
             return
         if not self.usim_app.source.in_process:
-            self._ask_leave_or_stop(live)
+            # a controller of its own that has work left trains on after the app: quitting asks, live
+            # instances or not (in its preflight, between launches)
+            if live or (controller_attached(self.snap, self.usim_app.poll_interval) and self.snap is not None
+                        and not sweep_ended(self.snap)):
+                self._ask_leave_or_stop(live)
+            else:
+                self.app.exit()
+            return
+        if not live:
+            self.app.exit()
             return
         question = (f"{len(live)} paid instance(s) are running and the controller stops with this app:\n"
                     "nothing will destroy them at the budget or when they finish until you start usim-tui again.\n"
@@ -125,7 +136,9 @@ class MoneyActions:
             elif answer == STOP:
                 self.app.run_worker(self._stop_then_exit(), group="command", exit_on_error=False)
 
-        self.app.push_screen(QuitScreen(quit_question(live, snap.controller_pid if snap else None), default), done)
+        left = sum(1 for c in snap.cells if c.state not in CELL_ENDED) if snap else 0
+        self.app.push_screen(QuitScreen(quit_question(live, snap.controller_pid if snap else None, left), default),
+                             done)
 
     async def _stop_then_exit(self) -> None:
         await self.usim_app.source.send("stop", destroy=True)

@@ -15,12 +15,17 @@ from usim_tui.fleet.store.snapshot import AttemptView
 LEAVE, STOP = "leave", "stop"
 
 
-def quit_question(live: list[AttemptView], pid: int | None) -> str:
+def quit_question(live: list[AttemptView], pid: int | None, left: int = 0) -> str:
+    """`live`: the instances that bill; `left`: the cells not finished, failed or duplicate yet."""
     burn = sum(a.price_per_hour for a in live)
     who = f"its controller (pid {pid})" if pid else "its controller"
-    return (f"{len(live)} instance(s) live, {money(burn)}/h. Quitting the app does not stop the sweep:\n"
-            f"  leave (l): {who} goes on watching it, within the budget; reattach with usim-tui again\n"
-            f"  stop (s):  destroy the {len(live)} instance(s) now and end the controller; finished results stay")
+    now = f"{len(live)} instance(s) live, {money(burn)}/h" if live else "no instance live yet"
+    todo = f", {left} cell(s) left" if left else ""
+    return (f"{now}{todo}. Quitting the app does not stop the sweep:\n"
+            f"  leave (l): {who} goes on {'launching and ' if left else ''}watching it, within the budget; "
+            "reattach with usim-tui again\n"
+            f"  stop (s):  {f'destroy the {len(live)} instance(s) now and ' if live else ''}end the controller; "
+            "finished results stay")
 
 
 class QuitScreen(ModalScreen[str | None]):

@@ -47,16 +47,21 @@ def controller_age(snap: SweepSnapshot | None) -> float | None:
 
 
 def controller_attached(snap: SweepSnapshot | None, poll_interval: float) -> bool | None:
-    """True / False by the heartbeat; None where the snapshot carries no heartbeat field at all."""
+    """True / False by the ledger's controller lock where the source probed it, else by the heartbeat; None
+    where the snapshot carries no heartbeat field at all."""
     if snap is None or not hasattr(snap, "controller_seen_at"):
         return None
+    held = getattr(snap, "controller_held", None)
+    if held is not None:
+        return held
     age = controller_age(snap)
     every = max(poll_interval, getattr(snap, "controller_poll", None) or 0.0, 1.0)
     return age is not None and age <= max(STALE_POLLS * every, STALE_MIN_S)
 
 
-def heartbeat(snap: SweepSnapshot | None, poll_interval: float) -> str | None:
-    """The header's controller part: `controller 2s ago`, `no controller (last seen 5m ago)`, or None."""
+def heartbeat(snap: SweepSnapshot | None, poll_interval: float, can_start: bool = True) -> str | None:
+    """The header's controller part: `controller pid N seen 2s ago`, `no controller (last seen 5m ago) · C starts
+    one` (`can_start`: `C` would start one, not in read-only), or None."""
     attached = controller_attached(snap, poll_interval)
     if attached is None:
         return None
@@ -64,7 +69,8 @@ def heartbeat(snap: SweepSnapshot | None, poll_interval: float) -> str | None:
     if attached:
         pid = getattr(snap, "controller_pid", None)
         return f"controller{f' pid {pid}' if pid else ''} seen {age:.0f}s ago"
-    return "no controller" + (f" (last seen {age:.0f}s ago)" if age is not None else " attached") + " · C starts one"
+    return "no controller" + (f" (last seen {age:.0f}s ago)" if age is not None else " attached") + \
+        (" · C starts one" if can_start else "")
 
 
 def queued_hint(snap: SweepSnapshot | None, poll_interval: float) -> str:

@@ -30,22 +30,26 @@ def gauge(b: BudgetView, width: int = 30) -> Text:
 class BudgetPane(Static):
     can_focus = True
 
-    _last: BudgetView | None = None
+    _last: tuple[BudgetView, bool] | None = None
 
-    def show(self, b: BudgetView) -> None:
-        if b == self._last:
+    def show(self, b: BudgetView, launching: bool = True) -> None:
+        """`launching`: a controller can still launch the cells left; without one the projection is what is
+        spent and committed (nothing else will be)."""
+        if (b, launching) == self._last:
             return
-        self._last = b
+        self._last = (b, launching)
         for name in ("ok", "warn", "danger"):
             self.set_class(level(b) == name, f"-{name}")
         pct = (b.spent + b.committed) / b.budget * 100 if b.budget > 0 else 100.0
         t = gauge(b)
         t.append(f" {pct:.0f} %\n")
         t.append(f"spent {money(b.spent)} + committed {money(b.committed)} / {money(b.budget)}\n")
-        t.append(f"burn {money(b.burn_per_hour)}/h · proj. {money(b.projected_total)}")
+        t.append(f"burn {money(b.burn_per_hour)}/h · proj. {money(b.projected_total if launching else b.spent + b.committed)}")
         t.append(f" at {clock_time(b.projected_finish)[:5]}\n" if b.projected_finish else "\n")
         t.append("stopped (storage) ")
         t.append(f"{money(b.storage_per_hour)}/h", style="bold dark_orange" if b.storage_per_hour > 0 else "dim")
+        if b.provider_reported is not None:   # the provider's own figure beside the controller's estimate above
+            t.append(f"\nbilled {money(b.provider_reported)} (provider)")
         self.update(t)
 
     def show_error(self, error: str) -> None:

@@ -20,6 +20,7 @@ from usim_tui.fleet.store.snapshot import CellView
 from usim_tui.fleet.store.states import CellState
 
 BEST_METRIC = PRIMARY_METRIC
+QUEUED_STYLE = "italic yellow"
 
 
 def axis_tags(cell: CellView) -> list[tuple[str, str]]:
@@ -40,15 +41,18 @@ def grid_axes(cells: list[CellView]) -> tuple[str, list[str], str, list[str]] | 
     return a_name, a_vals, b_name, b_vals
 
 
-def cell_text(cell: CellView | None, label: str = "", cursor: str | None = None, best: str | None = None) -> Text:
-    """A cell's state, or its result once it has one; `best`: the name of the sweep's best cell (★)."""
+def cell_text(cell: CellView | None, label: str = "", cursor: str | None = None, best: str | None = None,
+              queued: frozenset[str] = frozenset()) -> Text:
+    """A cell's state, or its result once it has one, or `queued` while a launch or relaunch of it waits
+    (`queued`: those cells); `best`: the name of the sweep's best cell (★)."""
     if cell is None:
         return Text("·", style="dim")
     value = cell.metrics.get(BEST_METRIC)
-    inner = f"{value:.3g}" if value is not None else cell.state
+    inner = "queued" if cell.name in queued else f"{value:.3g}" if value is not None else cell.state
     if cell.state == CellState.DUPLICATE:
         inner = "dup"  # of which cell: in the details (enter) and the instances table
-    style = CELL_STYLE.get(cell.state, "") + (" reverse" if cell.name == cursor else "")
+    style = (QUEUED_STYLE if cell.name in queued else CELL_STYLE.get(cell.state, "")) + \
+        (" reverse" if cell.name == cursor else "")
     return Text(f"{label}{'★ ' if cell.name == best else ''}{inner}", style=style)
 
 
@@ -81,7 +85,7 @@ def positions(cells: tuple[CellView, ...]) -> list[list[str | None]]:
 
 
 def matrix(name: str, members: list[CellView], axes: tuple[str, list[str], str, list[str]],
-           cursor: str | None, best: str | None = None) -> Table:
+           cursor: str | None, best: str | None = None, queued: frozenset[str] = frozenset()) -> Table:
     a_name, a_vals, b_name, b_vals = axes
     table = Table(title=f"{name}: {a_name} ↓  {b_name} →", title_justify="left",
                   expand=False, show_edge=True, padding=(0, 1))
@@ -90,23 +94,24 @@ def matrix(name: str, members: list[CellView], axes: tuple[str, list[str], str, 
         table.add_column(b, justify="center")
     at = {tuple(v for _, v in axis_tags(c)): c for c in members}
     for a in a_vals:
-        table.add_row(a, *(cell_text(at.get((a, b)), cursor=cursor, best=best) for b in b_vals))
+        table.add_row(a, *(cell_text(at.get((a, b)), cursor=cursor, best=best, queued=queued) for b in b_vals))
     return table
 
 
-def render(cells: tuple[CellView, ...], cursor: str | None = None) -> Group:
+def render(cells: tuple[CellView, ...], cursor: str | None = None, queued: frozenset[str] = frozenset()) -> Group:
     parts: list = []
     best = best_cell(cells)
     for name, members in by_round(cells).items():
         axes = grid_axes(members)
         if axes:
-            parts.append(matrix(name, members, axes, cursor, best))
+            parts.append(matrix(name, members, axes, cursor, best, queued))
             continue
         parts.append(Text(name, style="bold"))
         for c in members:
             label = c.name[len(name) + 1:] if c.name.startswith(name + "_") else c.name
-            parts.append(Text("  ") + cell_text(c, f"{label}: ", cursor, best))
-    legend = Text("  ").join([*(Text(s, style=st) for s, st in CELL_STYLE.items()), Text("★ best (val)")])
+            parts.append(Text("  ") + cell_text(c, f"{label}: ", cursor, best, queued))
+    legend = Text("  ").join([*(Text(s, style=st) for s, st in CELL_STYLE.items()), Text("queued", style=QUEUED_STYLE),
+                              Text("★ best (val)")])
     parts.append(legend)
     return Group(*parts)
 
@@ -129,6 +134,7 @@ class CoverageGrid(Static):
         self.cells: tuple[CellView, ...] = ()
         self.grid: list[list[str | None]] = []
         self._names: tuple[str, ...] = ()
+        self.queued: frozenset[str] = frozenset()   # cells a launch or relaunch waits for
         self.row, self.col = 0, 0
 
     @property
@@ -139,19 +145,19 @@ class CoverageGrid(Static):
         row = self.grid[min(self.row, len(self.grid) - 1)]
         return row[min(self.col, len(row) - 1)] if row else None
 
-    def show(self, cells: tuple[CellView, ...]) -> None:
+    def show(self, cells: tuple[CellView, ...], queued: frozenset[str] = frozenset()) -> None:
         names = tuple(c.name for c in cells)
         if names != self._names:  # the sweep's cells: fixed once it is recorded
             self._names, self.grid = names, positions(cells)
-        self.cells = cells
+        self.cells, self.queued = cells, queued
         self._draw()
 
     def _draw(self) -> None:
         cursor = self.cursor if self.has_focus else None
-        key = (cursor, tuple((c.name, c.state, c.metrics.get(BEST_METRIC)) for c in self.cells))
+        key = (cursor, self.queued, tuple((c.name, c.state, c.metrics.get(BEST_METRIC)) for c in self.cells))
         if key != self._key:  # rebuilding the Rich tables is the costly part; skip it when nothing changed
             self._key = key
-            self.update(render(self.cells, cursor))
+            self.update(render(self.cells, cursor, self.queued))
 
     def show_error(self, error: str) -> None:
         self._key = None

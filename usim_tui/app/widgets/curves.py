@@ -1,4 +1,6 @@
 """Loss curves of the selected (or marked) attempts: one line per attempt and key, per stage, log-y toggle.
+The legend is a row of its own below the plot, each label in its line's colour: inside the plot (plotext's
+place for it) it covered the start of the curves.
 
 Never raises: in log scale non-positive points are dropped (and counted in the title), and the data is handed
 to plotext again before each build (its build takes the log of the stored values in place); a plotext error
@@ -8,6 +10,7 @@ from __future__ import annotations
 
 import math
 
+from rich.console import Group
 from rich.text import Text
 from textual.app import RenderResult
 from textual.reactive import reactive
@@ -16,6 +19,9 @@ from textual_plotext import PlotextPlot
 from usim_core.config import STAGES
 
 MAX_LINES = 8
+# One colour per line (RGB: plotext and Rich read the same numbers, so the legend matches the plot).
+COLOURS = ((86, 180, 233), (230, 159, 0), (0, 158, 115), (240, 228, 66), (204, 121, 167), (213, 94, 0),
+           (0, 114, 178), (200, 200, 200))
 
 
 def stage_of(key: str) -> str:
@@ -116,7 +122,7 @@ class LossCurves(PlotextPlot):
                 dropped += len(xs) - len(kept_x)
                 xs = kept_x
             if xs:
-                plt.plot(xs, ys, label=label, marker="braille")
+                plt.plot(xs, ys, marker="braille", color=self.colour(label))
                 shown += ys
                 drawn += 1
         self.notice = f"dropped {dropped} non-positive point(s)" if dropped else ""
@@ -128,11 +134,28 @@ class LossCurves(PlotextPlot):
         if not drawn:
             plt.text("nothing to plot in log scale" if self.lines else "no loss points yet for the selection", 0, 0)
 
+    def colour(self, label: str) -> tuple[int, int, int]:
+        return COLOURS[list(self.lines).index(label) % len(COLOURS)]
+
+    def legend(self) -> Text:
+        """One row: each line's label in its colour (cut with … when the row is too short for them all)."""
+        parts = [Text.assemble(("━ ", "rgb({},{},{})".format(*self.colour(label))), label) for label in self.lines]
+        legend = Text("   ").join(parts)
+        legend.no_wrap, legend.overflow = True, "ellipsis"
+        return legend
+
     def render(self) -> RenderResult:
         try:
             if self.log_y:  # plotext's build() takes the log of its stored y in place: a second build (a
                 self._plot_lines()  # resize, any repaint) would take it again, so hand it fresh data each time
-            return super().render()
+            if not self.lines or self.size.height < 4:
+                return super().render()
+            # PlotextPlot.render, one row shorter: the legend's row below the plot
+            width, height = self.size.width, self.size.height - 1
+            self.plt.plotsize(width, height)
+            self.plt._set_size(width, height)
+            self.plt.theme(self._get_plotext_theme_name(self.app.theme))
+            return Group(Text.from_ansi(self.plt.build().rstrip("\n")), self.legend())
         except Exception as exc:  # plotext's own errors (math domain, sizes): a notice, never the end of the app
             return Text(f"plot unavailable: {type(exc).__name__}: {exc}", style="bold red")
 

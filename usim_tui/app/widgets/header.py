@@ -24,10 +24,11 @@ class SweepHeader(Static):
         super().update(content, layout=layout)
 
     def show(self, snap: SweepSnapshot | None, now: float, mode: str = "", poll_error: str | None = None,
-             controller: str | None = None) -> None:
+             controller: str | None = None, disabled: bool = False) -> None:
         """`controller`: the heartbeat's line (screens/status.py: heartbeat), None where the view has none (a
         rehearsal, a static snapshot); `mode`: how this app views the sweep, when not plainly (read-only, a
-        rehearsal)."""
+        rehearsal, its controller ended); `disabled`: the mode disables the actions, so it decides what the
+        user can do and comes first."""
         if snap is None:
             t = Text.assemble(("usim ", "bold"), (f"{clock_time(now)} · ", ""),
                               (f"ledger unreadable: {poll_error}" if poll_error else "reading the ledger…",
@@ -35,22 +36,25 @@ class SweepHeader(Static):
             self.update(t)
             return
         t = Text()
-        for text, style in attention(snap, poll_error, controller):
+        first = [(mode, "bold yellow")] if mode and disabled else []
+        # nothing launches once the app's own controller has ended (disabled, and no controller to show)
+        for text, style in first + attention(snap, poll_error, controller, launching=not disabled or bool(controller)):
             t.append(text + " · ", style=style)
         t.append(f"{snap.sweep} ", style="bold")
-        t.append(f"on {snap.provider} · {money(snap.budget.spent)} of {money(snap.budget.budget)} · {clock_time(now)}")
+        t.append(f"on {snap.provider} · spent {money(snap.budget.spent)} of {money(snap.budget.budget)} · {clock_time(now)}")
         if not snap.auto:
             t.append(" · auto OFF", style="bold yellow")
-        if mode:
+        if mode and not disabled:
             t.append(f" · {mode}", style="italic")
         if controller and not controller.startswith("no controller"):
             t.append(f" · {controller}", style="dim")
         self.update(t)
 
 
-def attention(snap: SweepSnapshot, poll_error: str | None, controller: str | None) -> list[tuple[str, str]]:
+def attention(snap: SweepSnapshot, poll_error: str | None, controller: str | None,
+              launching: bool = True) -> list[tuple[str, str]]:
     """The parts that want the user, most urgent first; when there are none, the one state that says all is
-    well (`launching on`, or the sweep's end)."""
+    well (`launching on`, where `launching`: a controller can still launch)."""
     out: list[tuple[str, str]] = []
     if poll_error:
         out.append((f"LEDGER READ FAILING: {poll_error}", "bold red"))
@@ -66,6 +70,6 @@ def attention(snap: SweepSnapshot, poll_error: str | None, controller: str | Non
         out.append((f"LAUNCHING PAUSED: {snap.crash_loop}", "bold red"))
     elif snap.paused:
         out.append(("LAUNCHING PAUSED (p resumes)", "bold yellow"))
-    if not out:
+    if not out and launching:
         out.append(("launching on", "green"))
     return out

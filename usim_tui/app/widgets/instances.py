@@ -23,6 +23,7 @@ from usim_tui.app.bindings import MOVE
 from usim_tui.app.format import (
     ATTEMPT_STYLE,
     CELL_STYLE,
+    LOSS_WIDTH,
     common_prefix,
     duration,
     loss,
@@ -45,7 +46,7 @@ def sort_value(sort: str, a: AttemptView | None, c: CellView | None, now: float)
         return (1 if a is None and sort != "cell" else 0, name)
     by = {
         "state": lambda: STATE_RANK.get(a.state, 99),
-        "time": lambda: -(now - (a.started_at or a.created_at or now)),
+        "time": lambda: -(phase_seconds(a, now) or -1.0),   # the time the column shows, longest first
         "$/h": lambda: -a.price_per_hour,
         "loss": lambda: a.last_loss if a.last_loss is not None else float("inf"),
     }
@@ -54,15 +55,19 @@ def sort_value(sort: str, a: AttemptView | None, c: CellView | None, now: float)
 # (column key, label, width): identity columns never truncate: the cell column sizes to the sweep's longest
 # name (None here: set from the first snapshot, whose cells are the sweep's) and stays pinned when scrolling; state and reason fit the longest names they take
 # (`not_created`, `startup_timeout`, `container_error`).
+# The run's progress (time, stage, epoch, loss) before the hardware (GPU, $/h: the budget pane sums them), so
+# at 100 columns the loss shows whole rather than cut by the pane's edge.
 COLUMNS = (
     ("cell", "cell", None), ("attempt", "#", 1), ("state", "state", 11), ("reason", "reason", 15),
-    ("gpu", "GPU", 8), ("price", "$/h", 4), ("uptime", "time", 6), ("stage", "stage", 9),
-    ("epoch", "ep", 3), ("loss", "loss", 7), ("spark", "loss curve", 10),
+    ("uptime", "time", 6), ("stage", "stage", 9), ("epoch", "ep", 3), ("loss", "loss", LOSS_WIDTH),
+    ("spark", "loss curve", 10), ("gpu", "GPU", 8), ("price", "$/h", 4),
 )
 # Attempt states still on their way up: their time column counts from creation (a per-phase timer).
 STARTING = frozenset({AttemptState.PENDING, AttemptState.LAUNCHING, AttemptState.LOADING})
-# `S` cycles these: "" is the ledger's order.
+# `S` cycles these: "" is the ledger's order. The sorted column's header is marked (▼ largest first).
 SORTS = ("", "state", "time", "$/h", "loss", "cell")
+SORT_COLUMN = {"state": ("state", "▲"), "time": ("uptime", "▼"), "$/h": ("price", "▼"), "loss": ("loss", "▲"),
+               "cell": ("cell", "▲")}
 STAGE_SHORT = {"diffusion_residual": "diffusion", "consistency_distill": "distill"}
 
 
@@ -70,13 +75,16 @@ def cell_label(name: str, marked: bool) -> Text:
     return Text.assemble(("● " if marked else "  ", "bold magenta"), name)
 
 
-def uptime(a: AttemptView, now: float) -> str:
+def phase_seconds(a: AttemptView, now: float) -> float | None:
     """Time in the current phase: since creation while starting (loading 3m12s), since start when running,
-    start to end once ended."""
+    start to end once ended; None when the phase has no start."""
     end = a.ended_at if a.ended_at is not None else now
-    if a.state in STARTING and a.ended_at is None:
-        return duration(end - a.created_at if a.created_at is not None else None)
-    return duration(end - a.started_at if a.started_at is not None else None)
+    start = a.created_at if a.state in STARTING and a.ended_at is None else a.started_at
+    return None if start is None else end - start
+
+
+def uptime(a: AttemptView, now: float) -> str:
+    return duration(phase_seconds(a, now))
 
 
 # Per column (in COLUMNS order): the raw input (cheap attribute reads, see raw_attempt) and its formatter. A cell
@@ -106,8 +114,8 @@ def raw_attempt(a: AttemptView, now: float, marked: bool, label: str | None = No
     """The inputs of each column, in COLUMNS order (one tuple, built for every attempt on every poll); `label`:
     the cell's name as shown (format.short_names), its full name by default; `queued`: a command for it that
     the controller has not taken yet (shown in the reason column at once)."""
-    return ((label or a.cell, marked), a.attempt, a.state, f"queued {queued}" if queued else a.reason, a.gpu, a.price_per_hour, uptime(a, now), a.stage,
-            a.epoch, a.last_loss, a.loss_history)
+    return ((label or a.cell, marked), a.attempt, a.state, f"queued {queued}" if queued else a.reason,
+            uptime(a, now), a.stage, a.epoch, a.last_loss, a.loss_history, a.gpu, a.price_per_hour)
 
 
 def duplicate_label(name: str, of: str) -> str:
@@ -120,7 +128,7 @@ def cell_row_values(c: CellView, marked: bool, label: str | None = None, queued:
     reason = f"queued {queued}" if queued else duplicate_label(c.name, c.duplicate_of) if c.duplicate_of \
         else c.reason or ""
     return (cell_label(label or c.name, marked), "-", Text(c.state, style=CELL_STYLE.get(c.state, "")),
-            reason, "-", "-", "-", "-", "-", "-", "")
+            reason, "-", "-", "-", "-", "", "-", "-")
 
 
 def matches(q: str, *fields: str | None) -> bool:
@@ -164,8 +172,9 @@ def same_cell(key: str, snap: SweepSnapshot, wanted: dict[str, tuple[object, ...
 
 
 def queued_for(snap: SweepSnapshot) -> dict[str, str]:
-    """Cell name or attempt id (as a row key) -> the command queued for it and not taken yet."""
-    out: dict[str, str] = {}
+    """Cell name or attempt id (as a row key) -> the command queued for it: not taken yet, or a relaunch taken
+    whose attempt has not started (it shows from the next ledger read until the new attempt's row)."""
+    out: dict[str, str] = {c.name: "relaunch" for c in snap.cells if c.relaunch_waiting}
     for q in getattr(snap, "queued", ()):
         target = q.args.get("cell") or (str(q.args["attempt_id"]) if "attempt_id" in q.args else None)
         if target is not None:
@@ -173,6 +182,12 @@ def queued_for(snap: SweepSnapshot) -> dict[str, str]:
         elif q.args.get("all"):
             out.update({str(a.attempt_id): q.command for a in snap.attempts if a.state not in GONE})
     return out
+
+
+def queued_cells(snap: SweepSnapshot) -> frozenset[str]:
+    """The cells a queued launch or relaunch waits for (the coverage grid shows them as queued)."""
+    return frozenset(c for c, command in queued_for(snap).items() if command in ("launch", "relaunch")
+                     and not c.isdigit())
 
 
 # InstancesTable overrides these private DataTable names (render caches, cell store, key maps, cursor state) to
@@ -206,6 +221,7 @@ class InstancesTable(DataTable[object]):
         self._cell_cache: LRUCache[tuple, list[list[Segment]]] = LRUCache(4000)
         self._row_styles: dict[tuple, Style] = {}
         self._frame_style: Style | None = None  # the widget's style, resolved once per repaint, not per line
+        self._marked_sort = ""                  # the sort its column header is marked for
 
     def on_mount(self) -> None:
         self.cursor_type = "row"
@@ -227,7 +243,7 @@ class InstancesTable(DataTable[object]):
         """Each cell's name as shown: whole when the names fit `name_width`, else what tells them apart
         (format.short_names, never a tail two cells share); the cell column follows."""
         names = sorted({c.name for c in snap.cells} | {a.cell for a in snap.attempts})
-        labels = short_names(names, self.name_width)
+        labels = short_names(names, self.name_width, {c.name: c.round for c in snap.cells})
         if labels == self.labels:
             return
         self.labels = labels
@@ -269,12 +285,28 @@ class InstancesTable(DataTable[object]):
                     self._versions[key, col] = next(self._next_version)
             else:
                 self._stale.add(key)
+        self.mark_sort(sort)
         moved = self._sort_rows(snap, now, sort) if sort else self._put_in_order(list(wanted))
         if cursor is not None and cursor not in wanted:   # its row went: stay on the same cell's newest row
             cursor = same_cell(cursor, snap, wanted)
         if (gone or moved) and cursor in wanted:  # rows removed above or re-ordered: keep the cursor on its row
             self.move_cursor(row=self.get_row_index(cursor), animate=False)
         self.flush(visible_only=True)
+
+    def mark_sort(self, sort: str) -> None:
+        """The sorted column's header says so (`time ▼`), widened where the mark needs it."""
+        if sort == self._marked_sort:
+            return
+        self._marked_sort = sort
+        mark_key, arrow = SORT_COLUMN.get(sort, ("", ""))
+        for key, label, width in COLUMNS:
+            column = self.columns[ColumnKey(key)]
+            column.label = Text(f"{label} {arrow}" if key == mark_key else label)
+            if width is not None:
+                column.width = max(width, len(column.label))
+        self._require_update_dimensions = True
+        self._clear_caches()
+        self.refresh()
 
     def _sort_rows(self, snap: SweepSnapshot, now: float, sort: str) -> bool:
         """Order the rows by `sort` when they are not already in that order; whether they moved."""

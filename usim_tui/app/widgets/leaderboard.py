@@ -61,7 +61,7 @@ class Leaderboard(Static):
             self.update(Text("no finished cell with a per-frame nRMSE yet", style="dim"))
             return
         table = Table(expand=True, box=None, padding=(0, 1), header_style="bold")
-        names = short_names([c.name for c in rows], width)  # the shared front goes, never the tail
+        names = short_names([c.name for c in rows], width, {c.name: c.round for c in rows})  # never a shared tail
         table.add_column("cell", ratio=1, no_wrap=True, overflow="fold")
         table.add_column("val", justify="right", no_wrap=True)     # what ranks
         table.add_column("nRMSE", justify="right", no_wrap=True)   # the result: test once there is one

@@ -61,6 +61,7 @@ class CellView:
     cost: float = 0.0
     reason: str | None = None        # why it failed, when it did
     num_gpus: int = 1                # GPUs of its host: it trains data-parallel over all of them
+    relaunch_waiting: bool = False   # a relaunch the controller took, waiting for its attempt to start
 
 
 @dataclass(frozen=True)
@@ -115,6 +116,8 @@ class SweepSnapshot:
     controller_poll: float | None = None      # its poll interval (seconds)
     budget_stop: bool = False                 # the budget cap was reached: everything destroyed, nothing launches
     queued: tuple[QueuedView, ...] = ()       # commands sent to the controller that it has not taken yet
+    controller_held: bool | None = None       # a live process holds the ledger's controller lock (the app probes
+                                              # it: the heartbeat stops during a long tick); None: not probed
 
 
 def summary_line(snap: SweepSnapshot) -> str:
