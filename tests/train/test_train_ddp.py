@@ -149,3 +149,17 @@ def test_failure_on_rank_1_ends_with_one_error_and_its_checkpoint_resumes_on_one
     assert resumed["resumed_at_step"] > 0
     assert read_events(run_dir)[-1]["kind"] == "done"
     _assert_same_losses(_losses(run_dir), _losses(runs["one"]))
+
+
+def test_a_batch_the_processes_cannot_split_is_one_line_naming_the_file(tmp_path):
+    """Every rank refuses the same config; the line is printed once (rank 0's), naming the file and the key."""
+    cfg = _config(tmp_path)
+    tree = yaml.safe_load(cfg.read_text())
+    tree["stages"]["codec"]["batch_size"] = 1
+    cfg.write_text(yaml.safe_dump(tree))
+    rc, _, err = _finish(_train(TWO, cfg, tmp_path / "run"))
+    ours = [line for line in err.splitlines() if line.startswith("error: ")]
+    assert rc != 0 and len(ours) == 1, err[-3000:]
+    assert str(cfg) in ours[0] and "stages.codec.batch_size 1" in ours[0], ours
+    (error,) = [e for e in read_events(tmp_path / "run") if e["kind"] == "error"]
+    assert str(cfg) in error["reason"]

@@ -32,8 +32,14 @@ def _train(args: argparse.Namespace) -> int:
         cfg = load_config(args.config)
         from usim_core.train.run import train_run
 
-        train_run(cfg, run_dir, stage=args.stage, resume=args.resume, device=args.device, events=events,
-                  ranks=ranks)
+        try:
+            train_run(cfg, run_dir, stage=args.stage, resume=args.resume, device=args.device, events=events,
+                      ranks=ranks)
+        except ConfigError as exc:   # a key's value the run refused (a batch the processes cannot split): name the file
+            head = str(exc).split(": ", 1)[0]
+            if head.endswith((".yaml", ".yml")) or head.startswith("--"):
+                raise
+            raise ConfigError(f"{args.config}: {exc}") from None
 
     return run_guarded(events, body)
 

@@ -82,7 +82,8 @@ def run_guarded(events, body: Callable[[], object]) -> int:
         if isinstance(exc, ConfigError):
             reason = str(exc).splitlines()[0] if str(exc) else "config error"
             events.emit("error", reason=f"config: {reason}", frame=last_frame(exc))
-            print(f"error: {exc}", file=sys.stderr)
+            if os.environ.get("RANK", "0") == "0":   # under torchrun, once (every rank refuses the same config)
+                print(f"error: {exc}", file=sys.stderr)
             return 2
         reason = " ".join(f"{type(exc).__name__}: {exc}".split())[:400]
         events.emit("error", reason=reason, frame=last_frame(exc))
