@@ -16,6 +16,7 @@ from usim_tui.app.screens.details import DetailsScreen
 from usim_tui.app.screens.logs import LogsScreen
 from usim_tui.app.widgets.coverage import CoverageGrid
 from usim_tui.app.widgets.events import EventsPane
+from usim_tui.app.widgets.instances import SORTS
 from usim_tui.fleet.store.snapshot import EventView
 
 
@@ -212,8 +213,15 @@ async def test_labels_do_not_truncate_and_loading_rows_show_a_phase_timer(source
         lines = {k: "".join(seg.text for seg in table.render_line(table.get_row_index(k) + 1)) for k in ("1", "2")}
         assert "not_created" in lines["1"] and "startup_timeout" in lines["1"] and "destroying" in lines["2"]
         assert "round_a_lr2e-4_w3pct" in lines["1"]
-        dup = "".join(seg.text for seg in table.render_line(table.get_row_index("cell:round_a_lr4.5e-4_w6pct") + 1))
-        assert "= …w5pct" in dup  # the cell it duplicates, told apart in the reason column
+        def dup() -> str:
+            return "".join(seg.text for seg in table.render_line(table.get_row_index("cell:round_a_lr4.5e-4_w6pct") + 1))
+
+        original = "= …w5pct"   # the cell it duplicates, less the front the two labels share up to a `_`
+        assert original in dup()
+        for _ in range(len(SORTS) - 1):   # a sort's header mark never narrows the reason column under it
+            await pilot.press("S")
+            await pilot.pause(0.05)
+            assert original in dup()
         loading = next(a for a in source.current.attempts if a.state == "loading")
         assert loading.started_at is None and NOW - loading.created_at == 2200
         assert table.row_text(str(loading.attempt_id))[4] == "36m40s"  # in loading since created, to the second
@@ -378,3 +386,12 @@ async def test_w_writes_the_report(demo_ledger, clock, tmp_path, monkeypatch):
         # on main the line was the last file written (`reports/demo/timeline.png`): it names the report
         figures = len([p for p in (tmp_path / "reports" / "demo").iterdir() if p.suffix in (".png", ".svg")])
         assert status_text(app) == f"report written: reports/demo/report.md ({figures} figures)", status_text(app)
+
+
+def test_a_duplicate_names_its_original_as_the_cell_column_does_and_never_cuts_a_value():
+    from usim_tui.app.widgets.instances import duplicate_label
+
+    labels = {"round_b_cap96": "B·cap96", "round_a_lr3e-4_w5pct": "A·lr3e-4_w5pct",
+              "round_a_lr4.5e-4_w6pct": "A·lr4.5e-4_w6pct", "round_a_lr4.5e-4_w5pct": "A·lr4.5e-4_w5pct"}
+    assert duplicate_label("round_b_cap96", "round_a_lr3e-4_w5pct", labels) == "= A·lr3e-4_w5pct"
+    assert duplicate_label("round_a_lr4.5e-4_w6pct", "round_a_lr4.5e-4_w5pct", labels) == "= …w5pct"

@@ -118,14 +118,18 @@ def raw_attempt(a: AttemptView, now: float, marked: bool, label: str | None = No
             uptime(a, now), a.stage, a.epoch, a.last_loss, a.loss_history, a.gpu, a.price_per_hour)
 
 
-def duplicate_label(name: str, of: str) -> str:
-    """`= …w5pct`: the cell it duplicates, less the front the two names share (it fits the reason column)."""
-    cut = common_prefix([name, of])
-    return f"= …{of[cut:]}" if cut else f"= {of}"
+def duplicate_label(name: str, of: str, labels: dict[str, str]) -> str:
+    """The cell it duplicates, named as the cell column names it, less the front the two share up to a `_` or `·`
+    (never inside a value): `= …w5pct` beside `A·lr4.5e-4_w6pct`, `= A·lr3e-4_w5pct` beside `B·cap96`."""
+    mine, theirs = labels.get(name, name), labels.get(of, of)
+    shared = common_prefix([mine, theirs])
+    cut = max(theirs.rfind("_", 0, shared), theirs.rfind("·", 0, shared))
+    return f"= …{theirs[cut + 1:]}" if cut >= 0 else f"= {theirs}"
 
 
-def cell_row_values(c: CellView, marked: bool, label: str | None = None, queued: str | None = None) -> tuple[object, ...]:
-    reason = f"queued {queued}" if queued else duplicate_label(c.name, c.duplicate_of) if c.duplicate_of \
+def cell_row_values(c: CellView, marked: bool, labels: dict[str, str], queued: str | None = None) -> tuple[object, ...]:
+    label = labels.get(c.name)
+    reason = f"queued {queued}" if queued else duplicate_label(c.name, c.duplicate_of, labels) if c.duplicate_of \
         else c.reason or ""
     return (cell_label(label or c.name, marked), "-", Text(c.state, style=CELL_STYLE.get(c.state, "")),
             reason, "-", "-", "-", "-", "", "-", "-")
@@ -157,7 +161,7 @@ def wanted_rows(snap: SweepSnapshot, now: float, marked: set[str], query: str,
     for c in snap.cells:
         key = f"cell:{c.name}"
         if c.name not in with_attempts and matches(query, c.name, c.state, c.reason):
-            rows[key] = cell_row_values(c, key in marked, labels.get(c.name), queued.get(c.name))
+            rows[key] = cell_row_values(c, key in marked, labels, queued.get(c.name))
     return rows
 
 
@@ -209,6 +213,7 @@ class InstancesTable(DataTable[object]):
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.name_width = 40                              # the cell column's width, set by the screen's width
+        self._reason_width = 15                           # the reason column: as wide as a duplicate's original
         self.labels: dict[str, str] = {}                  # cell name -> as shown (format.short_names)
         self._raw: dict[str, tuple[object, ...]] = {}     # the latest inputs of each row
         self._shown: dict[str, tuple[object, ...]] = {}   # the inputs its cells were formatted from
@@ -230,10 +235,11 @@ class InstancesTable(DataTable[object]):
 
     def add_columns_for(self, snap: SweepSnapshot) -> None:
         """The columns, once: the cell column as wide as the longest name shown (and the mark before it)."""
-        dup = max((len(duplicate_label(c.name, c.duplicate_of)) for c in snap.cells if c.duplicate_of), default=0)
+        dup = max((len(duplicate_label(c.name, c.duplicate_of, self.labels)) for c in snap.cells if c.duplicate_of),
+                  default=0)
         for key, label, width in COLUMNS:
             if key == "reason" and width is not None:
-                width = max(width, dup)   # a duplicate's original is its identity: never cut
+                width = self._reason_width = max(width, dup)   # a duplicate's original is its identity: never cut
             self.add_column(label, key=key, width=width if width is not None else self._name_column())
 
     def _name_column(self) -> int:
@@ -303,7 +309,7 @@ class InstancesTable(DataTable[object]):
             column = self.columns[ColumnKey(key)]
             column.label = Text(f"{label} {arrow}" if key == mark_key else label)
             if width is not None:
-                column.width = max(width, len(column.label))
+                column.width = max(self._reason_width if key == "reason" else width, len(column.label))
         self._require_update_dimensions = True
         self._clear_caches()
         self.refresh()
