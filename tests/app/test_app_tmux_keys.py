@@ -46,9 +46,15 @@ def test_keys_in_a_real_terminal_never_end_the_app(demo_ledger, tmp_path):
         keys(session, "l")
         wait_for("the logs", lambda s: "logs ·" in s and "host up" in s, 20, session)
         assert "@usim" not in screen(session)
-        keys(session, "Escape", "3", "j", "Enter")
+        # each ESC is read before the next key is sent: an ESC and a key that reach the app together read as
+        # alt+key (a busy app reads the pty's bytes at once, whatever the gap between them)
+        keys(session, "Escape")
+        wait_for("the logs closed", lambda s: "logs ·" not in s, 20, session)
+        keys(session, "3", "j", "Enter")
         wait_for("the details of the grid's cell", lambda s: "details ·" in s, 20, session)
-        keys(session, "Escape", ":")
+        keys(session, "Escape")
+        wait_for("the details closed", lambda s: "details ·" not in s, 20, session)
+        keys(session, ":")
         wait_for("the palette", lambda s: "Focus Instances" in s, 20, session)   # not the footer's "Launch"
         keys(session, "Escape", "Escape", "Escape")  # the palette's list, the palette, the main screen
         # q only once the escapes are read: an ESC and a q that reach the terminal together read as alt+q (seen
