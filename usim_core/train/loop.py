@@ -253,7 +253,9 @@ def _end_epoch(ctx: RunContext, run: StageRun, epoch: int, offset: int, train_lo
     val_loss = validate(ctx, stage, run.ema, run.val)
     if val_loss < state["best_val"]:
         state["best_val"], state["bad_epochs"] = val_loss, 0
-        state["best"] = {n: getattr(run.ema, n).state_dict() for n in STAGE_MODULES[stage]}
+        # a copy: ema_update changes the EMA's tensors in place, and state_dict() shares them
+        state["best"] = {n: {k: v.detach().clone() for k, v in getattr(run.ema, n).state_dict().items()}
+                         for n in STAGE_MODULES[stage]}
     else:
         state["bad_epochs"] += 1
         state["stopped"] = state["bad_epochs"] >= sc.patience
