@@ -25,6 +25,7 @@ REPO = Path(__file__).resolve().parents[2]
 PYTHON = sys.executable
 TORCHRUN = str(Path(sys.executable).with_name("torchrun"))
 FAULT = str(Path(__file__).with_name("ddp_fault.py"))
+SLOW = str(Path(__file__).with_name("ddp_slow.py"))
 ENV = {**os.environ, "USIM_THREADS": "1", "USIM_DIST_TIMEOUT_S": "120", "WANDB_MODE": "disabled"}
 RTOL = 1e-4  # measured: 6e-7 (float32 sums in another order); a real difference in the batch is ~1e-2
 STAGES = ("codec", "operator", "diffusion_residual", "consistency_distill")
@@ -151,13 +152,17 @@ def test_failure_on_rank_1_ends_with_one_error_and_its_checkpoint_resumes_on_one
     _assert_same_losses(_losses(run_dir), _losses(runs["one"]))
 
 
-def test_a_batch_the_processes_cannot_split_is_one_line_naming_the_file(tmp_path):
-    """Every rank refuses the same config; the line is printed once (rank 0's), naming the file and the key."""
+@pytest.mark.parametrize("late", ["no rank", "rank 0"])
+def test_a_batch_the_processes_cannot_split_is_one_line_naming_the_file(tmp_path, late):
+    """Every rank refuses the same config; the line is printed once (rank 0's), naming the file and the key, even
+    when rank 0 gets there last (torchrun stops every rank as soon as one has exited: CI saw rank 1 refuse first
+    and rank 0 stopped before it said why)."""
     cfg = _config(tmp_path)
     tree = yaml.safe_load(cfg.read_text())
     tree["stages"]["codec"]["batch_size"] = 1
     cfg.write_text(yaml.safe_dump(tree))
-    rc, _, err = _finish(_train(TWO, cfg, tmp_path / "run"))
+    launcher = TWO if late == "no rank" else [TORCHRUN, "--standalone", "--nproc-per-node=2", SLOW, "0", "5"]
+    rc, _, err = _finish(_train(launcher, cfg, tmp_path / "run"))
     ours = [line for line in err.splitlines() if line.startswith("error: ")]
     assert rc != 0 and len(ours) == 1, err[-3000:]
     assert str(cfg) in ours[0] and "stages.codec.batch_size 1" in ours[0], ours

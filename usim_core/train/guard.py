@@ -23,6 +23,7 @@ GRACE_S = 10.0   # under torchrun's 30 s between its SIGTERM and its SIGKILL
 
 _lock = threading.Lock()
 _claimed = False  # the exit is being reported (by the main thread or the watcher): once only
+_sigterm = threading.Event()  # SIGTERM arrived (torchrun stopping this rank)
 
 
 class Terminated(BaseException):
@@ -38,6 +39,7 @@ def _claim() -> bool:
 
 
 def _on_sigterm(signum, frame) -> None:
+    _sigterm.set()
     if not _claimed:  # an exit being reported (torchrun stopping every rank) is not interrupted
         raise Terminated()
 
@@ -84,6 +86,9 @@ def run_guarded(events, body: Callable[[], object]) -> int:
             events.emit("error", reason=f"config: {reason}", frame=last_frame(exc))
             if os.environ.get("RANK", "0") == "0":   # under torchrun, once (every rank refuses the same config)
                 print(f"error: {exc}", file=sys.stderr)
+            settle = getattr(events, "settle_refusal", None)  # rank 0 says it has reported; a peer waits for that
+            if settle is not None:
+                settle(_sigterm)
             return 2
         reason = " ".join(f"{type(exc).__name__}: {exc}".split())[:400]
         events.emit("error", reason=reason, frame=last_frame(exc))

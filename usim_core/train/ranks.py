@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 import time
 import traceback
 from dataclasses import dataclass
@@ -18,6 +19,9 @@ from pathlib import Path
 from typing import Any
 
 from usim_core.events import EventLog
+
+REFUSED = ".rank0.refused"   # rank 0 has reported a refused config (its launch)
+REFUSAL_WAIT_S = 20.0        # under torchrun's 30 s between its SIGTERM and its SIGKILL
 
 
 @dataclass(frozen=True)
@@ -70,6 +74,11 @@ class MainEvents(EventLog):
         return super().emit(kind, **fields)
 
 
+    def settle_refusal(self, stopped: threading.Event) -> None:
+        """The config was refused and said so: the peers waiting for that may exit now."""
+        _write_record(self.path.parent / REFUSED, {"launch": self.ranks.launch})
+
+
 class PeerEvents(EventLog):
     """Prints nothing and appends nothing; an `error` (other than `terminated`) goes to `.rank<r>.error`."""
 
@@ -82,11 +91,27 @@ class PeerEvents(EventLog):
             record = {"launch": self.ranks.launch, "rank": self.ranks.rank, "t": time.time(),
                       "reason": fields.get("reason", ""), "frame": fields.get("frame", ""),
                       "traceback": traceback.format_exc()}
-            path = self.path.parent / f".rank{self.ranks.rank}.error"
-            tmp = path.with_name(path.name + ".tmp")
-            tmp.write_text(json.dumps(record))
-            os.replace(tmp, path)
+            _write_record(self.path.parent / f".rank{self.ranks.rank}.error", record)
         return {"v": 1, "kind": kind, **fields}
+
+    def settle_refusal(self, stopped: threading.Event, timeout_s: float = REFUSAL_WAIT_S) -> None:
+        """Every rank refuses the same config, but torchrun stops all ranks as soon as one exits: a peer that
+        exits first can stop rank 0 before it has said why. So a peer waits until rank 0 has reported, until
+        torchrun stops it, or (rank 0 on another host, or stuck) timeout_s."""
+        marker, deadline = self.path.parent / REFUSED, time.monotonic() + timeout_s
+        while time.monotonic() < deadline and not stopped.is_set():
+            try:
+                if json.loads(marker.read_text()).get("launch") == self.ranks.launch:
+                    return
+            except (OSError, json.JSONDecodeError):
+                pass
+            stopped.wait(0.05)
+
+
+def _write_record(path: Path, record: dict[str, Any]) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(record))
+    os.replace(tmp, path)
 
 
 def peer_failure(run_dir: Path, ranks: Ranks) -> dict[str, Any] | None:
