@@ -19,6 +19,9 @@ def register(sub: Any) -> None:
     p.add_argument("--night-hours", type=float, default=12.0, help="virtual hours before everything is destroyed")
     p.add_argument("--poll", type=float, default=30.0, help="controller poll interval, virtual seconds")
     p.add_argument("--json", action="store_true", help="one JSON object: {usim: {...}, naive: {...}, meta}")
+    p.add_argument("--curves", metavar="FILE", default=None,
+                   help="recorded learning curves the hosts replay (bench/curves.py; docs/curves.md); default: "
+                        "curves/<sweep name>.json at the repository root if it exists; 'none': invented output")
     p.set_defaults(func=cmd_rehearse)
 
     e = sub.add_parser("emulator", help="serve the Vast.ai emulator on a loopback port (for the vastai CLI)",
@@ -43,14 +46,17 @@ def cmd_rehearse(args: argparse.Namespace) -> int:
 
     sweep = _sweep(args.sweep)
     profile = load_faults(args.faults)
+    curves = pick_curves(args.curves, sweep.name)
     fits = runs_fit(sweep, profile)
-    out = run(sweep, profile, args.seed, night_h=args.night_hours, poll_interval=args.poll)
+    out = run(sweep, profile, args.seed, night_h=args.night_hours, poll_interval=args.poll, curves=curves)
     out["meta"]["warning"] = fits
     if args.json:
         print(json.dumps(out, indent=2))
         return 0
     print(f"rehearsal: {sweep.name} ({len(sweep.cells)} cells, budget ${sweep.spec.budget:.2f}) under "
           f"{profile.name}, seed {args.seed}")
+    if curves is not None:
+        print(f"hosts replay the curves of {out['meta']['replayed_cells']} cells from {curves.path}")
     print(f"{'':28}{'usim':>12}{'naive':>12}")
     u, n = out["usim"], out["naive"]
 
@@ -77,6 +83,16 @@ def cmd_rehearse(args: argparse.Namespace) -> int:
     if fits:
         print(f"note: {fits}")
     return 0
+
+
+def pick_curves(value: str | None, sweep: str) -> Any:
+    """--curves: a file (loaded and checked), 'none', or by default curves/<sweep>.json if the repository has it."""
+    from usim_tui.emulator.replay import default_path, load_curves
+
+    if value is not None and value.lower() == "none":
+        return None
+    path = value or default_path(sweep)
+    return load_curves(path) if path else None
 
 
 def runs_fit(sweep: Any, profile: Any) -> str | None:

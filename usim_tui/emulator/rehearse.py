@@ -20,6 +20,7 @@ from usim_core.sweep import Sweep
 from usim_tui.emulator.faults import FaultProfile
 from usim_tui.emulator.naive import naive_onstart, run_naive
 from usim_tui.emulator.offers import catalogue
+from usim_tui.emulator.replay import Curves
 from usim_tui.emulator.server import serve
 from usim_tui.emulator.simssh import SimSSH
 from usim_tui.emulator.state import Emulator
@@ -99,8 +100,9 @@ def _summarise(emu: Emulator, res: PolicyResult, t0: float) -> None:
 
 
 def _emulator(sweep: Sweep, profile: FaultProfile, seed: int, per_gpu: int,
-              clock: VirtualClock | None = None) -> Emulator:
-    emu = Emulator(clock or VirtualClock(), faults=profile, seed=seed, api_keys=(KEY,), machines=catalogue(seed, per_gpu))
+              clock: VirtualClock | None = None, curves: Curves | None = None) -> Emulator:
+    emu = Emulator(clock or VirtualClock(), faults=profile, seed=seed, api_keys=(KEY,),
+                   machines=catalogue(seed, per_gpu), curves=curves)
     emu.register_sweep(sweep.name, [c.name for c in sweep.cells])
     return emu
 
@@ -113,10 +115,12 @@ def _finishable(sweep: Sweep, emu: Emulator) -> int:
 async def rehearse_usim(sweep: Sweep, profile: FaultProfile, seed: int = 0, *, night_h: float = 12.0,
                         poll_interval: float = 30.0, per_gpu: int = 120, root: str | Path | None = None,
                         clock: VirtualClock | None = None,
-                        on_tick: Callable[[Controller, Emulator], None] | None = None) -> PolicyResult:
+                        on_tick: Callable[[Controller, Emulator], None] | None = None,
+                        curves: Curves | None = None) -> PolicyResult:
     """The real controller against the emulator for one night on a virtual clock (a PacedClock plays it at a
-    watchable speed); `on_tick(controller, emulator)` after every poll."""
-    emu = _emulator(sweep, profile, seed, per_gpu, clock)
+    watchable speed); `on_tick(controller, emulator)` after every poll. `curves`: hosts replay these recorded
+    learning curves (replay.py) where they have the cell."""
+    emu = _emulator(sweep, profile, seed, per_gpu, clock, curves)
     clock = emu.clock
     t0 = clock.now()
     res = PolicyResult("usim", len(sweep.cells), sweep.spec.budget, finishable=_finishable(sweep, emu))
@@ -158,8 +162,9 @@ async def rehearse_usim(sweep: Sweep, profile: FaultProfile, seed: int = 0, *, n
 
 
 async def rehearse_naive(sweep: Sweep, profile: FaultProfile, seed: int = 0, *, night_h: float = 12.0,
-                         poll_interval: float = 300.0, per_gpu: int = 120) -> PolicyResult:
-    emu = _emulator(sweep, profile, seed, per_gpu)
+                         poll_interval: float = 300.0, per_gpu: int = 120, curves: Curves | None = None
+                         ) -> PolicyResult:
+    emu = _emulator(sweep, profile, seed, per_gpu, curves=curves)
     clock = emu.clock
     t0 = clock.now()
     res = PolicyResult("naive", len(sweep.cells), sweep.spec.budget, finishable=_finishable(sweep, emu))
@@ -188,10 +193,13 @@ async def rehearse(sweep: Sweep, profile: FaultProfile, seed: int = 0, **kw: Any
     t = time.process_time()
     usim = await rehearse_usim(sweep, profile, seed, night_h=night_h, **kw)
     cpu_usim = time.process_time() - t
-    naive = await rehearse_naive(sweep, profile, seed, night_h=night_h, per_gpu=kw.get("per_gpu", 120))
+    curves = kw.get("curves")
+    naive = await rehearse_naive(sweep, profile, seed, night_h=night_h, per_gpu=kw.get("per_gpu", 120), curves=curves)
     out = {"usim": usim.to_dict(), "naive": naive.to_dict()}
     out["usim"]["cpu_s"] = round(cpu_usim, 2)
+    replayed = sorted({c.name for c in sweep.cells} & set(curves.cells)) if curves else []
     out["meta"] = {"sweep": sweep.name, "faults": profile.name, "seed": seed, "night_h": night_h,
+                   "curves": str(curves.path) if curves else None, "replayed_cells": len(replayed),
                    "max_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)}
     return out
 

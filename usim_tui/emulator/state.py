@@ -13,6 +13,7 @@ from typing import Any
 
 from usim_tui.emulator.faults import GENTLE, FaultProfile, draw, rng_for
 from usim_tui.emulator.offers import Machine, catalogue
+from usim_tui.emulator.replay import Curves, Replay
 from usim_tui.emulator.timeline import Phase, Plan, plan_instance
 from usim_tui.fleet.clock import Clock, RealClock
 from usim_tui.fleet.providers.base import parse_label
@@ -107,12 +108,15 @@ class Emulator:
                  api_keys: tuple[str, ...] = ("emulator-key",), machines: list[Machine] | None = None,
                  execute: bool = False, workdir: str | None = None, rate_limits: bool = True,
                  credit: float = 1000.0, log_polls: int = 1, race: bool = False,
-                 auth_404: bool = False, gentle: bool = False) -> None:
-        """gentle: none of the real Vast's unkindness (faults.VastRealism): for unit tests of other mechanics."""
+                 auth_404: bool = False, gentle: bool = False, curves: Curves | None = None) -> None:
+        """gentle: none of the real Vast's unkindness (faults.VastRealism): for unit tests of other mechanics.
+        curves: recorded learning curves (replay.py); a host whose label names a cell in them replays one."""
         self.clock = clock or RealClock()
         self.faults = faults or FaultProfile(name="none")
         self.realism = GENTLE if gentle else self.faults.vast
         self.seed = seed
+        self.curves = curves
+        self.replays: dict[str, Replay] = {}   # label -> the run its host replays (for reports and tests)
         self.api_keys = set(api_keys)
         self.machines = machines if machines is not None else catalogue(seed)
         self.execute = execute
@@ -263,7 +267,8 @@ class Emulator:
         else:
             over_ssh = SSH_MARK in onstart and "ssh" in str(body.get("runtype") or "")
             plan = plan_instance(self.faults, rng_for(self.seed, label or str(iid)), now, label=label or "",
-                                 bad_build=self.is_bad_build(label), traps=traps, over_ssh=over_ssh)
+                                 bad_build=self.is_bad_build(label), traps=traps, over_ssh=over_ssh,
+                                 replay=self.replay_for(label))
         inst = Instance(
             id=iid, machine=machine, dph_total=offer["dph_total"], storage_per_hour=offer["storage_total_cost"],
             label=label, image=str(body.get("image") or ""), disk=disk, onstart=onstart, env=env,
@@ -276,6 +281,17 @@ class Emulator:
             machine.rented = True
             self._sold[offer_id] = machine
         return 200, {"success": True, "new_contract": iid, "instance_api_key": inst.api_key}
+
+    def replay_for(self, label: str | None) -> Replay | None:
+        """The recorded run a host of this label replays: drawn from its own generator (seed, label), so the
+        faults it meets are the same with or without curves; None without curves or for a cell they lack."""
+        parsed = parse_label(label)
+        if self.curves is None or not parsed or label is None:
+            return None
+        replay = self.curves.replay(parsed[1], rng_for(self.seed, f"curve:{label}"))
+        if replay is not None:
+            self.replays[label] = replay
+        return replay
 
     def _unkind(self, inst: Instance) -> None:
         """Draw how the real Vast treats this instance (faults.VastRealism), seeded by its label."""

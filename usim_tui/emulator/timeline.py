@@ -8,10 +8,12 @@ does; a bare `set -e; train; poweroff` script does not, and its dead container k
 from __future__ import annotations
 
 import json
+import math
 import random
 from dataclasses import dataclass, field
 
 from usim_tui.emulator.faults import FaultProfile, draw
+from usim_tui.emulator.replay import Replay
 
 OCI_MSG = ("Error response from daemon: failed to create task for container: failed to create shim task: "
            "OCI runtime create failed: runc create failed: unable to start container process: "
@@ -83,8 +85,9 @@ def _event(t: float, kind: str, **fields) -> tuple[float, str]:
 
 
 def plan_instance(profile: FaultProfile, rng: random.Random, t0: float, *, label: str,
-                  bad_build: bool, traps: bool, over_ssh: bool = False) -> Plan:
-    """over_ssh: the run starts when the controller starts it over SSH (Plan.place_script), not at running."""
+                  bad_build: bool, traps: bool, over_ssh: bool = False, replay: Replay | None = None) -> Plan:
+    """over_ssh: the run starts when the controller starts it over SSH (Plan.place_script), not at running.
+    replay: the host's trainer replays this recorded run (replay.py) instead of inventing its output."""
     prov = draw(rng, profile.provisioning_s)
     plan = Plan([Phase(t0, None, ""), Phase(t0 + prov * 0.3, "created", "Creating container")])
     t = t0 + prov
@@ -112,7 +115,8 @@ def plan_instance(profile: FaultProfile, rng: random.Random, t0: float, *, label
 
     start = 0.0 if over_ssh else t_run + 2
     script: list[tuple[float, str]] = plan.script if over_ssh else logs
-    end, code = _script(profile, rng, script, start, bad_build=bad_build, eval_fails=eval_fails)
+    write = _script if replay is None else _replayed
+    end, code = write(profile, rng, script, start, bad_build=bad_build, eval_fails=eval_fails, replay=replay)
     if bad_build:
         plan.faults.append("bad_build")
     elif eval_fails:
@@ -143,14 +147,18 @@ def _interrupt(plan: Plan, at: float, *, offline: bool) -> None:
         plan.faults.append("outbid")
 
 
+def _crash(profile: FaultProfile, rng: random.Random, logs: list[tuple[float, str]], t: float) -> tuple[float, int]:
+    t_end = t + draw(rng, profile.bad_build.exit_after_s)
+    logs.append((t_end - 0.5, "ImportError: cannot import name 'LazyLinear' from 'torch.nn.modules.linear'"))
+    logs.append(_event(t_end - 0.2, "error", stage="startup", reason="ImportError at start-up"))
+    return t_end, 1
+
+
 def _script(profile: FaultProfile, rng: random.Random, logs: list[tuple[float, str]], t: float, *,
-            bad_build: bool, eval_fails: bool) -> tuple[float, int]:
-    """Append the trainer's output; return (time the script ends, its exit code)."""
+            bad_build: bool, eval_fails: bool, replay: None = None) -> tuple[float, int]:
+    """Append invented trainer output; return (time the script ends, its exit code)."""
     if bad_build:
-        t_end = t + draw(rng, profile.bad_build.exit_after_s)
-        logs.append((t_end - 0.5, "ImportError: cannot import name 'LazyLinear' from 'torch.nn.modules.linear'"))
-        logs.append(_event(t_end - 0.2, "error", stage="startup", reason="ImportError at start-up"))
-        return t_end, 1
+        return _crash(profile, rng, logs, t)
     logs.append(_event(t, "started"))
     step = 0
     for stage in STAGES:
@@ -182,4 +190,66 @@ def _eval_metrics(rng: random.Random, quality: float) -> dict[str, float]:
     for key, (lo, hi) in EVAL_RANGES.items():
         x = min(1.0, max(0.0, quality + rng.uniform(-0.1, 0.1)))
         out[key] = float(f"{lo + (hi - lo) * x:.4g}")
+    return out
+
+
+def _replayed(profile: FaultProfile, rng: random.Random, logs: list[tuple[float, str]], t: float, *,
+              bad_build: bool, eval_fails: bool, replay: Replay | None) -> tuple[float, int]:
+    """Append the trainer's output for a replayed run, event for event as usim_core/train/loop.py writes it: per
+    stage a stage_start, one metric per epoch (train and val loss, best val, epoch) and a stage_end, then the
+    evals. The operator's val is the recorded curve; the other stages' losses are invented; every stage lasts the
+    profile's draw times the cell's recorded cost."""
+    assert replay is not None
+    if bad_build:
+        return _crash(profile, rng, logs, t)
+    t_start = t
+    logs.append(_event(t, "started", device="cuda", resume=False, stage=None, processes=1))
+    for stage in STAGES:
+        plan = replay.stages[stage]
+        scale = replay.operator_scale if stage == "operator" else replay.other_scale
+        dur = draw(rng, getattr(profile.stages, stage)) * scale
+        if stage == "operator":
+            val = replay.val
+        else:   # invented: a geometric decay from a random start
+            start, rate = 0.05 + 0.5 * rng.random(), 0.6 + 0.3 * rng.random()
+            val = [start * rate ** e for e in range(plan.epochs)]
+        epochs = len(val)
+        logs.append(_event(t, "stage_start", stage=stage, epochs=epochs, steps=plan.steps,
+                           steps_per_epoch=plan.steps_per_epoch, resumed_at_step=None))
+        best = math.inf
+        for e, v in enumerate(val):
+            best = min(best, v)
+            step = min(plan.steps, (e + 1) * plan.steps_per_epoch)
+            metrics = {f"train/{stage}/loss": _sig(v * math.exp(rng.gauss(-0.1, 0.1))), f"val/{stage}/loss": _sig(v),
+                       f"val/{stage}/best": _sig(best), "epoch": e}
+            logs.append(_event(t + dur * (e + 1) / epochs, "metric", stage=stage, epoch=e, step=step,
+                               total_steps=plan.steps, metrics=metrics))
+        t += dur
+        logs.append(_event(t, "stage_end", stage=stage, step=min(plan.steps, epochs * plan.steps_per_epoch),
+                           epochs_run=epochs, best_val=_sig(best), stopped_early=False,
+                           checkpoint=f"checkpoints/{stage}.pt"))
+    small = _filled(replay.final)
+    t += draw(rng, profile.stages.eval_small)
+    logs.append(_event(t, "eval", name="small", metrics=small, path="eval/small.json"))
+    t += draw(rng, profile.stages.eval_full)
+    if eval_fails:
+        logs.append(_event(t, "error", stage="eval_full", reason="full evaluation exited with status 1"))
+        return t + 1, 1
+    logs.append(_event(t, "eval", name="full", metrics=small, path="eval/full.json"))   # the test split: as val
+    logs.append(_event(t + 1, "done", checkpoint="checkpoints/consistency_distill.pt", seconds=round(t + 1 - t_start, 1)))
+    return t + 2, 0
+
+
+def _sig(x: float) -> float:
+    return float(f"{x:.6g}")
+
+
+def _filled(final: dict[str, float]) -> dict[str, float]:
+    """The replayed eval metrics, with every EVAL_RANGES key: one the recording lacks is placed in its range where
+    nrmse_frame sits in its own (a worse run is worse on every metric)."""
+    lo, hi = EVAL_RANGES["nrmse_frame"]
+    quality = min(1.0, max(0.0, (final["nrmse_frame"] - lo) / (hi - lo)))
+    out = {k: _sig(v) for k, v in final.items()}
+    for key, (a, b) in EVAL_RANGES.items():
+        out.setdefault(key, _sig(a + (b - a) * quality))
     return out
