@@ -272,6 +272,16 @@ def analyse(data: dict[str, Any]) -> str:
         at = [cells[n]["val"][e] for n in names]
         lines.append(f"spearman(val@epoch{e}, best val) = {spearman(at, [last[n] for n in names]):.3f}; "
                      f"(val@epoch{e}, nrmse_frame) = {spearman(at, [final[n] for n in names]):.3f}")
+    sig = data["noise"]["val_log_sigma"]
+    for e in range(common):   # two runs' log gap has noise sigma*sqrt(2): "apart" when above twice that
+        s_e = sig[min(e, len(sig) - 1)] if sig else None
+        if not s_e:
+            continue
+        logs = [math.log(cells[n]["val"][e]) for n in names]
+        pairs = [(x, y) for i, x in enumerate(logs) for y in logs[i + 1:]]
+        apart = sum(1 for x, y in pairs if abs(x - y) > 2 * math.sqrt(2) * s_e)
+        lines.append(f"epoch {e}: spread of log val {max(logs) - min(logs):.3f}, noise sigma {s_e:.3f}; "
+                     f"{apart}/{len(pairs)} pairs apart by more than 2 sqrt(2) sigma")
     crossings = 0
     for i, a in enumerate(names):
         for b in names[i + 1:]:
@@ -299,6 +309,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--noise-seeds", default="18,19", help=f"the extra seeds (the cells' own is {BASE_SEED})")
     ap.add_argument("--jobs", type=int, default=2, help="trainers at once (one thread each)")
     ap.add_argument("--only", help="record just this cell at seed 17 (to measure its cost first)")
+    ap.add_argument("--from-parts", action="store_true", help="write the JSON from the runs recorded so far, train "
+                    "nothing (while a recording goes on, or to look at a partial one)")
     ap.add_argument("--dry-run", action="store_true", help="print each run's scaled overrides and stop")
     ap.add_argument("--analyse", metavar="JSON", help="print crossings, slow starters and rank agreement of a file")
     args = ap.parse_args(argv)
@@ -338,7 +350,7 @@ def main(argv: list[str] | None = None) -> int:
         path = part_path(work, n, s)
         if path.exists() and (rec := json.loads(path.read_text())).get("config_hash") == config_hash(configs[n, s]):
             parts[n, s] = rec
-    pending = [(n, s) for n, s in todo if (n, s) not in parts]
+    pending = [] if args.from_parts else [(n, s) for n, s in todo if (n, s) not in parts]
     print(f"{len(todo)} runs, {len(parts)} recorded, {len(pending)} to go (work dir {work})", flush=True)
     lock, t0, done = threading.Lock(), time.time(), [0]
 
@@ -360,7 +372,8 @@ def main(argv: list[str] | None = None) -> int:
             fut.result()
     example = overrides[names[0]]
     meta = {"command": " ".join(["nice -n 10 .venv/bin/python bench/curves.py",
-                                 *map(shlex.quote, (argv if argv is not None else sys.argv[1:]))]),
+                                 *map(shlex.quote, [a for a in (argv if argv is not None else sys.argv[1:])
+                                                  if a != "--from-parts"])]),
             "scale": {"from": "configs/runs/burgers_tiny.yaml", "width_scale": WIDTH_SCALE,
                       "operator_lr_scale": tiny["stages"]["operator"]["lr"] / base["stages"]["operator"]["lr"],
                       "operator_epochs_for_base_epochs": args.epochs, "threads": 1, "device": "cpu",
