@@ -170,7 +170,7 @@ def measure_noise(cells: dict[str, Any]) -> dict[str, Any]:
     final, per_cell = [], {}
     for name, c in cells.items():
         runs = c["runs"]
-        if len(runs) < 2:
+        if len(runs) < 2 or c.get("duplicate_of"):   # a duplicate is its original's runs: count them once
             continue
         n = min(len(r["val"]) for r in runs)
         sig = [log_sigma([r["val"][e] for r in runs]) for e in range(n)]
@@ -268,6 +268,10 @@ def analyse(data: dict[str, Any]) -> str:
     lines.append("best val order:      " + " ".join(f"{n}({last[n]:.3g})" for n in by_val))
     lines.append("nrmse_frame order:   " + " ".join(f"{n}({final[n]:.3g})" for n in by_final))
     lines.append(f"spearman(best val, nrmse_frame) = {spearman([last[n] for n in names], [final[n] for n in names]):.3f}")
+    mean = {n: statistics.fmean(r["final"]["nrmse_frame"] for r in data["cells"][n]["runs"]) for n in names}
+    lines.append("nrmse_frame, mean over seeds where several: " + " ".join(
+        f"{n}({mean[n]:.3g})" for n in sorted(names, key=lambda n: mean[n])))
+    lines.append(f"spearman(best val, that) = {spearman([last[n] for n in names], [mean[n] for n in names]):.3f}")
     for e in range(common):
         at = [cells[n]["val"][e] for n in names]
         lines.append(f"spearman(val@epoch{e}, best val) = {spearman(at, [last[n] for n in names]):.3f}; "
