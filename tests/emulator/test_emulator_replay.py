@@ -157,3 +157,32 @@ def test_an_unreadable_file_is_refused_naming_it(tmp_path):
     for path in (broken, tmp_path / "absent.json"):
         with pytest.raises(ConfigError, match=str(path)):
             load_curves(path)
+
+
+def test_a_rehearsal_fills_the_ledger_with_the_replayed_val_curves(curves, tmp_path):
+    """The real controller over HTTP and SSH, on the virtual clock: every finished attempt's ledger holds its host's
+    replayed val/operator/loss, one point per epoch, and its small eval's nrmse_frame."""
+    import asyncio
+
+    from usim_tui.emulator.rehearse import rehearse_usim
+    from usim_tui.fleet.store.ledger import Ledger
+
+    sweep = expand(ROOT / "configs/sweeps/overnight_sota.yaml")
+    seen = {}
+    res = asyncio.run(rehearse_usim(sweep, load_faults("none"), seed=1, root=tmp_path, curves=curves,
+                                    on_tick=lambda ctl, emu: seen.setdefault("emu", emu)))
+    assert res.finished == 14
+    replays = seen["emu"].replays
+    ledger = Ledger(tmp_path / "ledger.sqlite", read_only=True)
+    try:
+        done = [a for a in ledger.attempts(sweep.name) if a.reason == "finished"]
+        assert len(done) == 14
+        series = ledger.metric_series([a.id for a in done], ["val/operator/loss"])
+        for a in done:
+            vals = [v for _, v in series[a.id]["val/operator/loss"]]
+            assert vals == pytest.approx(replays[a.label].val, rel=1e-5), a.label
+        cells = {c.name: c for c in ledger.cells(sweep.name)}
+        a = done[0]
+        assert cells[a.cell].metrics["nrmse_frame"] == pytest.approx(replays[a.label].final["nrmse_frame"], rel=1e-5)
+    finally:
+        ledger.close()
