@@ -103,6 +103,37 @@ class Planning(Strict):
     hours_per_cell: float = Field(1.0, gt=0, description="assumed wall-clock per cell")
 
 
+class EarlyStop(Strict):
+    """Successive halving across the sweep's cells (the rule: usim_tui/fleet/stopping/): at each rung the cells
+    that reached it are compared on `metric` and the worse ones are stopped, their results pulled as a finished
+    cell's are. Rungs lie at grace, grace x eta, grace x eta^2, ... of the stage, in `unit`."""
+
+    metric: str = Field("val/operator/best", description="a metric the trainer writes once per epoch of `stage`; "
+                        "lower is better (val/<stage>/loss: this epoch's; val/<stage>/best: the best so far)")
+    stage: Literal["codec", "operator", "diffusion_residual", "consistency_distill"] = "operator"
+    unit: Literal["epochs", "steps", "percent"] = Field(
+        "percent", description="what rungs count: the stage's epochs, its optimiser steps, or percent of the "
+        "cell's own epochs of the stage (so a cell that trains longer is compared at the same fraction)")
+    grace: int = Field(ge=1, description="the first rung, in `unit`: nothing is stopped before it")
+    eta: int = Field(3, ge=2, description="reduction factor: about 1 in eta of the cells compared at a rung go on")
+    min_compared: int = Field(3, ge=2, description="cells that must have reached a rung before any is stopped there")
+    continue_best: int = Field(1, ge=0, description="once no cell waits, this many of the best stopped cells are "
+                               "launched again to the full length (from the start; budget permitting)")
+
+    @model_validator(mode="after")
+    def _metric_of_stage(self) -> EarlyStop:
+        allowed = self.metrics(self.stage)
+        if self.metric not in allowed:
+            raise ValueError(f"early_stop.metric {self.metric!r} is not one the trainer writes each epoch of stage "
+                             f"{self.stage}; allowed: {', '.join(allowed)}")
+        return self
+
+    @staticmethod
+    def metrics(stage: str) -> tuple[str, ...]:
+        """What usim_core/train/loop.py writes once per epoch of a stage."""
+        return (f"val/{stage}/best", f"val/{stage}/loss", f"train/{stage}/loss")
+
+
 class SweepSpec(Strict):
     name: str = Field(pattern=r"^[A-Za-z0-9_\-]+$")
     description: str = ""
@@ -116,6 +147,8 @@ class SweepSpec(Strict):
                                     "offline, outbid) before it is marked failed; they do not use max_attempts")
     provider: ProviderSettings = Field(default_factory=ProviderSettings)
     planning: Planning = Field(default_factory=Planning)
+    early_stop: EarlyStop | None = Field(None, description="stop losing cells early (see EarlyStop); none: every "
+                                         "cell trains to the end")
     rounds: list[Round] = Field(min_length=1)
 
     @property
