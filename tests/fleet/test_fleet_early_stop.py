@@ -193,3 +193,60 @@ async def test_freed_money_launches_the_cells_still_waiting(tmp_path):
     clock2, prov2, led2, ctl2 = make(full_dir, sweep, scripts, early_stop=False)
     await _night(ctl2, clock2)
     assert led2.cell("es", sweep.cells[-1].name).state != CellState.FINISHED
+
+
+@pytest.mark.slow
+async def test_the_real_trainer_is_judged_at_its_rungs_on_what_it_wrote(tmp_path):
+    """Three real `usim-core train` runs on the local provider: every cell is judged at the first epoch of its
+    operator stage on the val/operator/best its trainer wrote, and whatever the rule decides is carried out."""
+    import time
+
+    from usim_tui.fleet.process.open import open_sweep
+
+    path = tmp_path / "real.yaml"
+    path.write_text(f"""
+name: real
+base: {BASE}
+budget: 1.0
+concurrency: 3
+planning: {{price_per_hour: 0.35, hours_per_cell: 0.05}}
+provider: {{kind: local, price_per_hour: 0.35, startup_deadline_s: 600, max_runtime_s: 1200}}
+set:
+  data.generate.n: 12
+  stages.codec.max_steps: 6
+  stages.operator.epochs: 3
+  stages.operator.min_lr: 1.0e-8
+  stages.diffusion_residual.max_steps: 4
+  stages.consistency_distill.max_steps: 4
+  eval.small.trajectories: 1
+  eval.small.horizons: [1, 4]
+  eval.small.modes: [operator]
+  eval.full.enabled: false
+early_stop: {{metric: val/operator/best, unit: epochs, grace: 1, eta: 2, min_compared: 2, continue_best: 0}}
+rounds:
+  - name: a
+    grid:
+      - {{key: stages.operator.lr, name: lr, values: [1.0e-7, 1.0e-3, 3.0e-3], format: sci}}
+""")
+    sweep = expand(path)
+    opened = open_sweep(sweep, ledger=tmp_path / "l.sqlite", runs_root=tmp_path / "runs", poll_interval=0.5,
+                        run_preflight=False, log=lambda m: None, env={"USIM_THREADS": "1", "WANDB_MODE": "disabled"})
+    try:
+        why = await opened.controller.run(until=time.time() + 900)
+    finally:
+        await opened.close()
+    led = opened.ledger
+    assert why == "done", why
+    rungs = led.rungs("real")
+    assert sorted(r.cell for r in rungs if r.rung == 0) == sorted(c.name for c in sweep.cells)
+    for r in rungs:
+        series = led.metric_series([r.attempt_id], ["val/operator/best", "operator/epoch"])[r.attempt_id]
+        at = dict(series["operator/epoch"])
+        written = [v for step, v in series["val/operator/best"] if at.get(step) == r.position - 1]
+        assert written == [r.value], (r, series)     # the value its trainer wrote at that epoch
+        assert not r.stop or (r.value > r.cutoff and r.compared >= 2)
+    last = {r.cell: r for r in rungs}
+    for c in led.cells("real"):   # stopped where its last judgement said so, and only there
+        assert (c.state == CellState.STOPPED_EARLY) == bool(last[c.name].stop), (c, last[c.name])
+        assert not any(r.stop for r in rungs if r.cell == c.name and r is not last[c.name])
+    assert any(c.state == CellState.FINISHED for c in led.cells("real"))
