@@ -1,4 +1,4 @@
-"""The report itself: sections 1-8 of the analysis as a Doc, figures beside it, written as report.md
+"""The report itself: sections 1-8 (1-9 with early stopping) of the analysis as a Doc, figures beside it, written as report.md
 (and report.html on request)."""
 
 from __future__ import annotations
