@@ -125,6 +125,10 @@ async def test_k_keeps_a_cell_after_the_confirm_and_again_stops_keeping_it(tmp_p
         await reread(app, pilot)
         label = app.main.table.row_text(str(aid))[0]
         assert isinstance(label, Text) and label.plain.endswith(f" {KEEP_MARK}")   # pinned
+        table = app.main.table
+        await pilot.pause(0.1)
+        line = "".join(seg.text for seg in table.render_line(table.get_row_index(str(aid)) + 1))
+        assert f"{night.cell} {KEEP_MARK}" in line, line   # the column widened for the pin: never cut
         grid = app.main.query_one(CoverageGrid)
         assert KEEP_MARK in cell_text(next(c for c in grid.cells if c.name == night.cell)).plain
 
