@@ -564,6 +564,7 @@ def _cell_view(c: CellRow, attempts: list[AttemptRow]) -> CellView:
         duplicate_of=c.duplicate_of, metrics=c.metrics, small_metrics=c.small_metrics, full_metrics=c.full_metrics,
         cost=round(sum(a.spent for a in attempts), 6),
         reason=c.reason or (last_reason if state == CellState.FAILED else None), num_gpus=c.num_gpus,
+        keep=bool(c.keep), continued=bool(c.continued),
         # a person's relaunch (or launch) taken by the controller: every attempt so far set aside, none new yet
         relaunch_waiting=state == CellState.PENDING and c.counted_from > 0
         and c.counted_from >= max((a.attempt for a in attempts), default=0))
