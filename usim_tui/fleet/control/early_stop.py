@@ -15,6 +15,7 @@ from usim_tui.fleet.stopping.rule import Judgement, Rule
 from usim_tui.fleet.store.journal import Journal
 from usim_tui.fleet.store.ledger import Ledger
 from usim_tui.fleet.store.rows import AttemptRow, CellRow
+from usim_tui.fleet.store.rungs import rule_positions
 from usim_tui.fleet.store.states import CELL_ENDED, UNSETTLED, CellState
 
 
@@ -75,24 +76,9 @@ class EarlyStopper:
         """The attempt's (position, metric value) points in the rule's unit, oldest first, and where the stage
         ends in that unit (none and 0 while its stage has not started)."""
         assert self.es is not None
-        es = self.es
-        epoch_key = f"{es.stage}/epoch"
-        series = self.ledger.metric_series([a.id], [es.metric, epoch_key], max_points=10_000)[a.id]
-        epochs = dict(series.get(epoch_key, []))
-        plan = self.ledger.stage_events(a.id, es.stage)
-        if plan is None:
-            return [], 0
-        n_epochs, n_steps = int(plan.get("epochs") or 0), int(plan.get("steps") or 0)
-        out = []
-        for step, value in series.get(es.metric, []):
-            epoch = epochs.get(step)
-            if es.unit == "steps":
-                out.append((step, value))
-            elif epoch is not None and es.unit == "epochs":
-                out.append((int(epoch) + 1, value))
-            elif epoch is not None and n_epochs:
-                out.append((int(100 * (int(epoch) + 1) / n_epochs), value))
-        return out, {"steps": n_steps, "epochs": n_epochs, "percent": 100}[es.unit]
+        series = self.ledger.metric_series([a.id], [self.es.metric, f"{self.es.stage}/epoch"],
+                                           max_points=10_000)[a.id]
+        return rule_positions(self.es, series, self.ledger.stage_events(a.id, self.es.stage))
 
     def to_continue(self) -> list[CellRow]:
         """Once every cell has ended: the best stopped cells not yet continued (up to continue_best in all), ranked

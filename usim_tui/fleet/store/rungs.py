@@ -1,6 +1,6 @@
 """What the early-stopping rule reads of an attempt, in the rule's own unit: the points its metric took as the
-stage went on, and where the stage ends. The report draws the rungs figure from it; the rule's side
-(fleet/control/early_stop.py, `EarlyStopper.points`) maps the same series the same way."""
+stage went on, and where the stage ends: what the controller judges (fleet/control/early_stop.py) and what the
+report's rungs figure draws."""
 
 from __future__ import annotations
 
