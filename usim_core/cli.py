@@ -13,7 +13,7 @@ import os
 import sys
 
 from usim_core.config import ConfigError, load_config
-from usim_core.sweep import expand
+from usim_core.sweep import budget_plan, expand
 
 COMMAND_MODULES = (
     "usim_core.data.commands",     # datagen
@@ -47,6 +47,8 @@ def _sweep_expand(args: argparse.Namespace) -> int:
     if sweep.duplicates:
         print(f"{len(sweep.duplicates)} duplicate cell(s): same resolved config as an earlier cell; "
               "they would run the same experiment twice.")
+    plan = budget_plan(sweep)
+    print(plan.line() + ("" if plan.fits else ": MORE THAN THE BUDGET (usim-tui run refuses it)"))
     return 0
 
 

@@ -101,6 +101,39 @@ class Planning(Strict):
     price_per_hour: float = Field(0.35, gt=0, description="assumed $/h for planning (a cell on N GPUs: N / "
                                   "provider.num_gpus times it)")
     hours_per_cell: float = Field(1.0, gt=0, description="assumed wall-clock per cell")
+    stage_share: float = Field(0.5, gt=0, le=1, description="with early_stop: the share of a cell's hours spent in "
+                               "early_stop.stage (a stopped cell is planned to have paid all the rest)")
+
+
+class EarlyStop(Strict):
+    """Successive halving across the sweep's cells (the rule: usim_tui/fleet/stopping/): at each rung the cells
+    that reached it are compared on `metric` and the worse ones are stopped, their results pulled as a finished
+    cell's are. Rungs lie at grace, grace x eta, grace x eta^2, ... of the stage, in `unit`."""
+
+    metric: str = Field("val/operator/best", description="a metric the trainer writes once per epoch of `stage`; "
+                        "lower is better (val/<stage>/loss: this epoch's; val/<stage>/best: the best so far)")
+    stage: Literal["codec", "operator", "diffusion_residual", "consistency_distill"] = "operator"
+    unit: Literal["epochs", "steps", "percent"] = Field(
+        "percent", description="what rungs count: the stage's epochs, its optimiser steps, or percent of the "
+        "cell's own epochs of the stage (so a cell that trains longer is compared at the same fraction)")
+    grace: int = Field(ge=1, description="the first rung, in `unit`: nothing is stopped before it")
+    eta: int = Field(3, ge=2, description="reduction factor: about 1 in eta of the cells compared at a rung go on")
+    min_compared: int = Field(3, ge=2, description="cells that must have reached a rung before any is stopped there")
+    continue_best: int = Field(1, ge=0, description="once no cell waits, this many of the best stopped cells are "
+                               "launched again to the full length (from the start; budget permitting)")
+
+    @model_validator(mode="after")
+    def _metric_of_stage(self) -> EarlyStop:
+        allowed = self.metrics(self.stage)
+        if self.metric not in allowed:
+            raise ValueError(f"early_stop.metric {self.metric!r} is not one the trainer writes each epoch of stage "
+                             f"{self.stage}; allowed: {', '.join(allowed)}")
+        return self
+
+    @staticmethod
+    def metrics(stage: str) -> tuple[str, ...]:
+        """What usim_core/train/loop.py writes once per epoch of a stage."""
+        return (f"val/{stage}/best", f"val/{stage}/loss", f"train/{stage}/loss")
 
 
 class SweepSpec(Strict):
@@ -116,6 +149,8 @@ class SweepSpec(Strict):
                                     "offline, outbid) before it is marked failed; they do not use max_attempts")
     provider: ProviderSettings = Field(default_factory=ProviderSettings)
     planning: Planning = Field(default_factory=Planning)
+    early_stop: EarlyStop | None = Field(None, description="stop losing cells early (see EarlyStop); none: every "
+                                         "cell trains to the end")
     rounds: list[Round] = Field(min_length=1)
 
     @property
@@ -126,6 +161,32 @@ class SweepSpec(Strict):
     def planned_cost(self, num_gpus: int) -> float:
         """The planned cost of a cell on a host of `num_gpus` GPUs (planning hours at its scaled price)."""
         return self.provider.host_price(self.planning.price_per_hour, num_gpus) * self.planning.hours_per_cell
+
+
+@dataclass(frozen=True)
+class BudgetPlan:
+    """What the sweep is planned to cost: every cell in full, and with its early-stopping rule."""
+
+    name: str
+    cells: int            # cells that run (duplicates never do)
+    budget: float
+    full: float           # every cell to the end at the planning price and hours
+    fraction: float       # of `full` expected with the rule (1 without one)
+    rule: str = ""        # the rule in words, when there is one
+
+    @property
+    def expected(self) -> float:
+        return self.full * self.fraction
+
+    @property
+    def fits(self) -> bool:
+        return self.expected <= self.budget * (1 + 1e-9)
+
+    def line(self) -> str:
+        text = f"sweep {self.name}: {self.cells} cells planned at ${self.full:.2f} to the end"
+        if self.rule:
+            text += f"; with early stopping about ${self.expected:.2f} ({self.fraction:.0%}: {self.rule})"
+        return text + f"; budget ${self.budget:.2f}"
 
 
 @dataclass
@@ -294,3 +355,37 @@ def _check_axes_change_config(path: Path, base_tree: dict[str, Any], base_origin
                 f"{path}: round {rnd.name}: axis {axis.key} has values {axis.values} that resolve to the same "
                 "config; every value of an axis must change the experiment"
             )
+
+
+def budget_plan(sweep: Sweep) -> BudgetPlan:
+    """The sweep's planned cost in full and with its stopping rule. Successive halving is planned as if the cells
+    reached each rung together: past each rung about 1 in eta goes on, plus the min_compared - 1 that no rule
+    judges; a stopped cell has paid everything but the rest of its stage (planning.stage_share of its hours);
+    each continued cell pays a whole run again. Rungs in steps are planned as no saving (a stage's steps are
+    known only once it runs)."""
+    spec = sweep.spec
+    cells = [c for c in sweep.cells if not c.duplicate_of]
+    full = sum(spec.planned_cost(c.num_gpus) for c in cells)
+    es = spec.early_stop
+    if es is None or not cells or es.unit == "steps":
+        return BudgetPlan(spec.name, len(cells), spec.budget, full, 1.0)
+    n = len(cells)
+    epochs = [float(c.config["stages"][es.stage]["epochs"]) for c in cells]
+    stage = sum(_stage_fraction(es, n, 100.0 if es.unit == "percent" else e) for e in epochs) / n
+    fraction = min(1.0, 1 - spec.planning.stage_share * (1 - stage) + min(es.continue_best, n) / n)
+    rungs = ", ".join(f"{es.grace * es.eta ** k:g}" for k in range(8) if es.grace * es.eta ** k < (
+        100 if es.unit == "percent" else max(epochs)))
+    rule = (f"rungs at {rungs} {es.unit} of {es.stage}, 1 in {es.eta} goes on, {min(es.continue_best, n)} "
+            "continued to the end")
+    return BudgetPlan(spec.name, n, spec.budget, full, fraction, rule)
+
+
+def _stage_fraction(es: EarlyStop, n: int, end: float) -> float:
+    """The mean share of the stage a cell trains, over n cells under successive halving (rungs before `end`)."""
+    reaching, paid, prev, k = float(n), 0.0, 0.0, 0
+    while (at := es.grace * es.eta ** k) < end:
+        paid += reaching * (at - prev) / end
+        prev, k = at, k + 1
+        unjudged = min(es.min_compared - 1.0, reaching)
+        reaching = unjudged + (reaching - unjudged) / es.eta
+    return (paid + reaching * (end - prev) / end) / n

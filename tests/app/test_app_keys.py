@@ -25,7 +25,8 @@ async def test_every_binding_is_tested_here():
               # tests/app/test_app_keymap.py
               "back", "sort", "ended", "metric_events", "refresh", "side", "app.command_palette",
               "start_controller",   # test_app_keymap.py: test_c_starts_a_controller_when_none_runs
-              "report"}             # test_app_keymap.py: test_w_writes_the_report
+              "report",             # test_app_keymap.py: test_w_writes_the_report
+              "keep", "stop_early"}  # test_app_early_stop.py
     assert {b.action.split("(")[0] for b in MAIN} == tested
 
 

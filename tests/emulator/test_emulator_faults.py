@@ -60,14 +60,20 @@ def test_without_the_trap_a_dead_script_keeps_the_gpu_billing():
 
 
 def test_rehearse_cli_json_compares_usim_and_naive(capsys):
+    # invented trainer output (--curves none): the rule never has a val curve to act on, so every cell runs to
+    # the end and the faults alone decide (the recorded curves' night: tests/emulator/test_emulator_replay.py)
     rc = main(["rehearse", str(ROOT / "configs/sweeps/overnight_sota.yaml"), "--faults",
-               str(Path(__file__).parent / "data" / "one_bad_cell.yaml"), "--seed", "3", "--json"])
+               str(Path(__file__).parent / "data" / "one_bad_cell.yaml"), "--seed", "3", "--json", "--curves", "none"])
     assert rc == 0
     out = json.loads(capsys.readouterr().out)
     for policy in ("usim", "naive"):
-        for key in ("finished", "cells", "spent", "budget", "cost_per_finished", "overshoot"):
+        for key in ("finished", "cells", "spent", "budget", "cost_per_finished", "overshoot", "champion",
+                    "champion_metric", "stopped_early"):
             assert key in out[policy]
     u, n = out["usim"], out["naive"]
+    finals = u["finals"]   # each finished cell's val score: the champion is the best of them
+    assert len(finals) == u["finished"] and u["stopped_early"] == 0
+    assert u["champion"] == min(finals, key=finals.get) and u["champion_metric"] == finals[u["champion"]]
     assert u["cells"] == n["cells"] == 15
     assert u["finished"] == u["finishable"] == n["finishable"] == 13, "all but the duplicate and the bad build"
     assert u["overshoot"] == 0 and u["spent"] <= u["budget"]

@@ -159,9 +159,11 @@ def test_an_unreadable_file_is_refused_naming_it(tmp_path):
             load_curves(path)
 
 
-def test_a_rehearsal_fills_the_ledger_with_the_replayed_val_curves(curves, tmp_path):
-    """The real controller over HTTP and SSH, on the virtual clock: every finished attempt's ledger holds its host's
-    replayed val/operator/loss, one point per epoch, and its small eval's nrmse_frame."""
+def test_a_rehearsal_fills_the_ledger_with_the_replayed_val_curves_and_the_rule_acts_on_them(curves, tmp_path):
+    """The real controller over HTTP and SSH, on the virtual clock, with the sweep's stopping rule: every attempt's
+    ledger holds its host's replayed val/operator/loss, one point per epoch (a stopped one up to its stop, a
+    finished one all of it, with its small eval's nrmse_frame), and the rule, which saw no curve in the invented
+    output, now stops cells."""
     import asyncio
 
     from usim_tui.emulator.rehearse import rehearse_usim
@@ -171,18 +173,22 @@ def test_a_rehearsal_fills_the_ledger_with_the_replayed_val_curves(curves, tmp_p
     seen = {}
     res = asyncio.run(rehearse_usim(sweep, load_faults("none"), seed=1, root=tmp_path, curves=curves,
                                     on_tick=lambda ctl, emu: seen.setdefault("emu", emu)))
-    assert res.finished == 14
+    assert res.finished > 0 and res.stopped_early > 0 and res.finished + res.stopped_early == 14
     replays = seen["emu"].replays
     ledger = Ledger(tmp_path / "ledger.sqlite", read_only=True)
     try:
-        done = [a for a in ledger.attempts(sweep.name) if a.reason == "finished"]
-        assert len(done) == 14
-        series = ledger.metric_series([a.id for a in done], ["val/operator/loss"])
-        for a in done:
-            vals = [v for _, v in series[a.id]["val/operator/loss"]]
-            assert vals == pytest.approx(replays[a.label].val, rel=1e-5), a.label
+        ended = [a for a in ledger.attempts(sweep.name) if a.reason in ("finished", "stopped_early")]
+        series = ledger.metric_series([a.id for a in ended], ["val/operator/loss"])
         cells = {c.name: c for c in ledger.cells(sweep.name)}
-        a = done[0]
-        assert cells[a.cell].metrics["nrmse_frame"] == pytest.approx(replays[a.label].final["nrmse_frame"], rel=1e-5)
+        for a in ended:
+            vals = [v for _, v in series[a.id].get("val/operator/loss", [])]
+            full = replays[a.label].val
+            assert vals and vals == pytest.approx(full[:len(vals)], rel=1e-5), a.label
+            if a.reason == "finished":
+                assert len(vals) == len(full)
+                assert cells[a.cell].metrics["nrmse_frame"] == pytest.approx(replays[a.label].final["nrmse_frame"],
+                                                                             rel=1e-5)
+            else:
+                assert len(vals) < len(full), "stopped before its last epoch"
     finally:
         ledger.close()

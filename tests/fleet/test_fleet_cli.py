@@ -104,3 +104,41 @@ def test_a_vast_sweep_naming_the_laptops_data_files_is_refused_before_anything_i
     assert out.returncode != 0
     assert "data.files" in out.stderr and "Traceback" not in out.stderr, out.stderr
     assert not list(tmp_path.glob("runs/*/ledger.sqlite"))
+
+
+@pytest.mark.slow
+def test_keep_and_stop_early_reach_the_running_controller(tmp_path):
+    """`usim-tui keep` and `usim-tui stop-early` (confirmed) on a running sweep: the stopped cell keeps its reason,
+    its process is ended, and it is not launched again."""
+    cmd = f"{sys.executable} {FAKE} --config {{config}}"
+    args = ["run", str(REPO / "configs/sweeps/demo.yaml"), "--headless", "--no-preflight", "--poll", "0.3",
+            "--local-command", cmd]
+    env = {**os.environ, "FAKE_MODE": "hang"}
+    proc = subprocess.Popen([TUI, *args], cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env)
+    try:
+        deadline = time.time() + 60
+        while time.time() < deadline and not any(a["state"] == "running" for a in _attempts(tmp_path)):
+            time.sleep(0.3)
+        cell = next(a["cell"] for a in _attempts(tmp_path) if a["state"] == "running")
+        out = run(["keep", cell], tmp_path)
+        assert out.returncode == 0 and out.stdout.strip() == "keep: ok", out.stdout + out.stderr
+        refused = run(["stop-early", cell], tmp_path, stdin=subprocess.DEVNULL)
+        assert refused.returncode == 2 and "pass --yes" in refused.stderr, refused.stderr
+        out = run(["stop-early", cell, "--yes"], tmp_path)
+        assert out.returncode == 0 and out.stdout.strip() == "stop_early: ok", out.stdout + out.stderr
+        snap = status(tmp_path)
+        (c,) = [c for c in snap["cells"] if c["name"] == cell]
+        assert c["state"] == "stopped_early" and c["reason"].startswith("stopped early by a person")
+        assert "stopped_early (stopped early by a person" in run(["status"], tmp_path).stdout
+        mine = [a for a in snap["attempts"] if a["cell"] == cell]
+        assert len(mine) == 1 and mine[0]["reason"] == "stopped_early"
+    finally:
+        run(["stop", "--destroy"], tmp_path)
+        proc.wait(timeout=60)
+
+
+def _attempts(cwd):
+    if not (cwd / "runs/demo/ledger.sqlite").exists():
+        return []
+    out = run(["status", "--json"], cwd)
+    return json.loads(out.stdout)["attempts"] if out.returncode == 0 else []

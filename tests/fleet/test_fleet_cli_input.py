@@ -61,3 +61,25 @@ def test_a_shipped_sweep_named_from_another_directory_reaches_the_controller_as_
                               runs_root="runs")
     argv = controller_argv(args, tmp_path / "runs/demo/ledger.sqlite")
     assert Path(argv[0]) == (SHIPPED / "sweeps" / "demo.yaml").resolve()
+
+
+@pytest.mark.parametrize("rule", [False, True])
+def test_a_sweep_the_budget_cannot_pay_is_refused_with_the_numbers_before_anything_is_written(tmp_path, rule):
+    """Planned at $0.35 x 1 h a cell: 4 cells cost $1.40 to the end; with the rule, still more than $0.20."""
+    sweep = tmp_path / "big.yaml"
+    es = "early_stop: {grace: 12}" if rule else ""
+    sweep.write_text(f"""
+name: big
+base: {SHIPPED / "runs" / "burgers_tiny.yaml"}
+budget: 0.20
+planning: {{price_per_hour: 0.35, hours_per_cell: 1.0}}
+{es}
+rounds:
+  - name: a
+    grid:
+      - {{key: stages.operator.lr, name: lr, values: [1.0e-4, 2.0e-4, 3.0e-4, 4.0e-4]}}
+""")
+    text = one_line("usim-tui", "run", str(sweep), "--headless", cwd=tmp_path)
+    assert "4 cells planned at $1.40 to the end" in text and "budget $0.20" in text and "raise budget" in text
+    assert ("with early stopping about $" in text) == rule
+    assert not (tmp_path / "runs").exists()

@@ -9,7 +9,7 @@ import re
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-FLEET_ROOMS = ("process", "control", "vast", "hosts", "providers", "store", "clock")
+FLEET_ROOMS = ("process", "control", "vast", "hosts", "providers", "stopping", "store", "clock")
 
 
 def allowed_table() -> dict[str, set[str]]:

@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 from usim_core.config import ConfigError
-from usim_core.sweep import expand, format_value
+from usim_core.sweep import budget_plan, expand, format_value
 
 REPO = Path(__file__).resolve().parents[2]
 SOTA = REPO / "configs/sweeps/overnight_sota.yaml"
@@ -141,3 +141,40 @@ def test_num_gpus_is_validated_against_the_batch_it_splits(tmp_path):
     path = _sweep(tmp_path, [{"name": "r", "num_gpus": 0, "list": {"x": {}}}])
     with pytest.raises(ConfigError, match=r"rounds\.0\.num_gpus"):
         expand(path)
+
+
+def _planned(tmp_path, budget, early_stop):
+    base = Path(__file__).resolve().parents[2] / "configs/runs/burgers_tiny.yaml"
+    path = tmp_path / "plan.yaml"
+    path.write_text(f"""
+name: plan
+base: {base}
+budget: {budget}
+planning: {{price_per_hour: 1.0, hours_per_cell: 1.0, stage_share: 0.8}}
+{"early_stop: {metric: val/operator/best, unit: percent, grace: 10, eta: 3, min_compared: 2, continue_best: 1}"
+ if early_stop else ""}
+rounds:
+  - name: a
+    grid:
+      - {{key: stages.operator.lr, name: lr, values: [1.0e-4, 2.0e-4, 3.0e-4, 4.0e-4, 5.0e-4, 6.0e-4]}}
+      - {{key: stages.operator.warmup, name: w, values: [0.0, 0.05, 0.1]}}
+""")
+    return budget_plan(expand(path))
+
+
+def test_the_budget_plan_counts_on_the_stopping_rule(tmp_path):
+    """18 cells at $1 each: $18 to the end. With rungs at 10%, 30% and 90% of the stage, 1 in 3 going on past each
+    (besides the one no rule judges), a stopped cell paying the 20% of its run outside the stage, and the best
+    one stopped running again, it is planned at much less, and refused only below that."""
+    full = _planned(tmp_path, 10.0, early_stop=False)
+    assert full.full == pytest.approx(18.0) and full.fraction == 1.0 and not full.fits
+    ruled = _planned(tmp_path, 10.0, early_stop=True)
+    reach0 = 18
+    reach1 = 1 + 17 / 3                         # past rung 0 (10%): the unjudged one, and 1 in 3 of the rest
+    reach2 = 1 + (reach1 - 1) / 3               # past rung 1 (30%)
+    reach3 = 1 + (reach2 - 1) / 3               # past rung 2 (90%)
+    stage = (reach0 * 0.1 + reach1 * 0.2 + reach2 * 0.6 + reach3 * 0.1) / 18
+    assert ruled.fraction == pytest.approx(1 - 0.8 * (1 - stage) + 1 / 18)
+    assert ruled.expected < 10.0 < ruled.full and ruled.fits
+    assert not _planned(tmp_path, 0.9 * ruled.expected, early_stop=True).fits
+    assert "with early stopping about $" in ruled.line() and "rungs at 10, 30, 90 percent" in ruled.line()

@@ -48,11 +48,12 @@ def test_rehearsal_report_matches_the_ledger(rehearsed):
     assert f"| spend / budget | ${spent:.3f} / $5.250" in summary
     assert f"${spent / finished:.3f} (planned $0.350)" in summary
 
-    # failures: every reason with its count and cost, as the ledger has them
-    fail = section(md, "6. Failures")
+    # failures: every reason with its count and cost, as the ledger has them; overnight_sota stops losers early
+    # (section 6): those are no failures
+    fail = section(md, "7. Failures")
     reasons: dict[str, list[float]] = {}
     for _, _, reason, cost in attempts:
-        if reason not in (None, "finished", "user"):
+        if reason not in (None, "finished", "user", "stopped_early"):
             reasons.setdefault(reason, []).append(cost)
     assert reasons, "the seed night's faults must produce failed attempts"
     for reason, costs in reasons.items():
@@ -64,7 +65,11 @@ def test_rehearsal_report_matches_the_ledger(rehearsed):
     # the timeline lists every attempt; the cells that never finished are named as missing
     timeline = section(md, "5. Training curves")
     assert all(f"| {c}#{n} |" in timeline for c, n, _, _ in attempts)
-    unfinished = [n for n, s in cells.items() if s not in ("finished", "duplicate")]
+    early = section(md, "6. Early stopping")
+    stopped = [n for n, s in cells.items() if s == "stopped_early"]
+    assert all(f"| {n} |" in early and f"| {n} |" not in fail for n in stopped)
+    assert "stopped_early" not in fail
+    unfinished = [n for n, s in cells.items() if s not in ("finished", "duplicate", "stopped_early")]
     if unfinished:
         assert "What is missing" in summary and all(f"| {n} |" in summary for n in unfinished)
 

@@ -1,8 +1,9 @@
 """The key table, in one place: the footer, the `?` help screen, the command palette and docs/app.md come from here.
 
 The scheme follows k9s (`../shared/reference/tui_conventions.md` §8): `l` logs, `enter` details, `esc` back,
-`j`/`k`/`g`/`G` move, `/` filter, `:` commands. Keys that spend or destroy money (`n`, `d`, `r`) ask first,
-naming the cells and the cost; `D` does not, but only when the app was started dangerous (k9s' kill).
+`j`/`k`/`g`/`G` move, `/` filter, `:` commands. Keys that spend or destroy money (`n`, `d`, `r`, `x`) and `K`
+(keep a cell from the stopping rule) ask first, naming the cells and the cost; `D` does not, but only when the
+app was started dangerous (k9s' kill).
 """
 
 from __future__ import annotations
@@ -10,7 +11,8 @@ from __future__ import annotations
 from textual.binding import Binding
 
 # Actions that change the fleet; `--read-only` disables every one of them.
-MUTATING = frozenset({"launch", "destroy", "destroy_now", "relaunch", "pause", "auto", "start_controller"})
+MUTATING = frozenset({"launch", "destroy", "destroy_now", "relaunch", "keep", "stop_early", "pause", "auto",
+                      "start_controller"})
 
 # The footer shows the keys in this order and cuts what does not fit: help, commands and quit come first.
 MAIN: list[Binding] = [
@@ -21,6 +23,10 @@ MAIN: list[Binding] = [
     Binding("d", "destroy", "Destroy", tooltip="destroy the marked/selected instances, after a confirm naming the cost"),
     Binding("D", "destroy_now", "Destroy!", show=False, tooltip="destroy without asking (with --dangerous; else asks like d)"),
     Binding("r", "relaunch", "Relaunch", tooltip="relaunch the marked/selected cells (attempt + 1), after a confirm"),
+    Binding("K", "keep", "Keep", show=False,
+            tooltip="keep/unkeep the selected cells: the stopping rule never stops a kept one (⚑)"),
+    Binding("x", "stop_early", "Stop early", show=False,
+            tooltip="stop the selected running cells early (results so far kept), after a confirm"),
     Binding("l", "logs", "Logs", tooltip="events and the provider's log of the selected instance (follows new lines)"),
     Binding("enter", "details", "Details", show=False, tooltip="attempt and cell details"),
     Binding("space", "mark", "Mark", show=False, tooltip="mark/unmark the row (bulk actions, curve overlay)"),

@@ -14,10 +14,16 @@ AMBER_AT = 0.75
 RED_AT = 0.90
 
 C, A = states.CellState, states.AttemptState
+STOPPED_EARLY_STYLE = "bold medium_purple1"   # a decision, not a fault: never the failures' red
 CELL_STYLE = {
     C.PENDING: "dim", C.LAUNCHING: "yellow", C.RUNNING: "bold cyan", C.FINISHED: "bold green", C.FAILED: "bold red",
-    C.DUPLICATE: "magenta",
+    C.STOPPED_EARLY: STOPPED_EARLY_STYLE, C.DUPLICATE: "magenta",
 }
+# States and end reasons as the panes say them, where the ledger's word would read as a code.
+STATE_WORD: dict[str, str] = {C.STOPPED_EARLY: "stopped early"}
+# End reasons the reason column colours (the rest are plain): a stopped-early attempt is not a failure.
+REASON_STYLE: dict[str, str] = {states.EndReason.STOPPED_EARLY: STOPPED_EARLY_STYLE}
+KEEP_MARK = "⚑"   # a cell a person keeps: the stopping rule never stops it
 ATTEMPT_STYLE = {
     A.PENDING: "yellow", A.LOADING: "yellow", A.RUNNING: "bold cyan", A.STOPPED: "bold dark_orange",
     A.EXITED: "green", A.OFFLINE: "red", A.FAILED: "bold red", A.DESTROYED: "dim", A.LAUNCHING: "yellow",
@@ -25,6 +31,11 @@ ATTEMPT_STYLE = {
 }
 # Attempt states that bill (or may): quitting with these while the controller runs here asks first.
 LIVE = states.LIVE
+
+
+def state_word(state: str | None) -> str:
+    """A cell state or end reason as the app says it (`stopped early`); others as recorded."""
+    return STATE_WORD.get(state, state) if state else ""
 
 
 def sparkline(values: tuple[float, ...] | list[float], width: int = 12) -> str:

@@ -19,6 +19,8 @@ def register(sub: Any) -> None:
     p.add_argument("--night-hours", type=float, default=12.0, help="virtual hours before everything is destroyed")
     p.add_argument("--poll", type=float, default=30.0, help="controller poll interval, virtual seconds")
     p.add_argument("--json", action="store_true", help="one JSON object: {usim: {...}, naive: {...}, meta}")
+    p.add_argument("--no-early-stop", action="store_true", help="train every cell to the end whatever the sweep's "
+                   "early_stop: says (the same night without the rule, to compare)")
     p.add_argument("--curves", metavar="FILE", default=None,
                    help="recorded learning curves the hosts replay (bench/curves.py; docs/curves.md); default: "
                         "curves/<sweep name>.json at the repository root if it exists; 'none': invented output")
@@ -48,7 +50,8 @@ def cmd_rehearse(args: argparse.Namespace) -> int:
     profile = load_faults(args.faults)
     curves = pick_curves(args.curves, sweep.name)
     fits = runs_fit(sweep, profile)
-    out = run(sweep, profile, args.seed, night_h=args.night_hours, poll_interval=args.poll, curves=curves)
+    out = run(sweep, profile, args.seed, night_h=args.night_hours, poll_interval=args.poll,
+              early_stop=not args.no_early_stop, curves=curves)
     out["meta"]["warning"] = fits
     if args.json:
         print(json.dumps(out, indent=2))
@@ -69,6 +72,7 @@ def cmd_rehearse(args: argparse.Namespace) -> int:
 
     rows = [("finished", lambda d: f"{d['finished']}/{d['cells']}"), ("spent", lambda d: money(d["spent"])),
             ("$ per finished config", lambda d: money(d["cost_per_finished"])),
+            ("stopped early", lambda d: str(d.get("stopped_early", "-"))),
             ("overshoot", lambda d: money(d["overshoot"])), ("instances", lambda d: str(d["instances"])),
             ("stuck instances", lambda d: str(d["stuck_instances"])),
             ("stuck -> replacement (med)", secs),
@@ -76,6 +80,8 @@ def cmd_rehearse(args: argparse.Namespace) -> int:
             ("night (virtual h)", lambda d: f"{d['night_hours']:.1f}"), ("API calls", lambda d: str(d["api_calls"]))]
     for name, fmt in rows:
         print(f"{name:28}{fmt(u):>12}{fmt(n):>12}")
+    if u.get("champion"):
+        print(f"usim champion: {u['champion']} (val nrmse_frame {u['champion_metric']:.4g})")
     if u.get("note"):
         print(f"usim: {u['note']}")
     if u.get("reasons"):

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from usim_core.eval.schema import PRIMARY_METRIC
 from usim_core.sweep import Sweep
 from usim_tui.emulator.faults import FaultProfile
 from usim_tui.emulator.naive import naive_onstart, run_naive
@@ -29,6 +30,7 @@ from usim_tui.fleet.control.controller import Controller
 from usim_tui.fleet.hosts.keys import ensure_key
 from usim_tui.fleet.process.open import open_sweep
 from usim_tui.fleet.providers.base import make_label, parse_label
+from usim_tui.fleet.store.rows import CellRow
 from usim_tui.fleet.store.states import CellState
 from usim_tui.fleet.vast.provider import VastProvider
 
@@ -53,6 +55,10 @@ class PolicyResult:
     reasons: dict[str, int] = field(default_factory=dict)     # how attempts ended (usim: from its ledger)
     faults: dict[str, int] = field(default_factory=dict)
     note: str = ""
+    champion: str | None = None              # the finished cell best on val (PRIMARY_METRIC of its small eval)
+    champion_metric: float | None = None
+    stopped_early: int = 0                   # cells the stopping rule (or a person) stopped
+    finals: dict[str, float] = field(default_factory=dict)   # finished cell -> its val PRIMARY_METRIC
 
     @property
     def cost_per_finished(self) -> float | None:
@@ -76,6 +82,8 @@ class PolicyResult:
                                        "max": round(max(replaced), 1) if replaced else None,
                                        "never": len(self.stuck) - len(replaced)},
             "faults": self.faults, "reasons": self.reasons, "note": self.note,
+            "champion": self.champion, "champion_metric": self.champion_metric, "stopped_early": self.stopped_early,
+            "finals": self.finals,
         }
 
 
@@ -114,7 +122,7 @@ def _finishable(sweep: Sweep, emu: Emulator) -> int:
 
 async def rehearse_usim(sweep: Sweep, profile: FaultProfile, seed: int = 0, *, night_h: float = 12.0,
                         poll_interval: float = 30.0, per_gpu: int = 120, root: str | Path | None = None,
-                        clock: VirtualClock | None = None,
+                        early_stop: bool = True, clock: VirtualClock | None = None,
                         on_tick: Callable[[Controller, Emulator], None] | None = None,
                         curves: Curves | None = None) -> PolicyResult:
     """The real controller against the emulator for one night on a virtual clock (a PacedClock plays it at a
@@ -141,13 +149,18 @@ async def rehearse_usim(sweep: Sweep, profile: FaultProfile, seed: int = 0, *, n
                                     ssh_session=SimSSH(emu))
             opened = open_sweep(sweep, provider=provider, ledger=base / "ledger.sqlite", runs_root=base / "runs",
                                 clock=clock, poll_interval=poll_interval, run_preflight=False, log=lambda msg: None,
-                                env={}, wheel=wheel)
+                                env={}, wheel=wheel, early_stop=early_stop)
             ledger = opened.ledger
             try:
                 why = await opened.controller.run(until=t0 + night_h * 3600, on_tick=count)
                 res.note = f"night over after {night_h:g} h" if why == "until" else "" if why == "done" else why
                 rows = ledger.attempts(sweep.name)
-                res.finished = sum(1 for c in ledger.cells(sweep.name) if c.state == CellState.FINISHED)
+                cells = ledger.cells(sweep.name)
+                res.finished = sum(1 for c in cells if c.state == CellState.FINISHED)
+                res.stopped_early = sum(1 for c in cells if c.state == CellState.STOPPED_EARLY)
+                res.finals = _finals(cells)
+                res.champion = min(res.finals, key=res.finals.__getitem__, default=None)
+                res.champion_metric = res.finals.get(res.champion) if res.champion else None
                 res.estimated = sum(a.spent for a in rows)
                 for a in rows:
                     if a.reason:
@@ -182,6 +195,13 @@ async def rehearse_naive(sweep: Sweep, profile: FaultProfile, seed: int = 0, *, 
     return res
 
 
+def _finals(cells: list[CellRow]) -> dict[str, float]:
+    """Each finished cell's val score (its small eval's PRIMARY_METRIC): the champion is the lowest, as the
+    report ranks them."""
+    return {c.name: c.small_metrics[PRIMARY_METRIC] for c in cells
+            if c.state == CellState.FINISHED and PRIMARY_METRIC in c.small_metrics}
+
+
 def _morning(emu: Emulator) -> None:
     """Whatever is still alive when the rehearsal ends is destroyed now (and billed up to now)."""
     for inst in list(emu.instances.values()):
@@ -199,6 +219,7 @@ async def rehearse(sweep: Sweep, profile: FaultProfile, seed: int = 0, **kw: Any
     out["usim"]["cpu_s"] = round(cpu_usim, 2)
     replayed = sorted({c.name for c in sweep.cells} & set(curves.cells)) if curves else []
     out["meta"] = {"sweep": sweep.name, "faults": profile.name, "seed": seed, "night_h": night_h,
+                   "early_stop": bool(kw.get("early_stop", True) and sweep.spec.early_stop),
                    "curves": str(curves.path) if curves else None, "replayed_cells": len(replayed),
                    "max_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)}
     return out

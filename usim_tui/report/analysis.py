@@ -13,7 +13,7 @@ from typing import Any
 from usim_core.eval.gates import passes_gates
 from usim_core.eval.leaderboard import val_first
 from usim_tui.fleet.store.states import CELL_ACTIVE, CellState, EndReason
-from usim_tui.report.model import PRIMARY, AttemptRecord, CellRecord, ReportData
+from usim_tui.report.model import PRIMARY, AttemptRecord, CellRecord, ReportData, RungRecord
 
 
 def axis_number(text: str) -> float | None:
@@ -45,8 +45,16 @@ class Summary:
     planned_cost_per_cell: float
     wall_clock_s: float | None
     complete: bool
-    missing: list[CellRecord] = field(default_factory=list)   # cells without a result, in sweep order
-    ended: bool = False              # nothing runs or waits to: every cell finished or failed, nothing live
+    missing: list[CellRecord] = field(default_factory=list)   # cells without a result, in sweep order (those
+                                                              # stopped early are decided: not missing)
+    ended: bool = False              # nothing runs or waits to: every cell finished, failed or stopped early
+    stopped_early: int = 0           # cells the stopping rule (or a person) ended early
+    stopped_cost: float = 0.0        # what they cost, every attempt of them
+
+
+# An attempt that ended for one of these did not fail: finished, stopped by a person, stopped by the early-stopping
+# rule (a decision: the early-stopping section reports it)
+NOT_FAILURES = frozenset({EndReason.FINISHED, EndReason.USER, EndReason.STOPPED_EARLY})
 
 
 def summarize(data: ReportData) -> Summary:
@@ -64,9 +72,12 @@ def summarize(data: ReportData) -> Summary:
         spent=data.spent, budget=data.budget,
         cost_per_finished=data.spent / finished if finished else None,
         planned_cost_per_cell=data.planned_cost_per_cell, wall_clock_s=wall,
-        complete=finished == len(cells),
-        missing=[c for c in cells if c.state != CellState.FINISHED],
-        ended=not live and all(c.state in (CellState.FINISHED, CellState.FAILED) for c in cells),
+        complete=finished + by[CellState.STOPPED_EARLY] == len(cells),
+        missing=[c for c in cells if c.state not in (CellState.FINISHED, CellState.STOPPED_EARLY)],
+        ended=not live and all(c.state in (CellState.FINISHED, CellState.FAILED, CellState.STOPPED_EARLY)
+                               for c in cells),
+        stopped_early=by[CellState.STOPPED_EARLY],
+        stopped_cost=sum(c.cost for c in cells if c.state == CellState.STOPPED_EARLY),
     )
 
 
@@ -227,10 +238,11 @@ class Stuck:
 
 
 def failures_by_reason(data: ReportData) -> dict[str, tuple[int, float]]:
-    """reason -> (attempts, dollars) for attempts that ended for any reason but a clean finish or the user."""
+    """reason -> (attempts, dollars) for attempts that ended for any reason but a clean finish, the user or the
+    stopping rule."""
     out: dict[str, tuple[int, float]] = {}
     for a in data.attempts:
-        if a.reason and a.reason not in (EndReason.FINISHED, EndReason.USER):
+        if a.reason and a.reason not in NOT_FAILURES:
             n, cost = out.get(a.reason, (0, 0.0))
             out[a.reason] = (n + 1, cost + a.spent)
     return dict(sorted(out.items(), key=lambda kv: -kv[1][0]))
@@ -245,7 +257,7 @@ def shared_errors(data: ReportData, min_count: int = 2) -> list[tuple[str, list[
     """Error messages shared by several attempts (a crash loop), with the attempts, most common first."""
     by: dict[str, list[str]] = defaultdict(list)
     for a in data.attempts:
-        if a.error and a.reason != EndReason.FINISHED:
+        if a.error and a.reason not in (EndReason.FINISHED, EndReason.STOPPED_EARLY):
             by[first_line(a.error)].append(a.label)
     return sorted(((e, ls) for e, ls in by.items() if len(ls) >= min_count), key=lambda x: -len(x[1]))
 
@@ -263,6 +275,50 @@ def stuck_attempts(data: ReportData) -> list[Stuck]:
         if timed_out or overdue:
             out.append(Stuck(attempt=a, seconds=waited, cost=a.spent))
     return out
+
+
+# ---------------------------------------------------------------- early stopping
+@dataclass
+class Stopped:
+    """A cell ended early: by the rule at a rung (`rung`: its stopping judgement), or by a person (None)."""
+
+    cell: CellRecord
+    rung: RungRecord | None
+    cost: float
+
+
+@dataclass
+class EarlyStopping:
+    stopped: list[Stopped]               # cells whose state is stopped_early, in sweep order
+    continued: list[CellRecord]          # stopped, then trained again to the full length
+    kept: list[CellRecord]               # a person keeps them from the rule
+    cutoffs: dict[int, RungRecord]       # rung -> its last judgement (the most cells compared): the cut-off
+    judged: dict[int, int]               # rung -> cells judged there
+    stops: dict[int, int]                # rung -> cells stopped there
+    stopped_cost: float                  # every attempt the rule (or a person) ended early, continued cells' too
+    finished_mean_cost: float | None     # what a finished cell cost on average, to compare
+
+
+def early_stopping(data: ReportData) -> EarlyStopping:
+    rungs = data.early_stop.rungs if data.early_stop else []
+    stop_rows = {r.attempt_id: r for r in rungs if r.stop}
+    by_cell = {a.cell: a for a in data.attempts if a.reason == EndReason.STOPPED_EARLY}   # the latest stopped
+    stopped = [Stopped(c, stop_rows.get(by_cell[c.name].attempt_id) if c.name in by_cell else None, c.cost)
+               for c in data.cells if c.state == CellState.STOPPED_EARLY]
+    finished = [c.cost for c in data.cells if c.state == CellState.FINISHED]
+    judged: Counter[int] = Counter(r.rung for r in rungs)
+    stops: Counter[int] = Counter(r.rung for r in rungs if r.stop)
+    return EarlyStopping(
+        stopped=stopped, continued=[c for c in data.cells if c.continued],
+        kept=[c for c in data.cells if c.keep and not c.continued], cutoffs={r.rung: r for r in rungs},
+        judged=dict(sorted(judged.items())), stops=dict(stops),
+        stopped_cost=sum(a.spent for a in data.attempts if a.reason == EndReason.STOPPED_EARLY),
+        finished_mean_cost=statistics.fmean(finished) if finished else None)
+
+
+def has_early_stopping(data: ReportData) -> bool:
+    """Whether the report has an early-stopping section: the sweep has a rule, or a person stopped a cell early."""
+    return data.early_stop is not None or any(a.reason == EndReason.STOPPED_EARLY for a in data.attempts)
 
 
 # ---------------------------------------------------------------- next steps
@@ -327,7 +383,9 @@ def next_steps(data: ReportData, metric: str = PRIMARY) -> NextSteps:
     finished = sum(1 for c in data.cells if c.state == CellState.FINISHED)
     prices = [a.price_per_hour for a in data.attempts if a.price_per_hour > 0]
     cost = data.spent / finished if finished else data.planned_cost_per_cell
-    uncovered = [c for c in data.cells if c.state not in (CellState.FINISHED, CellState.DUPLICATE)]
+    # a cell stopped early was covered: the rule judged it worse than the others at a rung
+    uncovered = [c for c in data.cells if c.state not in (CellState.FINISHED, CellState.DUPLICATE,
+                                                            CellState.STOPPED_EARLY)]
     steps = NextSteps(champion=champ, uncovered=uncovered, cost_per_cell=cost, observed=bool(finished),
                       price_per_hour=statistics.fmean(prices) if prices else None, next_round=None)
     if champ is None:

@@ -13,9 +13,18 @@ from typing import Any
 from usim_core.sweep import Sweep
 from usim_tui.fleet.store.ledger import Ledger
 from usim_tui.fleet.store.rows import AttemptRow
+from usim_tui.fleet.store.rungs import attempt_rule_points
 from usim_tui.fleet.store.snapshot import AttemptView, EventView, SweepSnapshot
 from usim_tui.fleet.store.states import GONE, EndReason
-from usim_tui.report.model import AttemptRecord, CellRecord, EvalRecord, Phase, ReportData
+from usim_tui.report.model import (
+    AttemptRecord,
+    CellRecord,
+    EarlyStopRecord,
+    EvalRecord,
+    Phase,
+    ReportData,
+    RungRecord,
+)
 
 
 def _numbers(d: dict[str, Any] | None) -> dict[str, float]:
@@ -160,7 +169,10 @@ def gather(ledger: Ledger, sweep: str | None = None, *, now: float | None = None
         err = next((_reason(e) for e in reversed(events) if e.kind == "error"), None)
         row = rows.get(a.attempt_id)
         err = err or (row.error_event if row is not None else None)
-        if not err and a.reason not in (None, EndReason.FINISHED, EndReason.USER, EndReason.BUDGET):
+        # an ending that is no error: a finish, a person's stop, the budget, the stopping rule (its reason is
+        # the cell's, shown in the early-stopping section)
+        if not err and a.reason not in (None, EndReason.FINISHED, EndReason.USER, EndReason.BUDGET,
+                                        EndReason.STOPPED_EARLY):
             err = a.message
         attempts.append(AttemptRecord(
             attempt_id=a.attempt_id, cell=a.cell, attempt=a.attempt, state=a.state, reason=a.reason,
@@ -184,7 +196,7 @@ def gather(ledger: Ledger, sweep: str | None = None, *, now: float | None = None
                          overrides=dict(cv.overrides), attempts=cv.attempts, duplicate_of=cv.duplicate_of,
                          reason=cv.reason or (finishing[cv.name].reason if cv.name in finishing else None),
                          cost=cv.cost, config_hash=cfg.config_hash if cfg else "",
-                         params=_params(cfg.config) if cfg else {})
+                         params=_params(cfg.config) if cfg else {}, keep=cv.keep, continued=cv.continued)
         a = finishing.get(cv.name)
         if a is not None:
             rd = _run_dir(rows[a.attempt_id], roots) if a.attempt_id in rows else None
@@ -204,4 +216,18 @@ def gather(ledger: Ledger, sweep: str | None = None, *, now: float | None = None
     return ReportData(
         sweep=snap.sweep, provider=snap.provider, now=snap.now, budget=snap.budget.budget, spent=snap.budget.spent,
         planned_cost_per_cell=spec.planned_cost_per_cell, cells=cells, attempts=attempts,
-        crash_loop=snap.crash_loop, paused=snap.paused, startup_deadline_s=spec.provider.startup_deadline_s, wandb_note=note)
+        crash_loop=snap.crash_loop, paused=snap.paused, startup_deadline_s=spec.provider.startup_deadline_s, wandb_note=note,
+        early_stop=_early_stop(ledger, spec_sweep, [a.attempt_id for a in snap.attempts]))
+
+
+def _early_stop(ledger: Ledger, sweep: Sweep, attempt_ids: list[int]) -> EarlyStopRecord | None:
+    """The sweep's stopping rule, its judgements (the ledger's rungs), and each attempt's metric as it read it."""
+    es = sweep.spec.early_stop
+    if es is None:
+        return None
+    rungs = [RungRecord(cell=r.cell, attempt_id=r.attempt_id, rung=r.rung, position=r.position, value=r.value,
+                        compared=r.compared, cutoff=r.cutoff, stop=bool(r.stop), keep=bool(r.keep), why=r.why)
+             for r in ledger.rungs(sweep.name)]
+    points = {i: pts for i in attempt_ids if (pts := attempt_rule_points(ledger, i, es))}
+    return EarlyStopRecord(metric=es.metric, stage=es.stage, unit=es.unit, grace=es.grace, eta=es.eta,
+                           min_compared=es.min_compared, continue_best=es.continue_best, rungs=rungs, points=points)

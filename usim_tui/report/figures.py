@@ -6,11 +6,11 @@ from __future__ import annotations
 from pathlib import Path
 
 from usim_core.config import STAGES
-from usim_tui.fleet.store.states import AttemptState, CellState
+from usim_tui.fleet.store.states import AttemptState, CellState, EndReason
 from usim_tui.report.analysis import GroupStat, RoundCoverage
 from usim_tui.report.model import PRIMARY, CellRecord, ReportData
 
-PATTERNS = ("curves_*.png", "coverage_*.png", "timeline.png", "groups.png", "capacity.png")
+PATTERNS = ("curves_*.png", "coverage_*.png", "timeline.png", "groups.png", "capacity.png", "rungs.png")
 A = AttemptState
 STATE_COLOURS = {A.PENDING: "#bbbbbb", A.LOADING: "#f0ad4e", A.RUNNING: "#5cb85c", A.STOPPED: "#9b59b6",
                  A.EXITED: "#5bc0de", A.DESTROYED: "#d9534f", A.OFFLINE: "#7f8c8d", A.FAILED: "#c0392b",
@@ -168,3 +168,56 @@ def capacity(rows: list[CellRecord], out: Path, metric: str = PRIMARY) -> str | 
     fig.savefig(out / "capacity.png", dpi=90)
     plt.close(fig)
     return "capacity.png"
+
+
+STOPPED_COLOUR = "#8e44ad"   # the app's purple for stopped early
+
+
+def rungs(data: ReportData, out: Path) -> str | None:
+    """Early stopping: every attempt's curve of the rule's metric against its position in the stage (the rule's
+    unit), an X where a cell was stopped (hollow where a person stopped it), the cut-off at each rung (the last
+    judgement there: the most cells compared) and the rungs as dotted lines."""
+    es = data.early_stop
+    if es is None or not es.rungs:
+        return None
+    plt = _plt()
+    attempts = {a.attempt_id: a for a in data.attempts}
+    judged_at = {r.attempt_id for r in es.rungs if r.stop}
+    fig, ax = plt.subplots(figsize=(8, 4.6))
+    colours: dict[str, str] = {}
+    by_hand = False
+    for aid, pts in es.points.items():
+        a = attempts.get(aid)
+        if a is None or not pts:
+            continue
+        colour = colours.setdefault(a.cell, f"C{len(colours) % 10}")
+        xs, ys = zip(*pts, strict=True)
+        several = sum(1 for i in es.points if i in attempts and attempts[i].cell == a.cell) > 1
+        ax.plot(xs, ys, color=colour, linewidth=1.2, alpha=0.85, marker=".", markersize=3,
+                label=f"{a.cell}#{a.attempt}" if several else a.cell)
+        if a.reason == EndReason.STOPPED_EARLY and aid not in judged_at:   # a person's stop: its last point
+            ax.plot([xs[-1]], [ys[-1]], marker="X", markersize=9, markerfacecolor="none", color=STOPPED_COLOUR,
+                    linestyle="none", label=None if by_hand else "stopped by a person")
+            by_hand = True
+    stops = [r for r in es.rungs if r.stop]
+    if stops:
+        ax.plot([r.position for r in stops], [r.value for r in stops], marker="X", markersize=9, linestyle="none",
+                color=STOPPED_COLOUR, label="stopped early")
+    last = {r.rung: r for r in es.rungs}   # each rung's last judgement: its cut-off among the most cells
+    for k, r in sorted(last.items()):
+        x = es.rung_position(k)
+        ax.axvline(x, color="#999999", linestyle=":", linewidth=0.8)
+        ax.plot([x], [r.cutoff], marker="_", markersize=22, markeredgewidth=2.5, color="black", linestyle="none",
+                label="cut-off at a rung" if k == min(last) else None)
+        ax.annotate(f"rung {k}", (x, r.cutoff), textcoords="offset points", xytext=(4, 6), fontsize=7)
+    values = [v for pts in es.points.values() for _, v in pts] + [r.cutoff for r in es.rungs]
+    if values and all(v > 0 for v in values):
+        ax.set_yscale("log")
+    unit = {"percent": f"% of the cell's {es.stage} epochs", "epochs": f"{es.stage} epoch",
+            "steps": f"{es.stage} optimiser step"}[es.unit]
+    ax.set(xlabel=unit, ylabel=es.metric, title=f"early stopping on {es.metric}: cells, stops and cut-offs")
+    ax.legend(fontsize=6, loc="upper left", bbox_to_anchor=(1.0, 1.0))
+    fig.tight_layout()
+    fig.savefig(out / "rungs.png", dpi=90)
+    plt.close(fig)
+    return "rungs.png"

@@ -60,7 +60,8 @@ class EvalRecord:
 class CellRecord:
     name: str
     round: str
-    state: str                                  # pending, launching, running, finished, failed, duplicate
+    state: str                                  # pending, launching, running, finished, failed, stopped_early,
+                                                # duplicate
     tags: list[str] = field(default_factory=list)
     overrides: dict[str, Any] = field(default_factory=dict)
     attempts: int = 0
@@ -73,6 +74,8 @@ class CellRecord:
     train_seconds: float | None = None
     curves: dict[str, list[tuple[int, float]]] = field(default_factory=dict)   # metric key -> (step, value)
     wandb_url: str | None = None
+    keep: bool = False                          # a person keeps it from the stopping rule
+    continued: bool = False                     # stopped early, then trained again to the full length
 
     @property
     def eval(self) -> EvalRecord | None:
@@ -99,6 +102,40 @@ class CellRecord:
 
 
 @dataclass
+class RungRecord:
+    """One judgement of the stopping rule: a cell's metric at a rung against the cut-off of those compared."""
+
+    cell: str
+    attempt_id: int | None
+    rung: int
+    position: int            # where in the stage the value was read, in the rule's unit
+    value: float
+    compared: int
+    cutoff: float
+    stop: bool
+    keep: bool
+    why: str
+
+
+@dataclass
+class EarlyStopRecord:
+    """The sweep's `early_stop:` block, what the rule judged, and what it read: each attempt's metric by position."""
+
+    metric: str
+    stage: str
+    unit: str                # epochs, steps or percent (of the cell's own epochs of the stage)
+    grace: int
+    eta: int
+    min_compared: int
+    continue_best: int
+    rungs: list[RungRecord] = field(default_factory=list)    # in the order judged
+    points: dict[int, list[tuple[int, float]]] = field(default_factory=dict)   # attempt id -> (position, value)
+
+    def rung_position(self, rung: int) -> int:
+        return self.grace * self.eta ** rung
+
+
+@dataclass
 class ReportData:
     sweep: str
     provider: str
@@ -112,6 +149,7 @@ class ReportData:
     paused: bool = False                # launching paused (by the user or a crash loop)
     startup_deadline_s: float | None = None
     wandb_note: str | None = None       # why there are no W&B links, when there are none
+    early_stop: EarlyStopRecord | None = None   # the sweep's stopping rule and its judgements; None without one
 
     def cell(self, name: str) -> CellRecord:
         for c in self.cells:

@@ -1,4 +1,4 @@
-"""The report itself: sections 1-8 of the analysis as a Doc, figures beside it, written as report.md
+"""The report itself: sections 1-8 (1-9 with early stopping) of the analysis as a Doc, figures beside it, written as report.md
 (and report.html on request)."""
 
 from __future__ import annotations
@@ -9,11 +9,10 @@ from pathlib import Path
 import yaml
 
 from usim_core.eval.gates import ENERGY_TOL, MASS_TOL, gate
-from usim_tui.fleet.store.states import EndReason
 from usim_tui.report import analysis as A
 from usim_tui.report import figures
 from usim_tui.report.doc import Doc, to_html, to_markdown
-from usim_tui.report.model import PRIMARY, ReportData
+from usim_tui.report.model import PRIMARY, EarlyStopRecord, ReportData
 
 
 def _f(x: float | None, fmt: str = ".4g") -> str:
@@ -36,20 +35,37 @@ def _when(t: float) -> str:
     return dt.datetime.fromtimestamp(t, dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
 
 
+SECTIONS = ("summary", "coverage", "leaderboard", "comparisons", "curves", "early_stopping", "failures", "next",
+            "wandb")
+
+
+def numbers(data: ReportData) -> dict[str, int]:
+    """Each section's number: the early-stopping section only where the sweep has a rule or a cell was stopped
+    early, the sections after it one further down."""
+    shown = [s for s in SECTIONS if s != "early_stopping" or A.has_early_stopping(data)]
+    return {s: i for i, s in enumerate(shown, 1)}
+
+
 def _summary(doc: Doc, data: ReportData, s: A.Summary) -> None:
     doc.h2("1. Summary")
-    state = ("complete" if s.complete else f"**ended: {s.finished} finished, {s.failed} failed; nothing more runs without "
-             "a relaunch**" if s.ended else "**in progress: the figures below cover what exists so far**")
+    n = numbers(data)
+    stopped = f", {s.stopped_early} stopped early (section {n['early_stopping']})" if s.stopped_early else ""
+    state = (f"complete: {s.finished} finished{stopped}" if s.complete and s.stopped_early else "complete"
+             if s.complete else f"**ended: {s.finished} finished, {s.failed} failed{stopped}; nothing more runs "
+             "without a relaunch**" if s.ended else "**in progress: the figures below cover what exists so far**")
     doc.p(f"Sweep `{data.sweep}` on provider `{data.provider}`, report of {_when(data.now)}: {state}.")
     over = " (**over budget**)" if s.spent > s.budget else ""
     if data.crash_loop:
-        doc.p(f"**Launching is paused by a crash loop**: `{data.crash_loop}` (section 6).")
+        doc.p(f"**Launching is paused by a crash loop**: `{data.crash_loop}` (section {n['failures']}).")
     elif data.paused:
         doc.p("**Launching is paused.**")
+    early = [["cells stopped early", f"{s.stopped_early}, costing {_usd(s.stopped_cost)} (section "
+              f"{n['early_stopping']})"]] if "early_stopping" in n else []
     doc.table(["", "value"], [
         ["cells finished", f"{s.finished} / {s.total}"],
         ["cells running", str(s.running)],
         ["cells failed", str(s.failed)],
+        *early,
         ["cells waiting for a relaunch", str(s.retrying)],
         ["cells not started", str(s.not_started)],
         ["duplicates (not run)", str(s.duplicates)],
@@ -66,7 +82,7 @@ def _summary(doc: Doc, data: ReportData, s: A.Summary) -> None:
 
 
 def _coverage(doc: Doc, data: ReportData, out: Path) -> None:
-    doc.h2("2. Coverage")
+    doc.h2(f"{numbers(data)['coverage']}. Coverage")
     for cov in A.coverage(data):
         doc.h3(f"Round `{cov.round}`")
         if cov.axes:
@@ -91,7 +107,7 @@ def _coverage(doc: Doc, data: ReportData, out: Path) -> None:
 
 
 def _leaderboard(doc: Doc, data: ReportData) -> None:
-    doc.h2("3. Leaderboard")
+    doc.h2(f"{numbers(data)['leaderboard']}. Leaderboard")
     board = A.leaderboard(data)
     champ = A.champion(data)
     if not board:
@@ -139,10 +155,10 @@ def _leaderboard(doc: Doc, data: ReportData) -> None:
 
 
 def _comparisons(doc: Doc, data: ReportData, out: Path) -> None:
-    doc.h2("4. Comparisons")
+    doc.h2(f"{numbers(data)['comparisons']}. Comparisons")
     noise = A.run_noise(data)
     if noise.std is None:
-        hint = "; section 7 suggests repeats" if A.champion(data) else ""
+        hint = f"; section {numbers(data)['next']} suggests repeats" if A.champion(data) else ""
         doc.p("Run-to-run noise: **unknown** (no repeated configuration finished), so no difference below can be "
               f"called real yet{hint}.")
     else:
@@ -184,7 +200,7 @@ def _comparisons(doc: Doc, data: ReportData, out: Path) -> None:
 
 
 def _curves(doc: Doc, data: ReportData, out: Path) -> None:
-    doc.h2("5. Training curves and instance timeline")
+    doc.h2(f"{numbers(data)['curves']}. Training curves and instance timeline")
     files = figures.loss_curves(data, out)
     if not files:
         doc.p("No loss curves recorded for finished cells yet.")
@@ -200,13 +216,13 @@ def _curves(doc: Doc, data: ReportData, out: Path) -> None:
 
 
 def _failures(doc: Doc, data: ReportData) -> None:
-    doc.h2("6. Failures")
+    doc.h2(f"{numbers(data)['failures']}. Failures")
     by = A.failures_by_reason(data)
     if not by:
         doc.p("No attempt failed.")
     else:
         doc.table(["reason", "attempts", "cost"], [[r, str(n), _usd(c)] for r, (n, c) in by.items()])
-    failed = [a for a in data.attempts if a.reason and a.reason not in (EndReason.FINISHED, EndReason.USER)]
+    failed = [a for a in data.attempts if a.reason and a.reason not in A.NOT_FAILURES]
     if failed:
         doc.table(["attempt", "reason", "cost", "error"],
                   [[a.label, a.reason or "", _usd(a.spent), "`" + A.first_line(a.error).replace("`", "'") + "`" if a.error else ""]
@@ -231,8 +247,60 @@ def _failures(doc: Doc, data: ReportData) -> None:
         doc.p(f"Stuck instances cost {_usd(sum(s.cost for s in stuck))} in total.")
 
 
+def _at(es: EarlyStopRecord, position: int) -> str:
+    """A position in the stage, in the rule's unit: `20%`, `epoch 3`, `step 400`."""
+    return {"percent": f"{position}%", "epochs": f"epoch {position}", "steps": f"step {position}"}[es.unit]
+
+
+def _early_stopping(doc: Doc, data: ReportData, out: Path) -> None:
+    """The stopping rule, the cells it stopped (with their reason and cost), the rungs and their cut-offs."""
+    doc.h2(f"{numbers(data)['early_stopping']}. Early stopping")
+    es, e = data.early_stop, A.early_stopping(data)
+    if es is not None:
+        shown = range(max([*e.judged, 0]) + 2)   # those judged and the next; in percent, those before the end
+        rungs = ", ".join(_at(es, es.rung_position(k)) for k in shown if es.unit != "percent"
+                          or es.rung_position(k) < 100) + ("" if es.unit == "percent" else ", …")
+        per = {"percent": " of each cell's own epochs", "epochs": "", "steps": ""}[es.unit]
+        doc.p(f"Rule: successive halving (Optuna's SuccessiveHalvingPruner) on `{es.metric}` of the `{es.stage}` "
+              f"stage, lower is better. Rungs at {rungs}{per}; at each rung about 1 in {es.eta} of the "
+              f"cells compared go on, once {es.min_compared} cells have reached it; the {es.continue_best} best "
+              "stopped cell(s) are trained again to the full length once nothing waits. A kept cell is judged but "
+              "never stopped.")
+    else:
+        doc.p("The sweep has no `early_stop:` rule; these cells were stopped early by a person.")
+    finished = (f"; a finished cell cost {_usd(e.finished_mean_cost)} on average" if e.finished_mean_cost is not None
+                else "")
+    if e.stopped or e.stopped_cost:
+        doc.p(f"**{len(e.stopped)} cell(s) stopped early**, costing {_usd(sum(x.cost for x in e.stopped))} in all"
+              f"{finished}. Every attempt ended early (continued cells' first ones too) cost "
+              f"{_usd(e.stopped_cost)}. Their results so far were pulled back; they are not failures.")
+    else:
+        doc.p("No cell was stopped early.")
+    if e.stopped:
+        doc.table(["cell", "stopped at", es.metric if es else "metric", "cut-off", "compared", "attempts", "cost",
+                   "reason"],
+                  [[x.cell.name, f"rung {x.rung.rung} ({_at(es, x.rung.position)})" if x.rung and es else "by a person",
+                    _f(x.rung.value) if x.rung else "", _f(x.rung.cutoff) if x.rung else "",
+                    str(x.rung.compared) if x.rung else "", str(x.cell.attempts), _usd(x.cost), x.cell.reason or ""]
+                   for x in e.stopped])
+    if e.continued:
+        doc.p("Continued to the full length after being stopped: " + ", ".join(
+            f"`{c.name}` ({c.state})" for c in e.continued) + ".")
+    if e.kept:
+        doc.p("Kept by a person (judged, never stopped): " + ", ".join(f"`{c.name}` ({c.state})" for c in e.kept) + ".")
+    if es is not None and e.judged:
+        doc.table(["rung", "at", "cells judged", "stopped", f"cut-off ({es.metric})"],
+                  [[str(k), _at(es, es.rung_position(k)), str(n), str(e.stops.get(k, 0)), _f(e.cutoffs[k].cutoff)]
+                   for k, n in e.judged.items()])
+        name = figures.rungs(data, out)
+        if name:
+            doc.image(name, "early stopping: each cell's metric, where it was stopped, the cut-off at each rung")
+    elif es is not None:
+        doc.p("No cell has been judged at a rung yet.")
+
+
 def _next(doc: Doc, data: ReportData) -> None:
-    doc.h2("7. Next steps")
+    doc.h2(f"{numbers(data)['next']}. Next steps")
     ns = A.next_steps(data)
     basis = "observed" if ns.observed else "planned (nothing finished yet)"
     price = f" at an observed ${ns.price_per_hour:.3f}/h" if ns.price_per_hour else ""
@@ -264,7 +332,7 @@ def _next(doc: Doc, data: ReportData) -> None:
 
 def _wandb(doc: Doc, data: ReportData) -> None:
     links = [c for c in data.cells if c.wandb_url]
-    doc.h2("8. W&B runs")
+    doc.h2(f"{numbers(data)['wandb']}. W&B runs")
     if links:
         doc.bullets([f"[{c.name}]({c.wandb_url})" for c in links])
     else:
@@ -280,6 +348,8 @@ def build(data: ReportData, out: Path) -> Doc:
     _leaderboard(doc, data)
     _comparisons(doc, data, out)
     _curves(doc, data, out)
+    if A.has_early_stopping(data):
+        _early_stopping(doc, data, out)
     _failures(doc, data)
     _next(doc, data)
     _wandb(doc, data)

@@ -90,3 +90,23 @@ def launch_question(cells: list[CellView | str], live: dict[str, AttemptView], b
     if destroyed:
         head += f" It destroys {len(destroyed)} running now ({money(sum(a.price_per_hour for a in destroyed))}/h)."
     return head + "\n" + _names(lines) + budget_left(budget)
+
+
+def keep_question(cells: list[CellView | str], on: bool) -> str:
+    """K: keep the cells from the stopping rule (or let it judge them again)."""
+    names = [c if isinstance(c, str) else c.name for c in cells]
+    if on:
+        return (f"Keep {len(names)} cell(s) whatever the sweep's early_stop rule says?\n" + _names(names)
+                + "\nThe rule still records them at each rung but never stops them: they train (and bill) to the end.")
+    return (f"Stop keeping {len(names)} cell(s)?\n" + _names(names)
+            + "\nThe stopping rule judges them again from their next rung, and may stop them there.")
+
+
+def stop_early_question(targets: list[AttemptView], budget: BudgetView | None) -> str:
+    """x: end running cells early, as the rule ends a loser."""
+    where = [live_cost(a) + (f" at {a.stage} epoch {a.epoch}" if a.stage and a.epoch is not None else "")
+             for a in targets]
+    burn = sum(a.price_per_hour for a in targets)
+    return (f"Stop {len(targets)} running cell(s) early, {money(burn)}/h?\n" + _names(where)
+            + "\nEach ends as the stopping rule ends a loser: its results so far are pulled back, its instance is "
+              "destroyed and it is not launched again (r relaunches it afresh)." + budget_left(budget))

@@ -3,13 +3,23 @@
 from __future__ import annotations
 
 from rich.table import Table
+from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Static
 
-from usim_tui.app.format import clock_time, duration, loss, money
+from usim_tui.app.format import (
+    CELL_STYLE,
+    KEEP_MARK,
+    REASON_STYLE,
+    clock_time,
+    duration,
+    loss,
+    money,
+    state_word,
+)
 from usim_tui.fleet.store.snapshot import AttemptView, CellView
 
 
@@ -19,7 +29,12 @@ def details_table(cell: CellView | None, attempt: AttemptView | None, now: float
     t.add_column()
     if cell is not None:
         t.add_row("cell", cell.name)
-        t.add_row("round / state", f"{cell.round} / {cell.state}" + (f" ({cell.reason})" if cell.reason else ""))
+        t.add_row("round / state", Text.assemble(f"{cell.round} / ", (state_word(cell.state), CELL_STYLE.get(cell.state, "")),
+                                                 f" ({cell.reason})" if cell.reason else ""))
+        if cell.keep:
+            t.add_row("kept", f"{KEEP_MARK} by a person: the stopping rule never stops it (K lets it judge again)")
+        if cell.continued:
+            t.add_row("continued", "stopped early, then launched again to the full length as one of the best")
         t.add_row("tags", ", ".join(cell.tags) or "-")
         t.add_row("overrides", "\n".join(f"{k} = {v}" for k, v in cell.overrides.items()) or "(base config)")
         t.add_row("attempts / cost", f"{cell.attempts} / {money(cell.cost)}")
@@ -33,7 +48,11 @@ def details_table(cell: CellView | None, attempt: AttemptView | None, now: float
         end = attempt.ended_at if attempt.ended_at is not None else now
         t.add_row("", "")
         t.add_row("attempt", f"#{attempt.attempt} (id {attempt.attempt_id}) {attempt.label}")
-        t.add_row("state", attempt.state + (f" ({attempt.reason})" if attempt.reason else ""))
+        t.add_row("state", Text.assemble(attempt.state, " (" if attempt.reason else "",
+                                         (state_word(attempt.reason), REASON_STYLE.get(attempt.reason or "", "")),
+                                         ")" if attempt.reason else ""))
+        if attempt.message and attempt.reason and (cell is None or attempt.message != cell.reason):
+            t.add_row("why", attempt.message)
         t.add_row("provider id", attempt.provider_id or "-")
         gpus = f"{attempt.num_gpus}x " if attempt.num_gpus > 1 else ""
         t.add_row("machine / GPU", f"{attempt.machine_id or '-'} / {gpus}{attempt.gpu or '-'}")

@@ -9,11 +9,17 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from usim_tui.app.format import LIVE
-from usim_tui.app.screens.confirm import ConfirmScreen, destroy_question, launch_question
+from usim_tui.app.screens.confirm import (
+    ConfirmScreen,
+    destroy_question,
+    keep_question,
+    launch_question,
+    stop_early_question,
+)
 from usim_tui.app.screens.quit import LEAVE, STOP, QuitScreen, quit_question
 from usim_tui.app.screens.status import controller_attached, sweep_ended
 from usim_tui.fleet.store.snapshot import AttemptView, CellView, SweepSnapshot
-from usim_tui.fleet.store.states import CELL_ENDED
+from usim_tui.fleet.store.states import CELL_ENDED, CellState
 
 if TYPE_CHECKING:
     from textual.app import App
@@ -72,6 +78,38 @@ class MoneyActions:
                 self.usim_app.send(command, cell=name)
 
         self.confirm(question, command.capitalize(), send)
+
+    def action_keep(self) -> None:
+        """`K`: keep the selected cells from the stopping rule; when every one is kept already, stop keeping them."""
+        names = self.selected_cells()
+        if not names:
+            self.notify("select a cell to keep", severity="warning")
+            return
+        views = [self.cell(n) for n in names]
+        on = not all(c is not None and c.keep for c in views)
+
+        def send() -> None:
+            for name in names:
+                self.usim_app.send("keep", cell=name, on=on)
+
+        self.confirm(keep_question([c or n for c, n in zip(views, names, strict=True)], on),
+                     "Keep" if on else "Stop keeping", send)
+
+    def action_stop_early(self) -> None:
+        """`x`: stop the selected running cells early (the rule's ending: results pulled, instance destroyed)."""
+        live = self.live_by_cell()
+        running = [n for n in self.selected_cells() if (c := self.cell(n)) is not None
+                   and c.state == CellState.RUNNING and n in live]
+        if not running:
+            self.notify("select a running cell to stop early", severity="warning")
+            return
+        targets = [live[n] for n in running]
+
+        def send() -> None:
+            for name in running:
+                self.usim_app.send("stop_early", cell=name)
+
+        self.confirm(stop_early_question(targets, self.snap.budget if self.snap else None), "Stop early", send)
 
     def _destroy_targets(self) -> list[AttemptView]:
         targets = [a for a in self.selected_attempts() if a.state in LIVE]

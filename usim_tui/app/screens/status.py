@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from usim_tui.app.format import state_word
 from usim_tui.app.widgets.leaderboard import RANK_BY, ranked
 from usim_tui.fleet.store.snapshot import SweepSnapshot
 from usim_tui.fleet.store.states import CELL_ENDED, LIVE
@@ -14,7 +15,7 @@ STALE_MIN_S = 15.0  # and never less: a tick at scale (200 instances) can take s
 
 
 def sweep_ended(snap: SweepSnapshot) -> bool:
-    """Every cell finished, failed or duplicate, and nothing live."""
+    """Every cell finished, failed, stopped early or duplicate, and nothing live."""
     return bool(snap.cells) and all(c.state in CELL_ENDED for c in snap.cells) \
         and not any(a.state in LIVE for a in snap.attempts)
 
@@ -34,7 +35,7 @@ def ended_line(snap: SweepSnapshot, source: Any) -> str | None:
     counts: dict[str, int] = {}
     for c in snap.cells:
         counts[c.state] = counts.get(c.state, 0) + 1
-    parts = ", ".join(f"{n} {s}" for s, n in counts.items())
+    parts = ", ".join(f"{n} {state_word(s)}" for s, n in counts.items())
     board = ranked(snap.cells)
     best = f" · best {board[0].name} ({RANK_BY} {board[0].metrics[RANK_BY]:.3g})" if board else " · no finished result"
     return f"sweep ended: {parts}{best} · next: {report_command(snap, source)}"

@@ -14,13 +14,15 @@ from textual.widgets import Static
 
 from usim_core.eval.schema import PRIMARY_METRIC
 from usim_tui.app.bindings import GRID
-from usim_tui.app.format import CELL_STYLE
+from usim_tui.app.format import CELL_STYLE, KEEP_MARK, state_word
 from usim_tui.app.widgets.leaderboard import ranked
 from usim_tui.fleet.store.snapshot import CellView
 from usim_tui.fleet.store.states import CellState
 
 BEST_METRIC = PRIMARY_METRIC
 QUEUED_STYLE = "italic yellow"
+# A state's word inside a grid cell, where the legend's is too wide for the matrix
+GRID_WORD = {CellState.STOPPED_EARLY: "stopped", CellState.DUPLICATE: "dup"}
 
 
 def axis_tags(cell: CellView) -> list[tuple[str, str]]:
@@ -44,16 +46,17 @@ def grid_axes(cells: list[CellView]) -> tuple[str, list[str], str, list[str]] | 
 def cell_text(cell: CellView | None, label: str = "", cursor: str | None = None, best: str | None = None,
               queued: frozenset[str] = frozenset()) -> Text:
     """A cell's state, or its result once it has one, or `queued` while a launch or relaunch of it waits
-    (`queued`: those cells); `best`: the name of the sweep's best cell (★)."""
+    (`queued`: those cells); `best`: the name of the sweep's best cell (★); ⚑ a cell a person keeps."""
     if cell is None:
         return Text("·", style="dim")
     value = cell.metrics.get(BEST_METRIC)
     inner = "queued" if cell.name in queued else f"{value:.3g}" if value is not None else cell.state
-    if cell.state == CellState.DUPLICATE:
-        inner = "dup"  # of which cell: in the details (enter) and the instances table
+    if cell.state in GRID_WORD:   # a duplicate: of which cell, and a stopped cell: why, in the details (enter)
+        inner = GRID_WORD[cell.state]
     style = (QUEUED_STYLE if cell.name in queued else CELL_STYLE.get(cell.state, "")) + \
         (" reverse" if cell.name == cursor else "")
-    return Text(f"{label}{'★ ' if cell.name == best else ''}{inner}", style=style)
+    marks = ("★ " if cell.name == best else "") + (f"{KEEP_MARK} " if cell.keep else "")
+    return Text(f"{label}{marks}{inner}", style=style)
 
 
 def best_cell(cells: tuple[CellView, ...]) -> str | None:
@@ -110,8 +113,12 @@ def render(cells: tuple[CellView, ...], cursor: str | None = None, queued: froze
         for c in members:
             label = c.name[len(name) + 1:] if c.name.startswith(name + "_") else c.name
             parts.append(Text("  ") + cell_text(c, f"{label}: ", cursor, best, queued))
-    legend = Text("  ").join([*(Text(s, style=st) for s, st in CELL_STYLE.items()), Text("queued", style=QUEUED_STYLE),
-                              Text("★ best (val)")])
+    # early stopping's words only where a cell is stopped early or kept: the pane is small (`?` lists them all)
+    stopped = any(c.state == CellState.STOPPED_EARLY for c in cells)
+    legend = Text("  ").join([*(Text(state_word(s), style=st) for s, st in CELL_STYLE.items()
+                                if s != CellState.STOPPED_EARLY or stopped),
+                              Text("queued", style=QUEUED_STYLE), Text("★ best (val)"),
+                              *([Text(f"{KEEP_MARK} kept")] if any(c.keep for c in cells) else [])])
     parts.append(legend)
     return Group(*parts)
 
@@ -154,7 +161,7 @@ class CoverageGrid(Static):
 
     def _draw(self) -> None:
         cursor = self.cursor if self.has_focus else None
-        key = (cursor, self.queued, tuple((c.name, c.state, c.metrics.get(BEST_METRIC)) for c in self.cells))
+        key = (cursor, self.queued, tuple((c.name, c.state, c.keep, c.metrics.get(BEST_METRIC)) for c in self.cells))
         if key != self._key:  # rebuilding the Rich tables is the costly part; skip it when nothing changed
             self._key = key
             self.update(render(self.cells, cursor, self.queued))

@@ -13,13 +13,15 @@ from textual.widget import Widget
 from textual.widgets import Static
 
 from usim_tui.app.bindings import MOVE
-from usim_tui.app.format import clock_time
+from usim_tui.app.format import STOPPED_EARLY_STYLE, clock_time
 from usim_tui.fleet.store.snapshot import EventView
 
 KIND_STYLE = {"error": "bold red", "done": "bold green", "eval": "green", "stage_start": "cyan",
               "stage_end": "cyan", "started": "cyan", "attempt_started": "cyan", "state": "dim", "failed": "bold red",
               "finished": "bold green", "leaked": "bold red reverse", "budget": "bold yellow", "crash_loop": "bold red",
-              "user": "yellow", "provider": "yellow", "launch": "cyan"}
+              "user": "yellow", "provider": "yellow", "launch": "cyan",
+              # early stopping (fleet/control/early_stop.py): a decision, not a failure
+              "stopped_early": STOPPED_EARLY_STYLE, "rung": "medium_purple1", "continued": "medium_purple1"}
 LIMIT = 200  # lines kept in the pane (scroll back through them)
 
 

@@ -23,15 +23,19 @@ from usim_tui.app.bindings import MOVE
 from usim_tui.app.format import (
     ATTEMPT_STYLE,
     CELL_STYLE,
+    KEEP_MARK,
     LOSS_WIDTH,
+    REASON_STYLE,
+    STATE_WORD,
     common_prefix,
     duration,
     loss,
     short_names,
     sparkline,
+    state_word,
 )
 from usim_tui.fleet.store.snapshot import AttemptView, CellView, SweepSnapshot
-from usim_tui.fleet.store.states import GONE, AttemptState
+from usim_tui.fleet.store.states import GONE, AttemptState, CellState
 
 STATE_RANK = {s: i for i, s in enumerate((AttemptState.RUNNING, AttemptState.LOADING, AttemptState.LAUNCHING,
                                           AttemptState.PENDING, AttemptState.STOPPED, AttemptState.OFFLINE,
@@ -71,8 +75,17 @@ SORT_COLUMN = {"state": ("state", "▲"), "time": ("uptime", "▼"), "$/h": ("pr
 STAGE_SHORT = {"diffusion_residual": "diffusion", "consistency_distill": "distill"}
 
 
-def cell_label(name: str, marked: bool) -> Text:
-    return Text.assemble(("● " if marked else "  ", "bold magenta"), name)
+def cell_label(name: str, marked: bool, kept: bool = False) -> Text:
+    """The cell column: the mark (space), the name, the pin of a cell a person keeps (K)."""
+    return Text.assemble(("● " if marked else "  ", "bold magenta"), name,
+                         (f" {KEEP_MARK}" if kept else "", CELL_STYLE[CellState.STOPPED_EARLY]))
+
+
+def reason_text(reason: str | None) -> Text | str:
+    """The reason column: a stopped-early end in its own colour and words, not a failure's code."""
+    if reason in REASON_STYLE:
+        return Text(state_word(reason), style=REASON_STYLE[reason])
+    return reason or ""
 
 
 def phase_seconds(a: AttemptView, now: float) -> float | None:
@@ -94,7 +107,7 @@ FORMAT: dict[str, Callable[[Any], object]] = {
     "cell": lambda raw: cell_label(*raw),
     "attempt": str,
     "state": lambda st: Text(st, style=ATTEMPT_STYLE.get(st, "")),
-    "reason": lambda r: r or "",
+    "reason": reason_text,
     "gpu": lambda g: g or "-",
     "price": lambda p: f"{p:.2f}",
     "uptime": lambda u: u,
@@ -110,11 +123,11 @@ def row_values_from_raw(raw: tuple[object, ...]) -> tuple[object, ...]:
 
 
 def raw_attempt(a: AttemptView, now: float, marked: bool, label: str | None = None,
-                queued: str | None = None) -> tuple[object, ...]:
+                queued: str | None = None, kept: bool = False) -> tuple[object, ...]:
     """The inputs of each column, in COLUMNS order (one tuple, built for every attempt on every poll); `label`:
     the cell's name as shown (format.short_names), its full name by default; `queued`: a command for it that
-    the controller has not taken yet (shown in the reason column at once)."""
-    return ((label or a.cell, marked), a.attempt, a.state, f"queued {queued}" if queued else a.reason,
+    the controller has not taken yet (shown in the reason column at once); `kept`: a person keeps its cell."""
+    return ((label or a.cell, marked, kept), a.attempt, a.state, f"queued {queued}" if queued else a.reason,
             uptime(a, now), a.stage, a.epoch, a.last_loss, a.loss_history, a.gpu, a.price_per_hour)
 
 
@@ -131,8 +144,8 @@ def cell_row_values(c: CellView, marked: bool, labels: dict[str, str], queued: s
     label = labels.get(c.name)
     reason = f"queued {queued}" if queued else duplicate_label(c.name, c.duplicate_of, labels) if c.duplicate_of \
         else c.reason or ""
-    return (cell_label(label or c.name, marked), "-", Text(c.state, style=CELL_STYLE.get(c.state, "")),
-            reason, "-", "-", "-", "-", "", "-", "-")
+    return (cell_label(label or c.name, marked, c.keep), "-",
+            Text(state_word(c.state), style=CELL_STYLE.get(c.state, "")), reason_text(reason), "-", "-", "-", "-", "", "-", "-")
 
 
 def matches(q: str, *fields: str | None) -> bool:
@@ -150,17 +163,18 @@ def wanted_rows(snap: SweepSnapshot, now: float, marked: set[str], query: str,
     query = query.strip().lower()
     queued = queued_for(snap)
     newest = {a.cell: a.attempt_id for a in sorted(snap.attempts, key=lambda a: a.attempt)}
+    kept = {c.name for c in snap.cells if c.keep}
     for a in snap.attempts:
         with_attempts.add(a.cell)
         key = str(a.attempt_id)
         if hide_ended and a.state in GONE:
             continue
-        if matches(query, a.cell, a.state, a.reason, a.gpu, a.stage):
+        if matches(query, a.cell, a.state, a.reason, STATE_WORD.get(a.reason or ""), a.gpu, a.stage):
             mine = queued.get(key) or (queued.get(a.cell) if newest[a.cell] == a.attempt_id else None)
-            rows[key] = raw_attempt(a, now, key in marked, labels.get(a.cell), mine)
+            rows[key] = raw_attempt(a, now, key in marked, labels.get(a.cell), mine, a.cell in kept)
     for c in snap.cells:
         key = f"cell:{c.name}"
-        if c.name not in with_attempts and matches(query, c.name, c.state, c.reason):
+        if c.name not in with_attempts and matches(query, c.name, c.state, STATE_WORD.get(c.state), c.reason):
             rows[key] = cell_row_values(c, key in marked, labels, queued.get(c.name))
     return rows
 
@@ -215,6 +229,7 @@ class InstancesTable(DataTable[object]):
         self.name_width = 40                              # the cell column's width, set by the screen's width
         self._reason_width = 15                           # the reason column: as wide as a duplicate's original
         self.labels: dict[str, str] = {}                  # cell name -> as shown (format.short_names)
+        self._kept_any = False                            # a cell is kept: the cell column has room for its pin
         self._raw: dict[str, tuple[object, ...]] = {}     # the latest inputs of each row
         self._shown: dict[str, tuple[object, ...]] = {}   # the inputs its cells were formatted from
         self._stale: set[str] = set()                     # rows whose cells lag their inputs (off screen)
@@ -243,16 +258,18 @@ class InstancesTable(DataTable[object]):
             self.add_column(label, key=key, width=width if width is not None else self._name_column())
 
     def _name_column(self) -> int:
-        return max((len(v) for v in self.labels.values()), default=4) + 2
+        """The mark and the longest label, and room for the pin while a cell is kept."""
+        return max((len(v) for v in self.labels.values()), default=4) + 2 + (2 if self._kept_any else 0)
 
     def set_labels(self, snap: SweepSnapshot) -> None:
         """Each cell's name as shown: whole when the names fit `name_width`, else what tells them apart
         (format.short_names, never a tail two cells share); the cell column follows."""
         names = sorted({c.name for c in snap.cells} | {a.cell for a in snap.attempts})
         labels = short_names(names, self.name_width, {c.name: c.round for c in snap.cells})
-        if labels == self.labels:
+        kept_any = any(c.keep for c in snap.cells)
+        if labels == self.labels and kept_any == self._kept_any:
             return
-        self.labels = labels
+        self.labels, self._kept_any = labels, kept_any
         if self.columns:
             column = self.columns[ColumnKey("cell")]
             column.width = self._name_column()

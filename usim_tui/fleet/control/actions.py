@@ -16,7 +16,7 @@ from usim_tui.fleet.store.command_table import check_command
 from usim_tui.fleet.store.journal import Journal
 from usim_tui.fleet.store.ledger import Ledger
 from usim_tui.fleet.store.rows import AttemptRow
-from usim_tui.fleet.store.states import CellState, EndReason
+from usim_tui.fleet.store.states import UNSETTLED, CellState, EndReason
 
 
 class Commanded(Protocol):
@@ -35,6 +35,8 @@ class Commanded(Protocol):
 
     async def end_attempts(self, attempts: list[AttemptRow], reason: str, message: str, now: float) -> None: ...
 
+    async def stop_early(self, a: AttemptRow, reason: str, now: float) -> None: ...
+
 
 async def dispatch(ctl: Commanded, command: str, **args: Any) -> str:
     """Carry out one command; returns the result line ("ok", or why nothing happened)."""
@@ -47,6 +49,8 @@ async def dispatch(ctl: Commanded, command: str, **args: Any) -> str:
         "resume": lambda: resume(ctl),
         "auto": lambda: set_auto(ctl, bool(args["on"])),
         "stop": lambda: stop(ctl, bool(args.get("destroy"))),
+        "keep": lambda: keep(ctl, args["cell"], bool(args["on"])),
+        "stop_early": lambda: stop_early(ctl, args["cell"]),
     }
     return await handlers[command]()
 
@@ -135,4 +139,26 @@ async def relaunch(ctl: Commanded, cell: str) -> str:
                         counted_from=max((a.attempt for a in atts), default=0))
     ctl.ledger.set_sweep(ctl.name, budget_stop=0)
     ctl.journal.event(now, "user", f"{cell}: relaunch requested")
+    return "ok"
+
+
+async def keep(ctl: Commanded, cell: str, on: bool) -> str:
+    """Keep a cell running whatever the stopping rule says (on), or let the rule judge it again (off)."""
+    ctl.sweep.cell(cell)
+    ctl.ledger.set_cell(ctl.name, cell, keep=int(on))
+    ctl.journal.event(ctl.clock.now(), "user", f"{cell}: " + ("kept: the stopping rule will not stop it" if on else
+                                                                "no longer kept: the stopping rule judges it"))
+    return "ok"
+
+
+async def stop_early(ctl: Commanded, cell: str) -> str:
+    """End a running cell as the rule would (results so far pulled, the cell not launched again)."""
+    ctl.sweep.cell(cell)
+    running = [a for a in ctl.ledger.live_attempts(ctl.name) if a.cell == cell and a.provider_id
+               and a.state not in UNSETTLED and not a.done_event]
+    if not running or ctl.ledger.cell(ctl.name, cell).state != CellState.PENDING:
+        return "not running"
+    a = running[0]
+    where = f" at {a.stage} epoch {a.epoch}" if a.stage and a.epoch is not None else ""
+    await ctl.stop_early(a, f"stopped early by a person{where}", ctl.clock.now())
     return "ok"

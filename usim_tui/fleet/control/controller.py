@@ -22,6 +22,7 @@ from usim_core.sweep import Sweep
 from usim_tui.fleet.clock import Clock, RealClock
 from usim_tui.fleet.control import actions, policies
 from usim_tui.fleet.control.credit import CreditReader
+from usim_tui.fleet.control.early_stop import EarlyStopper
 from usim_tui.fleet.control.host_runs import HostRuns
 from usim_tui.fleet.control.launching import Launcher
 from usim_tui.fleet.control.logs import LogReader
@@ -46,8 +47,10 @@ class Controller:
                  poll_interval: float = 5.0, run_preflight: bool = True, log: Callable[[str], None] = print,
                  runs_root: str | Path = "runs", env: Mapping[str, str] | None = None,
                  preflight_cmd: list[str] | None = None, log_tail: int = 2000,
-                 log_reads_per_poll: int = LOG_READS_PER_POLL, wheel: Path | None = None) -> None:
-        """wheel: the wheel SSH hosts install (default: built from this checkout at the first bring-up)."""
+                 log_reads_per_poll: int = LOG_READS_PER_POLL, wheel: Path | None = None,
+                 early_stop: bool = True) -> None:
+        """wheel: the wheel SSH hosts install (default: built from this checkout at the first bring-up);
+        early_stop: False trains every cell to the end whatever the sweep's `early_stop:` says."""
         self.ledger, self.provider, self.sweep = ledger, provider, sweep
         self.clock = clock or RealClock()
         self.poll_interval, self.log = poll_interval, log
@@ -65,6 +68,7 @@ class Controller:
                                      settle_s=self.spec.provider.create_settle_s)
         ledger.ensure_sweep(sweep)
         ledger.set_sweep(sweep.name, runs_root=str(self.launcher.runs_root), controller_poll=poll_interval)
+        self.early = EarlyStopper(ledger, sweep, self.journal, early_stop)
 
     # ---- state ---------------------------------------------------------------------------------------------
     @property
@@ -134,6 +138,7 @@ class Controller:
             for a, verdict in await self.host_runs.bring_up(self.ledger.live_attempts(self.name), now):
                 await self._conclude(a, verdict, now)
             await self._read_events(now)
+            await self._stop_early(now)
             await self._apply_policies(now)
             await self._finish_pulls(now)
         await self._retry_leaks(now)
@@ -142,6 +147,7 @@ class Controller:
             await self._destroy_now(self.ledger.live_attempts(self.name), R.USER, "the sweep was stopped",
                                     "the sweep was stopped", now)
         elif not self.stopping and listed:
+            self._continue_best(now)
             await self.launcher.launch_wanted(now)
         if not self.credit.final_read and self.done:   # one last reading: the provider's figure for the sweep
             await self.credit.read_final(now)
@@ -195,6 +201,28 @@ class Controller:
                 self.ledger.set_cell(self.name, a.cell, full_metrics=got.full_metrics)
         if got.started:
             self.journal.event(now, "attempt_started", f"{a.cell} #{a.attempt}: started", a)
+
+    # ---- early stopping (control/early_stop.py) -----------------------------------------------------------
+    async def _stop_early(self, now: float) -> None:
+        for a, j in self.early.judge(now):
+            await self.stop_early(a, self.early.reason(j), now)
+
+    async def stop_early(self, a: AttemptRow, reason: str, now: float) -> None:
+        """End a cell early (the rule's verdict or a person's): its results so far pulled as a finished cell's
+        are, then its instance destroyed; the cell is not launched again."""
+        self.ledger.set_cell(self.name, a.cell, state=CellState.STOPPED_EARLY, reason=reason)
+        self.journal.event(now, "stopped_early", f"{a.cell} #{a.attempt}: {reason}", a, data={"reason": reason})
+        await self.end_attempt(a, R.STOPPED_EARLY, reason, now)
+
+    def _continue_best(self, now: float) -> None:
+        if self.ledger.sweep_row(self.name).budget_stop:
+            return
+        for c in self.early.to_continue():
+            atts = self.ledger.attempts(self.name, c.name)
+            self.ledger.set_cell(self.name, c.name, state=CellState.PENDING, reason=None, keep=1, continued=1,
+                                 not_before=0, counted_from=max((a.attempt for a in atts), default=0))
+            self.journal.event(now, "continued", f"{c.name}: one of the best cells stopped early; launched again "
+                               "to the full length")
 
     # ---- policies -----------------------------------------------------------------------------------------
     async def _apply_policies(self, now: float) -> None:

@@ -1,5 +1,5 @@
-"""Headless fleet commands: run, controller, stop, status, destroy, relaunch, pause, resume. Nothing heavy at
-import time."""
+"""Headless fleet commands: run, controller, stop, status, destroy, relaunch, keep, stop-early, pause, resume.
+Nothing heavy at import time."""
 
 from __future__ import annotations
 
@@ -65,6 +65,23 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("cell", help="the cell to start again (as `usim-tui status` names it)")
     _ledger_args(p)
     p.set_defaults(func=lambda a: _queue(a, "relaunch", cell=a.cell))
+
+    p = sub.add_parser("keep", help="keep a cell running whatever the sweep's early_stop rule says",
+                       description="The stopping rule (the sweep's early_stop:) still records the cell at each rung "
+                       "but never stops it; --off lets the rule judge it again from its next rung.")
+    p.add_argument("cell", help="the cell to keep (as `usim-tui status` names it)")
+    p.add_argument("--off", action="store_true", help="stop keeping it: the rule judges it again")
+    _ledger_args(p)
+    p.set_defaults(func=lambda a: _queue(a, "keep", cell=a.cell, on=not a.off))
+
+    p = sub.add_parser("stop-early", help="stop a running cell early, as the rule would: its results so far kept",
+                       description="End a running cell now as the early-stopping rule does: its results so far "
+                       "are pulled back (as a finished cell's), its instance destroyed, and it is not launched "
+                       "again; `usim-tui relaunch CELL` starts it afresh. Asks first unless --yes.")
+    p.add_argument("cell", help="the running cell to stop (as `usim-tui status` names it)")
+    p.add_argument("--yes", action="store_true", help="do not ask")
+    _ledger_args(p)
+    p.set_defaults(func=_stop_early)
 
     for name, text in (("pause", "stop launching new instances"), ("resume", "launch again (clears a crash loop)")):
         p = sub.add_parser(name, help=text, description=f"{text[0].upper()}{text[1:]}: queued for the running "
@@ -197,10 +214,21 @@ def _status(args: argparse.Namespace) -> int:
     width = max((len(c.name) for c in snap.cells), default=4)
     for c in snap.cells:
         m = headline(c.metrics)
-        why = f" ({c.reason})" if c.reason and c.state == CellState.FAILED else ""
+        why = f" ({c.reason})" if c.reason and c.state in (CellState.FAILED, CellState.STOPPED_EARLY) else ""
         gpus = f"  [{c.num_gpus} GPUs]" if c.num_gpus > 1 else ""
         print(f"  {c.name:<{width}}  {c.state:<9}{why}  attempts {c.attempts}  ${c.cost:.4f}{gpus}  {m}")
     return 0
+
+
+def _stop_early(args: argparse.Namespace) -> int:
+    if not args.yes:
+        if not sys.stdin.isatty():
+            raise ConfigError(f"stop-early {args.cell}: pass --yes to confirm (no terminal to ask on)")
+        if input(f"stop {args.cell} early (results so far kept, not launched again)? [y/N] ").strip().lower() \
+                not in ("y", "yes"):
+            print("stop-early: nothing done")
+            return 1
+    return _queue(args, "stop_early", cell=args.cell)
 
 
 def _destroy(args: argparse.Namespace) -> int:
@@ -278,6 +306,6 @@ def _needs_provider(led, name: str, command: str, kw: dict) -> list:
     live = led.live_attempts(name)
     if command == "destroy":
         return [a for a in live if kw.get("all") or a.cell == kw.get("cell")]
-    if command == "relaunch":
+    if command in ("relaunch", "stop_early"):
         return [a for a in live if a.cell == kw["cell"]]
     return []

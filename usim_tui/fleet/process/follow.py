@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from usim_core.config import ConfigError, resolve_config
-from usim_core.sweep import Sweep, expand
+from usim_core.sweep import Sweep, budget_plan, expand
 from usim_tui.fleet.process import daemon
 from usim_tui.fleet.process.open import default_ledger, make_provider, open_sweep
 from usim_tui.fleet.providers.base import ProviderError
@@ -44,6 +44,16 @@ def _sweep(args: argparse.Namespace) -> tuple[Sweep, Path]:
         sweep.spec.provider = sweep.spec.provider.model_copy(update={"kind": args.provider})
     ledger = Path(args.ledger) if args.ledger else default_ledger(sweep.name, args.runs_root)
     return sweep, ledger.resolve()
+
+
+def check_budget(sweep: Sweep) -> None:
+    """Refuse, with the numbers, a sweep whose planned cost (with its stopping rule, if any) exceeds its budget:
+    the night would run out of money with cells never run (planning: in the sweep file says what is assumed)."""
+    plan, assumed = budget_plan(sweep), sweep.spec.planning
+    if not plan.fits:
+        raise ConfigError(f"{plan.line()}: the budget does not cover it (planning assumes "
+                          f"${assumed.price_per_hour:.2f}/h for {assumed.hours_per_cell:g} h a cell); raise budget "
+                          f"to at least ${plan.expected:.2f}, cut cells, or add an early_stop: rule")
 
 
 def check_provider(sweep: Sweep) -> None:
@@ -87,6 +97,7 @@ def start_or_attach(args: argparse.Namespace) -> Started:
     sweep, ledger = _sweep(args)
     if daemon.is_held(ledger):
         return Started(sweep, ledger, _holder(ledger, sweep), started=False)
+    check_budget(sweep)
     check_provider(sweep)
     try:
         proc = daemon.start_detached(controller_argv(args, ledger), ledger, cwd=Path.cwd())

@@ -63,12 +63,13 @@ def open_sweep(sweep: str | Path | Sweep, *, kind: str | None = None, provider: 
                ledger: str | Path | None = None, runs_root: str | Path = "runs",
                env: Mapping[str, str] | None = None, clock: Clock | None = None, poll_interval: float | None = None,
                run_preflight: bool = True, log: Callable[[str], None] = print, local_command: str | None = None,
-               preflight_cmd: list[str] | None = None, wheel: Path | None = None) -> OpenSweep:
+               preflight_cmd: list[str] | None = None, wheel: Path | None = None,
+               early_stop: bool = True) -> OpenSweep:
     """The sweep (a file, expanded here, or already expanded), its ledger (default
     runs/<sweep>/ledger.sqlite), a provider (`kind` overrides the sweep's; `provider` supplies one outright, as
     the rehearsal and tests do) and the controller over them. `env` defaults to the W&B variables of this
     process's environment; secrets in it reach instances only, never the ledger. `wheel`: what SSH hosts install
-    (default: built from this checkout)."""
+    (default: built from this checkout). `early_stop=False`: every cell trains to the end whatever the sweep says."""
     sw = sweep if isinstance(sweep, Sweep) else expand(sweep)
     if kind:   # a copy: the caller's sweep is not changed behind its back
         sw = dataclasses.replace(sw, spec=sw.spec.model_copy(
@@ -80,5 +81,6 @@ def open_sweep(sweep: str | Path | Sweep, *, kind: str | None = None, provider: 
     led = Ledger(ledger or default_ledger(sw.name, runs_root))
     ctl = Controller(led, provider, sw, clock, poll_interval=poll_interval or POLL_S.get(sw.spec.provider.kind, 10.0),
                      run_preflight=run_preflight, log=log, runs_root=runs_root,
-                     env=instance_env() if env is None else env, preflight_cmd=preflight_cmd, wheel=wheel)
+                     env=instance_env() if env is None else env, preflight_cmd=preflight_cmd, wheel=wheel,
+                     early_stop=early_stop)
     return OpenSweep(sw, led, provider, ctl)

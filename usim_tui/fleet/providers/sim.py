@@ -38,6 +38,9 @@ class Script:
     loading_s: float = 10.0
     run_s: float = 60.0
     message: str = "ImportError: cannot import name 'LazyLinear' from 'torch.nn.modules._private'"
+    # val/operator/loss per epoch: the run then prints the trainer's operator events (stage_start, one metric
+    # per epoch, spread over run_s) and its eval's nrmse_frame is the curve's best
+    curve: tuple[float, ...] = ()
 
 
 @dataclass
@@ -184,14 +187,19 @@ class SimProvider:
         t0, s = started, i.script
         ev = [("started", t0, {})]
         ran = min(now, t0 + s.run_s) - t0
-        for k in range(int(ran // 10)):
-            ev.append(("metric", t0 + 10 * (k + 1), {"stage": "codec", "step": k + 1, "metrics": {"loss": 1.0 / (k + 2)}}))
+        if s.curve:
+            ev += _curve_events(s.curve, t0, s.run_s, ran)
+        else:
+            for k in range(int(ran // 10)):
+                ev.append(("metric", t0 + 10 * (k + 1), {"stage": "codec", "step": k + 1,
+                                                         "metrics": {"loss": 1.0 / (k + 2)}}))
         lines = [f"@usim {json.dumps({'v': 1, 'kind': kd, 't': t, **f})}" for kd, t, f in ev]
         if now >= t0 + s.run_s:
             end = t0 + s.run_s
             if s.outcome == "done":
+                frame = min(s.curve) if s.curve else 0.1 + int(i.id) % 5 / 100
                 lines.append("@usim " + json.dumps({"v": 1, "kind": "eval", "t": end, "name": "small",
-                                                    "metrics": {"nrmse_frame": 0.1 + int(i.id) % 5 / 100,
+                                                    "metrics": {"nrmse_frame": frame,
                                                                 "nrmse_rollout": 0.11 + int(i.id) % 5 / 100}}))
                 lines.append("@usim " + json.dumps({"v": 1, "kind": "done", "t": end}))
             elif s.outcome == "error":
@@ -202,3 +210,19 @@ class SimProvider:
 
     async def close(self) -> None:
         return None
+
+
+def _curve_events(curve: tuple[float, ...], t0: float, run_s: float, ran: float) -> list[tuple[str, float, dict]]:
+    """The operator stage as usim_core/train/loop.py prints it: 10 steps an epoch, epochs spread over run_s."""
+    n, per = len(curve), 10
+    ev: list[tuple[str, float, dict]] = [("stage_start", t0, {"stage": "operator", "epochs": n, "steps": n * per,
+                                                              "steps_per_epoch": per, "resumed_at_step": 0})]
+    for e, val in enumerate(curve):
+        t = t0 + run_s * (e + 1) / (n + 1)
+        if t > t0 + ran:
+            break
+        metrics = {"train/operator/loss": val * 1.1, "val/operator/loss": val,
+                   "val/operator/best": min(curve[:e + 1]), "epoch": e}
+        ev.append(("metric", t, {"stage": "operator", "epoch": e, "step": (e + 1) * per, "total_steps": n * per,
+                                 "metrics": metrics}))
+    return ev

@@ -17,6 +17,8 @@ COMMANDS: dict[str, tuple[frozenset[str], frozenset[str]]] = {
     "resume": (frozenset(), frozenset()),
     "auto": (frozenset({"on"}), frozenset()),
     "stop": (frozenset(), frozenset({"destroy"})),   # end the controller; destroy=True tears down first
+    "keep": (frozenset({"cell", "on"}), frozenset()),   # the stopping rule never stops a kept cell
+    "stop_early": (frozenset({"cell"}), frozenset()),   # end a running cell as the rule would: results kept
 }
 
 

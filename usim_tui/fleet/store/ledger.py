@@ -22,7 +22,7 @@ from usim_core.config import ConfigError
 from usim_core.sweep import Sweep, SweepSpec
 from usim_tui.fleet.store.budget import budget_view
 from usim_tui.fleet.store.command_table import check_command
-from usim_tui.fleet.store.rows import AttemptRow, CellRow, CommandRow, IntentRow, SweepRow, columns
+from usim_tui.fleet.store.rows import AttemptRow, CellRow, CommandRow, IntentRow, RungRow, SweepRow, columns
 from usim_tui.fleet.store.snapshot import AttemptView, CellView, EventView, QueuedView, SweepSnapshot
 from usim_tui.fleet.store.states import GONE, AttemptState, CellState
 
@@ -122,6 +122,18 @@ MIGRATIONS: list[str] = [
     """
     ALTER TABLE cells ADD COLUMN num_gpus INTEGER NOT NULL DEFAULT 1;
     ALTER TABLE attempts ADD COLUMN num_gpus INTEGER NOT NULL DEFAULT 1
+    """,
+    # v6: early stopping (fleet/stopping/): each cell's judgement at each rung, in the order judged; a person's
+    # keep; whether a stopped cell was launched again to the full length
+    """
+    CREATE TABLE rungs (
+        id INTEGER PRIMARY KEY AUTOINCREMENT, sweep TEXT NOT NULL, cell TEXT NOT NULL, attempt_id INTEGER,
+        rung INTEGER NOT NULL, position INTEGER NOT NULL, value REAL NOT NULL, compared INTEGER NOT NULL,
+        cutoff REAL NOT NULL, stop INTEGER NOT NULL, keep INTEGER NOT NULL, why TEXT NOT NULL, t REAL NOT NULL,
+        UNIQUE (sweep, cell, rung)
+    );
+    ALTER TABLE cells ADD COLUMN keep INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE cells ADD COLUMN continued INTEGER NOT NULL DEFAULT 0
     """,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
@@ -393,6 +405,25 @@ class Ledger:
                     series[k] = [pts[int(i * stride)] for i in range(max_points - 1)] + [pts[-1]]
         return out
 
+    def stage_events(self, attempt_id: int, stage: str) -> dict[str, Any] | None:
+        """The attempt's latest `stage_start` event for a stage (its epochs, steps per epoch), or None."""
+        r = self.q1("SELECT data_json FROM events WHERE attempt_id=? AND kind='stage_start' AND "
+                    "json_extract(data_json, '$.stage')=? ORDER BY id DESC LIMIT 1", attempt_id, stage)
+        return json.loads(r["data_json"]) if r is not None and r["data_json"] else None
+
+    # ---- early stopping (fleet/stopping/) ------------------------------------------------------------------
+    def add_rung(self, sweep: str, cell: str, attempt_id: int | None, rung: int, position: int, value: float,
+                 compared: int, cutoff: float, stop: bool, keep: bool, why: str, t: float) -> None:
+        self.db.execute("INSERT INTO rungs (sweep, cell, attempt_id, rung, position, value, compared, cutoff, stop, "
+                        "keep, why, t) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+                        (sweep, cell, attempt_id, rung, position, value, compared, cutoff, int(stop), int(keep),
+                         why, t))
+
+    def rungs(self, sweep: str) -> list[RungRow]:
+        """Every judgement of the sweep, in the order the rule made them."""
+        return [RungRow._make(r) for r in self.q(f"SELECT {columns(RungRow)} FROM rungs WHERE sweep=? ORDER BY id",
+                                                 sweep)]
+
     def journal_after(self, sweep: str, after_id: int = 0) -> list[tuple[int, EventView]]:
         """The controller's own events (not the trainers') after an event id, oldest first: for following."""
         rows = self.q("SELECT * FROM events WHERE sweep=? AND id>? AND digest IS NULL ORDER BY id", sweep, after_id)
@@ -533,6 +564,7 @@ def _cell_view(c: CellRow, attempts: list[AttemptRow]) -> CellView:
         duplicate_of=c.duplicate_of, metrics=c.metrics, small_metrics=c.small_metrics, full_metrics=c.full_metrics,
         cost=round(sum(a.spent for a in attempts), 6),
         reason=c.reason or (last_reason if state == CellState.FAILED else None), num_gpus=c.num_gpus,
+        keep=bool(c.keep), continued=bool(c.continued),
         # a person's relaunch (or launch) taken by the controller: every attempt so far set aside, none new yet
         relaunch_waiting=state == CellState.PENDING and c.counted_from > 0
         and c.counted_from >= max((a.attempt for a in attempts), default=0))

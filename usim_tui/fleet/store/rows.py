@@ -65,13 +65,16 @@ class CellRow:
     not_before: float                      # back-off: not launched before this time
     counted_from: int                      # attempts up to this number no longer count against the limits
     num_gpus: int = 1                      # GPUs of its host: it trains data-parallel over all of them
+    keep: int = 0                          # a person keeps it running: the stopping rule never stops it
+    continued: int = 0                     # stopped early, then launched again to the full length
     stored: Mapping[str, Any] = field(default_factory=dict, repr=False, compare=False)  # the raw row
 
     @classmethod
     def from_row(cls, row: sqlite3.Row) -> CellRow:
         return cls(sweep=row["sweep"], name=row["name"], duplicate_of=row["duplicate_of"], ord=row["ord"],
                    state=CellState(row["state"]), reason=row["reason"], not_before=row["not_before"],
-                   counted_from=row["counted_from"], num_gpus=row["num_gpus"], stored=row)
+                   counted_from=row["counted_from"], num_gpus=row["num_gpus"], keep=row["keep"],
+                   continued=row["continued"], stored=row)
 
     @cached_property
     def cell(self) -> Cell:
@@ -159,6 +162,24 @@ class IntentRow(NamedTuple):
     outcome: str | None = None             # None: the call's outcome was never recorded (a crash in between)
     outcome_t: float | None = None
     detail: str | None = None
+
+
+class RungRow(NamedTuple):
+    """One cell judged at one rung by the stopping rule (fleet/stopping/)."""
+
+    id: int
+    sweep: str
+    cell: str
+    attempt_id: int | None
+    rung: int
+    position: int
+    value: float
+    compared: int
+    cutoff: float
+    stop: int
+    keep: int
+    why: str
+    t: float
 
 
 @dataclass(frozen=True)

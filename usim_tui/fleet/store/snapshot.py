@@ -59,9 +59,11 @@ class CellView:
     small_metrics: dict[str, float] = field(default_factory=dict)   # the `eval` event named small
     full_metrics: dict[str, float] = field(default_factory=dict)    # the `eval` event named full
     cost: float = 0.0
-    reason: str | None = None        # why it failed, when it did
+    reason: str | None = None        # why it failed or was stopped early, when it was
     num_gpus: int = 1                # GPUs of its host: it trains data-parallel over all of them
     relaunch_waiting: bool = False   # a relaunch the controller took, waiting for its attempt to start
+    keep: bool = False               # a person keeps it: the stopping rule never stops it (fleet/stopping/)
+    continued: bool = False          # stopped early, then launched again to the full length
 
 
 @dataclass(frozen=True)

@@ -35,6 +35,7 @@ class CellState(StrEnum):
     RUNNING = "running"          # view only: a pending cell whose live attempt runs
     FINISHED = "finished"        # a `done` event was read: its result is kept whatever happens later
     FAILED = "failed"            # limits used up, preflight failed, or stopped by the user
+    STOPPED_EARLY = "stopped_early"  # the stopping rule (or a person) ended it at a rung: its results so far kept
     DUPLICATE = "duplicate"      # resolves to the same config as an earlier cell: never run
 
 
@@ -53,6 +54,7 @@ class EndReason(StrEnum):
     ORPHAN = "orphan"
     SSH_UNREACHABLE = "ssh_unreachable"   # the host ran, but its SSH never answered within provider.ssh_deadline_s
     HOST_SETUP = "host_setup"             # the host answered, but could not be set up (no python with torch, install)
+    STOPPED_EARLY = "stopped_early"       # the stopping rule judged it a loser at a rung (or a person stopped it)
 
 
 A = AttemptState
@@ -87,7 +89,7 @@ NOT_BILLING = GONE | {A.OFFLINE}
 BILLS_GPU = frozenset({A.RUNNING})
 """The GPU is charged only while the container runs; storage is charged in every other LIVE state."""
 
-CELL_ENDED = frozenset({CellState.FINISHED, CellState.FAILED, CellState.DUPLICATE})
+CELL_ENDED = frozenset({CellState.FINISHED, CellState.FAILED, CellState.DUPLICATE, CellState.STOPPED_EARLY})
 """A cell in one of these is never launched again by the controller (only by a person's relaunch)."""
 
 CRASH_REASONS = frozenset({EndReason.EXITED_ERROR, EndReason.HOST_SETUP})
@@ -104,5 +106,5 @@ HOST_REASONS = frozenset({EndReason.SSH_UNREACHABLE, EndReason.HOST_SETUP})
 fault (usim's key, a proxy, the image): launching pauses with it."""
 
 FREE_REASONS = frozenset({EndReason.NO_CAPACITY, EndReason.BUDGET, EndReason.USER, EndReason.ORPHAN,
-                          EndReason.PREFLIGHT})
+                          EndReason.PREFLIGHT, EndReason.STOPPED_EARLY})
 """Endings outside the cell's control: they use up neither limit."""
