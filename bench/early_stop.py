@@ -26,22 +26,24 @@ sys.path.insert(0, str(ROOT))
 
 from stats import paired_bootstrap  # noqa: E402  (bench/ is the script's own directory)
 
+from usim_core.eval.schema import PRIMARY_METRIC  # noqa: E402
 from usim_core.sweep import expand  # noqa: E402
 from usim_tui.emulator import rehearse  # noqa: E402
+from usim_tui.emulator.commands import pick_curves  # noqa: E402
 from usim_tui.emulator.faults import load_faults  # noqa: E402
 
 
-def noise_sigma(sweep_name: str) -> float:
-    """The recorded final metric's seed-to-seed log-sigma (curves/<sweep>.json), else 0 (same cell only)."""
-    path = ROOT / "curves" / f"{sweep_name}.json"
-    if not path.exists():
+def noise_sigma(curves) -> float:
+    """The recorded final metric's seed-to-seed log-sigma (the curves file's noise), else 0 (same cell only)."""
+    if curves is None:
         return 0.0
-    noise = json.loads(path.read_text()).get("noise", {})
-    return float(noise.get("final_log_sigma") or 0.0)
+    noise = json.loads(Path(curves.path).read_text()).get("noise", {}).get("final_log_sigma") or {}
+    return float(noise.get(PRIMARY_METRIC, 0.0)) if isinstance(noise, dict) else float(noise)
 
 
-def night(sweep, faults, seed: int, early_stop: bool, hours: float) -> dict:
-    return asyncio.run(rehearse.rehearse_usim(sweep, faults, seed, night_h=hours, early_stop=early_stop)).to_dict()
+def night(sweep, faults, seed: int, early_stop: bool, hours: float, curves) -> dict:
+    return asyncio.run(rehearse.rehearse_usim(sweep, faults, seed, night_h=hours, early_stop=early_stop,
+                                              curves=curves)).to_dict()
 
 
 def main() -> None:
@@ -50,17 +52,21 @@ def main() -> None:
     ap.add_argument("--faults", default="seed_night_fixed", help="fault profile (default seed_night_fixed)")
     ap.add_argument("--seeds", type=int, default=20, help="nights per side, seeds 0..N-1 (default 20)")
     ap.add_argument("--hours", type=float, default=12.0, help="virtual hours a night (default 12)")
+    ap.add_argument("--curves", default=None, help="recorded curves the hosts replay (default curves/<sweep>.json; "
+                    "'none': invented output)")
     ap.add_argument("--out", help="write the figures as JSON here")
     args = ap.parse_args()
     sweep = expand(args.sweep)
     if sweep.spec.early_stop is None:
         raise SystemExit(f"{sweep.path}: no early_stop: block to compare against")
     faults = load_faults(args.faults)
-    sigma = noise_sigma(sweep.name)
+    curves = pick_curves(args.curves, sweep.name)
+    sigma = noise_sigma(curves)
     t0 = time.process_time()
     rows = []
     for seed in range(args.seeds):
-        full, ruled = night(sweep, faults, seed, False, args.hours), night(sweep, faults, seed, True, args.hours)
+        full = night(sweep, faults, seed, False, args.hours, curves)
+        ruled = night(sweep, faults, seed, True, args.hours, curves)
         same = ruled["champion"] == full["champion"]
         close = same or (ruled["champion_metric"] is not None and full["champion_metric"] is not None
                          and ruled["champion_metric"] <= full["champion_metric"] * math.exp(sigma))
@@ -74,6 +80,7 @@ def main() -> None:
     ratio = paired_bootstrap([r["cost_ratio"] for r in rows])
     out = {"command": " ".join(["python", "bench/early_stop.py", *sys.argv[1:]]), "sweep": sweep.name,
            "faults": faults.name, "seeds": list(range(args.seeds)), "rule": sweep.spec.early_stop.model_dump(),
+           "curves": str(curves.path.relative_to(ROOT)) if curves else None,
            "noise_log_sigma": sigma, "cost_ratio": ratio,
            "same_champion": sum(r["same_champion"] for r in rows), "within_noise": sum(r["within_noise"] for r in rows),
            "cpu_s": round(time.process_time() - t0, 1), "per_seed": rows}
