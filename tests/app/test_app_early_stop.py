@@ -7,10 +7,10 @@ from __future__ import annotations
 from pathlib import Path
 
 from app_support import SIZE, cursor_to, ready
+from early_stop_support import es_sweep
 from rich.text import Text
 from textual.widgets import Static
 
-from usim_core.sweep import expand
 from usim_tui.app.app import UsimApp
 from usim_tui.app.format import CELL_STYLE, KEEP_MARK, STOPPED_EARLY_STYLE
 from usim_tui.app.screens.confirm import ConfirmScreen
@@ -22,27 +22,6 @@ from usim_tui.fleet.process.open import open_sweep
 from usim_tui.fleet.providers.sim import Script, SimProvider
 from usim_tui.fleet.store.ledger import Ledger
 from usim_tui.fleet.store.states import CellState, EndReason
-
-BASE = Path(__file__).resolve().parents[2] / "configs/runs/burgers_tiny.yaml"
-
-
-def es_sweep(tmp_path: Path):
-    """9 cells with an early_stop rule (rungs at 20% and 60% of the operator's epochs)."""
-    path = tmp_path / "es.yaml"
-    path.write_text(f"""
-name: es
-base: {BASE}
-budget: 5.0
-concurrency: 9
-planning: {{price_per_hour: 0.4, hours_per_cell: 0.1}}
-early_stop: {{metric: val/operator/loss, unit: percent, grace: 20, eta: 3, min_compared: 3, continue_best: 0}}
-rounds:
-  - name: a
-    grid:
-      - {{key: stages.operator.lr, name: lr, values: [1.0e-4, 3.0e-4, 1.0e-3], format: sci}}
-      - {{key: stages.operator.warmup, name: warmup, short: w, values: [0.0, 0.05, 0.1], format: pct}}
-""")
-    return expand(path)
 
 
 class Night:

@@ -5,50 +5,19 @@ first one did; stuck and crashing cells are never judged; the best stopped cell 
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
+from early_stop_support import BASE, N_EPOCHS, es_sweep, ranked_curve
 from sim_support import make, ticks
 
 from usim_core.sweep import expand
 from usim_tui.fleet.providers.sim import Script
 from usim_tui.fleet.store.states import CellState, EndReason
 
-BASE = Path(__file__).resolve().parents[2] / "configs/runs/burgers_tiny.yaml"
-N_EPOCHS = 10
-
-
-def _sweep(tmp_path, *, concurrency=9, budget=5.0, grace=20, eta=3, min_compared=3, continue_best=0):
-    """9 cells (3 lr x 3 warm-ups); rungs at 20% and 60% of the operator's epochs by default."""
-    (tmp_path / "sweeps").mkdir(exist_ok=True)
-    path = tmp_path / "sweeps" / "es.yaml"
-    path.write_text(f"""
-name: es
-base: {BASE}
-budget: {budget}
-concurrency: {concurrency}
-planning: {{price_per_hour: 0.4, hours_per_cell: 0.1}}
-early_stop: {{metric: val/operator/loss, unit: percent, grace: {grace}, eta: {eta}, min_compared: {min_compared},
-             continue_best: {continue_best}}}
-rounds:
-  - name: a
-    grid:
-      - {{key: stages.operator.lr, name: lr, values: [1.0e-4, 3.0e-4, 1.0e-3], format: sci}}
-      - {{key: stages.operator.warmup, name: warmup, short: w, values: [0.0, 0.05, 0.1], format: pct}}
-""")
-    return expand(path)
-
-
-def _curve(rank: int) -> tuple[float, ...]:
-    """Cell `rank` (0 best) ends at 0.1 x (1 + rank); every cell starts at 1 and approaches its end."""
-    end = 0.1 * (1 + rank)
-    return tuple(end + (1 - end) * 0.6 ** (e + 1) for e in range(N_EPOCHS))
-
 
 def _scripts(sweep, ranks=None, outcomes=None, run_s=600.0):
     ranks = ranks or {c.name: i for i, c in enumerate(sweep.cells)}
     outcomes = outcomes or {}
-    return lambda spec: Script(outcome=outcomes.get(spec.cell, "done"), run_s=run_s, curve=_curve(ranks[spec.cell]))
+    return lambda spec: Script(outcome=outcomes.get(spec.cell, "done"), run_s=run_s, curve=ranked_curve(ranks[spec.cell]))
 
 
 async def _night(ctl, clock, polls=2000):
@@ -57,7 +26,7 @@ async def _night(ctl, clock, polls=2000):
 
 
 async def test_losers_stop_at_the_rungs_their_results_kept_and_the_night_costs_less(tmp_path):
-    sweep = _sweep(tmp_path)
+    sweep = es_sweep(tmp_path)
     clock, prov, led, ctl = make(tmp_path, sweep, _scripts(sweep))
     await _night(ctl, clock)
     cells = {c.name: c for c in led.cells("es")}
@@ -87,7 +56,7 @@ async def test_losers_stop_at_the_rungs_their_results_kept_and_the_night_costs_l
 
 async def test_no_cell_is_stopped_before_min_compared_cells_reached_its_rung(tmp_path):
     """One cell at a time, the worst first: Optuna alone would stop the second against the first."""
-    sweep = _sweep(tmp_path, concurrency=1, min_compared=3)
+    sweep = es_sweep(tmp_path, concurrency=1, min_compared=3)
     ranks = {c.name: 8 - i for i, c in enumerate(sweep.cells)}   # each cell better than the one before
     clock, prov, led, ctl = make(tmp_path, sweep, _scripts(sweep, ranks))
     await _night(ctl, clock)
@@ -97,7 +66,7 @@ async def test_no_cell_is_stopped_before_min_compared_cells_reached_its_rung(tmp
 
 
 async def test_a_kept_cell_is_never_stopped(tmp_path):
-    sweep = _sweep(tmp_path)
+    sweep = es_sweep(tmp_path)
     worst = sweep.cells[-1].name
     clock, prov, led, ctl = make(tmp_path, sweep, _scripts(sweep))
     assert await ctl.command("keep", cell=worst, on=True) == "ok"
@@ -109,7 +78,7 @@ async def test_a_kept_cell_is_never_stopped(tmp_path):
 
 
 async def test_stop_early_by_hand_pulls_then_ends_the_cell_with_its_reason(tmp_path):
-    sweep = _sweep(tmp_path, concurrency=1)
+    sweep = es_sweep(tmp_path, concurrency=1)
     cell = sweep.cells[0].name
     clock, prov, led, ctl = make(tmp_path, sweep, _scripts(sweep))
     while not any(a.state == "running" and a.epoch is not None for a in led.attempts("es", cell)):
@@ -124,7 +93,7 @@ async def test_stop_early_by_hand_pulls_then_ends_the_cell_with_its_reason(tmp_p
 
 
 async def test_a_restarted_controller_decides_as_the_first_one_did(tmp_path):
-    sweep = _sweep(tmp_path)
+    sweep = es_sweep(tmp_path)
     whole = tmp_path / "whole"
     whole.mkdir()
     clock, prov, led, ctl = make(whole, sweep, _scripts(sweep))
@@ -147,7 +116,7 @@ async def test_a_restarted_controller_decides_as_the_first_one_did(tmp_path):
 
 @pytest.mark.parametrize("outcome, reason", [("stuck", EndReason.STARTUP_TIMEOUT), ("crash", EndReason.EXITED_ERROR)])
 async def test_stuck_and_crashing_cells_are_never_judged(tmp_path, outcome, reason):
-    sweep = _sweep(tmp_path)
+    sweep = es_sweep(tmp_path)
     bad = sweep.cells[4].name
     good = _scripts(sweep)
 
@@ -162,7 +131,7 @@ async def test_stuck_and_crashing_cells_are_never_judged(tmp_path, outcome, reas
 
 
 async def test_the_best_stopped_cell_is_continued_to_the_end(tmp_path):
-    sweep = _sweep(tmp_path, continue_best=1)
+    sweep = es_sweep(tmp_path, continue_best=1)
     clock, prov, led, ctl = make(tmp_path, sweep, _scripts(sweep))
     await _night(ctl, clock)
     continued = [c for c in led.cells("es") if c.continued]
@@ -180,7 +149,7 @@ async def test_the_best_stopped_cell_is_continued_to_the_end(tmp_path):
 async def test_freed_money_launches_the_cells_still_waiting(tmp_path):
     """A budget that pays for about 5 of the 9 cells to the end, the best cell last in line: without the rule it
     never finishes; with it every cell gets its chance and the best finishes."""
-    sweep = _sweep(tmp_path, concurrency=3, budget=0.9)
+    sweep = es_sweep(tmp_path, concurrency=3, budget=0.9)
     ranks = dict(zip([c.name for c in sweep.cells], [4, 7, 1, 8, 3, 5, 2, 6, 0], strict=True))
     scripts = _scripts(sweep, ranks=ranks, run_s=1000.0)
     clock, prov, led, ctl = make(tmp_path, sweep, scripts)

@@ -7,8 +7,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from early_stop_support import es_sweep, ranked_curve
 
-from usim_core.sweep import expand
 from usim_tui.cli import main
 from usim_tui.fleet.clock import VirtualClock
 from usim_tui.fleet.process.open import open_sweep
@@ -16,33 +16,14 @@ from usim_tui.fleet.providers.sim import Script, SimProvider
 from usim_tui.fleet.store.ledger import Ledger
 from usim_tui.fleet.store.states import CellState, EndReason
 
-BASE = Path(__file__).resolve().parents[2] / "configs/runs/burgers_tiny.yaml"
-N_EPOCHS = 10
-
 
 def night(tmp_path: Path, *, continue_best: int = 1, stop_by_hand: bool = False) -> Path:
     """9 cells, rungs at 20% and 60% of the operator's epochs; cell k ends at 0.1 x (1 + k). Returns the ledger."""
-    path = tmp_path / "es.yaml"
-    path.write_text(f"""
-name: es
-base: {BASE}
-budget: 5.0
-concurrency: 9
-planning: {{price_per_hour: 0.4, hours_per_cell: 0.1}}
-early_stop: {{metric: val/operator/loss, unit: percent, grace: 20, eta: 3, min_compared: 3,
-             continue_best: {continue_best}}}
-rounds:
-  - name: a
-    grid:
-      - {{key: stages.operator.lr, name: lr, values: [1.0e-4, 3.0e-4, 1.0e-3], format: sci}}
-      - {{key: stages.operator.warmup, name: warmup, short: w, values: [0.0, 0.05, 0.1], format: pct}}
-""")
-    sweep = expand(path)
+    sweep = es_sweep(tmp_path, continue_best=continue_best)
     rank = {c.name: i for i, c in enumerate(sweep.cells)}
 
     def script(spec):
-        end = 0.1 * (1 + rank[spec.cell])
-        return Script(outcome="done", run_s=600.0, curve=tuple(end + (1 - end) * 0.6 ** (e + 1) for e in range(N_EPOCHS)))
+        return Script(outcome="done", run_s=600.0, curve=ranked_curve(rank[spec.cell]))
 
     clock = VirtualClock()
     opened = open_sweep(sweep, provider=SimProvider(clock, script), ledger=tmp_path / "l.sqlite",
