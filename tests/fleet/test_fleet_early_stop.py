@@ -219,3 +219,18 @@ rounds:
         assert (c.state == CellState.STOPPED_EARLY) == bool(last[c.name].stop), (c, last[c.name])
         assert not any(r.stop for r in rungs if r.cell == c.name and r is not last[c.name])
     assert any(c.state == CellState.FINISHED for c in led.cells("real"))
+
+
+def test_a_rule_changed_since_the_ledger_was_written_replays_what_fits():
+    from usim_core.sweep import EarlyStop
+    from usim_tui.fleet.stopping.rule import Rule
+
+    first = Rule(EarlyStop(grace=10, eta=3, min_compared=2))
+    rows = [(f"c{i}", 0, 12, v, False) for i, v in enumerate((0.5, 0.9, 0.3))]
+    rows += [("c2", 1, 31, 0.2, False)]
+    for row in rows:
+        first.judge(*row)
+    later = Rule(EarlyStop(grace=20, eta=3, min_compared=2))   # grace raised in the sweep file
+    assert later.replay(rows) == 4 and later.judged("c2") == 0
+    same = Rule(EarlyStop(grace=10, eta=3, min_compared=2))
+    assert same.replay(rows) == 0 and same.judged("c2") == 2 and same.values == first.values

@@ -90,7 +90,13 @@ class Rule:
         stop = rejected and not keep and len(compared) >= self.es.min_compared
         return Judgement(cell, rung, position, value, len(compared), cutoff, stop, why)
 
-    def replay(self, rows: list[tuple[str, int, int, float, bool]]) -> None:
-        """Rebuild the study from the ledger's rung rows (cell, rung, position, value, keep), in judged order."""
+    def replay(self, rows: list[tuple[str, int, int, float, bool]]) -> int:
+        """Rebuild the study from the ledger's rung rows (cell, rung, position, value, keep), in judged order;
+        returns how many did not fit this rule (a sweep file whose early_stop: changed since) and were left out."""
+        misfits = 0
         for cell, rung, position, value, keep in rows:
-            self.judge(cell, rung, position, value, keep)
+            try:
+                self.judge(cell, rung, position, value, keep)
+            except ValueError:
+                misfits += 1
+        return misfits
