@@ -124,6 +124,9 @@ class EarlyStop(Strict):
 
     @model_validator(mode="after")
     def _metric_of_stage(self) -> EarlyStop:
+        if self.unit == "percent" and self.grace >= 100:
+            raise ValueError(f"early_stop.grace {self.grace} percent: the first rung must lie before the stage's "
+                             "end (below 100), or no cell is ever judged")
         allowed = self.metrics(self.stage)
         if self.metric not in allowed:
             raise ValueError(f"early_stop.metric {self.metric!r} is not one the trainer writes each epoch of stage "
@@ -186,7 +189,7 @@ class BudgetPlan:
         text = f"sweep {self.name}: {self.cells} cells planned at ${self.full:.2f} to the end"
         if self.rule:
             text += f"; with early stopping about ${self.expected:.2f} ({self.fraction:.0%}: {self.rule})"
-        return text + f"; budget ${self.budget:.2f}"
+        return text + f"; budget ${self.budget:.2f}" + (": fits" if self.fits else "")
 
 
 @dataclass
@@ -287,6 +290,9 @@ def expand(path: str | Path) -> Sweep:
     path = resolve_config(path, "sweeps")
     spec = load_sweep_spec(path)
     base_path = (path.parent / spec.base).resolve()
+    if not base_path.is_file():
+        raise ConfigError(f"{path}: base: {spec.base} is {base_path}, which is not a file (a relative base is read "
+                          "from the sweep file's own folder)")
     base_tree, base_origins = load_tree(base_path)
     base_resolved = validate(base_tree, base_path, base_origins).to_dict()
     sweep = Sweep(spec=spec, path=path)
@@ -330,7 +336,19 @@ def expand(path: str | Path) -> Sweep:
         else:
             for item, overrides in rnd.items.items():
                 add(f"{rnd.name}_{item}", rnd, [round_tag, item], overrides)
+    _check_rungs(path, sweep)
     return sweep
+
+
+def _check_rungs(path: Path, sweep: Sweep) -> None:
+    """Refuse an early_stop rule whose first rung no cell reaches (grace at or past every cell's stage end)."""
+    es = sweep.spec.early_stop
+    if es is None or es.unit != "epochs":
+        return
+    longest = max(int(c.config["stages"][es.stage]["epochs"]) for c in sweep.cells)
+    if es.grace >= longest:
+        raise ConfigError(f"{path}: early_stop.grace {es.grace} epochs: no cell trains past it (the longest "
+                          f"trains {longest} epochs of {es.stage}), so no cell is ever judged")
 
 
 def _check_axes_change_config(path: Path, base_tree: dict[str, Any], base_origins: dict[str, Path],

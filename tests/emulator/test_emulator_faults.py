@@ -111,3 +111,11 @@ def test_the_served_emulator_honours_bad_build_cells_without_a_sweep_file():
     labels = [f"usim:s:c{i}:1" for i in range(4)]
     assert [emu.is_bad_build(lb) for lb in labels] == [True, True, False, False]
     assert emu.is_bad_build("usim:s:c0:2") and not emu.is_bad_build("usim:s:c3:2")   # every attempt of a bad cell
+
+
+def test_rehearsing_a_rule_without_curves_warns_that_it_judges_nothing(capsys):
+    rc = main(["rehearse", "overnight_sota", "--faults", "none", "--curves", "none", "--night-hours", "1", "--json"])
+    assert rc == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["usim"]["stopped_early"] == 0
+    assert "early_stop: rule judges nothing here: no recorded curves" in out["meta"]["warning"]

@@ -178,3 +178,27 @@ def test_the_budget_plan_counts_on_the_stopping_rule(tmp_path):
     assert ruled.expected < 10.0 < ruled.full and ruled.fits
     assert not _planned(tmp_path, 0.9 * ruled.expected, early_stop=True).fits
     assert "with early stopping about $" in ruled.line() and "rungs at 10, 30, 90 percent" in ruled.line()
+    assert ruled.line().endswith(": fits") and not full.line().endswith(": fits")
+
+
+@pytest.mark.parametrize(("rule", "says"), [
+    ("{grace: 100}", "early_stop.grace 100 percent: the first rung must lie before the stage's end"),
+    ("{unit: epochs, grace: 5}", "early_stop.grace 5 epochs: no cell trains past it (the longest trains 5 epochs"),
+])
+def test_a_rule_no_cell_can_reach_is_refused(tmp_path, rule, says):
+    base = Path(__file__).resolve().parents[2] / "configs/runs/burgers_tiny.yaml"   # operator: 5 epochs
+    path = tmp_path / "s.yaml"
+    path.write_text(f"name: s\nbase: {base}\nbudget: 1\nearly_stop: {rule}\nrounds:\n  - name: a\n    grid:\n"
+                    "      - {key: stages.operator.lr, name: lr, values: [1.0e-3, 2.0e-3]}\n")
+    with pytest.raises(ConfigError, match="s.yaml") as err:
+        expand(path)
+    assert says in str(err.value)
+
+
+def test_a_base_that_is_not_there_is_named_with_the_sweep_file(tmp_path):
+    path = tmp_path / "s.yaml"
+    path.write_text("name: s\nbase: ../runs/burgers_tiny.yaml\nbudget: 1\nrounds:\n  - name: a\n    grid:\n"
+                    "      - {key: stages.operator.lr, name: lr, values: [1.0e-3, 2.0e-3]}\n")
+    with pytest.raises(ConfigError) as err:
+        expand(path)
+    assert str(err.value).startswith(f"{path}: base: ../runs/burgers_tiny.yaml is ") and "not a file" in str(err.value)

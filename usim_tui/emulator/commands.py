@@ -11,8 +11,13 @@ def register(sub: Any) -> None:
     p = sub.add_parser("rehearse", help="rehearse a sweep overnight on a virtual clock against the Vast emulator",
                        description="Runs the real controller with the real Vast provider over HTTP against a "
                                    "loopback emulator on a virtual clock, and the naive policy on an identical "
-                                   "one; reports finished cells, spend, $ per finished config and overshoot.")
-    p.add_argument("sweep", help="a sweep file, or a shipped sweep by name: demo, overnight_sota")
+                                   "one; reports finished cells, spend, $ per finished config and overshoot, and "
+                                   "usim's champion: the finished cell best on val (its small eval's nrmse_frame). "
+                                   "The night's ledger lives in a temporary folder and is gone afterwards (the app's "
+                                   "--rehearse keeps one). Without recorded curves the hosts print invented "
+                                   "output with no val curve, so an early_stop: rule judges nothing.")
+    p.add_argument("sweep", help="a sweep file, or a shipped sweep by name: demo, overnight_sota, "
+                   "overnight_sota_fine")
     p.add_argument("--faults", default="seed_night", help="a fault profile file, or a shipped one by name: none, "
                    "seed_night (the earlier night, default), seed_night_fixed (its build fixed)")
     p.add_argument("--seed", type=int, default=0, help="draws the faults and the market (same seed, same night)")
@@ -52,6 +57,11 @@ def cmd_rehearse(args: argparse.Namespace) -> int:
     fits = runs_fit(sweep, profile)
     out = run(sweep, profile, args.seed, night_h=args.night_hours, poll_interval=args.poll,
               early_stop=not args.no_early_stop, curves=curves)
+    if sweep.spec.early_stop and not args.no_early_stop and curves is None:
+        fits = "; ".join(filter(None, [fits, f"{sweep.name}'s early_stop: rule judges nothing here: no recorded "
+                                        "curves (--curves), and the invented output has no val curve"]))
+    elif curves is not None and not out["meta"]["replayed_cells"]:
+        fits = "; ".join(filter(None, [fits, f"{curves.path} has none of {sweep.name}'s cells: invented output"]))
     out["meta"]["warning"] = fits
     if args.json:
         print(json.dumps(out, indent=2))

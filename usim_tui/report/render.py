@@ -287,7 +287,7 @@ def _early_stopping(doc: Doc, data: ReportData, out: Path) -> None:
         doc.p("Continued to the full length after being stopped: " + ", ".join(
             f"`{c.name}` ({c.state})" for c in e.continued) + ".")
     if e.kept:
-        doc.p("Kept by a person (judged, never stopped): " + ", ".join(f"`{c.name}` ({c.state})" for c in e.kept) + ".")
+        doc.p("Kept by a person (judged, never stopped by the rule): " + ", ".join(f"`{c.name}` ({c.state})" for c in e.kept) + ".")
     if es is not None and e.judged:
         doc.table(["rung", "at", "cells judged", "stopped", f"cut-off ({es.metric})"],
                   [[str(k), _at(es, es.rung_position(k)), str(n), str(e.stops.get(k, 0)), _f(e.cutoffs[k].cutoff)]

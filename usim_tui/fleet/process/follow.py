@@ -53,7 +53,8 @@ def check_budget(sweep: Sweep) -> None:
     if not plan.fits:
         raise ConfigError(f"{plan.line()}: the budget does not cover it (planning assumes "
                           f"${assumed.price_per_hour:.2f}/h for {assumed.hours_per_cell:g} h a cell); raise budget "
-                          f"to at least ${plan.expected:.2f}, cut cells, or add an early_stop: rule")
+                          f"to at least ${plan.expected:.2f} or cut cells"
+                          + ("" if sweep.spec.early_stop else ", or add an early_stop: rule"))
 
 
 def check_provider(sweep: Sweep) -> None:

@@ -79,12 +79,12 @@ class Rule:
         here[cell] = value
         compared = sorted(here.values())
         cutoff = compared[max(len(compared) // self.es.eta - 1, 0)]
-        if not rejected:
+        if len(compared) < self.es.min_compared:
+            why = f"goes on: only {len(compared)} of the {self.es.min_compared} cells needed to compare have got here"
+        elif not rejected:
             why = f"goes on: in the best 1 in {self.es.eta} of {len(compared)}"
         elif keep:
             why = "kept by a person: the rule would stop it"
-        elif len(compared) < self.es.min_compared:
-            why = f"goes on: only {len(compared)} of the {self.es.min_compared} cells needed to compare have got here"
         else:
             why = "stopped"
         stop = rejected and not keep and len(compared) >= self.es.min_compared
