@@ -122,6 +122,8 @@ def test_keep_and_stop_early_reach_the_running_controller(tmp_path):
         cell = next(a["cell"] for a in _attempts(tmp_path) if a["state"] == "running")
         out = run(["keep", cell], tmp_path)
         assert out.returncode == 0 and out.stdout.strip() == "keep: ok", out.stdout + out.stderr
+        (line,) = [x for x in run(["status"], tmp_path).stdout.splitlines() if f" {cell} " in x]
+        assert "[kept]" in line
         refused = run(["stop-early", cell], tmp_path, stdin=subprocess.DEVNULL)
         assert refused.returncode == 2 and "pass --yes" in refused.stderr, refused.stderr
         out = run(["stop-early", cell, "--yes"], tmp_path)

@@ -146,8 +146,11 @@ async def keep(ctl: Commanded, cell: str, on: bool) -> str:
     """Keep a cell running whatever the stopping rule says (on), or let the rule judge it again (off)."""
     ctl.sweep.cell(cell)
     ctl.ledger.set_cell(ctl.name, cell, keep=int(on))
-    ctl.journal.event(ctl.clock.now(), "user", f"{cell}: " + ("kept: the stopping rule will not stop it" if on else
-                                                                "no longer kept: the stopping rule judges it"))
+    if ctl.sweep.spec.early_stop is None:
+        said = "kept (the sweep has no early_stop: rule: nothing would stop it)" if on else "no longer kept"
+    else:
+        said = "kept: the stopping rule will not stop it" if on else "no longer kept: the stopping rule judges it"
+    ctl.journal.event(ctl.clock.now(), "user", f"{cell}: {said}")
     return "ok"
 
 

@@ -216,7 +216,8 @@ def _status(args: argparse.Namespace) -> int:
         m = headline(c.metrics)
         why = f" ({c.reason})" if c.reason and c.state in (CellState.FAILED, CellState.STOPPED_EARLY) else ""
         gpus = f"  [{c.num_gpus} GPUs]" if c.num_gpus > 1 else ""
-        print(f"  {c.name:<{width}}  {c.state:<9}{why}  attempts {c.attempts}  ${c.cost:.4f}{gpus}  {m}")
+        kept = "  [kept]" if c.keep else ""
+        print(f"  {c.name:<{width}}  {c.state:<9}{why}  attempts {c.attempts}  ${c.cost:.4f}{gpus}{kept}  {m}")
     return 0
 
 
