@@ -93,6 +93,7 @@ def test_running_a_sweep_starts_its_controller_as_its_own_process(tmp_path, monk
 def test_rehearse_names_a_profile_or_fails_naming_it(tmp_path):
     app = build(args(rehearse="seed_night"))
     assert isinstance(app.source, RehearsalSource) and app.mode == "rehearsal: seed_night"
+    assert app.source.curves.path.name == "overnight_sota.json"   # its hosts replay the recorded curves
     with pytest.raises(ConfigError, match="nope"):
         build(args(rehearse=str(tmp_path / "nope.yaml")))
 

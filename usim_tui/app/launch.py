@@ -69,6 +69,7 @@ def rehearsal(args: argparse.Namespace) -> UsimApp:
     try:
         rehearse = importlib.import_module("usim_tui.emulator.rehearse")
         faults = importlib.import_module("usim_tui.emulator.faults")
+        curves = importlib.import_module("usim_tui.emulator.commands")
     except ModuleNotFoundError as exc:
         raise ConfigError(f"--rehearse {args.rehearse}: the emulator is not available in this build ({exc})") from None
     from usim_core.sweep import expand
@@ -76,6 +77,7 @@ def rehearsal(args: argparse.Namespace) -> UsimApp:
 
     sweep = expand(args.sweep or "overnight_sota")
     profile = faults.load_faults(args.rehearse)   # a file, or a shipped profile's name
-    source = RehearsalSource(rehearse.rehearse_usim, sweep, profile)
+    # the hosts replay the sweep's recorded learning curves where the repository has them (docs/curves.md)
+    source = RehearsalSource(rehearse.rehearse_usim, sweep, profile, curves.pick_curves(None, sweep.name))
     return UsimApp(source, clock=source.clock, read_only=args.read_only, poll_interval=args.poll,
                    mode=f"rehearsal: {profile.name}")

@@ -16,11 +16,11 @@ PACE_S = 0.05  # real seconds per controller poll (30 virtual seconds by default
 
 
 class RehearsalSource(LedgerSource):
-    def __init__(self, rehearse_usim: Any, sweep: Any, profile: Any) -> None:
+    def __init__(self, rehearse_usim: Any, sweep: Any, profile: Any, curves: Any = None) -> None:
         self.root = Path(tempfile.mkdtemp(prefix="usim-rehearsal-"))
         self.path = self.root / "ledger.sqlite"
         super().__init__(None, sweep.name, log=deque([f"rehearsal ledger: {self.path}"], maxlen=200))
-        self.rehearse_usim, self.sweep_obj, self.profile = rehearse_usim, sweep, profile
+        self.rehearse_usim, self.sweep_obj, self.profile, self.curves = rehearse_usim, sweep, profile, curves
         self.clock = PacedClock(PACE_S)
         self.controller: Any = None
         self.in_process = True
@@ -38,8 +38,10 @@ class RehearsalSource(LedgerSource):
 
     async def run(self) -> None:
         res = await self.rehearse_usim(self.sweep_obj, self.profile, root=self.root, clock=self.clock,
-                                       on_tick=self._on_tick)
+                                       on_tick=self._on_tick, curves=self.curves)
         estimate = f"the controller's estimate ${self.snapshot().budget.spent:.2f} (the header's), " \
             if self.ledger is not None else ""
-        self.log.append(f"rehearsal over: {res.finished}/{res.cells} finished; the provider billed ${res.spent:.2f}, "
+        stopped = f", {res.stopped_early} stopped early" if res.stopped_early else ""
+        self.log.append(f"rehearsal over: {res.finished}/{res.cells} finished{stopped}; the provider billed "
+                        f"${res.spent:.2f}, "
                         f"{estimate}budget ${res.budget:.2f}; {res.note or ''}".strip())
