@@ -234,3 +234,15 @@ def test_a_rule_changed_since_the_ledger_was_written_replays_what_fits():
     assert later.replay(rows) == 4 and later.judged("c2") == 0
     same = Rule(EarlyStop(grace=10, eta=3, min_compared=2))
     assert same.replay(rows) == 0 and same.judged("c2") == 2 and same.values == first.values
+
+
+async def test_the_budget_cap_still_holds_with_the_rule(tmp_path):
+    """Nine cells at once on a budget that pays for less than their first rung: the cap stops everything, the
+    rule's pulls included, within one poll of burn."""
+    sweep = es_sweep(tmp_path, budget=0.2)
+    clock, prov, led, ctl = make(tmp_path, sweep, _scripts(sweep, run_s=3000.0))
+    await _night(ctl, clock)
+    assert led.sweep_row("es").budget_stop and not prov.alive()
+    burn = 9 * (0.4 + 0.02) * ctl.poll_interval / 3600    # every instance, one poll
+    assert prov.true_cost() <= sweep.spec.budget + burn
+    assert {a.reason for a in led.attempts("es")} <= {EndReason.BUDGET, EndReason.STOPPED_EARLY}
