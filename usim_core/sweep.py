@@ -133,6 +133,17 @@ class EarlyStop(Strict):
                              f"{self.stage}; allowed: {', '.join(allowed)}")
         return self
 
+    def rung_position(self, rung: int) -> int:
+        """Where rung k lies, in `unit`: grace x eta^k."""
+        return self.grace * self.eta ** rung
+
+    def rungs_before(self, end: float) -> list[int]:
+        """The rungs that lie before a stage's end (at the end itself nobody is stopped: it is finished)."""
+        out: list[int] = []
+        while self.rung_position(len(out)) < end:
+            out.append(len(out))
+        return out
+
     @staticmethod
     def metrics(stage: str) -> tuple[str, ...]:
         """What usim_core/train/loop.py writes once per epoch of a stage."""
@@ -391,8 +402,7 @@ def budget_plan(sweep: Sweep) -> BudgetPlan:
     epochs = [float(c.config["stages"][es.stage]["epochs"]) for c in cells]
     stage = sum(_stage_fraction(es, n, 100.0 if es.unit == "percent" else e) for e in epochs) / n
     fraction = min(1.0, 1 - spec.planning.stage_share * (1 - stage) + min(es.continue_best, n) / n)
-    rungs = ", ".join(f"{es.grace * es.eta ** k:g}" for k in range(8) if es.grace * es.eta ** k < (
-        100 if es.unit == "percent" else max(epochs)))
+    rungs = ", ".join(str(es.rung_position(k)) for k in es.rungs_before(100 if es.unit == "percent" else max(epochs)))
     rule = (f"rungs at {rungs} {es.unit} of {es.stage}, 1 in {es.eta} goes on, {min(es.continue_best, n)} "
             "continued to the end")
     return BudgetPlan(spec.name, n, spec.budget, full, fraction, rule)
@@ -400,10 +410,11 @@ def budget_plan(sweep: Sweep) -> BudgetPlan:
 
 def _stage_fraction(es: EarlyStop, n: int, end: float) -> float:
     """The mean share of the stage a cell trains, over n cells under successive halving (rungs before `end`)."""
-    reaching, paid, prev, k = float(n), 0.0, 0.0, 0
-    while (at := es.grace * es.eta ** k) < end:
+    reaching, paid, prev = float(n), 0.0, 0.0
+    for k in es.rungs_before(end):
+        at = es.rung_position(k)
         paid += reaching * (at - prev) / end
-        prev, k = at, k + 1
+        prev = at
         unjudged = min(es.min_compared - 1.0, reaching)
         reaching = unjudged + (reaching - unjudged) / es.eta
     return (paid + reaching * (end - prev) / end) / n

@@ -49,17 +49,6 @@ class Rule:
         self.trials: dict[str, Trial] = {}
         self.values: dict[int, dict[str, float]] = {}    # rung -> cell -> its value there
 
-    def rung_position(self, rung: int) -> int:
-        return self.es.grace * self.es.eta ** rung
-
-    def rungs_within(self, end: int) -> list[int]:
-        """The rungs that lie before a stage's end (at the end itself nobody is stopped: it is finished)."""
-        out, k = [], 0
-        while self.rung_position(k) < end:
-            out.append(k)
-            k += 1
-        return out
-
     def judged(self, cell: str) -> int:
         """How many rungs the cell has been judged at."""
         return sum(1 for v in self.values.values() if cell in v)
@@ -69,8 +58,8 @@ class Rule:
         Rungs are judged in order, once per cell."""
         if rung != self.judged(cell):
             raise ValueError(f"{cell}: rung {rung} judged out of order (next is {self.judged(cell)})")
-        if position < self.rung_position(rung):
-            raise ValueError(f"{cell}: position {position} is before rung {rung} ({self.rung_position(rung)})")
+        if position < self.es.rung_position(rung):
+            raise ValueError(f"{cell}: position {position} is before rung {rung} ({self.es.rung_position(rung)})")
         trial = self.trials.get(cell) or self.trials.setdefault(cell, self.study.ask())
         value = float(value) if math.isfinite(value) else math.inf   # a diverged run is the worst, not unjudged
         trial.report(value, position)
