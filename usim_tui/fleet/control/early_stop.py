@@ -24,6 +24,7 @@ class EarlyStopper:
         self.ledger, self.name, self.journal = ledger, sweep.name, journal
         self.es: EarlyStop | None = sweep.spec.early_stop if enabled else None
         self.rule = Rule(self.es) if self.es else None
+        self.read_at: dict[int, tuple] = {}   # attempt -> its progress (stage, epoch, step) when last read
         if self.rule:   # a restarted controller decides as the first one did
             self.rule.replay([(r.cell, r.rung, r.position, r.value, bool(r.keep)) for r in ledger.rungs(self.name)])
 
@@ -42,6 +43,10 @@ class EarlyStopper:
             if cell is None or cell.state != CellState.PENDING or cell.continued or a.done_event \
                     or a.error_event or a.state in UNSETTLED:
                 continue
+            progress = (a.stage, a.epoch, a.step)
+            if self.read_at.get(a.id) == progress:
+                continue   # nothing new from its trainer since it was last read: the ledger is not asked again
+            self.read_at[a.id] = progress
             for j in self._judge_attempt(a, cell, now):
                 if j.stop:
                     stopped.append((a, j))
@@ -55,8 +60,8 @@ class EarlyStopper:
         if not points:
             return out
         rung = self.rule.judged(a.cell)
-        while rung in self.rule.rungs_within(end):
-            at = self.rule.rung_position(rung)
+        while rung in self.es.rungs_before(end):
+            at = self.es.rung_position(rung)
             reached = next(((pos, v) for pos, v in points if pos >= at), None)
             if reached is None:
                 break
