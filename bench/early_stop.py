@@ -29,8 +29,8 @@ from stats import paired_bootstrap  # noqa: E402  (bench/ is the script's own di
 from usim_core.eval.schema import PRIMARY_METRIC  # noqa: E402
 from usim_core.sweep import expand  # noqa: E402
 from usim_tui.emulator import rehearse  # noqa: E402
-from usim_tui.emulator.commands import pick_curves  # noqa: E402
 from usim_tui.emulator.faults import load_faults  # noqa: E402
+from usim_tui.emulator.replay import pick_curves  # noqa: E402
 
 
 def noise_sigma(curves) -> float:

@@ -69,7 +69,7 @@ def rehearsal(args: argparse.Namespace) -> UsimApp:
     try:
         rehearse = importlib.import_module("usim_tui.emulator.rehearse")
         faults = importlib.import_module("usim_tui.emulator.faults")
-        curves = importlib.import_module("usim_tui.emulator.commands")
+        curves = importlib.import_module("usim_tui.emulator.replay")
     except ModuleNotFoundError as exc:
         raise ConfigError(f"--rehearse {args.rehearse}: the emulator is not available in this build ({exc})") from None
     from usim_core.sweep import expand

@@ -50,6 +50,7 @@ def _sweep(path: str):
 def cmd_rehearse(args: argparse.Namespace) -> int:
     from usim_tui.emulator.faults import load_faults
     from usim_tui.emulator.rehearse import run
+    from usim_tui.emulator.replay import pick_curves
 
     sweep = _sweep(args.sweep)
     profile = load_faults(args.faults)
@@ -99,16 +100,6 @@ def cmd_rehearse(args: argparse.Namespace) -> int:
     if fits:
         print(f"note: {fits}")
     return 0
-
-
-def pick_curves(value: str | None, sweep: str) -> Any:
-    """--curves: a file (loaded and checked), 'none', or by default curves/<sweep>.json if the repository has it."""
-    from usim_tui.emulator.replay import default_path, load_curves
-
-    if value is not None and value.lower() == "none":
-        return None
-    path = value or default_path(sweep)
-    return load_curves(path) if path else None
 
 
 def runs_fit(sweep: Any, profile: Any) -> str | None:

@@ -96,6 +96,15 @@ def default_path(sweep: str, root: Path | None = None) -> Path | None:
     return path if path.is_file() else None
 
 
+def pick_curves(value: str | None, sweep: str) -> Curves | None:
+    """A `--curves` value: a file (loaded and checked), 'none', or by default curves/<sweep>.json if the
+    repository has it."""
+    if value is not None and value.lower() == "none":
+        return None
+    path = value or default_path(sweep)
+    return load_curves(path) if path else None
+
+
 def load_curves(path: str | Path) -> Curves:
     """Read and check a curves file; a malformed one is refused naming the file and the key."""
     path = Path(path)
