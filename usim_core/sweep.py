@@ -102,7 +102,17 @@ class Planning(Strict):
                                   "provider.num_gpus times it)")
     hours_per_cell: float = Field(1.0, gt=0, description="assumed wall-clock per cell")
     stage_share: float = Field(0.5, gt=0, le=1, description="with early_stop: the share of a cell's hours spent in "
-                               "early_stop.stage (a stopped cell is planned to have paid all the rest)")
+                               "early_stop.stage")
+    after_share: float = Field(0.0, ge=0, lt=1, description="with early_stop: the share of a cell's hours after "
+                               "early_stop.stage (later stages, evals), which a cell stopped in it never pays; 0 "
+                               "plans a stopped cell as paying all of it")
+
+    @model_validator(mode="after")
+    def _shares(self) -> Planning:
+        if self.stage_share + self.after_share > 1:
+            raise ValueError(f"planning.stage_share {self.stage_share} + planning.after_share {self.after_share} is "
+                             "more than a cell's hours (at most 1)")
+        return self
 
 
 class EarlyStop(Strict):
@@ -389,8 +399,8 @@ def _check_axes_change_config(path: Path, base_tree: dict[str, Any], base_origin
 def budget_plan(sweep: Sweep) -> BudgetPlan:
     """The sweep's planned cost in full and with its stopping rule. Successive halving is planned as if the cells
     reached each rung together: past each rung about 1 in eta goes on, plus the min_compared - 1 that no rule
-    judges; a stopped cell has paid everything but the rest of its stage (planning.stage_share of its hours);
-    each continued cell pays a whole run again. Rungs in steps are planned as no saving (a stage's steps are
+    judges; a stopped cell has paid the hours before its stage and its part of the stage (planning.stage_share),
+    not those after it (planning.after_share); each continued cell pays a whole run again. Rungs in steps are planned as no saving (a stage's steps are
     known only once it runs)."""
     spec = sweep.spec
     cells = [c for c in sweep.cells if not c.duplicate_of]
@@ -400,16 +410,21 @@ def budget_plan(sweep: Sweep) -> BudgetPlan:
         return BudgetPlan(spec.name, len(cells), spec.budget, full, 1.0)
     n = len(cells)
     epochs = [float(c.config["stages"][es.stage]["epochs"]) for c in cells]
-    stage = sum(_stage_fraction(es, n, 100.0 if es.unit == "percent" else e) for e in epochs) / n
-    fraction = min(1.0, 1 - spec.planning.stage_share * (1 - stage) + min(es.continue_best, n) / n)
+    shares = [_stage_fraction(es, n, 100.0 if es.unit == "percent" else e) for e in epochs]
+    stage = sum(trained for trained, _ in shares) / n
+    finishing = sum(done for _, done in shares) / n
+    plan = spec.planning
+    fraction = min(1.0, 1 - plan.stage_share * (1 - stage) - plan.after_share * (1 - finishing)
+                   + min(es.continue_best, n) / n)
     rungs = ", ".join(str(es.rung_position(k)) for k in es.rungs_before(100 if es.unit == "percent" else max(epochs)))
     rule = (f"rungs at {rungs} {es.unit} of {es.stage}, 1 in {es.eta} goes on, {min(es.continue_best, n)} "
             "continued to the end")
     return BudgetPlan(spec.name, n, spec.budget, full, fraction, rule)
 
 
-def _stage_fraction(es: EarlyStop, n: int, end: float) -> float:
-    """The mean share of the stage a cell trains, over n cells under successive halving (rungs before `end`)."""
+def _stage_fraction(es: EarlyStop, n: int, end: float) -> tuple[float, float]:
+    """Over n cells under successive halving (rungs before `end`): the mean share of the stage a cell trains, and
+    the share of cells that train it to the end."""
     reaching, paid, prev = float(n), 0.0, 0.0
     for k in es.rungs_before(end):
         at = es.rung_position(k)
@@ -417,4 +432,4 @@ def _stage_fraction(es: EarlyStop, n: int, end: float) -> float:
         prev = at
         unjudged = min(es.min_compared - 1.0, reaching)
         reaching = unjudged + (reaching - unjudged) / es.eta
-    return (paid + reaching * (end - prev) / end) / n
+    return (paid + reaching * (end - prev) / end) / n, reaching / n

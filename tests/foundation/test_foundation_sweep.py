@@ -143,14 +143,14 @@ def test_num_gpus_is_validated_against_the_batch_it_splits(tmp_path):
         expand(path)
 
 
-def _planned(tmp_path, budget, early_stop):
+def _planned(tmp_path, budget, early_stop, after_share=0.0):
     base = Path(__file__).resolve().parents[2] / "configs/runs/burgers_tiny.yaml"
     path = tmp_path / "plan.yaml"
     path.write_text(f"""
 name: plan
 base: {base}
 budget: {budget}
-planning: {{price_per_hour: 1.0, hours_per_cell: 1.0, stage_share: 0.8}}
+planning: {{price_per_hour: 1.0, hours_per_cell: 1.0, stage_share: 0.8, after_share: {after_share}}}
 {"early_stop: {metric: val/operator/best, unit: percent, grace: 10, eta: 3, min_compared: 2, continue_best: 1}"
  if early_stop else ""}
 rounds:
@@ -179,6 +179,14 @@ def test_the_budget_plan_counts_on_the_stopping_rule(tmp_path):
     assert not _planned(tmp_path, 0.9 * ruled.expected, early_stop=True).fits
     assert "with early stopping about $" in ruled.line() and "rungs at 10, 30, 90 percent" in ruled.line()
     assert ruled.line().endswith(": fits") and not full.line().endswith(": fits")
+    # stages after the judged one (here 15% of a cell's hours): a stopped cell never pays them, a finishing one does
+    after = _planned(tmp_path, 10.0, early_stop=True, after_share=0.15)
+    assert after.fraction == pytest.approx(ruled.fraction - 0.15 * (1 - reach3 / 18))
+
+
+def test_planning_shares_past_a_whole_cell_are_refused_naming_both(tmp_path):
+    with pytest.raises(ConfigError, match=r"stage_share 0.8 \+ planning.after_share 0.3 is more than a cell's hours"):
+        _planned(tmp_path, 10.0, early_stop=True, after_share=0.3)
 
 
 @pytest.mark.parametrize(("rule", "says"), [
