@@ -157,6 +157,32 @@ def run_one(work: Path, cell: str, seed: int, cfg: dict[str, Any]) -> dict[str, 
     return rec
 
 
+def reuse_runs(path: Path, overrides: dict[str, dict[str, Any]], configs: dict[tuple[str, int], dict[str, Any]],
+               parts: dict[tuple[str, int], dict[str, Any]], epochs: int) -> list[str]:
+    """Fill parts from an earlier curves file, cell by cell, where it scaled the cell exactly as now; the cells taken.
+
+    The file keeps each cell's median CPU seconds, not each run's: a reused run carries its cell's medians."""
+    old = json.loads(path.read_text())
+    if old["scale"]["operator_epochs_for_base_epochs"] != epochs:
+        raise SystemExit(f"--reuse {path}: recorded at {old['scale']['operator_epochs_for_base_epochs']} operator "
+                         f"epochs, this recording asks for {epochs}")
+    taken = []
+    for (n, s), cfg in configs.items():
+        cell = old["cells"].get(n)
+        same = json.loads(json.dumps({k: v for k, v in overrides[n].items() if k != "data"}, default=str))
+        if (n, s) in parts or not cell or old["scale"]["overrides"].get(n) != same:
+            continue
+        run = next((r for r in cell["runs"] if r["seed"] == s), None)
+        if run is None:
+            continue
+        parts[n, s] = {"cell": n, "seed": s, "config_hash": config_hash(cfg), "val": run["val"], "final": run["final"],
+                       "operator_epochs": cell["epochs"], "operator_cpu_s": cell["cpu_s_per_epoch"] * cell["epochs"],
+                       "process_cpu_s": cell["process_cpu_s"]}
+        taken.append(f"{n}@{s}")
+    print(f"--reuse {path}: {len(taken)} runs taken", flush=True)
+    return taken
+
+
 # ------------------------------------------------------------------ the file
 def log_sigma(series: list[list[float]]) -> float | None:
     """Std (ddof 1) of log values across seeds; None with fewer than two."""
@@ -315,6 +341,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--only", help="record just this cell at seed 17 (to measure its cost first)")
     ap.add_argument("--from-parts", action="store_true", help="write the JSON from the runs recorded so far, train "
                     "nothing (while a recording goes on, or to look at a partial one)")
+    ap.add_argument("--reuse", metavar="JSON", help="take the runs of a cell from an earlier curves file instead of "
+                    "training it again, where that file scaled the cell to exactly the same overrides")
     ap.add_argument("--dry-run", action="store_true", help="print each run's scaled overrides and stop")
     ap.add_argument("--analyse", metavar="JSON", help="print crossings, slow starters and rank agreement of a file")
     args = ap.parse_args(argv)
@@ -354,6 +382,7 @@ def main(argv: list[str] | None = None) -> int:
         path = part_path(work, n, s)
         if path.exists() and (rec := json.loads(path.read_text())).get("config_hash") == config_hash(configs[n, s]):
             parts[n, s] = rec
+    reused = reuse_runs(Path(args.reuse), overrides, configs, parts, args.epochs) if args.reuse else []
     pending = [] if args.from_parts else [(n, s) for n, s in todo if (n, s) not in parts]
     print(f"{len(todo)} runs, {len(parts)} recorded, {len(pending)} to go (work dir {work})", flush=True)
     lock, t0, done = threading.Lock(), time.time(), [0]
@@ -384,6 +413,8 @@ def main(argv: list[str] | None = None) -> int:
                       "data": example["data"] | {"cache_dir": "data"},
                       "overrides": {n: {k: v for k, v in o.items() if k != "data"} for n, o in overrides.items()}},
             "seeds": {"base": BASE_SEED, "noise_cells": noise_cells, "noise_seeds": seeds}}
+    if reused:
+        meta["reused"] = {"from": args.reuse, "cells": reused}
     if args.only:
         print(json.dumps(parts[(args.only, BASE_SEED)], indent=1))
         return 0

@@ -108,6 +108,17 @@ def test_noise_is_seeded_and_of_the_measured_size(curves):
     assert abs(statistics.fmean(zs)) < 0.15
 
 
+def test_a_cells_expected_metric_is_what_its_replays_scatter_around(curves):
+    cell = max(curves.cells, key=lambda n: len(curves.cells[n].runs))   # several recorded runs: their centre
+    runs = curves.cells[cell].runs
+    assert len(runs) >= 2
+    centre = curves.expected(cell)
+    assert min(r.final["nrmse_frame"] for r in runs) < centre < max(r.final["nrmse_frame"] for r in runs)
+    logs = [math.log(curves.replay(cell, rng_for(seed, "x")).final["nrmse_frame"]) for seed in range(600)]
+    assert statistics.fmean(logs) == pytest.approx(math.log(centre), abs=0.03)
+    assert curves.expected("no_such_cell") is None
+
+
 def test_a_cell_without_curves_keeps_the_invented_output(curves):
     label = "usim:overnight_sota:no_such_cell:1"
     emu = Emulator(VirtualClock(), faults=PROFILE, curves=curves)

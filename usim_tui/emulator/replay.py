@@ -73,6 +73,13 @@ class Curves:
         """The measured log-sigma of val at an epoch (the last measured one past the end)."""
         return self.val_sigma[min(epoch, len(self.val_sigma) - 1)]
 
+    def expected(self, cell: str, metric: str = "nrmse_frame") -> float | None:
+        """What the replay draws a cell's final metric around: the geometric mean of its recorded runs' (their
+        replays scatter about it by the measured noise), so a pick can be judged without its own lucky draw."""
+        c = self.cells.get(cell)
+        logs = [math.log(r.final[metric]) for r in c.runs if r.final.get(metric, 0) > 0] if c else []
+        return math.exp(statistics.fmean(logs)) if logs else None
+
     def replay(self, cell: str, rng: random.Random) -> Replay | None:
         """A replayed run of `cell` (None if the file has no record of it). One shared draw shifts the whole curve
         (a seed's curve is off the same way all along), so its shape and its crossings are the recorded ones."""
