@@ -90,3 +90,27 @@ async def test_vastai_cli_round_trip(tmp_path):
         out, err = await vastai(tmp_path, url, "destroy", "instance", str(iid), "-y")
         assert "error" not in err.lower()
         assert emu.live(iid) is None
+
+
+@pytest.mark.slow
+async def test_vastai_cli_rents_at_a_bid_and_changes_it(tmp_path):
+    """`search offers --type bid`, `create instance --bid_price`, `change bid`: what the CLI sends, the emulator
+    understands (the market: market.py)."""
+    market = {"outbid_per_hour": 300.0, "clearing_rise": (1.2, 1.3), "back_p": 0.0}
+    emu = Emulator(faults=FaultProfile(name="t", provisioning_s=(0.1, 0.2), image_pull_s=(0.1, 0.2), market=market),
+                   gentle=True, api_keys=(KEY,))
+    async with serve(emu) as url:
+        out, _ = await vastai(tmp_path, url, "search", "offers", "--type", "bid", "gpu_name=RTX_4090 num_gpus=1")
+        offers = loads(out)
+        assert offers and all(o["is_bid"] and o["min_bid"] > 0 for o in offers)
+        bid = round(offers[0]["min_bid"] * 1.05, 4)
+        out, _ = await vastai(tmp_path, url, "create", "instance", str(offers[0]["id"]), "--image", "pytorch/pytorch",
+                              "--disk", "16", "--label", "usim:cli:bid:1", "--bid_price", str(bid))
+        iid = loads(out)["new_contract"]
+        inst = emu.instances[iid]
+        assert inst.bid == bid
+        await asyncio.sleep(max(0.0, inst.outbids[0].at - emu.clock.now()) + 0.3)   # seconds at this rate
+        assert emu.row(inst)["actual_status"] == "stopped"
+        await vastai(tmp_path, url, "change", "bid", str(iid))   # no price: a winning bid
+        assert emu.row(inst)["actual_status"] == "running" and inst.bid == inst.outbids[0].clearing
+        await vastai(tmp_path, url, "destroy", "instance", str(iid), "-y")

@@ -83,6 +83,19 @@ class VastRealism(_Span):
         "mixed", description="which reliability field an offer row carries (mixed: each machine one of them)")
 
 
+class Market(_Span):
+    """Interruptible (bid) instances (market.py, docs/vast.md "Interruptible instances"): how often a running one is
+    outbid, the price that clears its machine then, and whether and when the market falls back to its bid. The
+    rate does not depend on the bid (the worse case: Vast does not say how often a bid margin buys peace)."""
+
+    outbid_per_hour: float = Field(0.0, ge=0, description="a running bid instance is outbid at this rate (a Poisson "
+                                   "process over its running hours)")
+    clearing_rise: Span = Field((1.1, 1.5), description="once outbid, the bid that would run it again, as a "
+                                "multiple of its bid then (a raised bid at or above it runs it at once)")
+    back_p: float = Field(0.6, ge=0, le=1, description="chance the market falls back to its bid by itself")
+    back_after_s: Span = Field((900.0, 3600.0), description="and how long after the outbid it does")
+
+
 class FaultProfile(_Span):
     name: str
     description: str = ""
@@ -92,7 +105,9 @@ class FaultProfile(_Span):
     stuck_loading: Timed = Field(default_factory=Timed, description="loading for duration_s (hours), then runs")
     oci_error: Chance = Field(default_factory=Chance, description="stays `created` with OCI runtime create failed")
     offline: AfterStart = Field(default_factory=AfterStart, description="host goes offline mid-run")
-    outbid: AfterStart = Field(default_factory=AfterStart, description="stopped triple mid-run (spot)")
+    outbid: AfterStart = Field(default_factory=AfterStart, description="stopped triple mid-run, on any instance (a "
+                               "fault for tests; a bid instance's real outbids come from `market`)")
+    market: Market = Field(default_factory=Market, description="interruptible instances: outbids and comebacks")
     bad_build: BadBuild = Field(default_factory=BadBuild)
     eval_failure: Chance = Field(default_factory=Chance, description="full eval exits non-zero after training")
     install_s: Span = Field((30.0, 120.0), description="SSH hosts: installing the wheel's dependencies before "

@@ -181,7 +181,8 @@ async def current_user(request: web.Request, emu: Emulator) -> web.Response:
 
 async def _search(request: web.Request, emu: Emulator, query: dict[str, Any]) -> web.Response:
     storage = float(query.get("allocated_storage") or 10)
-    rows = [o for o in emu.offers(storage) if matches(o, query)]
+    bid = query.get("type") == "bid"   # interruptible: the same machines, rented at a bid of at least min_bid
+    rows = [o | {"is_bid": bid} for o in emu.offers(storage) if matches(o, query)]
     rows = _order(rows, query.get("order") or [["score", "desc"]])
     limit = int(float(query.get("limit") or 64))
     return reply({"offers": rows[:limit]})
@@ -307,6 +308,18 @@ async def put_instance(request: web.Request, emu: Emulator) -> web.Response:
     return reply({"success": True})
 
 
+@api("put", instance_route=True)
+async def change_bid(request: web.Request, emu: Emulator) -> web.Response:
+    inst = _instance(request, emu)
+    body = await _body(request)
+    try:   # no price: "a winning bid price is used" (vastai change bid --help)
+        price = None if body.get("price") is None else float(body["price"])
+    except (TypeError, ValueError):
+        return error(400, "invalid_args", f"price: a number in $/h, got {body.get('price')!r}")
+    problem = emu.change_bid(inst, price)
+    return error(400, "invalid_args", problem) if problem else reply({"success": True})
+
+
 @api("logs", instance_route=True)
 async def request_logs(request: web.Request, emu: Emulator) -> web.Response:
     inst = _instance(request, emu)
@@ -382,6 +395,7 @@ def make_app(emu: Emulator) -> web.Application:
     r.add_delete(r"/api/v0/instances/{id:\d+}/", destroy)
     r.add_delete("/api/v0/instances/", destroy_bulk)
     r.add_put(r"/api/v0/instances/{id:\d+}/", put_instance)
+    r.add_put(r"/api/v0/instances/bid_price/{id:\d+}/", change_bid)
     r.add_get("/api/v0/ssh/", ssh_keys_list)
     r.add_post("/api/v0/ssh/", ssh_keys_add)
     r.add_post(r"/api/v0/instances/{id:\d+}/ssh/", ssh_attach)

@@ -12,9 +12,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from usim_tui.emulator.faults import GENTLE, FaultProfile, draw, rng_for
+from usim_tui.emulator.market import OUTBID_MSG, Outbid, outbids
 from usim_tui.emulator.offers import Machine, catalogue
 from usim_tui.emulator.replay import Curves, Replay
-from usim_tui.emulator.timeline import Phase, Plan, plan_instance
+from usim_tui.emulator.timeline import Phase, Plan, apply_outbids, plan_instance
 from usim_tui.fleet.clock import Clock, RealClock
 from usim_tui.fleet.providers.base import parse_label
 
@@ -56,6 +57,8 @@ class Instance:
     ssh_refused_s: float = 0.0       # SSH refuses this long after it first runs
     ssh_dead: bool = False           # its listed SSH port never answers
     marker: str = ""                 # USIM_EMU_INSTANCE of every process it starts: its destroy ends them all
+    bids: list[tuple[float, float]] = field(default_factory=list)   # (from, $/h of GPU): an interruptible one's bids
+    outbids: list[Outbid] = field(default_factory=list)              # its market as drawn (market.py)
 
     def running_since(self) -> float | None:
         """When it first reached running (None: not yet, as planned so far)."""
@@ -73,6 +76,23 @@ class Instance:
     def gpu_per_hour(self) -> float:
         return max(0.0, self.dph_total - self.storage_per_hour)
 
+    @property
+    def bid(self) -> float | None:
+        """The current bid of an interruptible instance (None: on demand)."""
+        return self.bids[-1][1] if self.bids else None
+
+    def _gpu_cost(self, a: float, b: float) -> float:
+        """GPU rent over [a, b): on demand at its price, at a bid at the bid in force at each moment."""
+        if not self.bids:
+            return self.gpu_per_hour * (b - a) / 3600
+        total = 0.0
+        for i, (since, price) in enumerate(self.bids):
+            until = self.bids[i + 1][0] if i + 1 < len(self.bids) else b
+            lo, hi = max(a, since), min(b, until)
+            if hi > lo:
+                total += price * (hi - lo) / 3600
+        return total
+
     def billed(self, until: float) -> float:
         end = min(until, self.destroyed_at) if self.destroyed_at is not None else until
         total = 0.0
@@ -85,7 +105,7 @@ class Instance:
             if p.actual != "offline":
                 total += self.storage_per_hour * (b - a) / 3600
             if p.actual in GPU_STATES:
-                total += self.gpu_per_hour * (b - a) / 3600
+                total += self._gpu_cost(a, b)
         return total
 
 
@@ -255,6 +275,13 @@ class Emulator:
                          "msg": f"onstart is {len(onstart)} characters; the limit is {ONSTART_MAX}."}
         disk = float(body.get("disk") or 10)
         offer = machine.offer(disk)
+        try:
+            bid = None if body.get("price") is None else float(body["price"])
+        except (TypeError, ValueError):
+            return 400, {"success": False, "error": "invalid_price", "msg": f"price {body.get('price')!r} is not a "
+                         "number"}
+        if bid is not None and bid <= 0:
+            return 400, {"success": False, "error": "invalid_price", "msg": f"price {bid} must be positive"}
         self._next_id += 1
         iid = self._next_id
         label = body.get("label") or None
@@ -269,11 +296,19 @@ class Emulator:
             plan = plan_instance(self.faults, rng_for(self.seed, label or str(iid)), now, label=label or "",
                                  bad_build=self.is_bad_build(label), traps=traps, over_ssh=over_ssh,
                                  replay=self.replay_for(label))
+        if bid is not None and not raced and bid < offer["min_bid"]:   # made, and stopped at once (docs/vast.md)
+            plan = Plan([Phase(now, None), Phase(now + 1, "stopped", f"{OUTBID_MSG} (bid {bid} under min_bid "
+                                                 f"{offer['min_bid']})", "stopped", "stopped")], faults=["under_min_bid"])
         inst = Instance(
-            id=iid, machine=machine, dph_total=offer["dph_total"], storage_per_hour=offer["storage_total_cost"],
+            id=iid, machine=machine, dph_total=offer["dph_total"] if bid is None else
+            round(bid + offer["storage_total_cost"], 6), storage_per_hour=offer["storage_total_cost"],
             label=label, image=str(body.get("image") or ""), disk=disk, onstart=onstart, env=env,
             created_at=now, api_key=secrets.token_hex(16), plan=plan, executing=self.execute and not raced,
             runtype=str(body.get("runtype") or ""), ssh_keys=set(self.account_keys.values()))
+        if bid is not None:
+            inst.bids.append((now, bid))
+            if "under_min_bid" not in plan.faults:
+                self._market(inst, inst.running_since())
         self._unkind(inst)
         inst.marker = f"{self.token}-{iid}"   # instance ids repeat across emulators: the marker names this one
         self.instances[iid] = inst
@@ -281,6 +316,36 @@ class Emulator:
             machine.rented = True
             self._sold[offer_id] = machine
         return 200, {"success": True, "new_contract": iid, "instance_api_key": inst.api_key}
+
+    def _market(self, inst: Instance, since: float | None) -> None:
+        """Draw a bid instance's outbids from `since` (its running, or a raised bid's comeback) on its plan."""
+        if since is None or inst.bid is None:
+            return
+        rng = rng_for(self.seed, f"market:{inst.label or inst.id}:{len(inst.bids)}")
+        drawn = outbids(self.faults.market, rng, since, inst.bid)
+        inst.outbids += drawn
+        apply_outbids(inst.plan, drawn)
+
+    def change_bid(self, inst: Instance, price: float | None) -> str | None:
+        """`PUT /api/v0/instances/bid_price/{id}/`: the new bid from now (None: a winning one, the clearing price
+        of an outbid instance); an outbid instance whose new bid reaches the price that clears its machine runs
+        again at once (an empty container). An error message, or None."""
+        if inst.bid is None:
+            return f"instance {inst.id} is on demand: it has no bid to change"
+        now = self.clock.now()
+        phase = self.status(inst)
+        current = next((o for o in reversed(inst.outbids) if o.at <= now), None)
+        outbid = phase.actual == "stopped" and phase.msg == OUTBID_MSG and current is not None
+        if price is None:
+            price = current.clearing if outbid and current else inst.bid
+        if price <= 0:
+            return f"price {price} must be positive"
+        inst.bids.append((now, price))
+        if outbid and current and price >= current.clearing:
+            inst.plan.cut(now)
+            inst.plan.phases.append(Phase(now, "running", "bid raised to the clearing price", "running", "running"))
+            self._market(inst, now)
+        return None
 
     def replay_for(self, label: str | None) -> Replay | None:
         """The recorded run a host of this label replays: drawn from its own generator (seed, label), so the
@@ -396,7 +461,8 @@ class Emulator:
             "storage_cost": m.storage_cost, "storage_total_cost": inst.storage_per_hour,
             "inet_up_cost": 0.002, "inet_down_cost": 0.002, "reliability2": m.reliability2,
             "verification": "verified" if m.verified else "unverified", "geolocation": m.geolocation,
-            "is_bid": False, "volume_info": None,
+            "is_bid": inst.bid is not None, "min_bid": m.offer(inst.disk)["min_bid"], "bid_price": inst.bid,
+            "volume_info": None,
         }
 
 

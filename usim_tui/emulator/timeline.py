@@ -13,6 +13,7 @@ import random
 from dataclasses import dataclass, field
 
 from usim_tui.emulator.faults import FaultProfile, draw
+from usim_tui.emulator.market import OUTBID_MSG, Outbid
 from usim_tui.emulator.replay import Replay
 
 OCI_MSG = ("Error response from daemon: failed to create task for container: failed to create shim task: "
@@ -138,12 +139,28 @@ def plan_instance(profile: FaultProfile, rng: random.Random, t0: float, *, label
     return plan
 
 
+def apply_outbids(plan: Plan, outbids: list[Outbid]) -> None:
+    """A bid instance's market on its plan (market.py): stopped at each outbid, running again (an empty container)
+    at each comeback. The first outbid interrupts the run as any stop does; one after the run ended is moot."""
+    if not outbids:
+        return
+    ended = next((p.at for p in plan.phases if p.actual in ("exited", "offline", "stopped")), None)
+    if ended is not None and ended <= outbids[0].at:
+        return
+    plan.cut(outbids[0].at)
+    for o in outbids:
+        plan.phases.append(Phase(o.at, "stopped", OUTBID_MSG, "stopped", "stopped"))
+        if o.back_at is not None:
+            plan.phases.append(Phase(o.back_at, "running", "the market fell back to its bid", "running", "running"))
+    plan.faults.append("outbid")
+
+
 def _interrupt(plan: Plan, at: float, *, offline: bool) -> None:
     if offline:
         plan.phases.append(Phase(at, "offline", "host offline: no heartbeat"))
         plan.faults.append("offline")
     else:
-        plan.phases.append(Phase(at, "stopped", "outbid: instance stopped", "stopped", "stopped"))
+        plan.phases.append(Phase(at, "stopped", OUTBID_MSG, "stopped", "stopped"))
         plan.faults.append("outbid")
 
 
