@@ -91,6 +91,20 @@ class ProviderSettings(Strict):
                                    "(Vast does not say: docs/vast.md); an unanswered create or a new instance "
                                    "not listed yet is not given up before this")
 
+    pricing: Literal["on-demand", "interruptible", "interruptible-fallback"] = Field(
+        "on-demand", description="vast: rent on demand at the offer's price, or interruptible at a bid (outbid "
+        "instances stop; docs/vast.md), or interruptible falling back to on demand when no bid offer fits")
+    bid_margin: float = Field(1.15, ge=1, description="interruptible: the bid is the offer's min_bid times this")
+    max_bid_share: float = Field(0.9, gt=0, le=1, description="interruptible: a bid never exceeds this share of the "
+                                 "offer's on-demand GPU price (an offer whose min_bid needs more is skipped)")
+
+    @model_validator(mode="after")
+    def _pricing_needs_vast(self) -> ProviderSettings:
+        if self.pricing != "on-demand" and self.kind != "vast":
+            raise ValueError(f"provider.pricing {self.pricing!r} rents at a bid on Vast: it needs provider.kind: "
+                             f"vast (this sweep's is {self.kind!r}); allowed for {self.kind}: on-demand")
+        return self
+
     def host_price(self, price: float, num_gpus: int) -> float:
         """`price`, given (as every $/h of a sweep file) for a host of `self.num_gpus` GPUs, for a host of
         `num_gpus`: prices scale with the GPUs, so a 2-GPU cell is planned and capped at twice a 1-GPU cell's."""

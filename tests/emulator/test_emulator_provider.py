@@ -334,7 +334,7 @@ async def test_offers_are_read_from_either_reliability_field_and_rows_with_neith
     async with serve(emu) as url:
         p = provider(emu, url)
         unrated = [{k: v for k, v in o.items() if not k.startswith("reliability")} for o in emu.offers(64)]
-        p._offers[1] = (emu.clock.now(), unrated)   # the cached search for 1-GPU hosts
+        p._offers[1, "on-demand"] = (emu.clock.now(), unrated)   # the cached search for 1-GPU hosts on demand
         with pytest.raises(NoCapacity, match="carried no reliability field"):
             await p.create(spec("a"))
         assert p.unrated_offers == len(unrated)
@@ -356,3 +356,39 @@ async def test_many_destroys_go_64_ids_a_call():
         assert emu.calls.by_group["destroy"] - before == 3, "ceil(130 / 64) bulk calls"
         assert all(emu.instances[int(i)].destroyed_at is not None for i in ids)
         await p.close()
+
+
+async def test_interruptible_pricing_rents_at_a_bid_over_min_bid_capped_under_the_on_demand_price():
+    emu = emulator()
+    async with serve(emu) as url:
+        settings = SETTINGS.model_copy(update={"install": "usim-sweeps==0.1.0", "pricing": "interruptible",
+                                               "bid_margin": 1.2, "max_bid_share": 0.9})
+        p = VastProvider(settings, clock=emu.clock, api_key=KEY, base_url=url, sweep="s")
+        obs = await p.create(spec("a"))
+        inst = emu.instances[int(obs.provider_id)]
+        offer = inst.machine.offer(inst.disk)
+        assert inst.bid == pytest.approx(round(offer["min_bid"] * 1.2, 4)) == obs.raw["bid"]
+        assert inst.bid <= 0.9 * offer["dph_base"]
+        assert obs.price_per_hour == pytest.approx(inst.bid + offer["storage_total_cost"])
+        assert obs.price_per_hour < offer["dph_total"], "cheaper than renting it on demand"
+        await p.close()
+
+
+async def test_no_bid_offer_fits_interruptible_says_so_and_the_fallback_rents_on_demand():
+    emu = emulator()
+    async with serve(emu) as url:
+        # a bid at 1.6 x min_bid (0.6 x the price) passes 0.9 of the on-demand price on every offer
+        base = SETTINGS.model_copy(update={"install": "usim-sweeps==0.1.0", "bid_margin": 1.6, "max_bid_share": 0.9})
+        strict = VastProvider(base.model_copy(update={"pricing": "interruptible"}), clock=emu.clock, api_key=KEY,
+                              base_url=url, sweep="s")
+        with pytest.raises(NoCapacity, match="no interruptible 1x RTX 4090 offer"):
+            await strict.create(spec("a"))
+        await strict.close()
+        emu.clock.advance(10)
+        said: list[str] = []
+        fallback = VastProvider(base.model_copy(update={"pricing": "interruptible-fallback"}), clock=emu.clock,
+                                api_key=KEY, base_url=url, sweep="s", log=said.append)
+        obs = await fallback.create(spec("b"))
+        assert emu.instances[int(obs.provider_id)].bid is None and obs.raw["bid"] is None
+        assert any("renting on demand" in line for line in said)
+        await fallback.close()

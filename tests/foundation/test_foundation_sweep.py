@@ -210,3 +210,16 @@ def test_a_base_that_is_not_there_is_named_with_the_sweep_file(tmp_path):
     with pytest.raises(ConfigError) as err:
         expand(path)
     assert str(err.value).startswith(f"{path}: base: ../runs/burgers_tiny.yaml is ") and "not a file" in str(err.value)
+
+
+def test_interruptible_pricing_outside_vast_is_refused_naming_the_key(tmp_path):
+    base = Path(__file__).resolve().parents[2] / "configs/runs/burgers_tiny.yaml"
+    path = tmp_path / "s.yaml"
+    path.write_text(f"name: s\nbase: {base}\nbudget: 1\nprovider: {{kind: local, pricing: interruptible}}\n"
+                    "rounds:\n  - name: a\n    list: {x: {}}\n")
+    with pytest.raises(ConfigError, match=r"s.yaml") as err:
+        expand(path)
+    assert "provider.pricing 'interruptible'" in str(err.value) and "kind: vast" in str(err.value)
+    path.write_text(path.read_text().replace("pricing: interruptible", "pricing: sometimes"))
+    with pytest.raises(ConfigError, match="on-demand.*interruptible.*interruptible-fallback"):
+        expand(path)

@@ -149,7 +149,8 @@ class VastProvider(VastHost):
         self._buy = asyncio.Lock()
         self._excluded_offers: dict[int, float] = {}
         self._excluded_machines: dict[str, float] = {}
-        self._offers: dict[int, tuple[float, list[dict[str, Any]]]] = {}   # num_gpus -> (searched at, offers)
+        # (num_gpus, on-demand|bid) -> (searched at, offers)
+        self._offers: dict[tuple[int, str], tuple[float, list[dict[str, Any]]]] = {}
         self._running_since: dict[str, float] = {}
         self.calls: dict[str, int] = {}
         self.unrated_offers = 0      # offers of the last search with no reliability field (said, not dropped silently)
@@ -295,19 +296,40 @@ class VastProvider(VastHost):
         cap = self.settings.host_price(self.settings.max_dph, spec.num_gpus)
         return min(cap, spec.max_price_per_hour or cap)
 
-    async def _search(self, spec: LaunchSpec) -> list[dict[str, Any]]:
-        """Offers for the attempt's host (exactly spec.num_gpus GPUs), cheapest first; one search per GPU count
-        every offer_cache_s."""
+    def bid_for(self, offer: dict[str, Any]) -> float | None:
+        """The bid for an interruptible offer: min_bid times bid_margin, None if that passes max_bid_share of its
+        on-demand GPU price (docs/vast.md: usim keeps each bid itself, never reads it back from a listing)."""
+        s = self.settings
+        try:
+            min_bid = float(offer["min_bid"])
+            on_demand = float(offer.get("dph_base") or float(offer["dph_total"]) - float(offer.get(
+                "storage_total_cost") or 0))
+        except (KeyError, TypeError, ValueError):
+            return None
+        bid = round(min_bid * s.bid_margin, 4)
+        return bid if 0 < bid <= on_demand * s.max_bid_share else None
+
+    def _hourly(self, offer: dict[str, Any], kind: str) -> float:
+        """What the offer bills an hour rented this way: on demand its dph_total, at a bid the bid plus storage."""
+        if kind == "bid":
+            bid = self.bid_for(offer)
+            return 1e9 if bid is None else bid + float(offer.get("storage_total_cost") or 0.0)
+        return float(offer.get("dph_total") or 1e9)
+
+    async def _search(self, spec: LaunchSpec, kind: str = "on-demand") -> list[dict[str, Any]]:
+        """Offers for the attempt's host (exactly spec.num_gpus GPUs) rented `kind` (on-demand or bid), cheapest
+        first; one search per GPU count and kind every offer_cache_s."""
         s = self.settings
         gpus, max_dph = spec.num_gpus, self._max_dph(spec)
         now = self.clock.now()
-        searched_at, offers = self._offers.get(gpus, (float("-inf"), []))
+        searched_at, offers = self._offers.get((gpus, kind), (float("-inf"), []))
         if now - searched_at > self.offer_cache_s or not offers:
+            price_col = "min_bid" if kind == "bid" else "dph_total"
             query: dict[str, Any] = {
-                "gpu_name": {"eq": s.gpu}, "num_gpus": {"eq": gpus}, "dph_total": {"lte": max_dph},
+                "gpu_name": {"eq": s.gpu}, "num_gpus": {"eq": gpus}, price_col: {"lte": max_dph},
                 "reliability": {"gte": s.min_reliability}, "disk_space": {"gte": s.disk_gb},
                 "rentable": {"eq": True}, "rented": {"eq": False}, "external": {"eq": False},
-                "order": [["dph_total", "asc"]], "type": "on-demand", "limit": 100,
+                "order": [[price_col, "asc"]], "type": kind, "limit": 100,
                 "allocated_storage": s.disk_gb}
             if s.verified:
                 query["verified"] = {"eq": True}
@@ -315,7 +337,7 @@ class VastProvider(VastHost):
             if status != 200 or not isinstance(data, dict) or not isinstance(data.get("offers"), list):
                 raise ProviderError(f"Vast API: offer search failed (HTTP {status}): {_describe(data)}")
             offers = data["offers"]
-            self._offers[gpus] = (self.clock.now(), offers)
+            self._offers[gpus, kind] = (self.clock.now(), offers)
         for table in (self._excluded_offers, self._excluded_machines):
             for k, until in list(table.items()):
                 if until <= now:
@@ -325,7 +347,7 @@ class VastProvider(VastHost):
         for o in offers:   # re-check on our side: a filter the server ignored must not cost money
             rel = reliability(o)
             unrated += rel is None
-            if o.get("gpu_name") != s.gpu or float(o.get("dph_total") or 1e9) > max_dph \
+            if o.get("gpu_name") != s.gpu or self._hourly(o, kind) > max_dph \
                     or (rel or 0.0) < s.min_reliability or int(o.get("num_gpus") or 0) != gpus:
                 continue
             mid = str(o.get("machine_id"))
@@ -336,15 +358,27 @@ class VastProvider(VastHost):
             self.unrated_offers = unrated
             self._log(f"{unrated} of {len(offers)} offers carry neither reliability nor reliability2: "
                       "treated as unreliable (docs/vast.md)")
-        return sorted(fits, key=lambda o: float(o.get("dph_total") or 0))
+        return sorted(fits, key=lambda o: self._hourly(o, kind))
+
+    async def _offers_to_rent(self, spec: LaunchSpec) -> tuple[str, list[dict[str, Any]]]:
+        """The offers to rent from, as the sweep's pricing says: at a bid, on demand, or at a bid and on demand
+        when no bid offer fits."""
+        pricing = self.settings.pricing
+        if pricing == "on-demand":
+            return "on-demand", await self._search(spec)
+        offers = await self._search(spec, "bid")
+        if offers or pricing == "interruptible":
+            return "bid", offers
+        self._log("no interruptible offer fits: renting on demand (pricing: interruptible-fallback)")
+        return "on-demand", await self._search(spec)
 
     def _exclude(self, offer_id: Any, machine_id: Any) -> None:
         until = self.clock.now() + self.exclude_ttl_s
         self._excluded_offers[offer_id] = until
         if machine_id is not None:
             self._excluded_machines[str(machine_id)] = until
-        for gpus, (at, offers) in self._offers.items():
-            self._offers[gpus] = (at, [o for o in offers if o.get("id") != offer_id])
+        for key, (at, offers) in self._offers.items():
+            self._offers[key] = (at, [o for o in offers if o.get("id") != offer_id])
 
     async def create(self, spec: LaunchSpec) -> Observed:
         s = self.settings
@@ -361,15 +395,18 @@ class VastProvider(VastHost):
             await self.ensure_ssh_key()   # before the create: the account's keys are put on new instances
         async with self._buy:
             for _ in range(8):
-                offers = await self._search(spec)
+                kind, offers = await self._offers_to_rent(spec)
                 if not offers:
                     unrated = f"; {self.unrated_offers} offers carried no reliability field" if self.unrated_offers else ""
-                    raise NoCapacity(f"no {spec.num_gpus}x {s.gpu} offer under ${self._max_dph(spec):.2f}/h with reliability >= "
+                    how = " interruptible" if kind == "bid" else ""
+                    raise NoCapacity(f"no{how} {spec.num_gpus}x {s.gpu} offer under ${self._max_dph(spec):.2f}/h with reliability >= "
                                      f"{s.min_reliability} and {s.disk_gb} GB disk (after exclusions){unrated}")
                 offer = offers[0]
+                bid = self.bid_for(offer) if kind == "bid" else None
+                body = payload if bid is None else {**payload, "price": bid}
                 try:
                     status, data = await self._call("create", "PUT", f"/api/v0/asks/{offer['id']}/",
-                                                    body=payload, retry=False, timeout_s=s.create_timeout_s)
+                                                    body=body, retry=False, timeout_s=s.create_timeout_s)
                 except (RateLimited, AuthError):
                     raise
                 except ProviderError as exc:
@@ -390,9 +427,10 @@ class VastProvider(VastHost):
                     return Observed(
                         provider_id=str(data["new_contract"]), label=spec.label, state=PENDING,
                         machine_id=str(offer.get("machine_id")), gpu=offer.get("gpu_name"),
-                        price_per_hour=float(offer.get("dph_total") or 0.0),
+                        price_per_hour=self._hourly(offer, kind),
                         storage_per_hour=float(offer.get("storage_total_cost") or 0.0),
-                        created_at=self.clock.now(), raw={"offer_id": offer.get("id")})
+                        created_at=self.clock.now(), raw={"offer_id": offer.get("id"), "bid": bid,
+                                                          "on_demand_per_hour": float(offer.get("dph_total") or 0)})
                 err = data.get("error") if isinstance(data, dict) else None
                 if isinstance(data, dict) and data.get("new_contract"):
                     await self.destroy(str(data["new_contract"]))   # a half-made contract: end it now
