@@ -114,16 +114,19 @@ def read_run(run_dir: Path) -> dict[str, Any]:
     from usim_core.train.checkpoint import load_checkpoint
 
     val: dict[int, float] = {}
+    scores: dict[int, float] = {}
     small: dict[str, float] = {}
     for line in (run_dir / "events.jsonl").read_text().splitlines():
         e = json.loads(line)
         if e.get("kind") == "metric" and e.get("stage") == "operator" and "val/operator/loss" in e.get("metrics", {}):
             val[int(e["epoch"])] = float(e["metrics"]["val/operator/loss"])
+            scores[int(e["epoch"])] = float(e["metrics"]["val/operator/nrmse_frame"])
         elif e.get("kind") == "eval" and e.get("name") == "small":
             small = {k: float(v) for k, v in e["metrics"].items() if k in METRIC_KEYS and v is not None}
     ck = load_checkpoint(run_dir / "checkpoints" / "operator.pt")
     epochs_run = int(ck["extra"]["loop"]["epoch"])
-    return {"val": [round(val[i], 7) for i in sorted(val)], "final": small, "operator_epochs": epochs_run,
+    return {"val": [round(val[i], 7) for i in sorted(val)], "score": [round(scores[i], 7) for i in sorted(scores)],
+            "final": small, "operator_epochs": epochs_run,
             "operator_cpu_s": float(ck["extra"]["cpu_s"])}
 
 
@@ -191,8 +194,10 @@ def log_sigma(series: list[list[float]]) -> float | None:
 
 
 def measure_noise(cells: dict[str, Any]) -> dict[str, Any]:
-    """Pooled (root mean square) log-sigma across seeds: per epoch of val, of the best val, and of nrmse_frame."""
+    """Pooled (root mean square) log-sigma across seeds: per epoch of val and of the rollout score, and of the
+    final nrmse_frame."""
     per_epoch: dict[int, list[float]] = {}
+    score_epoch: dict[int, list[float]] = {}
     final, per_cell = [], {}
     for name, c in cells.items():
         runs = c["runs"]
@@ -203,6 +208,10 @@ def measure_noise(cells: dict[str, Any]) -> dict[str, Any]:
         for e, s in enumerate(sig):
             if s is not None:
                 per_epoch.setdefault(e, []).append(s)
+        if all(r.get("score") for r in runs):
+            for e in range(n):
+                if (s := log_sigma([r["score"][e] for r in runs])) is not None:
+                    score_epoch.setdefault(e, []).append(s)
         f = log_sigma([r["final"].get("nrmse_frame", math.nan) for r in runs])
         if f is not None:
             final.append(f)
@@ -213,7 +222,7 @@ def measure_noise(cells: dict[str, Any]) -> dict[str, Any]:
         return round(math.sqrt(sum(x * x for x in xs) / len(xs)), 4) if xs else None
 
     val = [rms(per_epoch[e]) for e in sorted(per_epoch)]
-    return {"val_log_sigma": val, "val_log_sigma_median": None if not val else round(statistics.median(
+    return {"val_log_sigma": val, "score_log_sigma": [rms(score_epoch[e]) for e in sorted(score_epoch)], "val_log_sigma_median": None if not val else round(statistics.median(
         [v for v in val if v is not None]), 4), "final_log_sigma": {"nrmse_frame": rms(final)}, "cells": per_cell}
 
 
@@ -253,7 +262,8 @@ def build_file(sweep: Any, parts: dict[tuple[str, int], dict[str, Any]], meta: d
         cells[name] = {"epochs": runs[0]["operator_epochs"], "cpu_s_per_epoch": round(cpu, 3),
                        "process_cpu_s": round(statistics.median(r["process_cpu_s"] for r in runs), 1),
                        "stages": plans[name],
-                       "runs": [{"seed": r["seed"], "val": r["val"], "final": r["final"]} for r in runs]}
+                       "runs": [{"seed": r["seed"], "val": r["val"], "score": r["score"], "final": r["final"]}
+                                for r in runs]}
     for c in sweep.cells:
         if c.duplicate_of and c.duplicate_of in cells:
             cells[c.name] = {**cells[c.duplicate_of], "duplicate_of": c.duplicate_of}
@@ -380,7 +390,8 @@ def main(argv: list[str] | None = None) -> int:
     parts = {}
     for n, s in todo:   # a part recorded at another scale (its config's hash differs) is recorded again
         path = part_path(work, n, s)
-        if path.exists() and (rec := json.loads(path.read_text())).get("config_hash") == config_hash(configs[n, s]):
+        if path.exists() and (rec := json.loads(path.read_text())).get("config_hash") == config_hash(configs[n, s]) \
+                and "score" in rec:   # recorded before the trainer wrote its per-epoch score: again
             parts[n, s] = rec
     reused = reuse_runs(Path(args.reuse), overrides, configs, parts, args.epochs) if args.reuse else []
     pending = [] if args.from_parts else [(n, s) for n, s in todo if (n, s) not in parts]

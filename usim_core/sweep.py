@@ -135,7 +135,9 @@ class EarlyStop(Strict):
     cell's are. Rungs lie at grace, grace x eta, grace x eta^2, ... of the stage, in `unit`."""
 
     metric: str = Field("val/operator/best", description="a metric the trainer writes once per epoch of `stage`; "
-                        "lower is better (val/<stage>/loss: this epoch's; val/<stage>/best: the best so far)")
+                        "lower is better (val/<stage>/loss: this epoch's; val/<stage>/best: the best so far; "
+                        "operator: val/operator/nrmse_frame and best_nrmse_frame, the rollout score the champion is "
+                        "chosen on)")
     stage: Literal["codec", "operator", "diffusion_residual", "consistency_distill"] = "operator"
     unit: Literal["epochs", "steps", "percent"] = Field(
         "percent", description="what rungs count: the stage's epochs, its optimiser steps, or percent of the "
@@ -170,8 +172,10 @@ class EarlyStop(Strict):
 
     @staticmethod
     def metrics(stage: str) -> tuple[str, ...]:
-        """What usim_core/train/loop.py writes once per epoch of a stage."""
-        return (f"val/{stage}/best", f"val/{stage}/loss", f"train/{stage}/loss")
+        """What usim_core/train/loop.py writes once per epoch of a stage (the operator also its rollout score on
+        the val trajectories the champion is chosen on, and the best of it so far)."""
+        score = ("val/operator/best_nrmse_frame", "val/operator/nrmse_frame") if stage == "operator" else ()
+        return (f"val/{stage}/best", f"val/{stage}/loss", f"train/{stage}/loss", *score)
 
 
 class SweepSpec(Strict):

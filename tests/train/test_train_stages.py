@@ -75,3 +75,24 @@ def test_one_checkpoint_per_stage_and_frozen_parts_untouched(trained):
     teacher = part("diffusion_residual", "denoiser.")
     student = part("consistency_distill", "student.")
     assert any(not torch.equal(v, student["student." + k[len("denoiser."):]]) for k, v in teacher.items())
+
+
+def test_the_operator_writes_the_selections_own_metric_each_epoch(trained, bundle):
+    """Each operator epoch also reports val/operator/nrmse_frame: the per-frame rollout nRMSE of the operator on the
+    val trajectories the primary mode is chosen on (eval/evaluate.py select_on_val), so an early-stopping rule can
+    judge cells on what picks the champion. At the epoch the stage kept, it is the kept checkpoint's own score."""
+    from usim_core.eval.evaluate import rollout_nrmse_frame
+    from usim_core.train.checkpoint import load_surrogate
+
+    run_dir, _ = trained
+    per_epoch = [e["metrics"] for e in read_events(run_dir) if e["kind"] == "metric" and e["stage"] == "operator"
+                 and "val/operator/loss" in e["metrics"]]
+    scores = [m["val/operator/nrmse_frame"] for m in per_epoch]
+    assert len(scores) == 3 and all(0 < s < 10 for s in scores)
+    kept = min(range(3), key=lambda e: per_epoch[e]["val/operator/loss"])
+    model, *_ = load_surrogate(run_dir / "checkpoints" / "operator.pt")
+    u, nu = torch.as_tensor(bundle.val.u), torch.as_tensor(bundle.val.nu)
+    assert scores[kept] == pytest.approx(rollout_nrmse_frame(model, u, nu, bundle.dt, "operator", 3), rel=1e-5)
+    assert per_epoch[-1]["val/operator/best_nrmse_frame"] == min(scores)
+    others = [e["metrics"] for e in read_events(run_dir) if e["kind"] == "metric" and e["stage"] == "codec"]
+    assert not any("val/codec/nrmse_frame" in m for m in others), "the operator's rollout only"

@@ -91,6 +91,21 @@ def validate(ctx: RunContext, stage: str, model: Surrogate, data: Windows) -> fl
     return total / max(count, 1)
 
 
+@torch.no_grad()
+def val_rollout_score(ctx: RunContext, model: Surrogate) -> float:
+    """The operator's per-frame rollout nRMSE on the val trajectories the primary mode is chosen on (the small
+    eval's, eval/evaluate.py select_on_val, with its seed): what picks a sweep's champion, each epoch."""
+    from usim_core.eval.evaluate import rollout_nrmse_frame
+
+    model.eval()
+    val = ctx.bundle.val
+    n = min(ctx.cfg.eval.small.trajectories or len(val.u), len(val.u))
+    u = torch.as_tensor(val.u[:n], dtype=torch.float32, device=ctx.device)
+    nu = torch.as_tensor(val.nu[:n], dtype=torch.float32, device=ctx.device)
+    dom = domain_of(ctx.bundle)
+    return rollout_nrmse_frame(model, u, nu, dom.dt, "operator", ctx.cfg.seed, length=dom.length)
+
+
 def _prepare_stage(ctx: RunContext, stage: str, model: Surrogate, ema: Surrogate, train: Windows) -> None:
     if stage == "operator":
         pairs = windows(ctx.bundle.train, 1, ctx.bundle.dt)
@@ -143,8 +158,8 @@ def _setup_stage(ctx: RunContext, stage: str, model: Surrogate, ema: Surrogate, 
     for p in params:
         p.requires_grad_(True)
     opt = torch.optim.AdamW(params, lr=sc.lr, betas=tuple(sc.betas), weight_decay=sc.weight_decay)
-    state = {"epoch": 0, "step": 0, "best_val": math.inf, "bad_epochs": 0, "stopped": False, "best": None,
-             "cpu_base": 0.0}
+    state = {"epoch": 0, "step": 0, "best_val": math.inf, "best_score": math.inf, "bad_epochs": 0, "stopped": False,
+             "best": None, "cpu_base": 0.0}
     if resume_from is not None:
         ck = load_checkpoint(resume_from, map_location=ctx.device)
         model.load_state_dict(ck["model"])
@@ -262,6 +277,10 @@ def _end_epoch(ctx: RunContext, run: StageRun, epoch: int, offset: int, train_lo
     state["epoch"] = epoch + 1
     metrics = {f"train/{stage}/loss": train_loss, f"val/{stage}/loss": val_loss,
                f"val/{stage}/best": state["best_val"], "epoch": epoch}
+    if stage == "operator":   # the selection's own score, for a rule that stops losing cells early (fleet)
+        score = val_rollout_score(ctx, run.ema)
+        state["best_score"] = min(state["best_score"], score)
+        metrics |= {"val/operator/nrmse_frame": score, "val/operator/best_nrmse_frame": state["best_score"]}
     ctx.log_metrics({"step": offset + state["step"], "stage": stage, "stage_step": state["step"], **metrics})
     ctx.emit("metric", stage=stage, epoch=epoch, step=state["step"], total_steps=run.total, metrics=metrics)
     _save(ctx, ctx.ckpt_dir / f"{stage}.last.pt", stage, state, run.model, run.ema, run.opt, completed=False,

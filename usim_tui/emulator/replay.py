@@ -36,6 +36,7 @@ class RecordedRun:
     seed: int
     val: tuple[float, ...]
     final: dict[str, float]
+    score: tuple[float, ...] = ()    # val/operator/nrmse_frame per epoch (absent in files recorded before it)
 
 
 @dataclass(frozen=True)
@@ -54,6 +55,7 @@ class Replay:
     cell: str
     seed: int                         # the recorded run it replays
     val: list[float]                  # val/operator/loss per epoch, noise included
+    score: list[float]                # val/operator/nrmse_frame per epoch, noise included (may be empty)
     final: dict[str, float]           # the small (and full) eval's metrics
     operator_scale: float             # the operator stage's duration relative to the profile's draw
     other_scale: float                # the other stages' duration relative to the profile's draw
@@ -62,9 +64,10 @@ class Replay:
 
 class Curves:
     def __init__(self, path: Path, sweep: str, cells: dict[str, CellCurves], val_sigma: list[float],
-                 final_sigma: float) -> None:
+                 final_sigma: float, score_sigma: list[float] | None = None) -> None:
         self.path, self.sweep, self.cells = path, sweep, cells
         self.val_sigma, self.final_sigma = val_sigma, final_sigma
+        self.score_sigma = score_sigma or [final_sigma]
         self.median_operator = statistics.median(c.cpu_s_per_epoch * c.epochs for c in cells.values())
         rest = [c.rest_cpu_s for c in cells.values() if c.rest_cpu_s]
         self.median_rest = statistics.median(rest) if rest else None
@@ -82,7 +85,8 @@ class Curves:
 
     def replay(self, cell: str, rng: random.Random) -> Replay | None:
         """A replayed run of `cell` (None if the file has no record of it). One shared draw shifts the whole curve
-        (a seed's curve is off the same way all along), so its shape and its crossings are the recorded ones."""
+        (a seed's curve is off the same way all along), so its shape and its crossings are the recorded ones; the
+        per-epoch score and the final metrics share another (the score is the same rollout's, epoch by epoch)."""
         c = self.cells.get(cell)
         if c is None:
             return None
@@ -91,9 +95,10 @@ class Curves:
         val = [v * math.exp(self.sigma_at(e) * z) for e, v in enumerate(run.val)]
         zf = rng.gauss(0.0, 1.0)
         final = {k: v * math.exp(self.final_sigma * zf) for k, v in run.final.items()}
+        score = [v * math.exp(self.score_sigma[min(e, len(self.score_sigma) - 1)] * zf) for e, v in enumerate(run.score)]
         op = c.cpu_s_per_epoch * c.epochs / self.median_operator
         other = c.rest_cpu_s / self.median_rest if c.rest_cpu_s and self.median_rest else 1.0
-        return Replay(cell, run.seed, val, final, op, other, c.stages)
+        return Replay(cell, run.seed, val, score, final, op, other, c.stages)
 
 
 def default_path(sweep: str, root: Path | None = None) -> Path | None:
@@ -138,7 +143,9 @@ def load_curves(path: str | Path) -> Curves:
                            "noise.final_log_sigma.", (int, float))
     if final_sigma < 0:
         raise chk.bad("noise.final_log_sigma.nrmse_frame", f"expected a non-negative number, got {final_sigma}")
-    return Curves(path, sweep, cells, val_sigma, float(final_sigma))
+    raw_score = noise.get("score_log_sigma") or []
+    score_sigma = [float(v) for v in raw_score if isinstance(v, int | float) and not isinstance(v, bool) and v >= 0]
+    return Curves(path, sweep, cells, val_sigma, float(final_sigma), score_sigma)
 
 
 class _Check:
@@ -179,7 +186,11 @@ def _cell(chk: _Check, where: str, c: Any) -> CellCurves:
         final = chk.need(r, "final", rw, dict)
         chk.positive(chk.need(final, "nrmse_frame", f"{rw}final.", (int, float)), f"{rw}final.nrmse_frame")
         finals = {k: float(v) for k, v in final.items() if isinstance(v, int | float) and not isinstance(v, bool)}
-        runs.append(RecordedRun(int(r.get("seed", 0)), vals, finals))
+        score = r.get("score", [])
+        if not isinstance(score, list) or (score and len(score) != len(vals)):
+            raise chk.bad(f"{rw}score", f"expected one value per epoch of val ({len(vals)}), got {score!r:.60}")
+        scores = tuple(chk.positive(v, f"{rw}score[{j}]") for j, v in enumerate(score))
+        runs.append(RecordedRun(int(r.get("seed", 0)), vals, finals, scores))
     if not runs:
         raise chk.bad(f"{where}runs", "no recorded runs")
     rest = c.get("process_cpu_s")

@@ -233,12 +233,17 @@ def _replayed(profile: FaultProfile, rng: random.Random, logs: list[tuple[float,
         epochs = len(val)
         logs.append(_event(t, "stage_start", stage=stage, epochs=epochs, steps=plan.steps,
                            steps_per_epoch=plan.steps_per_epoch, resumed_at_step=None))
-        best = math.inf
+        best, best_score = math.inf, math.inf
+        scores = replay.score if stage == "operator" else []
         for e, v in enumerate(val):
             best = min(best, v)
             step = min(plan.steps, (e + 1) * plan.steps_per_epoch)
             metrics = {f"train/{stage}/loss": _sig(v * math.exp(rng.gauss(-0.1, 0.1))), f"val/{stage}/loss": _sig(v),
                        f"val/{stage}/best": _sig(best), "epoch": e}
+            if e < len(scores):   # the operator's rollout score, as usim_core/train/loop.py writes it
+                best_score = min(best_score, scores[e])
+                metrics |= {"val/operator/nrmse_frame": _sig(scores[e]),
+                            "val/operator/best_nrmse_frame": _sig(best_score)}
             logs.append(_event(t + dur * (e + 1) / epochs, "metric", stage=stage, epoch=e, step=step,
                                total_steps=plan.steps, metrics=metrics))
         t += dur
