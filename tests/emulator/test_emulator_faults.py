@@ -119,3 +119,19 @@ def test_rehearsing_a_rule_without_curves_warns_that_it_judges_nothing(capsys):
     out = json.loads(capsys.readouterr().out)
     assert out["usim"]["stopped_early"] == 0
     assert "early_stop: rule judges nothing here: no recorded curves" in out["meta"]["warning"]
+
+
+def test_rehearse_pricing_rents_at_a_bid_in_a_rough_market_and_counts_outbids_and_lost_results(capsys):
+    """--pricing overrides the sweep's provider.pricing; the JSON says what the market did. The same seed on
+    demand meets no outbid (issue 31's comparison is paired by seed)."""
+    night = ["rehearse", "overnight_sota", "--faults", "rough_market", "--seed", "0", "--no-early-stop", "--json"]
+    assert main([*night, "--pricing", "interruptible"]) == 0
+    bid = json.loads(capsys.readouterr().out)
+    assert main([*night, "--pricing", "on-demand"]) == 0
+    od = json.loads(capsys.readouterr().out)
+    assert bid["meta"]["pricing"] == "interruptible" and od["meta"]["pricing"] == "on-demand"
+    for key in ("finished", "spent", "cost_per_finished", "lost_results", "outbids"):
+        assert key in bid["usim"] and key in od["usim"]
+    assert bid["usim"]["outbids"] > 0 and od["usim"]["outbids"] == 0
+    assert bid["usim"]["lost_results"] == od["usim"]["lost_results"] == 0
+    assert bid["usim"]["overshoot"] == 0 and bid["usim"]["finished"] > 0

@@ -26,6 +26,9 @@ def register(sub: Any) -> None:
     p.add_argument("--json", action="store_true", help="one JSON object: {usim: {...}, naive: {...}, meta}")
     p.add_argument("--no-early-stop", action="store_true", help="train every cell to the end whatever the sweep's "
                    "early_stop: says (the same night without the rule, to compare)")
+    p.add_argument("--pricing", choices=("on-demand", "interruptible", "interruptible-fallback"), default=None,
+                   help="rent on demand or at a bid, whatever the sweep's provider.pricing says (a market that "
+                        "outbids: --faults calm_market or rough_market)")
     p.add_argument("--curves", metavar="FILE", default=None,
                    help="recorded learning curves the hosts replay (bench/curves.py; docs/curves.md); default: "
                         "curves/<sweep name>.json at the repository root if it exists; 'none': invented output")
@@ -53,6 +56,8 @@ def cmd_rehearse(args: argparse.Namespace) -> int:
     from usim_tui.emulator.replay import pick_curves
 
     sweep = _sweep(args.sweep)
+    if args.pricing:
+        sweep = with_pricing(sweep, args.pricing)
     profile = load_faults(args.faults)
     curves = pick_curves(args.curves, sweep.name)
     fits = runs_fit(sweep, profile)
@@ -68,7 +73,7 @@ def cmd_rehearse(args: argparse.Namespace) -> int:
         print(json.dumps(out, indent=2))
         return 0
     print(f"rehearsal: {sweep.name} ({len(sweep.cells)} cells, budget ${sweep.spec.budget:.2f}) under "
-          f"{profile.name}, seed {args.seed}")
+          f"{profile.name}, seed {args.seed}, {sweep.spec.provider.pricing}")
     if curves is not None:
         print(f"hosts replay the curves of {out['meta']['replayed_cells']} cells from {curves.path}")
     print(f"{'':28}{'usim':>12}{'naive':>12}")
@@ -84,6 +89,7 @@ def cmd_rehearse(args: argparse.Namespace) -> int:
     rows = [("finished", lambda d: f"{d['finished']}/{d['cells']}"), ("spent", lambda d: money(d["spent"])),
             ("$ per finished config", lambda d: money(d["cost_per_finished"])),
             ("stopped early", lambda d: str(d.get("stopped_early", "-"))),
+            ("outbid", lambda d: str(d["outbids"])), ("results lost", lambda d: str(d["lost_results"])),
             ("overshoot", lambda d: money(d["overshoot"])), ("instances", lambda d: str(d["instances"])),
             ("stuck instances", lambda d: str(d["stuck_instances"])),
             ("stuck -> replacement (med)", secs),
@@ -100,6 +106,14 @@ def cmd_rehearse(args: argparse.Namespace) -> int:
     if fits:
         print(f"note: {fits}")
     return 0
+
+
+def with_pricing(sweep: Any, pricing: str) -> Any:
+    """The sweep renting its hosts as `pricing` says (a rehearsal's --pricing)."""
+    from usim_core.sweep import Sweep
+
+    provider = sweep.spec.provider.model_copy(update={"pricing": pricing})
+    return Sweep(spec=sweep.spec.model_copy(update={"provider": provider}), path=sweep.path, cells=sweep.cells)
 
 
 def runs_fit(sweep: Any, profile: Any) -> str | None:

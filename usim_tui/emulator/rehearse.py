@@ -59,6 +59,8 @@ class PolicyResult:
     champion_metric: float | None = None
     stopped_early: int = 0                   # cells the stopping rule (or a person) stopped
     finals: dict[str, float] = field(default_factory=dict)   # finished cell -> its val PRIMARY_METRIC
+    lost_results: int = 0      # cells whose run finished on a host but never came home (and no later one did)
+    outbids: int = 0           # times a bid instance was outbid while alive
 
     @property
     def cost_per_finished(self) -> float | None:
@@ -83,11 +85,12 @@ class PolicyResult:
                                        "never": len(self.stuck) - len(replaced)},
             "faults": self.faults, "reasons": self.reasons, "note": self.note,
             "champion": self.champion, "champion_metric": self.champion_metric, "stopped_early": self.stopped_early,
-            "finals": self.finals,
+            "finals": self.finals, "lost_results": self.lost_results, "outbids": self.outbids,
         }
 
 
-def _summarise(emu: Emulator, res: PolicyResult, t0: float) -> None:
+def _summarise(emu: Emulator, res: PolicyResult, t0: float, home: set[str] | None = None) -> None:
+    """`home`: the cells whose results came home (finished or stopped early in the ledger); None: not known."""
     res.spent = emu.spent()
     res.instances = len(emu.instances)
     res.hours = (emu.clock.now() - t0) / 3600
@@ -99,12 +102,26 @@ def _summarise(emu: Emulator, res: PolicyResult, t0: float) -> None:
         parsed = parse_label(inst.label)
         if parsed:
             by_cell.setdefault(parsed[1], []).append(inst)
+    now = emu.clock.now()
+    for inst in emu.instances.values():
+        end = min(now, inst.destroyed_at) if inst.destroyed_at is not None else now
+        res.outbids += sum(1 for o in inst.outbids if o.at <= end)
+    if home is not None:
+        res.lost_results = sum(1 for cell, insts in by_cell.items() if cell not in home and any(
+            _trained_to_the_end(i, now) for i in insts))
     for insts in by_cell.values():
         insts.sort(key=lambda i: i.created_at)
         for i, inst in enumerate(insts):
             if "stuck_loading" in inst.plan.faults:
                 nxt = insts[i + 1] if i + 1 < len(insts) else None
                 res.stuck.append(None if nxt is None else nxt.created_at - inst.created_at)
+
+
+def _trained_to_the_end(inst: Any, now: float) -> bool:
+    """Its trainer wrote `done` while the instance was alive (what a fleet must bring home)."""
+    end = min(now, inst.destroyed_at) if inst.destroyed_at is not None else now
+    lines = inst.plan.events or inst.plan.logs
+    return any(at <= end and '"kind":"done"' in line for at, line in lines)
 
 
 def _emulator(sweep: Sweep, profile: FaultProfile, seed: int, per_gpu: int,
@@ -132,6 +149,7 @@ async def rehearse_usim(sweep: Sweep, profile: FaultProfile, seed: int = 0, *, n
     clock = emu.clock
     t0 = clock.now()
     res = PolicyResult("usim", len(sweep.cells), sweep.spec.budget, finishable=_finishable(sweep, emu))
+    home: set[str] | None = None
 
     def count(ctl: Controller) -> None:
         res.polls += 1
@@ -157,6 +175,7 @@ async def rehearse_usim(sweep: Sweep, profile: FaultProfile, seed: int = 0, *, n
                 rows = ledger.attempts(sweep.name)
                 cells = ledger.cells(sweep.name)
                 res.finished = sum(1 for c in cells if c.state == CellState.FINISHED)
+                home = {c.name for c in cells if c.state in (CellState.FINISHED, CellState.STOPPED_EARLY)}
                 res.stopped_early = sum(1 for c in cells if c.state == CellState.STOPPED_EARLY)
                 res.finals = _finals(cells)
                 res.champion = min(res.finals, key=res.finals.__getitem__, default=None)
@@ -170,7 +189,7 @@ async def rehearse_usim(sweep: Sweep, profile: FaultProfile, seed: int = 0, *, n
                 _morning(emu)
                 await opened.close()
                 ledger.close()
-    _summarise(emu, res, t0)
+    _summarise(emu, res, t0, home)
     return res
 
 
@@ -219,6 +238,7 @@ async def rehearse(sweep: Sweep, profile: FaultProfile, seed: int = 0, **kw: Any
     out["usim"]["cpu_s"] = round(cpu_usim, 2)
     replayed = sorted({c.name for c in sweep.cells} & set(curves.cells)) if curves else []
     out["meta"] = {"sweep": sweep.name, "faults": profile.name, "seed": seed, "night_h": night_h,
+                   "pricing": sweep.spec.provider.pricing,
                    "early_stop": bool(kw.get("early_stop", True) and sweep.spec.early_stop),
                    "curves": str(curves.path) if curves else None, "replayed_cells": len(replayed),
                    "max_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)}
