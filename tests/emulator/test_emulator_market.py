@@ -3,6 +3,8 @@ outbids that stop them while storage bills on, comebacks, and a raised bid that 
 
 from __future__ import annotations
 
+import json
+
 import aiohttp
 import pytest
 
@@ -82,8 +84,10 @@ async def test_an_outbid_instance_stops_bills_storage_only_and_comes_back_empty_
         _, body = await create(s, url, o["id"], "usim:m:c0:1", o["min_bid"])
         inst = emu.instances[body["new_contract"]]
         first = inst.outbids[0]
-        assert first.at > inst.running_since() and first.back_at is not None and first.clearing > o["min_bid"]
+        assert first.at > inst.running_since() and first.back_at is not None
         emu.clock.advance(first.at + 1 - emu.clock.now())
+        clearing = inst.clearing(emu.clock.now())
+        assert clearing == pytest.approx(first.rise * o["min_bid"], rel=1e-3) and clearing > o["min_bid"]
         row = emu.row(inst)   # Vast's outbid triple (docs/vast.md)
         assert (row["actual_status"], row["intended_status"], row["cur_state"]) == ("stopped",) * 3
         assert row["status_msg"] == OUTBID_MSG
@@ -92,9 +96,12 @@ async def test_an_outbid_instance_stops_bills_storage_only_and_comes_back_empty_
         assert inst.billed(emu.clock.now()) - before == pytest.approx(inst.storage_per_hour * 300 / 3600)
         emu.clock.advance(first.back_at + 1 - emu.clock.now())
         assert emu.status(inst).actual == "running"
+        second = inst.outbids[1]   # and the market goes on: outbid again later
+        emu.clock.advance(second.at + 1 - emu.clock.now())
+        assert emu.status(inst).actual == "stopped"
 
 
-async def test_a_raised_bid_runs_an_outbid_instance_at_once_only_at_the_clearing_price():
+async def test_a_raised_bid_runs_an_outbid_instance_at_once_only_at_the_clearing_price_and_the_market_goes_on():
     emu = emulator({**ROUGH, "back_p": 0.0})
     async with serve(emu) as url, session(emu) as s:
         o = (await search(s, url, "bid"))[0]
@@ -104,20 +111,47 @@ async def test_a_raised_bid_runs_an_outbid_instance_at_once_only_at_the_clearing
         (only,) = inst.outbids   # with no comeback the market stops drawing after the first
         assert only.back_at is None
         emu.clock.advance(only.at + 60 - emu.clock.now())
+        clearing = inst.clearing(emu.clock.now())
 
         async def change(price):
             emu.clock.advance(2)
             async with s.put(f"{url}/api/v0/instances/bid_price/{iid}/", json={"client_id": "me", "price": price}) as r:
                 return r.status
 
-        assert await change(round(only.clearing * 0.95, 4)) == 200
+        async def start():
+            emu.clock.advance(2)
+            async with s.put(f"{url}/api/v0/instances/{iid}/", json={"state": "running"}) as r:
+                return r.status
+
+        assert await start() == 200 and emu.status(inst).actual == "stopped", "a start at the losing bid does nothing"
+        assert await change(round(clearing * 0.95, 4)) == 200
         assert emu.status(inst).actual == "stopped", "under the clearing price it stays stopped"
-        assert await change(only.clearing) == 200
-        assert emu.status(inst).actual == "running" and emu.row(inst)["bid_price"] == only.clearing
+        assert await change(clearing) == 200
+        assert emu.status(inst).actual == "running" and emu.row(inst)["bid_price"] == clearing
+        assert emu.row(inst)["dph_total"] == pytest.approx(clearing + inst.storage_per_hour)
         t = emu.clock.now()
-        emu.clock.advance(600)
-        storage = inst.storage_per_hour * 600 / 3600
-        assert inst.billed(emu.clock.now()) - inst.billed(t) == pytest.approx(only.clearing * 600 / 3600 + storage)
+        later = [x for x in inst.outbids if x.at > t]
+        assert later, "running again, it meets the market again"
+        window = min(600.0, later[0].at - t - 1)   # running, at the new bid, until it is outbid again
+        emu.clock.advance(window)
+        storage = inst.storage_per_hour * window / 3600
+        assert inst.billed(emu.clock.now()) - inst.billed(t) == pytest.approx(clearing * window / 3600 + storage)
+        emu.clock.advance(later[0].at + 1 - emu.clock.now())
+        assert emu.status(inst).actual == "stopped"
+        assert inst.clearing(emu.clock.now()) == pytest.approx(later[0].rise * clearing, rel=1e-3), \
+            "the new clearing price follows the bid in force"
+
+
+async def test_a_running_bid_lowered_under_min_bid_is_outbid_at_once():
+    emu = emulator()
+    async with serve(emu) as url, session(emu) as s:
+        o = (await search(s, url, "bid"))[0]
+        _, body = await create(s, url, o["id"], "usim:m:c0:1", o["min_bid"])
+        inst = emu.instances[body["new_contract"]]
+        emu.clock.advance(3600)
+        assert emu.status(inst).actual == "running"
+        assert emu.change_bid(inst, round(o["min_bid"] / 2, 4)) is None
+        assert emu.status(inst).actual == "stopped" and inst.clearing(emu.clock.now()) == pytest.approx(o["min_bid"])
 
 
 async def test_a_bid_under_min_bid_still_makes_an_instance_that_is_stopped_and_bills_storage():
@@ -130,6 +164,8 @@ async def test_a_bid_under_min_bid_still_makes_an_instance_that_is_stopped_and_b
         emu.clock.advance(3600)
         assert emu.status(inst).actual == "stopped"
         assert inst.billed(emu.clock.now()) == pytest.approx(inst.storage_per_hour, rel=0.01)
+        assert emu.change_bid(inst, None) is None   # a winning bid: min_bid, and it runs
+        assert emu.status(inst).actual == "running" and inst.bid == pytest.approx(o["min_bid"])
         status, body = await create(s, url, (await search(s, url, "bid"))[0]["id"], "usim:m:c1:1", -1)
         assert status == 400 and body["error"] == "invalid_price"
 
@@ -158,8 +194,35 @@ def test_outbids_come_at_the_profiles_rate():
     market = load_faults("rough_market").market
     gaps = []
     for seed in range(300):
-        drawn = outbids(market, rng_for(seed, "x"), 0.0, 0.3)
+        drawn = outbids(market, rng_for(seed, "x"), 0.0)
         gaps.append(drawn[0].at)
     mean_h = sum(gaps) / len(gaps) / 3600
     assert mean_h == pytest.approx(1 / market.outbid_per_hour, rel=0.15)
     assert load_faults("calm_market").market.outbid_per_hour < market.outbid_per_hour
+
+
+def test_a_bid_host_over_ssh_stops_itself_after_its_run_and_a_run_after_a_comeback_writes_its_events():
+    """Over SSH the run starts when the controller starts it: a run that ends before the next outbid leaves the
+    container to stop itself (it does not bill idle until the market stops it), and a run started on a host that
+    came back runs until the outbid after that."""
+    from usim_tui.emulator.market import Outbid
+    from usim_tui.emulator.timeline import Phase, Plan, apply_outbids
+
+    def plan() -> Plan:
+        p = Plan([Phase(0.0, None), Phase(100.0, "running", "")])
+        p.script = [(10.0, '@usim {"kind":"started"}'), (500.0, '@usim {"kind":"done"}')]
+        p.script_end = (501.0, 0)
+        return p
+
+    quiet = plan()
+    apply_outbids(quiet, [Outbid(50_000.0, 1.2, None)], 100.0)
+    quiet.place_script(200.0)
+    assert [p.actual for p in quiet.phases][-1] == "exited" and quiet.phases[-1].at == 200.0 + 501 + 1800
+    assert all(not p.msg.startswith(OUTBID_MSG) for p in quiet.phases), "stopped itself before the market did"
+
+    back = plan()
+    apply_outbids(back, [Outbid(150.0, 1.2, 1000.0), Outbid(9000.0, 1.2, None)], 100.0)
+    back.place_script(1200.0)
+    assert [json.loads(line)["kind"] for _, line in back.events] == ["started", "done", "exit"], \
+        "started after the comeback, it runs (the stop before it is history)"
+    assert back.phase_at(1200.0 + 501 + 1800 + 1).actual == "exited"

@@ -371,6 +371,11 @@ async def test_interruptible_pricing_rents_at_a_bid_over_min_bid_capped_under_th
         assert inst.bid <= 0.9 * offer["dph_base"]
         assert obs.price_per_hour == pytest.approx(inst.bid + offer["storage_total_cost"])
         assert obs.price_per_hour < offer["dph_total"], "cheaper than renting it on demand"
+        emu.clock.advance(3600)
+        emu.instances[int(obs.provider_id)].machine.dph_base *= 3   # whatever a listing says of it later
+        (listed,) = await p.list()
+        assert listed.price_per_hour == pytest.approx(inst.bid + offer["storage_total_cost"]), \
+            "the bid it placed, never read back from a listing"
         await p.close()
 
 

@@ -58,8 +58,11 @@ def test_replayed_events_are_the_trainers_and_the_ledger_ingests_the_val_curve(c
     assert op["epochs"] == curves.cells["round_b_cap128"].epochs == len(replay.val)
     per_epoch = [e for e in events if e["kind"] == "metric" and e["stage"] == "operator"]
     assert [e["epoch"] for e in per_epoch] == list(range(op["epochs"]))
-    assert all(set(e["metrics"]) == {"train/operator/loss", "val/operator/loss", "val/operator/best", "epoch"}
+    scored = {"val/operator/nrmse_frame", "val/operator/best_nrmse_frame"}
+    assert replay.score, "the committed file carries the trainer's per-epoch rollout score"
+    assert all(set(e["metrics"]) == {"train/operator/loss", "val/operator/loss", "val/operator/best", "epoch"} | scored
                and e["total_steps"] == op["steps"] for e in per_epoch)
+    assert [e["metrics"]["val/operator/nrmse_frame"] for e in per_epoch] == pytest.approx(replay.score, rel=1e-5)
 
     got = ingest(events)
     series = [(step, m["val/operator/loss"]) for step, m, _ in got.metrics if "val/operator/loss" in m]
@@ -70,6 +73,18 @@ def test_replayed_events_are_the_trainers_and_the_ledger_ingests_the_val_curve(c
     assert got.small_metrics is not None and set(EVAL_RANGES) <= set(got.small_metrics)
     assert got.small_metrics["nrmse_frame"] == pytest.approx(replay.final["nrmse_frame"], rel=1e-5)
     assert got.attempt.get("done_event") == 1
+
+
+def test_a_replayed_score_is_off_the_same_way_as_its_final_metric(curves):
+    """The per-epoch rollout score and the final nrmse_frame are the same model's rollouts: one draw moves both."""
+    cell = min(curves.cells, key=lambda n: len(curves.cells[n].runs))
+    run = curves.cells[cell].runs[0]
+    for seed in range(20):
+        r = curves.replay(cell, rng_for(seed, "x"))
+        z_final = math.log(r.final["nrmse_frame"] / run.final["nrmse_frame"]) / curves.final_sigma
+        z_last = math.log(r.score[-1] / run.score[-1]) / curves.score_sigma[min(len(run.score), len(
+            curves.score_sigma)) - 1]
+        assert z_last == pytest.approx(z_final, abs=1e-6)
 
 
 def test_a_costlier_cell_trains_its_operator_longer(curves):

@@ -89,7 +89,8 @@ def cmd_rehearse(args: argparse.Namespace) -> int:
     rows = [("finished", lambda d: f"{d['finished']}/{d['cells']}"), ("spent", lambda d: money(d["spent"])),
             ("$ per finished config", lambda d: money(d["cost_per_finished"])),
             ("stopped early", lambda d: str(d.get("stopped_early", "-"))),
-            ("outbid", lambda d: str(d["outbids"])), ("results lost", lambda d: str(d["lost_results"])),
+            ("outbid", lambda d: str(d["outbids"])),
+            ("results lost", lambda d: "-" if d["lost_results"] is None else str(d["lost_results"])),
             ("overshoot", lambda d: money(d["overshoot"])), ("instances", lambda d: str(d["instances"])),
             ("stuck instances", lambda d: str(d["stuck_instances"])),
             ("stuck -> replacement (med)", secs),
@@ -112,7 +113,7 @@ def with_pricing(sweep: Any, pricing: str) -> Any:
     """The sweep renting its hosts as `pricing` says (a rehearsal's --pricing)."""
     from usim_core.sweep import Sweep
 
-    provider = sweep.spec.provider.model_copy(update={"pricing": pricing})
+    provider = type(sweep.spec.provider).model_validate({**sweep.spec.provider.model_dump(), "pricing": pricing})
     return Sweep(spec=sweep.spec.model_copy(update={"provider": provider}), path=sweep.path, cells=sweep.cells)
 
 

@@ -22,20 +22,26 @@ HORIZON_S = 7 * 24 * 3600.0   # nothing is drawn past a week of running
 @dataclass(frozen=True)
 class Outbid:
     at: float                 # stopped from then
-    clearing: float           # a bid at or above this runs it again ($/h)
+    rise: float               # a bid of at least rise x the bid in force at `at` runs it again
     back_at: float | None     # the market falls back to its bid then (None: not by itself)
 
 
-def outbids(market: Market, rng: random.Random, running_at: float, bid: float) -> list[Outbid]:
-    """The outbids a bid instance meets from `running_at` on, with their comebacks, while it keeps its bid."""
+def outbids(market: Market, rng: random.Random, running_at: float) -> list[Outbid]:
+    """The outbids a bid instance meets from `running_at` on, with their comebacks (the rate does not depend on
+    the bid; the clearing price is a multiple of the bid in force when it is outbid)."""
     out: list[Outbid] = []
     t = running_at
     while market.outbid_per_hour > 0 and t - running_at < HORIZON_S:
         t += rng.expovariate(market.outbid_per_hour / 3600.0)
-        clearing = bid * draw(rng, market.clearing_rise)
+        rise = draw(rng, market.clearing_rise)
         back = t + draw(rng, market.back_after_s) if rng.random() < market.back_p else None
-        out.append(Outbid(t, round(clearing, 4), back))
+        out.append(Outbid(t, rise, back))
         if back is None:
             break
         t = back
     return out
+
+
+def is_outbid_stop(msg: str) -> bool:
+    """A phase message of an instance the market stopped (outbid, or made under min_bid)."""
+    return msg.startswith(OUTBID_MSG)

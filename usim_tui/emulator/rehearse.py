@@ -19,6 +19,7 @@ from typing import Any
 from usim_core.eval.schema import PRIMARY_METRIC
 from usim_core.sweep import Sweep
 from usim_tui.emulator.faults import FaultProfile
+from usim_tui.emulator.market import is_outbid_stop
 from usim_tui.emulator.naive import naive_onstart, run_naive
 from usim_tui.emulator.offers import catalogue
 from usim_tui.emulator.replay import Curves
@@ -59,7 +60,7 @@ class PolicyResult:
     champion_metric: float | None = None
     stopped_early: int = 0                   # cells the stopping rule (or a person) stopped
     finals: dict[str, float] = field(default_factory=dict)   # finished cell -> its val PRIMARY_METRIC
-    lost_results: int = 0      # cells whose run finished on a host but never came home (and no later one did)
+    lost_results: int | None = None   # cells whose run finished on a host but never came home (usim's ledger)
     outbids: int = 0           # times a bid instance was outbid while alive
 
     @property
@@ -105,8 +106,8 @@ def _summarise(emu: Emulator, res: PolicyResult, t0: float, home: set[str] | Non
     now = emu.clock.now()
     for inst in emu.instances.values():
         end = min(now, inst.destroyed_at) if inst.destroyed_at is not None else now
-        res.outbids += sum(1 for o in inst.outbids if o.at <= end)
-    if home is not None:
+        res.outbids += sum(1 for ph in inst.plan.phases if ph.at <= end and is_outbid_stop(ph.msg))
+    if home is not None:   # the naive policy keeps no ledger: not known
         res.lost_results = sum(1 for cell, insts in by_cell.items() if cell not in home and any(
             _trained_to_the_end(i, now) for i in insts))
     for insts in by_cell.values():

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from usim_tui.emulator.faults import GENTLE, FaultProfile, draw, rng_for
-from usim_tui.emulator.market import OUTBID_MSG, Outbid, outbids
+from usim_tui.emulator.market import OUTBID_MSG, Outbid, is_outbid_stop, outbids
 from usim_tui.emulator.offers import Machine, catalogue
 from usim_tui.emulator.replay import Curves, Replay
 from usim_tui.emulator.timeline import Phase, Plan, apply_outbids, plan_instance
@@ -80,6 +80,16 @@ class Instance:
     def bid(self) -> float | None:
         """The current bid of an interruptible instance (None: on demand)."""
         return self.bids[-1][1] if self.bids else None
+
+    def bid_at(self, t: float) -> float:
+        return next((price for since, price in reversed(self.bids) if since <= t), self.bids[0][1])
+
+    def clearing(self, now: float) -> float | None:
+        """While the market has it stopped: the bid that would run it again; None otherwise."""
+        if not self.bids or not is_outbid_stop(self.plan.phase_at(now).msg):
+            return None
+        o = next((o for o in reversed(self.outbids) if o.at <= now), None)
+        return None if o is None else round(o.rise * self.bid_at(o.at), 4)
 
     def _gpu_cost(self, a: float, b: float) -> float:
         """GPU rent over [a, b): on demand at its price, at a bid at the bid in force at each moment."""
@@ -296,7 +306,8 @@ class Emulator:
             plan = plan_instance(self.faults, rng_for(self.seed, label or str(iid)), now, label=label or "",
                                  bad_build=self.is_bad_build(label), traps=traps, over_ssh=over_ssh,
                                  replay=self.replay_for(label))
-        if bid is not None and not raced and bid < offer["min_bid"]:   # made, and stopped at once (docs/vast.md)
+        under = bid is not None and not raced and bid < offer["min_bid"]
+        if under:   # made, and stopped at once (docs/vast.md): min_bid is the price that would run it
             plan = Plan([Phase(now, None), Phase(now + 1, "stopped", f"{OUTBID_MSG} (bid {bid} under min_bid "
                                                  f"{offer['min_bid']})", "stopped", "stopped")], faults=["under_min_bid"])
         inst = Instance(
@@ -307,7 +318,9 @@ class Emulator:
             runtype=str(body.get("runtype") or ""), ssh_keys=set(self.account_keys.values()))
         if bid is not None:
             inst.bids.append((now, bid))
-            if "under_min_bid" not in plan.faults:
+            if under:
+                inst.outbids.append(Outbid(now + 1, offer["min_bid"] / bid, None))
+            else:
                 self._market(inst, inst.running_since())
         self._unkind(inst)
         inst.marker = f"{self.token}-{iid}"   # instance ids repeat across emulators: the marker names this one
@@ -318,33 +331,41 @@ class Emulator:
         return 200, {"success": True, "new_contract": iid, "instance_api_key": inst.api_key}
 
     def _market(self, inst: Instance, since: float | None) -> None:
-        """Draw a bid instance's outbids from `since` (its running, or a raised bid's comeback) on its plan."""
+        """Draw a bid instance's outbids from `since` (its running, or its comeback) on its plan."""
         if since is None or inst.bid is None:
             return
-        rng = rng_for(self.seed, f"market:{inst.label or inst.id}:{len(inst.bids)}")
-        drawn = outbids(self.faults.market, rng, since, inst.bid)
-        inst.outbids += drawn
-        apply_outbids(inst.plan, drawn)
+        key = f"market:{inst.label or inst.id}:{sum(1 for o in inst.outbids if o.at < since)}"
+        applied = apply_outbids(inst.plan, outbids(self.faults.market, rng_for(self.seed, key), since), since)
+        inst.outbids = [o for o in inst.outbids if o.at < since] + applied
+
+    def _run_again(self, inst: Instance, now: float, msg: str) -> None:
+        """A stopped bid instance runs again now, an empty container, and meets the market from now."""
+        inst.plan.cut(now)
+        inst.plan.phases.append(Phase(now, "running", msg, "running", "running"))
+        self._market(inst, now)
 
     def change_bid(self, inst: Instance, price: float | None) -> str | None:
-        """`PUT /api/v0/instances/bid_price/{id}/`: the new bid from now (None: a winning one, the clearing price
-        of an outbid instance); an outbid instance whose new bid reaches the price that clears its machine runs
-        again at once (an empty container). An error message, or None."""
+        """`PUT /api/v0/instances/bid_price/{id}/`: the bid from now on (None: a winning one, at least the price
+        that clears its machine). A stopped instance whose new bid reaches that price runs again at once (an empty
+        container); a running one whose new bid falls under its machine's min_bid is outbid at once (the worse
+        case). An error message, or None."""
         if inst.bid is None:
             return f"instance {inst.id} is on demand: it has no bid to change"
         now = self.clock.now()
-        phase = self.status(inst)
-        current = next((o for o in reversed(inst.outbids) if o.at <= now), None)
-        outbid = phase.actual == "stopped" and phase.msg == OUTBID_MSG and current is not None
+        clearing = inst.clearing(now)
         if price is None:
-            price = current.clearing if outbid and current else inst.bid
+            price = max(inst.bid, clearing or 0.0)
         if price <= 0:
             return f"price {price} must be positive"
         inst.bids.append((now, price))
-        if outbid and current and price >= current.clearing:
+        min_bid = inst.machine.offer(inst.disk)["min_bid"]
+        if clearing is not None and price >= clearing:
+            self._run_again(inst, now, "bid raised to the clearing price")
+        elif clearing is None and self.status(inst).actual in GPU_STATES and price < min_bid:
             inst.plan.cut(now)
-            inst.plan.phases.append(Phase(now, "running", "bid raised to the clearing price", "running", "running"))
-            self._market(inst, now)
+            inst.plan.phases.append(Phase(now, "stopped", f"{OUTBID_MSG} (bid {price} under min_bid {min_bid})",
+                                          "stopped", "stopped"))
+            inst.outbids.append(Outbid(now, min_bid / price, None))
         return None
 
     def replay_for(self, label: str | None) -> Replay | None:
@@ -391,6 +412,9 @@ class Emulator:
 
     def set_state(self, inst: Instance, state: str) -> None:
         now = self.clock.now()
+        clearing = inst.clearing(now)
+        if state == "running" and clearing is not None and inst.bid is not None and inst.bid < clearing:
+            return   # outbid: a start under the clearing price changes nothing (the market may still fall back)
         inst.plan.cut(now)
         if state == "stopped":
             inst.stop_requested = True
@@ -398,6 +422,7 @@ class Emulator:
         elif state == "running":
             inst.stop_requested = False
             inst.plan.phases.append(Phase(now, "running", "", "running", "running"))
+            self._market(inst, now)
 
     def status(self, inst: Instance) -> Phase:
         return inst.plan.phase_at(self.clock.now())
@@ -457,7 +482,8 @@ class Emulator:
             **ssh_fields(inst, running),
             "public_ipaddr": "127.0.0.1", "local_ipaddrs": "127.0.0.1", "direct_port_start": -1,
             "direct_port_end": -1, "ports": {"22/tcp": None}, "inet_up": 0.0, "inet_down": 0.0,
-            "jupyter_token": None, "dph_total": inst.dph_total, "dph_base": round(m.dph_base, 4),
+            "jupyter_token": None,
+            "dph_total": inst.dph_total if inst.bid is None else round(inst.bid + inst.storage_per_hour, 6), "dph_base": round(m.dph_base, 4),
             "storage_cost": m.storage_cost, "storage_total_cost": inst.storage_per_hour,
             "inet_up_cost": 0.002, "inet_down_cost": 0.002, "reliability2": m.reliability2,
             "verification": "verified" if m.verified else "unverified", "geolocation": m.geolocation,

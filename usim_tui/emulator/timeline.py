@@ -39,6 +39,9 @@ class Phase:
     cur: str = "running"
 
 
+STOPS = ("stopped", "offline", "exited")   # states in which nothing runs
+
+
 @dataclass
 class Plan:
     phases: list[Phase]
@@ -65,18 +68,30 @@ class Plan:
         self.events = [(at, line) for at, line in self.events if at <= t]
         self.interrupt_at = min(t, self.interrupt_at) if self.interrupt_at is not None else t
 
+    def next_stop(self, t: float) -> float | None:
+        """When the instance next stops running at or after t (outbid, offline, exited, stopped or destroyed)."""
+        stops = [p.at for p in self.phases if p.at >= t and p.actual in STOPS]
+        if self.interrupt_at is not None and self.interrupt_at >= t:
+            stops.append(self.interrupt_at)
+        return min(stops, default=None)
+
     def place_script(self, t0: float) -> None:
-        """The controller started the run at t0 (run_script.sh): its events from then on, cut at an interrupt;
-        after its exit the container stops itself if it is not destroyed within USIM_STOP_AFTER_S (1800 s)."""
+        """The controller started the run at t0 (run_script.sh): its events from then on, up to the next stop
+        (nothing runs on past an outbid, an offline host or a stop; a run started after a comeback runs until
+        the stop after it); a run that ends first leaves its container to stop itself USIM_STOP_AFTER_S (1800 s)
+        later, unless something stops it before."""
         if self.script_end is None or self.events:
             return
         end, code = self.script_end
         placed = [(t0 + dt, line) for dt, line in self.script]
         placed.append(_event(t0 + end, "exit", code=code))
-        if self.interrupt_at is not None:
-            placed = [(at, line) for at, line in placed if at <= self.interrupt_at]
-        elif not any(p.at > t0 + end for p in self.phases):
-            self.phases.append(Phase(t0 + end + 1800, "exited", f"container exited ({code})", "stopped", "stopped"))
+        stop = self.next_stop(t0)
+        if stop is not None:
+            placed = [(at, line) for at, line in placed if at <= stop]
+        exit_at = t0 + end + 1800
+        if stop is None or stop > exit_at:   # it stops itself first: what was planned after never happens
+            self.phases = [p for p in self.phases if p.at <= exit_at]
+            self.phases.append(Phase(exit_at, "exited", f"container exited ({code})", "stopped", "stopped"))
         self.events = [(at, line.removeprefix("@usim ")) for at, line in placed if line.startswith("@usim ")]
         self.logs = sorted(self.logs + placed, key=lambda x: x[0])
 
@@ -139,20 +154,23 @@ def plan_instance(profile: FaultProfile, rng: random.Random, t0: float, *, label
     return plan
 
 
-def apply_outbids(plan: Plan, outbids: list[Outbid]) -> None:
-    """A bid instance's market on its plan (market.py): stopped at each outbid, running again (an empty container)
-    at each comeback. The first outbid interrupts the run as any stop does; one after the run ended is moot."""
-    if not outbids:
-        return
-    ended = next((p.at for p in plan.phases if p.actual in ("exited", "offline", "stopped")), None)
-    if ended is not None and ended <= outbids[0].at:
-        return
+def apply_outbids(plan: Plan, outbids: list[Outbid], since: float) -> list[Outbid]:
+    """A bid instance's market from `since` on its plan (market.py): stopped at each outbid, running again (an
+    empty container) at each comeback. The first outbid interrupts the run as any stop does; outbids after the
+    instance stopped otherwise (its run ended, its host went offline) never happen. Returns those applied."""
+    ended = plan.next_stop(since)
+    if not outbids or (ended is not None and ended <= outbids[0].at):
+        return []
     plan.cut(outbids[0].at)
+    if "offline" in plan.faults and not any(p.actual == "offline" for p in plan.phases):
+        plan.faults.remove("offline")   # outbid before its host would have gone offline
     for o in outbids:
         plan.phases.append(Phase(o.at, "stopped", OUTBID_MSG, "stopped", "stopped"))
         if o.back_at is not None:
             plan.phases.append(Phase(o.back_at, "running", "the market fell back to its bid", "running", "running"))
-    plan.faults.append("outbid")
+    if "outbid" not in plan.faults:
+        plan.faults.append("outbid")
+    return outbids
 
 
 def _interrupt(plan: Plan, at: float, *, offline: bool) -> None:

@@ -149,6 +149,7 @@ class VastProvider(VastHost):
         self._buy = asyncio.Lock()
         self._excluded_offers: dict[int, float] = {}
         self._excluded_machines: dict[str, float] = {}
+        self._bids: dict[str, float] = {}   # provider id -> the bid it was rented at ($/h of its GPUs)
         # (num_gpus, on-demand|bid) -> (searched at, offers)
         self._offers: dict[tuple[int, str], tuple[float, list[dict[str, Any]]]] = {}
         self._running_since: dict[str, float] = {}
@@ -286,9 +287,16 @@ class VastProvider(VastHost):
         return Observed(
             provider_id=pid, label=row.get("label") or "", state=state, status_msg=msg,
             machine_id=None if row.get("machine_id") is None else str(row["machine_id"]),
-            gpu=row.get("gpu_name"), price_per_hour=float(row.get("dph_total") or 0.0),
+            gpu=row.get("gpu_name"), price_per_hour=self._price_of(pid, row),
             storage_per_hour=float(row.get("storage_total_cost") or 0.0),
             created_at=row.get("start_date"), started_at=self._running_since.get(pid), raw=_redact(row))
+
+    def _price_of(self, pid: str, row: dict[str, Any]) -> float:
+        """$/h an instance bills: at a bid this provider placed, the bid plus storage (never read back from the
+        listing: what a bid instance's dph_total holds is unverified, docs/vast.md); otherwise dph_total."""
+        if pid in self._bids:
+            return self._bids[pid] + float(row.get("storage_total_cost") or 0.0)
+        return float(row.get("dph_total") or 0.0)
 
     def _max_dph(self, spec: LaunchSpec) -> float:
         """The most an offer for this attempt's host may cost: max_dph scaled to its GPUs (the launcher's
@@ -424,6 +432,8 @@ class VastProvider(VastHost):
                                             "again, the listing settles it") from None
                 if status == 200 and isinstance(data, dict) and data.get("success") and data.get("new_contract"):
                     self._exclude(offer.get("id"), offer.get("machine_id"))
+                    if bid is not None:
+                        self._bids[str(data["new_contract"])] = bid
                     return Observed(
                         provider_id=str(data["new_contract"]), label=spec.label, state=PENDING,
                         machine_id=str(offer.get("machine_id")), gpu=offer.get("gpu_name"),
