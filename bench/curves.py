@@ -312,6 +312,10 @@ def analyse(data: dict[str, Any]) -> str:
         at = [cells[n]["val"][e] for n in names]
         lines.append(f"spearman(val@epoch{e}, best val) = {spearman(at, [last[n] for n in names]):.3f}; "
                      f"(val@epoch{e}, nrmse_frame) = {spearman(at, [final[n] for n in names]):.3f}")
+    if all(cells[n].get("score") for n in names):   # the trainer's per-epoch rollout score (what picks champions)
+        for e in range(common):
+            at = [cells[n]["score"][e] for n in names]
+            lines.append(f"spearman(score@epoch{e}, nrmse_frame) = {spearman(at, [final[n] for n in names]):.3f}")
     sig = data["noise"]["val_log_sigma"]
     for e in range(common):   # two runs' log gap has noise sigma*sqrt(2): "apart" when above twice that
         s_e = sig[min(e, len(sig) - 1)] if sig else None
