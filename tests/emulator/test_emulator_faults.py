@@ -135,3 +135,27 @@ def test_rehearse_pricing_rents_at_a_bid_in_a_rough_market_and_counts_outbids_an
     assert bid["usim"]["outbids"] > 0 and od["usim"]["outbids"] == 0
     assert bid["usim"]["lost_results"] == od["usim"]["lost_results"] == 0
     assert bid["usim"]["overshoot"] == 0 and bid["usim"]["finished"] > 0
+
+
+def test_a_run_that_finished_on_a_host_whose_results_never_came_home_counts_as_lost():
+    """lost_results: a trainer wrote `done` while its instance was alive, and the ledger has the cell neither
+    finished nor stopped early; a cell whose results came home, or whose host died before `done`, is not lost."""
+    from usim_tui.emulator.rehearse import PolicyResult, _summarise
+    from usim_tui.emulator.state import Emulator
+    from usim_tui.fleet.clock import VirtualClock
+
+    emu = Emulator(VirtualClock(), faults=FaultProfile(name="t", provisioning_s=(1, 2), image_pull_s=(1, 2)),
+                   gentle=True)
+    offers = iter(m.offer_id for m in emu.machines)
+    for cell in ("home", "lost", "died"):
+        emu.create(next(offers), {"label": f"usim:s:{cell}:1", "onstart": "true"})
+    emu.clock.advance(12 * 3600)   # the plain onstart path: each synthetic run writes `done` hours in
+    died = next(i for i in emu.instances.values() if i.label == "usim:s:died:1")
+    assert any('"kind":"done"' in line for _, line in died.plan.logs)
+    died.destroyed_at = died.created_at + 60   # gone a minute in, long before its run could end
+    res = PolicyResult("usim", 3, 5.0)
+    _summarise(emu, res, 0.0, home={"home"})
+    assert res.lost_results == 1
+    naive = PolicyResult("naive", 3, 5.0)
+    _summarise(emu, naive, 0.0)
+    assert naive.lost_results is None, "the naive policy keeps no ledger: not known"
