@@ -33,6 +33,11 @@ class Machine:
     rented: bool = False
     extra: dict[str, Any] = field(default_factory=dict)
 
+    @property
+    def min_bid(self) -> float:
+        """The lowest bid that rents it interruptible ($/h of the machine)."""
+        return round(self.dph_base * 0.6, 4)
+
     def offer(self, storage_gb: float) -> dict[str, Any]:
         storage_total = self.storage_cost * storage_gb / HOURS_PER_MONTH
         return {
@@ -42,7 +47,7 @@ class Machine:
             "gpu_total_ram": self.gpu_ram * self.num_gpus,
             "dph_base": round(self.dph_base, 4), "dph_total": round(self.dph_base + storage_total, 6),
             "storage_cost": self.storage_cost, "storage_total_cost": round(storage_total, 6),
-            "inet_up_cost": 0.002, "inet_down_cost": 0.002, "min_bid": round(self.dph_base * 0.6, 4),
+            "inet_up_cost": 0.002, "inet_down_cost": 0.002, "min_bid": self.min_bid,
             "reliability2": self.reliability2, "reliability": self.reliability2,
             "verification": "verified" if self.verified else "unverified", "verified": self.verified,
             "rentable": not self.rented, "rented": self.rented, "external": False,

@@ -97,16 +97,15 @@ def _summarise(emu: Emulator, res: PolicyResult, t0: float, home: set[str] | Non
     res.hours = (emu.clock.now() - t0) / 3600
     res.api_calls = emu.calls.total
     by_cell: dict[str, list[Any]] = {}
+    now = emu.clock.now()
     for inst in emu.instances.values():
         for f in inst.plan.faults:
             res.faults[f] = res.faults.get(f, 0) + 1
+        end = inst.alive_until(now)
+        res.outbids += sum(1 for ph in inst.plan.phases if ph.at <= end and is_outbid_stop(ph.msg))
         parsed = parse_label(inst.label)
         if parsed:
             by_cell.setdefault(parsed[1], []).append(inst)
-    now = emu.clock.now()
-    for inst in emu.instances.values():
-        end = min(now, inst.destroyed_at) if inst.destroyed_at is not None else now
-        res.outbids += sum(1 for ph in inst.plan.phases if ph.at <= end and is_outbid_stop(ph.msg))
     if home is not None:   # the naive policy keeps no ledger: not known
         res.lost_results = sum(1 for cell, insts in by_cell.items() if cell not in home and any(
             _trained_to_the_end(i, now) for i in insts))
@@ -120,7 +119,7 @@ def _summarise(emu: Emulator, res: PolicyResult, t0: float, home: set[str] | Non
 
 def _trained_to_the_end(inst: Any, now: float) -> bool:
     """Its trainer wrote `done` while the instance was alive (what a fleet must bring home)."""
-    end = min(now, inst.destroyed_at) if inst.destroyed_at is not None else now
+    end = inst.alive_until(now)
     lines = inst.plan.events or inst.plan.logs
     return any(at <= end and '"kind":"done"' in line for at, line in lines)
 

@@ -74,7 +74,7 @@ class Curves:
 
     def sigma_at(self, epoch: int) -> float:
         """The measured log-sigma of val at an epoch (the last measured one past the end)."""
-        return self.val_sigma[min(epoch, len(self.val_sigma) - 1)]
+        return _at(self.val_sigma, epoch)
 
     def expected(self, cell: str, metric: str = "nrmse_frame") -> float | None:
         """What the replay draws a cell's final metric around: the geometric mean of its recorded runs' (their
@@ -95,7 +95,7 @@ class Curves:
         val = [v * math.exp(self.sigma_at(e) * z) for e, v in enumerate(run.val)]
         zf = rng.gauss(0.0, 1.0)
         final = {k: v * math.exp(self.final_sigma * zf) for k, v in run.final.items()}
-        score = [v * math.exp(self.score_sigma[min(e, len(self.score_sigma) - 1)] * zf) for e, v in enumerate(run.score)]
+        score = [v * math.exp(_at(self.score_sigma, e) * zf) for e, v in enumerate(run.score)]
         op = c.cpu_s_per_epoch * c.epochs / self.median_operator
         other = c.rest_cpu_s / self.median_rest if c.rest_cpu_s and self.median_rest else 1.0
         return Replay(cell, run.seed, val, score, final, op, other, c.stages)
@@ -135,17 +135,24 @@ def load_curves(path: str | Path) -> Curves:
         raise chk.bad("cells", "no cells")
     cells = {name: _cell(chk, f"cells.{name}.", c) for name, c in raw_cells.items()}
     noise = chk.need(data, "noise", "", dict)
-    sig = chk.need(noise, "val_log_sigma", "noise.", list)
-    val_sigma = [float(s) for s in sig if isinstance(s, int | float) and not isinstance(s, bool) and s >= 0]
+    val_sigma = _sigmas(chk.need(noise, "val_log_sigma", "noise.", list))
     if not val_sigma:
         raise chk.bad("noise.val_log_sigma", "no measured value (expected a list of non-negative numbers)")
     final_sigma = chk.need(chk.need(noise, "final_log_sigma", "noise.", dict), "nrmse_frame",
                            "noise.final_log_sigma.", (int, float))
     if final_sigma < 0:
         raise chk.bad("noise.final_log_sigma.nrmse_frame", f"expected a non-negative number, got {final_sigma}")
-    raw_score = noise.get("score_log_sigma") or []
-    score_sigma = [float(v) for v in raw_score if isinstance(v, int | float) and not isinstance(v, bool) and v >= 0]
-    return Curves(path, sweep, cells, val_sigma, float(final_sigma), score_sigma)
+    return Curves(path, sweep, cells, val_sigma, float(final_sigma), _sigmas(noise.get("score_log_sigma") or []))
+
+
+def _sigmas(raw: list[Any]) -> list[float]:
+    """A per-epoch noise list: its non-negative numbers."""
+    return [float(s) for s in raw if isinstance(s, int | float) and not isinstance(s, bool) and s >= 0]
+
+
+def _at(per_epoch: list[float], epoch: int) -> float:
+    """A per-epoch figure at an epoch, the last one past its end."""
+    return per_epoch[min(epoch, len(per_epoch) - 1)]
 
 
 class _Check:

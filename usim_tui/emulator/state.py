@@ -15,7 +15,7 @@ from usim_tui.emulator.faults import GENTLE, FaultProfile, draw, rng_for
 from usim_tui.emulator.market import OUTBID_MSG, Outbid, is_outbid_stop, outbids
 from usim_tui.emulator.offers import Machine, catalogue
 from usim_tui.emulator.replay import Curves, Replay
-from usim_tui.emulator.timeline import Phase, Plan, apply_outbids, plan_instance
+from usim_tui.emulator.timeline import Phase, Plan, apply_outbids, outbid_phase, plan_instance
 from usim_tui.fleet.clock import Clock, RealClock
 from usim_tui.fleet.providers.base import parse_label
 
@@ -103,8 +103,17 @@ class Instance:
                 total += price * (hi - lo) / 3600
         return total
 
+    def alive_until(self, t: float) -> float:
+        """t, or when it was destroyed if that came first."""
+        return min(t, self.destroyed_at) if self.destroyed_at is not None else t
+
+    @property
+    def price_now(self) -> float:
+        """What its listing says it bills an hour: on demand its price, at a bid the bid in force plus storage."""
+        return self.dph_total if self.bid is None else round(self.bid + self.storage_per_hour, 6)
+
     def billed(self, until: float) -> float:
-        end = min(until, self.destroyed_at) if self.destroyed_at is not None else until
+        end = self.alive_until(until)
         total = 0.0
         phases = self.plan.phases
         for i, p in enumerate(phases):
@@ -306,20 +315,18 @@ class Emulator:
             plan = plan_instance(self.faults, rng_for(self.seed, label or str(iid)), now, label=label or "",
                                  bad_build=self.is_bad_build(label), traps=traps, over_ssh=over_ssh,
                                  replay=self.replay_for(label))
-        under = bid is not None and not raced and bid < offer["min_bid"]
+        under = bid is not None and not raced and bid < machine.min_bid
         if under:   # made, and stopped at once (docs/vast.md): min_bid is the price that would run it
-            plan = Plan([Phase(now, None), Phase(now + 1, "stopped", f"{OUTBID_MSG} (bid {bid} under min_bid "
-                                                 f"{offer['min_bid']})", "stopped", "stopped")], faults=["under_min_bid"])
+            plan = Plan([Phase(now, None)], faults=["under_min_bid"])
         inst = Instance(
-            id=iid, machine=machine, dph_total=offer["dph_total"] if bid is None else
-            round(bid + offer["storage_total_cost"], 6), storage_per_hour=offer["storage_total_cost"],
+            id=iid, machine=machine, dph_total=offer["dph_total"], storage_per_hour=offer["storage_total_cost"],
             label=label, image=str(body.get("image") or ""), disk=disk, onstart=onstart, env=env,
             created_at=now, api_key=secrets.token_hex(16), plan=plan, executing=self.execute and not raced,
             runtype=str(body.get("runtype") or ""), ssh_keys=set(self.account_keys.values()))
         if bid is not None:
             inst.bids.append((now, bid))
             if under:
-                inst.outbids.append(Outbid(now + 1, offer["min_bid"] / bid, None))
+                self._stop_under_min_bid(inst, now + 1)
             else:
                 self._market(inst, inst.running_since())
         self._unkind(inst)
@@ -358,15 +365,19 @@ class Emulator:
         if price <= 0:
             return f"price {price} must be positive"
         inst.bids.append((now, price))
-        min_bid = inst.machine.offer(inst.disk)["min_bid"]
         if clearing is not None and price >= clearing:
             self._run_again(inst, now, "bid raised to the clearing price")
-        elif clearing is None and self.status(inst).actual in GPU_STATES and price < min_bid:
+        elif clearing is None and self.status(inst).actual in GPU_STATES and price < inst.machine.min_bid:
             inst.plan.cut(now)
-            inst.plan.phases.append(Phase(now, "stopped", f"{OUTBID_MSG} (bid {price} under min_bid {min_bid})",
-                                          "stopped", "stopped"))
-            inst.outbids.append(Outbid(now, min_bid / price, None))
+            self._stop_under_min_bid(inst, now)
         return None
+
+    @staticmethod
+    def _stop_under_min_bid(inst: Instance, at: float) -> None:
+        """Its bid is under its machine's min_bid: stopped from `at`, and min_bid is what would run it again."""
+        min_bid = inst.machine.min_bid
+        inst.plan.phases.append(outbid_phase(at, f"{OUTBID_MSG} (bid {inst.bid} under min_bid {min_bid})"))
+        inst.outbids.append(Outbid(at, min_bid / inst.bid, None))
 
     def replay_for(self, label: str | None) -> Replay | None:
         """The recorded run a host of this label replays: drawn from its own generator (seed, label), so the
@@ -483,11 +494,11 @@ class Emulator:
             "public_ipaddr": "127.0.0.1", "local_ipaddrs": "127.0.0.1", "direct_port_start": -1,
             "direct_port_end": -1, "ports": {"22/tcp": None}, "inet_up": 0.0, "inet_down": 0.0,
             "jupyter_token": None,
-            "dph_total": inst.dph_total if inst.bid is None else round(inst.bid + inst.storage_per_hour, 6), "dph_base": round(m.dph_base, 4),
+            "dph_total": inst.price_now, "dph_base": round(m.dph_base, 4),
             "storage_cost": m.storage_cost, "storage_total_cost": inst.storage_per_hour,
             "inet_up_cost": 0.002, "inet_down_cost": 0.002, "reliability2": m.reliability2,
             "verification": "verified" if m.verified else "unverified", "geolocation": m.geolocation,
-            "is_bid": inst.bid is not None, "min_bid": m.offer(inst.disk)["min_bid"], "bid_price": inst.bid,
+            "is_bid": inst.bid is not None, "min_bid": m.min_bid, "bid_price": inst.bid,
             "volume_info": None,
         }
 

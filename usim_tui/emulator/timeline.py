@@ -154,6 +154,11 @@ def plan_instance(profile: FaultProfile, rng: random.Random, t0: float, *, label
     return plan
 
 
+def outbid_phase(at: float, msg: str = OUTBID_MSG) -> Phase:
+    """Vast's outbid triple: actual, intended and current state all `stopped`."""
+    return Phase(at, "stopped", msg, "stopped", "stopped")
+
+
 def apply_outbids(plan: Plan, outbids: list[Outbid], since: float) -> list[Outbid]:
     """A bid instance's market from `since` on its plan (market.py): stopped at each outbid, running again (an
     empty container) at each comeback. The first outbid interrupts the run as any stop does; outbids after the
@@ -165,7 +170,7 @@ def apply_outbids(plan: Plan, outbids: list[Outbid], since: float) -> list[Outbi
     if "offline" in plan.faults and not any(p.actual == "offline" for p in plan.phases):
         plan.faults.remove("offline")   # outbid before its host would have gone offline
     for o in outbids:
-        plan.phases.append(Phase(o.at, "stopped", OUTBID_MSG, "stopped", "stopped"))
+        plan.phases.append(outbid_phase(o.at))
         if o.back_at is not None:
             plan.phases.append(Phase(o.back_at, "running", "the market fell back to its bid", "running", "running"))
     if "outbid" not in plan.faults:
@@ -178,7 +183,7 @@ def _interrupt(plan: Plan, at: float, *, offline: bool) -> None:
         plan.phases.append(Phase(at, "offline", "host offline: no heartbeat"))
         plan.faults.append("offline")
     else:
-        plan.phases.append(Phase(at, "stopped", OUTBID_MSG, "stopped", "stopped"))
+        plan.phases.append(outbid_phase(at))
         plan.faults.append("outbid")
 
 
