@@ -83,6 +83,9 @@ class ProviderSettings(Strict):
     offline_grace_s: float = Field(180, ge=0, description="an instance listed offline/unknown this long is given up")
     max_checkpoint_mb: float = Field(2048, ge=0, description="SSH hosts: the last checkpoint is pulled back "
                                      "before destroy unless it is larger than this (0: never)")
+    checkpoint_every_s: float = Field(600, ge=0, description="SSH hosts: a training run's resume point (its "
+                                      "checkpoints, events, metrics) is pulled this often, the newest kept per "
+                                      "cell, so a lost host costs at most this much work (0: never)")
     ssh_deadline_s: float = Field(300, gt=0, description="SSH hosts: an instance whose SSH does not answer (or that "
                                   "cannot be set up) this long after it runs is given up as ssh_unreachable")
     create_timeout_s: float = Field(120, gt=0, description="seconds a create may take to answer (the vastai CLI "

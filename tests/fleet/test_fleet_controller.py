@@ -97,8 +97,10 @@ async def test_failures_relaunch_until_their_limit(tmp_path, demo_sweep, outcome
     atts = [a for a in led.snapshot().attempts if a.cell == first]
     assert all(a.reason == reason and a.state == "destroyed" for a in atts)
     assert [a.attempt for a in atts] == list(range(1, limit + 1))
-    if machine:   # the bad machine is never used again by this sweep
+    if machine and reason != "outbid":   # the bad machine is never used again by this sweep
         assert {a.machine_id for a in atts} <= led.excluded_machines("demo")
+    elif reason == "outbid":   # the market's doing, not the machine's: it is not excluded
+        assert not {a.machine_id for a in atts} & led.excluded_machines("demo")
     assert sum(c.state == "finished" for c in led.snapshot().cells) == 3
     assert not prov.alive()
 

@@ -85,6 +85,11 @@ def test_machine_faults_have_their_own_limit():
             a(6, "container_error"), a(7, None, RUNNING)]
     assert policies.attempts_used(atts) == 2                               # the crash and the live one
     assert policies.machine_faults_used(atts) == 4
+    trained = att(attempt=4, reason="outbid", state="destroyed", step=40)
+    assert policies.machine_faults_used([*atts[:3], trained, *atts[4:]]) == 4, "progress alone is not kept"
+    banked = trained._replace(checkpoint_at=100.0, checkpoint="operator epoch 2")
+    assert policies.machine_faults_used([*atts[:3], banked, *atts[4:]]) == 3, \
+        "an outbid after a resume point came home costs the cell nothing: the next attempt resumes from it"
     assert policies.exhausted(atts, 0, max_attempts=3, max_machine_faults=6) is None
     assert "max_attempts=2" in policies.exhausted(atts, 0, max_attempts=2, max_machine_faults=6)
     assert "max_machine_faults=4" in policies.exhausted(atts, 0, max_attempts=3, max_machine_faults=4)

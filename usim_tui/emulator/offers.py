@@ -32,13 +32,20 @@ class Machine:
     offer_id: int = 0            # the current ask id; a new one each time the machine is freed
     rented: bool = False
     extra: dict[str, Any] = field(default_factory=dict)
+    floor: float = 0.0           # a higher bidder's price after it outbid an instance here...
+    floor_until: float = 0.0     # ...until the market falls back (math.inf: not by itself)
 
     @property
     def min_bid(self) -> float:
-        """The lowest bid that rents it interruptible ($/h of the machine)."""
+        """The lowest bid that rents it interruptible ($/h of the machine) in a quiet market."""
         return round(self.dph_base * 0.6, 4)
 
-    def offer(self, storage_gb: float) -> dict[str, Any]:
+    def min_bid_at(self, now: float) -> float:
+        """The lowest bid that runs it now: after an outbid here, the price that outbid it until the market
+        falls back (so re-renting the machine that was just lost costs what it now clears at)."""
+        return max(self.min_bid, self.floor) if now < self.floor_until else self.min_bid
+
+    def offer(self, storage_gb: float, now: float = 0.0) -> dict[str, Any]:
         storage_total = self.storage_cost * storage_gb / HOURS_PER_MONTH
         return {
             "id": self.offer_id, "ask_contract_id": self.offer_id, "bundle_id": self.offer_id,
@@ -47,7 +54,7 @@ class Machine:
             "gpu_total_ram": self.gpu_ram * self.num_gpus,
             "dph_base": round(self.dph_base, 4), "dph_total": round(self.dph_base + storage_total, 6),
             "storage_cost": self.storage_cost, "storage_total_cost": round(storage_total, 6),
-            "inet_up_cost": 0.002, "inet_down_cost": 0.002, "min_bid": self.min_bid,
+            "inet_up_cost": 0.002, "inet_down_cost": 0.002, "min_bid": self.min_bid_at(now),
             "reliability2": self.reliability2, "reliability": self.reliability2,
             "verification": "verified" if self.verified else "unverified", "verified": self.verified,
             "rentable": not self.rented, "rented": self.rented, "external": False,

@@ -10,12 +10,15 @@ clock after the install's time). What a real shell makes of those steps is prove
 
 from __future__ import annotations
 
+import json
+import os
 import re
+import tempfile
 from pathlib import Path
 
 from usim_tui.emulator.faults import draw, rng_for
 from usim_tui.emulator.state import Emulator, Instance, ssh_fields
-from usim_tui.fleet.hosts.ssh import PullFailed, SSHUnreachable, Target
+from usim_tui.fleet.hosts.ssh import PullFailed, SSHUnreachable, Target, replace_dir
 from usim_tui.fleet.providers.base import PullResult
 
 STEP = re.compile(r": usim-step=(\w+)")
@@ -60,7 +63,19 @@ class SimSSH:
         return ""
 
     async def push(self, t: Target, files: dict[str, Path]) -> None:
-        self._host(t)
+        """Nothing is stored but what the run will do: a run script with `--resume` makes the next start resume,
+        from the pushed resume point's checkpoints (written by pull_resume) or else from this host's own disk."""
+        inst = self._host(t)
+        script = next((local for remote, local in files.items() if remote.endswith(".run.sh")), None)
+        if script is None or "--resume" not in Path(script).read_text():
+            return
+        marks = [json.loads(Path(local).read_text()) for remote, local in files.items() if remote.endswith(".pt")]
+        if marks:
+            point: dict = {"finished": [m["stage"] for m in marks if "epoch" not in m]}
+            point.update(next((m for m in marks if "epoch" in m), {}))
+        else:
+            point = inst.plan.point_at(self.emu.clock.now())
+        inst.plan.resume = point
 
     async def read_from(self, t: Target, path: str, offset: int, *, limit: int = 4 << 20) -> bytes:
         inst = self._host(t)
@@ -77,6 +92,31 @@ class SimSSH:
         dest.mkdir(parents=True, exist_ok=True)
         (dest / "events.jsonl").write_bytes(data)
         return PullResult(files=["events.jsonl"], bytes=len(data))
+
+
+    async def pull_resume(self, t: Target, run_dir: str, dest: Path, max_checkpoint_bytes: int, **_: float
+                          ) -> PullResult:
+        """The run's resume point as its events place it: a small JSON stand-in for each checkpoint (its stage,
+        and for the unfinished one the epoch and step), dated at the event it follows, and the events."""
+        inst = self._host(t)
+        now = self.emu.clock.now()
+        point = inst.plan.point_at(now)
+        if not point["finished"] and "stage" not in point:
+            raise PullFailed(f"resume pull: no checkpoint in {run_dir} on {t.host}:{t.port} yet")
+        files = {f"checkpoints/{s}.pt": {"stage": s} for s in point["finished"]}
+        if "stage" in point:
+            files[f"checkpoints/{point['stage']}.last.pt"] = {k: point[k] for k in ("stage", "epoch", "step")}
+        Path(dest).parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(dir=Path(dest).parent) as d:
+            tmp = Path(d) / "point"
+            for rel, mark in files.items():
+                (tmp / rel).parent.mkdir(parents=True, exist_ok=True)
+                (tmp / rel).write_text(json.dumps({"emulated": "usim emulator resume point", **mark}))
+                if "epoch" in mark:
+                    os.utime(tmp / rel, (point["t"], point["t"]))
+            (tmp / "events.jsonl").write_bytes(_events_file(inst, now))
+            replace_dir(tmp, Path(dest))
+        return PullResult(files=[*files, "events.jsonl"], bytes=sum(len(json.dumps(m)) for m in files.values()))
 
 
 def _events_file(inst: Instance, now: float) -> bytes:

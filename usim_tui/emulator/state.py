@@ -6,6 +6,7 @@ onstart script as a local subprocess (see process.py) and record their phases as
 
 from __future__ import annotations
 
+import math
 import random
 import secrets
 from dataclasses import dataclass, field
@@ -239,7 +240,8 @@ class Emulator:
         m.rented = False
 
     def offers(self, storage_gb: float) -> list[dict[str, Any]]:
-        return [self._reliability_fields(m.offer(storage_gb)) for m in self.machines if not m.rented]
+        now = self.clock.now()
+        return [self._reliability_fields(m.offer(storage_gb, now)) for m in self.machines if not m.rented]
 
     def _reliability_fields(self, row: dict[str, Any]) -> dict[str, Any]:
         """The current vastai CLI knows offers' `reliability`, older ones `reliability2` (docs/vast.md): a row
@@ -293,7 +295,7 @@ class Emulator:
             return 400, {"success": False, "error": "invalid_args",
                          "msg": f"onstart is {len(onstart)} characters; the limit is {ONSTART_MAX}."}
         disk = float(body.get("disk") or 10)
-        offer = machine.offer(disk)
+        offer = machine.offer(disk, now)
         try:
             bid = None if body.get("price") is None else float(body["price"])
         except (TypeError, ValueError):
@@ -315,7 +317,7 @@ class Emulator:
             plan = plan_instance(self.faults, rng_for(self.seed, label or str(iid)), now, label=label or "",
                                  bad_build=self.is_bad_build(label), traps=traps, over_ssh=over_ssh,
                                  replay=self.replay_for(label))
-        under = bid is not None and not raced and bid < machine.min_bid
+        under = bid is not None and not raced and bid < machine.min_bid_at(now)
         if under:   # made, and stopped at once (docs/vast.md): min_bid is the price that would run it
             plan = Plan([Phase(now, None)], faults=["under_min_bid"])
         inst = Instance(
@@ -367,7 +369,7 @@ class Emulator:
         inst.bids.append((now, price))
         if clearing is not None and price >= clearing:
             self._run_again(inst, now, "bid raised to the clearing price")
-        elif clearing is None and self.status(inst).actual in GPU_STATES and price < inst.machine.min_bid:
+        elif clearing is None and self.status(inst).actual in GPU_STATES and price < inst.machine.min_bid_at(now):
             inst.plan.cut(now)
             self._stop_under_min_bid(inst, now)
         return None
@@ -375,7 +377,7 @@ class Emulator:
     @staticmethod
     def _stop_under_min_bid(inst: Instance, at: float) -> None:
         """Its bid is under its machine's min_bid: stopped from `at`, and min_bid is what would run it again."""
-        min_bid = inst.machine.min_bid
+        min_bid = inst.machine.min_bid_at(at)
         inst.plan.phases.append(outbid_phase(at, f"{OUTBID_MSG} (bid {inst.bid} under min_bid {min_bid})"))
         inst.outbids.append(Outbid(at, min_bid / inst.bid, None))
 
@@ -415,6 +417,9 @@ class Emulator:
         if inst is None:
             return False
         now = self.clock.now()
+        if (clearing := inst.clearing(now)) is not None:   # the bidder that outbid it keeps the machine
+            back = next((o.back_at for o in reversed(inst.outbids) if o.at <= now), None)
+            inst.machine.floor, inst.machine.floor_until = clearing, math.inf if back is None else back
         inst.destroyed_at = now
         inst.plan.cut(now)
         if not any(i.machine is inst.machine and i.destroyed_at is None for i in self.instances.values()):

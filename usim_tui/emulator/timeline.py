@@ -53,6 +53,7 @@ class Plan:
     script_end: tuple[float, int] | None = None       # (seconds after the start, exit code)
     interrupt_at: float | None = None                 # offline or outbid: nothing runs after it
     events: list[tuple[float, str]] = field(default_factory=list)
+    resume: dict | None = None   # the next start resumes (`--resume`) from this point (resume_script), if set
 
     def phase_at(self, t: float) -> Phase:
         current = self.phases[0]
@@ -80,10 +81,13 @@ class Plan:
         (nothing runs on past an outbid, an offline host or a stop; a run started after a comeback runs until
         the stop after it); a run that ends first leaves its container to stop itself USIM_STOP_AFTER_S (1800 s)
         later, unless something stops it before."""
-        if self.script_end is None or self.events:
+        if self.script_end is None or (self.events and self.resume is None):
             return
-        end, code = self.script_end
-        placed = [(t0 + dt, line) for dt, line in self.script]
+        script, (end, code) = self.script, self.script_end
+        if self.resume is not None:   # a resumed run: what is left after the point, on the disk's events
+            script, end = resume_script(script, end, self.resume)
+            self.resume = None
+        placed = [(t0 + dt, line) for dt, line in script]
         placed.append(_event(t0 + end, "exit", code=code))
         stop = self.next_stop(t0)
         if stop is not None:
@@ -92,8 +96,50 @@ class Plan:
         if stop is None or stop > exit_at:   # it stops itself first: what was planned after never happens
             self.phases = [p for p in self.phases if p.at <= exit_at]
             self.phases.append(Phase(exit_at, "exited", f"container exited ({code})", "stopped", "stopped"))
-        self.events = [(at, line.removeprefix("@usim ")) for at, line in placed if line.startswith("@usim ")]
+        self.events += [(at, line.removeprefix("@usim ")) for at, line in placed if line.startswith("@usim ")]
         self.logs = sorted(self.logs + placed, key=lambda x: x[0])
+
+    def point_at(self, t: float) -> dict:
+        """The resume point the run dir on this host's disk holds at t (a comeback resumes from it)."""
+        return point_of(line for at, line in self.events if at <= t)
+
+
+def point_of(lines) -> dict:  # type: ignore[no-untyped-def]
+    """The resume point a run's events describe: the stages it finished, and the unfinished stage's last epoch
+    with a checkpoint (its `.last.pt` is written right after that epoch's `metric` event)."""
+    point: dict = {"finished": []}
+    for line in lines:
+        e = json.loads(line)
+        if e.get("kind") == "stage_end":
+            point = {"finished": [*point["finished"], e["stage"]]}
+        elif e.get("kind") == "metric" and e.get("stage") not in point["finished"]:
+            point.update(stage=e["stage"], epoch=e["epoch"], step=e["step"], t=e["t"])
+    return point
+
+
+def resume_script(script: list[tuple[float, str]], end: float, point: dict) -> tuple[list[tuple[float, str]], float]:
+    """What a run started with `--resume` from `point` writes (usim_core/train/run.py): `started`, a skipped
+    `stage_end` per finished stage, the unfinished stage's `stage_start` at the resumed step, then the rest of the
+    original run from the epoch after the point, as long as it took there. Returns (script, its end)."""
+    cut, stage_start = -1, None
+    for i, (_dt, line) in enumerate(script):
+        e = json.loads(line.removeprefix("@usim ")) if line.startswith("@usim ") else {}
+        kind = e.get("kind")
+        if kind == "stage_start" and e.get("stage") == point.get("stage"):
+            stage_start = e
+        if (kind == "stage_end" and "stage" not in point and point["finished"] and e["stage"] == point["finished"][-1]) \
+                or (kind == "metric" and e.get("stage") == point.get("stage") and e.get("epoch") == point.get("epoch")):
+            cut = i
+    if cut < 0:   # nothing to resume from: the whole run again
+        return script, end
+    skip = script[cut][0]
+    out = [_event(0.0, "started", device="cuda", resume=True, stage=None, processes=1)]
+    out += [_event(0.0, "stage_end", stage=s, skipped=True, checkpoint=f"checkpoints/{s}.pt") for s in point["finished"]]
+    if stage_start is not None and "stage" in point:
+        fields = {k: v for k, v in stage_start.items() if k not in ("v", "kind", "t", "resumed_at_step")}
+        out.append(_event(0.0, "stage_start", **fields, resumed_at_step=point["step"]))
+    out += [(dt - skip, line) for dt, line in script[cut + 1:]]
+    return out, end - skip
 
 
 def _event(t: float, kind: str, **fields) -> tuple[float, str]:

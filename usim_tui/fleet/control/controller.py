@@ -138,6 +138,7 @@ class Controller:
             for a, verdict in await self.host_runs.bring_up(self.ledger.live_attempts(self.name), now):
                 await self._conclude(a, verdict, now)
             await self._read_events(now)
+            self.host_runs.pull_resume_points(self.ledger.live_attempts(self.name), now)
             await self._stop_early(now)
             await self._apply_policies(now)
             await self._finish_pulls(now)

@@ -15,6 +15,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from usim_core.config import STAGES
 from usim_core.events import Event
 from usim_tui.fleet.control.policies import Verdict
 from usim_tui.fleet.hosts.bring_up import BringUpFailed, bring_up
@@ -24,7 +25,7 @@ from usim_tui.fleet.providers.base import HostProvider, Provider, ProviderError
 from usim_tui.fleet.store.journal import Journal
 from usim_tui.fleet.store.ledger import Ledger
 from usim_tui.fleet.store.rows import AttemptRow
-from usim_tui.fleet.store.states import AttemptState, EndReason
+from usim_tui.fleet.store.states import FREE_REASONS, MACHINE_REASONS, AttemptState, EndReason
 
 A, R = AttemptState, EndReason
 PULL_DEADLINE_S = 600.0            # after the attempt ended: then destroy without its results
@@ -40,6 +41,7 @@ class HostRuns:
         self._tasks: dict[tuple[str, int], asyncio.Task[Any]] = {}
         self._offsets: dict[int, int] = {}
         self._tried: dict[int, str] = {}          # attempt -> the bring-up step that last failed (said once)
+        self._resume_tried: dict[int, float] = {}  # attempt -> when its last resume pull was started
 
     def on_host(self, a: AttemptRow) -> bool:
         return self.enabled and a.host_started_at is not None
@@ -66,10 +68,11 @@ class HostRuns:
                 continue
             task = self._tasks.get(("up", a.id))
             if task is None:
+                resume = self._resume_files(a, now)
                 self._tasks[("up", a.id)] = asyncio.create_task(bring_up(
                     self.provider, a.provider_id, wheel=self.wheel(now), config=self.sweep.cell(a.cell).config,
                     run_dir=host_run_dir(a), env=self.env, max_runtime_s=self.sweep.spec.provider.max_runtime_s,
-                    num_gpus=a.num_gpus))
+                    num_gpus=a.num_gpus, resume=resume))
             elif task.done():
                 del self._tasks[("up", a.id)]
                 if (verdict := self._brought_up(a, task, now)) is not None:
@@ -101,6 +104,65 @@ class HostRuns:
             self.journal.event(now, "host", f"{a.cell} #{a.attempt}: bring-up not done ({exc}); retrying until "
                                f"{deadline:g} s after it ran", a, data={"step": step})
         return None
+
+    # ---- resume points: pulled during training, pushed to the next host ---------------------------------
+    def resume_dir(self, cell: str) -> Path:
+        """The cell's newest resume point on this machine (one per cell: each pull replaces it)."""
+        return self.runs_root / self.sweep.name / cell / "resume"
+
+    def pull_resume_points(self, attempts: list[AttemptRow], now: float) -> None:
+        """Every provider.checkpoint_every_s of a training run on a host, its resume point is pulled in the
+        background (one pull per attempt at a time, never blocking the poll) into resume_dir, replacing the
+        cell's last; the attempt records what came and when."""
+        every = self.sweep.spec.provider.checkpoint_every_s
+        if not self.enabled or every <= 0:
+            return
+        for a in attempts:
+            task = self._tasks.get(("resume", a.id))
+            if task is not None:
+                if task.done():
+                    del self._tasks[("resume", a.id)]
+                    self._resume_pulled(a, task, now)
+                continue
+            if a.state != A.RUNNING or a.host_started_at is None or not a.started_event or a.done_event \
+                    or a.error_event or not a.provider_id:
+                continue
+            since = max(a.checkpoint_at or a.host_started_at, self._resume_tried.get(a.id, float("-inf")))
+            if now - since >= every:
+                self._resume_tried[a.id] = now
+                self._tasks[("resume", a.id)] = asyncio.create_task(self.provider.pull_resume(  # type: ignore[attr-defined]
+                    a.provider_id, host_run_dir(a), self.resume_dir(a.cell),
+                    int(self.sweep.spec.provider.max_checkpoint_mb * 1024**2)))
+
+    def _resume_pulled(self, a: AttemptRow, task: asyncio.Task[Any], now: float) -> None:
+        if task.cancelled():
+            return
+        exc = task.exception()
+        if exc is not None:   # the next one is due a period later; the last resume point stays
+            self.journal.event(now, "checkpoint", f"{a.cell} #{a.attempt}: resume point not pulled ({exc})", a)
+            return
+        got, point = task.result(), resume_point(self.resume_dir(a.cell))
+        where = describe_point(point)
+        (self.resume_dir(a.cell) / "resume.json").write_text(json.dumps({**point, "attempt": a.attempt, "at": now}))
+        self.ledger.set_attempt(a.id, checkpoint=f"{where}; {got.bytes / 1e6:.1f} MB pulled", checkpoint_at=now)
+
+    def _resume_files(self, a: AttemptRow, now: float) -> dict[str, Path] | None:
+        """What a new attempt starts from: its cell's resume point when the attempt before it lost its host
+        (outbid, offline, unreachable: control/policies.py MACHINE_REASONS), else None (from the start)."""
+        cell = self.ledger.cell(self.sweep.name, a.cell)
+        before = [b for b in self.ledger.attempts(self.sweep.name, a.cell)
+                  if cell.counted_from < b.attempt < a.attempt and b.reason not in FREE_REASONS]
+        meta = self.resume_dir(a.cell) / "resume.json"
+        if not before or before[-1].reason not in MACHINE_REASONS or not meta.is_file():
+            return None
+        point = json.loads(meta.read_text())
+        files = {rel: self.resume_dir(a.cell) / rel for rel in point.get("files", [])}
+        if not files or not all(f.is_file() for f in files.values()):
+            return None
+        self.ledger.set_attempt(a.id, resumed_from=point.get("attempt"))
+        self.journal.event(now, "resume", f"{a.cell} #{a.attempt}: resumes from #{point.get('attempt')}'s "
+                           f"{describe_point(point)}", a, data={"from": point.get("attempt"), **point})
+        return files
 
     # ---- events -----------------------------------------------------------------------------------------
     async def events(self, a: AttemptRow) -> list[Event] | None:
@@ -165,3 +227,34 @@ class HostRuns:
         for task in self._tasks.values():
             task.cancel()
         self._tasks.clear()
+
+
+def resume_point(folder: Path) -> dict[str, Any]:
+    """Where a pulled resume point stands: its files; the stages finished; the unfinished stage and the epoch
+    and step of its `.last.pt` (the last `metric` event of that stage written before the file, by the host's
+    clock: the trainer writes the event, then the checkpoint)."""
+    ckpts = sorted(p.name for p in (folder / "checkpoints").glob("*.pt"))
+    out: dict[str, Any] = {"files": [f"checkpoints/{n}" for n in ckpts],
+                           "finished": [n[:-3] for n in ckpts if not n.endswith(".last.pt")]}
+    last = next((folder / "checkpoints" / n for n in ckpts if n.endswith(".last.pt")), None)
+    if last is None:
+        return out
+    stage, written = last.name[:-len(".last.pt")], last.stat().st_mtime
+    out["stage"] = stage
+    events = folder / "events.jsonl"
+    for line in events.read_text().splitlines() if events.is_file() else []:
+        try:
+            e = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        if e.get("kind") == "metric" and e.get("stage") == stage and float(e.get("t") or 0) <= written + 0.01:
+            out["epoch"], out["step"] = e.get("epoch"), e.get("step")
+    return out
+
+
+def describe_point(point: dict[str, Any]) -> str:
+    if "stage" in point:
+        epoch = point.get("epoch")
+        return f"{point['stage']} epoch {'?' if epoch is None else epoch + 1}"
+    done = [s for s in STAGES if s in point.get("finished", [])]
+    return f"{done[-1]} finished" if done else "no checkpoint"

@@ -72,7 +72,8 @@ def assess(attempt: AttemptRow, obs: Observed | None, now: float, settings: Prov
             return None   # Vast lists a host that missed a heartbeat as offline/unknown: it often comes back
         return Verdict("failed", R.OFFLINE, msg[:300] or "host offline / no heartbeat", exclude_machine=True)
     if obs.state == A.STOPPED:
-        return Verdict("failed", R.OUTBID, msg[:300] or "stopped (outbid): storage still billing", exclude_machine=True)
+        # the market's doing, not the machine's: it is not excluded (its offer now asks the price that outbid it)
+        return Verdict("failed", R.OUTBID, msg[:300] or "stopped (outbid): storage still billing")
     if obs.state == A.EXITED:
         line = error_line(log_tail)
         code = f"exit code {obs.exit_code}" if obs.exit_code is not None else "exited"
@@ -163,8 +164,13 @@ def attempts_used(attempts: Sequence[AttemptRow], counted_from: int = 0) -> int:
 
 
 def machine_faults_used(attempts: Sequence[AttemptRow], counted_from: int = 0) -> int:
-    """Attempts lost to the machine or the market (they count against max_machine_faults)."""
-    return sum(1 for a in attempts if a.attempt > counted_from and a.reason in MACHINE_REASONS)
+    """Attempts lost to the machine or the market (they count against max_machine_faults). An outbid after a
+    resume point was pulled from the run does not: it is expected of an interruptible instance, and the next
+    attempt resumes further on than this one started (each such outbid banks at least checkpoint_every_s of
+    training; the budget bounds what they cost). One before counts: a market that never lets a run keep
+    anything must not be paid again and again."""
+    return sum(1 for a in attempts if a.attempt > counted_from and a.reason in MACHINE_REASONS
+               and not (a.reason == R.OUTBID and a.checkpoint_at is not None))
 
 
 def exhausted(attempts: Sequence[AttemptRow], counted_from: int, max_attempts: int,

@@ -17,6 +17,7 @@ Layout on the host (relative to the SSH login's home, /root on Vast):
   <run_dir>.config.yaml             the resolved run config
   <run_dir>.run.sh                  run_script.sh, started detached; stdout in <run_dir>/host.log
   <run_dir>/                        the trainer's run dir (events.jsonl, metrics.jsonl, checkpoints/, eval/)
+  <run_dir>/checkpoints/            on a resumed attempt, first the cell's resume point (pushed)
 """
 
 from __future__ import annotations
@@ -92,9 +93,11 @@ def parse_probe(out: str) -> Interpreter:
 
 async def bring_up(provider: Any, provider_id: str, *, wheel: Path, config: dict[str, Any], run_dir: str,
                    env: dict[str, str], max_runtime_s: float = 3 * 3600, install_timeout_s: float = 900.0,
-                   num_gpus: int = 1) -> Interpreter:
+                   num_gpus: int = 1, resume: dict[str, Path] | None = None) -> Interpreter:
     """Find the image's python, push wheel + config + run script, install the wheel, start the trainer
     detached (under torchrun, one process per GPU, when `num_gpus` > 1); returns the interpreter it runs on.
+    `resume`: the trainer continues (`--resume`) from a resume point, these files (paths relative to the run
+    dir: checkpoints/...) pushed into the run dir first; {}: from what the run dir on the host already holds.
 
     `run_dir` is relative to the login home (run_script.host_run_dir); `env` (W&B variables, secrets)
     reaches the trainer through a 0600 file, never a command line. Raises BringUpFailed naming the step."""
@@ -106,13 +109,14 @@ async def bring_up(provider: Any, provider_id: str, *, wheel: Path, config: dict
         cfg = Path(d) / "config.yaml"
         cfg.write_text(yaml.safe_dump(config, sort_keys=False))
         script = Path(d) / "run.sh"
-        script.write_text(host_run_script(run_dir, max_runtime_s, num_gpus))
+        script.write_text(host_run_script(run_dir, max_runtime_s, num_gpus, resume=resume is not None))
+        pushed = {f"{run_dir}/{rel}": local for rel, local in (resume or {}).items()}
         await _step(provider_id, "push", provider.push(provider_id, {
-            remote_wheel: wheel, f"{run_dir}.config.yaml": cfg, f"{run_dir}.run.sh": script}))
+            remote_wheel: wheel, f"{run_dir}.config.yaml": cfg, f"{run_dir}.run.sh": script, **pushed}))
     install = install_command(found.python, found.torch, remote_wheel + "[core]")
     await _step(provider_id, "install", provider.run_command(provider_id, install, timeout_s=install_timeout_s))
     q = shlex.quote(run_dir)
-    command = f": usim-step=start; mkdir -p {q} && bash {shlex.quote(run_dir + '.run.sh')} > {q}/host.log 2>&1"
+    command = f": usim-step=start; mkdir -p {q} && bash {shlex.quote(run_dir + '.run.sh')} >> {q}/host.log 2>&1"
     await _step(provider_id, "start", provider.start(provider_id, command, {**env, "USIM_PY": found.python}))
     return found
 

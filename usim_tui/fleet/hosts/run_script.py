@@ -33,11 +33,11 @@ def trainer(num_gpus: int, one: str = '"${USIM_PY:-python3}" -m usim_core') -> s
             "-m usim_core")
 
 
-def host_run_script(run_dir: str, max_runtime_s: float, num_gpus: int = 1) -> str:
+def host_run_script(run_dir: str, max_runtime_s: float, num_gpus: int = 1, resume: bool = False) -> str:
     """The script bring_up starts detached over SSH: the trainer (under torchrun on more than one GPU) under
     `timeout`, an `exit` event into events.jsonl and stdout whatever happens (with the last error line of its
     output when it failed), the container stopped at the end (storage bills until the controller destroys it;
-    the GPU stops now)."""
+    the GPU stops now). `resume`: the trainer continues from the checkpoints in the run dir (`--resume`)."""
     script = TEMPLATE.read_text()
     return (script.replace("__RUN_DIR__", shlex.quote(run_dir)).replace("__MAX_RUNTIME__", str(int(max_runtime_s)))
-            .replace("__TRAINER__", trainer(num_gpus)))
+            .replace("__TRAINER__", trainer(num_gpus)).replace("__RESUME__", " --resume" if resume else ""))

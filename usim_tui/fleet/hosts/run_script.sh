@@ -5,7 +5,8 @@
 # the trainer's output (torchrun's ChildFailedError, a traceback's last line). The controller pulls the run
 # dir and then destroys the instance; if it has not after USIM_STOP_AFTER_S (default 30 min: it is gone or
 # cut off), the container stops itself, so the GPU stops billing (a stopped container has no SSH: results
-# stay on its disk until destroyed).
+# stay on its disk until destroyed). A resumed run (`--resume`) continues from the checkpoints in its run dir
+# (pushed from the cell's last resume point, or left there by this host's run before it was outbid).
 set -uo pipefail
 # An SSH session does not see the image's environment: the onstart saved it (its python, CUDA's variables).
 E="${USIM_HOME:-$HOME}/.usim/image.env"
@@ -51,5 +52,5 @@ usim_on_exit() {
 trap usim_on_exit EXIT
 trap 'exit 143' TERM INT
 timeout --signal=TERM --kill-after=60 __MAX_RUNTIME__ __TRAINER__ train \
-  --config "$RUN_DIR.config.yaml" --run-dir "$RUN_DIR" 2>&1 | tee -a "$SINK"
+  --config "$RUN_DIR.config.yaml" --run-dir "$RUN_DIR"__RESUME__ 2>&1 | tee -a "$SINK"
 exit "${PIPESTATUS[0]}"

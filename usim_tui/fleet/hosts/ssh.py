@@ -1,4 +1,5 @@
-"""SSH to a host (asyncssh): run a command, push files, read a file from an offset, pull a run directory.
+"""SSH to a host (asyncssh): run a command, push files, read a file from an offset, pull a run directory or
+its resume point.
 
 Every call has a timeout and raises a ProviderError subclass with one clear line. Remote paths are relative
 to the SSH login's home directory (`/root` on a Vast container) unless absolute. Host keys are not checked:
@@ -175,6 +176,56 @@ class SSHSession:
                     result.skipped.append(f"{name} (the pull failed: {why}; the rest arrived)")
         return result
 
+    async def pull_resume(self, t: Target, run_dir: str, dest: Path, max_checkpoint_bytes: int, *,
+                          timeout_s: float = 600.0) -> PullResult:
+        """The run's resume point into `dest`, replacing what was there only when all of it arrived: every
+        checkpoint in `checkpoints/` (each finished stage's and the unfinished one's `.last.pt`: what
+        `usim-core train --resume` continues from), then events.jsonl and metrics.jsonl (as new as the
+        checkpoints or newer). A file already in `dest` with the same size and time is copied there, not
+        pulled again (a finished stage's checkpoint does not change). PullFailed when any of it does not come."""
+        dest = Path(dest)
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.pull-", dir=dest.parent))
+        try:
+            result = await asyncio.wait_for(self._pull_resume(t, run_dir, dest, tmp, max_checkpoint_bytes),
+                                            timeout_s)
+            replace_dir(tmp, dest)
+            return result
+        except TimeoutError:
+            self.drop(t)
+            raise PullFailed(f"resume pull of {run_dir} from {t.host}:{t.port} did not finish in {timeout_s:g} s") from None
+        except (SSHUnreachable, OSError, asyncssh.Error) as exc:
+            raise PullFailed(f"resume pull of {run_dir} from {t.host}:{t.port} failed: {_why(exc)}") from None
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+    async def _pull_resume(self, t: Target, run_dir: str, had: Path, tmp: Path, max_bytes: int) -> PullResult:
+        result = PullResult()
+        async with self.sftp(t, "resume pull") as sftp:
+            remote = posixpath.join(run_dir, "checkpoints")
+            if not await sftp.isdir(remote):
+                raise PullFailed(f"resume pull: no checkpoint in {run_dir} on {t.host}:{t.port} yet")
+            (tmp / "checkpoints").mkdir()
+            for entry in await sftp.readdir(remote):
+                name, size = entry.filename, int(entry.attrs.size or 0)
+                if not name.endswith(".pt") or name.startswith("."):
+                    continue
+                if size > max_bytes:
+                    raise PullFailed(f"resume pull: {name} is {size} bytes > max_checkpoint_bytes {max_bytes}")
+                rel, local = f"checkpoints/{name}", tmp / "checkpoints" / name
+                old = had / rel
+                if old.is_file() and old.stat().st_size == size and int(old.stat().st_mtime) == int(entry.attrs.mtime or -1):
+                    shutil.copy2(old, local)
+                else:
+                    await sftp.get(posixpath.join(remote, name), str(local), preserve=True)
+                    result.bytes += size
+                result.files.append(rel)
+            for name in ("events.jsonl", "metrics.jsonl"):
+                if await sftp.isfile(posixpath.join(run_dir, name)):
+                    await sftp.get(posixpath.join(run_dir, name), str(tmp / name))
+                    result.files.append(name)
+        return result
+
     async def _pull_small(self, t: Target, run_dir: str, tmp: Path) -> tuple[PullResult, tuple[str, int] | None]:
         """The small files into `tmp`; returns them and the last checkpoint (path, size), not pulled yet."""
         result = PullResult()
@@ -228,6 +279,17 @@ async def _last_checkpoint(sftp: asyncssh.SFTPClient, run_dir: str) -> tuple[str
         if best is None or key > best:
             best = key
     return None if best is None else (posixpath.join("checkpoints", best[2]), best[3])
+
+
+def replace_dir(new: Path, dest: Path) -> None:
+    """`new` becomes `dest`, the old one removed: a crash between leaves `dest` or its `.old` whole."""
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    old = dest.with_name(f".{dest.name}.old")
+    shutil.rmtree(old, ignore_errors=True)
+    if dest.exists():
+        dest.rename(old)
+    new.rename(dest)
+    shutil.rmtree(old, ignore_errors=True)
 
 
 def _why(exc: BaseException) -> str:

@@ -137,6 +137,11 @@ class HostProvider(Protocol):
         (skipped, and said so, when over `max_checkpoint_bytes` or when it does not come: what arrived stays)."""
         ...
 
+    async def pull_resume(self, provider_id: str, run_dir: str, dest: Path, max_checkpoint_bytes: int) -> PullResult:
+        """The run's resume point during training (every checkpoint in `<run_dir>/checkpoints/`, then events and
+        metrics) into `dest`, which it replaces only once all of it came (ProviderError otherwise)."""
+        ...
+
 
 def parse_label(label: str | None) -> tuple[str, str, int] | None:
     """(sweep, cell, attempt) from a usim label, or None for instances that are not ours."""

@@ -36,6 +36,8 @@ def ingest(events: Sequence[Event], concluded: bool = False) -> Ingested:
         if kind == "started":
             out.attempt["started_event"] = 1
             out.started = True
+        elif kind == "stage_start" and isinstance(e.get("resumed_at_step"), int):
+            out.attempt["resumed_step"] = e["resumed_at_step"]  # type: ignore[typeddict-item]
         elif kind == "metric":
             _metric(out, e, stage if isinstance(stage, str) else None)
         elif kind == "eval":

@@ -135,6 +135,15 @@ MIGRATIONS: list[str] = [
     ALTER TABLE cells ADD COLUMN keep INTEGER NOT NULL DEFAULT 0;
     ALTER TABLE cells ADD COLUMN continued INTEGER NOT NULL DEFAULT 0
     """,
+    # v7: interruptible instances (docs/fleet.md "Interruptible"): the bid an attempt was rented at; the resume
+    # point last pulled from it during training; the attempt of its cell it resumed from, and at which step
+    """
+    ALTER TABLE attempts ADD COLUMN bid REAL;
+    ALTER TABLE attempts ADD COLUMN checkpoint TEXT;
+    ALTER TABLE attempts ADD COLUMN checkpoint_at REAL;
+    ALTER TABLE attempts ADD COLUMN resumed_from INTEGER;
+    ALTER TABLE attempts ADD COLUMN resumed_step INTEGER
+    """,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 

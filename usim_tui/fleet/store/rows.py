@@ -136,6 +136,11 @@ class AttemptRow(NamedTuple):
     host_started_at: float | None = None   # SSH hosts: when the run was brought up on the instance
     results: str | None = None             # SSH hosts: what came back before destroy, or "results lost: why"
     num_gpus: int = 1                      # GPUs of the host it was launched for (its price is that host's)
+    bid: float | None = None               # interruptible: the bid in force ($/h of its GPUs); None on demand
+    checkpoint: str | None = None          # the resume point last pulled from its host during training
+    checkpoint_at: float | None = None     # when that pull finished
+    resumed_from: int | None = None        # the attempt number of its cell whose resume point it started from
+    resumed_step: int | None = None        # the step it resumed at (its trainer's stage_start says)
 
     @classmethod
     def from_row(cls, row: Sequence[Any]) -> AttemptRow:

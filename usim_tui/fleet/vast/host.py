@@ -123,6 +123,10 @@ class VastHost:
         return await self._with_target(
             provider_id, lambda s, t: s.pull(t, run_dir, Path(dest), max_checkpoint_bytes))
 
+    async def pull_resume(self, provider_id: str, run_dir: str, dest: Path, max_checkpoint_bytes: int) -> PullResult:
+        return await self._with_target(
+            provider_id, lambda s, t: s.pull_resume(t, run_dir, Path(dest), max_checkpoint_bytes))
+
     def forget_host(self, provider_id: str) -> None:
         """Drop the cached target and connection (the instance is destroyed or stopped)."""
         t = self._targets.pop(provider_id, None)

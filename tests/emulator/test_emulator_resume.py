@@ -1,0 +1,145 @@
+"""Resuming a cell on another host, in the emulator's simulated hosts: a resumed run writes what
+`usim-core train --resume` writes (timeline.resume_script), the resume point a host's events describe is what
+a pull brings home (SimSSH.pull_resume) and what a push of it resumes from, and the machine that outbid us
+asks the clearing price until the market falls back."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from usim_tui.emulator.faults import FaultProfile, rng_for
+from usim_tui.emulator.replay import load_curves
+from usim_tui.emulator.timeline import plan_instance, point_of, resume_script
+from usim_tui.fleet.control.host_runs import describe_point, resume_point
+
+ROOT = Path(__file__).resolve().parents[2]
+PROFILE = FaultProfile(name="none")
+
+
+@pytest.fixture(scope="module")
+def plan():
+    curves = load_curves(ROOT / "curves" / "overnight_sota.json")
+    label = "usim:overnight_sota:round_b_cap128:1"
+    replay = curves.replay("round_b_cap128", rng_for(0, f"curve:{label}"))
+    return plan_instance(PROFILE, rng_for(0, label), 0.0, label=label, bad_build=False, traps=True,
+                         over_ssh=True, replay=replay)
+
+
+def decoded(script: list[tuple[float, str]]) -> list[dict]:
+    return [json.loads(line.removeprefix("@usim ")) for _, line in script if line.startswith("@usim ")]
+
+
+def test_a_run_resumed_mid_stage_starts_at_the_epoch_after_its_checkpoint_and_takes_only_the_rest(plan):
+    events = decoded(plan.script)
+    ops = [i for i, e in enumerate(events) if e["kind"] == "metric" and e["stage"] == "operator"]
+    at = ops[3]   # the checkpoint after the operator's 4th epoch
+    point = point_of(line.removeprefix("@usim ") for _, line in plan.script[:at + 1])
+    assert point == {"finished": ["codec"], "stage": "operator", "epoch": 3, "step": events[at]["step"],
+                     "t": events[at]["t"]}
+    end = plan.script_end[0]
+    script, left = resume_script(plan.script, end, point)
+    got = decoded(script)
+    assert got[0]["kind"] == "started" and got[0]["resume"] is True
+    assert got[1] == {**got[1], "kind": "stage_end", "stage": "codec", "skipped": True}
+    assert got[2]["kind"] == "stage_start" and got[2]["stage"] == "operator"
+    assert got[2]["resumed_at_step"] == events[at]["step"]
+    first = next(e for e in got if e["kind"] == "metric")
+    assert first["stage"] == "operator" and first["epoch"] == 4, "the epoch after the checkpoint, not epoch 0"
+    assert [e["kind"] for e in got[3:]] == [e["kind"] for e in events[at + 1:]], "then the rest, event for event"
+    assert left == pytest.approx(end - plan.script[at][0]), "it takes what was left, not the whole run again"
+
+
+def test_a_run_resumed_at_a_stage_boundary_skips_the_finished_stages_and_starts_the_next(plan):
+    events = decoded(plan.script)
+    end_op = next(i for i, e in enumerate(events) if e["kind"] == "stage_end" and e["stage"] == "operator")
+    point = point_of(line.removeprefix("@usim ") for _, line in plan.script[:end_op + 1])
+    assert point == {"finished": ["codec", "operator"]}
+    got = decoded(resume_script(plan.script, plan.script_end[0], point)[0])
+    assert [e["stage"] for e in got if e["kind"] == "stage_end" and e.get("skipped")] == ["codec", "operator"]
+    assert next(e for e in got if e["kind"] == "stage_start")["stage"] == "diffusion_residual"
+    assert not any(e["kind"] == "metric" and e["stage"] == "operator" for e in got)
+
+
+def test_a_pulled_resume_point_is_read_back_from_its_files_and_events(tmp_path):
+    folder = tmp_path / "resume"
+    (folder / "checkpoints").mkdir(parents=True)
+    for name in ("codec.pt", "operator.last.pt"):
+        (folder / "checkpoints" / name).write_bytes(b"x")
+    events = [{"kind": "metric", "stage": "operator", "epoch": e, "step": 10 * (e + 1), "t": 100.0 + e}
+              for e in range(4)]
+    (folder / "events.jsonl").write_text("".join(json.dumps(e) + "\n" for e in events))
+    import os
+    os.utime(folder / "checkpoints" / "operator.last.pt", (101.5, 101.5))   # written after epoch 1's event
+    point = resume_point(folder)
+    assert point["files"] == ["checkpoints/codec.pt", "checkpoints/operator.last.pt"]
+    assert point["finished"] == ["codec"] and (point["stage"], point["epoch"], point["step"]) == ("operator", 1, 20), \
+        "the epoch the checkpoint was written after, not the newest event"
+    assert describe_point(point) == "operator epoch 2"
+    (folder / "checkpoints" / "operator.last.pt").unlink()
+    (folder / "checkpoints" / "operator.pt").write_bytes(b"x")
+    assert describe_point(resume_point(folder)) == "operator finished"
+
+
+async def test_the_machine_that_outbid_us_asks_its_clearing_price_until_the_market_falls_back():
+    from test_emulator_market import ROUGH, create, emulator, search, session
+
+    from usim_tui.emulator.server import serve
+
+    emu = emulator(ROUGH)
+    async with serve(emu) as url, session(emu) as s:
+        o = (await search(s, url, "bid"))[0]
+        _, body = await create(s, url, o["id"], "usim:m:c0:1", o["min_bid"])
+        inst = emu.instances[body["new_contract"]]
+        first = inst.outbids[0]
+        emu.clock.advance(first.at + 1 - emu.clock.now())
+        clearing = inst.clearing(emu.clock.now())
+        emu.destroy(inst.id)
+        again = next(x for x in await search(s, url, "bid") if x["machine_id"] == o["machine_id"])
+        assert again["min_bid"] == pytest.approx(clearing) and clearing > o["min_bid"], \
+            "re-renting the machine just lost costs what outbid us"
+        emu.clock.advance(first.back_at + 1 - emu.clock.now())
+        back = next(x for x in await search(s, url, "bid") if x["machine_id"] == o["machine_id"])
+        assert back["min_bid"] == o["min_bid"], "once the market falls back, its quiet min_bid again"
+
+
+def test_a_rehearsed_rough_market_resumes_outbid_cells_from_their_pulled_checkpoints(tmp_path):
+    import asyncio
+
+    from usim_tui.emulator.commands import _sweep, with_pricing
+    from usim_tui.emulator.faults import load_faults
+    from usim_tui.emulator.rehearse import rehearse_usim
+    from usim_tui.emulator.replay import pick_curves
+    from usim_tui.fleet.store.ledger import Ledger
+
+    sweep = with_pricing(_sweep("overnight_sota"), "interruptible")
+    res = asyncio.run(rehearse_usim(sweep, load_faults("rough_market"), 1, root=tmp_path, early_stop=False,
+                                    curves=pick_curves(None, sweep.name)))
+    assert res.outbids >= 5 and res.lost_results == 0
+    led = Ledger(tmp_path / "ledger.sqlite", read_only=True)
+    attempts = led.attempts(sweep.name)
+    resumed = [a for a in attempts if a.resumed_from is not None]
+    assert len(resumed) >= 3, [(a.cell, a.attempt, a.reason) for a in attempts]
+    by = {(a.cell, a.attempt): a for a in attempts}
+    for a in resumed:
+        src = by[(a.cell, a.resumed_from)]
+        before = [b for b in attempts if b.cell == a.cell and src.attempt <= b.attempt < a.attempt
+                  and b.reason != "no_capacity"]
+        assert before[-1].reason in ("outbid", "offline", "ssh_unreachable", "startup_timeout"), before[-1]
+        assert src.checkpoint and src.checkpoint_at is not None, "it resumed from a point pulled during training"
+    mid = [a for a in resumed if a.resumed_step]
+    assert mid, "at least one resumed in the middle of a stage"
+    trained = [a for a in mid if a.step is not None and a.step > (a.resumed_step or 0)]
+    assert trained, "a resumed run trained on"
+    for a in trained:   # its curve runs on: the first epoch it writes is the one after the checkpoint's
+        events = [e.data or {} for e in led.attempt_events(a.id, limit=1000)]
+        start = next(e for e in events if e.get("kind") == "stage_start" and e.get("resumed_at_step"))
+        assert start["resumed_at_step"] == a.resumed_step
+        first = next(e for e in events if e.get("kind") == "metric")
+        assert first["stage"] == start["stage"] and first["epoch"] > 0, (a.cell, a.attempt, first)
+        assert first["step"] > a.resumed_step
+    finished = {c.name for c in led.cells(sweep.name) if c.state == "finished"}
+    assert any(a.cell in finished for a in resumed), "and a resumed cell finished"
+    led.close()
