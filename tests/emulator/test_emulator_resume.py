@@ -14,6 +14,7 @@ from usim_tui.emulator.faults import FaultProfile, rng_for
 from usim_tui.emulator.replay import load_curves
 from usim_tui.emulator.timeline import plan_instance, point_of, resume_script
 from usim_tui.fleet.control.host_runs import describe_point, resume_point
+from usim_tui.fleet.store.states import MACHINE_REASONS
 
 ROOT = Path(__file__).resolve().parents[2]
 PROFILE = FaultProfile(name="none")
@@ -115,19 +116,19 @@ def test_a_rehearsed_rough_market_resumes_outbid_cells_from_their_pulled_checkpo
     from usim_tui.fleet.store.ledger import Ledger
 
     sweep = with_pricing(_sweep("overnight_sota"), "interruptible")
-    res = asyncio.run(rehearse_usim(sweep, load_faults("rough_market"), 1, root=tmp_path, early_stop=False,
+    res = asyncio.run(rehearse_usim(sweep, load_faults("rough_market"), 0, root=tmp_path, early_stop=False,
                                     curves=pick_curves(None, sweep.name)))
     assert res.outbids >= 5 and res.lost_results == 0
     led = Ledger(tmp_path / "ledger.sqlite", read_only=True)
     attempts = led.attempts(sweep.name)
-    resumed = [a for a in attempts if a.resumed_from is not None]
+    resumed = [a for a in attempts if a.resumed_from is not None]   # moved to a new host
     assert len(resumed) >= 3, [(a.cell, a.attempt, a.reason) for a in attempts]
     by = {(a.cell, a.attempt): a for a in attempts}
     for a in resumed:
         src = by[(a.cell, a.resumed_from)]
         before = [b for b in attempts if b.cell == a.cell and src.attempt <= b.attempt < a.attempt
                   and b.reason != "no_capacity"]
-        assert before[-1].reason in ("outbid", "offline", "ssh_unreachable", "startup_timeout"), before[-1]
+        assert before[-1].reason in MACHINE_REASONS, before[-1]   # the host was lost, not the run
         assert src.checkpoint and src.checkpoint_at is not None, "it resumed from a point pulled during training"
     mid = [a for a in resumed if a.resumed_step]
     assert mid, "at least one resumed in the middle of a stage"
@@ -142,4 +143,35 @@ def test_a_rehearsed_rough_market_resumes_outbid_cells_from_their_pulled_checkpo
         assert first["step"] > a.resumed_step
     finished = {c.name for c in led.cells(sweep.name) if c.state == "finished"}
     assert any(a.cell in finished for a in resumed), "and a resumed cell finished"
+    said = [(a.id, e.data or {}) for a in attempts for e in led.attempt_events(a.id, 1000) if e.kind == "outbid"]
+    raised = {aid: d["bid"] for aid, d in said if d.get("action") == "raise"}   # the last raise of each
+    assert raised and any(d.get("action") == "move" for _, d in said)
+    for a in attempts:
+        if a.id in raised:   # billed at its last bid from the raise on
+            assert a.bid == pytest.approx(raised[a.id])
+            assert a.price_per_hour == pytest.approx(a.bid + a.storage_per_hour)
+    in_place = [(a, e.data) for a in attempts for e in led.attempt_events(a.id, 1000)
+                if e.kind == "resume" and (e.data or {}).get("in_place")]
+    assert in_place, "a raised bid ran it again: resumed in place"
+    for a, _ in in_place:
+        events = [e.data or {} for e in led.attempt_events(a.id, 1000)]
+        starts = [e for e in events if e.get("kind") == "started"]
+        assert len(starts) >= 2 and starts[-1]["resume"] is True, "its trainer started again with --resume"
+    stopped = [a for a in attempts if a.reason == "outbid" and a.started_event]
+    assert all(a.results and a.results.startswith("not pulled: the host is stopped") for a in stopped), \
+        "a stopped host has no SSH: it is not waited on"
     led.close()
+
+
+def test_the_bid_is_raised_only_while_staying_costs_less_than_moving():
+    from usim_tui.fleet.control.bidding import RAISE_STEP, costs
+
+    kw = dict(remaining_h=0.5, storage_per_hour=0.01, poll_h=30 / 3600)
+    c = costs(0.20, 0.20, 0.30, lost_h=0.1, start_h=0.2, **kw)
+    assert c.bid == pytest.approx(0.20 * RAISE_STEP) and c.stay < c.move, "a long start-up elsewhere: stay"
+    c = costs(0.20, 0.20, 0.30, lost_h=0.0, start_h=0.01, **kw)
+    assert c.stay > c.move, "a new host in half a minute and nothing lost: move"
+    assert costs(0.30, 0.20, 0.30, lost_h=1, start_h=1, **kw) is None, "at its cap: nothing left to raise"
+    c = costs(0.29, 0.20, 0.30, lost_h=1, start_h=1, **kw)
+    assert c.bid == 0.30, "never past the cap"
+    assert c.stay == pytest.approx((0.30 - 0.20) * 0.5 + 0.01 * 30 / 3600), "every raise counts from the first bid"

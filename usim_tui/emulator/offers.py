@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 HOURS_PER_MONTH = 30 * 24
+MIN_BID_SHARE = 0.5   # a quiet market's min_bid, as a share of the on-demand GPU price
 GPUS = (  # name, VRAM MB, $/h low, $/h high (per GPU)
     ("RTX 4090", 24564, 0.22, 0.55),
     ("RTX 3090", 24576, 0.12, 0.30),
@@ -37,8 +38,9 @@ class Machine:
 
     @property
     def min_bid(self) -> float:
-        """The lowest bid that rents it interruptible ($/h of the machine) in a quiet market."""
-        return round(self.dph_base * 0.6, 4)
+        """The lowest bid that rents it interruptible ($/h of the machine) in a quiet market: half its on-demand
+        price, the least saving Vast's docs promise ("saves 50-80%"; docs/vast.md, unverified per offer)."""
+        return round(self.dph_base * MIN_BID_SHARE, 4)
 
     def min_bid_at(self, now: float) -> float:
         """The lowest bid that runs it now: after an outbid here, the price that outbid it until the market

@@ -66,8 +66,11 @@ class Instance:
         return next((p.at for p in self.plan.phases if p.actual == "running"), None)
 
     def ssh_answers(self, now: float) -> bool:
+        """Its SSH answers now: past the refusal after it first ran, on a live host, while its container runs (a
+        stopped or offline one has no sshd)."""
         since = self.running_since()
-        return not self.ssh_dead and since is not None and now >= since + self.ssh_refused_s
+        return not self.ssh_dead and since is not None and now >= since + self.ssh_refused_s \
+            and self.plan.phase_at(now).actual == "running"
 
     @property
     def has_ssh(self) -> bool:
@@ -373,6 +376,18 @@ class Emulator:
             inst.plan.cut(now)
             self._stop_under_min_bid(inst, now)
         return None
+
+    def outbid_now(self, inst: Instance, rise: float) -> None:
+        """The market outbids a running bid instance now (a test's fault on an executing instance; simulated ones
+        meet their drawn market): Vast's stopped triple, storage only from now, an executing one's processes
+        killed and its SSH gone, its disk kept; only a bid of `rise` times its bid runs it again."""
+        now = self.clock.now()
+        inst.plan.cut(now)
+        inst.plan.phases.append(outbid_phase(now))
+        inst.outbids.append(Outbid(now, rise, None))
+        if inst.executing:
+            from usim_tui.emulator.process import kill
+            kill(inst)
 
     @staticmethod
     def _stop_under_min_bid(inst: Instance, at: float) -> None:

@@ -21,6 +21,7 @@ from usim_core.events import Event
 from usim_core.sweep import Sweep
 from usim_tui.fleet.clock import Clock, RealClock
 from usim_tui.fleet.control import actions, policies
+from usim_tui.fleet.control.bidding import Bidding
 from usim_tui.fleet.control.credit import CreditReader
 from usim_tui.fleet.control.early_stop import EarlyStopper
 from usim_tui.fleet.control.host_runs import HostRuns
@@ -69,6 +70,7 @@ class Controller:
         ledger.ensure_sweep(sweep)
         ledger.set_sweep(sweep.name, runs_root=str(self.launcher.runs_root), controller_poll=poll_interval)
         self.early = EarlyStopper(ledger, sweep, self.journal, early_stop)
+        self.bidding = Bidding(ledger, provider, self.journal, sweep, poll_interval)
 
     # ---- state ---------------------------------------------------------------------------------------------
     @property
@@ -239,7 +241,7 @@ class Controller:
             if obs is not None and obs.state == A.EXITED and not a.done_event and self.logs.final_pending(a):
                 continue   # its last events (perhaps `done`) are not read yet: never call a finished run failed
             v = policies.assess(a, obs, now, self.spec.provider, self.logs.tails.get(a.id, ""))
-            if v is None:
+            if v is None or (v.reason == R.OUTBID and await self.bidding.stays(a, now)):
                 continue
             deadline = (a.created_at or now) + self.spec.provider.startup_deadline_s
             if v.reason == R.STARTUP_TIMEOUT and obs is not None and obs.state == A.RUNNING \
@@ -294,6 +296,7 @@ class Controller:
         for a in attempts:
             if a.state in GONE | {A.DESTROYING, A.PULLING}:
                 continue
+            self.host_runs.no_pull(a, now)
             if self.host_runs.needs_pull(a):
                 self.ledger.set_attempt(a.id, at=now, state=A.PULLING, reason=a.reason or reason,
                                         message=a.message or message or None)

@@ -28,6 +28,7 @@ from usim_tui.fleet.store.rows import AttemptRow
 from usim_tui.fleet.store.states import FREE_REASONS, MACHINE_REASONS, AttemptState, EndReason
 
 A, R = AttemptState, EndReason
+NO_SSH = frozenset({A.STOPPED, A.OFFLINE})   # a stopped container, a host off the network: nothing answers
 PULL_DEADLINE_S = 600.0            # after the attempt ended: then destroy without its results
 
 
@@ -42,6 +43,7 @@ class HostRuns:
         self._offsets: dict[int, int] = {}
         self._tried: dict[int, str] = {}          # attempt -> the bring-up step that last failed (said once)
         self._resume_tried: dict[int, float] = {}  # attempt -> when its last resume pull was started
+        self._in_place: dict[int, float | None] = {}   # attempt -> the comeback its in-place resume was said for
 
     def on_host(self, a: AttemptRow) -> bool:
         return self.enabled and a.host_started_at is not None
@@ -147,8 +149,16 @@ class HostRuns:
         self.ledger.set_attempt(a.id, checkpoint=f"{where}; {got.bytes / 1e6:.1f} MB pulled", checkpoint_at=now)
 
     def _resume_files(self, a: AttemptRow, now: float) -> dict[str, Path] | None:
-        """What a new attempt starts from: its cell's resume point when the attempt before it lost its host
-        (outbid, offline, unreachable: control/policies.py MACHINE_REASONS), else None (from the start)."""
+        """What a run starts from: on an instance that ran it before (outbid, then running again: its disk
+        kept) what its run dir holds ({}); on a new attempt its cell's resume point when the attempt before it
+        lost its host (outbid, offline, unreachable: control/policies.py MACHINE_REASONS); else None (from the
+        start)."""
+        if a.started_event:
+            if self._in_place.get(a.id) != a.state_since:   # said once per comeback (a bring-up may be retried)
+                self._in_place[a.id] = a.state_since
+                self.journal.event(now, "resume", f"{a.cell} #{a.attempt}: running again; its run resumes in place "
+                                   "from the checkpoints on its disk", a, data={"from": a.attempt, "in_place": True})
+            return {}
         cell = self.ledger.cell(self.sweep.name, a.cell)
         before = [b for b in self.ledger.attempts(self.sweep.name, a.cell)
                   if cell.counted_from < b.attempt < a.attempt and b.reason not in FREE_REASONS]
@@ -159,6 +169,8 @@ class HostRuns:
         files = {rel: self.resume_dir(a.cell) / rel for rel in point.get("files", [])}
         if not files or not all(f.is_file() for f in files.values()):
             return None
+        if a.resumed_from is not None:
+            return files   # said once (a bring-up retried after a refused SSH asks again)
         self.ledger.set_attempt(a.id, resumed_from=point.get("attempt"))
         self.journal.event(now, "resume", f"{a.cell} #{a.attempt}: resumes from #{point.get('attempt')}'s "
                            f"{describe_point(point)}", a, data={"from": point.get("attempt"), **point})
@@ -221,7 +233,16 @@ class HostRuns:
                            "the instance anyway", a, data={"reason": why})
 
     def needs_pull(self, a: AttemptRow) -> bool:
-        return self.on_host(a) and a.results is None
+        """Its results are on a host that may answer: not on a stopped (outbid) or offline one, whose SSH is gone
+        (what it trained is in its cell's last resume point: no_pull says so)."""
+        return self.on_host(a) and a.results is None and a.state not in NO_SSH
+
+    def no_pull(self, a: AttemptRow, now: float) -> None:
+        """Record why a stopped or offline host's run dir is not pulled (only what its resume point holds is home)."""
+        if not (self.on_host(a) or (self.enabled and a.started_event)) or a.results is not None or a.state not in NO_SSH:
+            return   # (a raised bid's instance waits for its comeback's bring-up: host_started_at is unset)
+        home = f"its resume point ({a.checkpoint}) is home" if a.checkpoint else "no resume point came home"
+        self.ledger.set_attempt(a.id, results=f"not pulled: the host is {a.state} (no SSH); {home}")
 
     async def close(self) -> None:
         for task in self._tasks.values():
@@ -231,8 +252,10 @@ class HostRuns:
 
 def resume_point(folder: Path) -> dict[str, Any]:
     """Where a pulled resume point stands: its files; the stages finished; the unfinished stage and the epoch
-    and step of its `.last.pt` (the last `metric` event of that stage written before the file, by the host's
-    clock: the trainer writes the event, then the checkpoint)."""
+    and step of its `.last.pt`, at least (the last `metric` event of that stage written before the file by the
+    host's clock: the trainer writes the event, then the checkpoint; SFTP dates a file to the whole second, so
+    an epoch ended within that second counts as not in it). The step it resumes at is the trainer's to say
+    (its `stage_start` event's resumed_at_step)."""
     ckpts = sorted(p.name for p in (folder / "checkpoints").glob("*.pt"))
     out: dict[str, Any] = {"files": [f"checkpoints/{n}" for n in ckpts],
                            "finished": [n[:-3] for n in ckpts if not n.endswith(".last.pt")]}
@@ -247,7 +270,7 @@ def resume_point(folder: Path) -> dict[str, Any]:
             e = json.loads(line)
         except json.JSONDecodeError:
             continue
-        if e.get("kind") == "metric" and e.get("stage") == stage and float(e.get("t") or 0) <= written + 0.01:
+        if e.get("kind") == "metric" and e.get("stage") == stage and float(e.get("t") or 0) <= written:
             out["epoch"], out["step"] = e.get("epoch"), e.get("step")
     return out
 

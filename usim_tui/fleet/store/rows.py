@@ -140,7 +140,8 @@ class AttemptRow(NamedTuple):
     checkpoint: str | None = None          # the resume point last pulled from its host during training
     checkpoint_at: float | None = None     # when that pull finished
     resumed_from: int | None = None        # the attempt number of its cell whose resume point it started from
-    resumed_step: int | None = None        # the step it resumed at (its trainer's stage_start says)
+    resumed_step: int | None = None        # the step it last resumed at (its trainer's stage_start says; a
+                                           # comeback of its own instance resumes in place from its disk)
 
     @classmethod
     def from_row(cls, row: Sequence[Any]) -> AttemptRow:

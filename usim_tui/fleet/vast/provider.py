@@ -149,7 +149,8 @@ class VastProvider(VastHost):
         self._buy = asyncio.Lock()
         self._excluded_offers: dict[int, float] = {}
         self._excluded_machines: dict[str, float] = {}
-        self._bids: dict[str, float] = {}   # provider id -> the bid it was rented at ($/h of its GPUs)
+        self._bids: dict[str, float] = {}   # provider id -> the bid in force ($/h of its GPUs)
+        self._bid_caps: dict[str, float] = {}   # provider id -> the most its bid may be raised to
         # (num_gpus, on-demand|bid) -> (searched at, offers)
         self._offers: dict[tuple[int, str], tuple[float, list[dict[str, Any]]]] = {}
         self._running_since: dict[str, float] = {}
@@ -304,14 +305,30 @@ class VastProvider(VastHost):
         cap = self.settings.host_price(self.settings.max_dph, spec.num_gpus)
         return min(cap, spec.max_price_per_hour or cap)
 
+    def bid_cap(self, provider_id: str) -> float | None:
+        """The most this instance's bid may be raised to (max_bid_share of its offer's on-demand GPU price);
+        None when this provider did not rent it at a bid (or a restarted controller no longer knows)."""
+        return self._bid_caps.get(provider_id)
+
+    async def change_bid(self, provider_id: str, price: float) -> None:
+        """`PUT /api/v0/instances/bid_price/{id}/` (vastai change bid): the bid from now on, never above the
+        instance's cap; the instance bills at it from now (the provider's own record, as for the first bid)."""
+        cap = self.bid_cap(provider_id)
+        if cap is None or price > cap + 1e-9:
+            raise ProviderError(f"instance {provider_id}: bid ${price:.4f}/h refused (cap "
+                                f"{'unknown' if cap is None else f'${cap:.4f}/h'}: provider.max_bid_share)")
+        status, data = await self._call("put", "PUT", f"/api/v0/instances/bid_price/{int(provider_id)}/",
+                                        body={"client_id": "me", "price": round(price, 4)})
+        if status != 200 or (isinstance(data, dict) and (data.get("error") or data.get("success") is False)):
+            raise ProviderError(f"Vast API: change bid of {provider_id} failed (HTTP {status}): {_describe(data)}")
+        self._bids[provider_id] = round(price, 4)
+
     def bid_for(self, offer: dict[str, Any]) -> float | None:
         """The bid for an interruptible offer: min_bid times bid_margin, None if that passes max_bid_share of its
         on-demand GPU price (docs/vast.md: usim keeps each bid itself, never reads it back from a listing)."""
         s = self.settings
         try:
-            min_bid = float(offer["min_bid"])
-            on_demand = float(offer.get("dph_base") or float(offer["dph_total"]) - float(offer.get(
-                "storage_total_cost") or 0))
+            min_bid, on_demand = float(offer["min_bid"]), on_demand_gpu(offer)
         except (KeyError, TypeError, ValueError):
             return None
         bid = round(min_bid * s.bid_margin, 4)
@@ -434,6 +451,7 @@ class VastProvider(VastHost):
                     self._exclude(offer.get("id"), offer.get("machine_id"))
                     if bid is not None:
                         self._bids[str(data["new_contract"])] = bid
+                        self._bid_caps[str(data["new_contract"])] = round(on_demand_gpu(offer) * self.settings.max_bid_share, 4)
                     return Observed(
                         provider_id=str(data["new_contract"]), label=spec.label, state=PENDING,
                         machine_id=str(offer.get("machine_id")), gpu=offer.get("gpu_name"),
@@ -520,6 +538,11 @@ class VastProvider(VastHost):
             if session is not None:
                 await session.close()
         self._session = self._once = None
+
+
+def on_demand_gpu(offer: dict[str, Any]) -> float:
+    """An offer's on-demand GPU price, $/h (dph_base, or dph_total less storage); KeyError/ValueError if absent."""
+    return float(offer.get("dph_base") or float(offer["dph_total"]) - float(offer.get("storage_total_cost") or 0))
 
 
 def reliability(offer: dict[str, Any]) -> float | None:
