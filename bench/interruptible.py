@@ -29,7 +29,7 @@ sys.path.insert(0, str(ROOT))
 from stats import paired_bootstrap  # noqa: E402  (bench/ is the script's own directory)
 
 from usim_core.sweep import expand  # noqa: E402
-from usim_tui.emulator import rehearse  # noqa: E402
+from usim_tui.emulator import offers, rehearse  # noqa: E402
 from usim_tui.emulator.commands import with_pricing  # noqa: E402
 from usim_tui.emulator.faults import load_faults  # noqa: E402
 from usim_tui.emulator.replay import pick_curves  # noqa: E402
@@ -52,9 +52,19 @@ def main() -> None:
     ap.add_argument("--seeds", type=int, default=10, help="nights per side, seeds first..first+N-1 (default 10)")
     ap.add_argument("--first-seed", type=int, default=0)
     ap.add_argument("--hours", type=float, default=12.0, help="virtual hours a night (default 12)")
+    ap.add_argument("--checkpoint-every", type=float, default=None, metavar="S",
+                    help="override provider.checkpoint_every_s (0: no resume point is pulled: a moved cell starts "
+                    "again from zero, as before resuming existed)")
+    ap.add_argument("--min-bid-share", type=float, default=None, metavar="F",
+                    help="sensitivity: the emulator's quiet-market min_bid as a share of the on-demand price "
+                    f"(default {offers.MIN_BID_SHARE}, the least saving Vast's docs promise)")
     ap.add_argument("--out", help="write the figures as JSON here")
     args = ap.parse_args()
+    if args.min_bid_share is not None:
+        offers.MIN_BID_SHARE = args.min_bid_share
     sweep = expand(args.sweep)
+    if args.checkpoint_every is not None:
+        sweep.spec.provider.checkpoint_every_s = args.checkpoint_every
     faults = load_faults(args.faults)
     if faults.market.outbid_per_hour <= 0:
         raise SystemExit(f"--faults {args.faults}: no market (market.outbid_per_hour is 0): nothing is outbid")
@@ -83,6 +93,7 @@ def main() -> None:
     out = {"command": " ".join(["python", "bench/interruptible.py", *sys.argv[1:]]), "sweep": sweep.name,
            "faults": faults.name, "pricing": args.pricing, "seeds": [r["seed"] for r in rows],
            "settings": sweep.spec.provider.model_dump(include={"bid_margin", "max_bid_share", "checkpoint_every_s"}),
+           "min_bid_share": offers.MIN_BID_SHARE,
            "curves": str(curves.path.relative_to(ROOT)) if curves else None, "noise_log_sigma": sigma,
            "noise_band": band, "cost_per_finished_ratio": ratio,
            "same_finished": sum(r["same_finished"] for r in rows),

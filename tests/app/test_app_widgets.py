@@ -10,8 +10,8 @@ from usim_tui.app.bindings import MAIN, help_rows
 from usim_tui.app.format import AMBER_AT, BLOCKS, RED_AT, duration, short_names, sparkline
 from usim_tui.app.widgets.budget import level
 from usim_tui.app.widgets.coverage import grid_axes
-from usim_tui.app.widgets.curves import stage_of
 from usim_tui.app.widgets.leaderboard import RANK_BY, gate, ranked
+from usim_tui.fleet.store.resumes import stage_of
 
 
 def test_sparkline_follows_the_shape_and_width():

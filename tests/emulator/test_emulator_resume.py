@@ -154,12 +154,43 @@ def test_a_rehearsed_rough_market_resumes_outbid_cells_from_their_pulled_checkpo
                 if e.kind == "resume" and (e.data or {}).get("in_place")]
     assert in_place, "a raised bid ran it again: resumed in place"
     for a, _ in in_place:
-        events = [e.data or {} for e in led.attempt_events(a.id, 1000)]
+        events = [e.data or {} for e in led.attempt_events(a.id, 100000)]
         starts = [e for e in events if e.get("kind") == "started"]
         assert len(starts) >= 2 and starts[-1]["resume"] is True, "its trainer started again with --resume"
+    lost = [a for a in attempts if a.lost_s > 0]
+    assert lost and all(a.reason in MACHINE_REASONS for a in lost), "what lost hosts had trained past the point"
+    for a in resumed:   # its curve in the app and the report runs on from the attempt it resumed from
+        key = f"train/{a.resumed_stage}/loss"
+        own = led.metric_series([a.id], [key])[a.id].get(key, [])
+        whole = led.run_on_series([a.id], [key], max_points=10_000)[a.id].get(key, [])
+        steps = [s for s, _ in whole]
+        assert steps == sorted(set(steps)), "one point a step, in order"
+        if own and a.resumed_step:
+            before = [s for s in steps if s <= a.resumed_step]
+            assert before and before[-1] == a.resumed_step and whole[len(before):] == own, \
+                "the source's points up to the resume step, then its own"
     stopped = [a for a in attempts if a.reason == "outbid" and a.started_event]
     assert all(a.results and a.results.startswith("not pulled: the host is stopped") for a in stopped), \
         "a stopped host has no SSH: it is not waited on"
+
+    from rich.console import Console
+
+    from usim_tui.app.screens.details import details_table
+    from usim_tui.report.data import gather
+    from usim_tui.report.render import write_report
+
+    snap = led.snapshot(sweep.name)
+    bid = next(v for v in snap.attempts if v.bid is not None and v.resumed_from is not None)
+    cell = next(c for c in snap.cells if c.name == bid.cell)
+    shown = Console(width=160, record=True)
+    shown.print(details_table(cell, bid, snap.now))
+    text = shown.export_text()
+    assert f"interruptible at a bid of ${bid.bid:.3f}/h" in text or "interruptible at a bid of" in text, text
+    assert f"from #{bid.resumed_from}'s resume point" in text and "hosts lost" in text
+    assert cell.interrupted >= 1
+    (md,) = [f for f in write_report(gather(led, sweep.name), tmp_path / "report", "md") if f.suffix == ".md"]
+    report = md.read_text()
+    assert "saved at a bid (vs on demand)" in report and "attempts resumed from a pulled checkpoint" in report
     led.close()
 
 
@@ -169,6 +200,7 @@ def test_the_bid_is_raised_only_while_staying_costs_less_than_moving():
     kw = dict(remaining_h=0.5, storage_per_hour=0.01, poll_h=30 / 3600)
     c = costs(0.20, 0.20, 0.30, lost_h=0.1, start_h=0.2, **kw)
     assert c.bid == pytest.approx(0.20 * RAISE_STEP) and c.stay < c.move, "a long start-up elsewhere: stay"
+    assert c.move == pytest.approx(0.20 * (0.1 + 0.2) + 0.01 * 0.2), "lost work and waiting at the bid, storage"
     c = costs(0.20, 0.20, 0.30, lost_h=0.0, start_h=0.01, **kw)
     assert c.stay > c.move, "a new host in half a minute and nothing lost: move"
     assert costs(0.30, 0.20, 0.30, lost_h=1, start_h=1, **kw) is None, "at its cap: nothing left to raise"

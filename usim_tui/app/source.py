@@ -78,7 +78,7 @@ class LedgerSource:
     def metric_series(self, attempt_ids: list[int], max_points: int = 400) -> dict[int, dict[str, list[tuple[int, float]]]]:
         if not attempt_ids:
             return {}
-        return self.ledger.metric_series(attempt_ids, max_points=max_points)
+        return self.ledger.run_on_series(attempt_ids, max_points=max_points)   # across resumes
 
     def attempt_events(self, attempt_id: int, limit: int = 200) -> list[EventView]:
         return self.ledger.attempt_events(attempt_id, limit=limit)

@@ -87,7 +87,7 @@ class Plan:
         if self.resume is not None:   # a resumed run: what is left after the point, on the disk's events
             script, end = resume_script(script, end, self.resume)
             self.resume = None
-        placed = [(t0 + dt, line) for dt, line in script]
+        placed = [(t0 + dt, _dated(line, t0 + dt)) for dt, line in script]
         placed.append(_event(t0 + end, "exit", code=code))
         stop = self.next_stop(t0)
         if stop is not None:
@@ -140,6 +140,15 @@ def resume_script(script: list[tuple[float, str]], end: float, point: dict) -> t
         out.append(_event(0.0, "stage_start", **fields, resumed_at_step=point["step"]))
     out += [(dt - skip, line) for dt, line in script[cut + 1:]]
     return out, end - skip
+
+
+def _dated(line: str, t: float) -> str:
+    """An `@usim` line with its `t` the clock time it is written at (a trainer dates its events by the clock)."""
+    if not line.startswith("@usim "):
+        return line
+    e = json.loads(line.removeprefix("@usim "))
+    e["t"] = round(t, 3)
+    return "@usim " + json.dumps(e, separators=(",", ":"))
 
 
 def _event(t: float, kind: str, **fields) -> tuple[float, str]:

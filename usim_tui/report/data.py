@@ -178,7 +178,8 @@ def gather(ledger: Ledger, sweep: str | None = None, *, now: float | None = None
             attempt_id=a.attempt_id, cell=a.cell, attempt=a.attempt, state=a.state, reason=a.reason,
             price_per_hour=a.price_per_hour, created_at=a.created_at, started_at=a.started_at, ended_at=a.ended_at,
             spent=a.spent, gpu=a.gpu, machine_id=a.machine_id, error=err,
-            results=row.results if row is not None else None,
+            results=row.results if row is not None else None, bid=a.bid, saved=a.saved, resumed_from=a.resumed_from,
+            lost_s=a.lost_s,
             phases=_phases_from_events(a, events, snap.now) or _phases(a, exit_t, snap.now)))
 
     finishing = {}  # cell -> the attempt whose results count: the finished one, else the latest
@@ -186,7 +187,7 @@ def gather(ledger: Ledger, sweep: str | None = None, *, now: float | None = None
         if a.reason == EndReason.FINISHED or finishing.get(a.cell) is None \
                 or finishing[a.cell].reason != EndReason.FINISHED:
             finishing[a.cell] = a
-    series = ledger.metric_series([a.attempt_id for a in finishing.values()])
+    series = ledger.run_on_series([a.attempt_id for a in finishing.values()])   # across the attempts it resumed
 
     note = None
     cells = []

@@ -38,6 +38,10 @@ class AttemptRecord:
     error: str | None = None        # message of the run's `error` event, or the provider's status
     phases: list[Phase] = field(default_factory=list)
     results: str | None = None      # SSH hosts: what was pulled back before destroy, or "results lost: why"
+    bid: float | None = None        # interruptible: the bid in force (None: on demand)
+    saved: float = 0.0              # about what the bid saved against its host's on-demand price
+    resumed_from: int | None = None  # the attempt whose resume point it started from
+    lost_s: float = 0.0             # training its host lost to an interruption
 
     @property
     def label(self) -> str:

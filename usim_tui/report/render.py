@@ -71,6 +71,7 @@ def _summary(doc: Doc, data: ReportData, s: A.Summary) -> None:
         ["duplicates (not run)", str(s.duplicates)],
         ["spend / budget", f"{_usd(s.spent)} / {_usd(s.budget)} ({100 * s.spent / s.budget:.0f}%){over}"],
         ["cost per finished config", f"{_usd(s.cost_per_finished)} (planned {_usd(s.planned_cost_per_cell)})"],
+        *_interruptible_rows(data),
         ["wall-clock", A.format_seconds(s.wall_clock_s)],
     ])
     if s.missing:
@@ -79,6 +80,20 @@ def _summary(doc: Doc, data: ReportData, s: A.Summary) -> None:
               f"{s.finished} finished cells.")
         doc.table(["cell", "state", "attempts", "last reason"],
                   [[c.name, c.state, str(c.attempts), c.reason or ""] for c in s.missing])
+
+
+def _interruptible_rows(data: ReportData) -> list[list[str]]:
+    """Summary rows of a sweep that rented at a bid: what that saved against on demand, what interruptions cost."""
+    bids = [a for a in data.attempts if a.bid is not None]
+    if not bids:
+        return []
+    outbid = sum(1 for a in data.attempts if a.reason == "outbid")
+    resumed = sum(1 for a in data.attempts if a.resumed_from is not None)
+    lost = sum(a.lost_s for a in data.attempts)
+    return [["saved at a bid (vs on demand)", f"about {_usd(sum(a.saved for a in bids))} over {len(bids)} "
+             "interruptible attempts (their spend at their hosts' on-demand prices, less what they cost)"],
+            ["interruptions", f"{outbid} outbid; {resumed} attempts resumed from a pulled checkpoint; "
+             f"{A.format_seconds(lost)} of training lost"]]
 
 
 def _coverage(doc: Doc, data: ReportData, out: Path) -> None:

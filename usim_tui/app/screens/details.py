@@ -38,6 +38,9 @@ def details_table(cell: CellView | None, attempt: AttemptView | None, now: float
         t.add_row("tags", ", ".join(cell.tags) or "-")
         t.add_row("overrides", "\n".join(f"{k} = {v}" for k, v in cell.overrides.items()) or "(base config)")
         t.add_row("attempts / cost", f"{cell.attempts} / {money(cell.cost)}")
+        if cell.interrupted or cell.lost_s:
+            t.add_row("interruptions", f"{cell.interrupted} host{'s' if cell.interrupted != 1 else ''} lost (outbid, "
+                                       f"offline, unreachable); {duration(cell.lost_s)} of training lost")
         if cell.num_gpus > 1:
             t.add_row("GPUs", f"{cell.num_gpus} per host, data-parallel (torchrun)")
         if cell.duplicate_of:
@@ -57,6 +60,15 @@ def details_table(cell: CellView | None, attempt: AttemptView | None, now: float
         gpus = f"{attempt.num_gpus}x " if attempt.num_gpus > 1 else ""
         t.add_row("machine / GPU", f"{attempt.machine_id or '-'} / {gpus}{attempt.gpu or '-'}")
         t.add_row("price / spent", f"{money(attempt.price_per_hour)}/h / {money(attempt.spent)}")
+        t.add_row("rented", rented(attempt))
+        if attempt.resumed_from is not None or attempt.resumed_step is not None:
+            src = f"#{attempt.resumed_from}'s resume point" if attempt.resumed_from is not None else "its own disk"
+            t.add_row("resumed", f"from {src}, at step {attempt.resumed_step if attempt.resumed_step is not None else '?'}"
+                                 f" of {attempt.resumed_stage or '?'}")
+        if attempt.checkpoint:
+            t.add_row("resume point", f"{attempt.checkpoint} (pulled during training)")
+        if attempt.lost_s:
+            t.add_row("lost", f"{duration(attempt.lost_s)} of training past the point the cell resumed from")
         t.add_row("created", clock_time(attempt.created_at))
         t.add_row("started", clock_time(attempt.started_at))
         t.add_row("ended", clock_time(attempt.ended_at))
@@ -64,6 +76,14 @@ def details_table(cell: CellView | None, attempt: AttemptView | None, now: float
         t.add_row("progress", f"stage {attempt.stage or '-'} epoch {attempt.epoch if attempt.epoch is not None else '-'} "
                               f"step {attempt.step if attempt.step is not None else '-'} loss {loss(attempt.last_loss)}")
     return t
+
+
+def rented(a: AttemptView) -> str:
+    """On demand, or at a bid (the bid in force, its host's on-demand price, about what it saved)."""
+    if a.bid is None:
+        return "on demand"
+    od = f" (on demand {money(a.on_demand_per_hour)}/h; saved about {money(a.saved)})" if a.on_demand_per_hour else ""
+    return f"interruptible at a bid of {money(a.bid)}/h{od}"
 
 
 class DetailsScreen(ModalScreen[None]):

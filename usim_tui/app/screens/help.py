@@ -13,6 +13,7 @@ from textual.widgets import Static
 from usim_core.eval.gates import ENERGY_TOL, MASS_TOL
 from usim_tui.app.bindings import help_rows
 from usim_tui.app.format import AMBER_AT, ATTEMPT_STYLE, CELL_STYLE, KEEP_MARK, RED_AT, state_word
+from usim_tui.app.widgets.instances import BID_STYLE
 
 
 def help_table(read_only: bool) -> Table:
@@ -28,6 +29,8 @@ def help_table(read_only: bool) -> Table:
     keys.add_row("cells", Text("  ").join([*(Text(state_word(s), style=st) for s, st in CELL_STYLE.items()),
                                            Text(f"{KEEP_MARK} kept (K): the stopping rule never stops it")]))
     keys.add_row("states", Text("  ").join(Text(s, style=st) for s, st in ATTEMPT_STYLE.items()))
+    keys.add_row("$/h", Text.assemble(("0.18", BID_STYLE), " rented at a bid (interruptible): enter shows the bid, "
+                                      "what it saved, where it resumed and the training lost to interruptions"))
     keys.add_row("gates", f"mass: |relative drift| ≤ {MASS_TOL:g}; energy: relative increase (energy_violation) ≤ {ENERGY_TOL:g}")
     return keys
 

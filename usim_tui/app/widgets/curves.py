@@ -16,22 +16,12 @@ from textual.app import RenderResult
 from textual.reactive import reactive
 from textual_plotext import PlotextPlot
 
-from usim_core.config import STAGES
+from usim_tui.fleet.store.resumes import stage_of
 
 MAX_LINES = 8
 # One colour per line (RGB: plotext and Rich read the same numbers, so the legend matches the plot).
 COLOURS = ((86, 180, 233), (230, 159, 0), (0, 158, 115), (240, 228, 66), (204, 121, 167), (213, 94, 0),
            (0, 114, 178), (200, 200, 200))
-
-
-def stage_of(key: str) -> str:
-    """The training stage named in a metric key (`train/codec/loss`, `operator/val_loss`), or "" for none."""
-    parts = key.split("/")[:-1]
-    named = [p for p in parts if p in STAGES]
-    if named:
-        return named[-1]
-    rest = [p for p in parts if p not in ("train", "val")]
-    return rest[0] if rest else ""
 
 
 def is_loss(key: str) -> bool:

@@ -73,6 +73,7 @@ SORTS = ("", "state", "time", "$/h", "loss", "cell")
 SORT_COLUMN = {"state": ("state", "▲"), "time": ("uptime", "▼"), "$/h": ("price", "▼"), "loss": ("loss", "▲"),
                "cell": ("cell", "▲")}
 STAGE_SHORT = {"diffusion_residual": "diffusion", "consistency_distill": "distill"}
+BID_STYLE = "cyan"   # $/h of an instance rented at a bid (interruptible): `enter` shows the bid and what it saved
 
 
 def cell_label(name: str, marked: bool, kept: bool = False) -> Text:
@@ -109,7 +110,7 @@ FORMAT: dict[str, Callable[[Any], object]] = {
     "state": lambda st: Text(st, style=ATTEMPT_STYLE.get(st, "")),
     "reason": reason_text,
     "gpu": lambda g: g or "-",
-    "price": lambda p: f"{p:.2f}",
+    "price": lambda pb: Text(f"{pb[0]:.2f}", style=BID_STYLE if pb[1] else ""),   # (price, at a bid)
     "uptime": lambda u: u,
     "stage": lambda st: STAGE_SHORT.get(st, st) if st else "-",
     "epoch": lambda e: "-" if e is None else str(e),
@@ -128,7 +129,7 @@ def raw_attempt(a: AttemptView, now: float, marked: bool, label: str | None = No
     the cell's name as shown (format.short_names), its full name by default; `queued`: a command for it that
     the controller has not taken yet (shown in the reason column at once); `kept`: a person keeps its cell."""
     return ((label or a.cell, marked, kept), a.attempt, a.state, f"queued {queued}" if queued else a.reason,
-            uptime(a, now), a.stage, a.epoch, a.last_loss, a.loss_history, a.gpu, a.price_per_hour)
+            uptime(a, now), a.stage, a.epoch, a.last_loss, a.loss_history, a.gpu, (a.price_per_hour, a.bid is not None))
 
 
 def duplicate_label(name: str, of: str, labels: dict[str, str]) -> str:

@@ -2,9 +2,11 @@
 (destroy it; the next attempt resumes on another host from the cell's last pulled resume point).
 
 Staying costs the raise for the rest of the run (the cell's planned hours less what it trained) and storage
-while it waits; moving costs the work since the last pulled resume point and a new host's start-up (measured on
-this sweep: every second instances spent before their run started, stuck ones included, per run started), at the
-first bid. The bid goes up one step (RAISE_STEP) per poll while staying is the cheaper, never past the
+while it waits; moving costs the work since the last pulled resume point (trained again at the first bid) and the
+time a new host takes to start its run (measured on this sweep: every second instances spent before their run
+started, stuck ones included, per run started), priced at the first bid (an hour the cell waits is an hour of the
+night it does not train: pricing it at storage alone moved cells more often, onto more hosts that never start,
+and rehearsed dearer: docs/fleet.md) plus the storage it bills meanwhile. The bid goes up one step (RAISE_STEP) per poll while staying is the cheaper, never past the
 instance's cap (provider.max_bid_share of its on-demand price); a raise that has not run it by the next listing
 is followed by the next step or by the move. A comeback (raised, or the market's own) runs the container again
 empty but with its disk: the controller starts the run again there with `--resume` (host_runs.py).
@@ -33,12 +35,13 @@ class Costs:
 
 def costs(bid: float, first: float, cap: float, *, remaining_h: float, lost_h: float, start_h: float,
           storage_per_hour: float, poll_h: float) -> Costs | None:
-    """The next raise's cost against moving; None when the bid is at its cap."""
+    """The next raise's cost against moving; None when the bid is at its cap. start_h: a new instance's hours
+    before its run starts."""
     new = min(cap, round(bid * RAISE_STEP, 4))
     if new <= bid + 1e-9:
         return None
-    return Costs(stay=(new - first) * remaining_h + storage_per_hour * poll_h, move=first * (lost_h + start_h),
-                 bid=new)
+    return Costs(stay=(new - first) * remaining_h + storage_per_hour * poll_h,
+                 move=first * (lost_h + start_h) + storage_per_hour * start_h, bid=new)
 
 
 class Bidding:
@@ -58,7 +61,7 @@ class Bidding:
             return True   # the last raise gets a listing to show it running
         stopped_at = a.state_since if a.state_since is not None else now
         c = costs(a.bid, first, cap, remaining_h=self._remaining_h(a, stopped_at), lost_h=self._lost_h(a, stopped_at),
-                  start_h=self._start_h(now), storage_per_hour=a.storage_per_hour, poll_h=self.poll_interval / 3600)
+                  start_h=self._start_h(), storage_per_hour=a.storage_per_hour, poll_h=self.poll_interval / 3600)
         if c is None or c.stay >= c.move:
             why = "its bid is at its cap" if c is None else (f"staying at ${c.bid:.3f}/h would cost ${c.stay:.3f}, "
                                                              f"moving ${c.move:.3f}")
@@ -93,8 +96,8 @@ class Bidding:
         since = a.checkpoint_at or a.host_started_at or a.started_at or stopped_at
         return max(0.0, stopped_at - since) / 3600
 
-    def _start_h(self, now: float) -> float:
-        """Seconds this sweep's instances spent before their run started, per run started (stuck ones count)."""
+    def _start_h(self) -> float:
+        """Hours this sweep's instances spent before their run started, per run started (stuck ones count)."""
         spent, started = 0.0, 0
         for b in self.ledger.attempts(self.sweep.name):
             if b.created_at is None or b.provider_id is None:

@@ -194,6 +194,7 @@ class Controller:
                 self.name, float(e.get("t") or now), str(e.get("kind")), describe(e), attempt_id=a.id, cell=a.cell,
                 data=dict(e), digest=event_digest(a.id, dict(e)))]
             got = ingest(new, concluded=bool(a.done_event or a.error_event))
+            lost = self._lost_by_resume(a, got.attempt)   # before this batch's metrics: a comeback's are new
             for step, values, t in got.metrics:
                 self.ledger.add_metrics(a.id, step, values, t)
             if got.attempt:
@@ -204,6 +205,27 @@ class Controller:
                 self.ledger.set_cell(self.name, a.cell, full_metrics=got.full_metrics)
         if got.started:
             self.journal.event(now, "attempt_started", f"{a.cell} #{a.attempt}: started", a)
+        if lost is not None:
+            src, seconds = lost
+            self.journal.event(now, "resume", f"{a.cell} #{a.attempt}: resumed at step {got.attempt['resumed_step']} "
+                               f"of {got.attempt.get('resumed_stage')}; #{src.attempt}'s host had trained "
+                               f"{seconds / 60:.1f} min past it (lost)", a, data={"lost_s": seconds})
+
+    def _lost_by_resume(self, a: AttemptRow, fields: dict[str, Any]) -> tuple[AttemptRow, float] | None:
+        """A resumed run's first events name where it resumed: the attempt it resumed from (its own instance,
+        resumed in place, or the one its cell's resume point came from) trained past that point for nothing;
+        that training time is added to the source's lost_s (ledger metric times, read before this batch's)."""
+        if "resumed_step" not in fields:
+            return None
+        src = a if a.resumed_from is None or a.resumed_from == a.attempt or a.started_event else next(
+            (b for b in self.ledger.attempts(self.name, a.cell) if b.attempt == a.resumed_from), None)
+        if src is None:
+            return None
+        at, last = self.ledger.trained_at(src.id, fields.get("resumed_stage"), fields["resumed_step"])
+        if at is None or last is None or last <= at:
+            return None
+        self.ledger.set_attempt(src.id, lost_s=src.lost_s + (last - at))
+        return src, last - at
 
     # ---- early stopping (control/early_stop.py) -----------------------------------------------------------
     async def _stop_early(self, now: float) -> None:

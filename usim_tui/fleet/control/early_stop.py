@@ -81,8 +81,8 @@ class EarlyStopper:
         """The attempt's (position, metric value) points in the rule's unit, oldest first, and where the stage
         ends in that unit (none and 0 while its stage has not started)."""
         assert self.es is not None
-        series = self.ledger.metric_series([a.id], [self.es.metric, f"{self.es.stage}/epoch"],
-                                           max_points=10_000)[a.id]
+        series = self.ledger.run_on_series([a.id], [self.es.metric, f"{self.es.stage}/epoch"],
+                                           max_points=10_000)[a.id]   # a resumed attempt's curve runs on
         return rule_positions(self.es, series, self.ledger.stage_events(a.id, self.es.stage))
 
     def to_continue(self) -> list[CellRow]:

@@ -38,6 +38,7 @@ def ingest(events: Sequence[Event], concluded: bool = False) -> Ingested:
             out.started = True
         elif kind == "stage_start" and isinstance(e.get("resumed_at_step"), int):
             out.attempt["resumed_step"] = e["resumed_at_step"]  # type: ignore[typeddict-item]
+            out.attempt["resumed_stage"] = e.get("stage")
         elif kind == "metric":
             _metric(out, e, stage if isinstance(stage, str) else None)
         elif kind == "eval":

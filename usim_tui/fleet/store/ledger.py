@@ -22,9 +22,10 @@ from usim_core.config import ConfigError
 from usim_core.sweep import Sweep, SweepSpec
 from usim_tui.fleet.store.budget import budget_view
 from usim_tui.fleet.store.command_table import check_command
+from usim_tui.fleet.store.resumes import downsample, run_on
 from usim_tui.fleet.store.rows import AttemptRow, CellRow, CommandRow, IntentRow, RungRow, SweepRow, columns
 from usim_tui.fleet.store.snapshot import AttemptView, CellView, EventView, QueuedView, SweepSnapshot
-from usim_tui.fleet.store.states import GONE, AttemptState, CellState
+from usim_tui.fleet.store.states import GONE, MACHINE_REASONS, AttemptState, CellState
 
 MIGRATIONS: list[str] = [
     # v1
@@ -135,14 +136,18 @@ MIGRATIONS: list[str] = [
     ALTER TABLE cells ADD COLUMN keep INTEGER NOT NULL DEFAULT 0;
     ALTER TABLE cells ADD COLUMN continued INTEGER NOT NULL DEFAULT 0
     """,
-    # v7: interruptible instances (docs/fleet.md "Interruptible"): the bid an attempt was rented at; the resume
-    # point last pulled from it during training; the attempt of its cell it resumed from, and at which step
+    # v7: interruptible instances (docs/fleet.md "Interruptible"): the bid an attempt was rented at and what its
+    # host costs on demand; the resume point last pulled from it during training; the attempt of its cell it
+    # resumed from, and at which stage and step; the training it lost when its host was (outbid, or lost)
     """
     ALTER TABLE attempts ADD COLUMN bid REAL;
+    ALTER TABLE attempts ADD COLUMN on_demand_per_hour REAL;
     ALTER TABLE attempts ADD COLUMN checkpoint TEXT;
     ALTER TABLE attempts ADD COLUMN checkpoint_at REAL;
     ALTER TABLE attempts ADD COLUMN resumed_from INTEGER;
-    ALTER TABLE attempts ADD COLUMN resumed_step INTEGER
+    ALTER TABLE attempts ADD COLUMN resumed_stage TEXT;
+    ALTER TABLE attempts ADD COLUMN resumed_step INTEGER;
+    ALTER TABLE attempts ADD COLUMN lost_s REAL NOT NULL DEFAULT 0
     """,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
@@ -407,12 +412,39 @@ class Ledger:
             args += keys
         for r in self.db.execute(sql + " ORDER BY attempt_id, key, rowid", args):
             out[r["attempt_id"]].setdefault(r["key"], []).append((r["step"], r["value"]))
-        for series in out.values():
-            for k, pts in series.items():
-                if len(pts) > max_points:
-                    stride = len(pts) / max_points
-                    series[k] = [pts[int(i * stride)] for i in range(max_points - 1)] + [pts[-1]]
+        return {aid: downsample(series, max_points) for aid, series in out.items()}
+
+    def run_on_series(self, attempt_ids: list[int], keys: list[str] | None = None,
+                      max_points: int = 500) -> dict[int, dict[str, list[tuple[int, float]]]]:
+        """metric_series with each attempt's curves running on from the attempts it resumed from (store/resumes.py):
+        what they trained up to its resume point, then its own; an epoch trained again counts once, the last time."""
+        out = {}
+        for aid in attempt_ids:
+            chain = self._resume_chain(aid)
+            raw = self.metric_series([a.id for a in chain], keys, max_points=1 << 30)
+            out[aid] = downsample(run_on([(a, raw[a.id]) for a in chain]), max_points)
         return out
+
+    def trained_at(self, attempt_id: int, stage: str | None, step: int | None) -> tuple[float | None, float | None]:
+        """(when the attempt's run reached this stage and step, when it last trained anything): metric times."""
+        last = self.q1("SELECT max(t) AS t FROM metrics WHERE attempt_id=?", attempt_id)
+        at = None if stage is None or step is None else self.q1(
+            "SELECT max(t) AS t FROM metrics WHERE attempt_id=? AND key=? AND step=?", attempt_id,
+            f"train/{stage}/loss", step)
+        return (at["t"] if at is not None else None), (last["t"] if last is not None else None)
+
+    def _resume_chain(self, attempt_id: int) -> list[AttemptRow]:
+        """The attempt and those it resumed from, oldest first."""
+        row = self.attempt(attempt_id)
+        chain = [row] if row is not None else []
+        while row is not None and row.resumed_from is not None and row.resumed_from != row.attempt \
+                and len(chain) < 1000:
+            row = self.q1(f"SELECT {columns(AttemptRow)} FROM attempts WHERE sweep=? AND cell=? AND attempt=?",
+                          row.sweep, row.cell, row.resumed_from)
+            row = AttemptRow.from_row(row) if row is not None else None
+            if row is not None:
+                chain.insert(0, row)
+        return chain
 
     def stage_events(self, attempt_id: int, stage: str) -> dict[str, Any] | None:
         """The attempt's latest `stage_start` event for a stage (its epochs, steps per epoch), or None."""
@@ -556,7 +588,9 @@ def _attempt_view(r: AttemptRow, loss_history: tuple[float, ...]) -> AttemptView
         provider_id=r.provider_id, label=r.label, gpu=r.gpu, machine_id=r.machine_id,
         price_per_hour=r.price_per_hour, created_at=r.created_at, started_at=r.started_at,
         ended_at=r.ended_at, stage=r.stage, epoch=r.epoch, step=r.step, last_loss=r.last_loss,
-        loss_history=loss_history, spent=r.spent, message=r.message, num_gpus=r.num_gpus)
+        loss_history=loss_history, spent=r.spent, message=r.message, num_gpus=r.num_gpus, bid=r.bid,
+        on_demand_per_hour=r.on_demand_per_hour, resumed_from=r.resumed_from, resumed_step=r.resumed_step,
+        resumed_stage=r.resumed_stage, checkpoint=r.checkpoint, lost_s=r.lost_s)
 
 
 def _cell_view(c: CellRow, attempts: list[AttemptRow]) -> CellView:
@@ -576,4 +610,6 @@ def _cell_view(c: CellRow, attempts: list[AttemptRow]) -> CellView:
         keep=bool(c.keep), continued=bool(c.continued),
         # a person's relaunch (or launch) taken by the controller: every attempt so far set aside, none new yet
         relaunch_waiting=state == CellState.PENDING and c.counted_from > 0
-        and c.counted_from >= max((a.attempt for a in attempts), default=0))
+        and c.counted_from >= max((a.attempt for a in attempts), default=0),
+        lost_s=sum(a.lost_s for a in attempts),
+        interrupted=sum(1 for a in attempts if a.started_event and a.reason in MACHINE_REASONS))

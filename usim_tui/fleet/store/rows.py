@@ -137,11 +137,13 @@ class AttemptRow(NamedTuple):
     results: str | None = None             # SSH hosts: what came back before destroy, or "results lost: why"
     num_gpus: int = 1                      # GPUs of the host it was launched for (its price is that host's)
     bid: float | None = None               # interruptible: the bid in force ($/h of its GPUs); None on demand
+    on_demand_per_hour: float | None = None  # interruptible: what its host costs on demand (what a bid saves)
     checkpoint: str | None = None          # the resume point last pulled from its host during training
     checkpoint_at: float | None = None     # when that pull finished
     resumed_from: int | None = None        # the attempt number of its cell whose resume point it started from
-    resumed_step: int | None = None        # the step it last resumed at (its trainer's stage_start says; a
-                                           # comeback of its own instance resumes in place from its disk)
+    resumed_stage: str | None = None       # the stage and step it last resumed at (its trainer's stage_start
+    resumed_step: int | None = None        # says; a comeback of its own instance resumes in place from its disk)
+    lost_s: float = 0.0                    # training its host lost: trained past the point the cell resumed from
 
     @classmethod
     def from_row(cls, row: Sequence[Any]) -> AttemptRow:

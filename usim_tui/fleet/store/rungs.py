@@ -31,5 +31,5 @@ def rule_positions(es: EarlyStop, series: dict[str, list[tuple[int, float]]],
 
 def attempt_rule_points(ledger: Ledger, attempt_id: int, es: EarlyStop) -> list[tuple[int, float]]:
     """An attempt's rule points (rule_positions) from the ledger."""
-    series = ledger.metric_series([attempt_id], [es.metric, f"{es.stage}/epoch"], max_points=10_000)[attempt_id]
+    series = ledger.run_on_series([attempt_id], [es.metric, f"{es.stage}/epoch"], max_points=10_000)[attempt_id]
     return rule_positions(es, series, ledger.stage_events(attempt_id, es.stage))[0]

@@ -44,6 +44,21 @@ class AttemptView:
     spent: float = 0.0
     message: str | None = None       # why it ended (error line, status_msg, exit code), when it did
     num_gpus: int = 1                # GPUs of its host (its price is that host's)
+    bid: float | None = None         # interruptible: the bid in force; None on demand
+    on_demand_per_hour: float | None = None   # interruptible: its host's on-demand price
+    resumed_from: int | None = None  # the attempt whose resume point it started from
+    resumed_step: int | None = None  # where it last resumed (and in which stage)
+    resumed_stage: str | None = None
+    checkpoint: str | None = None    # the resume point last pulled from it
+    lost_s: float = 0.0              # training its host lost to an interruption
+
+    @property
+    def saved(self) -> float:
+        """About what renting at a bid saved against its host's on-demand price (its spend scaled by the
+        ratio of the prices; storage bills the same either way, so this slightly overstates)."""
+        if self.bid is None or not self.on_demand_per_hour or self.price_per_hour <= 0:
+            return 0.0
+        return max(0.0, self.spent * (self.on_demand_per_hour / self.price_per_hour - 1))
 
 
 @dataclass(frozen=True)
@@ -62,6 +77,8 @@ class CellView:
     reason: str | None = None        # why it failed or was stopped early, when it was
     num_gpus: int = 1                # GPUs of its host: it trains data-parallel over all of them
     relaunch_waiting: bool = False   # a relaunch the controller took, waiting for its attempt to start
+    lost_s: float = 0.0              # training its attempts' hosts lost to interruptions (outbid, lost hosts)
+    interrupted: int = 0             # attempts that lost their host after their run started
     keep: bool = False               # a person keeps it: the stopping rule never stops it (fleet/stopping/)
     continued: bool = False          # stopped early, then launched again to the full length
 
