@@ -7,22 +7,19 @@ are trained again with the very same losses (RNG and data order restored)."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 from pathlib import Path
 
 import pytest
 import yaml
 from hostile_support import HOSTILE_FAST
+from test_emulator_ssh import KEY, run_fleet
 
 from usim_core.sweep import expand
 from usim_tui.emulator.server import serve
 from usim_tui.emulator.state import Emulator
-from usim_tui.fleet.process.open import open_sweep
-from usim_tui.fleet.vast.provider import VastProvider
 
 ROOT = Path(__file__).resolve().parents[2]
-KEY = "outbid-e2e-key"
 
 
 def bid_sweep(tmp: Path) -> Path:
@@ -70,16 +67,7 @@ async def test_an_outbid_cell_resumes_on_another_host_from_its_pulled_checkpoint
             seen["outbid"] = a.step
 
     async with serve(emu) as url:
-        p = VastProvider(sweep.spec.provider, api_key=KEY, base_url=url, sweep=sweep.name, ssh=True,
-                         ssh_key=tmp_path / "cfg" / "id_ed25519")
-        opened = open_sweep(sweep, provider=p, ledger=tmp_path / "ledger.sqlite", runs_root=tmp_path / "runs",
-                            poll_interval=1.0, run_preflight=False, log=print,
-                            env={"WANDB_MODE": "offline", "USIM_THREADS": "1", "USIM_NO_STOP": "1"})
-        try:
-            why = await asyncio.wait_for(opened.controller.run(on_tick=on_tick), 600)
-        finally:
-            await opened.close()
-    led = opened.ledger
+        led, why = await run_fleet(tmp_path, url, sweep, on_tick)
     assert why == "done" and "outbid" in seen, (why, seen)
     first, second = led.attempts(sweep.name)[:2]
     assert first.reason == "outbid" and first.bid is not None and first.checkpoint, first

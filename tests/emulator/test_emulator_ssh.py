@@ -295,7 +295,8 @@ def two_cell_sweep(tmp: Path) -> Path:
     return path
 
 
-async def run_fleet(tmp_path: Path, url: str, sweep):
+async def run_fleet(tmp_path: Path, url: str, sweep, on_tick=None):
+    """The controller on SSH hosts until the sweep is done (at most 10 min): (its ledger, why it ended)."""
     from usim_tui.fleet.process.open import open_sweep
 
     p = VastProvider(sweep.spec.provider, api_key=KEY, base_url=url, sweep=sweep.name, ssh=True,
@@ -304,7 +305,7 @@ async def run_fleet(tmp_path: Path, url: str, sweep):
                         poll_interval=1.0, run_preflight=False, log=print,
                         env={"WANDB_MODE": "offline", "USIM_THREADS": "1", "USIM_NO_STOP": "1"})
     try:
-        why = await asyncio.wait_for(opened.controller.run(), 600)
+        why = await asyncio.wait_for(opened.controller.run(on_tick=on_tick), 600)
     finally:
         await opened.close()
     return opened.ledger, why

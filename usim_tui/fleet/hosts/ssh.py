@@ -151,9 +151,7 @@ class SSHSession:
         tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.pull-", dir=dest.parent))
         try:
             result, ckpt = await asyncio.wait_for(self._pull_small(t, run_dir, tmp), small_timeout_s)
-            if dest.exists():
-                shutil.rmtree(dest)
-            tmp.rename(dest)
+            replace_dir(tmp, dest)
         except TimeoutError:
             self.drop(t)
             raise PullFailed(f"pull of {run_dir} from {t.host}:{t.port} did not finish in {small_timeout_s:g} s") from None
