@@ -397,3 +397,25 @@ async def test_no_bid_offer_fits_interruptible_says_so_and_the_fallback_rents_on
         assert emu.instances[int(obs.provider_id)].bid is None and obs.raw["bid"] is None
         assert any("renting on demand" in line for line in said)
         await fallback.close()
+
+
+async def test_an_unanswered_create_at_a_bid_keeps_its_bid_when_its_instance_is_found_by_label():
+    """Reproduced on main: an interruptible create that got no answer, its instance found by label (at once, or
+    by a later listing), billed at dph_total and shown as on demand: the bid it was sent with was forgotten."""
+    settings = SETTINGS.model_copy(update={"install": "usim-sweeps==0.1.0", "pricing": "interruptible"})
+    for gentle in (True, False):   # found by the create's own look, or left to the controller's listings
+        emu = DropFirstCreate(VirtualClock(), faults=FaultProfile(name="t"), api_keys=(KEY,), gentle=gentle)
+        async with serve(emu) as url:
+            p = VastProvider(settings, clock=emu.clock, api_key=KEY, base_url=url, sweep="s")
+            try:
+                obs = await p.create(spec("a"))
+            except CreateUnconfirmed:
+                (inst,) = emu.instances.values()
+                emu.clock.advance(inst.visible_at - emu.clock.now())
+                (obs,) = await p.list()
+            inst = emu.instances[int(obs.provider_id)]
+            assert inst.bid is not None and obs.raw["bid"] == inst.bid, "the bid it was sent with"
+            assert obs.price_per_hour == pytest.approx(inst.bid + inst.storage_per_hour)
+            assert obs.raw["on_demand_per_hour"] == pytest.approx(inst.dph_total)
+            assert p.bid_cap(obs.provider_id) is not None, "and it may be raised when outbid"
+            await p.close()

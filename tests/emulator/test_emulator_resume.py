@@ -207,3 +207,29 @@ def test_the_bid_is_raised_only_while_staying_costs_less_than_moving():
     c = costs(0.29, 0.20, 0.30, lost_h=1, start_h=1, **kw)
     assert c.bid == 0.30, "never past the cap"
     assert c.stay == pytest.approx((0.30 - 0.20) * 0.5 + 0.01 * 30 / 3600), "every raise counts from the first bid"
+
+
+def test_a_run_resumed_at_a_stage_boundary_names_where_and_its_source_is_charged_what_it_trained_past(tmp_path):
+    """Reproduced on main (a cold try): a run resumed from a point whose stages had all finished (no `.last.pt`)
+    showed "at step ? of ?" and charged its lost host nothing for the stage it had trained past the point."""
+    from usim_tui.fleet.store.ingest import ingest
+    from usim_tui.fleet.store.ledger import Ledger
+
+    got = ingest([{"kind": "started", "resume": True, "t": 10.0},
+                  {"kind": "stage_end", "stage": "codec", "step": 40, "skipped": True, "t": 10.0},
+                  {"kind": "stage_end", "stage": "operator", "step": 90, "skipped": True, "t": 10.0}])
+    assert (got.attempt["resumed_stage"], got.attempt["resumed_step"]) == ("diffusion_residual", 0)
+    got = ingest([{"kind": "stage_start", "stage": "operator", "resumed_at_step": 30, "t": 11.0}])
+    assert (got.attempt["resumed_stage"], got.attempt["resumed_step"]) == ("operator", 30), "a .last.pt names its step"
+
+    from usim_core.sweep import expand
+    sweep = expand(ROOT / "configs/sweeps/demo.yaml")
+    led = Ledger(tmp_path / "l.sqlite")
+    led.ensure_sweep(sweep)
+    src = led.new_attempt(sweep.name, sweep.cells[0].name, 1, "usim:x:y:1", "r", 0.0)
+    for step, t, key in ((10, 100.0, "train/operator/loss"), (20, 200.0, "train/operator/loss"),
+                         (5, 260.0, "train/diffusion_residual/loss"), (10, 320.0, "train/diffusion_residual/loss")):
+        led.add_metrics(src, step, {key: 1.0}, t)
+    assert led.trained_at(src, "diffusion_residual", 0) == (200.0, 320.0), "the stage before it ended at 200"
+    assert led.trained_at(src, "operator", 10) == (100.0, 320.0)
+    led.close()

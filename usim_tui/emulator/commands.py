@@ -19,7 +19,9 @@ def register(sub: Any) -> None:
     p.add_argument("sweep", help="a sweep file, or a shipped sweep by name: demo, overnight_sota, "
                    "overnight_sota_fine")
     p.add_argument("--faults", default="seed_night", help="a fault profile file, or a shipped one by name: none, "
-                   "seed_night (the earlier night, default), seed_night_fixed (its build fixed)")
+                   "seed_night (the earlier night, default), seed_night_fixed (its build fixed), calm_market and "
+                   "rough_market (that night with interruptible instances outbid rarely / about hourly: use with "
+                   "--pricing interruptible)")
     p.add_argument("--seed", type=int, default=0, help="draws the faults and the market (same seed, same night)")
     p.add_argument("--night-hours", type=float, default=12.0, help="virtual hours before everything is destroyed")
     p.add_argument("--poll", type=float, default=30.0, help="controller poll interval, virtual seconds")

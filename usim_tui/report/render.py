@@ -90,10 +90,11 @@ def _interruptible_rows(data: ReportData) -> list[list[str]]:
     outbid = sum(1 for a in data.attempts if a.reason == "outbid")
     resumed = sum(1 for a in data.attempts if a.resumed_from is not None)
     lost = sum(a.lost_s for a in data.attempts)
-    return [["saved at a bid (vs on demand)", f"about {_usd(sum(a.saved for a in bids))} over {len(bids)} "
-             "interruptible attempts (their spend at their hosts' on-demand prices, less what they cost)"],
-            ["interruptions", f"{outbid} outbid; {resumed} attempts resumed from a pulled checkpoint; "
-             f"{A.format_seconds(lost)} of training lost"]]
+    return [["saved at a bid (vs on demand)", f"about {_usd(sum(a.saved for a in bids))} on {len(bids)} "
+             "interruptible attempts: what the same instances would have cost at their hosts' on-demand prices, "
+             "less what they cost (the extra hosts and training that interruptions cost are in the spend)"],
+            ["interruptions", f"{outbid} attempts ended outbid; {resumed} attempts resumed from a pulled "
+             f"checkpoint; {A.format_seconds(lost)} of training lost"]]
 
 
 def _coverage(doc: Doc, data: ReportData, out: Path) -> None:

@@ -71,6 +71,7 @@ class Controller:
         ledger.set_sweep(sweep.name, runs_root=str(self.launcher.runs_root), controller_poll=poll_interval)
         self.early = EarlyStopper(ledger, sweep, self.journal, early_stop)
         self.bidding = Bidding(ledger, provider, self.journal, sweep, poll_interval)
+        self._lost_added: dict[int, tuple[int, float]] = {}   # resumed attempt -> (source, training charged)
 
     # ---- state ---------------------------------------------------------------------------------------------
     @property
@@ -194,7 +195,7 @@ class Controller:
                 self.name, float(e.get("t") or now), str(e.get("kind")), describe(e), attempt_id=a.id, cell=a.cell,
                 data=dict(e), digest=event_digest(a.id, dict(e)))]
             got = ingest(new, concluded=bool(a.done_event or a.error_event))
-            lost = self._lost_by_resume(a, got.attempt)   # before this batch's metrics: a comeback's are new
+            lost = self._lost_by_resume(a, got.attempt, got.started)   # before this batch's metrics
             for step, values, t in got.metrics:
                 self.ledger.add_metrics(a.id, step, values, t)
             if got.attempt:
@@ -211,21 +212,26 @@ class Controller:
                                f"of {got.attempt.get('resumed_stage')}; #{src.attempt}'s host had trained "
                                f"{seconds / 60:.1f} min past it (lost)", a, data={"lost_s": seconds})
 
-    def _lost_by_resume(self, a: AttemptRow, fields: dict[str, Any]) -> tuple[AttemptRow, float] | None:
+    def _lost_by_resume(self, a: AttemptRow, fields: dict[str, Any], started: bool) -> tuple[AttemptRow, float] | None:
         """A resumed run's first events name where it resumed: the attempt it resumed from (its own instance,
         resumed in place, or the one its cell's resume point came from) trained past that point for nothing;
-        that training time is added to the source's lost_s (ledger metric times, read before this batch's)."""
+        that training time is added to the source's lost_s (ledger metric times, read before this batch's).
+        A run names its point twice when its skipped stages and its resumed stage come in different reads: the
+        second replaces what the first added."""
         if "resumed_step" not in fields:
             return None
-        src = a if a.resumed_from is None or a.resumed_from == a.attempt or a.started_event else next(
+        src = a if a.id in self.host_runs.in_place else next(
             (b for b in self.ledger.attempts(self.name, a.cell) if b.attempt == a.resumed_from), None)
         if src is None:
             return None
+        before = self._lost_added.pop(a.id, None) if not started else None
+        if before is not None and before[0] == src.id:
+            src = src._replace(lost_s=self._attempt(src.id).lost_s - before[1])
         at, last = self.ledger.trained_at(src.id, fields.get("resumed_stage"), fields["resumed_step"])
-        if at is None or last is None or last <= at:
-            return None
-        self.ledger.set_attempt(src.id, lost_s=src.lost_s + (last - at))
-        return src, last - at
+        lost = max(0.0, last - at) if at is not None and last is not None else 0.0
+        self.ledger.set_attempt(src.id, lost_s=max(0.0, src.lost_s + lost))
+        self._lost_added[a.id] = (src.id, lost)
+        return (src, lost) if lost > 0 else None
 
     # ---- early stopping (control/early_stop.py) -----------------------------------------------------------
     async def _stop_early(self, now: float) -> None:
@@ -290,7 +296,8 @@ class Controller:
         else:
             if v.reason == R.CONTAINER_ERROR:
                 v = await self._diagnose_start(a, v)
-            self.journal.event(now, "failed", f"{a.cell} #{a.attempt}: {v.reason}: {v.message}", a,
+            why = v.message if v.message.startswith(str(v.reason)) else f"{v.reason}: {v.message}"
+            self.journal.event(now, "failed", f"{a.cell} #{a.attempt}: {why}", a,
                                data={"reason": v.reason, "message": v.message})
             await self.end_attempt(a, v.reason, v.message, now)
             self._after_failure(self._attempt(a.id), now)

@@ -44,6 +44,7 @@ class HostRuns:
         self._tried: dict[int, str] = {}          # attempt -> the bring-up step that last failed (said once)
         self._resume_tried: dict[int, float] = {}  # attempt -> when its last resume pull was started
         self._in_place: dict[int, float | None] = {}   # attempt -> the comeback its in-place resume was said for
+        self.in_place: set[int] = set()   # attempts whose current run resumed on their own instance
 
     def on_host(self, a: AttemptRow) -> bool:
         return self.enabled and a.host_started_at is not None
@@ -146,7 +147,8 @@ class HostRuns:
         got, point = task.result(), resume_point(self.resume_dir(a.cell))
         where = describe_point(point)
         (self.resume_dir(a.cell) / "resume.json").write_text(json.dumps({**point, "attempt": a.attempt, "at": now}))
-        self.ledger.set_attempt(a.id, checkpoint=f"{where}; {got.bytes / 1e6:.1f} MB pulled", checkpoint_at=now)
+        size = f"{got.bytes / 1e6:.1f} MB" if got.bytes >= 1e5 else f"{got.bytes / 1e3:.0f} kB"
+        self.ledger.set_attempt(a.id, checkpoint=f"{where}; {size} pulled", checkpoint_at=now)
 
     def _resume_files(self, a: AttemptRow, now: float) -> dict[str, Path] | None:
         """What a run starts from: on an instance that ran it before (outbid, then running again: its disk
@@ -154,6 +156,7 @@ class HostRuns:
         lost its host (outbid, offline, unreachable: control/policies.py MACHINE_REASONS); else None (from the
         start)."""
         if a.started_event:
+            self.in_place.add(a.id)
             if self._in_place.get(a.id) != a.state_since:   # said once per comeback (a bring-up may be retried)
                 self._in_place[a.id] = a.state_since
                 self.journal.event(now, "resume", f"{a.cell} #{a.attempt}: running again; its run resumes in place "

@@ -8,6 +8,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from usim_core.config import STAGES
 from usim_core.events import Event
 
 META = frozenset({"v", "t", "kind"})
@@ -39,6 +40,11 @@ def ingest(events: Sequence[Event], concluded: bool = False) -> Ingested:
         elif kind == "stage_start" and isinstance(e.get("resumed_at_step"), int):
             out.attempt["resumed_step"] = e["resumed_at_step"]  # type: ignore[typeddict-item]
             out.attempt["resumed_stage"] = e.get("stage")
+        elif kind == "stage_end" and e.get("skipped") and e.get("stage") in STAGES[:-1]:
+            # a resumed run skips the stages its checkpoints finished: it resumes at the next one's start, unless
+            # that one's own stage_start names a step (a `.last.pt` of it was there)
+            out.attempt["resumed_stage"] = STAGES[STAGES.index(e["stage"]) + 1]  # type: ignore[index]
+            out.attempt["resumed_step"] = 0
         elif kind == "metric":
             _metric(out, e, stage if isinstance(stage, str) else None)
         elif kind == "eval":

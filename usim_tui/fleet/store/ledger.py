@@ -18,7 +18,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from usim_core.config import ConfigError
+from usim_core.config import STAGES, ConfigError
 from usim_core.sweep import Sweep, SweepSpec
 from usim_tui.fleet.store.budget import budget_view
 from usim_tui.fleet.store.command_table import check_command
@@ -426,11 +426,18 @@ class Ledger:
         return out
 
     def trained_at(self, attempt_id: int, stage: str | None, step: int | None) -> tuple[float | None, float | None]:
-        """(when the attempt's run reached this stage and step, when it last trained anything): metric times."""
+        """(when the attempt's run reached this stage and step, when it last trained anything): metric times. Step
+        0 of a stage is where the stage before it ended (its last epoch's metric)."""
         last = self.q1("SELECT max(t) AS t FROM metrics WHERE attempt_id=?", attempt_id)
-        at = None if stage is None or step is None else self.q1(
-            "SELECT max(t) AS t FROM metrics WHERE attempt_id=? AND key=? AND step=?", attempt_id,
-            f"train/{stage}/loss", step)
+        if stage not in STAGES or step is None:
+            return None, (last["t"] if last is not None else None)
+        if step > 0:
+            at = self.q1("SELECT max(t) AS t FROM metrics WHERE attempt_id=? AND key=? AND step=?", attempt_id,
+                         f"train/{stage}/loss", step)
+        else:
+            before = [f"train/{s}/loss" for s in STAGES[:STAGES.index(stage)]] or [""]
+            at = self.q1(f"SELECT max(t) AS t FROM metrics WHERE attempt_id=? AND key IN ({','.join('?' * len(before))})",
+                         attempt_id, *before)
         return (at["t"] if at is not None else None), (last["t"] if last is not None else None)
 
     def _resume_chain(self, attempt_id: int) -> list[AttemptRow]:

@@ -151,6 +151,7 @@ class VastProvider(VastHost):
         self._excluded_machines: dict[str, float] = {}
         self._bids: dict[str, float] = {}   # provider id -> the bid in force ($/h of its GPUs)
         self._bid_caps: dict[str, float] = {}   # provider id -> the most its bid may be raised to
+        self._label_bids: dict[str, tuple[float, float, float]] = {}   # label -> (bid, cap, on-demand $/h) sent
         # (num_gpus, on-demand|bid) -> (searched at, offers)
         self._offers: dict[tuple[int, str], tuple[float, list[dict[str, Any]]]] = {}
         self._running_since: dict[str, float] = {}
@@ -277,8 +278,14 @@ class VastProvider(VastHost):
             out.append(self._observe(row))
         return out
 
+    def _adopt_bid(self, pid: str, label: str) -> None:
+        """The instance of a create sent with a bid: billed at that bid, raised up to its cap."""
+        if pid not in self._bids and label in self._label_bids:
+            self._bids[pid], self._bid_caps[pid], _ = self._label_bids[label]
+
     def _observe(self, row: dict[str, Any]) -> Observed:
         pid = str(row.get("id"))
+        self._adopt_bid(pid, row.get("label") or "")
         state = state_of(row)
         if state == RUNNING:
             self._running_since.setdefault(pid, self.clock.now())
@@ -290,7 +297,15 @@ class VastProvider(VastHost):
             machine_id=None if row.get("machine_id") is None else str(row["machine_id"]),
             gpu=row.get("gpu_name"), price_per_hour=self._price_of(pid, row),
             storage_per_hour=float(row.get("storage_total_cost") or 0.0),
-            created_at=row.get("start_date"), started_at=self._running_since.get(pid), raw=_redact(row))
+            created_at=row.get("start_date"), started_at=self._running_since.get(pid),
+            raw={**_redact(row), **self._bid_fields(pid, row.get("label") or "")})
+
+    def _bid_fields(self, pid: str, label: str) -> dict[str, Any]:
+        """`bid` and `on_demand_per_hour` of an instance rented at a bid ({} on demand)."""
+        if pid not in self._bids:
+            return {}
+        sent = self._label_bids.get(label)
+        return {"bid": self._bids[pid], "on_demand_per_hour": sent[2] if sent else None}
 
     def _price_of(self, pid: str, row: dict[str, Any]) -> float:
         """$/h an instance bills: at a bid this provider placed, the bid plus storage (never read back from the
@@ -429,6 +444,9 @@ class VastProvider(VastHost):
                 offer = offers[0]
                 bid = self.bid_for(offer) if kind == "bid" else None
                 body = payload if bid is None else {**payload, "price": bid}
+                if bid is not None:   # an unanswered create's instance, found by label later, bills at this bid
+                    self._label_bids[spec.label] = (bid, round(on_demand_gpu(offer) * s.max_bid_share, 4),
+                                                    float(offer.get("dph_total") or 0))
                 try:
                     status, data = await self._call("create", "PUT", f"/api/v0/asks/{offer['id']}/",
                                                     body=body, retry=False, timeout_s=s.create_timeout_s)
@@ -450,8 +468,7 @@ class VastProvider(VastHost):
                 if status == 200 and isinstance(data, dict) and data.get("success") and data.get("new_contract"):
                     self._exclude(offer.get("id"), offer.get("machine_id"))
                     if bid is not None:
-                        self._bids[str(data["new_contract"])] = bid
-                        self._bid_caps[str(data["new_contract"])] = round(on_demand_gpu(offer) * self.settings.max_bid_share, 4)
+                        self._adopt_bid(str(data["new_contract"]), spec.label)
                     return Observed(
                         provider_id=str(data["new_contract"]), label=spec.label, state=PENDING,
                         machine_id=str(offer.get("machine_id")), gpu=offer.get("gpu_name"),
