@@ -16,6 +16,7 @@ from hostile_support import HOSTILE_FAST
 from test_emulator_ssh import KEY, run_fleet
 
 from usim_core.sweep import expand
+from usim_tui.emulator.process import outbid_now
 from usim_tui.emulator.server import serve
 from usim_tui.emulator.state import Emulator
 
@@ -63,7 +64,7 @@ async def test_an_outbid_cell_resumes_on_another_host_from_its_pulled_checkpoint
             return
         if a.step is not None and a.step > meta["step"] and a.stage == "operator":
             inst = emu.instances[int(a.provider_id)]
-            emu.outbid_now(inst, rise=5.0)   # no bid under the cap wins it back
+            outbid_now(emu, inst, rise=5.0)   # no bid under the cap wins it back
             seen["outbid"] = a.step
 
     async with serve(emu) as url:

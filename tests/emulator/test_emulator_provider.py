@@ -11,6 +11,7 @@ from aiohttp import web
 
 from usim_core.sweep import ProviderSettings
 from usim_tui.emulator.faults import FaultProfile
+from usim_tui.emulator.offers import MIN_BID_SHARE
 from usim_tui.emulator.server import serve
 from usim_tui.emulator.simssh import SimSSH
 from usim_tui.emulator.state import Emulator
@@ -382,8 +383,9 @@ async def test_interruptible_pricing_rents_at_a_bid_over_min_bid_capped_under_th
 async def test_no_bid_offer_fits_interruptible_says_so_and_the_fallback_rents_on_demand():
     emu = emulator()
     async with serve(emu) as url:
-        # a bid at 1.6 x min_bid (0.6 x the price) passes 0.9 of the on-demand price on every offer
-        base = SETTINGS.model_copy(update={"install": "usim-sweeps==0.1.0", "bid_margin": 1.6, "max_bid_share": 0.9})
+        # a bid of 0.95 of the on-demand price (min_bid times this margin) passes 0.9 of it on every offer
+        margin = 0.95 / MIN_BID_SHARE
+        base = SETTINGS.model_copy(update={"install": "usim-sweeps==0.1.0", "bid_margin": margin, "max_bid_share": 0.9})
         strict = VastProvider(base.model_copy(update={"pricing": "interruptible"}), clock=emu.clock, api_key=KEY,
                               base_url=url, sweep="s")
         with pytest.raises(NoCapacity, match="no interruptible 1x RTX 4090 offer"):

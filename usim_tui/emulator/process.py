@@ -109,6 +109,13 @@ async def _serve_ssh(emu: Emulator, inst: Instance, root: Path, env: dict[str, s
                                     port=inst.ssh_port or 0)
 
 
+def outbid_now(emu: Emulator, inst: Instance, rise: float) -> None:
+    """An executing bid instance outbid now (a test's fault): stopped as Vast stops it, its processes killed and
+    its SSH gone (a stopped container runs no sshd), its disk (the sandbox) kept."""
+    emu.outbid_now(inst, rise)
+    kill(inst)
+
+
 def kill(inst: Instance, grace_s: float = 0.0) -> None:
     """End the instance's process group (SIGTERM, then SIGKILL), after `grace_s` seconds; its sshd and
     everything started over SSH end with it."""

@@ -378,16 +378,13 @@ class Emulator:
         return None
 
     def outbid_now(self, inst: Instance, rise: float) -> None:
-        """The market outbids a running bid instance now (a test's fault on an executing instance; simulated ones
-        meet their drawn market): Vast's stopped triple, storage only from now, an executing one's processes
-        killed and its SSH gone, its disk kept; only a bid of `rise` times its bid runs it again."""
+        """The market outbids a running bid instance now (a test's fault; simulated ones meet their drawn market):
+        Vast's stopped triple, storage only from now; only a bid of `rise` times its bid runs it again. An
+        executing one's processes are process.outbid_now's to kill."""
         now = self.clock.now()
         inst.plan.cut(now)
         inst.plan.phases.append(outbid_phase(now))
         inst.outbids.append(Outbid(now, rise, None))
-        if inst.executing:
-            from usim_tui.emulator.process import kill
-            kill(inst)
 
     @staticmethod
     def _stop_under_min_bid(inst: Instance, at: float) -> None:
