@@ -2,8 +2,10 @@
 fixed, plus a market that outbids bid instances about hourly) rehearsed renting on demand and at a bid, paired
 by seed. The emulator's hosts replay the learning curves recorded in curves/<sweep>.json.
 
-Per seed: finished cells, spend, cost per finished cell, outbids, lost results (cells whose run finished on a host
-but never came home), and each cell finished on both sides with its final val metric. Reported: the cost per
+Per seed: finished cells, spend (and what the emulator billed for GPUs and for storage), cost per finished cell,
+outbids, lost results (cells whose run finished on a host but never came home), and each cell finished on both
+sides with its final val metric; and what a perfect night at a bid would cost against on demand: on demand's own
+hosts and hours, never outbid, the GPU at the first bid (min_bid x bid_margin), storage as it was. Reported: the cost per
 finished cell at a bid as a fraction of on demand (mean over seeds with a 95% paired-bootstrap interval), the
 seeds where a bid finished as many cells, and the finished cells whose final val metric at a bid is within the
 seed noise of the same cell's on demand (|ln ratio| <= 1.96 x sqrt 2 x the recorded log-noise: two independent
@@ -38,9 +40,14 @@ KEYS = ("finished", "finishable", "spent", "cost_per_finished", "outbids", "lost
 
 
 def night(sweep, faults, seed: int, hours: float, curves) -> dict:
-    res = asyncio.run(rehearse.rehearse_usim(sweep, faults, seed, night_h=hours, early_stop=False,
-                                             curves=curves)).to_dict()
-    return {k: res[k] for k in KEYS}
+    """One night's figures, with what the emulator billed for GPUs and for storage."""
+    seen: dict = {}
+    res = asyncio.run(rehearse.rehearse_usim(sweep, faults, seed, night_h=hours, early_stop=False, curves=curves,
+                                             on_tick=lambda _ctl, emu: seen.setdefault("emu", emu))).to_dict()
+    emu = seen["emu"]
+    parts = [i.billed_parts(emu.clock.now()) for i in emu.instances.values()]
+    return {**{k: res[k] for k in KEYS}, "gpu": round(sum(g for g, _ in parts), 4),
+            "storage": round(sum(s for _, s in parts), 4)}
 
 
 def main() -> None:
@@ -78,7 +85,10 @@ def main() -> None:
         bid = night(with_pricing(sweep, args.pricing), faults, seed, args.hours, curves)
         both = sorted(set(od["finals"]) & set(bid["finals"]))
         off = {c: round(math.log(bid["finals"][c] / od["finals"][c]), 4) for c in both}
+        # a perfect night at a bid: on demand's own hosts and hours, the GPU at the first bid, storage as it was
+        floor = (offers.MIN_BID_SHARE * sweep.spec.provider.bid_margin * od["gpu"] + od["storage"]) / od["spent"]
         row = {"seed": seed, "on_demand": od, "bid": bid, "same_finished": bid["finished"] >= od["finished"],
+               "perfect_ratio": round(floor, 4),
                "cost_ratio": (bid["cost_per_finished"] / od["cost_per_finished"]
                               if bid["cost_per_finished"] and od["cost_per_finished"] else None),
                "finals_log_ratio": off, "finals_within_noise": sum(abs(v) <= band for v in off.values())}
@@ -99,11 +109,13 @@ def main() -> None:
            "same_finished": sum(r["same_finished"] for r in rows),
            "lost_results": sum(r["bid"]["lost_results"] or 0 for r in rows),
            "finals_within_noise": sum(r["finals_within_noise"] for r in rows),
-           "finals_compared": sum(len(r["finals_log_ratio"]) for r in rows), "rows": rows}
+           "finals_compared": sum(len(r["finals_log_ratio"]) for r in rows),
+           "perfect_ratio": sum(r["perfect_ratio"] for r in rows) / len(rows), "rows": rows}
     ci = "[95% paired bootstrap {:.3f}, {:.3f}]".format(*ratio["ci95"]) if ratio["ci95"] else "(no interval)"
     print(f"\ncost per finished cell at a bid / on demand: {ratio['mean']:.3f} {ci} over {n} seeds; as many "
           f"finished in {out['same_finished']}/{n}; results lost {out['lost_results']}; finished cells' final val "
-          f"within the noise of on demand's {out['finals_within_noise']}/{out['finals_compared']}")
+          f"within the noise of on demand's {out['finals_within_noise']}/{out['finals_compared']}; a perfect night "
+          f"at the first bid (on demand's hosts and hours, never outbid) would cost {out['perfect_ratio']:.3f}x")
     out["cpu_s"] = round(time.process_time() - t0, 1)
     if args.out:
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)

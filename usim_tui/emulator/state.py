@@ -117,8 +117,13 @@ class Instance:
         return self.dph_total if self.bid is None else round(self.bid + self.storage_per_hour, 6)
 
     def billed(self, until: float) -> float:
+        return sum(self.billed_parts(until))
+
+    def billed_parts(self, until: float) -> tuple[float, float]:
+        """(GPU rent, storage) billed up to `until`: storage while it exists and is not offline, the GPU while
+        it runs."""
         end = self.alive_until(until)
-        total = 0.0
+        gpu = storage = 0.0
         phases = self.plan.phases
         for i, p in enumerate(phases):
             a = max(p.at, self.created_at)
@@ -126,10 +131,10 @@ class Instance:
             if b <= a:
                 continue
             if p.actual != "offline":
-                total += self.storage_per_hour * (b - a) / 3600
+                storage += self.storage_per_hour * (b - a) / 3600
             if p.actual in GPU_STATES:
-                total += self._gpu_cost(a, b)
-        return total
+                gpu += self._gpu_cost(a, b)
+        return gpu, storage
 
 
 @dataclass

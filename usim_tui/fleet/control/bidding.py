@@ -1,15 +1,16 @@
 """What to do with an outbid interruptible instance: raise its bid and wait for it to run again, or move the cell
 (destroy it; the next attempt resumes on another host from the cell's last pulled resume point).
 
-Staying costs the raise for the rest of the run (the cell's planned hours less what it trained) and storage
-while it waits; moving costs the work since the last pulled resume point (trained again at the first bid) and the
-time a new host takes to start its run (measured on this sweep: every second instances spent before their run
-started, stuck ones included, per run started), priced at the first bid (an hour the cell waits is an hour of the
-night it does not train: pricing it at storage alone moved cells more often, onto more hosts that never start,
-and rehearsed dearer: docs/fleet.md) plus the storage it bills meanwhile. The bid goes up one step (RAISE_STEP) per poll while staying is the cheaper, never past the
-instance's cap (provider.max_bid_share of its on-demand price); a raise that has not run it by the next listing
-is followed by the next step or by the move. A comeback (raised, or the market's own) runs the container again
-empty but with its disk: the controller starts the run again there with `--resume` (host_runs.py).
+Staying costs the raise for the rest of the run (the cell's planned hours less what it trained) and storage while
+it waits. Moving costs the work since the last pulled resume point (trained again at the first bid) and the time a
+new host takes to start its run (measured on this sweep: every second instances spent before their run started,
+stuck ones included, per run started), priced at the first bid (an hour the cell waits is an hour of the night it
+does not train; pricing it at storage alone moved cells more often, onto more hosts that never start, and
+rehearsed dearer: docs/fleet.md), plus the storage it bills meanwhile. The bid goes up one step (RAISE_STEP) per
+poll while staying is the cheaper, never past the instance's cap (provider.max_bid_share of its on-demand price);
+a raise that has not run it by the next listing is followed by the next step or by the move. A comeback (raised,
+or the market's own) runs the container again empty but with its disk: the controller starts the run again there
+with `--resume` (host_runs.py).
 """
 
 from __future__ import annotations
