@@ -93,7 +93,6 @@ class SimSSH:
         (dest / "events.jsonl").write_bytes(data)
         return PullResult(files=["events.jsonl"], bytes=len(data))
 
-
     async def pull_resume(self, t: Target, run_dir: str, dest: Path, max_checkpoint_bytes: int, **_: float
                           ) -> PullResult:
         """The run's resume point as its events place it: a small JSON stand-in for each checkpoint (its stage,
