@@ -186,8 +186,9 @@ def test_a_rehearsed_rough_market_resumes_outbid_cells_from_their_pulled_checkpo
     shown.print(details_table(cell, bid, snap.now))
     text = shown.export_text()
     assert f"interruptible at a bid of ${bid.bid:.3f}/h" in text or "interruptible at a bid of" in text, text
-    assert f"from #{bid.resumed_from}'s resume point" in text and "hosts lost" in text
-    assert cell.interrupted >= 1
+    assert f"from #{bid.resumed_from}'s resume point" in text and "host" in text and "lost (" in text
+    assert cell.interrupted and set(cell.interrupted) <= MACHINE_REASONS
+    assert f"({', '.join(f'{k} {cell.interrupted.count(k)}' for k in dict.fromkeys(cell.interrupted))})" in text
     (md,) = [f for f in write_report(gather(led, sweep.name), tmp_path / "report", "md") if f.suffix == ".md"]
     report = md.read_text()
     assert "saved at a bid (vs on demand)" in report and "attempts resumed from a pulled checkpoint" in report

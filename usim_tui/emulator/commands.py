@@ -91,7 +91,7 @@ def cmd_rehearse(args: argparse.Namespace) -> int:
     rows = [("finished", lambda d: f"{d['finished']}/{d['cells']}"), ("spent", lambda d: money(d["spent"])),
             ("$ per finished config", lambda d: money(d["cost_per_finished"])),
             ("stopped early", lambda d: str(d.get("stopped_early", "-"))),
-            ("outbid", lambda d: str(d["outbids"])),
+            ("times outbid", lambda d: str(d["outbids"])),   # every outbid, a raised instance's again too
             ("results lost", lambda d: "-" if d["lost_results"] is None else str(d["lost_results"])),
             ("overshoot", lambda d: money(d["overshoot"])), ("instances", lambda d: str(d["instances"])),
             ("stuck instances", lambda d: str(d["stuck_instances"])),

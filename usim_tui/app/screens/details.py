@@ -39,8 +39,10 @@ def details_table(cell: CellView | None, attempt: AttemptView | None, now: float
         t.add_row("overrides", "\n".join(f"{k} = {v}" for k, v in cell.overrides.items()) or "(base config)")
         t.add_row("attempts / cost", f"{cell.attempts} / {money(cell.cost)}")
         if cell.interrupted or cell.lost_s:
-            t.add_row("interruptions", f"{cell.interrupted} host{'s' if cell.interrupted != 1 else ''} lost (outbid, "
-                                       f"offline, unreachable); {duration(cell.lost_s)} of training lost")
+            n = len(cell.interrupted)
+            why = ", ".join(f"{k} {cell.interrupted.count(k)}" for k in dict.fromkeys(cell.interrupted))
+            t.add_row("interruptions", f"{n} host{'s' if n != 1 else ''} lost ({why or '-'}); "
+                                       f"{duration(cell.lost_s)} of training lost")
         if cell.num_gpus > 1:
             t.add_row("GPUs", f"{cell.num_gpus} per host, data-parallel (torchrun)")
         if cell.duplicate_of:

@@ -147,8 +147,8 @@ class HostRuns:
         got, point = task.result(), resume_point(self.resume_dir(a.cell))
         where = describe_point(point)
         (self.resume_dir(a.cell) / "resume.json").write_text(json.dumps({**point, "attempt": a.attempt, "at": now}))
-        size = f"{got.bytes / 1e6:.1f} MB" if got.bytes >= 1e5 else f"{got.bytes / 1e3:.0f} kB"
-        self.ledger.set_attempt(a.id, checkpoint=f"{where}; {size} pulled", checkpoint_at=now)
+        self.ledger.set_attempt(a.id, checkpoint=f"{where}; {len(got.files)} files, {size_text(got.bytes)} pulled",
+                                checkpoint_at=now)
 
     def _resume_files(self, a: AttemptRow, now: float) -> dict[str, Path] | None:
         """What a run starts from: on an instance that ran it before (outbid, then running again: its disk
@@ -284,3 +284,8 @@ def describe_point(point: dict[str, Any]) -> str:
         return f"{point['stage']} epoch {'?' if epoch is None else epoch + 1}"
     done = [s for s in STAGES if s in point.get("finished", [])]
     return f"{done[-1]} finished" if done else "no checkpoint"
+
+
+def size_text(n: int) -> str:
+    """Bytes as a person reads them: 74 B, 12 kB, 27.4 MB."""
+    return f"{n / 1e6:.1f} MB" if n >= 1e6 else f"{n / 1e3:.0f} kB" if n >= 1e3 else f"{n} B"

@@ -619,4 +619,4 @@ def _cell_view(c: CellRow, attempts: list[AttemptRow]) -> CellView:
         relaunch_waiting=state == CellState.PENDING and c.counted_from > 0
         and c.counted_from >= max((a.attempt for a in attempts), default=0),
         lost_s=sum(a.lost_s for a in attempts),
-        interrupted=sum(1 for a in attempts if a.started_event and a.reason in MACHINE_REASONS))
+        interrupted=tuple(str(a.reason) for a in attempts if a.started_event and a.reason in MACHINE_REASONS))

@@ -78,7 +78,7 @@ class CellView:
     num_gpus: int = 1                # GPUs of its host: it trains data-parallel over all of them
     relaunch_waiting: bool = False   # a relaunch the controller took, waiting for its attempt to start
     lost_s: float = 0.0              # training its attempts' hosts lost to interruptions (outbid, lost hosts)
-    interrupted: int = 0             # attempts that lost their host after their run started
+    interrupted: tuple[str, ...] = ()   # why each attempt that lost its host after its run started lost it
     keep: bool = False               # a person keeps it: the stopping rule never stops it (fleet/stopping/)
     continued: bool = False          # stopped early, then launched again to the full length
 
