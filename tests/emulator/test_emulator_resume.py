@@ -143,6 +143,8 @@ def test_a_rehearsed_rough_market_resumes_outbid_cells_from_their_pulled_checkpo
         assert first["step"] > a.resumed_step
     finished = {c.name for c in led.cells(sweep.name) if c.state == "finished"}
     assert any(a.cell in finished for a in resumed), "and a resumed cell finished"
+    kept = {p.parent.name for p in (tmp_path / "runs" / sweep.name).glob("*/resume")}
+    assert not kept & finished, "a finished cell's results hold its checkpoint: its resume point is gone"
     said = [(a.id, e.data or {}) for a in attempts for e in led.attempt_events(a.id, 1000) if e.kind == "outbid"]
     raised = {aid: d["bid"] for aid, d in said if d.get("action") == "raise"}   # the last raise of each
     assert raised and any(d.get("action") == "move" for _, d in said)

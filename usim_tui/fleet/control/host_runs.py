@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import shutil
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -218,6 +219,8 @@ class HostRuns:
                 f"; skipped: {'; '.join(got.skipped)}" if got.skipped else "")
             self.ledger.set_attempt(a.id, results=note)
             self.journal.event(now, "results", f"{a.cell} #{a.attempt}: {note}", a, data={"files": got.files})
+            if a.reason in (R.FINISHED, R.STOPPED_EARLY):   # its results hold its last checkpoint: one per cell
+                shutil.rmtree(self.resume_dir(a.cell), ignore_errors=True)
             return True
         return self._give_up_if_late(a, now, str(exc))
 
