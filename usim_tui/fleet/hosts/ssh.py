@@ -15,14 +15,17 @@ import posixpath
 import shlex
 import shutil
 import tempfile
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 import asyncssh
 
 from usim_core.config import STAGES
 from usim_tui.fleet.providers.base import ProviderError, PullResult
 
+R = TypeVar("R")
 PULL_PATTERNS = ("config.yaml", "events.jsonl", "metrics.jsonl", "train.log", "host.log")
 EVAL_SUFFIXES = (".json", ".png")
 
@@ -147,18 +150,8 @@ class SSHSession:
         checkpoint (under a temp name until whole). A checkpoint that does not come is said in `skipped`:
         what arrived stays (PullFailed only when the small files do not come)."""
         dest = Path(dest)
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.pull-", dir=dest.parent))
-        try:
-            result, ckpt = await asyncio.wait_for(self._pull_small(t, run_dir, tmp), small_timeout_s)
-            replace_dir(tmp, dest)
-        except TimeoutError:
-            self.drop(t)
-            raise PullFailed(f"pull of {run_dir} from {t.host}:{t.port} did not finish in {small_timeout_s:g} s") from None
-        except (SSHUnreachable, OSError, asyncssh.Error) as exc:
-            raise PullFailed(f"pull of {run_dir} from {t.host}:{t.port} failed: {_why(exc)}") from None
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
+        result, ckpt = await self._whole_into(t, dest, f"pull of {run_dir}", small_timeout_s,
+                                              lambda tmp: self._pull_small(t, run_dir, tmp))
         if ckpt is not None:
             name, size = ckpt
             if size > max_checkpoint_bytes:
@@ -182,18 +175,24 @@ class SSHSession:
         checkpoints or newer). A file already in `dest` with the same size and time is copied there, not
         pulled again (a finished stage's checkpoint does not change). PullFailed when any of it does not come."""
         dest = Path(dest)
+        return await self._whole_into(t, dest, f"resume pull of {run_dir}", timeout_s,
+                                      lambda tmp: self._pull_resume(t, run_dir, dest, tmp, max_checkpoint_bytes))
+
+    async def _whole_into(self, t: Target, dest: Path, what: str, timeout_s: float,
+                          fill: Callable[[Path], Awaitable[R]]) -> R:
+        """`fill` a temp dir beside `dest` within `timeout_s`, then put it in `dest`'s place: `dest` changes only
+        when all of it came; PullFailed (naming `what`) otherwise."""
         dest.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.pull-", dir=dest.parent))
         try:
-            result = await asyncio.wait_for(self._pull_resume(t, run_dir, dest, tmp, max_checkpoint_bytes),
-                                            timeout_s)
+            got = await asyncio.wait_for(fill(tmp), timeout_s)
             replace_dir(tmp, dest)
-            return result
+            return got
         except TimeoutError:
             self.drop(t)
-            raise PullFailed(f"resume pull of {run_dir} from {t.host}:{t.port} did not finish in {timeout_s:g} s") from None
+            raise PullFailed(f"{what} from {t.host}:{t.port} did not finish in {timeout_s:g} s") from None
         except (SSHUnreachable, OSError, asyncssh.Error) as exc:
-            raise PullFailed(f"resume pull of {run_dir} from {t.host}:{t.port} failed: {_why(exc)}") from None
+            raise PullFailed(f"{what} from {t.host}:{t.port} failed: {_why(exc)}") from None
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
 
