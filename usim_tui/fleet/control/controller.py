@@ -220,16 +220,14 @@ class Controller:
         second replaces what the first added."""
         if "resumed_step" not in fields:
             return None
-        src = a if a.id in self.host_runs.in_place else next(
-            (b for b in self.ledger.attempts(self.name, a.cell) if b.attempt == a.resumed_from), None)
+        src = a if a.id in self.host_runs.in_place else self.ledger.attempt_of(self.name, a.cell, a.resumed_from)
         if src is None:
             return None
         before = self._lost_added.pop(a.id, None) if not started else None
-        if before is not None and before[0] == src.id:
-            src = src._replace(lost_s=self._attempt(src.id).lost_s - before[1])
+        charged = src.lost_s - (before[1] if before is not None and before[0] == src.id else 0.0)
         at, last = self.ledger.trained_at(src.id, fields.get("resumed_stage"), fields["resumed_step"])
         lost = max(0.0, last - at) if at is not None and last is not None else 0.0
-        self.ledger.set_attempt(src.id, lost_s=max(0.0, src.lost_s + lost))
+        self.ledger.set_attempt(src.id, lost_s=max(0.0, charged + lost))
         self._lost_added[a.id] = (src.id, lost)
         return (src, lost) if lost > 0 else None
 

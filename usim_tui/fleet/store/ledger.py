@@ -333,6 +333,12 @@ class Ledger:
         row = self.q1(f"SELECT {columns(AttemptRow)} FROM attempts WHERE id=?", attempt_id)
         return None if row is None else AttemptRow.from_row(row)
 
+    def attempt_of(self, sweep: str, cell: str, attempt: int | None) -> AttemptRow | None:
+        """A cell's attempt by its number (a resumed attempt's `resumed_from`), or None."""
+        row = self.q1(f"SELECT {columns(AttemptRow)} FROM attempts WHERE sweep=? AND cell=? AND attempt=?",
+                      sweep, cell, attempt)
+        return None if row is None else AttemptRow.from_row(row)
+
     def live_attempts(self, sweep: str) -> list[AttemptRow]:
         marks = ",".join("?" * len(GONE))
         rows = self.q(f"SELECT {columns(AttemptRow)} FROM attempts WHERE sweep=? AND state NOT IN ({marks}) ORDER BY id", sweep, *GONE)
@@ -446,9 +452,7 @@ class Ledger:
         chain = [row] if row is not None else []
         while row is not None and row.resumed_from is not None and row.resumed_from != row.attempt \
                 and len(chain) < 1000:
-            row = self.q1(f"SELECT {columns(AttemptRow)} FROM attempts WHERE sweep=? AND cell=? AND attempt=?",
-                          row.sweep, row.cell, row.resumed_from)
-            row = AttemptRow.from_row(row) if row is not None else None
+            row = self.attempt_of(row.sweep, row.cell, row.resumed_from)
             if row is not None:
                 chain.insert(0, row)
         return chain
