@@ -15,7 +15,7 @@ from usim_tui.fleet.stopping.rule import Judgement, Rule
 from usim_tui.fleet.store.journal import Journal
 from usim_tui.fleet.store.ledger import Ledger
 from usim_tui.fleet.store.rows import AttemptRow, CellRow
-from usim_tui.fleet.store.rungs import rule_positions
+from usim_tui.fleet.store.rungs import attempt_rule_positions
 from usim_tui.fleet.store.states import CELL_ENDED, UNSETTLED, CellState
 
 
@@ -81,9 +81,7 @@ class EarlyStopper:
         """The attempt's (position, metric value) points in the rule's unit, oldest first, and where the stage
         ends in that unit (none and 0 while its stage has not started)."""
         assert self.es is not None
-        series = self.ledger.run_on_series([a.id], [self.es.metric, f"{self.es.stage}/epoch"],
-                                           max_points=10_000)[a.id]   # a resumed attempt's curve runs on
-        return rule_positions(self.es, series, self.ledger.stage_events(a.id, self.es.stage))
+        return attempt_rule_positions(self.ledger, a.id, self.es)
 
     def to_continue(self) -> list[CellRow]:
         """Once every cell has ended: the best stopped cells not yet continued (up to continue_best in all), ranked

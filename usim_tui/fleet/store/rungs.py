@@ -29,7 +29,12 @@ def rule_positions(es: EarlyStop, series: dict[str, list[tuple[int, float]]],
     return out, {"steps": n_steps, "epochs": n_epochs, "percent": 100}[es.unit]
 
 
+def attempt_rule_positions(ledger: Ledger, attempt_id: int, es: EarlyStop) -> tuple[list[tuple[int, float]], int]:
+    """An attempt's rule_positions from the ledger (a resumed attempt's curve runs on from its source's)."""
+    series = ledger.run_on_series([attempt_id], [es.metric, f"{es.stage}/epoch"], max_points=10_000)[attempt_id]
+    return rule_positions(es, series, ledger.stage_events(attempt_id, es.stage))
+
+
 def attempt_rule_points(ledger: Ledger, attempt_id: int, es: EarlyStop) -> list[tuple[int, float]]:
     """An attempt's rule points (rule_positions) from the ledger."""
-    series = ledger.run_on_series([attempt_id], [es.metric, f"{es.stage}/epoch"], max_points=10_000)[attempt_id]
-    return rule_positions(es, series, ledger.stage_events(attempt_id, es.stage))[0]
+    return attempt_rule_positions(ledger, attempt_id, es)[0]
