@@ -129,8 +129,7 @@ class Launcher:
         self.ledger.close_create_intent(aid, "created", now, o.provider_id)
         self.ledger.set_attempt(aid, at=now, state=o.state, provider_id=o.provider_id, machine_id=o.machine_id, gpu=o.gpu,
                                 price_per_hour=o.price_per_hour, storage_per_hour=o.storage_per_hour,
-                                status_msg=o.status_msg, created_at=now, billed_until=now, bid=o.raw.get("bid"),
-                                on_demand_per_hour=o.raw.get("on_demand_per_hour") if o.raw.get("bid") else None)
+                                status_msg=o.status_msg, created_at=now, billed_until=now, **o.bid_fields())
         on = f"{cell.num_gpus}x " if cell.num_gpus > 1 else ""
         self.journal.event(now, "launch", f"{cell_name} #{attempt}: launched {o.provider_id}"
                            + (f" on {on}{o.gpu}" if o.gpu else "") + f" at ${o.price_per_hour:.3f}/h",

@@ -191,9 +191,7 @@ class Reconciler:
         if a.state in (A.LAUNCHING, A.NOT_CREATED):
             self.ledger.close_create_intent(a.id, "adopted", now, f"found by label as {o.provider_id}")
             self.journal.event(now, "adopted", f"{a.cell} #{a.attempt}: instance {o.provider_id} found by label", a)
-            fields.update(state=o.state, ended_at=None)
-            if o.raw.get("bid") is not None:   # created at a bid: it bills (and is shown) at it
-                fields.update(bid=o.raw["bid"], on_demand_per_hour=o.raw.get("on_demand_per_hour"))
+            fields.update(state=o.state, ended_at=None, **o.bid_fields())   # created at a bid: billed, shown at it
         elif a.state == A.DESTROYED:
             fields.update(state=A.LEAKED)   # we believed it gone: it is not
             self.journal.event(now, "leaked", f"ALERT {a.label}: destroyed instance {o.provider_id} is still listed", a,

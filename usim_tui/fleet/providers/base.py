@@ -90,6 +90,12 @@ class Observed:
     cost: float | None = None       # the provider's own billed total for this instance, where it reports one
     raw: dict[str, Any] = field(default_factory=dict)
 
+    def bid_fields(self) -> dict[str, Any]:
+        """The ledger's `bid` and `on_demand_per_hour` of an instance rented at a bid (raw's), {} on demand."""
+        if self.raw.get("bid") is None:
+            return {}
+        return {"bid": self.raw["bid"], "on_demand_per_hour": self.raw.get("on_demand_per_hour")}
+
 
 @runtime_checkable
 class Provider(Protocol):
