@@ -388,15 +388,13 @@ class Emulator:
         executing one's processes are process.outbid_now's to kill."""
         now = self.clock.now()
         inst.plan.cut(now)
-        inst.plan.phases.append(outbid_phase(now))
-        inst.outbids.append(Outbid(now, rise, None))
+        _stopped_by_market(inst, now, rise)
 
     @staticmethod
     def _stop_under_min_bid(inst: Instance, at: float) -> None:
         """Its bid is under its machine's min_bid: stopped from `at`, and min_bid is what would run it again."""
         min_bid = inst.machine.min_bid_at(at)
-        inst.plan.phases.append(outbid_phase(at, f"{OUTBID_MSG} (bid {inst.bid} under min_bid {min_bid})"))
-        inst.outbids.append(Outbid(at, min_bid / inst.bid, None))
+        _stopped_by_market(inst, at, min_bid / inst.bid, f"{OUTBID_MSG} (bid {inst.bid} under min_bid {min_bid})")
 
     def replay_for(self, label: str | None) -> Replay | None:
         """The recorded run a host of this label replays: drawn from its own generator (seed, label), so the
@@ -546,3 +544,10 @@ def _parse_env(env: Any) -> dict[str, str]:
                 k, v = parts[i + 1].split("=", 1)
                 out[k] = v
     return out
+
+
+def _stopped_by_market(inst: Instance, at: float, rise: float, msg: str = OUTBID_MSG) -> None:
+    """A bid instance stopped by the market from `at` (Vast's stopped triple, with no comeback of its own): only
+    a bid of `rise` times the one in force runs it again."""
+    inst.plan.phases.append(outbid_phase(at, msg))
+    inst.outbids.append(Outbid(at, rise, None))
