@@ -44,8 +44,8 @@ class HostRuns:
         self._offsets: dict[int, int] = {}
         self._tried: dict[int, str] = {}          # attempt -> the bring-up step that last failed (said once)
         self._resume_tried: dict[int, float] = {}  # attempt -> when its last resume pull was started
-        self._in_place: dict[int, float | None] = {}   # attempt -> the comeback its in-place resume was said for
-        self.in_place: set[int] = set()   # attempts whose current run resumed on their own instance
+        # attempt whose run resumed on its own instance -> the comeback that was said for (once each)
+        self.in_place: dict[int, float | None] = {}
 
     def on_host(self, a: AttemptRow) -> bool:
         return self.enabled and a.host_started_at is not None
@@ -157,9 +157,8 @@ class HostRuns:
         lost its host (outbid, offline, unreachable: control/policies.py MACHINE_REASONS); else None (from the
         start)."""
         if a.started_event:
-            self.in_place.add(a.id)
-            if self._in_place.get(a.id) != a.state_since:   # said once per comeback (a bring-up may be retried)
-                self._in_place[a.id] = a.state_since
+            if self.in_place.get(a.id, -1.0) != a.state_since:   # said once per comeback (a bring-up may be retried)
+                self.in_place[a.id] = a.state_since
                 self.journal.event(now, "resume", f"{a.cell} #{a.attempt}: running again; its run resumes in place "
                                    "from the checkpoints on its disk", a, data={"from": a.attempt, "in_place": True})
             return {}
