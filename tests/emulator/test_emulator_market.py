@@ -11,7 +11,7 @@ import pytest
 from usim_tui.emulator.faults import FaultProfile, load_faults, rng_for
 from usim_tui.emulator.market import OUTBID_MSG, outbids
 from usim_tui.emulator.server import serve
-from usim_tui.emulator.state import Emulator
+from usim_tui.emulator.state import Emulator, Instance
 from usim_tui.fleet.clock import VirtualClock
 
 KEY = "market-test-key"
@@ -38,6 +38,13 @@ async def create(s: aiohttp.ClientSession, url: str, offer: int, label: str, pri
     s.emu.clock.advance(5)
     async with s.put(f"{url}/api/v0/asks/{offer}/", json=body) as r:
         return r.status, await r.json()
+
+
+async def rent_at_min_bid(s: aiohttp.ClientSession, url: str) -> tuple[dict, Instance]:
+    """The cheapest bid offer, rented at its min_bid: (the offer, its instance)."""
+    o = (await search(s, url, "bid"))[0]
+    _, body = await create(s, url, o["id"], "usim:m:c0:1", o["min_bid"])
+    return o, s.emu.instances[body["new_contract"]]   # type: ignore[attr-defined]
 
 
 def session(emu: Emulator) -> aiohttp.ClientSession:
@@ -80,9 +87,7 @@ async def test_on_demand_instances_are_never_outbid_even_in_a_rough_market():
 async def test_an_outbid_instance_stops_bills_storage_only_and_comes_back_empty_when_the_market_falls():
     emu = emulator(ROUGH)
     async with serve(emu) as url, session(emu) as s:
-        o = (await search(s, url, "bid"))[0]
-        _, body = await create(s, url, o["id"], "usim:m:c0:1", o["min_bid"])
-        inst = emu.instances[body["new_contract"]]
+        o, inst = await rent_at_min_bid(s, url)
         first = inst.outbids[0]
         assert first.at > inst.running_since() and first.back_at is not None
         emu.clock.advance(first.at + 1 - emu.clock.now())
@@ -104,10 +109,8 @@ async def test_an_outbid_instance_stops_bills_storage_only_and_comes_back_empty_
 async def test_a_raised_bid_runs_an_outbid_instance_at_once_only_at_the_clearing_price_and_the_market_goes_on():
     emu = emulator({**ROUGH, "back_p": 0.0})
     async with serve(emu) as url, session(emu) as s:
-        o = (await search(s, url, "bid"))[0]
-        _, body = await create(s, url, o["id"], "usim:m:c0:1", o["min_bid"])
-        iid = body["new_contract"]
-        inst = emu.instances[iid]
+        o, inst = await rent_at_min_bid(s, url)
+        iid = inst.id
         (only,) = inst.outbids   # with no comeback the market stops drawing after the first
         assert only.back_at is None
         emu.clock.advance(only.at + 60 - emu.clock.now())
@@ -145,9 +148,7 @@ async def test_a_raised_bid_runs_an_outbid_instance_at_once_only_at_the_clearing
 async def test_a_running_bid_lowered_under_min_bid_is_outbid_at_once():
     emu = emulator()
     async with serve(emu) as url, session(emu) as s:
-        o = (await search(s, url, "bid"))[0]
-        _, body = await create(s, url, o["id"], "usim:m:c0:1", o["min_bid"])
-        inst = emu.instances[body["new_contract"]]
+        o, inst = await rent_at_min_bid(s, url)
         emu.clock.advance(3600)
         assert emu.status(inst).actual == "running"
         assert emu.change_bid(inst, round(o["min_bid"] / 2, 4)) is None

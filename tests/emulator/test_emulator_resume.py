@@ -85,15 +85,13 @@ def test_a_pulled_resume_point_is_read_back_from_its_files_and_events(tmp_path):
 
 
 async def test_the_machine_that_outbid_us_asks_its_clearing_price_until_the_market_falls_back():
-    from test_emulator_market import ROUGH, create, emulator, search, session
+    from test_emulator_market import ROUGH, emulator, rent_at_min_bid, search, session
 
     from usim_tui.emulator.server import serve
 
     emu = emulator(ROUGH)
     async with serve(emu) as url, session(emu) as s:
-        o = (await search(s, url, "bid"))[0]
-        _, body = await create(s, url, o["id"], "usim:m:c0:1", o["min_bid"])
-        inst = emu.instances[body["new_contract"]]
+        o, inst = await rent_at_min_bid(s, url)
         first = inst.outbids[0]
         emu.clock.advance(first.at + 1 - emu.clock.now())
         clearing = inst.clearing(emu.clock.now())
