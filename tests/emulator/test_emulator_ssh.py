@@ -20,6 +20,7 @@ from usim_core.sweep import ProviderSettings, expand
 from usim_tui.emulator.faults import Timed
 from usim_tui.emulator.server import serve
 from usim_tui.emulator.state import Emulator
+from usim_tui.fleet.control.host_runs import resume_point
 from usim_tui.fleet.hosts.bring_up import bring_up
 from usim_tui.fleet.hosts.keys import ensure_key
 from usim_tui.fleet.hosts.run_script import host_run_dir
@@ -208,6 +209,60 @@ async def test_a_pull_brings_the_small_files_first_and_keeps_them_when_the_check
     assert {"events.jsonl", "metrics.jsonl", "eval/small.json"} <= set(got.files), got
     assert (tmp_path / "dest" / "events.jsonl").exists() and (tmp_path / "dest" / "eval" / "small.json").exists()
     assert got.skipped and "checkpoints/operator.pt" in got.skipped[0] and "the rest arrived" in got.skipped[0]
+
+
+def write_epoch(run: Path, epoch: int, t: float) -> None:
+    """What the trainer does at an epoch's end: its metric event at `t`, then `operator.last.pt` replaced whole
+    (here holding just its step), dated `t`; and a mid-epoch metric event of the next epoch after it."""
+    step = 10 * (epoch + 1)
+    with (run / "events.jsonl").open("a") as f:
+        for e in ({"kind": "metric", "stage": "operator", "epoch": epoch, "step": step, "t": t},
+                  {"kind": "metric", "stage": "operator", "epoch": epoch + 1, "step": step + 4, "t": t + 0.5}):
+            f.write(json.dumps(e) + "\n")
+    tmp = run / "checkpoints" / ".operator.last.pt.tmp"
+    tmp.write_text(str(step))
+    os.utime(tmp, (t, t))
+    os.replace(tmp, run / "checkpoints" / "operator.last.pt")
+
+
+async def test_a_checkpoint_replaced_while_it_is_pulled_never_makes_the_resume_point_claim_more(tmp_path, monkeypatch):
+    """Reproduced on main (the outbid end-to-end test failed one CI run in several): the trainer replaced its
+    `.last.pt` at an epoch's end while the pull was reading the previous one; SFTP's preserve dated the pulled
+    file by a stat taken after its copy (the new file's time), so the resume point claimed the next epoch's
+    events for a checkpoint that held the earlier one."""
+    emu = Emulator(api_keys=(KEY,), execute=True, workdir=str(tmp_path / "hosts"), faults=HOSTILE_FAST)
+    spec = LaunchSpec(label=make_label("rp", "c", 1), sweep="rp", cell="c", attempt=1, config={}, run_dir="x")
+    t0 = 1_700_000_000.0
+    run = None
+    opened = asyncssh.SFTPClient.open
+
+    async def open_then_epoch_ends(self, path, *args, **kwargs):
+        handle = await opened(self, path, *args, **kwargs)
+        if os.fsdecode(path).endswith("operator.last.pt") and run is not None and not (run / "ended").exists():
+            (run / "ended").touch()
+            write_epoch(run, 1, t0 + 2.0)   # the next epoch ends while the open file is being read
+        return handle
+
+    monkeypatch.setattr(asyncssh.SFTPClient, "open", open_then_epoch_ends)
+    async with serve(emu) as url:
+        p = VastProvider(ProviderSettings(kind="vast"), api_key=KEY, base_url=url, sweep="rp",
+                         ssh_key=tmp_path / "k" / "id_ed25519")
+        obs = await p.create(spec)
+        await wait_running(p, obs.provider_id)
+        await wait_ssh(p, obs.provider_id)
+        run = Path(emu.workdir) / obs.provider_id / "r"
+        (run / "checkpoints").mkdir(parents=True)
+        write_epoch(run, 0, t0)
+        dest = tmp_path / "resume"
+        await p.pull_resume(obs.provider_id, "r", dest, 1 << 20)
+        first = resume_point(dest)
+        held = int((dest / "checkpoints" / "operator.last.pt").read_text())
+        await p.pull_resume(obs.provider_id, "r", dest, 1 << 20)   # the same file, unchanged since: as it is now
+        second = resume_point(dest)
+        await p.close()
+    assert (run / "ended").exists(), "the epoch ended during the first pull"
+    assert first["step"] <= held, f"the resume point claims step {first['step']}; its checkpoint holds {held}"
+    assert int((dest / "checkpoints" / "operator.last.pt").read_text()) == 20 and second["step"] == 20, second
 
 
 @pytest.mark.slow

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import posixpath
 import shlex
 import shutil
@@ -210,11 +211,14 @@ class SSHSession:
                 if size > max_bytes:
                     raise PullFailed(f"resume pull: {name} is {size} bytes > max_checkpoint_bytes {max_bytes}")
                 rel, local = f"checkpoints/{name}", tmp / "checkpoints" / name
-                old = had / rel
-                if old.is_file() and old.stat().st_size == size and int(old.stat().st_mtime) == int(entry.attrs.mtime or -1):
+                old, listed = had / rel, _mtime_ns(entry.attrs)
+                if old.is_file() and old.stat().st_size == size and old.stat().st_mtime_ns == listed:
                     shutil.copy2(old, local)
                 else:
-                    await sftp.get(posixpath.join(remote, name), str(local), preserve=True)
+                    # dated by the listing, taken before the copy: the trainer may replace the file meanwhile,
+                    # and a file dated after its content would make resume_point claim epochs it does not hold
+                    await sftp.get(posixpath.join(remote, name), str(local))
+                    os.utime(local, ns=(listed, listed))
                     result.bytes += size
                 result.files.append(rel)
             for name in ("events.jsonl", "metrics.jsonl"):
@@ -250,6 +254,11 @@ class SSHSession:
     async def close(self) -> None:
         for t in list(self._conns):
             self.drop(t)
+
+
+def _mtime_ns(attrs: asyncssh.SFTPAttrs) -> int:
+    """A listed file's modification time in ns (SFTP v3 gives whole seconds)."""
+    return attrs.mtime_ns if attrs.mtime_ns is not None else int(attrs.mtime or 0) * 1_000_000_000
 
 
 async def _listed(sftp: asyncssh.SFTPClient, run_dir: str, sub: str, suffixes: tuple[str, ...]) -> list[str]:
