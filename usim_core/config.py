@@ -35,6 +35,9 @@ class GenerateConfig(Strict):
     nt: int = Field(201, ge=2, description="stored frames, t in [0, t_end]")
     t_end: float = Field(2.0, gt=0)
     seed: int = 0
+    length: Literal[1.0, 2.0] = Field(1.0, description="period of x: 1 ([0, 1)) or 2 (PDEBench's (-1, 1))")
+    family: Literal["offset", "pdebench"] = Field(
+        "offset", description="initial conditions: usim's (a uniform mean offset) or PDEBench's own init_multi")
 
 
 class SplitConfig(Strict):

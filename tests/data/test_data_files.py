@@ -109,3 +109,35 @@ def test_rows_are_read_in_chunks_in_any_order_dense_or_sparse(tmp_path: Path, mo
         np.testing.assert_array_equal(read_rows(path, rows, x_stride=3, t_stride=2), u[rows][:, ::2, ::3])
     with pytest.raises(DataError, match=r"rows\.h5: row index out of range 0\.\.29"):
         read_rows(path, np.array([1, 30]))
+
+
+def test_pdebench_initial_conditions_draw_their_mean_from_unpicked_modes_and_window_at_absolute_x() -> None:
+    """PDEBench's init_multi on (-1, 1): no offset draw (a row's mean is its unpicked modes' constant terms), and
+    the tanh window's edges lie in (0.1, 0.9) of x itself, so a windowed row is zero on the negative half."""
+    n, nx = 400, 256
+    u = sample_initial(n, nx, seed=7, family="pdebench", length=2.0)
+    x = 2.0 * (np.arange(nx) + 0.5) / nx - 1.0
+    windowed = np.abs(u[:, x < 0]).max(axis=1) < 1e-6
+    assert 0.4 < windowed.mean() < 0.6, windowed.mean()
+    plain = u[~windowed]
+    assert np.median(np.abs(plain.mean(axis=1))) > 0.2, "unpicked modes leave a random mean"
+    same = sample_initial(n, nx, seed=7)
+    assert not np.isclose(same, u).all() and not (np.abs(same[:, x < 0]).max(axis=1) < 1e-6).any(), \
+        "usim's own family windows on the unit coordinate, never the whole negative half"
+    with pytest.raises(ValueError, match="allowed offset, pdebench"):
+        sample_initial(1, nx, seed=0, family="pdebnech")
+
+
+def test_a_family_other_than_offset_names_its_file_and_key_and_the_config_allows_only_the_two(tmp_path: Path) -> None:
+    from usim_core.config import ConfigError, load_config
+
+    base = GenSpec(nu=0.01, n=4, nx=32, nt=3, t_end=0.1, seed=1)
+    other = GenSpec(nu=0.01, n=4, nx=32, nt=3, t_end=0.1, seed=1, length=2.0, family="pdebench")
+    assert "pdebench" not in base.filename() and other.filename().endswith(f"_L2_pdebench_{other.key()}.h5")
+    assert base.key() != other.key()
+    cfg = load_config(Path(__file__).resolve().parents[2] / "configs/runs/burgers_tiny.yaml",
+                      {"data.generate.family": "pdebench", "data.generate.length": 2.0})
+    assert (cfg.data.generate.family, cfg.data.generate.length) == ("pdebench", 2.0)
+    with pytest.raises(ConfigError, match=r"data\.generate\.family.*'offset' or 'pdebench'"):
+        load_config(Path(__file__).resolve().parents[2] / "configs/runs/burgers_tiny.yaml",
+                    {"data.generate.family": "pdebnech"})

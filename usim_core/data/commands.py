@@ -29,6 +29,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--length", type=float, default=1.0,
                    help="period of x: 1 writes x on [0, 1) (default, the generated data's domain), 2 writes x on "
                         "(-1, 1) solved on that domain, as PDEBench's published files are (docs/data.md)")
+    p.add_argument("--family", choices=("offset", "pdebench"), default="offset",
+                   help="initial conditions: offset (default: usim's, a uniform mean offset) or pdebench (PDEBench's "
+                        "own init_multi: the random mean from unpicked modes, the window at absolute x)")
     p.add_argument("--workers", type=int, default=None, help="processes (default: all cores)")
     p.add_argument("--out", help="output .h5 path")
     p.add_argument("--force", action="store_true", help="replace an existing output file")
@@ -80,7 +83,8 @@ def _datagen(args: argparse.Namespace) -> int:
             print(f"{out}: exists; nothing to do (--force to regenerate)")
             return 0
         out.unlink()
-    spec = GenSpec(nu=args.nu, n=args.n, nx=args.nx, nt=args.nt, t_end=args.t_end, seed=args.seed, length=args.length)
+    spec = GenSpec(nu=args.nu, n=args.n, nx=args.nx, nt=args.nt, t_end=args.t_end, seed=args.seed, length=args.length,
+                   family=args.family)
     start = time.time()
     if sys.stdout.isatty():
         with Progress(TextColumn(f"datagen nu={args.nu:g}"), BarColumn(), MofNCompleteColumn(),
@@ -96,6 +100,6 @@ def _datagen(args: argparse.Namespace) -> int:
         solver = f.attrs.get("solver", "?")
     took = time.time() - start
     print(f"{out}: {info.n} trajectories x {info.nt} frames x {info.nx} points, nu={info.nu:g}, domain length "
-          f"{args.length:g}, solver {solver}, "
+          f"{args.length:g}, {args.family} initial conditions, solver {solver}, "
           f"{took:.1f} s ({info.n / max(took, 1e-9):.1f} trajectories/s)")
     return 0

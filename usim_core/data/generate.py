@@ -33,15 +33,18 @@ class GenSpec:
     t_end: float
     seed: int
     length: float = 1.0   # the period of x: 1 ([0, 1), generated data) or 2 (PDEBench's published (-1, 1))
+    family: str = "offset"   # the initial conditions (usim_core.data.initial.FAMILIES)
 
     def key(self) -> str:
         fields = asdict(self)
         if self.length == 1.0:
             del fields["length"]  # the key of every file written before lengths existed stays the same
+        if self.family == "offset":
+            del fields["family"]  # and before families did
         return hashlib.sha256(json.dumps({**fields, "version": FORMAT_VERSION}, sort_keys=True).encode()).hexdigest()[:12]
 
     def filename(self) -> str:
-        on = "" if self.length == 1.0 else f"_L{self.length:g}"
+        on = ("" if self.length == 1.0 else f"_L{self.length:g}") + ("" if self.family == "offset" else f"_{self.family}")
         return f"burgers_nu{self.nu:g}_n{self.n}_{self.nx}x{self.nt}{on}_{self.key()}.h5"
 
     def x(self) -> np.ndarray:
@@ -54,7 +57,7 @@ class GenSpec:
 
 def _solve_block(args: tuple[GenSpec, int, int]) -> tuple[int, np.ndarray, str]:
     spec, lo, hi = args
-    u0 = sample_initial(hi - lo, spec.nx, spec.seed, start=lo)
+    u0 = sample_initial(hi - lo, spec.nx, spec.seed, start=lo, family=spec.family, length=spec.length)
     sol = solve(u0, spec.nu, spec.times(), length=spec.length)
     return lo, sol.u.astype(np.float32), sol.method
 

@@ -93,7 +93,8 @@ def data_files(cfg: RunConfig, root: str | Path = ".", workers: int | None = Non
         cache = Path(d.cache_dir) if Path(d.cache_dir).is_absolute() else root / d.cache_dir
         paths = []
         for nu in d.nu:
-            spec = GenSpec(nu=nu, n=g.n, nx=g.nx, nt=g.nt, t_end=g.t_end, seed=g.seed)
+            spec = GenSpec(nu=nu, n=g.n, nx=g.nx, nt=g.nt, t_end=g.t_end, seed=g.seed, length=g.length,
+                           family=g.family)
             # in-process unless asked: forking a pool inside a trainer that already runs torch threads can
             # deadlock (seen: one of two local trainers hung for good); `usim-core datagen` asks for every core
             paths.append(generate(spec, cache / spec.filename(), workers=workers or 1))
