@@ -1,24 +1,28 @@
-"""Quality protocol: this pipeline vs the neuralop FNO at equal process-CPU budget, over several seeds.
+"""Quality protocol: the surrogate against tuned learned baselines and the solver, at equal training FLOPs, over
+seeds, on a sealed test set.
 
-    .venv/bin/python bench/quality.py --out FILE.json [--seeds 0 1 2] [--jobs 2] [--n 200] [--steps-scale 1.0]
-                                      [--threads 1] [--fno-lr 1e-3 2e-3] [--fno-unroll 1 2] [--set KEY=VALUE ...]
+    .venv/bin/python bench/quality.py --out FILE.json [--dev] [--quick] [--seeds 0 1 2 3 4] [--jobs 2]
+    .venv/bin/python bench/quality.py --tune fno|resnet --out FILE.json     (the baselines' recipes, on val)
 
-With its defaults it takes about 15-20 minutes on a 2-core machine (three seeds, two at a time, one thread each).
-
-1. Data: PDEBench-style Burgers (nu = 0.01, 1024 x 201 -> 256 x 41 after striding), n trajectories, split
-   80/10/10 by trajectory (one split for every seed; the seeds change initialisation and batches).
-2. Per seed: train the four stages to fixed optimiser-step caps and measure the process CPU seconds T they took
-   (time.process_time, never wall-clock); train the FNO for the same T CPU seconds on the same training split,
-   once per --fno-lr x --fno-unroll, and keep the one best on val (the pipeline's own hyperparameters were chosen
-   on val too).
-3. Evaluate both on the same test trajectories (evaluate_checkpoint: rollout from t = 0 over all 40 steps). The
-   primary mode is the one chosen on VAL (operator unless a stochastic mode beats it there); test never chooses.
-4. TTC on the stochastic mode that did best on val, beside its compute-matched controls at the same N and
-   budget: the mean of the N candidates and a random pick of N.
-5. Seeds run in --jobs processes at once (each with --threads torch threads). Budgets are each process's own CPU
-   seconds, so running seeds side by side changes the wall-clock, not what either side is given.
-6. Mean and 95% interval (t-distribution) over seeds of PDEBench's per-frame nRMSE (primary metric) and the
-   pooled space-time nRMSE; ratios to the FNO per seed, then averaged. Everything goes to --out as JSON.
+1. Data: PDEBench's geometry and initial conditions by default (x in (-1, 1), init_multi; `--geometry unit` for
+   usim's own [0, 1) with a mean offset), nu = 0.01, 1024 x 201 -> 256 x 41. Training and val come from one
+   generated file (--n trajectories, split 80/10/10; its test part is unused). The final table reads a SEALED
+   test set: --test-n trajectories generated with a seed nothing else uses (SEALED_SEED). `--dev` (and `--quick`)
+   report on val and never open it; only a final run reads it, once.
+2. Budgets in training FLOPs (torch.utils.flop_counter: matmuls, convolutions, attention; FFTs and elementwise
+   ops are not counted, for any model), never CPU seconds: the pipeline trains its stages to step caps (STEPS x
+   each --budgets fraction) and its FLOPs are those caps x each stage's FLOPs per optimiser step (measured once);
+   each learned baseline trains for as many optimiser steps as that many FLOPs buy it. Process CPU seconds are
+   reported beside, as what they are on this machine.
+3. Baselines as hard as the model: the FNO (neuralop) and a ResNet stepper, each with its recipe tuned on val
+   (`--tune`; the choice and its grid in docs/eval.md), EMA and the best-on-val weights, the model's
+   augmentation; each rolled out plain and with the model's rollout constraints (u0's mean restored, the
+   energy capped) as separate rows. References that learn nothing: persistence, the mean field, the heat step,
+   and the solver on 64, 128 and 256 points.
+4. Every row: per-frame nRMSE (PDEBench's) and VRMSE (error over the field's deviation from its mean), mass
+   drift, CPU seconds to train (per seed) and to infer per trajectory at batch 1 and 256, and its ratio to the
+   best baseline (the learned baseline row best on VAL at the largest budget; at the same budget for budgeted
+   rows) with a 95% paired bootstrap over seeds and trajectories. The model's primary mode is chosen on val.
 """
 
 from __future__ import annotations
@@ -27,34 +31,40 @@ import argparse
 import io
 import json
 import multiprocessing
+import shutil
 import sys
+import tempfile
 import time
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
-import yaml
-from stats import interval  # noqa: E402  (bench/ is the script's own directory)
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from quality_table import mean_ci, ratio_ci, show  # noqa: E402  (bench/ is the script's own directory)
+
 from usim_core.config import RunConfig, load_config  # noqa: E402
 from usim_core.data import prepare_data  # noqa: E402
+from usim_core.data.generate import GenSpec, generate  # noqa: E402
+from usim_core.data.h5io import read_rows  # noqa: E402
 from usim_core.eval import metrics as M  # noqa: E402
-from usim_core.eval.evaluate import evaluate_checkpoint, rollout_nrmse_frame, timed_rollout  # noqa: E402
-from usim_core.eval.fno import save_fno, train_fno  # noqa: E402
+from usim_core.eval.coarse import solve_coarse  # noqa: E402
+from usim_core.eval.constrained import Constrained  # noqa: E402
+from usim_core.eval.evaluate import timed_rollout  # noqa: E402
+from usim_core.eval.fno import FNOStepper  # noqa: E402
+from usim_core.eval.references import heat, mean_field, persistence  # noqa: E402
+from usim_core.eval.resnet import ResNetStepper  # noqa: E402
+from usim_core.eval.stepper_train import Recipe, train_stepper  # noqa: E402
 from usim_core.events import EventLog  # noqa: E402
 from usim_core.train.checkpoint import load_surrogate  # noqa: E402
 from usim_core.train.run import train_run, training_cpu_seconds  # noqa: E402
 
-# the codec's and operator's shapes and the step caps were chosen on val (per-frame nRMSE of 16 val trajectories;
-# the record is in docs/eval.md): spectral token mixing beat attention at the same CPU, a codec trained for 3000
-# steps beat 1500 and 4500, 32 tokens x 8 (patches of 8 points) beat 16 x 16 with the operator 96 wide (its
-# codec floor is half, and 96 costs less than 128), and the base config's low-mode codec loss beat plain MSE, as
-# did its operator windows mirrored and Galilean-boosted (Burgers' symmetries), with those from the first two
-# frames drawn 4x as often, over the windows as they are; the codec's exact linear path with the viscous step
-# beat the learned codec alone (and the linear path without the viscous step lost to both)
+SEALED_SEED = 20261207   # used by nothing else: the sealed test set's trajectories
+# the model's shapes, chosen on val in earlier runs of this bench (docs/eval.md)
 ARCH = {
     "model.codec": {"latent_tokens": 32, "latent_dim": 8, "hidden_dim": 32, "depth": 1, "linear_path": True},
     "model.operator": {"hidden_dim": 96, "heads": 4, "depth": 4, "mlp_ratio": 2.0, "mixer": "spectral",
@@ -62,234 +72,365 @@ ARCH = {
     "model.diffusion": {"hidden_dim": 32, "heads": 4, "depth": 1, "steps": 3, "prediction": "eps",
                         "min_noise_std": 2e-3},
 }
-# optimiser-step caps: the operator sets the rollout error; the codec floors every latent mode (and is the
-# projection every rollout step goes through); the corrector stages get the least
-STEPS = {"codec": 3000, "operator": 2500, "diffusion_residual": 150, "consistency_distill": 60}
-# unroll 1 for the operator and the FNO alike: at equal CPU, 2500 one-step windows did better on val than 1400
-# two-step ones (and those better than 600 four-step ones; docs/eval.md)
-UNROLL = 1
-# the corrector stages are short: the base config's learning rates (2e-4, 1e-4) are for thousands of steps
+# the pipeline's optimiser-step caps at budget 1.0 (a quarter of the old bench's, so five seeds at three budgets
+# fit half an hour on two cores); the corrector stages get the least
+STEPS = {"codec": 750, "operator": 625, "diffusion_residual": 40, "consistency_distill": 15}
 LR = {"diffusion_residual": 1e-3, "consistency_distill": 1e-3}
-# the FNO's own recipe, chosen on its val: the operator's lr 1e-3 left the FNO under-tuned (val chose 2e-3 over 1e-3
-# on all 6 seeds of two --fno-lr 1e-3 2e-3 runs, its val error 23-33% lower), and so did the operator's unroll 2
-# (unroll 1 is lower on val: docs/eval.md); both had flattered the pipeline
-FNO_LRS = [2e-3]
-FNO_UNROLLS = [1]
-TTC = {"candidates": 8, "max_evaluations": 80, "lookahead": 0}
+BUDGETS = [0.25, 0.5, 1.0]
+MODES = ("operator", "diffusion", "consistency")
+# the baselines' recipes, chosen on val by `--tune` (docs/bench/quality_tune_*.json, docs/eval.md)
+AUGMENT = {"reflect": True, "galilean": 0.5, "initial_repeat": 4, "initial_span": 2}   # the model's own
+BASELINES: dict[str, dict[str, Any]] = {
+    "fno": {"hparams": {"n_modes": 32, "hidden_channels": 64, "n_layers": 4},
+            "recipe": {"lr": 2e-3, "ema_decay": 0.99, **AUGMENT}},
+    "resnet": {"hparams": {"width": 64, "blocks": 4, "kernel": 5},
+               "recipe": {"lr": 2e-3, "ema_decay": 0.99, **AUGMENT}},
+}
+VAL_SELECT = 16   # val trajectories the baselines' best-on-val checkpoint is chosen on (the model's: eval.small)
 
 
-def config(args: argparse.Namespace, seed: int) -> RunConfig:
-    over: dict[str, Any] = {"seed": seed, "data.generate.n": args.n, "data.cache_dir": str(REPO / "data" / "bench"),
-                            **ARCH, "eval.full.horizons": [1, 4, 16, 40], "eval.small.trajectories": 16,
-                            "stages.operator.unroll": UNROLL,
-                            "eval.ttc": {"enabled": False, **TTC}}
+def config(args: argparse.Namespace, seed: int, fraction: float = 1.0) -> RunConfig:
+    gen = {"n": args.n, "nx": 1024, "nt": 201, "t_end": 2.0, "seed": 0}
+    if args.geometry == "pdebench":
+        gen |= {"length": 2.0, "family": "pdebench"}
+    over: dict[str, Any] = {"seed": seed, "data.generate": gen, "data.cache_dir": str(REPO / "data" / "bench"),
+                            **ARCH, "eval.small.trajectories": VAL_SELECT, "stages.operator.unroll": 1,
+                            "eval.ttc": {"enabled": False}}
     for stage, steps in STEPS.items():
-        over[f"stages.{stage}.max_steps"] = max(1, int(steps * args.steps_scale))
+        over[f"stages.{stage}.max_steps"] = max(1, round(steps * args.steps_scale * fraction))
         over[f"stages.{stage}.epochs"] = 1000  # the step cap binds
     for stage, lr in LR.items():
         over[f"stages.{stage}.lr"] = lr
-    for item in args.set:  # --set stages.operator.unroll=2: any dotted override, value parsed as YAML
-        key, _, value = item.partition("=")
-        over[key] = yaml.safe_load(value)
     return load_config(REPO / "configs" / "runs" / "burgers_base.yaml", over)
 
 
-def ttc_block(ckpt: Path, bundle: Any, mode: str, seed: int) -> dict[str, Any]:
-    """Per-frame test nRMSE of `mode` alone, with TTC, and with its two compute-matched controls."""
-    from usim_core.config import TTCConfig
+def count_flops(fn: Any) -> float:
+    from torch.utils.flop_counter import FlopCounterMode
 
-    model, _, _ = load_surrogate(ckpt)
-    u = torch.as_tensor(bundle.test.u, dtype=torch.float32)
-    nu = torch.as_tensor(bundle.test.nu, dtype=torch.float32)
-    true, u0 = u[:, 1:].double(), u[:, 0].double()
-    out: dict[str, Any] = {"mode": mode, **TTC}
-    for name, ttc in (("plain", None), *((s, TTCConfig(enabled=True, select=s, **TTC))
-                                         for s in ("reward", "mean", "random"))):
-        pred, stats, cpu = timed_rollout(model, u, nu, bundle.dt, mode, seed, ttc=ttc, length=bundle.length)
-        out[name] = {"nrmse_frame": float(M.nrmse_per_frame(pred.double(), true, u0).mean()),
-                     "mass_drift": float(M.mass_drift(pred.double(), u0).mean()), "cpu_s_per_traj": cpu,
-                     "evaluations": float(stats.evaluations.double().mean())}
-    plain = out["plain"]["nrmse_frame"]
-    for name in ("reward", "mean", "random"):
-        out[name]["gain"] = (plain - out[name]["nrmse_frame"]) / plain
+    with FlopCounterMode(display=False) as counter:
+        fn()
+    return float(counter.get_total_flops())
+
+
+def pipeline_step_flops(args: argparse.Namespace, bundle: Any) -> dict[str, float]:
+    """Each stage's FLOPs per optimiser step: a run at 1 step per stage against runs with one stage at 3 (both
+    within one epoch, so validation costs the same in each)."""
+    def run(caps: dict[str, int]) -> float:
+        cfg = config(args, 0)
+        for stage, cap in caps.items():
+            getattr(cfg.stages, stage).max_steps = cap
+        with tempfile.TemporaryDirectory() as tmp:
+            return count_flops(lambda: train_run(cfg, tmp, bundle=bundle, device="cpu", run_evals=False, quiet=True,
+                                                 events=EventLog(tmp, stream=io.StringIO())))
+    one = {s: 1 for s in STEPS}
+    base = run(one)
+    return {s: (run({**one, s: 3}) - base) / 2 for s in STEPS}
+
+
+def build(kind: str, bundle: Any) -> Any:
+    cls = FNOStepper if kind == "fno" else ResNetStepper
+    return cls(bundle.stats.mean, bundle.stats.std, **BASELINES[kind]["hparams"])
+
+
+def recipe(kind: str) -> Recipe:
+    return Recipe(**BASELINES[kind]["recipe"])
+
+
+def stepper_step_flops(kind: str, bundle: Any) -> float:
+    tr = bundle.train
+
+    def steps(n: int) -> float:
+        torch.manual_seed(0)
+        model = build(kind, bundle)
+        return count_flops(lambda: train_stepper(model, tr.u, tr.nu, recipe=recipe(kind), max_steps=n,
+                                                 dt=bundle.dt, length=bundle.length))
+    return (steps(3) - steps(1)) / 2
+
+
+def errors(model: Any, u: torch.Tensor, nu: torch.Tensor, dt: float, mode: str, seed: int, length: float
+           ) -> dict[str, Any]:
+    """Per trajectory: per-frame nRMSE and VRMSE (means over the rollout's frames), and the worst mass drift."""
+    pred, _, _ = timed_rollout(model, u, nu, dt, mode, seed, length=length)
+    return frame_errors(pred, u)
+
+
+def frame_errors(pred: torch.Tensor, u: torch.Tensor) -> dict[str, Any]:
+    true, u0, p = u[:, 1:].double(), u[:, 0].double(), pred.double()
+    return {"nrmse": M.nrmse_per_frame(p, true, u0).mean(-1).tolist(),
+            "vrmse": M.vrmse_per_frame(p, true, u0).mean(-1).tolist(),
+            "mass_drift": float(M.mass_drift(p, u0).max())}
+
+
+def infer_cost(model: Any, u: torch.Tensor, nu: torch.Tensor, dt: float, mode: str, length: float
+               ) -> tuple[float, float]:
+    """Process CPU seconds per trajectory of a full rollout at batch 1 (up to 8 single rollouts) and at batch 256."""
+    k = min(8, u.shape[0])
+    single = sum(timed_rollout(model, u[i:i + 1], nu[i:i + 1], dt, mode, 0, length=length)[2] for i in range(k)) / k
+    rows = torch.arange(256) % u.shape[0]
+    return single, timed_rollout(model, u[rows], nu[rows], dt, mode, 0, length=length)[2]
+
+
+def tensors(u: np.ndarray, nu: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+    return torch.as_tensor(u, dtype=torch.float32), torch.as_tensor(nu, dtype=torch.float32)
+
+
+def run_seed(args: argparse.Namespace, seed: int, bundle: Any, evaluation: tuple[np.ndarray, np.ndarray],
+             flops: dict[str, Any]) -> dict[str, Any]:
+    """Every learned row at every budget for one seed: the pipeline's modes, each baseline plain and
+    constrained; errors on val (selection) and on the evaluation set."""
+    torch.set_num_threads(args.threads)
+    u, nu = tensors(*evaluation)
+    uv, nuv = tensors(bundle.val.u, bundle.val.nu)
+    dt, length = float(bundle.dt), float(bundle.length)
+    rows: dict[str, dict[str, Any]] = {}
+    last = max(args.budgets)
+
+    def record(name: str, f: float, model: Any, mode: str, info: dict[str, Any]) -> None:
+        row = {"fraction": f, **info, "val": errors(model, uv, nuv, dt, mode, seed, length),
+               "eval": errors(model, u, nu, dt, mode, seed, length)}
+        if seed == args.seeds[0] and f == last:
+            row["infer"] = infer_cost(model, u, nu, dt, mode, length)
+        rows[f"{name}@{f:g}"] = row
+
+    for f in args.budgets:
+        cfg = config(args, seed, f)
+        run = Path(args.work) / f"seed{seed}" / f"budget{f:g}"
+        shutil.rmtree(run, ignore_errors=True)
+        train_run(cfg, run, bundle=bundle, device="cpu", run_evals=False, quiet=True,
+                  events=EventLog(run, stream=io.StringIO()))
+        torch.set_num_threads(args.threads)   # train_run sets threads from USIM_THREADS; keep every run equal
+        steps = {s: getattr(cfg.stages, s).max_steps for s in STEPS}
+        info = {"steps": steps, "flops": sum(steps[s] * flops["pipeline"][s] for s in STEPS),
+                "train_cpu_s": training_cpu_seconds(run)}
+        model, _, _ = load_surrogate(run / "checkpoints" / "consistency_distill.pt")
+        for mode in MODES:
+            record(f"model:{mode}", f, model, mode, info)
+        print(f"seed {seed} budget {f:g}: model {info['train_cpu_s']:.0f} CPU s, val nRMSE/frame "
+              f"{np.mean(rows[f'model:operator@{f:g}']['val']['nrmse']):.4f} (operator)", flush=True)
+        for kind in BASELINES:
+            n_steps = max(1, round(info["flops"] / flops[kind]))
+            trained, got = train_kind(kind, bundle, seed, n_steps)
+            meta = {"steps": n_steps, "flops": n_steps * flops[kind], "train_cpu_s": got["cpu_s"],
+                    "best_val_select": got["best_val"]}
+            record(kind, f, trained, "operator", meta)
+            record(f"{kind}+constraints", f, Constrained(trained), "operator", meta)
+            print(f"seed {seed} budget {f:g}: {kind} {n_steps} steps, {got['cpu_s']:.0f} CPU s, val nRMSE/frame "
+                  f"{np.mean(rows[f'{kind}@{f:g}']['val']['nrmse']):.4f}, constrained "
+                  f"{np.mean(rows[f'{kind}+constraints@{f:g}']['val']['nrmse']):.4f}", flush=True)
+    return {"seed": seed, "rows": rows}
+
+
+def train_kind(kind: str, bundle: Any, seed: int, steps: int, rec: Recipe | None = None,
+               hparams: dict[str, Any] | None = None) -> tuple[Any, dict[str, Any]]:
+    """A baseline trained for `steps` optimiser steps, its best EMA weights on the first VAL_SELECT val
+    trajectories kept (checked 8 times over the run)."""
+    uv, nuv = tensors(bundle.val.u[:VAL_SELECT], bundle.val.nu[:VAL_SELECT])
+    dt, length = float(bundle.dt), float(bundle.length)
+    torch.manual_seed(seed)
+    model = (FNOStepper if kind == "fno" else ResNetStepper)(
+        bundle.stats.mean, bundle.stats.std, **(hparams or BASELINES[kind]["hparams"]))
+    score = lambda m: float(np.mean(errors(m, uv, nuv, dt, "operator", seed, length)["nrmse"]))  # noqa: E731
+    return train_stepper(model, bundle.train.u, bundle.train.nu, recipe=rec or recipe(kind), seed=seed,
+                         max_steps=steps, dt=dt, length=length, val=score, val_every=max(1, steps // 8))
+
+
+def references(evaluation: tuple[np.ndarray, np.ndarray], dt: float, length: float) -> dict[str, dict[str, Any]]:
+    """The rows that learn nothing, with their CPU seconds per trajectory at batch 1 and 256."""
+    u, nu = tensors(*evaluation)
+    steps, t = u.shape[1] - 1, dt * np.arange(u.shape[1])
+    makers = {"persistence": lambda a, n: persistence(a, steps), "mean field": lambda a, n: mean_field(a, steps),
+              "heat step": lambda a, n: heat(a, n, dt, steps, length)}
+    for nx in (64, 128, 256):
+        makers[f"solver {nx} points"] = lambda a, n, nx=nx: torch.as_tensor(
+            solve_coarse(a.double().numpy(), n.double().numpy(), t, nx, length)[0][:, 1:])
+    out = {}
+    for name, make in makers.items():
+        rows = torch.arange(256) % u.shape[0]
+        start = time.process_time()
+        make(u[rows, 0], nu[rows])
+        batch = (time.process_time() - start) / 256
+        start, k = time.process_time(), min(8, u.shape[0])
+        for i in range(k):
+            make(u[i:i + 1, 0], nu[i:i + 1])
+        out[name] = {"eval": frame_errors(make(u[:, 0], nu), u),
+                     "infer": ((time.process_time() - start) / k, batch)}
+        print(f"{name}: nRMSE/frame {np.mean(out[name]['eval']['nrmse']):.4g}", flush=True)
     return out
 
 
-def val_nrmse(stepper: Any, bundle: Any, n: int, seed: int) -> float:
-    """Per-frame rollout nRMSE on the first n val trajectories (the rows the pipeline selects its mode on)."""
-    u = torch.as_tensor(bundle.val.u[:n], dtype=torch.float32)
-    nu = torch.as_tensor(bundle.val.nu[:n], dtype=torch.float32)
-    return rollout_nrmse_frame(stepper, u, nu, bundle.dt, "operator", seed, length=bundle.length)
+def sealed_test_set(args: argparse.Namespace) -> tuple[np.ndarray, np.ndarray]:
+    """The final table's trajectories: generated with SEALED_SEED, read only here (never in --dev)."""
+    length, family = (2.0, "pdebench") if args.geometry == "pdebench" else (1.0, "offset")
+    spec = GenSpec(nu=0.01, n=args.test_n, nx=1024, nt=201, t_end=2.0, seed=SEALED_SEED, length=length,
+                   family=family)
+    path = generate(spec, REPO / "data" / "bench" / spec.filename(), workers=args.jobs)
+    u = read_rows(path, np.arange(args.test_n), x_stride=4, t_stride=5)
+    return u, np.full(args.test_n, 0.01, np.float32)
 
 
-def best_fno_on_val(args: argparse.Namespace, cfg: RunConfig, bundle: Any, cpu: float, seed: int
-                    ) -> tuple[Any, dict[str, Any]]:
-    """The FNO trained for `cpu` CPU seconds at each --fno-lr x --fno-unroll (the operator's batch and unroll
-    weight otherwise), the one best on val kept: the baseline gets the same val-only selection as the pipeline's
-    hyperparameters."""
-    op = cfg.stages.operator
-    tried = []
-    for lr in args.fno_lr:
-        for unroll in args.fno_unroll:
-            fno, info = train_fno(bundle.train.u, bundle.train.nu, bundle.stats.mean, bundle.stats.std,
-                                  budget_s=cpu, seed=seed, unroll=unroll, unroll_weight=op.unroll_weight,
-                                  batch_size=op.batch_size, lr=lr)
-            info = {**info, "lr": lr, "val_nrmse_frame": val_nrmse(fno, bundle, cfg.eval.small.trajectories, seed)}
-            print(f"seed {seed}: fno lr {lr:g} unroll {unroll}: {info['steps']} steps in {info['cpu_s']:.0f} CPU s, "
-                  f"val nRMSE/frame {info['val_nrmse_frame']:.4f}", flush=True)
-            tried.append((fno, info))
-    fno, info = min(tried, key=lambda t: t[1]["val_nrmse_frame"])
-    return fno, {**info, "search": [i for _, i in tried]}
-
-
-def run_seed(args: argparse.Namespace, seed: int, bundle: Any) -> dict[str, Any]:
-    torch.set_num_threads(args.threads)  # a fresh worker process starts with torch's default
-    cfg = config(args, seed)
-    run = Path(args.work) / f"seed{seed}"
-    import shutil
-
-    shutil.rmtree(run, ignore_errors=True)
-    t = time.time()
-    train_run(cfg, run, bundle=bundle, device="cpu", run_evals=False, quiet=True,
-              events=EventLog(run, stream=io.StringIO()))
-    torch.set_num_threads(args.threads)  # train_run sets threads from USIM_THREADS; keep the two runs equal
-    cpu = training_cpu_seconds(run)
-    print(f"seed {seed}: pipeline {cpu:.0f} CPU s ({time.time() - t:.0f} s wall)", flush=True)
-    fno, info = best_fno_on_val(args, cfg, bundle, cpu, seed)
-    save_fno(run / "baselines" / "fno.pt", fno, dt=float(bundle.dt), manifest_hash=bundle.manifest_hash,
-             train_rows=bundle.train.rows, config_hash=cfg.config_hash(), info=info, length=bundle.length)
-    ckpt = run / "checkpoints" / "consistency_distill.pt"
-    rep = evaluate_checkpoint(ckpt, "test", bundle=bundle, out=run / "eval" / "full.json", ttc=False)
-    sel = rep["selection"]["nrmse_frame"]
-    stochastic = min((m for m in ("diffusion", "consistency") if sel.get(m) is not None), key=lambda m: sel[m])
-    ttc = ttc_block(ckpt, bundle, stochastic, seed)
-    print(f"seed {seed}: primary {rep['primary_mode']} (val), test nRMSE/frame "
-          f"{rep['metrics']['nrmse_frame']:.4f} vs fno {rep['baselines']['fno']['metrics']['nrmse_frame']:.4f}",
-          flush=True)
-    return {"seed": seed, "report": rep, "ttc": ttc, "model_cpu_s": cpu, "fno": info,
-            "steps": {s: getattr(cfg.stages, s).max_steps for s in STEPS}}
-
-
-def run_seeds(args: argparse.Namespace, bundle: Any) -> list[dict[str, Any]]:
+def run_seeds(args: argparse.Namespace, *rest: Any) -> list[dict[str, Any]]:
     """Every seed, --jobs at a time in worker processes (spawned: no forked torch state), in seed order."""
     jobs = min(args.jobs, len(args.seeds))
     if jobs == 1:
-        return [run_seed(args, seed, bundle) for seed in args.seeds]
+        return [run_seed(args, seed, *rest) for seed in args.seeds]
     from concurrent.futures import ProcessPoolExecutor
 
+    n = len(args.seeds)
     with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
-        return list(pool.map(run_seed, [args] * len(args.seeds), args.seeds, [bundle] * len(args.seeds)))
+        return list(pool.map(run_seed, [args] * n, args.seeds, *([x] * n for x in rest)))
 
 
-def summarise(args: argparse.Namespace, runs: list[dict[str, Any]], bundle: Any) -> dict[str, Any]:
-    reps = [r["report"] for r in runs]
-    fno = [r["baselines"]["fno"]["metrics"] for r in reps]
-    model = [r["metrics"] for r in reps]
-    coarse = [r["baselines"]["coarse_solver"] for r in reps]
-    mass = [max(m["metrics"]["mass_drift"] for m in r["modes"].values()) for r in reps]
-    mass += [max(x["ttc"][k]["mass_drift"] for k in ("plain", "reward", "mean", "random")) for x in runs]
-    codec = [r["codec_nrmse"] for r in reps]
-    return {
-        "seeds": [r["seed"] for r in runs],
-        "protocol": {
-            "metric": "nrmse_frame: PDEBench's per-frame nRMSE (||pred_t - true_t|| / ||true_t|| over x, mean over "
-                      "frames and test trajectories); nrmse_rollout (pooled space-time) beside it",
-            "budget": "optimiser-step caps for the pipeline; the FNO gets the pipeline's process CPU seconds",
-            "selection": "primary mode chosen on val (16 trajectories); test only reports",
-            "threads": args.threads, "jobs": min(args.jobs, len(args.seeds)),
-            "trajectories": {s: len(bundle.split(s).rows) for s in ("train", "val", "test")},
-            "steps": runs[0]["steps"], "model_cpu_s": [r["model_cpu_s"] for r in runs],
-            "fno_steps": [r["fno"]["steps"] for r in runs], "fno_cpu_s": [r["fno"]["cpu_s"] for r in runs],
-            "fno_lr": [r["fno"]["lr"] for r in runs], "fno_unroll": [r["fno"]["unroll"] for r in runs],
-            "fno_search": [r["fno"]["search"] for r in runs],
-            "domain": reps[0]["domain"], "command": " ".join(sys.argv),
-        },
-        "primary_mode": [r["primary_mode"] for r in reps],
-        "selection": [r["selection"] for r in reps],
-        "model": {"nrmse_frame": interval([m["nrmse_frame"] for m in model]),
-                  "nrmse_rollout": interval([m["nrmse_rollout"] for m in model]),
-                  "mass_drift_max": max(mass), "energy_violation_max": max(m["energy_violation"] for m in model),
-                  "cpu_s_per_traj": interval([r["model_cpu_s_per_traj"] for r in reps])},
-        "fno": {"nrmse_frame": interval([m["nrmse_frame"] for m in fno]),
-                "nrmse_rollout": interval([m["nrmse_rollout"] for m in fno]),
-                "mass_drift": interval([m["mass_drift"] for m in fno]),
-                "cpu_s_per_traj": interval([r["baselines"]["fno"]["cpu_s_per_traj"] for r in reps])},
-        "persistence": {"nrmse_frame": reps[0]["baselines"]["persistence"]["metrics"]["nrmse_frame"]},
-        "coarse_solver": {"nx": [c["nx"] for c in coarse], "nrmse_frame": interval([c["nrmse_frame"] for c in coarse]),
-                          "cpu_s_per_traj": interval([c["cpu_s_per_traj"] for c in coarse]),
-                          "matched_to_model": [c["matched_to_model"] for c in coarse]},
-        "ratio_to_fno": interval([m["nrmse_frame"] / f["nrmse_frame"] for m, f in zip(model, fno, strict=True)]),
-        "ratio_to_fno_rollout": interval([m["nrmse_rollout"] / f["nrmse_rollout"]
-                                          for m, f in zip(model, fno, strict=True)]),
-        "codec_floor": {**interval(codec), "ratio_to_model": interval(
-            [c / m["nrmse_frame"] for c, m in zip(codec, model, strict=True)])},
-        "corrector": [r["corrector"] for r in reps],
-        "ttc": {"mode": [x["ttc"]["mode"] for x in runs],
-                **{k: {"gain": interval([x["ttc"][k]["gain"] for x in runs]),
-                       "nrmse_frame": interval([x["ttc"][k]["nrmse_frame"] for x in runs])}
-                   for k in ("reward", "mean", "random")},
-                "plain": {"nrmse_frame": interval([x["ttc"]["plain"]["nrmse_frame"] for x in runs])},
-                "per_seed": [x["ttc"] for x in runs]},
-    }
+def table(args: argparse.Namespace, runs: list[dict[str, Any]], refs: dict[str, dict[str, Any]]
+          ) -> dict[str, Any]:
+    """The rows, the best baseline and the primary mode (both chosen on val), each row's ratio to the best."""
+    last = f"{max(args.budgets):g}"
+    names = list(runs[0]["rows"])
+    val = {k: np.mean([r["rows"][k]["val"]["nrmse"] for r in runs]) for k in names}
+    learned = [k for k in names if not k.startswith("model:") and k.endswith("@" + last)]
+    best = min(learned, key=val.get).split("@")[0]
+    primary = min(MODES, key=lambda m: val[f"model:{m}@{last}"])
+    grid = lambda k, what="nrmse": np.array([r["rows"][k]["eval"][what] for r in runs])  # noqa: E731
+    n_seeds = len(runs)
+    rows = []
+    for k in names:
+        base, f = f"{best}@{k.split('@')[1]}", runs[0]["rows"][k]["fraction"]
+        one = runs[0]["rows"][k]
+        rows.append({
+            "name": k, "train_budget": {"fraction": f, "flops": one["flops"], "steps": one["steps"]},
+            "nrmse_frame": mean_ci(grid(k)), "vrmse": mean_ci(grid(k, "vrmse")),
+            "mass_drift_max": max(r["rows"][k]["eval"]["mass_drift"] for r in runs),
+            "train_cpu_s": float(np.mean([r["rows"][k]["train_cpu_s"] for r in runs])),
+            "infer_cpu_s_per_traj": one.get("infer", (None, None))[1],
+            "infer_cpu_s_per_traj_batch1": one.get("infer", (None, None))[0],
+            "val_nrmse_frame": float(val[k]), "ratio_to_best_baseline": ratio_ci(grid(k), grid(base))})
+    for name, ref in refs.items():
+        a = np.tile(np.array(ref["eval"]["nrmse"]), (n_seeds, 1))
+        rows.append({"name": name, "train_budget": None, "nrmse_frame": mean_ci(a),
+                     "vrmse": mean_ci(np.tile(np.array(ref["eval"]["vrmse"]), (n_seeds, 1))),
+                     "mass_drift_max": ref["eval"]["mass_drift"], "train_cpu_s": None,
+                     "infer_cpu_s_per_traj": ref["infer"][1], "infer_cpu_s_per_traj_batch1": ref["infer"][0],
+                     "val_nrmse_frame": None, "ratio_to_best_baseline": ratio_ci(a, grid(f"{best}@{last}"))})
+    missing = [r["name"] for r in rows if r["infer_cpu_s_per_traj"] is None]
+    for r in rows:   # a learned row's inference cost is its model's at the largest budget (same network)
+        if r["name"] in missing:
+            twin = next(x for x in rows if x["name"] == r["name"].split("@")[0] + "@" + last)
+            r["infer_cpu_s_per_traj"], r["infer_cpu_s_per_traj_batch1"] = (
+                twin["infer_cpu_s_per_traj"], twin["infer_cpu_s_per_traj_batch1"])
+    return {"table": rows, "best_baseline": best, "primary_mode": primary}
 
 
-def show(s: dict[str, Any]) -> None:
-    f = lambda d: f"{d['mean']:.4f} ± {d['ci95']:.4f}" if d.get("ci95") is not None else f"{d['mean']:.4f}"  # noqa: E731
-    print(f"\nseeds {s['seeds']}; primary mode (val) {s['primary_mode']}")
-    print(f"model  nRMSE/frame {f(s['model']['nrmse_frame'])}   pooled {f(s['model']['nrmse_rollout'])}")
-    print(f"fno    nRMSE/frame {f(s['fno']['nrmse_frame'])}   pooled {f(s['fno']['nrmse_rollout'])}   "
-          f"lr {s['protocol']['fno_lr']} unroll {s['protocol']['fno_unroll']} (chosen on val from "
-          f"{[(i['lr'], i['unroll']) for i in s['protocol']['fno_search'][0]]})")
-    print(f"ratio to FNO (per-frame) {f(s['ratio_to_fno'])}  (target <= 1.00); pooled {f(s['ratio_to_fno_rollout'])}")
-    c = s["coarse_solver"]
-    print(f"coarse solver nx {c['nx']}: nRMSE/frame {c['nrmse_frame']['mean']:.2e} at {f(c['cpu_s_per_traj'])} "
-          f"CPU s/traj; model {f(s['model']['cpu_s_per_traj'])} CPU s/traj")
-    print(f"persistence nRMSE/frame {s['persistence']['nrmse_frame']:.4f}")
-    print(f"mass drift max {s['model']['mass_drift_max']:.2e} (target <= 1e-6); codec floor {f(s['codec_floor'])} = "
-          f"{f(s['codec_floor']['ratio_to_model'])} of the model's error (target <= 0.1)")
-    t = s["ttc"]
-    print(f"TTC on {t['mode']}: gain {f(t['reward']['gain'])}; controls: mean of N {f(t['mean']['gain'])}, "
-          f"random of N {f(t['random']['gain'])}")
+def conclusion(out: dict[str, Any], last: str) -> str:
+    """The table's finding in one sentence: the primary mode against the best baseline at the largest budget,
+    and against the cheapest solver grid that is at least as accurate."""
+    rows = {r["name"]: r for r in out["table"]}
+    model = rows[f"model:{out['primary_mode']}@{last}"]
+    r = model["ratio_to_best_baseline"]
+    verdict = ("beats" if r["ci95"][1] < 1 else "loses to" if r["ci95"][0] > 1 else "is not distinguishable from")
+    solvers = [x for x in out["table"] if x["name"].startswith("solver")
+               and x["nrmse_frame"]["mean"] <= model["nrmse_frame"]["mean"]]
+    cheapest = min(solvers, key=lambda x: x["infer_cpu_s_per_traj"]) if solvers else None
+    text = (f"At {model['train_budget']['flops'] / 1e9:.0f} GFLOP of training the model ({out['primary_mode']}) "
+            f"{verdict} the best learned baseline ({out['best_baseline']}): {r['mean']:.2f}x its per-frame nRMSE "
+            f"[95% {r['ci95'][0]:.2f}, {r['ci95'][1]:.2f}]")
+    if cheapest:
+        ratio = model["infer_cpu_s_per_traj"] / cheapest["infer_cpu_s_per_traj"]
+        text += (f"; the {cheapest['name']} is at least as accurate ({cheapest['nrmse_frame']['mean']:.2g}) at "
+                 f"{1 / ratio:.2g}x the model's CPU per trajectory (batch 256)")
+    return text + "."
+
+
+def tune(args: argparse.Namespace, bundle: Any, flops: dict[str, Any]) -> dict[str, Any]:
+    """A greedy search on val for one baseline at the middle budget, seed 0: its shape, then the batch size (at
+    equal FLOPs a smaller batch buys more steps), the learning rate bracketed on both sides, EMA, and the model's
+    augmentation, each step keeping the best so far."""
+    kind, f = args.tune, sorted(args.budgets)[len(args.budgets) // 2]
+    budget = sum(max(1, round(STEPS[s] * args.steps_scale * f)) * flops["pipeline"][s] for s in STEPS)
+    shapes = ([{"n_modes": m, "hidden_channels": w, "n_layers": 4} for m in (16, 32, 64) for w in (32, 64)]
+              if kind == "fno" else [{"width": w, "blocks": b, "kernel": 5} for w in (32, 64) for b in (4, 8)])
+    tried: dict[str, dict[str, Any]] = {}
+
+    def score(hp: dict[str, Any], rec: Recipe) -> float:
+        key = json.dumps([hp, asdict(rec)], sort_keys=True)
+        if key not in tried:
+            model = (FNOStepper if kind == "fno" else ResNetStepper)(bundle.stats.mean, bundle.stats.std, **hp)
+            per_step = count_flops(lambda: train_stepper(model, bundle.train.u, bundle.train.nu, recipe=rec,
+                                                         max_steps=1, dt=bundle.dt, length=bundle.length))
+            steps = max(1, round(budget / per_step))
+            _, got = train_kind(kind, bundle, 0, steps, rec, hp)
+            tried[key] = {"hparams": hp, "recipe": asdict(rec), "steps": steps, "val_nrmse_frame": got["best_val"],
+                          "cpu_s": got["cpu_s"]}
+            print(f"tune {kind}: {hp} {asdict(rec)}: {steps} steps, val {got['best_val']:.4f}", flush=True)
+        return tried[key]["val_nrmse_frame"]
+
+    hp = min(shapes, key=lambda h: score(h, Recipe(lr=2e-3)))
+    rec = min((Recipe(lr=2e-3, batch_size=b) for b in (8, 16, 32)), key=lambda r: score(hp, r))
+    rec = min((replace(rec, lr=lr) for lr in (5e-4, 1e-3, 2e-3, 4e-3, 8e-3)), key=lambda r: score(hp, r))
+    rec = min((rec, replace(rec, ema_decay=0.99)), key=lambda r: score(hp, r))
+    rec = min((rec, replace(rec, **AUGMENT)), key=lambda r: score(hp, r))
+    return {"kind": kind, "budget_fraction": f, "budget_flops": budget, "chosen": {"hparams": hp, "recipe": asdict(rec)},
+            "tried": list(tried.values()), "command": " ".join(sys.argv)}
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", required=True, help="JSON file of every figure")
-    ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2],
-                    help="training seeds, one pipeline and one FNO each (default 0 1 2)")
-    ap.add_argument("--jobs", type=int, default=2,
-                    help="seeds run at once, one process each (default 2: this 2-core machine; 1 runs them in turn)")
-    ap.add_argument("--n", type=int, default=200, help="trajectories to generate (default 200: 160/20/20)")
+    ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4], help="training seeds (default 0-4)")
+    ap.add_argument("--jobs", type=int, default=2, help="seeds at once, one process each (default 2)")
+    ap.add_argument("--budgets", type=float, nargs="+", default=BUDGETS,
+                    help=f"fractions of the pipeline's step caps, each a training budget (default {BUDGETS})")
     ap.add_argument("--steps-scale", type=float, default=1.0,
-                    help=f"scale the stages' step caps (default 1.0: {', '.join(f'{k} {v}' for k, v in STEPS.items())})")
-    ap.add_argument("--threads", type=int, default=1,
-                    help="torch threads for both sides (default 1; process CPU time counts every thread)")
-    ap.add_argument("--fno-lr", type=float, nargs="+", default=FNO_LRS,
-                    help="FNO learning rates, each trained for the pipeline's CPU seconds, the best on val kept "
-                         f"(default {FNO_LRS}, chosen on val from 1e-3 and 2e-3: docs/eval.md)")
-    ap.add_argument("--fno-unroll", type=int, nargs="+", default=FNO_UNROLLS,
-                    help="FNO training unrolls, searched with --fno-lr, the best on val kept "
-                         f"(default {FNO_UNROLLS}, chosen on val from 1 and 2: docs/eval.md)")
-    ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                    help="extra dotted config override (repeatable), e.g. stages.operator.unroll=2")
-    ap.add_argument("--work", default=str(REPO / "runs" / "bench_quality"),
-                    help="run dirs, one per seed (default runs/bench_quality)")
+                    help=f"scale the step caps (default 1.0: {', '.join(f'{k} {v}' for k, v in STEPS.items())})")
+    ap.add_argument("--n", type=int, default=200, help="trajectories of the train/val file (default 200: 160/20)")
+    ap.add_argument("--test-n", type=int, default=200, help="trajectories of the sealed test set (default 200)")
+    ap.add_argument("--geometry", choices=("pdebench", "unit"), default="pdebench",
+                    help="pdebench (default): x in (-1, 1), PDEBench's initial conditions; unit: usim's [0, 1)")
+    ap.add_argument("--dev", action="store_true", help="development: report on val, never open the sealed set")
+    ap.add_argument("--quick", action="store_true",
+                    help="a smoke run for CI (implies --dev): 2 seeds, 2 tiny budgets, 24 trajectories")
+    ap.add_argument("--tune", choices=tuple(BASELINES), help="search this baseline's recipe on val instead")
+    ap.add_argument("--threads", type=int, default=1, help="torch threads per process (default 1)")
+    ap.add_argument("--work", default=str(REPO / "runs" / "bench_quality"), help="run dirs (default runs/bench_quality)")
     args = ap.parse_args()
-    if args.jobs < 1:
-        ap.error(f"--jobs {args.jobs}: must be at least 1")
+    if args.quick:
+        args.dev, args.seeds, args.budgets, args.steps_scale, args.n = True, args.seeds[:2], [0.5, 1.0], 0.01, 24
+    if args.jobs < 1 or args.n < 20 or min(args.budgets) <= 0:
+        ap.error("--jobs must be >= 1, --n >= 20 and every --budgets fraction > 0")
     torch.set_num_threads(args.threads)
     t0 = time.time()
     bundle = prepare_data(config(args, args.seeds[0]))
-    print(f"data: {len(bundle.train.rows)}/{len(bundle.val.rows)}/{len(bundle.test.rows)} trajectories of "
-          f"{bundle.test.u.shape[1]} x {bundle.test.u.shape[2]}, dt {bundle.dt:.3g}, length {bundle.length:g}",
+    print(f"data ({args.geometry}): {len(bundle.train.rows)} train / {len(bundle.val.rows)} val trajectories of "
+          f"{bundle.val.u.shape[1]} x {bundle.val.u.shape[2]}, dt {bundle.dt:.3g}, length {bundle.length:g}",
           flush=True)
-    runs = run_seeds(args, bundle)
-    summary = summarise(args, runs, bundle)
-    summary["protocol"]["wall_s"] = round(time.time() - t0, 1)
+    flops: dict[str, Any] = {"pipeline": pipeline_step_flops(args, bundle)}
+    flops |= {kind: stepper_step_flops(kind, bundle) for kind in BASELINES}
+    print("FLOPs per optimiser step: " + ", ".join(f"{s} {v / 1e6:.0f}M" for s, v in flops["pipeline"].items())
+          + "; " + ", ".join(f"{k} {flops[k] / 1e6:.0f}M" for k in BASELINES), flush=True)
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(summary, indent=2))
-    show(summary)
-    print(f"\nwrote {args.out} ({summary['protocol']['wall_s']:.0f} s wall)")
+    if args.tune:
+        out = tune(args, bundle, flops)
+        Path(args.out).write_text(json.dumps(out, indent=2))
+        print(f"chosen on val: {out['chosen']}\nwrote {args.out}")
+        return
+    evaluation = (bundle.val.u, bundle.val.nu) if args.dev else sealed_test_set(args)
+    refs = references(evaluation, float(bundle.dt), float(bundle.length))
+    runs = run_seeds(args, bundle, evaluation, flops)
+    out: dict[str, Any] = {
+        "seeds": args.seeds,
+        "test_set": {"n_trajectories": int(evaluation[0].shape[0]), "seed": None if args.dev else SEALED_SEED,
+                     "sealed": not args.dev, "geometry": args.geometry},
+        **table(args, runs, refs),
+        "protocol": {"budget": "training FLOPs (torch.utils.flop_counter: matmul, conv, attention; not FFTs)",
+                     "flops_per_step": flops, "steps": STEPS, "steps_scale": args.steps_scale,
+                     "budgets": args.budgets, "baselines": BASELINES, "val_select": VAL_SELECT,
+                     "trajectories": {"train": len(bundle.train.rows), "val": len(bundle.val.rows)},
+                     "threads": args.threads, "jobs": args.jobs, "domain": bundle.domain.to_dict(),
+                     "command": " ".join(sys.argv)},
+    }
+    out["conclusion"] = conclusion(out, f"{max(args.budgets):g}")
+    out["protocol"]["wall_s"] = round(time.time() - t0, 1)
+    Path(args.out).write_text(json.dumps(out, indent=2))
+    show(out)
+    print(f"\nwrote {args.out} ({out['protocol']['wall_s']:.0f} s wall)")
 
 
 if __name__ == "__main__":

@@ -29,14 +29,14 @@ def test_fno_trains_saves_and_reloads(tmp_path):
     u, nu = advected(16, 0)
     u_test, nu_test = advected(4, 1)
     ut, nut, dt = torch.as_tensor(u_test), torch.as_tensor(nu_test), torch.full((4,), 0.05)
-    untrained = fno_mod.FNOStepper(0.0, float(u.std()), n_modes=8, hidden_channels=8, n_layers=2)
-    model, info = fno_mod.train_fno(u, nu, 0.0, float(u.std()), budget_s=120, max_steps=40, batch_size=16,
+    model, info = fno_mod.train_fno(u, nu, 0.0, float(u.std()), budget_s=120, max_steps=100, batch_size=16,
                                     lr=3e-3, hparams={"n_modes": 8, "hidden_channels": 8, "n_layers": 2})
-    assert info["steps"] == 40  # the step cap, not the time budget, ended it
+    assert info["steps"] == 100  # the step cap, not the time budget, ended it
+    # against persistence, a fixed reference (an untrained FNO was a random one: this test failed on some orders)
+    persistence = (ut[:, :-1] - ut[:, 1:]).pow(2).mean()
     with torch.no_grad():
-        err_before = (one_step(untrained, ut, nut, dt) - ut[:, 1:]).pow(2).mean()
         err_after = (one_step(model, ut, nut, dt) - ut[:, 1:]).pow(2).mean()
-    assert err_after < 0.5 * err_before
+    assert err_after < 0.5 * persistence
 
     path = tmp_path / "baselines" / "fno.pt"
     fno_mod.save_fno(path, model, dt=0.05, manifest_hash="m1", train_rows=[("h", 0), ("h", 1)],

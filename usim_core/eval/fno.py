@@ -11,15 +11,15 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-from torch import Tensor, nn
 
+from usim_core.eval.field_stepper import FieldStepper
+from usim_core.eval.stepper_train import Recipe, train_stepper
 from usim_core.train.checkpoint import atomic_save
 
 FORMAT = "usim-fno-1"
@@ -30,29 +30,13 @@ def rows_hash(rows: list) -> str:
     return hashlib.sha256(json.dumps([list(r) for r in rows]).encode()).hexdigest()[:16]
 
 
-class FNOStepper(nn.Module):
+class FNOStepper(FieldStepper):
     def __init__(self, mean: float, std: float, n_modes: int, hidden_channels: int, n_layers: int) -> None:
-        super().__init__()
         from neuralop.models import FNO
 
+        super().__init__(mean, std, FNO(n_modes=(n_modes,), in_channels=2, out_channels=1,
+                                        hidden_channels=hidden_channels, n_layers=n_layers))
         self.hparams = {"n_modes": n_modes, "hidden_channels": hidden_channels, "n_layers": n_layers}
-        self.net = FNO(n_modes=(n_modes,), in_channels=2, out_channels=1, hidden_channels=hidden_channels,
-                       n_layers=n_layers)
-        self.register_buffer("u_mean", torch.tensor(float(mean)))
-        self.register_buffer("u_std", torch.tensor(max(float(std), 1e-8)))
-
-    def encode(self, u: Tensor, nu: Tensor) -> Tensor:
-        return (u - self.u_mean) / self.u_std
-
-    def decode(self, z: Tensor) -> Tensor:
-        return z * self.u_std + self.u_mean
-
-    def step(self, z: Tensor, nu: Tensor, dt: Tensor) -> Tensor:
-        feat = (torch.log10(nu.clamp_min(1e-12)) + 2.0)[:, None].expand_as(z)
-        return z + self.net(torch.stack([z, feat], dim=1))[:, 0]
-
-    def sample_residual(self, *args: Any, **kwargs: Any) -> Tensor:
-        raise ValueError("the FNO baseline is deterministic: evaluate it in mode 'operator'")
 
 
 def train_fno(u: np.ndarray, nu: np.ndarray, mean: float, std: float, *, budget_s: float, seed: int = 0,
@@ -61,41 +45,12 @@ def train_fno(u: np.ndarray, nu: np.ndarray, mean: float, std: float, *, budget_
               log: Any = None) -> tuple[FNOStepper, dict[str, Any]]:
     """Train on trajectories u (n, nt, nx) PHYSICAL until budget_s process CPU seconds (or max_steps) are spent."""
     torch.manual_seed(seed)
-    g = np.random.default_rng(seed)
     model = FNOStepper(mean, std, **{**DEFAULT_HPARAMS, **(hparams or {})})
-    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-4)
-    data = torch.as_tensor(u, dtype=torch.float32)
-    nus = torch.as_tensor(nu, dtype=torch.float32)
-    n, nt, _ = data.shape
-    h = max(1, min(unroll, nt - 1))
-    start, wall, step, loss_ema = time.process_time(), time.monotonic(), 0, None
-    while True:
-        elapsed = time.process_time() - start
-        if elapsed >= budget_s or (max_steps is not None and step >= max_steps):
-            break
-        for group in opt.param_groups:
-            group["lr"] = lr * 0.5 * (1 + math.cos(math.pi * min(1.0, elapsed / budget_s)))
-        traj = torch.as_tensor(g.integers(0, n, batch_size))
-        t0 = torch.as_tensor(g.integers(0, nt - h, batch_size))
-        win = data[traj[:, None], t0[:, None] + torch.arange(h + 1)]  # (b, h+1, nx)
-        zt = model.encode(win, nus[traj])
-        z, losses = zt[:, 0], []
-        for k in range(1, h + 1):
-            z = model.step(z, nus[traj], torch.zeros(batch_size))
-            losses.append((z - zt[:, k]).pow(2).mean())
-        loss = losses[0] + unroll_weight * (torch.stack(losses[1:]).mean() if h > 1 else 0.0)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        opt.step()
-        step += 1
-        loss_ema = float(loss.detach()) if loss_ema is None else 0.98 * loss_ema + 0.02 * float(loss.detach())
-        if log and step % 100 == 0:
-            log(f"fno step {step} loss {loss_ema:.4g} ({time.process_time() - start:.0f}/{budget_s:.0f} CPU s)")
-    model.eval()
-    return model, {"steps": step, "cpu_s": round(time.process_time() - start, 2),
-                   "seconds": round(time.monotonic() - wall, 2), "loss": loss_ema,
-                   "budget_s": budget_s, "unroll": h, "batch_size": batch_size, "lr": lr}
+    wall = time.monotonic()
+    recipe = Recipe(lr=lr, batch_size=batch_size, unroll=unroll, unroll_weight=unroll_weight)
+    model, info = train_stepper(model, u, nu, recipe=recipe, seed=seed, max_steps=max_steps, budget_s=budget_s,
+                                log=(lambda m: log(f"fno {m}")) if log else None)
+    return model, {**info, "seconds": round(time.monotonic() - wall, 2)}
 
 
 def save_fno(path: str | Path, model: FNOStepper, *, dt: float, manifest_hash: str, train_rows: list,

@@ -34,6 +34,14 @@ def nrmse_per_frame(pred: Tensor, true: Tensor, u0: Tensor) -> Tensor:
     return num / den
 
 
+def vrmse_per_frame(pred: Tensor, true: Tensor, u0: Tensor) -> Tensor:
+    """(B, T): ||pred_t - true_t||_2 / max(std_x(true_t), 1% std_x(u0)) (The Well's VRMSE): the error against
+    the field's deviation from its mean, which a conserved mean cannot flatter; predicting the mean scores 1."""
+    num = _rms(pred - true, (-1,))
+    den = torch.maximum(true.std(-1, unbiased=False), (NORM_FLOOR * u0.std(-1, unbiased=False)).clamp_min(EPS)[:, None])
+    return num / den
+
+
 def nrmse(pred: Tensor, true: Tensor, u0: Tensor) -> Tensor:
     """(B,): space-time nRMSE over all frames, with the same floor."""
     num = _rms(pred - true, (-2, -1))
