@@ -8,7 +8,8 @@ seeds, on a sealed test set.
    usim's own [0, 1) with a mean offset), nu = 0.01, 1024 x 201 -> 256 x 41. Training and val come from one
    generated file (--n trajectories, split 80/10/10; its test part is unused). The final table reads a SEALED
    test set: --test-n trajectories generated with a seed nothing else uses (SEALED_SEED). `--dev` (and `--quick`)
-   report on val and never open it; only a final run reads it, once.
+   report on val and never open it; only a final run reads it, once: every read goes on record in
+   docs/bench/sealed_reads.jsonl, and a second needs --reread REASON.
 2. Budgets in training FLOPs (torch.utils.flop_counter: matmuls, convolutions, attention; FFTs and elementwise
    ops are not counted, for any model), never CPU seconds: the pipeline trains its stages to step caps (STEPS x
    each --budgets fraction) and its FLOPs are those caps x each stage's FLOPs per optimiser step (measured once);
@@ -45,7 +46,7 @@ import torch
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from quality_table import mean_ci, ratio_ci, show  # noqa: E402  (bench/ is the script's own directory)
+from quality_table import mean_ci, plot, ratio_ci, show  # noqa: E402  (bench/ is the script's own directory)
 
 from usim_core.config import RunConfig, load_config  # noqa: E402
 from usim_core.data import prepare_data  # noqa: E402
@@ -114,13 +115,17 @@ def count_flops(fn: Any) -> float:
 
 def pipeline_step_flops(args: argparse.Namespace, bundle: Any) -> dict[str, float]:
     """Each stage's FLOPs per optimiser step: a run at 1 step per stage against runs with one stage at 3 (both
-    within one epoch, so validation costs the same in each)."""
+    within one epoch, so validation costs the same in each and cancels; on 2 val trajectories, as the counter
+    makes every operation slow)."""
+    few = replace(bundle, val=replace(bundle.val, u=bundle.val.u[:2], nu=bundle.val.nu[:2], rows=bundle.val.rows[:2]))
+
     def run(caps: dict[str, int]) -> float:
         cfg = config(args, 0)
+        cfg.eval.small.trajectories = 2
         for stage, cap in caps.items():
             getattr(cfg.stages, stage).max_steps = cap
         with tempfile.TemporaryDirectory() as tmp:
-            return count_flops(lambda: train_run(cfg, tmp, bundle=bundle, device="cpu", run_evals=False, quiet=True,
+            return count_flops(lambda: train_run(cfg, tmp, bundle=few, device="cpu", run_evals=False, quiet=True,
                                                  events=EventLog(tmp, stream=io.StringIO())))
     one = {s: 1 for s in STEPS}
     base = run(one)
@@ -258,8 +263,23 @@ def references(evaluation: tuple[np.ndarray, np.ndarray], dt: float, length: flo
     return out
 
 
+SEALED_READS = REPO / "docs" / "bench" / "sealed_reads.jsonl"   # every read of the sealed set, in the repository
+
+
+def check_unread(args: argparse.Namespace) -> None:
+    reads = SEALED_READS.read_text().splitlines() if SEALED_READS.is_file() else []
+    if reads and not args.reread:
+        raise SystemExit(f"the sealed test set was read {len(reads)} time(s) already ({SEALED_READS}); a final "
+                         "table reads it once: develop with --dev (val), or pass --reread REASON to read it again")
+
+
 def sealed_test_set(args: argparse.Namespace) -> tuple[np.ndarray, np.ndarray]:
-    """The final table's trajectories: generated with SEALED_SEED, read only here (never in --dev)."""
+    """The final table's trajectories: generated with SEALED_SEED, read only here (never in --dev). Each read is
+    appended to SEALED_READS; a read after the first needs --reread REASON, so every look is on record."""
+    check_unread(args)
+    with SEALED_READS.open("a") as f:
+        f.write(json.dumps({"at": time.strftime("%Y-%m-%d %H:%M:%S"), "out": args.out,
+                            "command": " ".join(sys.argv), "reason": args.reread or "the final table"}) + "\n")
     length, family = (2.0, "pdebench") if args.geometry == "pdebench" else (1.0, "offset")
     spec = GenSpec(nu=0.01, n=args.test_n, nx=1024, nt=201, t_end=2.0, seed=SEALED_SEED, length=length,
                    family=family)
@@ -387,6 +407,7 @@ def main() -> None:
     ap.add_argument("--dev", action="store_true", help="development: report on val, never open the sealed set")
     ap.add_argument("--quick", action="store_true",
                     help="a smoke run for CI (implies --dev): 2 seeds, 2 tiny budgets, 24 trajectories")
+    ap.add_argument("--reread", metavar="REASON", help="read the sealed test set again (each read is on record)")
     ap.add_argument("--tune", choices=tuple(BASELINES), help="search this baseline's recipe on val instead")
     ap.add_argument("--threads", type=int, default=1, help="torch threads per process (default 1)")
     ap.add_argument("--work", default=str(REPO / "runs" / "bench_quality"), help="run dirs (default runs/bench_quality)")
@@ -395,6 +416,10 @@ def main() -> None:
         args.dev, args.seeds, args.budgets, args.steps_scale, args.n = True, args.seeds[:2], [0.5, 1.0], 0.01, 24
     if args.jobs < 1 or args.n < 20 or min(args.budgets) <= 0:
         ap.error("--jobs must be >= 1, --n >= 20 and every --budgets fraction > 0")
+    if args.dev and args.reread:
+        ap.error("--reread reads the sealed test set; --dev and --quick never do")
+    if not (args.dev or args.tune):
+        check_unread(args)   # before minutes of work
     torch.set_num_threads(args.threads)
     t0 = time.time()
     bundle = prepare_data(config(args, args.seeds[0]))
@@ -430,7 +455,9 @@ def main() -> None:
     out["protocol"]["wall_s"] = round(time.time() - t0, 1)
     Path(args.out).write_text(json.dumps(out, indent=2))
     show(out)
-    print(f"\nwrote {args.out} ({out['protocol']['wall_s']:.0f} s wall)")
+    figure = str(Path(args.out).with_suffix(".png"))
+    plot(out, figure)
+    print(f"\nwrote {args.out} and {figure} ({out['protocol']['wall_s']:.0f} s wall)")
 
 
 if __name__ == "__main__":

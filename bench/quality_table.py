@@ -61,3 +61,40 @@ def show(out: dict[str, Any]) -> None:
               f"{r['train_cpu_s'] or 0:11.0f} {r['infer_cpu_s_per_traj_batch1']:15.2e} "
               f"{r['infer_cpu_s_per_traj']:9.2e}")
     print(f"\n{out['conclusion']}")
+
+
+def plot(out: dict[str, Any], path: str) -> None:
+    """Two panels: per-frame nRMSE against training FLOPs (each learned family over the budgets, 95% bars), and
+    against inference CPU seconds per trajectory at batch 256 (filled) and batch 1 (open) for every row at its
+    largest budget."""
+    from usim_core.eval.plots import _plt
+
+    plt = _plt()
+    fig, (a, b) = plt.subplots(1, 2, figsize=(12, 4.8))
+    families: dict[str, list[dict[str, Any]]] = {}
+    for r in out["table"]:
+        families.setdefault(r["name"].split("@")[0], []).append(r)
+    last = max(r["train_budget"]["fraction"] for r in out["table"] if r["train_budget"])
+    for i, (name, rows) in enumerate(families.items()):
+        color = plt.get_cmap("tab20")(i % 20)
+        y = [r["nrmse_frame"]["mean"] for r in rows]
+        err = np.array([[m - r["nrmse_frame"]["ci95"][0], r["nrmse_frame"]["ci95"][1] - m]
+                        for r, m in zip(rows, y, strict=True)]).T
+        if rows[0]["train_budget"]:
+            x = [r["train_budget"]["flops"] for r in rows]
+            a.errorbar(x, y, yerr=err, marker="o", color=color, label=name, capsize=3)
+        top = [r for r in rows if not r["train_budget"] or r["train_budget"]["fraction"] == last]
+        for r in top:
+            m = r["nrmse_frame"]["mean"]
+            b.scatter(r["infer_cpu_s_per_traj"], m, color=color, label=name)
+            b.scatter(r["infer_cpu_s_per_traj_batch1"], m, facecolors="none", edgecolors=color)
+    split = "sealed test" if out["test_set"]["sealed"] else "val"
+    a.set(xscale="log", yscale="log", xlabel="training FLOPs", ylabel=f"per-frame nRMSE ({split})",
+          title="error against training compute")
+    b.set(xscale="log", yscale="log", xlabel="CPU s per trajectory (filled: batch 256, open: batch 1)",
+          title="error against inference cost")
+    a.legend(fontsize=7)
+    b.legend(fontsize=6, ncol=2)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
