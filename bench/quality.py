@@ -73,19 +73,21 @@ ARCH = {
     "model.diffusion": {"hidden_dim": 32, "heads": 4, "depth": 1, "steps": 3, "prediction": "eps",
                         "min_noise_std": 2e-3},
 }
-# the pipeline's optimiser-step caps at budget 1.0 (a quarter of the old bench's, so five seeds at three budgets
-# fit half an hour on two cores); the corrector stages get the least
-STEPS = {"codec": 750, "operator": 625, "diffusion_residual": 40, "consistency_distill": 15}
+# the pipeline's optimiser-step caps at budget 1.0 (an eighth of the old bench's, so five seeds at three budgets,
+# with the baselines' many cheap steps, fit half an hour on two cores); the corrector stages get the least
+STEPS = {"codec": 375, "operator": 312, "diffusion_residual": 20, "consistency_distill": 8}
 LR = {"diffusion_residual": 1e-3, "consistency_distill": 1e-3}
 BUDGETS = [0.25, 0.5, 1.0]
 MODES = ("operator", "diffusion", "consistency")
 # the baselines' recipes, chosen on val by `--tune` (docs/bench/quality_tune_*.json, docs/eval.md)
 AUGMENT = {"reflect": True, "galilean": 0.5, "initial_repeat": 4, "initial_span": 2}   # the model's own
 BASELINES: dict[str, dict[str, Any]] = {
-    "fno": {"hparams": {"n_modes": 32, "hidden_channels": 64, "n_layers": 4},
-            "recipe": {"lr": 2e-3, "ema_decay": 0.99, **AUGMENT}},
-    "resnet": {"hparams": {"width": 64, "blocks": 4, "kernel": 5},
-               "recipe": {"lr": 2e-3, "ema_decay": 0.99, **AUGMENT}},
+    # `--tune fno` (docs/bench/quality_tune_fno_2026-12-07.json): val 0.0378; without the augmentation 0.0485
+    "fno": {"hparams": {"n_modes": 32, "hidden_channels": 16, "n_layers": 2},
+            "recipe": {"lr": 8e-3, "batch_size": 8, "ema_decay": 0.99, **AUGMENT}},
+    # `--tune resnet` (docs/bench/quality_tune_resnet_2026-12-07.json): val 0.0423; the model's augmentation 0.0449
+    "resnet": {"hparams": {"width": 16, "blocks": 2, "kernel": 5},
+               "recipe": {"lr": 2e-3, "batch_size": 8, "ema_decay": 0.99}},
 }
 VAL_SELECT = 16   # val trajectories the baselines' best-on-val checkpoint is chosen on (the model's: eval.small)
 
@@ -359,36 +361,84 @@ def conclusion(out: dict[str, Any], last: str) -> str:
     return text + "."
 
 
+def _trial(kind: str, bundle: Any, budget: float, hp: dict[str, Any], rec: Recipe, threads: int) -> dict[str, Any]:
+    """One tuning trial: this shape and recipe trained on `budget` FLOPs, seed 0, scored on val."""
+    torch.set_num_threads(threads)
+    model = (FNOStepper if kind == "fno" else ResNetStepper)(bundle.stats.mean, bundle.stats.std, **hp)
+    per_step = count_flops(lambda: train_stepper(model, bundle.train.u, bundle.train.nu, recipe=rec, max_steps=1,
+                                                 dt=bundle.dt, length=bundle.length))
+    steps = max(1, round(budget / per_step))
+    _, got = train_kind(kind, bundle, 0, steps, rec, hp)
+    print(f"tune {kind}: {hp} {asdict(rec)}: {steps} steps, val {got['best_val']:.4f}", flush=True)
+    return {"hparams": hp, "recipe": asdict(rec), "steps": steps, "val_nrmse_frame": got["best_val"],
+            "cpu_s": got["cpu_s"]}
+
+
+# the values a tuned dimension may take, in order; the search walks out past an edge that wins. At equal FLOPs
+# narrower networks and smaller batches buy more optimiser steps, and on val they kept winning below these
+# floors (docs/eval.md has the figures), but the steps they need do not fit the default run's half hour
+LADDERS = {
+    "n_modes": [8, 16, 32, 64, 128], "hidden_channels": [16, 32, 64], "n_layers": [1, 2, 4, 6, 8],
+    "width": [16, 32, 64], "blocks": [1, 2, 4, 8],
+    "batch_size": [8, 16, 32, 64], "lr": [2.5e-4, 5e-4, 1e-3, 2e-3, 4e-3, 8e-3, 1.6e-2],
+}
+
+
 def tune(args: argparse.Namespace, bundle: Any, flops: dict[str, Any]) -> dict[str, Any]:
-    """A greedy search on val for one baseline at the middle budget, seed 0: its shape, then the batch size (at
-    equal FLOPs a smaller batch buys more steps), the learning rate bracketed on both sides, EMA, and the model's
-    augmentation, each step keeping the best so far."""
-    kind, f = args.tune, sorted(args.budgets)[len(args.budgets) // 2]
+    """A greedy search on val for one baseline at the largest budget, seed 0: each shape dimension, then the batch
+    size (at equal FLOPs a smaller batch buys more steps) and the learning rate, each bracketed: the value and its
+    neighbours on LADDERS, walking further out while an end wins; then EMA, then the model's augmentation. Trials
+    run --jobs at a time; every finished trial is written to --out at once, and a rerun with the same budget
+    reuses them (training at a fixed step count is deterministic)."""
+    from concurrent.futures import ProcessPoolExecutor
+
+    kind, f = args.tune, max(args.budgets)
     budget = sum(max(1, round(STEPS[s] * args.steps_scale * f)) * flops["pipeline"][s] for s in STEPS)
-    shapes = ([{"n_modes": m, "hidden_channels": w, "n_layers": 4} for m in (16, 32, 64) for w in (32, 64)]
-              if kind == "fno" else [{"width": w, "blocks": b, "kernel": 5} for w in (32, 64) for b in (4, 8)])
-    tried: dict[str, dict[str, Any]] = {}
+    out = {"kind": kind, "budget_fraction": f, "budget_flops": budget, "chosen": None, "tried": [],
+           "command": " ".join(sys.argv)}
+    old = json.loads(Path(args.out).read_text()) if Path(args.out).is_file() else {}
+    key = lambda hp, rec: json.dumps([hp, rec], sort_keys=True)  # noqa: E731
+    tried = {key(t["hparams"], t["recipe"]): t for t in old.get("tried", [])
+             if old.get("kind") == kind and old.get("budget_flops") == budget}
+    pool = ProcessPoolExecutor(args.jobs, mp_context=multiprocessing.get_context("spawn"))
+
+    def run(cands: list[tuple[dict[str, Any], Recipe]]) -> None:
+        new = [(hp, r) for hp, r in cands if key(hp, asdict(r)) not in tried]
+        futures = [pool.submit(_trial, kind, bundle, budget, hp, r, args.threads) for hp, r in new]
+        for fut in futures:
+            got = fut.result()
+            tried[key(got["hparams"], got["recipe"])] = got
+            Path(args.out).write_text(json.dumps({**out, "tried": list(tried.values())}, indent=2))
 
     def score(hp: dict[str, Any], rec: Recipe) -> float:
-        key = json.dumps([hp, asdict(rec)], sort_keys=True)
-        if key not in tried:
-            model = (FNOStepper if kind == "fno" else ResNetStepper)(bundle.stats.mean, bundle.stats.std, **hp)
-            per_step = count_flops(lambda: train_stepper(model, bundle.train.u, bundle.train.nu, recipe=rec,
-                                                         max_steps=1, dt=bundle.dt, length=bundle.length))
-            steps = max(1, round(budget / per_step))
-            _, got = train_kind(kind, bundle, 0, steps, rec, hp)
-            tried[key] = {"hparams": hp, "recipe": asdict(rec), "steps": steps, "val_nrmse_frame": got["best_val"],
-                          "cpu_s": got["cpu_s"]}
-            print(f"tune {kind}: {hp} {asdict(rec)}: {steps} steps, val {got['best_val']:.4f}", flush=True)
-        return tried[key]["val_nrmse_frame"]
+        return tried[key(hp, asdict(rec))]["val_nrmse_frame"]
 
-    hp = min(shapes, key=lambda h: score(h, Recipe(lr=2e-3)))
-    rec = min((Recipe(lr=2e-3, batch_size=b) for b in (8, 16, 32)), key=lambda r: score(hp, r))
-    rec = min((replace(rec, lr=lr) for lr in (5e-4, 1e-3, 2e-3, 4e-3, 8e-3)), key=lambda r: score(hp, r))
-    rec = min((rec, replace(rec, ema_decay=0.99)), key=lambda r: score(hp, r))
-    rec = min((rec, replace(rec, **AUGMENT)), key=lambda r: score(hp, r))
-    return {"kind": kind, "budget_fraction": f, "budget_flops": budget, "chosen": {"hparams": hp, "recipe": asdict(rec)},
-            "tried": list(tried.values()), "command": " ".join(sys.argv)}
+    def bracket(hp: dict[str, Any], rec: Recipe, dim: str) -> tuple[dict[str, Any], Recipe]:
+        ladder = LADDERS[dim]
+        at = lambda i: ({**hp, dim: ladder[i]}, rec) if dim in hp else (hp, replace(rec, **{dim: ladder[i]}))  # noqa: E731
+        now = ladder.index(hp[dim] if dim in hp else getattr(rec, dim))
+        lo, hi = max(0, now - 1), min(len(ladder) - 1, now + 1)
+        while True:
+            run([at(i) for i in range(lo, hi + 1)])
+            i = min(range(lo, hi + 1), key=lambda i: score(*at(i)))
+            if i == lo and lo > 0:
+                lo -= 1
+            elif i == hi and hi < len(ladder) - 1:
+                hi += 1
+            else:
+                return at(i)
+
+    hp = ({"n_modes": 32, "hidden_channels": 32, "n_layers": 4} if kind == "fno"
+          else {"width": 32, "blocks": 4, "kernel": 5})
+    rec = Recipe(lr=2e-3)
+    for dim in [*[d for d in hp if d in LADDERS], "batch_size", "lr"]:
+        hp, rec = bracket(hp, rec, dim)
+    for change in ({"ema_decay": 0.99}, AUGMENT):
+        other = replace(rec, **change)
+        run([(hp, other)])
+        rec = other if score(hp, other) < score(hp, rec) else rec
+    pool.shutdown()
+    return {**out, "chosen": {"hparams": hp, "recipe": asdict(rec)}, "tried": list(tried.values())}
 
 
 def main() -> None:
