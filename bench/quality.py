@@ -32,6 +32,7 @@ import argparse
 import io
 import json
 import multiprocessing
+import os
 import shutil
 import sys
 import tempfile
@@ -470,6 +471,8 @@ def main() -> None:
         ap.error("--reread reads the sealed test set; --dev and --quick never do")
     if not (args.dev or args.tune):
         check_unread(args)   # before minutes of work
+    # the trainer sets its threads from USIM_THREADS (all cores when unset): every model gets --threads
+    os.environ["USIM_THREADS"] = str(args.threads)
     torch.set_num_threads(args.threads)
     t0 = time.time()
     bundle = prepare_data(config(args, args.seeds[0]))
