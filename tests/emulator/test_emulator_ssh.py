@@ -10,6 +10,7 @@ import json
 import os
 import zipfile
 from pathlib import Path
+from typing import Any
 
 import asyncssh
 import pytest
@@ -189,18 +190,24 @@ async def test_bring_up_train_read_and_pull_over_ssh(tmp_path, wheel):
     assert SECRET not in inst.onstart
 
 
+async def ssh_instance(tmp_path: Path, url: str, sweep: str) -> tuple[VastProvider, Any]:
+    """A provider on the emulator at `url` and one instance of it, running and answering SSH."""
+    p = VastProvider(ProviderSettings(kind="vast"), api_key=KEY, base_url=url, sweep=sweep,
+                     ssh_key=tmp_path / "k" / "id_ed25519")
+    spec = LaunchSpec(label=make_label(sweep, "c", 1), sweep=sweep, cell="c", attempt=1, config={}, run_dir="x")
+    obs = await p.create(spec)
+    await wait_running(p, obs.provider_id)
+    await wait_ssh(p, obs.provider_id)
+    return p, obs
+
+
 @pytest.mark.slow
 async def test_a_pull_brings_the_small_files_first_and_keeps_them_when_the_checkpoint_fails(tmp_path):
     """Reproduced on main: the pull was all-or-nothing, so a checkpoint that did not come lost the events and
     metrics already copied."""
     emu = Emulator(api_keys=(KEY,), execute=True, workdir=str(tmp_path / "hosts"), faults=HOSTILE_FAST)
-    spec = LaunchSpec(label=make_label("pl", "c", 1), sweep="pl", cell="c", attempt=1, config={}, run_dir="x")
     async with serve(emu) as url:
-        p = VastProvider(ProviderSettings(kind="vast"), api_key=KEY, base_url=url, sweep="pl",
-                         ssh_key=tmp_path / "k" / "id_ed25519")
-        obs = await p.create(spec)
-        await wait_running(p, obs.provider_id)
-        await wait_ssh(p, obs.provider_id)
+        p, obs = await ssh_instance(tmp_path, url, "pl")
         # a checkpoint that cannot be read as a file (a directory under the name): its transfer fails
         await p.run_command(obs.provider_id, "mkdir -p r/eval r/checkpoints/operator.pt && echo '{}' > r/events.jsonl "
                             "&& echo '{}' > r/metrics.jsonl && echo '{}' > r/eval/small.json")
@@ -231,7 +238,6 @@ async def test_a_checkpoint_replaced_while_it_is_pulled_never_makes_the_resume_p
     file by a stat taken after its copy (the new file's time), so the resume point claimed the next epoch's
     events for a checkpoint that held the earlier one."""
     emu = Emulator(api_keys=(KEY,), execute=True, workdir=str(tmp_path / "hosts"), faults=HOSTILE_FAST)
-    spec = LaunchSpec(label=make_label("rp", "c", 1), sweep="rp", cell="c", attempt=1, config={}, run_dir="x")
     t0 = 1_700_000_000.0
     run = None
     opened = asyncssh.SFTPClient.open
@@ -245,11 +251,7 @@ async def test_a_checkpoint_replaced_while_it_is_pulled_never_makes_the_resume_p
 
     monkeypatch.setattr(asyncssh.SFTPClient, "open", open_then_epoch_ends)
     async with serve(emu) as url:
-        p = VastProvider(ProviderSettings(kind="vast"), api_key=KEY, base_url=url, sweep="rp",
-                         ssh_key=tmp_path / "k" / "id_ed25519")
-        obs = await p.create(spec)
-        await wait_running(p, obs.provider_id)
-        await wait_ssh(p, obs.provider_id)
+        p, obs = await ssh_instance(tmp_path, url, "rp")
         run = Path(emu.workdir) / obs.provider_id / "r"
         (run / "checkpoints").mkdir(parents=True)
         write_epoch(run, 0, t0)

@@ -44,28 +44,26 @@ def sample_initial(n: int, nx: int, seed: int, start: int = 0, family: str = "of
 
 
 def _one(rng: np.random.Generator, x: np.ndarray) -> np.ndarray:
-    picks = rng.integers(1, K_TOT + 1, size=N_MODES)
-    counts = np.bincount(picks, minlength=K_TOT + 1)[1:]
-    k = 2 * np.pi * np.arange(1, K_TOT + 1) * counts
-    amp = rng.uniform(0, 1, K_TOT)
-    phase = rng.uniform(0, 2 * np.pi, K_TOT)
-    u = (amp[:, None] * np.sin(k[:, None] * x[None, :] + phase[:, None]) * (counts > 0)[:, None]).sum(0)
-    if rng.uniform() < 0.1:
-        u = np.abs(u)
-    u *= rng.choice([-1.0, 1.0])
-    if rng.uniform() < 0.5:
-        xl, xr = rng.uniform(0.1, 0.45), rng.uniform(0.55, 0.9)
-        u *= 0.5 * (np.tanh((x - xl) / WINDOW_WIDTH) - np.tanh((x - xr) / WINDOW_WIDTH))
-    return u + rng.uniform(-MAX_OFFSET, MAX_OFFSET)
+    return _perturbed(rng, _sines(rng, x, 1.0, unpicked=False), x) + rng.uniform(-MAX_OFFSET, MAX_OFFSET)
 
 
 def _pdebench(rng: np.random.Generator, x: np.ndarray, length: float) -> np.ndarray:
+    return _perturbed(rng, _sines(rng, x, length, unpicked=True), x)
+
+
+def _sines(rng: np.random.Generator, x: np.ndarray, length: float, unpicked: bool) -> np.ndarray:
+    """The sum of sines; a wavenumber not picked is 0, its term a constant kept only if `unpicked`."""
     picks = rng.integers(1, K_TOT + 1, size=N_MODES)
     counts = np.bincount(picks, minlength=K_TOT + 1)[1:]
-    k = 2 * np.pi * np.arange(1, K_TOT + 1) * counts / length   # 0 where not picked: a constant term
+    k = 2 * np.pi * np.arange(1, K_TOT + 1) * counts / length
     amp = rng.uniform(0, 1, K_TOT)
     phase = rng.uniform(0, 2 * np.pi, K_TOT)
-    u = (amp[:, None] * np.sin(k[:, None] * x[None, :] + phase[:, None])).sum(0)
+    keep = np.ones(K_TOT) if unpicked else (counts > 0)
+    return (amp[:, None] * np.sin(k[:, None] * x[None, :] + phase[:, None]) * keep[:, None]).sum(0)
+
+
+def _perturbed(rng: np.random.Generator, u: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """|u| with probability 0.1, a random sign, the tanh window with probability 0.5."""
     if rng.uniform() < 0.1:
         u = np.abs(u)
     u *= rng.choice([-1.0, 1.0])
