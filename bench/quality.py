@@ -444,7 +444,7 @@ def tune(args: argparse.Namespace, bundle: Any, flops: dict[str, Any]) -> dict[s
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--out", required=True, help="JSON file of every figure")
+    ap.add_argument("--out", help="JSON file of every figure (the figure goes beside it, .png)")
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4], help="training seeds (default 0-4)")
     ap.add_argument("--jobs", type=int, default=2, help="seeds at once, one process each (default 2)")
     ap.add_argument("--budgets", type=float, nargs="+", default=BUDGETS,
@@ -461,14 +461,23 @@ def main() -> None:
     ap.add_argument("--reread", metavar="REASON", help="read the sealed test set again (each read is on record)")
     ap.add_argument("--tune", choices=tuple(BASELINES), help="search this baseline's recipe on val instead")
     ap.add_argument("--threads", type=int, default=1, help="torch threads per process (default 1)")
-    ap.add_argument("--work", default=str(REPO / "runs" / "bench_quality"), help="run dirs (default runs/bench_quality)")
+    ap.add_argument("--work", help="run dirs, emptied per seed and budget (default runs/bench_quality, "
+                                   "runs/bench_quality_dev for --dev and --quick: a smoke run never touches a final's)")
+    ap.add_argument("--figure", metavar="JSON", help="only draw the figure of a finished run's JSON beside it")
     args = ap.parse_args()
+    if args.figure:
+        plot(json.loads(Path(args.figure).read_text()), str(Path(args.figure).with_suffix(".png")))
+        return
     if args.quick:
         args.dev, args.seeds, args.budgets, args.steps_scale, args.n = True, args.seeds[:2], [0.5, 1.0], 0.01, 24
+        print(f"quick: seeds {args.seeds}, budgets {args.budgets}, steps scale 0.01, {args.n} trajectories, on val")
+    args.work = args.work or str(REPO / "runs" / ("bench_quality_dev" if args.dev else "bench_quality"))
+    if not args.out:
+        ap.error("--out FILE.json is required (or --figure JSON)")
     if args.jobs < 1 or args.n < 20 or min(args.budgets) <= 0:
         ap.error("--jobs must be >= 1, --n >= 20 and every --budgets fraction > 0")
-    if args.dev and args.reread:
-        ap.error("--reread reads the sealed test set; --dev and --quick never do")
+    if (args.dev or args.tune) and args.reread:
+        ap.error("--reread reads the sealed test set; --dev, --quick and --tune never do")
     if not (args.dev or args.tune):
         check_unread(args)   # before minutes of work
     # the trainer sets its threads from USIM_THREADS (all cores when unset): every model gets --threads

@@ -75,24 +75,29 @@ def plot(out: dict[str, Any], path: str) -> None:
     for r in out["table"]:
         families.setdefault(r["name"].split("@")[0], []).append(r)
     last = max(r["train_budget"]["fraction"] for r in out["table"] if r["train_budget"])
-    for i, (name, rows) in enumerate(families.items()):
-        color = plt.get_cmap("tab20")(i % 20)
+    learned = [n for n, rows in families.items() if rows[0]["train_budget"]]
+    for name, rows in families.items():
+        # learned families: a colour each; references: grey shades, told apart by their markers
+        i = learned.index(name) if name in learned else None
+        refs = [n for n in families if n not in learned]
+        color = plt.get_cmap("tab10")(i % 10) if i is not None else str(0.15 + 0.6 * refs.index(name) / max(1, len(refs)))
+        marker = "o" if i is not None else "sDv^<>p*"[refs.index(name) % 8]
         y = [r["nrmse_frame"]["mean"] for r in rows]
         err = np.array([[m - r["nrmse_frame"]["ci95"][0], r["nrmse_frame"]["ci95"][1] - m]
                         for r, m in zip(rows, y, strict=True)]).T
         if rows[0]["train_budget"]:
             x = [r["train_budget"]["flops"] for r in rows]
-            a.errorbar(x, y, yerr=err, marker="o", color=color, label=name, capsize=3)
+            a.errorbar(x, y, yerr=err, marker=marker, color=color, label=name, capsize=3)
         top = [r for r in rows if not r["train_budget"] or r["train_budget"]["fraction"] == last]
         for r in top:
             m = r["nrmse_frame"]["mean"]
-            b.scatter(r["infer_cpu_s_per_traj"], m, color=color, label=name)
-            b.scatter(r["infer_cpu_s_per_traj_batch1"], m, facecolors="none", edgecolors=color)
+            b.scatter(r["infer_cpu_s_per_traj"], m, color=color, marker=marker, label=name)
+            b.scatter(r["infer_cpu_s_per_traj_batch1"], m, facecolors="none", edgecolors=color, marker=marker)
     split = "sealed test" if out["test_set"]["sealed"] else "val"
     a.set(xscale="log", yscale="log", xlabel="training FLOPs", ylabel=f"per-frame nRMSE ({split})",
           title="error against training compute")
     b.set(xscale="log", yscale="log", xlabel="CPU s per trajectory (filled: batch 256, open: batch 1)",
-          title="error against inference cost")
+          ylabel=f"per-frame nRMSE ({split})", title="error against inference cost (largest budget)")
     a.legend(fontsize=7)
     b.legend(fontsize=6, ncol=2)
     fig.tight_layout()

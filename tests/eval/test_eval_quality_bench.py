@@ -45,4 +45,4 @@ def test_development_runs_never_take_reread(monkeypatch, capsys):
     monkeypatch.setattr(sys, "argv", ["quality.py", "--out", "x.json", "--dev", "--reread", "why"])
     with pytest.raises(SystemExit):
         quality.main()
-    assert "--dev and --quick never do" in capsys.readouterr().err
+    assert "--dev, --quick and --tune never do" in capsys.readouterr().err
