@@ -100,12 +100,22 @@ def config(args: argparse.Namespace, seed: int, fraction: float = 1.0) -> RunCon
     over: dict[str, Any] = {"seed": seed, "data.generate": gen, "data.cache_dir": str(REPO / "data" / "bench"),
                             **ARCH, "eval.small.trajectories": VAL_SELECT, "stages.operator.unroll": 1,
                             "eval.ttc": {"enabled": False}}
-    for stage, steps in STEPS.items():
-        over[f"stages.{stage}.max_steps"] = max(1, round(steps * args.steps_scale * fraction))
+    for stage, cap in caps(args, fraction).items():
+        over[f"stages.{stage}.max_steps"] = cap
         over[f"stages.{stage}.epochs"] = 1000  # the step cap binds
     for stage, lr in LR.items():
         over[f"stages.{stage}.lr"] = lr
     return load_config(REPO / "configs" / "runs" / "burgers_base.yaml", over)
+
+
+def caps(args: argparse.Namespace, fraction: float) -> dict[str, int]:
+    """The pipeline's optimiser-step cap per stage at this budget fraction."""
+    return {stage: max(1, round(steps * args.steps_scale * fraction)) for stage, steps in STEPS.items()}
+
+
+def pipeline_flops(steps: dict[str, int], flops: dict[str, Any]) -> float:
+    """The pipeline's training FLOPs at these step caps (flops["pipeline"]: each stage's per optimiser step)."""
+    return sum(n * flops["pipeline"][s] for s, n in steps.items())
 
 
 def count_flops(fn: Any) -> float:
@@ -135,22 +145,25 @@ def pipeline_step_flops(args: argparse.Namespace, bundle: Any) -> dict[str, floa
     return {s: (run({**one, s: 3}) - base) / 2 for s in STEPS}
 
 
-def build(kind: str, bundle: Any) -> Any:
+def build(kind: str, bundle: Any, hparams: dict[str, Any] | None = None) -> Any:
+    """A baseline of this kind, its shape `hparams` (default: the tuned one)."""
     cls = FNOStepper if kind == "fno" else ResNetStepper
-    return cls(bundle.stats.mean, bundle.stats.std, **BASELINES[kind]["hparams"])
+    return cls(bundle.stats.mean, bundle.stats.std, **(hparams or BASELINES[kind]["hparams"]))
 
 
 def recipe(kind: str) -> Recipe:
     return Recipe(**BASELINES[kind]["recipe"])
 
 
-def stepper_step_flops(kind: str, bundle: Any) -> float:
+def stepper_step_flops(kind: str, bundle: Any, hparams: dict[str, Any] | None = None,
+                       rec: Recipe | None = None) -> float:
+    """A baseline's FLOPs per optimiser step (default: the tuned shape and recipe): runs of 3 and 1 steps."""
     tr = bundle.train
 
     def steps(n: int) -> float:
         torch.manual_seed(0)
-        model = build(kind, bundle)
-        return count_flops(lambda: train_stepper(model, tr.u, tr.nu, recipe=recipe(kind), max_steps=n,
+        model = build(kind, bundle, hparams)
+        return count_flops(lambda: train_stepper(model, tr.u, tr.nu, recipe=rec or recipe(kind), max_steps=n,
                                                  dt=bundle.dt, length=bundle.length))
     return (steps(3) - steps(1)) / 2
 
@@ -207,8 +220,8 @@ def run_seed(args: argparse.Namespace, seed: int, bundle: Any, evaluation: tuple
         train_run(cfg, run, bundle=bundle, device="cpu", run_evals=False, quiet=True,
                   events=EventLog(run, stream=io.StringIO()))
         torch.set_num_threads(args.threads)   # train_run sets threads from USIM_THREADS; keep every run equal
-        steps = {s: getattr(cfg.stages, s).max_steps for s in STEPS}
-        info = {"steps": steps, "flops": sum(steps[s] * flops["pipeline"][s] for s in STEPS),
+        steps = caps(args, f)
+        info = {"steps": steps, "flops": pipeline_flops(steps, flops),
                 "train_cpu_s": training_cpu_seconds(run)}
         model, _, _ = load_surrogate(run / "checkpoints" / "consistency_distill.pt")
         for mode in MODES:
@@ -235,8 +248,7 @@ def train_kind(kind: str, bundle: Any, seed: int, steps: int, rec: Recipe | None
     uv, nuv = tensors(bundle.val.u[:VAL_SELECT], bundle.val.nu[:VAL_SELECT])
     dt, length = float(bundle.dt), float(bundle.length)
     torch.manual_seed(seed)
-    model = (FNOStepper if kind == "fno" else ResNetStepper)(
-        bundle.stats.mean, bundle.stats.std, **(hparams or BASELINES[kind]["hparams"]))
+    model = build(kind, bundle, hparams)
     score = lambda m: float(np.mean(errors(m, uv, nuv, dt, "operator", seed, length)["nrmse"]))  # noqa: E731
     return train_stepper(model, bundle.train.u, bundle.train.nu, recipe=rec or recipe(kind), seed=seed,
                          max_steps=steps, dt=dt, length=length, val=score, val_every=max(1, steps // 8))
@@ -365,10 +377,7 @@ def conclusion(out: dict[str, Any], last: str) -> str:
 def _trial(kind: str, bundle: Any, budget: float, hp: dict[str, Any], rec: Recipe, threads: int) -> dict[str, Any]:
     """One tuning trial: this shape and recipe trained on `budget` FLOPs, seed 0, scored on val."""
     torch.set_num_threads(threads)
-    model = (FNOStepper if kind == "fno" else ResNetStepper)(bundle.stats.mean, bundle.stats.std, **hp)
-    per_step = count_flops(lambda: train_stepper(model, bundle.train.u, bundle.train.nu, recipe=rec, max_steps=1,
-                                                 dt=bundle.dt, length=bundle.length))
-    steps = max(1, round(budget / per_step))
+    steps = max(1, round(budget / stepper_step_flops(kind, bundle, hp, rec)))
     _, got = train_kind(kind, bundle, 0, steps, rec, hp)
     print(f"tune {kind}: {hp} {asdict(rec)}: {steps} steps, val {got['best_val']:.4f}", flush=True)
     return {"hparams": hp, "recipe": asdict(rec), "steps": steps, "val_nrmse_frame": got["best_val"],
@@ -394,7 +403,7 @@ def tune(args: argparse.Namespace, bundle: Any, flops: dict[str, Any]) -> dict[s
     from concurrent.futures import ProcessPoolExecutor
 
     kind, f = args.tune, max(args.budgets)
-    budget = sum(max(1, round(STEPS[s] * args.steps_scale * f)) * flops["pipeline"][s] for s in STEPS)
+    budget = pipeline_flops(caps(args, f), flops)
     out = {"kind": kind, "budget_fraction": f, "budget_flops": budget, "chosen": None, "tried": [],
            "command": " ".join(sys.argv)}
     old = json.loads(Path(args.out).read_text()) if Path(args.out).is_file() else {}
