@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -41,7 +42,16 @@ def _train(args: argparse.Namespace) -> int:
                 raise
             raise ConfigError(f"{args.config}: {exc}") from None
 
-    return run_guarded(events, body)
+    code = run_guarded(events, body)
+    if ranks.parallel:
+        # torch 2.13's gloo aborts at interpreter teardown after its process group is destroyed ("terminate called
+        # without an active exception", SIGABRT) in about one two-process launch in 25 on a loaded CPU; a
+        # pure-torch script does the same (docs/training.md). Everything a rank writes is closed per write and the
+        # tracker has finished by now, so a launched rank ends without that teardown.
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    return code
 
 
 def _preflight(args: argparse.Namespace) -> int:
