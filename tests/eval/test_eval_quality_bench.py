@@ -46,3 +46,14 @@ def test_development_runs_never_take_reread(monkeypatch, capsys):
     with pytest.raises(SystemExit):
         quality.main()
     assert "--dev, --quick and --tune never do" in capsys.readouterr().err
+
+
+def test_another_viscosity_is_explored_on_val_only(monkeypatch, capsys):
+    """The sealed set and the recipes are at nu 0.01: a final table at another nu is refused before any work."""
+    monkeypatch.setattr(quality, "check_unread", lambda args: pytest.fail("a refused run got as far as the seal"))
+    monkeypatch.setattr(sys, "argv", ["quality.py", "--out", "x.json", "--nu", "0.001"])
+    with pytest.raises(SystemExit) as exc:
+        quality.main()
+    assert exc.value.code == 2 and "another than 0.01 needs --dev" in capsys.readouterr().err
+    args = argparse.Namespace(n=20, geometry="pdebench", nu=0.001, steps_scale=1.0)
+    assert quality.config(args, 0).data.nu == [0.001]
