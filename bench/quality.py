@@ -5,11 +5,11 @@ seeds, on a sealed test set.
     .venv/bin/python bench/quality.py --tune fno|resnet --out FILE.json     (the baselines' recipes, on val)
 
 1. Data: PDEBench's geometry and initial conditions by default (x in (-1, 1), init_multi; `--geometry unit` for
-   usim's own [0, 1) with a mean offset), nu = 0.01 (`--nu` with `--dev`: another, on val), 1024 x 201 -> 256 x
-   41. Training and val come from one generated file (--n trajectories, split 80/10/10; its test part is
-   unused). The final table reads a SEALED test set: --test-n trajectories generated with a seed nothing else uses (SEALED_SEED). `--dev` (and `--quick`)
-   report on val and never open it; only a final run reads it, once: every read goes on record in
-   docs/bench/sealed_reads.jsonl, and a second needs --reread REASON.
+   usim's own [0, 1) with a mean offset), nu = 0.01 (`--nu` with `--dev`: another, on val), 1024 x 201 -> 256 x 41.
+   Training and val come from one generated file (--n trajectories, split 80/10/10; its test part is unused). The
+   final table reads a SEALED test set: --test-n trajectories generated with a seed nothing else uses
+   (SEALED_SEED). `--dev` (and `--quick`) report on val and never open it; only a final run reads it, once: every
+   read goes on record in docs/bench/sealed_reads.jsonl, and a second needs --reread REASON.
 2. Budgets in training FLOPs (torch.utils.flop_counter: matmuls, convolutions, attention; FFTs and elementwise
    ops are not counted, for any model), never CPU seconds: the pipeline trains its stages to step caps (STEPS x
    each --budgets fraction) and its FLOPs are those caps x each stage's FLOPs per optimiser step (measured once);
