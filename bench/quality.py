@@ -5,11 +5,11 @@ seeds, on a sealed test set.
     .venv/bin/python bench/quality.py --tune fno|resnet --out FILE.json     (the baselines' recipes, on val)
 
 1. Data: PDEBench's geometry and initial conditions by default (x in (-1, 1), init_multi; `--geometry unit` for
-   usim's own [0, 1) with a mean offset), nu = 0.01 (`--nu` with `--dev`: another, on val), 1024 x 201 -> 256 x 41.
-   Training and val come from one generated file (--n trajectories, split 80/10/10; its test part is unused). The
-   final table reads a SEALED test set: --test-n trajectories generated with a seed nothing else uses
-   (SEALED_SEED). `--dev` (and `--quick`) report on val and never open it; only a final run reads it, once: every
-   read goes on record in docs/bench/sealed_reads.jsonl, and a second needs --reread REASON.
+   usim's own [0, 1) with a mean offset), nu = 0.01, 1024 x 201 -> 256 x 41 (`--nu`, `--t-stride` with `--dev`:
+   others, on val). Training and val come from one generated file (--n trajectories, split 80/10/10; its test part
+   is unused). The final table reads a SEALED test set: --test-n trajectories generated with a seed nothing else
+   uses (SEALED_SEED). `--dev` (and `--quick`) report on val and never open it; only a final run reads it, once:
+   every read goes on record in docs/bench/sealed_reads.jsonl, and a second needs --reread REASON.
 2. Budgets in training FLOPs (torch.utils.flop_counter: matmuls, convolutions, attention; FFTs and elementwise
    ops are not counted, for any model), never CPU seconds: the pipeline trains its stages to step caps (STEPS x
    each --budgets fraction) and its FLOPs are those caps x each stage's FLOPs per optimiser step (measured once);
@@ -67,6 +67,7 @@ from usim_core.train.run import train_run, training_cpu_seconds  # noqa: E402
 
 SEALED_SEED = 20261207   # used by nothing else: the sealed test set's trajectories
 NU = 0.01                # the final table's viscosity (PDEBench's); others are explored on val (--nu, --dev)
+T_STRIDE = 5             # the final table's frames: 201 -> 41 (one model step per 0.05); others on val (--t-stride)
 # the model's shapes, chosen on val in earlier runs of this bench (docs/eval.md)
 ARCH = {
     "model.codec": {"latent_tokens": 32, "latent_dim": 8, "hidden_dim": 32, "depth": 1, "linear_path": True},
@@ -98,7 +99,7 @@ def config(args: argparse.Namespace, seed: int, fraction: float = 1.0) -> RunCon
     gen = {"n": args.n, "nx": 1024, "nt": 201, "t_end": 2.0, "seed": 0}
     if args.geometry == "pdebench":
         gen |= {"length": 2.0, "family": "pdebench"}
-    over: dict[str, Any] = {"seed": seed, "data.generate": gen, "data.nu": [args.nu],
+    over: dict[str, Any] = {"seed": seed, "data.generate": gen, "data.nu": [args.nu], "data.t_stride": args.t_stride,
                             "data.cache_dir": str(REPO / "data" / "bench"),
                             **ARCH, "eval.small.trajectories": VAL_SELECT, "stages.operator.unroll": 1,
                             "eval.ttc": {"enabled": False}}
@@ -301,7 +302,7 @@ def sealed_test_set(args: argparse.Namespace) -> tuple[np.ndarray, np.ndarray]:
     spec = GenSpec(nu=NU, n=args.test_n, nx=1024, nt=201, t_end=2.0, seed=SEALED_SEED, length=length,
                    family=family)
     path = generate(spec, REPO / "data" / "bench" / spec.filename(), workers=args.jobs)
-    u = read_rows(path, np.arange(args.test_n), x_stride=4, t_stride=5)
+    u = read_rows(path, np.arange(args.test_n), x_stride=4, t_stride=T_STRIDE)
     return u, np.full(args.test_n, NU, np.float32)
 
 
@@ -469,6 +470,9 @@ def main() -> None:
     ap.add_argument("--nu", type=float, default=NU,
                     help=f"viscosity (default {NU}, PDEBench's); another only with --dev: the sealed set, the model's "
                          f"shapes and the baselines' recipes are {NU}'s")
+    ap.add_argument("--t-stride", type=int, default=T_STRIDE,
+                    help=f"keep every k-th of the 201 solver frames (default {T_STRIDE}: 41 frames, one model step per "
+                         "0.05); 25 gives 9 frames, one step per 0.25; another only with --dev")
     ap.add_argument("--dev", action="store_true", help="development: report on val, never open the sealed set")
     ap.add_argument("--quick", action="store_true",
                     help="a smoke run for CI (implies --dev): 2 seeds, 2 tiny budgets, 24 trajectories")
@@ -492,6 +496,9 @@ def main() -> None:
         ap.error("--jobs must be >= 1, --n >= 20 and every --budgets fraction > 0")
     if args.nu <= 0 or (args.nu != NU and not (args.dev or args.tune)):
         ap.error(f"--nu must be > 0, and another than {NU} needs --dev (or --tune): the sealed set is at {NU}")
+    if args.t_stride < 1 or 200 % args.t_stride or (args.t_stride != T_STRIDE and not (args.dev or args.tune)):
+        ap.error(f"--t-stride must divide 200 (the solver's steps), and another than {T_STRIDE} needs --dev (or "
+                 f"--tune): the sealed set is read at {T_STRIDE}")
     if (args.dev or args.tune) and args.reread:
         ap.error("--reread reads the sealed test set; --dev, --quick and --tune never do")
     if not (args.dev or args.tune):
@@ -501,7 +508,8 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     t0 = time.time()
     bundle = prepare_data(config(args, args.seeds[0]))
-    print(f"data ({args.geometry}, nu {args.nu:g}): {len(bundle.train.rows)} train / {len(bundle.val.rows)} val trajectories of "
+    print(f"data ({args.geometry}, nu {args.nu:g}): {len(bundle.train.rows)} train / {len(bundle.val.rows)} val "
+          f"trajectories of "
           f"{bundle.val.u.shape[1]} x {bundle.val.u.shape[2]}, dt {bundle.dt:.3g}, length {bundle.length:g}",
           flush=True)
     flops: dict[str, Any] = {"pipeline": pipeline_step_flops(args, bundle)}
@@ -520,7 +528,8 @@ def main() -> None:
     out: dict[str, Any] = {
         "seeds": args.seeds,
         "test_set": {"n_trajectories": int(evaluation[0].shape[0]), "seed": None if args.dev else SEALED_SEED,
-                     "sealed": not args.dev, "geometry": args.geometry, "nu": args.nu},
+                     "sealed": not args.dev, "geometry": args.geometry, "nu": args.nu,
+                     "t_stride": args.t_stride},
         **table(args, runs, refs),
         "protocol": {"budget": "training FLOPs (torch.utils.flop_counter: matmul, conv, attention; not FFTs)",
                      "flops_per_step": flops, "steps": STEPS, "steps_scale": args.steps_scale,

@@ -48,12 +48,20 @@ def test_development_runs_never_take_reread(monkeypatch, capsys):
     assert "--dev, --quick and --tune never do" in capsys.readouterr().err
 
 
-def test_another_viscosity_is_explored_on_val_only(monkeypatch, capsys):
-    """The sealed set and the recipes are at nu 0.01: a final table at another nu is refused before any work."""
+@pytest.mark.parametrize(("flag", "value", "refusal"), [("--nu", "0.001", "another than 0.01 needs --dev"),
+                                                        ("--t-stride", "25", "another than 5 needs --dev"),
+                                                        ("--t-stride", "3", "must divide 200")])
+def test_another_regime_is_explored_on_val_only(monkeypatch, capsys, flag, value, refusal):
+    """The sealed set and the recipes are at nu 0.01 and 41 frames: a final table in another regime is refused
+    before any work."""
     monkeypatch.setattr(quality, "check_unread", lambda args: pytest.fail("a refused run got as far as the seal"))
-    monkeypatch.setattr(sys, "argv", ["quality.py", "--out", "x.json", "--nu", "0.001"])
+    monkeypatch.setattr(sys, "argv", ["quality.py", "--out", "x.json", flag, value])
     with pytest.raises(SystemExit) as exc:
         quality.main()
-    assert exc.value.code == 2 and "another than 0.01 needs --dev" in capsys.readouterr().err
-    args = argparse.Namespace(n=20, geometry="pdebench", nu=0.001, steps_scale=1.0)
-    assert quality.config(args, 0).data.nu == [0.001]
+    assert exc.value.code == 2 and refusal in capsys.readouterr().err
+
+
+def test_a_development_regime_reaches_the_config():
+    args = argparse.Namespace(n=20, geometry="pdebench", nu=0.001, t_stride=25, steps_scale=1.0)
+    cfg = quality.config(args, 0)
+    assert cfg.data.nu == [0.001] and cfg.data.t_stride == 25
