@@ -65,3 +65,33 @@ def test_a_development_regime_reaches_the_config():
     args = argparse.Namespace(n=20, geometry="pdebench", nu=0.001, t_stride=25, steps_scale=1.0)
     cfg = quality.config(args, 0)
     assert cfg.data.nu == [0.001] and cfg.data.t_stride == 25
+
+
+def test_the_best_baseline_and_the_primary_mode_are_chosen_on_val_and_name_rows():
+    """The row best on val is the best baseline even where test would pick another; each row's ratio is to the
+    best family at its own budget."""
+    g = np.random.default_rng(1)
+
+    def row(val: float, test: float, fraction: float) -> dict:
+        return {"val": {"nrmse": [val] * 4}, "eval": {"nrmse": list(test * g.lognormal(0, 0.1, 6)),
+                                                       "vrmse": [test] * 6, "mass_drift": 0.0},
+                "train_cpu_s": 1.0, "fraction": fraction, "flops": fraction * 1e9, "steps": 10,
+                "infer": (0.01, 0.001)}
+
+    def seed() -> dict:
+        rows = {}
+        for f, fs in ((0.5, "0.5"), (1.0, "1")):
+            rows |= {f"model:operator@{fs}": row(0.3, 0.3, f), f"model:diffusion@{fs}": row(0.2, 0.4, f),
+                     f"model:consistency@{fs}": row(0.25, 0.1, f), f"fno@{fs}": row(0.05, 0.08, f),
+                     f"resnet@{fs}": row(0.06, 0.02, f)}
+        return {"rows": rows}
+
+    refs = {"persistence": {"eval": {"nrmse": [1.0] * 6, "vrmse": [1.0] * 6, "mass_drift": 0.0},
+                            "infer": (1e-5, 1e-6)}}
+    out = quality.table(argparse.Namespace(budgets=[0.5, 1.0]), [seed(), seed()], refs)
+    names = [r["name"] for r in out["table"]]
+    assert out["best_baseline"] == "fno@1" and out["best_baseline"] in names   # val, not test (resnet's 0.02)
+    assert out["best_baseline_family"] == "fno" and out["primary_mode"] == "diffusion"
+    rows = {r["name"]: r for r in out["table"]}
+    assert rows["fno@0.5"]["ratio_to_best_baseline"]["mean"] == 1.0
+    assert rows["resnet@1"]["ratio_to_best_baseline"]["ci95"][1] < 1   # better on test, and it says so
