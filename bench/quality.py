@@ -6,10 +6,11 @@ seeds, on a sealed test set.
 
 1. Data: PDEBench's geometry and initial conditions by default (x in (-1, 1), init_multi; `--geometry unit` for
    usim's own [0, 1) with a mean offset), nu = 0.01, 1024 x 201 -> 256 x 41 (`--nu`, `--t-stride` with `--dev`:
-   others, on val). Training and val come from one generated file (--n trajectories, split 80/10/10; its test part
-   is unused). The final table reads a SEALED test set: --test-n trajectories generated with a seed nothing else
-   uses (SEALED_SEED). `--dev` (and `--quick`) report on val and never open it; only a final run reads it, once:
-   every read goes on record in docs/bench/sealed_reads.jsonl, and a second needs --reread REASON.
+   others, on val; `--t-stride 25`, one step per 0.25, has a final table and a sealed set of its own). Training and
+   val come from one generated file (--n trajectories, split 80/10/10; its test part is unused). The final table
+   reads a SEALED test set: --test-n trajectories generated with a seed nothing else uses (SEALED, one per regime).
+   `--dev` (and `--quick`) report on val and never open it; only a final run reads it, once: every read goes on
+   record in docs/bench/sealed_reads.jsonl, and a second needs --reread REASON.
 2. Budgets in training FLOPs (torch.utils.flop_counter: matmuls, convolutions, attention; FFTs and elementwise
    ops are not counted, for any model), never CPU seconds: the pipeline trains its stages to step caps (STEPS x
    each --budgets fraction) and its FLOPs are those caps x each stage's FLOPs per optimiser step (measured once);
@@ -65,9 +66,12 @@ from usim_core.events import EventLog  # noqa: E402
 from usim_core.train.checkpoint import load_surrogate  # noqa: E402
 from usim_core.train.run import train_run, training_cpu_seconds  # noqa: E402
 
-SEALED_SEED = 20261207   # used by nothing else: the sealed test set's trajectories
+SEALED_SEED = 20261207   # used by nothing else: the default regime's sealed test set
 NU = 0.01                # the final table's viscosity (PDEBench's); others are explored on val (--nu, --dev)
 T_STRIDE = 5             # the final table's frames: 201 -> 41 (one model step per 0.05); others on val (--t-stride)
+# the regimes (nu, t_stride) a final table may read, each its own sealed set (a seed nothing else uses), read once:
+# the default, and one step per 0.25, chosen on val (docs/eval.md) before its set was ever generated
+SEALED = {(NU, T_STRIDE): SEALED_SEED, (NU, 25): 20261208}
 # the model's shapes, chosen on val in earlier runs of this bench (docs/eval.md)
 ARCH = {
     "model.codec": {"latent_tokens": 32, "latent_dim": 8, "hidden_dim": 32, "depth": 1, "linear_path": True},
@@ -284,26 +288,37 @@ def references(evaluation: tuple[np.ndarray, np.ndarray], dt: float, length: flo
 SEALED_READS = REPO / "docs" / "bench" / "sealed_reads.jsonl"   # every read of the sealed set, in the repository
 
 
+def regime(args: argparse.Namespace) -> dict[str, float]:
+    return {"nu": args.nu, "t_stride": args.t_stride}
+
+
 def check_unread(args: argparse.Namespace) -> None:
-    reads = SEALED_READS.read_text().splitlines() if SEALED_READS.is_file() else []
+    """Refuse a second read of this regime's sealed set without --reread (a record without a regime is the
+    default's: the first read, before there were others)."""
+    lines = SEALED_READS.read_text().splitlines() if SEALED_READS.is_file() else []
+    default = {"nu": NU, "t_stride": T_STRIDE}
+    reads = [r for r in map(json.loads, lines) if r.get("regime", default) == regime(args)]
     if reads and not args.reread:
-        raise SystemExit(f"the sealed test set was read {len(reads)} time(s) already ({SEALED_READS}); a final "
-                         "table reads it once: develop with --dev (val), or pass --reread REASON to read it again")
+        raise SystemExit(f"the sealed test set of nu {args.nu:g}, t-stride {args.t_stride} was read {len(reads)} "
+                         f"time(s) already ({SEALED_READS}); a final table reads it once: develop with --dev (val), "
+                         "or pass --reread REASON to read it again")
 
 
 def sealed_test_set(args: argparse.Namespace) -> tuple[np.ndarray, np.ndarray]:
-    """The final table's trajectories: generated with SEALED_SEED, read only here (never in --dev). Each read is
-    appended to SEALED_READS; a read after the first needs --reread REASON, so every look is on record."""
+    """The final table's trajectories: generated with the regime's sealed seed, read only here (never in --dev).
+    Each read is appended to SEALED_READS; a read after the first needs --reread REASON, so every look is on
+    record."""
     check_unread(args)
     with SEALED_READS.open("a") as f:
-        f.write(json.dumps({"at": time.strftime("%Y-%m-%d %H:%M:%S"), "out": args.out,
+        f.write(json.dumps({"at": time.strftime("%Y-%m-%d %H:%M:%S"), "out": args.out, "regime": regime(args),
                             "command": " ".join(sys.argv), "reason": args.reread or "the final table"}) + "\n")
     length, family = (2.0, "pdebench") if args.geometry == "pdebench" else (1.0, "offset")
-    spec = GenSpec(nu=NU, n=args.test_n, nx=1024, nt=201, t_end=2.0, seed=SEALED_SEED, length=length,
+    spec = GenSpec(nu=args.nu, n=args.test_n, nx=1024, nt=201, t_end=2.0, seed=SEALED[args.nu, args.t_stride],
+                   length=length,
                    family=family)
     path = generate(spec, REPO / "data" / "bench" / spec.filename(), workers=args.jobs)
-    u = read_rows(path, np.arange(args.test_n), x_stride=4, t_stride=T_STRIDE)
-    return u, np.full(args.test_n, NU, np.float32)
+    u = read_rows(path, np.arange(args.test_n), x_stride=4, t_stride=args.t_stride)
+    return u, np.full(args.test_n, args.nu, np.float32)
 
 
 def run_seeds(args: argparse.Namespace, *rest: Any) -> list[dict[str, Any]]:
@@ -469,11 +484,11 @@ def main() -> None:
     ap.add_argument("--geometry", choices=("pdebench", "unit"), default="pdebench",
                     help="pdebench (default): x in (-1, 1), PDEBench's initial conditions; unit: usim's [0, 1)")
     ap.add_argument("--nu", type=float, default=NU,
-                    help=f"viscosity (default {NU}, PDEBench's); another only with --dev: the sealed set, the model's "
-                         f"shapes and the baselines' recipes are {NU}'s")
+                    help=f"viscosity (default {NU}, PDEBench's); another only with --dev or --tune (no sealed set)")
     ap.add_argument("--t-stride", type=int, default=T_STRIDE,
                     help=f"keep every k-th of the 201 solver frames (default {T_STRIDE}: 41 frames, one model step per "
-                         "0.05); 25 gives 9 frames, one step per 0.25; another only with --dev")
+                         "0.05); 25 gives 9 frames, one step per 0.25 (a final table has a sealed set of its own); another only "
+                         "with --dev or --tune")
     ap.add_argument("--dev", action="store_true", help="development: report on val, never open the sealed set")
     ap.add_argument("--quick", action="store_true",
                     help="a smoke run for CI (implies --dev): 2 seeds, 2 tiny budgets, 24 trajectories")
@@ -497,11 +512,13 @@ def main() -> None:
         ap.error("--out FILE.json is required (or --figure JSON)")
     if args.jobs < 1 or args.n < 20 or min(args.budgets) <= 0:
         ap.error("--jobs must be >= 1, --n >= 20 and every --budgets fraction > 0")
-    if args.nu <= 0 or (args.nu != NU and not (args.dev or args.tune)):
-        ap.error(f"--nu must be > 0, and another than {NU} needs --dev (or --tune): the sealed set is at {NU}")
-    if args.t_stride < 1 or 200 % args.t_stride or (args.t_stride != T_STRIDE and not (args.dev or args.tune)):
-        ap.error(f"--t-stride must divide 200 (the solver's steps), and another than {T_STRIDE} needs --dev (or "
-                 f"--tune): the sealed set is read at {T_STRIDE}")
+    if args.nu <= 0:
+        ap.error(f"--nu must be > 0, got {args.nu:g}")
+    if args.t_stride < 1 or 200 % args.t_stride:
+        ap.error(f"--t-stride must divide 200 (the solver's steps), got {args.t_stride}")
+    if (args.nu, args.t_stride) not in SEALED and not (args.dev or args.tune):
+        ap.error(f"no sealed test set for nu {args.nu:g}, t-stride {args.t_stride}: explore it with --dev (val); "
+                 "final tables: " + ", ".join(f"nu {n:g} t-stride {k}" for n, k in SEALED))
     if (args.dev or args.tune) and args.reread:
         ap.error("--reread reads the sealed test set; --dev, --quick and --tune never do")
     if not (args.dev or args.tune):
@@ -530,7 +547,8 @@ def main() -> None:
     runs = run_seeds(args, bundle, evaluation, flops)
     out: dict[str, Any] = {
         "seeds": args.seeds,
-        "test_set": {"n_trajectories": int(evaluation[0].shape[0]), "seed": None if args.dev else SEALED_SEED,
+        "test_set": {"n_trajectories": int(evaluation[0].shape[0]),
+                     "seed": None if args.dev else SEALED[args.nu, args.t_stride],
                      "sealed": not args.dev, "geometry": args.geometry, "nu": args.nu,
                      "t_stride": args.t_stride},
         **table(args, runs, refs),

@@ -34,11 +34,18 @@ def test_the_paired_bootstrap_finds_a_real_ratio_and_does_not_invent_one():
 
 def test_the_sealed_test_set_is_read_once_and_every_read_is_on_record(tmp_path, monkeypatch):
     monkeypatch.setattr(quality, "SEALED_READS", tmp_path / "sealed_reads.jsonl")
-    quality.check_unread(argparse.Namespace(reread=None))          # never read: a final run may
-    (tmp_path / "sealed_reads.jsonl").write_text('{"at": "2026-12-07", "reason": "the final table"}\n')
-    with pytest.raises(SystemExit, match=r"read 1 time\(s\) already.*--dev.*--reread REASON"):
-        quality.check_unread(argparse.Namespace(reread=None))
-    quality.check_unread(argparse.Namespace(reread="a bug in the table, fixed"))
+    default, long_step = (argparse.Namespace(reread=None, nu=0.01, t_stride=k) for k in (5, 25))
+    quality.check_unread(default)          # never read: a final run may
+    (tmp_path / "sealed_reads.jsonl").write_text('{"at": "2026-12-07", "reason": "the final table"}\n')  # no regime
+    with pytest.raises(SystemExit, match=r"nu 0.01, t-stride 5 was read 1 time\(s\) already.*--dev.*--reread"):
+        quality.check_unread(default)
+    quality.check_unread(argparse.Namespace(reread="a bug in the table, fixed", nu=0.01, t_stride=5))
+    quality.check_unread(long_step)        # each regime has its own sealed set, read once
+    with (tmp_path / "sealed_reads.jsonl").open("a") as f:
+        f.write('{"at": "2026-12-08", "regime": {"nu": 0.01, "t_stride": 25}, "reason": "the final table"}\n')
+    with pytest.raises(SystemExit, match=r"t-stride 25 was read 1 time"):
+        quality.check_unread(long_step)
+    assert len(set(quality.SEALED.values())) == len(quality.SEALED)   # never one set for two regimes
 
 
 def test_development_runs_never_take_reread(monkeypatch, capsys):
@@ -48,12 +55,12 @@ def test_development_runs_never_take_reread(monkeypatch, capsys):
     assert "--dev, --quick and --tune never do" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize(("flag", "value", "refusal"), [("--nu", "0.001", "another than 0.01 needs --dev"),
-                                                        ("--t-stride", "25", "another than 5 needs --dev"),
-                                                        ("--t-stride", "3", "must divide 200")])
+@pytest.mark.parametrize(("flag", "value", "refusal"), [
+    ("--nu", "0.001", "no sealed test set for nu 0.001, t-stride 5: explore it with --dev"),
+    ("--t-stride", "10", "no sealed test set for nu 0.01, t-stride 10"),
+    ("--t-stride", "3", "must divide 200"), ("--nu", "-1", "must be > 0")])
 def test_another_regime_is_explored_on_val_only(monkeypatch, capsys, flag, value, refusal):
-    """The sealed set and the recipes are at nu 0.01 and 41 frames: a final table in another regime is refused
-    before any work."""
+    """A final table in a regime without a sealed set of its own (or a bad value) is refused before any work."""
     monkeypatch.setattr(quality, "check_unread", lambda args: pytest.fail("a refused run got as far as the seal"))
     monkeypatch.setattr(sys, "argv", ["quality.py", "--out", "x.json", flag, value])
     with pytest.raises(SystemExit) as exc:
