@@ -103,8 +103,8 @@ def config(args: argparse.Namespace, seed: int, fraction: float = 1.0) -> RunCon
     gen = {"n": args.n, "nx": 1024, "nt": 201, "t_end": 2.0, "seed": 0}
     if args.geometry == "pdebench":
         gen |= {"length": 2.0, "family": "pdebench"}
-    over: dict[str, Any] = {"seed": seed, "data.generate": gen, "data.nu": [args.nu], "data.t_stride": args.t_stride,
-                            "data.cache_dir": str(REPO / "data" / "bench"),
+    over: dict[str, Any] = {"seed": seed, "data.generate": gen, "data.nu": [args.nu],
+                            "data.t_stride": args.t_stride, "data.cache_dir": str(REPO / "data" / "bench"),
                             **ARCH, "eval.small.trajectories": VAL_SELECT, "stages.operator.unroll": 1,
                             "eval.ttc": {"enabled": False}}
     for stage, cap in caps(args, fraction).items():
@@ -314,8 +314,7 @@ def sealed_test_set(args: argparse.Namespace) -> tuple[np.ndarray, np.ndarray]:
                             "command": " ".join(sys.argv), "reason": args.reread or "the final table"}) + "\n")
     length, family = (2.0, "pdebench") if args.geometry == "pdebench" else (1.0, "offset")
     spec = GenSpec(nu=args.nu, n=args.test_n, nx=1024, nt=201, t_end=2.0, seed=SEALED[args.nu, args.t_stride],
-                   length=length,
-                   family=family)
+                   length=length, family=family)
     path = generate(spec, REPO / "data" / "bench" / spec.filename(), workers=args.jobs)
     u = read_rows(path, np.arange(args.test_n), x_stride=4, t_stride=args.t_stride)
     return u, np.full(args.test_n, args.nu, np.float32)
@@ -384,8 +383,8 @@ def conclusion(out: dict[str, Any], last: str) -> str:
                and x["nrmse_frame"]["mean"] <= model["nrmse_frame"]["mean"]]
     cheapest = min(solvers, key=lambda x: x["infer_cpu_s_per_traj"]) if solvers else None
     text = (f"At {model['train_budget']['flops'] / 1e9:.0f} GFLOP of training the model ({out['primary_mode']}) "
-            f"{verdict} the best learned baseline ({out['best_baseline_family']}): {r['mean']:.2f}x its per-frame nRMSE "
-            f"[95% {r['ci95'][0]:.2f}, {r['ci95'][1]:.2f}]")
+            f"{verdict} the best learned baseline ({out['best_baseline_family']}): {r['mean']:.2f}x its per-frame "
+            f"nRMSE [95% {r['ci95'][0]:.2f}, {r['ci95'][1]:.2f}]")
     if cheapest:
         ratio = model["infer_cpu_s_per_traj"] / cheapest["infer_cpu_s_per_traj"]
         text += (f"; the {cheapest['name']} is at least as accurate ({cheapest['nrmse_frame']['mean']:.2g}) at "
@@ -486,9 +485,9 @@ def main() -> None:
     ap.add_argument("--nu", type=float, default=NU,
                     help=f"viscosity (default {NU}, PDEBench's); another only with --dev or --tune (no sealed set)")
     ap.add_argument("--t-stride", type=int, default=T_STRIDE,
-                    help=f"keep every k-th of the 201 solver frames (default {T_STRIDE}: 41 frames, one model step per "
-                         "0.05); 25 gives 9 frames, one step per 0.25 (a final table has a sealed set of its own); another only "
-                         "with --dev or --tune")
+                    help=f"keep every k-th of the 201 solver frames (default {T_STRIDE}: 41 frames, one model "
+                         "step per 0.05); 25 gives 9 frames, one step per 0.25 (a final table has a sealed set of "
+                         "its own); another only with --dev or --tune")
     ap.add_argument("--dev", action="store_true", help="development: report on val, never open the sealed set")
     ap.add_argument("--quick", action="store_true",
                     help="a smoke run for CI (implies --dev): 2 seeds, 2 tiny budgets, 24 trajectories")
@@ -529,8 +528,8 @@ def main() -> None:
     t0 = time.time()
     bundle = prepare_data(config(args, args.seeds[0]))
     print(f"data ({args.geometry}, nu {args.nu:g}): {len(bundle.train.rows)} train / {len(bundle.val.rows)} val "
-          f"trajectories of "
-          f"{bundle.val.u.shape[1]} x {bundle.val.u.shape[2]}, dt {bundle.dt:.3g}, length {bundle.length:g}",
+          f"trajectories of {bundle.val.u.shape[1]} x {bundle.val.u.shape[2]}, dt {bundle.dt:.3g}, "
+          f"length {bundle.length:g}",
           flush=True)
     flops: dict[str, Any] = {"pipeline": pipeline_step_flops(args, bundle)}
     flops |= {kind: stepper_step_flops(kind, bundle) for kind in BASELINES}
