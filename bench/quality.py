@@ -99,10 +99,17 @@ BASELINES: dict[str, dict[str, Any]] = {
 VAL_SELECT = 16   # val trajectories the baselines' best-on-val checkpoint is chosen on (the model's: eval.small)
 
 
+GEOMETRIES = {"pdebench": {"length": 2.0, "family": "pdebench"}, "unit": {"length": 1.0, "family": "offset"}}
+
+
+def generation(args: argparse.Namespace, n: int, seed: int) -> dict[str, Any]:
+    """How the bench's files are generated (the train/val file and every sealed set alike): 1024 x 201 on t in
+    [0, 2], in the chosen geometry."""
+    return {"n": n, "nx": 1024, "nt": 201, "t_end": 2.0, "seed": seed, **GEOMETRIES[args.geometry]}
+
+
 def config(args: argparse.Namespace, seed: int, fraction: float = 1.0) -> RunConfig:
-    gen = {"n": args.n, "nx": 1024, "nt": 201, "t_end": 2.0, "seed": 0}
-    if args.geometry == "pdebench":
-        gen |= {"length": 2.0, "family": "pdebench"}
+    gen = generation(args, args.n, 0)
     over: dict[str, Any] = {"seed": seed, "data.generate": gen, "data.nu": [args.nu],
                             "data.t_stride": args.t_stride, "data.cache_dir": str(REPO / "data" / "bench"),
                             **ARCH, "eval.small.trajectories": VAL_SELECT, "stages.operator.unroll": 1,
@@ -312,9 +319,7 @@ def sealed_test_set(args: argparse.Namespace) -> tuple[np.ndarray, np.ndarray]:
     with SEALED_READS.open("a") as f:
         f.write(json.dumps({"at": time.strftime("%Y-%m-%d %H:%M:%S"), "out": args.out, "regime": regime(args),
                             "command": " ".join(sys.argv), "reason": args.reread or "the final table"}) + "\n")
-    length, family = (2.0, "pdebench") if args.geometry == "pdebench" else (1.0, "offset")
-    spec = GenSpec(nu=args.nu, n=args.test_n, nx=1024, nt=201, t_end=2.0, seed=SEALED[args.nu, args.t_stride],
-                   length=length, family=family)
+    spec = GenSpec(nu=args.nu, **generation(args, args.test_n, SEALED[args.nu, args.t_stride]))
     path = generate(spec, REPO / "data" / "bench" / spec.filename(), workers=args.jobs)
     u = read_rows(path, np.arange(args.test_n), x_stride=4, t_stride=args.t_stride)
     return u, np.full(args.test_n, args.nu, np.float32)

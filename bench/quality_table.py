@@ -76,12 +76,14 @@ def plot(out: dict[str, Any], path: str) -> None:
         families.setdefault(r["name"].split("@")[0], []).append(r)
     last = max(r["train_budget"]["fraction"] for r in out["table"] if r["train_budget"])
     learned = [n for n, rows in families.items() if rows[0]["train_budget"]]
+    refs = [n for n in families if n not in learned]
     for name, rows in families.items():
         # learned families: a colour each; references: grey shades, told apart by their markers
-        i = learned.index(name) if name in learned else None
-        refs = [n for n in families if n not in learned]
-        color = plt.get_cmap("tab10")(i % 10) if i is not None else str(0.15 + 0.6 * refs.index(name) / max(1, len(refs)))
-        marker = "o" if i is not None else "sDv^<>p*"[refs.index(name) % 8]
+        if name in learned:
+            color, marker = plt.get_cmap("tab10")(learned.index(name) % 10), "o"
+        else:
+            j = refs.index(name)
+            color, marker = str(0.15 + 0.6 * j / max(1, len(refs))), "sDv^<>p*"[j % 8]
         y = [r["nrmse_frame"]["mean"] for r in rows]
         err = np.array([[m - r["nrmse_frame"]["ci95"][0], r["nrmse_frame"]["ci95"][1] - m]
                         for r, m in zip(rows, y, strict=True)]).T
