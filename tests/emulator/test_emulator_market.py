@@ -57,8 +57,12 @@ async def test_bid_offers_carry_min_bid_and_a_bid_instance_bills_its_bid_not_the
     emu = emulator()
     async with serve(emu) as url, session(emu) as s:
         bid_offers = await search(s, url, "bid")
-        assert bid_offers and all(o["is_bid"] and 0 < o["min_bid"] < o["dph_total"] for o in bid_offers)
-        assert not any(o["is_bid"] for o in await search(s, url, "on-demand"))
+        on_demand = {o["id"]: o for o in await search(s, url, "on-demand")}
+        assert not any(o["is_bid"] for o in on_demand.values())
+        # a bid search shows interruptible pricing (vastai's `search offers --type`), its min_bid plus storage
+        assert bid_offers and all(o["is_bid"] and 0 < o["min_bid"] == o["dph_base"] for o in bid_offers)
+        assert all(o["dph_total"] == pytest.approx(o["min_bid"] + o["storage_total_cost"]) for o in bid_offers)
+        assert all(o["min_bid"] < on_demand[o["id"]]["dph_base"] for o in bid_offers if o["id"] in on_demand)
         o = bid_offers[0]
         bid = round(o["min_bid"] * 1.1, 4)
         status, body = await create(s, url, o["id"], "usim:m:c0:1", bid)
@@ -70,7 +74,7 @@ async def test_bid_offers_carry_min_bid_and_a_bid_instance_bills_its_bid_not_the
         running = emu.clock.now() - inst.running_since()
         storage = inst.storage_per_hour * (emu.clock.now() - inst.created_at) / 3600
         assert inst.billed(emu.clock.now()) == pytest.approx(bid * running / 3600 + storage)
-        assert bid * running / 3600 < o["dph_base"] * running / 3600, "cheaper than on demand"
+        assert bid < on_demand[o["id"]]["dph_base"], "cheaper than on demand"
 
 
 async def test_on_demand_instances_are_never_outbid_even_in_a_rough_market():

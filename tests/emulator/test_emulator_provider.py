@@ -380,6 +380,28 @@ async def test_interruptible_pricing_rents_at_a_bid_over_min_bid_capped_under_th
         await p.close()
 
 
+async def test_a_bid_search_shows_interruptible_prices_so_the_cap_and_the_saving_come_from_the_on_demand_search():
+    """Reproduced against vastai's source: a `type: bid` search shows interruptible pricing in dph_base and dph_total
+    (`search offers --type`: "Show ... 'bid'(interruptible) pricing"). usim read them as the on-demand price: its
+    cap, max_bid_share of that, fell under every bid (no interruptible offer found), and the on-demand figure
+    the report's saving is reckoned from was the bid price."""
+    emu = emulator()
+    async with serve(emu) as url:
+        settings = SETTINGS.model_copy(update={"install": "usim-sweeps==0.1.0", "pricing": "interruptible",
+                                               "bid_margin": 1.2, "max_bid_share": 0.9})
+        said: list[str] = []
+        p = VastProvider(settings, clock=emu.clock, api_key=KEY, base_url=url, sweep="s", log=said.append)
+        obs = await p.create(spec("a"))
+        inst = emu.instances[int(obs.provider_id)]
+        on_demand = inst.machine.offer(inst.disk)   # the machine as an on-demand search lists it
+        assert inst.bid is not None and inst.bid > on_demand["min_bid"]
+        assert obs.raw["on_demand_per_hour"] == pytest.approx(on_demand["dph_total"])
+        assert obs.raw["on_demand_per_hour"] > obs.price_per_hour, "the saving against on demand is positive"
+        assert p.bid_cap(obs.provider_id) == pytest.approx(round(0.9 * on_demand["dph_base"], 4))
+        assert not any("no on-demand price" in line for line in said), "every bid offer's machine was found"
+        await p.close()
+
+
 async def test_no_bid_offer_fits_interruptible_says_so_and_the_fallback_rents_on_demand():
     emu = emulator()
     async with serve(emu) as url:

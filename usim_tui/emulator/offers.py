@@ -69,6 +69,15 @@ class Machine:
         }
 
 
+def as_bid(offer: dict[str, Any]) -> dict[str, Any]:
+    """The offer as a `type: bid` search shows it: interruptible pricing in `dph_base`/`dph_total` (its min_bid,
+    plus storage), not the on-demand price (vastai 1.9.1 `search offers --type`: "Show 'on-demand', 'reserved',
+    or 'bid'(interruptible) pricing"; docs/vast.md). A client that reads a bid search's price as on demand is
+    wrong here, as on Vast."""
+    return offer | {"is_bid": True, "dph_base": offer["min_bid"],
+                    "dph_total": round(offer["min_bid"] + offer["storage_total_cost"], 6)}
+
+
 def gpu_count(r: float) -> int:
     """GPUs of a machine from one uniform draw: 80% one, 13% two, 5% four, 2% eight (as Vast's listings skew)."""
     return 1 if r < 0.80 else 2 if r < 0.93 else 4 if r < 0.98 else 8

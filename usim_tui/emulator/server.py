@@ -14,6 +14,7 @@ from typing import Any
 
 from aiohttp import web
 
+from usim_tui.emulator.offers import as_bid
 from usim_tui.emulator.state import Emulator
 
 STORED_COLUMNS = {"id", "label", "actual_status", "intended_status", "gpu_name", "verification", "machine_id"}
@@ -181,8 +182,10 @@ async def current_user(request: web.Request, emu: Emulator) -> web.Response:
 
 async def _search(request: web.Request, emu: Emulator, query: dict[str, Any]) -> web.Response:
     storage = float(query.get("allocated_storage") or 10)
-    bid = query.get("type") == "bid"   # interruptible: the same machines, rented at a bid of at least min_bid
-    rows = [o | {"is_bid": bid} for o in emu.offers(storage) if matches(o, query)]
+    # interruptible: the same machines, rented at a bid of at least min_bid, priced so in the listing
+    rows = emu.offers(storage)
+    rows = [as_bid(o) for o in rows] if query.get("type") == "bid" else rows
+    rows = [o for o in rows if matches(o, query)]
     rows = _order(rows, query.get("order") or [["score", "desc"]])
     limit = int(float(query.get("limit") or 64))
     return reply({"offers": rows[:limit]})

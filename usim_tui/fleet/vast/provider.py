@@ -154,6 +154,8 @@ class VastProvider(VastHost):
         self._label_bids: dict[str, tuple[float, float, float]] = {}   # label -> (bid, cap, on-demand $/h) sent
         # (num_gpus, on-demand|bid) -> (searched at, offers)
         self._offers: dict[tuple[int, str], tuple[float, list[dict[str, Any]]]] = {}
+        # (machine id, num_gpus) -> its on-demand offer: a bid search shows interruptible prices (docs/vast.md)
+        self._on_demand: dict[tuple[str, int], dict[str, Any]] = {}
         self._running_since: dict[str, float] = {}
         self.calls: dict[str, int] = {}
         self.unrated_offers = 0      # offers of the last search with no reliability field (said, not dropped silently)
@@ -338,16 +340,44 @@ class VastProvider(VastHost):
             raise ProviderError(f"Vast API: change bid of {provider_id} failed (HTTP {status}): {_describe(data)}")
         self._bids[provider_id] = round(price, 4)
 
+    def on_demand_of(self, offer: dict[str, Any]) -> dict[str, Any] | None:
+        """The on-demand offer of a bid offer's machine (same GPU count), from the on-demand search beside the bid
+        search; None if that search did not list it. Never the bid offer's own dph_total: a `type: bid` search
+        shows interruptible pricing there (vastai `search offers --type`; docs/vast.md)."""
+        return self._on_demand.get((str(offer.get("machine_id")), int(offer.get("num_gpus") or 0)))
+
     def bid_for(self, offer: dict[str, Any]) -> float | None:
         """The bid for an interruptible offer: min_bid times bid_margin, None if that passes max_bid_share of its
-        on-demand GPU price (docs/vast.md: usim keeps each bid itself, never reads it back from a listing)."""
+        machine's on-demand GPU price, or that price is unknown (docs/vast.md: usim keeps each bid itself, never
+        reads it back from a listing)."""
         s = self.settings
+        listed = self.on_demand_of(offer)
         try:
-            min_bid, on_demand = float(offer["min_bid"]), on_demand_gpu(offer)
+            min_bid, on_demand = float(offer["min_bid"]), on_demand_gpu(listed or {})
         except (KeyError, TypeError, ValueError):
             return None
         bid = round(min_bid * s.bid_margin, 4)
         return bid if 0 < bid <= on_demand * s.max_bid_share else None
+
+    async def _find_on_demand(self, bid_offers: list[dict[str, Any]], gpus: int) -> None:
+        """The on-demand prices of the bid offers' machines: one on-demand search by machine id. A machine it
+        does not list gets no bid (its cap is unknown), and the log says how many."""
+        ids = sorted({int(o["machine_id"]) for o in bid_offers if o.get("machine_id") is not None})
+        if not ids:
+            return
+        query = {"machine_id": {"in": ids}, "num_gpus": {"eq": gpus}, "type": "on-demand",
+                 "limit": max(100, len(ids)), "allocated_storage": self.settings.disk_gb}
+        status, data = await self._call("search", "POST", "/api/v0/bundles/", body=query)
+        if status != 200 or not isinstance(data, dict) or not isinstance(data.get("offers"), list):
+            raise ProviderError(f"Vast API: on-demand prices of bid offers: search failed (HTTP {status}): "
+                                f"{_describe(data)}")
+        for o in data["offers"]:
+            if not o.get("is_bid"):
+                self._on_demand[str(o.get("machine_id")), int(o.get("num_gpus") or 0)] = o
+        unknown = sum(self.on_demand_of(o) is None for o in bid_offers)
+        if unknown:
+            self._log(f"{unknown} of {len(bid_offers)} interruptible offers have no on-demand price listed: "
+                      "not bid on (the bid cap is a share of it)")
 
     def _hourly(self, offer: dict[str, Any], kind: str) -> float:
         """What the offer bills an hour rented this way: on demand its dph_total, at a bid the bid plus storage."""
@@ -377,6 +407,8 @@ class VastProvider(VastHost):
             if status != 200 or not isinstance(data, dict) or not isinstance(data.get("offers"), list):
                 raise ProviderError(f"Vast API: offer search failed (HTTP {status}): {_describe(data)}")
             offers = data["offers"]
+            if kind == "bid":
+                await self._find_on_demand(offers, gpus)
             self._offers[gpus, kind] = (self.clock.now(), offers)
         for table in (self._excluded_offers, self._excluded_machines):
             for k, until in list(table.items()):
@@ -444,9 +476,11 @@ class VastProvider(VastHost):
                 offer = offers[0]
                 bid = self.bid_for(offer) if kind == "bid" else None
                 body = payload if bid is None else {**payload, "price": bid}
-                if bid is not None:   # an unanswered create's instance, found by label later, bills at this bid
-                    self._label_bids[spec.label] = (bid, round(on_demand_gpu(offer) * s.max_bid_share, 4),
-                                                    float(offer.get("dph_total") or 0))
+                on_demand = self.on_demand_of(offer) if bid is not None else offer   # its machine's on-demand row
+                if bid is not None and on_demand is not None:   # an unanswered create's instance, found later by
+                    # label, bills at this bid
+                    self._label_bids[spec.label] = (bid, round(on_demand_gpu(on_demand) * s.max_bid_share, 4),
+                                                    float(on_demand.get("dph_total") or 0))
                 try:
                     status, data = await self._call("create", "PUT", f"/api/v0/asks/{offer['id']}/",
                                                     body=body, retry=False, timeout_s=s.create_timeout_s)
@@ -474,8 +508,9 @@ class VastProvider(VastHost):
                         machine_id=str(offer.get("machine_id")), gpu=offer.get("gpu_name"),
                         price_per_hour=self._hourly(offer, kind),
                         storage_per_hour=float(offer.get("storage_total_cost") or 0.0),
-                        created_at=self.clock.now(), raw={"offer_id": offer.get("id"), "bid": bid,
-                                                          "on_demand_per_hour": float(offer.get("dph_total") or 0)})
+                        created_at=self.clock.now(),
+                        raw={"offer_id": offer.get("id"), "bid": bid,
+                             "on_demand_per_hour": float((on_demand or {}).get("dph_total") or 0)})
                 err = data.get("error") if isinstance(data, dict) else None
                 if isinstance(data, dict) and data.get("new_contract"):
                     await self.destroy(str(data["new_contract"]))   # a half-made contract: end it now
