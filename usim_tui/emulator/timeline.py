@@ -121,20 +121,26 @@ def resume_script(script: list[tuple[float, str]], end: float, point: dict) -> t
     """What a run started with `--resume` from `point` writes (usim_core/train/run.py): `started`, a skipped
     `stage_end` per finished stage, the unfinished stage's `stage_start` at the resumed step, then the rest of the
     original run from the epoch after the point, as long as it took there. Returns (script, its end)."""
-    cut, stage_start = -1, None
+    cut, stage_start, ends, first = -1, None, {}, -1
     for i, (_dt, line) in enumerate(script):
         e = json.loads(line.removeprefix("@usim ")) if line.startswith("@usim ") else {}
         kind = e.get("kind")
         if kind == "stage_start" and e.get("stage") == point.get("stage"):
             stage_start = e
+        if kind == "stage_end":
+            ends[e["stage"]] = e.get("step")
+        if kind == "started":
+            first = i
         if (kind == "stage_end" and "stage" not in point and point["finished"] and e["stage"] == point["finished"][-1]) \
                 or (kind == "metric" and e.get("stage") == point.get("stage") and e.get("epoch") == point.get("epoch")):
             cut = i
-    if cut < 0:   # nothing to resume from: the whole run again
-        return script, end
+    started = _event(0.0, "started", device="cuda", resume=True, stage=None, processes=1)
+    if cut < 0:   # nothing to resume from: the whole run again, started with --resume all the same
+        return [started if i == first else step for i, step in enumerate(script)], end
     skip = script[cut][0]
-    out = [_event(0.0, "started", device="cuda", resume=True, stage=None, processes=1)]
-    out += [_event(0.0, "stage_end", stage=s, skipped=True, checkpoint=f"checkpoints/{s}.pt") for s in point["finished"]]
+    out = [started]
+    out += [_event(0.0, "stage_end", stage=s, step=ends.get(s), skipped=True, checkpoint=f"checkpoints/{s}.pt")
+            for s in point["finished"]]
     if stage_start is not None and "stage" in point:
         fields = {k: v for k, v in stage_start.items() if k not in ("v", "kind", "t", "resumed_at_step")}
         out.append(_event(0.0, "stage_start", **fields, resumed_at_step=point["step"]))

@@ -153,9 +153,9 @@ class HostRuns:
 
     def _resume_files(self, a: AttemptRow, now: float) -> dict[str, Path] | None:
         """What a run starts from: on an instance that ran it before (outbid, then running again: its disk
-        kept) what its run dir holds ({}); on a new attempt its cell's resume point when the attempt before it
-        lost its host (outbid, offline, unreachable: control/policies.py MACHINE_REASONS); else None (from the
-        start)."""
+        kept) what its run dir holds ({}); on a new attempt its cell's resume point when the attempt that pulled
+        it and every attempt since lost its host (outbid, offline, unreachable: store/states.py
+        MACHINE_REASONS); else None (from the start)."""
         if a.started_event:
             if self.in_place.get(a.id, -1.0) != a.state_since:   # said once per comeback (a bring-up may be retried)
                 self.in_place[a.id] = a.state_since
@@ -169,6 +169,12 @@ class HostRuns:
         if not before or before[-1].reason not in MACHINE_REASONS or not meta.is_file():
             return None
         point = json.loads(meta.read_text())
+        src = point.get("attempt")
+        # only while the point's attempt and every one since lost its host: a run's own failure, or a person's
+        # relaunch, since it starts the cell from zero however many lost hosts follow
+        if not isinstance(src, int) or src <= cell.counted_from \
+                or any(b.reason not in MACHINE_REASONS for b in before if b.attempt >= src):
+            return None
         files = {rel: self.resume_dir(a.cell) / rel for rel in point.get("files", [])}
         if not files or not all(f.is_file() for f in files.values()):
             return None

@@ -45,6 +45,10 @@ def ingest(events: Sequence[Event], concluded: bool = False) -> Ingested:
             # that one's own stage_start names a step (a `.last.pt` of it was there)
             out.attempt["resumed_stage"] = STAGES[STAGES.index(e["stage"]) + 1]  # type: ignore[index]
             out.attempt["resumed_step"] = 0
+        elif kind == "stage_end" and e.get("skipped") and e.get("stage") == STAGES[-1] and isinstance(e.get("step"), int):
+            # every stage finished (the host was lost during the evaluation): resumed at the last one's end
+            out.attempt["resumed_stage"] = e["stage"]
+            out.attempt["resumed_step"] = e["step"]  # type: ignore[typeddict-item]
         elif kind == "metric":
             _metric(out, e, stage if isinstance(stage, str) else None)
         elif kind == "eval":
