@@ -64,7 +64,7 @@ def main() -> None:
                     "again from zero, as before resuming existed)")
     ap.add_argument("--min-bid-share", type=float, default=None, metavar="F",
                     help="sensitivity: the emulator's quiet-market min_bid as a share of the on-demand price "
-                    f"(default {offers.MIN_BID_SHARE}, the least saving Vast's docs promise)")
+                    f"(default {offers.MIN_BID_SHARE}, as a public scrape of Vast's listings found; docs/vast.md)")
     ap.add_argument("--out", help="write the figures as JSON here")
     args = ap.parse_args()
     if args.min_bid_share is not None:

@@ -7,7 +7,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 HOURS_PER_MONTH = 30 * 24
-MIN_BID_SHARE = 0.5   # a quiet market's min_bid, as a share of the on-demand GPU price
+# A quiet market's min_bid, as a share of the on-demand GPU price: the median interruptible price over the median
+# on-demand one in the one public scrape of both found (docs/vast.md), not the 0.2-0.5 of Vast's "saves 50-80%"
+MIN_BID_SHARE = 0.6
 GPUS = (  # name, VRAM MB, $/h low, $/h high (per GPU)
     ("RTX 4090", 24564, 0.22, 0.55),
     ("RTX 3090", 24576, 0.12, 0.30),
@@ -38,8 +40,8 @@ class Machine:
 
     @property
     def min_bid(self) -> float:
-        """The lowest bid that rents it interruptible ($/h of the machine) in a quiet market: half its on-demand
-        price, the least saving Vast's docs promise ("saves 50-80%"; docs/vast.md, unverified per offer)."""
+        """The lowest bid that rents it interruptible ($/h of the machine) in a quiet market: MIN_BID_SHARE of its
+        on-demand price (docs/vast.md, unverified per offer)."""
         return round(self.dph_base * MIN_BID_SHARE, 4)
 
     def min_bid_at(self, now: float) -> float:
