@@ -402,6 +402,20 @@ async def test_a_bid_search_shows_interruptible_prices_so_the_cap_and_the_saving
         await p.close()
 
 
+async def test_a_bid_offer_whose_machine_no_on_demand_search_lists_is_not_bid_on_and_said():
+    emu = emulator()
+    async with serve(emu) as url:
+        settings = SETTINGS.model_copy(update={"install": "usim-sweeps==0.1.0", "pricing": "interruptible"})
+        said: list[str] = []
+        p = VastProvider(settings, clock=emu.clock, api_key=KEY, base_url=url, sweep="s", log=said.append)
+        listed = (await p._search(spec("a"), "bid"))[0]
+        unknown = listed | {"machine_id": 10**9}   # a machine the market has no on-demand offer for
+        await p._find_on_demand([listed, unknown], 1)
+        assert p.bid_for(listed) is not None and p.bid_for(unknown) is None, "no cap known: no bid"
+        assert any("1 of 2 interruptible offers have no on-demand price" in line for line in said)
+        await p.close()
+
+
 async def test_no_bid_offer_fits_interruptible_says_so_and_the_fallback_rents_on_demand():
     emu = emulator()
     async with serve(emu) as url:

@@ -371,6 +371,8 @@ class VastProvider(VastHost):
         if status != 200 or not isinstance(data, dict) or not isinstance(data.get("offers"), list):
             raise ProviderError(f"Vast API: on-demand prices of bid offers: search failed (HTTP {status}): "
                                 f"{_describe(data)}")
+        for mid in ids:   # this search's answer replaces the last one's (a machine it no longer lists: unknown)
+            self._on_demand.pop((str(mid), gpus), None)
         for o in data["offers"]:
             if not o.get("is_bid"):
                 self._on_demand[str(o.get("machine_id")), int(o.get("num_gpus") or 0)] = o
