@@ -16,7 +16,7 @@ from usim_tui.fleet.store.states import EndReason
 DEMO = Path(__file__).resolve().parents[2] / "configs/sweeps/demo.yaml"
 
 
-def setup(tmp_path: Path, reasons: list[EndReason]) -> tuple[HostRuns, Ledger, str, int]:
+def setup(tmp_path: Path, reasons: list[EndReason | None]) -> tuple[HostRuns, Ledger, str, int]:
     """A cell whose attempt 1 pulled a resume point, then attempts 2.. ended for `reasons`; returns the host
     runs, the ledger, the cell and the id of the next (new) attempt."""
     sweep = expand(DEMO)
@@ -29,9 +29,9 @@ def setup(tmp_path: Path, reasons: list[EndReason]) -> tuple[HostRuns, Ledger, s
     (point / "checkpoints" / "codec.pt").write_bytes(b"x")
     (point / "resume.json").write_text(json.dumps({"files": ["checkpoints/codec.pt"], "finished": ["codec"],
                                                    "attempt": 1, "at": 10.0}))
-    for n, reason in enumerate([EndReason.OUTBID, *reasons], start=1):
+    for n, reason in enumerate([EndReason.OUTBID, *reasons], start=1):   # None: a create that never happened
         aid = led.new_attempt(sweep.name, cell, n, f"usim:{sweep.name}:{cell}:{n}", str(tmp_path / str(n)), t=n)
-        led.set_attempt(aid, state="destroyed", reason=reason)
+        led.set_attempt(aid, state="destroyed" if reason is not None else "not_created", reason=reason)
     nxt = led.new_attempt(sweep.name, cell, len(reasons) + 2, "usim:x", str(tmp_path / "next"), t=100.0)
     return runs, led, cell, nxt
 
@@ -56,4 +56,18 @@ def test_a_runs_own_failure_since_the_point_starts_the_cell_from_zero_even_after
 def test_a_relaunch_by_hand_since_the_point_starts_the_cell_from_zero(tmp_path):
     runs, led, cell, nxt = setup(tmp_path, [EndReason.STARTUP_TIMEOUT, EndReason.STARTUP_TIMEOUT])
     led.set_cell("demo", cell, counted_from=1)   # a person relaunched it after attempt 1, whose point it is
+    assert runs._resume_files(led.attempt(nxt), now=100.0) is None
+
+
+def test_a_create_that_never_happened_between_lost_hosts_does_not_break_the_chain(tmp_path):
+    """Reproduced (a cold try, rehearsal seed 4 at a bid): an outbid attempt pulled a point, the next create
+    answered HTTP 503 and settled as never created (no reason), a stuck host followed, and the attempt after it
+    started from zero: the create that never happened counted as a failure of the run."""
+    runs, led, _, nxt = setup(tmp_path, [None, EndReason.STARTUP_TIMEOUT])
+    assert runs._resume_files(led.attempt(nxt), now=100.0) is not None
+    assert led.attempt(nxt).resumed_from == 1
+
+
+def test_a_host_set_up_that_failed_since_the_point_starts_the_cell_from_zero(tmp_path):
+    runs, led, _, nxt = setup(tmp_path, [EndReason.HOST_SETUP, EndReason.STARTUP_TIMEOUT])
     assert runs._resume_files(led.attempt(nxt), now=100.0) is None

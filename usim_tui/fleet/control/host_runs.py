@@ -163,8 +163,9 @@ class HostRuns:
                                    "from the checkpoints on its disk", a, data={"from": a.attempt, "in_place": True})
             return {}
         cell = self.ledger.cell(self.sweep.name, a.cell)
-        before = [b for b in self.ledger.attempts(self.sweep.name, a.cell)
-                  if cell.counted_from < b.attempt < a.attempt and b.reason not in FREE_REASONS]
+        before = [b for b in self.ledger.attempts(self.sweep.name, a.cell)   # a create that never happened is none
+                  if cell.counted_from < b.attempt < a.attempt and b.reason not in FREE_REASONS
+                  and b.state != A.NOT_CREATED]
         meta = self.resume_dir(a.cell) / "resume.json"
         if not before or before[-1].reason not in MACHINE_REASONS or not meta.is_file():
             return None
