@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import aiohttp
@@ -413,6 +414,29 @@ async def test_a_bid_offer_whose_machine_no_on_demand_search_lists_is_not_bid_on
         await p._find_on_demand([listed, unknown], 1)
         assert p.bid_for(listed) is not None and p.bid_for(unknown) is None, "no cap known: no bid"
         assert any("1 of 2 interruptible offers have no on-demand price" in line for line in said)
+        await p.close()
+
+
+async def test_a_fallback_to_on_demand_after_a_bid_offer_was_taken_is_billed_on_demand():
+    """Reproduced (a cold try): with interruptible-fallback, a bid create whose offer another renter took (404)
+    left its bid on the label; the same create then rented on demand, and the listing adopted the stale bid for
+    that on-demand instance: billed at the bid, with a bid cap it could be 'raised' to."""
+    emu = emulator()
+    async with serve(emu) as url:
+        settings = SETTINGS.model_copy(update={"install": "usim-sweeps==0.1.0", "pricing": "interruptible-fallback"})
+        p = VastProvider(settings, clock=emu.clock, api_key=KEY, base_url=url, sweep="s")
+        (first, *_) = await p._search(spec("a"), "bid")
+        p._offers[1, "bid"] = (emu.clock.now(), [first])   # the cached bid search: one offer...
+        status, _ = emu.create(first["id"], {"label": "someone:else", "disk": 64})   # ...which another renter takes
+        assert status == 200
+        for m in emu.machines:   # and every other machine clears far above any bid this sweep may place
+            m.floor, m.floor_until = m.dph_base * 10, math.inf
+        obs = await p.create(spec("a"))
+        inst = emu.instances[int(obs.provider_id)]
+        assert inst.bid is None and obs.raw["bid"] is None, "rented on demand"
+        (listed,) = await p.list()
+        assert listed.raw.get("bid") is None and p.bid_cap(listed.provider_id) is None
+        assert listed.price_per_hour == pytest.approx(inst.dph_total), "billed on demand, not at the stale bid"
         await p.close()
 
 

@@ -483,6 +483,8 @@ class VastProvider(VastHost):
                     # label, bills at this bid
                     self._label_bids[spec.label] = (bid, round(on_demand_gpu(on_demand) * s.max_bid_share, 4),
                                                     float(on_demand.get("dph_total") or 0))
+                else:   # on demand, maybe after a bid offer of this attempt was taken: no bid of its must stay
+                    self._label_bids.pop(spec.label, None)
                 try:
                     status, data = await self._call("create", "PUT", f"/api/v0/asks/{offer['id']}/",
                                                     body=body, retry=False, timeout_s=s.create_timeout_s)
