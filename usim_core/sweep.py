@@ -96,7 +96,10 @@ class ProviderSettings(Strict):
 
     pricing: Literal["on-demand", "interruptible", "interruptible-fallback"] = Field(
         "on-demand", description="vast: rent on demand at the offer's price, or interruptible at a bid (outbid "
-        "instances stop; docs/vast.md), or interruptible falling back to on demand when no bid offer fits")
+        "instances stop; docs/vast.md), or interruptible falling back to on demand when no bid offer fits or the "
+        "market has taken a cell's host fallback_after_outbids times")
+    fallback_after_outbids: int = Field(1, ge=1, description="interruptible-fallback: a cell outbid this many times "
+                                        "(since a relaunch) rents on demand from its next attempt on")
     bid_margin: float = Field(1.15, ge=1, description="interruptible: the bid is the offer's min_bid times this")
     max_bid_share: float = Field(0.9, gt=0, le=1, description="interruptible: a bid never exceeds this share of the "
                                  "offer's on-demand GPU price (an offer whose min_bid needs more is skipped)")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 from pathlib import Path
@@ -437,6 +438,17 @@ async def test_a_fallback_to_on_demand_after_a_bid_offer_was_taken_is_billed_on_
         (listed,) = await p.list()
         assert listed.raw.get("bid") is None and p.bid_cap(listed.provider_id) is None
         assert listed.price_per_hour == pytest.approx(inst.dph_total), "billed on demand, not at the stale bid"
+        await p.close()
+
+
+async def test_an_attempt_the_launcher_sends_on_demand_rents_on_demand_though_bid_offers_fit():
+    emu = emulator()
+    async with serve(emu) as url:
+        settings = SETTINGS.model_copy(update={"install": "usim-sweeps==0.1.0", "pricing": "interruptible-fallback"})
+        p = VastProvider(settings, clock=emu.clock, api_key=KEY, base_url=url, sweep="s")
+        assert await p._search(spec("a"), "bid"), "bid offers fit"
+        obs = await p.create(dataclasses.replace(spec("a"), on_demand=True))
+        assert emu.instances[int(obs.provider_id)].bid is None and obs.raw["bid"] is None
         await p.close()
 
 

@@ -39,6 +39,7 @@ class Launcher:
     run_preflight: bool = True
     preflight_cmd: list[str] | None = None
     _budget_notes: dict[int, str] = field(default_factory=dict)   # num_gpus -> the refusal last said
+    _fell_back: set[str] = field(default_factory=set)   # cells said to rent on demand from now (fallback)
 
     @property
     def name(self) -> str:
@@ -78,6 +79,23 @@ class Launcher:
             self.ledger.set_sweep(self.name, budget_stop=1)
         return fits
 
+    def _falls_back(self, cell_name: str, now: float) -> bool:
+        """interruptible-fallback: whether the market has taken this cell's host fallback_after_outbids times
+        since it was last relaunched, so its next attempt rents on demand (said once, when it first does)."""
+        settings = self.sweep.spec.provider
+        if settings.pricing != "interruptible-fallback":
+            return False
+        cell = self.ledger.cell(self.name, cell_name)
+        outbids = sum(1 for a in self.ledger.attempts(self.name, cell_name)
+                      if a.attempt > cell.counted_from and a.reason == EndReason.OUTBID)
+        if outbids < settings.fallback_after_outbids:
+            return False
+        if cell_name not in self._fell_back:
+            self._fell_back.add(cell_name)
+            self.journal.event(now, "fallback", f"{cell_name}: outbid on {outbids} host{'s' * (outbids > 1)}: rents "
+                               "on demand from now (pricing: interruptible-fallback)", data={"outbids": outbids})
+        return True
+
     async def launch(self, cell_name: str, now: float) -> bool:
         """Start the next attempt of one cell if preflight and budget allow; False stops this round of launches."""
         if self.run_preflight and not await preflight.check(self.ledger, self.sweep, self.journal, cell_name,
@@ -98,7 +116,7 @@ class Launcher:
                           config=cell.config, run_dir=run_dir, env=dict(self.env),
                           exclude_machines=self.ledger.excluded_machines(self.name), num_gpus=cell.num_gpus,
                           max_price_per_hour=budget.reserve_price(self.sweep.spec, cell.num_gpus)
-                          if settings.kind != "local" else None)
+                          if settings.kind != "local" else None, on_demand=self._falls_back(cell_name, now))
         try:
             o = await self.provider.create(spec)
         except NoCapacity as exc:

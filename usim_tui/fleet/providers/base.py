@@ -70,6 +70,7 @@ class LaunchSpec:
     exclude_machines: frozenset[str] = frozenset()
     max_price_per_hour: float | None = None                   # for the whole host (its num_gpus GPUs)
     num_gpus: int = 1               # GPUs of the host: an offer with exactly this many; one trainer per GPU
+    on_demand: bool = False         # rent on demand whatever the pricing (the market took this cell's hosts)
 
 
 @dataclass

@@ -438,7 +438,7 @@ class VastProvider(VastHost):
         """The offers to rent from, as the sweep's pricing says: at a bid, on demand, or at a bid and on demand
         when no bid offer fits."""
         pricing = self.settings.pricing
-        if pricing == "on-demand":
+        if pricing == "on-demand" or spec.on_demand:
             return "on-demand", await self._search(spec)
         offers = await self._search(spec, "bid")
         if offers or pricing == "interruptible":
