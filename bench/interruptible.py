@@ -102,7 +102,8 @@ def main() -> None:
     n = len(rows)
     out = {"command": " ".join(["python", "bench/interruptible.py", *sys.argv[1:]]), "sweep": sweep.name,
            "faults": faults.name, "pricing": args.pricing, "seeds": [r["seed"] for r in rows],
-           "settings": sweep.spec.provider.model_dump(include={"bid_margin", "max_bid_share", "checkpoint_every_s"}),
+           "settings": sweep.spec.provider.model_dump(include={"bid_margin", "max_bid_share", "checkpoint_every_s",
+                                                                  "fallback_after_outbids"}),
            "min_bid_share": offers.MIN_BID_SHARE,
            "curves": str(curves.path.relative_to(ROOT)) if curves else None, "noise_log_sigma": sigma,
            "noise_band": band, "cost_per_finished_ratio": ratio,

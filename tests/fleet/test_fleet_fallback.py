@@ -33,10 +33,15 @@ def test_a_cell_outbid_once_rents_on_demand_from_its_next_attempt_and_it_is_said
     assert not la._falls_back(cell, 10.0), "a stuck host is not the market"
     end(led, cell, 2, EndReason.OUTBID)
     assert la._falls_back(cell, 20.0) and la._falls_back(cell, 30.0)
-    said = led.q("SELECT message FROM events WHERE kind='fallback'")
-    assert len(said) == 1 and "outbid on 1 host: rents on demand" in said[0]["message"]
+    again, _, _ = launcher(tmp_path, "interruptible-fallback")   # a restarted controller, the same ledger
+    assert again._falls_back(cell, 35.0)
+    said = led.q("SELECT message, cell FROM events WHERE kind='fallback'")
+    assert len(said) == 1 and "outbid on 1 host: rents on demand" in said[0]["message"] and said[0]["cell"] == cell
     led.set_cell("overnight_sota", cell, counted_from=2)   # a person relaunched it: it starts afresh at a bid
     assert not la._falls_back(cell, 40.0)
+    end(led, cell, 3, EndReason.OUTBID)
+    assert la._falls_back(cell, 50.0)
+    assert len(led.q("SELECT 1 FROM events WHERE kind='fallback'")) == 2, "and says so again after the relaunch"
 
 
 def test_strict_interruptible_never_falls_back(tmp_path):

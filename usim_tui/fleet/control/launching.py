@@ -39,7 +39,6 @@ class Launcher:
     run_preflight: bool = True
     preflight_cmd: list[str] | None = None
     _budget_notes: dict[int, str] = field(default_factory=dict)   # num_gpus -> the refusal last said
-    _fell_back: set[str] = field(default_factory=set)   # cells said to rent on demand from now (fallback)
 
     @property
     def name(self) -> str:
@@ -86,14 +85,16 @@ class Launcher:
         if settings.pricing != "interruptible-fallback":
             return False
         cell = self.ledger.cell(self.name, cell_name)
-        outbids = sum(1 for a in self.ledger.attempts(self.name, cell_name)
-                      if a.attempt > cell.counted_from and a.reason == EndReason.OUTBID)
-        if outbids < settings.fallback_after_outbids:
+        since = [a for a in self.ledger.attempts(self.name, cell_name) if a.attempt > cell.counted_from]
+        outbid = [a for a in since if a.reason == EndReason.OUTBID]
+        if len(outbid) < settings.fallback_after_outbids:
             return False
-        if cell_name not in self._fell_back:
-            self._fell_back.add(cell_name)
-            self.journal.event(now, "fallback", f"{cell_name}: outbid on {outbids} host{'s' * (outbids > 1)}: rents "
-                               "on demand from now (pricing: interruptible-fallback)", data={"outbids": outbids})
+        ids = [a.id for a in since]   # said once since the last relaunch, on the outbid attempt (restarts too)
+        if not self.ledger.q(f"SELECT 1 FROM events WHERE kind='fallback' AND attempt_id IN ({','.join('?' * len(ids))})",
+                             *ids):
+            n = len(outbid)
+            self.journal.event(now, "fallback", f"{cell_name}: outbid on {n} host{'s' * (n > 1)}: rents on demand "
+                               "from now (pricing: interruptible-fallback)", outbid[-1], data={"outbids": n})
         return True
 
     async def launch(self, cell_name: str, now: float) -> bool:
