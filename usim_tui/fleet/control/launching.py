@@ -80,7 +80,7 @@ class Launcher:
 
     def _falls_back(self, cell_name: str, now: float) -> bool:
         """interruptible-fallback: whether the market has taken this cell's host fallback_after_outbids times
-        since it was last relaunched, so its next attempt rents on demand (said once, when it first does)."""
+        since it was last relaunched, so its next attempt rents on demand (said once per relaunch, in the ledger)."""
         settings = self.sweep.spec.provider
         if settings.pricing != "interruptible-fallback":
             return False
@@ -89,9 +89,7 @@ class Launcher:
         outbid = [a for a in since if a.reason == EndReason.OUTBID]
         if len(outbid) < settings.fallback_after_outbids:
             return False
-        ids = [a.id for a in since]   # said once since the last relaunch, on the outbid attempt (restarts too)
-        if not self.ledger.q(f"SELECT 1 FROM events WHERE kind='fallback' AND attempt_id IN ({','.join('?' * len(ids))})",
-                             *ids):
+        if not self.ledger.has_event("fallback", [a.id for a in since]):   # a restarted controller too
             n = len(outbid)
             self.journal.event(now, "fallback", f"{cell_name}: outbid on {n} host{'s' * (n > 1)}: rents on demand "
                                "from now (pricing: interruptible-fallback)", outbid[-1], data={"outbids": n})

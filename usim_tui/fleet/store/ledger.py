@@ -481,6 +481,12 @@ class Ledger:
         rows = self.q("SELECT * FROM events WHERE sweep=? AND id>? AND digest IS NULL ORDER BY id", sweep, after_id)
         return [(r["id"], _event_view(r)) for r in rows]
 
+    def has_event(self, kind: str, attempt_ids: list[int]) -> bool:
+        """Whether an event of this kind was recorded for any of these attempts."""
+        marks = ",".join("?" * len(attempt_ids))
+        return bool(attempt_ids) and bool(self.q(f"SELECT 1 FROM events WHERE kind=? AND attempt_id IN ({marks}) "
+                                                 "LIMIT 1", kind, *attempt_ids))
+
     def attempt_events(self, attempt_id: int, limit: int = 200) -> list[EventView]:
         rows = self.q("SELECT * FROM events WHERE attempt_id=? ORDER BY id DESC LIMIT ?", attempt_id, limit)
         return [_event_view(r) for r in reversed(rows)]
