@@ -40,15 +40,8 @@ def ingest(events: Sequence[Event], concluded: bool = False) -> Ingested:
         elif kind == "stage_start" and isinstance(e.get("resumed_at_step"), int):
             out.attempt["resumed_step"] = e["resumed_at_step"]  # type: ignore[typeddict-item]
             out.attempt["resumed_stage"] = e.get("stage")
-        elif kind == "stage_end" and e.get("skipped") and e.get("stage") in STAGES[:-1]:
-            # a resumed run skips the stages its checkpoints finished: it resumes at the next one's start, unless
-            # that one's own stage_start names a step (a `.last.pt` of it was there)
-            out.attempt["resumed_stage"] = STAGES[STAGES.index(e["stage"]) + 1]  # type: ignore[index]
-            out.attempt["resumed_step"] = 0
-        elif kind == "stage_end" and e.get("skipped") and e.get("stage") == STAGES[-1] and isinstance(e.get("step"), int):
-            # every stage finished (the host was lost during the evaluation): resumed at the last one's end
-            out.attempt["resumed_stage"] = e["stage"]
-            out.attempt["resumed_step"] = e["step"]  # type: ignore[typeddict-item]
+        elif kind == "stage_end" and e.get("skipped") and (at := _resumed_after(e)) is not None:
+            out.attempt["resumed_stage"], out.attempt["resumed_step"] = at
         elif kind == "metric":
             _metric(out, e, stage if isinstance(stage, str) else None)
         elif kind == "eval":
@@ -99,3 +92,16 @@ def describe(e: Mapping[str, Any]) -> str:
                if isinstance(v, int | float | str) and not isinstance(v, bool)]
     text = " ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in fields)
     return f"{e.get('kind')} {text}"[:500]
+
+
+def _resumed_after(e: Event) -> tuple[str, int] | None:
+    """Where a resumed run that skipped this finished stage resumes: the next stage's start (unless that one's own
+    stage_start names a step: a `.last.pt` of it was there), or after the last one (the host was lost during the
+    evaluation) at its end."""
+    stage, step = e.get("stage"), e.get("step")
+    if stage not in STAGES:
+        return None
+    i = STAGES.index(stage)
+    if i + 1 < len(STAGES):
+        return STAGES[i + 1], 0
+    return (stage, step) if isinstance(step, int) else None

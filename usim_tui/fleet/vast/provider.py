@@ -352,8 +352,10 @@ class VastProvider(VastHost):
         reads it back from a listing)."""
         s = self.settings
         listed = self.on_demand_of(offer)
+        if listed is None:
+            return None
         try:
-            min_bid, on_demand = float(offer["min_bid"]), on_demand_gpu(listed or {})
+            min_bid, on_demand = float(offer["min_bid"]), on_demand_gpu(listed)
         except (KeyError, TypeError, ValueError):
             return None
         bid = round(min_bid * s.bid_margin, 4)
@@ -367,19 +369,24 @@ class VastProvider(VastHost):
             return
         query = {"machine_id": {"in": ids}, "num_gpus": {"eq": gpus}, "type": "on-demand",
                  "limit": max(100, len(ids)), "allocated_storage": self.settings.disk_gb}
-        status, data = await self._call("search", "POST", "/api/v0/bundles/", body=query)
-        if status != 200 or not isinstance(data, dict) or not isinstance(data.get("offers"), list):
-            raise ProviderError(f"Vast API: on-demand prices of bid offers: search failed (HTTP {status}): "
-                                f"{_describe(data)}")
+        found = await self._bundles(query, "on-demand prices of bid offers: search")
         for mid in ids:   # this search's answer replaces the last one's (a machine it no longer lists: unknown)
             self._on_demand.pop((str(mid), gpus), None)
-        for o in data["offers"]:
+        for o in found:
             if not o.get("is_bid"):
                 self._on_demand[str(o.get("machine_id")), int(o.get("num_gpus") or 0)] = o
         unknown = sum(self.on_demand_of(o) is None for o in bid_offers)
         if unknown:
             self._log(f"{unknown} of {len(bid_offers)} interruptible offers have no on-demand price listed: "
                       "not bid on (the bid cap is a share of it)")
+
+    async def _bundles(self, query: dict[str, Any], what: str) -> list[dict[str, Any]]:
+        """`POST /api/v0/bundles/`: the offers the query finds; ProviderError naming `what` if the answer is not
+        a list of offers."""
+        status, data = await self._call("search", "POST", "/api/v0/bundles/", body=query)
+        if status != 200 or not isinstance(data, dict) or not isinstance(data.get("offers"), list):
+            raise ProviderError(f"Vast API: {what} failed (HTTP {status}): {_describe(data)}")
+        return data["offers"]
 
     def _hourly(self, offer: dict[str, Any], kind: str) -> float:
         """What the offer bills an hour rented this way: on demand its dph_total, at a bid the bid plus storage."""
@@ -405,10 +412,7 @@ class VastProvider(VastHost):
                 "allocated_storage": s.disk_gb}
             if s.verified:
                 query["verified"] = {"eq": True}
-            status, data = await self._call("search", "POST", "/api/v0/bundles/", body=query)
-            if status != 200 or not isinstance(data, dict) or not isinstance(data.get("offers"), list):
-                raise ProviderError(f"Vast API: offer search failed (HTTP {status}): {_describe(data)}")
-            offers = data["offers"]
+            offers = await self._bundles(query, "offer search")
             if kind == "bid":
                 await self._find_on_demand(offers, gpus)
             self._offers[gpus, kind] = (self.clock.now(), offers)
